@@ -1,0 +1,28 @@
+//! Skiff's Kubernetes API server.
+//!
+//! [`ApiServer`] turns HTTP requests into store operations with Kubernetes semantics; [`serve`]
+//! runs it over TLS with client-certificate and bearer-token authentication.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+
+pub mod authn;
+pub mod tls;
+
+pub use authn::{Authenticator, UserInfo};
+pub use tls::serve;
+
+/// A response body: full or streamed (watch).
+pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, std::io::Error>;
+
+/// Something that answers authenticated requests; implemented by [`ApiServer`].
+pub trait Handler: Send + Sync + 'static {
+    /// `user` is `None` for an anonymous request.
+    fn call(
+        self: Arc<Self>,
+        req: http::Request<hyper::body::Incoming>,
+        user: Option<UserInfo>,
+    ) -> BoxFuture<'static, http::Response<Body>>;
+}
