@@ -519,7 +519,7 @@ pub fn groups() -> Vec<(&'static str, &'static str)> {
 }
 
 /// The resources of one group-version, in discovery order.
-pub fn resources_in(group: &str, version: &str) -> impl Iterator<Item = &'static Resource> + '_ {
+pub fn resources_in<'a>(group: &'a str, version: &'a str) -> impl Iterator<Item = &'static Resource> + 'a {
     RESOURCES.iter().filter(move |r| r.group == group && r.version == version)
 }
 
