@@ -45,7 +45,8 @@ pub struct ApiError {
     pub code: u16,
     pub reason: &'static str,
     pub message: String,
-    pub details: Details,
+    /// Boxed to keep `Result<_, ApiError>` small on the hot path.
+    pub details: Box<Details>,
 }
 
 #[derive(Serialize)]
@@ -66,7 +67,7 @@ struct StatusBody<'a> {
 
 impl ApiError {
     pub fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
-        ApiError { code, reason, message: message.into(), details: Details::default() }
+        ApiError { code, reason, message: message.into(), details: Box::default() }
     }
 
     fn for_object(mut self, res: &Resource, name: &str) -> Self {

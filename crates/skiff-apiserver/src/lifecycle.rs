@@ -1,0 +1,462 @@
+//! The server's own lifecycle loops, fed by one watch over every stored object:
+//!
+//! - **Garbage collection** by owner references, as upstream's garbage collector: dependents
+//!   whose owners are all gone are deleted; an owner deleted with `propagationPolicy=Foreground`
+//!   (finalizer `foregroundDeletion`) waits until its dependents are gone; one deleted with
+//!   `Orphan` (finalizer `orphan`) first strips itself from its dependents' owner references.
+//! - **Namespace deletion**, as upstream's namespace controller: a terminating namespace has
+//!   its content deleted, then its `kubernetes` finalizer removed, and goes away.
+//!
+//! The graph is kept in memory and every decision to delete is checked against the store
+//! first, so a lagging graph never deletes a live object.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use skiff_core::registry::{self, Resource};
+use skiff_core::{meta, ApiError};
+use skiff_store::{EventKind, KeyValue, ListOptions, ReadAt};
+
+use crate::objects::{DeleteOptions, UpdateMode};
+use crate::server::ApiServer;
+
+#[derive(Debug, Clone)]
+struct Owner {
+    uid: String,
+    api_version: String,
+    kind: String,
+    name: String,
+}
+
+#[derive(Debug, Clone)]
+struct Node {
+    uid: String,
+    owners: Vec<Owner>,
+    deleting: bool,
+    finalizers: Vec<String>,
+}
+
+/// The owner graph of every stored object.
+#[derive(Default)]
+struct Graph {
+    by_key: HashMap<String, Node>,
+    by_uid: HashMap<String, String>,
+    dependents: HashMap<String, HashSet<String>>,
+    /// Keys that need a look: changed objects, their owners and dependents.
+    dirty: HashSet<String>,
+}
+
+impl Graph {
+    fn upsert(&mut self, kv: &KeyValue) {
+        let Ok(v) = serde_json::from_slice::<Value>(&kv.value) else {
+            return;
+        };
+        self.remove(&kv.key);
+        let owners: Vec<Owner> = v
+            .pointer("/metadata/ownerReferences")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .map(|o| Owner {
+                        uid: o
+                            .get("uid")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .to_string(),
+                        api_version: o
+                            .get("apiVersion")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .to_string(),
+                        kind: o
+                            .get("kind")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .to_string(),
+                        name: o
+                            .get("name")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .to_string(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let node = Node {
+            uid: meta::uid(&v).to_string(),
+            owners,
+            deleting: meta::is_deleting(&v),
+            finalizers: meta::finalizers(&v),
+        };
+        for o in &node.owners {
+            self.dependents
+                .entry(o.uid.clone())
+                .or_default()
+                .insert(kv.key.clone());
+            if let Some(k) = self.by_uid.get(&o.uid) {
+                self.dirty.insert(k.clone());
+            }
+        }
+        if !node.uid.is_empty() {
+            self.by_uid.insert(node.uid.clone(), kv.key.clone());
+        }
+        let interesting = !node.owners.is_empty() || node.deleting;
+        self.by_key.insert(kv.key.clone(), node);
+        if interesting {
+            self.dirty.insert(kv.key.clone());
+        }
+    }
+
+    fn remove(&mut self, key: &str) {
+        let Some(node) = self.by_key.remove(key) else {
+            return;
+        };
+        if self.by_uid.get(&node.uid).map(String::as_str) == Some(key) {
+            self.by_uid.remove(&node.uid);
+        }
+        for o in &node.owners {
+            if let Some(set) = self.dependents.get_mut(&o.uid) {
+                set.remove(key);
+                if set.is_empty() {
+                    self.dependents.remove(&o.uid);
+                }
+            }
+            if let Some(k) = self.by_uid.get(&o.uid) {
+                self.dirty.insert(k.clone());
+            }
+        }
+        // A terminating namespace looks again when its content goes.
+        if let Some((_, Some(ns), _)) = parse_key(key) {
+            let ns_key = format!("/registry/core/namespaces/{ns}");
+            if self.by_key.get(&ns_key).is_some_and(|n| n.deleting) {
+                self.dirty.insert(ns_key);
+            }
+        }
+        // Its dependents may now be orphans.
+        if let Some(deps) = self.dependents.get(&node.uid) {
+            self.dirty.extend(deps.iter().cloned());
+        }
+    }
+}
+
+/// Maps a store key back to its resource, namespace and name.
+fn parse_key(key: &str) -> Option<(&'static Resource, Option<String>, String)> {
+    let rest = key.strip_prefix("/registry/")?;
+    let mut parts = rest.splitn(4, '/');
+    let group = parts.next()?;
+    let plural = parts.next()?;
+    let group = if group == "core" { "" } else { group };
+    let res = registry::RESOURCES
+        .iter()
+        .find(|r| r.group == group && r.plural == plural)?;
+    let a = parts.next()?;
+    if res.namespaced {
+        let name = parts.next()?;
+        Some((res, Some(a.to_string()), name.to_string()))
+    } else {
+        Some((res, None, a.to_string()))
+    }
+}
+
+/// Starts the loops.
+pub fn start(srv: Arc<ApiServer>) {
+    tokio::spawn(async move {
+        loop {
+            if let Err(e) = run(srv.clone()).await {
+                tracing::warn!(error = %e, "lifecycle loop restarting");
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    });
+}
+
+async fn run(srv: Arc<ApiServer>) -> Result<(), ApiError> {
+    let mut graph = Graph::default();
+    let page = srv
+        .store
+        .list(ListOptions {
+            prefix: "/registry/".into(),
+            at: ReadAt::Latest,
+            start_after: None,
+            limit: 0,
+        })
+        .await
+        .map_err(ApiError::internal)?;
+    for kv in &page.items {
+        graph.upsert(kv);
+    }
+    let mut watch = srv
+        .store
+        .watch("/registry/", page.revision)
+        .await
+        .map_err(ApiError::internal)?;
+    let mut resync = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            batch = watch.next() => {
+                let Some(batch) = batch else { return Ok(()) };
+                let batch = batch.map_err(ApiError::internal)?;
+                for ev in batch {
+                    match ev.kind {
+                        EventKind::Put => graph.upsert(&ev.kv),
+                        EventKind::Delete => graph.remove(&ev.kv.key),
+                    }
+                }
+                // Take more events that are already there before acting.
+                continue;
+            }
+            _ = resync.tick() => {
+                let keys: Vec<String> = graph
+                    .by_key
+                    .iter()
+                    .filter(|(_, n)| n.deleting || !n.owners.is_empty())
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                graph.dirty.extend(keys);
+            }
+            _ = tokio::time::sleep(Duration::from_millis(50)), if !graph.dirty.is_empty() => {}
+        }
+        let dirty: Vec<String> = graph.dirty.drain().collect();
+        for key in dirty {
+            if let Err(e) = reconcile(&srv, &graph, &key).await {
+                if e.code != 404 && e.code != 409 {
+                    tracing::debug!(key, error = %e, "lifecycle step failed; will retry");
+                }
+            }
+        }
+    }
+}
+
+async fn reconcile(srv: &Arc<ApiServer>, graph: &Graph, key: &str) -> Result<(), ApiError> {
+    let Some(node) = graph.by_key.get(key) else {
+        return Ok(());
+    };
+    let Some((res, ns, name)) = parse_key(key) else {
+        return Ok(());
+    };
+    if node.deleting {
+        if res.group.is_empty() && res.kind == "Namespace" {
+            finish_namespace(srv, &name).await?;
+        }
+        let deps: Vec<String> = graph
+            .dependents
+            .get(&node.uid)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default();
+        if node.finalizers.iter().any(|f| f == "orphan") {
+            for d in &deps {
+                strip_owner(srv, d, &node.uid).await?;
+            }
+            remove_finalizer(srv, res, ns.as_deref(), &name, "orphan").await?;
+        } else if node.finalizers.iter().any(|f| f == "foregroundDeletion") {
+            if deps.is_empty() {
+                remove_finalizer(srv, res, ns.as_deref(), &name, "foregroundDeletion").await?;
+            } else {
+                for d in &deps {
+                    if graph.by_key.get(d).is_some_and(|n| !n.deleting) {
+                        delete_key(srv, d, "Foreground").await?;
+                    }
+                }
+            }
+        }
+    }
+    if !node.owners.is_empty() && !node.deleting {
+        // Delete a dependent whose owners are all gone (checked against the store).
+        let mut any_alive = false;
+        for o in &node.owners {
+            if graph.by_uid.contains_key(&o.uid) || owner_alive(srv, o, ns.as_deref()).await? {
+                any_alive = true;
+                break;
+            }
+        }
+        if !any_alive {
+            delete_key(srv, key, "Background").await?;
+        }
+    }
+    Ok(())
+}
+
+async fn owner_alive(srv: &ApiServer, o: &Owner, ns: Option<&str>) -> Result<bool, ApiError> {
+    let Some(res) = registry::lookup_kind(&o.api_version, &o.kind) else {
+        // An unknown kind: do not guess.
+        return Ok(true);
+    };
+    let ns = if res.namespaced { ns } else { None };
+    match srv.read(res, ns, &o.name).await {
+        Ok((v, _)) => Ok(meta::uid(&v) == o.uid),
+        Err(e) if e.code == 404 => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+async fn delete_key(srv: &ApiServer, key: &str, policy: &str) -> Result<(), ApiError> {
+    let Some((res, ns, name)) = parse_key(key) else {
+        return Ok(());
+    };
+    let opts = DeleteOptions {
+        propagation_policy: Some(policy.into()),
+        ..Default::default()
+    };
+    srv.delete_object(res, ns.as_deref(), &name, &opts)
+        .await
+        .map(|_| ())
+}
+
+async fn strip_owner(srv: &ApiServer, key: &str, owner_uid: &str) -> Result<(), ApiError> {
+    let Some((res, ns, name)) = parse_key(key) else {
+        return Ok(());
+    };
+    srv.guaranteed_update(
+        res,
+        ns.as_deref(),
+        &name,
+        UpdateMode::Internal,
+        false,
+        |cur| {
+            let mut next = cur.clone();
+            if let Some(refs) = next
+                .pointer_mut("/metadata/ownerReferences")
+                .and_then(Value::as_array_mut)
+            {
+                refs.retain(|r| r.get("uid").and_then(Value::as_str) != Some(owner_uid));
+                if refs.is_empty() {
+                    meta::metadata_mut(&mut next).remove("ownerReferences");
+                }
+            }
+            Ok(next)
+        },
+    )
+    .await
+    .map(|_| ())
+}
+
+async fn remove_finalizer(
+    srv: &ApiServer,
+    res: &'static Resource,
+    ns: Option<&str>,
+    name: &str,
+    finalizer: &str,
+) -> Result<(), ApiError> {
+    srv.guaranteed_update(res, ns, name, UpdateMode::Internal, false, |cur| {
+        let mut next = cur.clone();
+        let f: Vec<String> = meta::finalizers(cur)
+            .into_iter()
+            .filter(|f| f != finalizer)
+            .collect();
+        let m = meta::metadata_mut(&mut next);
+        if f.is_empty() {
+            m.remove("finalizers");
+        } else {
+            m.insert("finalizers".into(), json!(f));
+        }
+        Ok(next)
+    })
+    .await
+    .map(|_| ())
+}
+
+/// Deletes a terminating namespace's content; once it is empty, removes the `kubernetes`
+/// finalizer so the namespace itself goes.
+async fn finish_namespace(srv: &ApiServer, ns: &str) -> Result<(), ApiError> {
+    let mut remaining = 0usize;
+    let mut seen = HashSet::new();
+    for res in registry::RESOURCES.iter().filter(|r| r.namespaced) {
+        let sres = crate::objects::storage_resource(res);
+        if !seen.insert(sres.key_prefix()) {
+            continue;
+        }
+        let page = srv
+            .store
+            .list(ListOptions {
+                prefix: sres.namespace_prefix(ns),
+                at: ReadAt::Latest,
+                start_after: None,
+                limit: 0,
+            })
+            .await
+            .map_err(ApiError::internal)?;
+        for kv in page.items {
+            remaining += 1;
+            let Ok(v) = serde_json::from_slice::<Value>(&kv.value) else {
+                continue;
+            };
+            if meta::is_deleting(&v) {
+                continue;
+            }
+            let opts = DeleteOptions {
+                propagation_policy: Some("Background".into()),
+                ..Default::default()
+            };
+            match srv
+                .delete_object(sres, Some(ns), meta::name(&v), &opts)
+                .await
+            {
+                Ok(_) => {}
+                Err(e) if e.code == 404 || e.code == 409 => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    if remaining > 0 {
+        // Deletions of the remaining content mark the namespace for another look.
+        return Ok(());
+    }
+    let ns_res = registry::lookup("", "v1", "namespaces").expect("namespaces");
+    srv.guaranteed_update(ns_res, None, ns, UpdateMode::Internal, false, |cur| {
+        let mut next = cur.clone();
+        if let Some(f) = next
+            .pointer_mut("/spec/finalizers")
+            .and_then(Value::as_array_mut)
+        {
+            f.retain(|x| x.as_str() != Some("kubernetes"));
+        }
+        Ok(next)
+    })
+    .await
+    .map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_map_back_to_resources() {
+        let (r, ns, n) = parse_key("/registry/apps/deployments/default/web").unwrap();
+        assert_eq!(r.kind, "Deployment");
+        assert_eq!(ns.as_deref(), Some("default"));
+        assert_eq!(n, "web");
+        let (r, ns, n) = parse_key("/registry/core/namespaces/kube-system").unwrap();
+        assert_eq!(r.kind, "Namespace");
+        assert!(ns.is_none());
+        assert_eq!(n, "kube-system");
+        assert!(parse_key("/other/x").is_none());
+    }
+
+    #[test]
+    fn graph_tracks_dependents() {
+        let mut g = Graph::default();
+        let owner = KeyValue {
+            key: "/registry/apps/replicasets/d/rs".into(),
+            value: serde_json::to_vec(&json!({"metadata": {"uid": "o1"}}))
+                .unwrap()
+                .into(),
+            create_revision: 1,
+            mod_revision: 1,
+        };
+        let dep = KeyValue {
+            key: "/registry/core/pods/d/p".into(),
+            value: serde_json::to_vec(&json!({"metadata": {"uid": "p1", "ownerReferences": [{"uid": "o1", "kind": "ReplicaSet", "apiVersion": "apps/v1", "name": "rs"}]}})).unwrap().into(),
+            create_revision: 2,
+            mod_revision: 2,
+        };
+        g.upsert(&owner);
+        g.upsert(&dep);
+        assert!(g.dependents["o1"].contains("/registry/core/pods/d/p"));
+        g.dirty.clear();
+        g.remove(&owner.key);
+        assert!(g.dirty.contains("/registry/core/pods/d/p"));
+    }
+}

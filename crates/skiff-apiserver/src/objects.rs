@@ -1,0 +1,974 @@
+//! The generic storage path every built-in kind goes through: create, get, update (PUT and the
+//! status, scale and finalize subresources), guaranteed updates for patches, and delete with
+//! grace periods, preconditions, propagation policies and finalizers — upstream's generic
+//! registry store and the per-kind strategies' `PrepareForCreate`/`PrepareForUpdate`.
+
+use bytes::Bytes;
+use serde_json::{json, Map, Value};
+use skiff_core::registry::{self, Resource};
+use skiff_core::{defaults, meta, validation, ApiError, FieldError};
+use skiff_store::{KeyValue, ReadAt, StoreError};
+
+use crate::server::ApiServer;
+
+/// Which part of an object an update may change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpdateMode {
+    /// The main resource: everything but status (for kinds with a status subresource).
+    Main,
+    /// The status subresource: only status.
+    Status,
+    /// `namespaces/NAME/finalize`: only `spec.finalizers`.
+    Finalize,
+    /// Internal writes by the server itself (lifecycle controllers): metadata and status as
+    /// given.
+    Internal,
+}
+
+/// Delete options, from the body (`DeleteOptions`) or the query.
+#[derive(Debug, Clone, Default)]
+pub struct DeleteOptions {
+    pub grace_period_seconds: Option<i64>,
+    pub propagation_policy: Option<String>,
+    pub precondition_uid: Option<String>,
+    pub precondition_rv: Option<String>,
+    pub dry_run: bool,
+}
+
+impl DeleteOptions {
+    pub fn from_value(v: &Value) -> Result<DeleteOptions, ApiError> {
+        let mut o = DeleteOptions::default();
+        if v.is_null() {
+            return Ok(o);
+        }
+        if let Some(kind) = v.get("kind").and_then(Value::as_str) {
+            if kind != "DeleteOptions" {
+                return Err(ApiError::bad_request(format!(
+                    "expected DeleteOptions, got {kind}"
+                )));
+            }
+        }
+        o.grace_period_seconds = v.get("gracePeriodSeconds").and_then(Value::as_i64);
+        o.propagation_policy = v
+            .get("propagationPolicy")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        if o.propagation_policy.is_none() {
+            match v.get("orphanDependents").and_then(Value::as_bool) {
+                Some(true) => o.propagation_policy = Some("Orphan".into()),
+                Some(false) => o.propagation_policy = Some("Background".into()),
+                None => {}
+            }
+        }
+        if let Some(p) = v.get("preconditions") {
+            o.precondition_uid = p.get("uid").and_then(Value::as_str).map(str::to_string);
+            o.precondition_rv = p
+                .get("resourceVersion")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+        }
+        o.dry_run = v
+            .get("dryRun")
+            .and_then(Value::as_array)
+            .is_some_and(|a| !a.is_empty());
+        Ok(o)
+    }
+
+    pub fn validate(&self) -> Result<(), ApiError> {
+        if let Some(p) = &self.propagation_policy {
+            if !["Orphan", "Background", "Foreground"].contains(&p.as_str()) {
+                return Err(ApiError::new(
+                    422,
+                    "Invalid",
+                    format!("DeleteOptions.meta.k8s.io \"\" is invalid: propagationPolicy: Unsupported value: \"{p}\": supported values: \"Foreground\", \"Background\", \"Orphan\""),
+                ));
+            }
+        }
+        if let Some(g) = self.grace_period_seconds {
+            if g < 0 {
+                return Err(ApiError::bad_request(
+                    "gracePeriodSeconds must not be negative",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The result of a delete.
+pub enum Deleted {
+    /// Gone now; the last state.
+    Now(Value),
+    /// Still there with deletionTimestamp set (finalizers or a grace period).
+    Pending(Value),
+}
+
+/// The storage resource behind `res` (core events for events.k8s.io events).
+pub fn storage_resource(res: &'static Resource) -> &'static Resource {
+    if res.group == "events.k8s.io" && res.plural == "events" {
+        registry::lookup("", "v1", "events").expect("core events")
+    } else {
+        res
+    }
+}
+
+/// Converts a stored object to the form `res` serves.
+pub fn to_external(res: &Resource, v: Value) -> Value {
+    if res.group == "events.k8s.io" && res.plural == "events" {
+        skiff_core::events::core_to_events_v1(&v)
+    } else {
+        v
+    }
+}
+
+/// Converts an object in the form `res` serves to its stored form.
+pub fn to_internal(res: &Resource, v: Value) -> Value {
+    if res.group == "events.k8s.io" && res.plural == "events" {
+        skiff_core::events::events_v1_to_core(&v)
+    } else {
+        v
+    }
+}
+
+/// Parses a stored value and sets its resourceVersion.
+pub fn decode_kv(kv: &KeyValue) -> Result<Value, ApiError> {
+    let mut v: Value = serde_json::from_slice(&kv.value)
+        .map_err(|e| ApiError::internal(format!("stored object {} is corrupt: {e}", kv.key)))?;
+    if v.is_object() {
+        meta::metadata_mut(&mut v)
+            .insert("resourceVersion".into(), json!(kv.mod_revision.to_string()));
+        meta::canonicalize(&mut v);
+    }
+    Ok(v)
+}
+
+pub fn store_error(res: &Resource, name: &str, e: StoreError) -> ApiError {
+    match e {
+        StoreError::AlreadyExists(_) => ApiError::already_exists(res, name),
+        StoreError::NotFound(_) => ApiError::not_found(res, name),
+        StoreError::Conflict { .. } => ApiError::stale(res, name),
+        StoreError::Compacted {
+            requested,
+            compacted,
+        } => ApiError::expired(format!(
+            "too old resource version: {requested} ({compacted})"
+        )),
+        StoreError::FutureRevision { requested, current } => {
+            let mut e = ApiError::timeout(format!(
+                "Too large resource version: {requested}, current: {current}"
+            ));
+            e.details.causes.push(skiff_core::status::Cause {
+                reason: "ResourceVersionTooLarge".into(),
+                message: "Too large resource version".into(),
+                field: String::new(),
+            });
+            e.details.retry_after_seconds = Some(1);
+            e
+        }
+        StoreError::TooLarge { .. } => ApiError::too_large(e.to_string()),
+        other => ApiError::internal(other),
+    }
+}
+
+fn serialize(v: &Value) -> Bytes {
+    // Stored objects carry no resourceVersion: it is the store's mod revision.
+    let mut v = v.clone();
+    if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+        m.remove("resourceVersion");
+        m.remove("selfLink");
+    }
+    meta::canonicalize(&mut v);
+    Bytes::from(serde_json::to_vec(&v).expect("json"))
+}
+
+fn parse_rv(rv: &str) -> Option<i64> {
+    rv.parse().ok()
+}
+
+const GENERATE_CHARS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+
+fn generate_suffix() -> String {
+    let u = uuid::Uuid::new_v4();
+    u.as_bytes()[..5]
+        .iter()
+        .map(|b| GENERATE_CHARS[*b as usize % GENERATE_CHARS.len()] as char)
+        .collect()
+}
+
+/// Kinds whose PUT creates a missing object (upstream's `AllowCreateOnUpdate`).
+pub fn allow_create_on_update(res: &Resource) -> bool {
+    matches!(
+        res.plural,
+        "endpoints"
+            | "events"
+            | "leases"
+            | "limitranges"
+            | "roles"
+            | "rolebindings"
+            | "clusterroles"
+            | "clusterrolebindings"
+            | "endpointslices"
+    )
+}
+
+/// The spec-like part of an object: everything but metadata, status, kind and apiVersion.
+fn spec_part(v: &Value) -> Map<String, Value> {
+    v.as_object()
+        .map(|o| {
+            o.iter()
+                .filter(|(k, _)| {
+                    !matches!(k.as_str(), "metadata" | "status" | "kind" | "apiVersion")
+                })
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A pod's QoS class, as upstream's `GetPodQOS`.
+fn pod_qos(pod: &Value) -> &'static str {
+    let mut any = false;
+    let mut guaranteed = true;
+    let containers = pod
+        .pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .chain(
+            pod.pointer("/spec/initContainers")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten(),
+        );
+    for c in containers {
+        let req = c.pointer("/resources/requests").and_then(Value::as_object);
+        let lim = c.pointer("/resources/limits").and_then(Value::as_object);
+        for r in ["cpu", "memory"] {
+            let q = req.and_then(|m| m.get(r));
+            let l = lim.and_then(|m| m.get(r));
+            if q.is_some() || l.is_some() {
+                any = true;
+            }
+            match (q, l) {
+                (_, None) => guaranteed = false,
+                (Some(q), Some(l)) if q != l => guaranteed = false,
+                _ => {}
+            }
+        }
+    }
+    if !any {
+        "BestEffort"
+    } else if guaranteed {
+        "Guaranteed"
+    } else {
+        "Burstable"
+    }
+}
+
+/// The status an object starts with, as upstream's `PrepareForCreate` resets it.
+fn initial_status(res: &Resource, obj: &Value) -> Option<Value> {
+    if !res.traits.status {
+        return None;
+    }
+    Some(match (res.group, res.kind) {
+        ("", "Node") => return obj.get("status").cloned(),
+        ("", "Pod") => json!({"phase": "Pending", "qosClass": pod_qos(obj)}),
+        ("", "Namespace") => json!({"phase": "Active"}),
+        ("", "PersistentVolume") | ("", "PersistentVolumeClaim") => json!({"phase": "Pending"}),
+        ("", "Service") | ("networking.k8s.io", "Ingress") => json!({"loadBalancer": {}}),
+        ("", "ReplicationController") => json!({"replicas": 0}),
+        ("policy", "PodDisruptionBudget") => json!({
+            "disruptionsAllowed": 0, "currentHealthy": 0, "desiredHealthy": 0, "expectedPods": 0
+        }),
+        _ => json!({}),
+    })
+}
+
+impl ApiServer {
+    /// Reads one object as stored (with resourceVersion set).
+    pub async fn read(
+        &self,
+        res: &'static Resource,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<(Value, KeyValue), ApiError> {
+        let sres = storage_resource(res);
+        let key = sres.key(namespace, name);
+        let (kv, _) = self
+            .store
+            .get(&key, ReadAt::Latest)
+            .await
+            .map_err(|e| store_error(res, name, e))?;
+        let kv = kv.ok_or_else(|| ApiError::not_found(res, name))?;
+        Ok((decode_kv(&kv)?, kv))
+    }
+
+    /// Checks that `namespace` exists and is not terminating.
+    pub async fn check_namespace(
+        &self,
+        res: &Resource,
+        namespace: &str,
+        name: &str,
+    ) -> Result<(), ApiError> {
+        let ns_res = registry::lookup("", "v1", "namespaces").expect("namespaces");
+        let key = ns_res.key(None, namespace);
+        let (kv, _) = self
+            .store
+            .get(&key, ReadAt::Latest)
+            .await
+            .map_err(|e| store_error(ns_res, namespace, e))?;
+        let Some(kv) = kv else {
+            return Err(ApiError::not_found(ns_res, namespace));
+        };
+        let ns = decode_kv(&kv)?;
+        if meta::is_deleting(&ns)
+            || ns.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating")
+        {
+            let mut e = ApiError::forbidden(
+                res,
+                name,
+                &format!("unable to create new content in namespace {namespace} because it is being terminated"),
+            );
+            e.details.causes.push(skiff_core::status::Cause {
+                reason: "NamespaceTerminating".into(),
+                message: format!("namespace {namespace} is being terminated"),
+                field: "metadata.namespace".into(),
+            });
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Creates an object of `res` (in external form) in `namespace`.
+    pub async fn create_object(
+        &self,
+        res: &'static Resource,
+        namespace: Option<&str>,
+        obj: Value,
+        dry_run: bool,
+    ) -> Result<Value, ApiError> {
+        let (obj, kv) = self.prepare_create(res, namespace, obj).await?;
+        let sres = storage_resource(res);
+        let name = meta::name(&obj).to_string();
+        let key = sres.key(namespace, &name);
+        if dry_run {
+            if self
+                .store
+                .get(&key, ReadAt::Latest)
+                .await
+                .map_err(|e| store_error(res, &name, e))?
+                .0
+                .is_some()
+            {
+                return Err(ApiError::already_exists(res, &name));
+            }
+            return Ok(to_external(res, obj));
+        }
+        let rev = self
+            .store
+            .create(&key, kv)
+            .await
+            .map_err(|e| store_error(res, &name, e))?;
+        let mut out = obj;
+        meta::metadata_mut(&mut out).insert("resourceVersion".into(), json!(rev.to_string()));
+        meta::canonicalize(&mut out);
+        self.metrics.object_written(res.plural);
+        Ok(to_external(res, out))
+    }
+
+    async fn prepare_create(
+        &self,
+        res: &'static Resource,
+        namespace: Option<&str>,
+        obj: Value,
+    ) -> Result<(Value, Bytes), ApiError> {
+        let sres = storage_resource(res);
+        let mut obj = check_kind(res, obj)?;
+        let m = meta::metadata_mut(&mut obj);
+        // Namespace from the URL; the body may repeat it but not contradict it.
+        if res.namespaced {
+            let ns = namespace.unwrap_or_default();
+            match m.get("namespace").and_then(Value::as_str) {
+                Some(b) if !b.is_empty() && b != ns => {
+                    return Err(ApiError::bad_request(
+                        "the namespace of the provided object does not match the namespace sent on the request",
+                    ))
+                }
+                _ => {}
+            }
+            m.insert("namespace".into(), json!(ns));
+        } else {
+            m.remove("namespace");
+        }
+        if m.get("resourceVersion")
+            .and_then(Value::as_str)
+            .is_some_and(|s| !s.is_empty())
+        {
+            return Err(ApiError::bad_request(
+                "resourceVersion should not be set on objects to be created",
+            ));
+        }
+        let name = m
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let generate = m
+            .get("generateName")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let name = if name.is_empty() && !generate.is_empty() {
+            let n = format!("{generate}{}", generate_suffix());
+            m.insert("name".into(), json!(n));
+            n
+        } else {
+            name
+        };
+        m.insert("uid".into(), json!(meta::new_uid()));
+        m.insert("creationTimestamp".into(), json!(meta::now_rfc3339()));
+        m.remove("deletionTimestamp");
+        m.remove("deletionGracePeriodSeconds");
+        m.remove("selfLink");
+        if res.traits.generation {
+            m.insert("generation".into(), json!(1));
+        } else {
+            m.remove("generation");
+        }
+        for k in ["labels", "annotations"] {
+            if m.get(k).is_some_and(Value::is_null) {
+                m.remove(k);
+            }
+        }
+        if res.namespaced {
+            self.check_namespace(res, namespace.unwrap_or_default(), &name)
+                .await?;
+        }
+        let mut obj = to_internal(res, obj);
+        if sres.traits.status {
+            match initial_status(sres, &obj) {
+                Some(s) => {
+                    obj.as_object_mut()
+                        .expect("object")
+                        .insert("status".into(), s);
+                }
+                None => {
+                    obj.as_object_mut().expect("object").remove("status");
+                }
+            }
+        }
+        defaults::apply(sres, &mut obj);
+        let errors = validation::validate_create(sres, &obj);
+        if !errors.is_empty() {
+            return Err(ApiError::invalid(res, &name, &errors));
+        }
+        meta::canonicalize(&mut obj);
+        let bytes = serialize(&obj);
+        Ok((obj, bytes))
+    }
+
+    /// Reads, changes and writes an object until the write wins the race. `change` gets the
+    /// current object and returns the desired one (or an error, which ends the loop). Returns
+    /// the stored result (external form) and whether anything changed.
+    pub async fn guaranteed_update<F>(
+        &self,
+        res: &'static Resource,
+        namespace: Option<&str>,
+        name: &str,
+        mode: UpdateMode,
+        dry_run: bool,
+        mut change: F,
+    ) -> Result<Value, ApiError>
+    where
+        F: FnMut(&Value) -> Result<Value, ApiError>,
+    {
+        let sres = storage_resource(res);
+        let key = sres.key(namespace, name);
+        for _ in 0..64 {
+            let (old_internal, kv) = self
+                .read(sres, namespace, name)
+                .await
+                .map_err(|e| rename_not_found(e, res, name))?;
+            let old = to_external(res, old_internal.clone());
+            let desired = change(&old)?;
+            let desired = to_internal(res, check_kind(res, desired)?);
+            if meta::name(&desired) != name {
+                return Err(ApiError::bad_request(format!(
+                    "the name of the object ({}) does not match the name on the URL ({})",
+                    meta::name(&desired),
+                    name
+                )));
+            }
+            if res.namespaced {
+                let ns = meta::namespace(&desired);
+                if !ns.is_empty() && Some(ns) != namespace {
+                    return Err(ApiError::bad_request(
+                        "the namespace of the provided object does not match the namespace sent on the request",
+                    ));
+                }
+            }
+            let new = prepare_update(sres, &old_internal, desired, mode, res, name)?;
+            let bytes = serialize(&new);
+            if bytes == serialize(&old_internal) {
+                return Ok(to_external(res, old_internal));
+            }
+            if dry_run {
+                return Ok(to_external(res, new));
+            }
+            // Removing the last finalizer of an object being deleted deletes it.
+            if meta::is_deleting(&new)
+                && !blocks_deletion(&new)
+                && new
+                    .pointer("/metadata/deletionGracePeriodSeconds")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0)
+                    == 0
+            {
+                match self.store.delete(&key, Some(kv.mod_revision)).await {
+                    Ok(gone) => {
+                        let mut out = new;
+                        meta::metadata_mut(&mut out).insert(
+                            "resourceVersion".into(),
+                            json!(gone.mod_revision.to_string()),
+                        );
+                        self.metrics.object_written(res.plural);
+                        return Ok(to_external(res, out));
+                    }
+                    Err(StoreError::Conflict { .. }) | Err(StoreError::NotFound(_)) => continue,
+                    Err(e) => return Err(store_error(res, name, e)),
+                }
+            }
+            match self.store.update(&key, kv.mod_revision, bytes).await {
+                Ok(rev) => {
+                    let mut out = new;
+                    meta::metadata_mut(&mut out)
+                        .insert("resourceVersion".into(), json!(rev.to_string()));
+                    meta::canonicalize(&mut out);
+                    self.metrics.object_written(res.plural);
+                    return Ok(to_external(res, out));
+                }
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(StoreError::NotFound(_)) => return Err(ApiError::not_found(res, name)),
+                Err(e) => return Err(store_error(res, name, e)),
+            }
+        }
+        Err(ApiError::conflict(
+            res,
+            name,
+            "too many concurrent updates; please try again",
+        ))
+    }
+
+    /// PUT: replaces an object, honouring a resourceVersion precondition in the body.
+    pub async fn update_object(
+        &self,
+        res: &'static Resource,
+        namespace: Option<&str>,
+        name: &str,
+        body: Value,
+        mode: UpdateMode,
+        dry_run: bool,
+    ) -> Result<(Value, bool), ApiError> {
+        let wanted_rv = meta::resource_version(&body).to_string();
+        let sres = storage_resource(res);
+        let exists = self
+            .store
+            .get(&sres.key(namespace, name), ReadAt::Latest)
+            .await
+            .map_err(|e| store_error(res, name, e))?
+            .0
+            .is_some();
+        if !exists {
+            if mode == UpdateMode::Main && allow_create_on_update(sres) {
+                if meta::name(&body) != name {
+                    return Err(ApiError::bad_request(format!(
+                        "the name of the object ({}) does not match the name on the URL ({})",
+                        meta::name(&body),
+                        name
+                    )));
+                }
+                let mut body = body;
+                meta::metadata_mut(&mut body).remove("resourceVersion");
+                return self
+                    .create_object(res, namespace, body, dry_run)
+                    .await
+                    .map(|v| (v, true));
+            }
+            return Err(ApiError::not_found(res, name));
+        }
+        let out = self
+            .guaranteed_update(res, namespace, name, mode, dry_run, |cur| {
+                if !wanted_rv.is_empty() && wanted_rv != meta::resource_version(cur) {
+                    return Err(ApiError::stale(res, name));
+                }
+                Ok(body.clone())
+            })
+            .await?;
+        Ok((out, false))
+    }
+
+    /// DELETE of one object.
+    pub async fn delete_object(
+        &self,
+        res: &'static Resource,
+        namespace: Option<&str>,
+        name: &str,
+        opts: &DeleteOptions,
+    ) -> Result<Deleted, ApiError> {
+        opts.validate()?;
+        let sres = storage_resource(res);
+        let key = sres.key(namespace, name);
+        for _ in 0..64 {
+            let (cur, kv) = self
+                .read(sres, namespace, name)
+                .await
+                .map_err(|e| rename_not_found(e, res, name))?;
+            if let Some(uid) = &opts.precondition_uid {
+                if uid != meta::uid(&cur) {
+                    return Err(ApiError::conflict(
+                        res,
+                        name,
+                        &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {}", meta::uid(&cur)),
+                    ));
+                }
+            }
+            if let Some(rv) = &opts.precondition_rv {
+                if rv != meta::resource_version(&cur) {
+                    return Err(ApiError::conflict(
+                        res,
+                        name,
+                        &format!(
+                            "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                            meta::resource_version(&cur)
+                        ),
+                    ));
+                }
+            }
+            let mut next = cur.clone();
+            let mut pending = false;
+            let now = jiff::Timestamp::now();
+            // Graceful deletion: pods that may be running get their grace period.
+            if sres.kind == "Pod" && sres.group.is_empty() {
+                let grace = opts.grace_period_seconds.unwrap_or_else(|| {
+                    cur.pointer("/spec/terminationGracePeriodSeconds")
+                        .and_then(Value::as_i64)
+                        .unwrap_or(30)
+                });
+                let scheduled = cur
+                    .pointer("/spec/nodeName")
+                    .and_then(Value::as_str)
+                    .is_some_and(|n| !n.is_empty());
+                let phase = cur
+                    .pointer("/status/phase")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                let grace = if !scheduled || phase == "Succeeded" || phase == "Failed" {
+                    0
+                } else {
+                    grace
+                };
+                let current_grace = cur
+                    .pointer("/metadata/deletionGracePeriodSeconds")
+                    .and_then(Value::as_i64);
+                if grace > 0 && current_grace.is_none_or(|g| grace < g) {
+                    let m = meta::metadata_mut(&mut next);
+                    let at = now + jiff::SignedDuration::from_secs(grace);
+                    m.insert("deletionTimestamp".into(), json!(meta::format_time(at)));
+                    m.insert("deletionGracePeriodSeconds".into(), json!(grace));
+                    pending = true;
+                } else if grace > 0 {
+                    pending = true;
+                } else if current_grace.is_some_and(|g| g > 0) {
+                    meta::metadata_mut(&mut next)
+                        .insert("deletionGracePeriodSeconds".into(), json!(0));
+                }
+            }
+            // Propagation: Orphan and Foreground are finalizers the garbage collector honours.
+            let default_policy = "Background";
+            let policy = opts.propagation_policy.as_deref().unwrap_or(default_policy);
+            let mut finalizers = meta::finalizers(&next);
+            match policy {
+                "Orphan" => {
+                    finalizers.retain(|f| f != "foregroundDeletion");
+                    if !finalizers.iter().any(|f| f == "orphan") {
+                        finalizers.push("orphan".into());
+                    }
+                }
+                "Foreground" => {
+                    finalizers.retain(|f| f != "orphan");
+                    if !finalizers.iter().any(|f| f == "foregroundDeletion") {
+                        finalizers.push("foregroundDeletion".into());
+                    }
+                }
+                _ => {}
+            }
+            // Namespaces wait for their content to go (spec.finalizers).
+            let ns_finalizing = sres.kind == "Namespace"
+                && sres.group.is_empty()
+                && cur
+                    .pointer("/spec/finalizers")
+                    .and_then(Value::as_array)
+                    .is_some_and(|a| !a.is_empty());
+            if !finalizers.is_empty() || ns_finalizing {
+                let m = meta::metadata_mut(&mut next);
+                if !finalizers.is_empty() {
+                    m.insert("finalizers".into(), json!(finalizers));
+                }
+                if !m.contains_key("deletionTimestamp") {
+                    m.insert("deletionTimestamp".into(), json!(meta::format_time(now)));
+                    m.insert("deletionGracePeriodSeconds".into(), json!(0));
+                }
+                if sres.kind == "Namespace" && sres.group.is_empty() {
+                    next.as_object_mut()
+                        .expect("object")
+                        .insert("status".into(), json!({"phase": "Terminating"}));
+                }
+                pending = true;
+            }
+            if pending {
+                if opts.dry_run {
+                    return Ok(Deleted::Pending(to_external(res, next)));
+                }
+                if next == cur {
+                    return Ok(Deleted::Pending(to_external(res, cur)));
+                }
+                meta::canonicalize(&mut next);
+                match self
+                    .store
+                    .update(&key, kv.mod_revision, serialize(&next))
+                    .await
+                {
+                    Ok(rev) => {
+                        meta::metadata_mut(&mut next)
+                            .insert("resourceVersion".into(), json!(rev.to_string()));
+                        self.metrics.object_written(res.plural);
+                        return Ok(Deleted::Pending(to_external(res, next)));
+                    }
+                    Err(StoreError::Conflict { .. }) => continue,
+                    Err(StoreError::NotFound(_)) => return Err(ApiError::not_found(res, name)),
+                    Err(e) => return Err(store_error(res, name, e)),
+                }
+            }
+            if opts.dry_run {
+                return Ok(Deleted::Now(to_external(res, cur)));
+            }
+            match self.store.delete(&key, Some(kv.mod_revision)).await {
+                Ok(gone) => {
+                    let mut out = cur;
+                    meta::metadata_mut(&mut out).insert(
+                        "resourceVersion".into(),
+                        json!(gone.mod_revision.to_string()),
+                    );
+                    self.metrics.object_written(res.plural);
+                    return Ok(Deleted::Now(to_external(res, out)));
+                }
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(StoreError::NotFound(_)) => return Err(ApiError::not_found(res, name)),
+                Err(e) => return Err(store_error(res, name, e)),
+            }
+        }
+        Err(ApiError::conflict(
+            res,
+            name,
+            "too many concurrent updates; please try again",
+        ))
+    }
+}
+
+/// Finalizers that keep a deleting object: `metadata.finalizers`, and a namespace's
+/// `spec.finalizers`.
+pub fn blocks_deletion(obj: &Value) -> bool {
+    !meta::finalizers(obj).is_empty()
+        || (obj.get("kind").and_then(Value::as_str) == Some("Namespace")
+            && obj
+                .pointer("/spec/finalizers")
+                .and_then(Value::as_array)
+                .is_some_and(|a| !a.is_empty()))
+}
+
+fn rename_not_found(e: ApiError, res: &Resource, name: &str) -> ApiError {
+    if e.code == 404 {
+        ApiError::not_found(res, name)
+    } else {
+        e
+    }
+}
+
+/// Checks (and fills in) the body's kind and apiVersion against the resource.
+pub fn check_kind(res: &Resource, obj: Value) -> Result<Value, ApiError> {
+    let Value::Object(mut o) = obj else {
+        return Err(ApiError::bad_request(format!(
+            "the body of the request must be a JSON object of kind {}",
+            res.kind
+        )));
+    };
+    let want_av = res.api_version();
+    match o.get("apiVersion") {
+        None | Some(Value::Null) => {
+            o.insert("apiVersion".into(), json!(want_av));
+        }
+        Some(Value::String(av)) if *av == want_av => {}
+        Some(av) => {
+            let av = av.as_str().unwrap_or("").to_string();
+            return Err(ApiError::bad_request(format!(
+                "the API version in the data ({av}) does not match the expected API version ({want_av})"
+            )));
+        }
+    }
+    match o.get("kind") {
+        None | Some(Value::Null) => {
+            o.insert("kind".into(), json!(res.kind));
+        }
+        Some(Value::String(k)) if k == res.kind => {}
+        Some(k) => {
+            let k = k.as_str().unwrap_or("").to_string();
+            return Err(ApiError::bad_request(format!(
+                "{k} in version \"{}\" cannot be handled as a {}: the kind in the data ({k}) does not match the expected kind ({})",
+                res.version, res.kind, res.kind
+            )));
+        }
+    }
+    if let Some(m) = o.get("metadata") {
+        if !m.is_object() && !m.is_null() {
+            return Err(ApiError::bad_request(format!(
+                "{} in version \"{}\" cannot be handled as a {}: metadata must be an object",
+                res.kind, res.version, res.kind
+            )));
+        }
+    }
+    Ok(Value::Object(o))
+}
+
+/// Upstream's `PrepareForUpdate` plus update validation: keeps server-owned metadata, separates
+/// spec and status writes, bumps the generation on spec changes.
+fn prepare_update(
+    sres: &'static Resource,
+    old: &Value,
+    desired: Value,
+    mode: UpdateMode,
+    served: &Resource,
+    name: &str,
+) -> Result<Value, ApiError> {
+    let mut new = match mode {
+        UpdateMode::Main | UpdateMode::Internal => desired,
+        UpdateMode::Status => {
+            let mut n = old.clone();
+            let o = n.as_object_mut().expect("object");
+            match desired.get("status") {
+                Some(s) => o.insert("status".into(), s.clone()),
+                None => o.remove("status"),
+            };
+            n
+        }
+        UpdateMode::Finalize => {
+            let mut n = old.clone();
+            let f = desired
+                .pointer("/spec/finalizers")
+                .cloned()
+                .unwrap_or(json!([]));
+            n.as_object_mut()
+                .expect("object")
+                .entry("spec")
+                .or_insert_with(|| json!({}));
+            n["spec"]["finalizers"] = f;
+            n
+        }
+    };
+    {
+        let old_meta = old
+            .get("metadata")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        let m = meta::metadata_mut(&mut new);
+        for k in [
+            "name",
+            "namespace",
+            "uid",
+            "creationTimestamp",
+            "generation",
+            "generateName",
+        ] {
+            match old_meta.get(k) {
+                Some(v) => m.insert(k.into(), v.clone()),
+                None => m.remove(k),
+            };
+        }
+        if mode != UpdateMode::Internal {
+            for k in ["deletionTimestamp", "deletionGracePeriodSeconds"] {
+                match old_meta.get(k) {
+                    Some(v) => m.insert(k.into(), v.clone()),
+                    None => m.remove(k),
+                };
+            }
+        }
+        m.remove("resourceVersion");
+        m.remove("selfLink");
+        for k in ["labels", "annotations", "finalizers", "ownerReferences"] {
+            if m.get(k).is_some_and(Value::is_null) {
+                m.remove(k);
+            }
+        }
+    }
+    if mode == UpdateMode::Main && sres.traits.status {
+        let o = new.as_object_mut().expect("object");
+        match old.get("status") {
+            Some(s) => o.insert("status".into(), s.clone()),
+            None => o.remove("status"),
+        };
+    }
+    if mode == UpdateMode::Main && sres.kind == "Namespace" && sres.group.is_empty() {
+        let f = old.pointer("/spec/finalizers").cloned();
+        if let Some(f) = f {
+            new.as_object_mut()
+                .expect("object")
+                .entry("spec")
+                .or_insert_with(|| json!({}));
+            new["spec"]["finalizers"] = f;
+        }
+    }
+    defaults::apply(sres, &mut new);
+    if sres.traits.generation && spec_part(&new) != spec_part(old) {
+        let g = old
+            .pointer("/metadata/generation")
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+            + 1;
+        meta::metadata_mut(&mut new).insert("generation".into(), json!(g));
+    }
+    // A deleting object may lose finalizers but gain none.
+    if meta::is_deleting(old) && mode != UpdateMode::Internal {
+        let had = meta::finalizers(old);
+        let added: Vec<String> = meta::finalizers(&new)
+            .into_iter()
+            .filter(|f| !had.contains(f))
+            .collect();
+        if !added.is_empty() {
+            return Err(ApiError::invalid(
+                served,
+                name,
+                &[FieldError::forbidden(
+                    "metadata.finalizers",
+                    format!("no new finalizers can be added if the object is being deleted, found new finalizers {added:?}"),
+                )],
+            ));
+        }
+    }
+    let errors = validation::validate_update(sres, &new, old);
+    if !errors.is_empty() {
+        return Err(ApiError::invalid(served, name, &errors));
+    }
+    meta::canonicalize(&mut new);
+    Ok(new)
+}
+
+/// Parses a resourceVersion query or body value.
+pub fn parse_resource_version(rv: &str) -> Result<Option<i64>, ApiError> {
+    if rv.is_empty() {
+        return Ok(None);
+    }
+    parse_rv(rv)
+        .filter(|v| *v >= 0)
+        .map(Some)
+        .ok_or_else(|| ApiError::bad_request(format!("invalid resource version: {rv}")))
+}

@@ -1,0 +1,1044 @@
+//! The API server's request path: authentication check, routing, content negotiation, and the
+//! handlers of each verb and subresource over the generic storage path in [`crate::objects`].
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use http::{Request, Response, StatusCode};
+use serde_json::{json, Value};
+use skiff_core::registry::{self, Resource};
+use skiff_core::{meta, ApiError, FieldError};
+use skiff_store::DynStore;
+
+use crate::codec::{self, Accept};
+use crate::discovery;
+use crate::list::{self, list_meta};
+use crate::metrics::{Metrics, RequestLabels, VerbLabels};
+use crate::objects::{DeleteOptions, Deleted, UpdateMode};
+use crate::request::{self, DiscoveryPath, Query, ResourceRequest, Target, Verb};
+use crate::{Body, Handler, UserInfo};
+
+/// The Kubernetes version Skiff serves.
+pub const KUBERNETES_VERSION: &str = "v1.32.4";
+
+/// Settings of the API server.
+#[derive(Debug, Clone)]
+pub struct ApiOptions {
+    /// `host:port` clients reach this server at (reported in `/api`).
+    pub server_address: String,
+    /// How often a watch that allows bookmarks gets one.
+    pub bookmark_interval: Duration,
+    /// The base of the random default watch timeout.
+    pub min_request_timeout: Duration,
+}
+
+impl Default for ApiOptions {
+    fn default() -> Self {
+        ApiOptions {
+            server_address: "127.0.0.1:6443".into(),
+            bookmark_interval: Duration::from_secs(60),
+            min_request_timeout: Duration::from_secs(1800),
+        }
+    }
+}
+
+/// The API server.
+pub struct ApiServer {
+    pub(crate) store: DynStore,
+    pub(crate) opts: ApiOptions,
+    pub(crate) metrics: Metrics,
+    ready: AtomicBool,
+    started: Instant,
+}
+
+/// The namespaces that exist from the start.
+pub const SYSTEM_NAMESPACES: &[&str] =
+    &["default", "kube-system", "kube-public", "kube-node-lease"];
+
+impl ApiServer {
+    pub fn new(store: DynStore, opts: ApiOptions) -> Arc<ApiServer> {
+        Arc::new(ApiServer {
+            store,
+            opts,
+            metrics: Metrics::default(),
+            ready: AtomicBool::new(false),
+            started: Instant::now(),
+        })
+    }
+
+    pub fn store(&self) -> &DynStore {
+        &self.store
+    }
+
+    /// Creates the system namespaces, starts the server's own lifecycle loops (namespace
+    /// deletion, garbage collection) and marks the server ready.
+    pub async fn bootstrap(self: &Arc<Self>) -> Result<(), ApiError> {
+        let ns = registry::lookup("", "v1", "namespaces").expect("namespaces");
+        for name in SYSTEM_NAMESPACES {
+            let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": {"kubernetes.io/metadata.name": name}}});
+            match self.create_object(ns, None, obj, false).await {
+                Ok(_) => {}
+                Err(e) if e.code == 409 => {}
+                Err(e) => return Err(e),
+            }
+        }
+        crate::lifecycle::start(self.clone());
+        self.ready.store(true, Ordering::SeqCst);
+        tracing::info!(
+            elapsed_ms = self.started.elapsed().as_millis() as u64,
+            "api server ready"
+        );
+        Ok(())
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst)
+    }
+
+    /// Answers one request.
+    pub async fn handle(
+        self: Arc<Self>,
+        req: Request<hyper::body::Incoming>,
+        user: Option<UserInfo>,
+    ) -> Response<Body> {
+        let start = Instant::now();
+        let path = req.uri().path().to_string();
+        let query = Query::parse(req.uri().query());
+        let method = req.method().clone();
+        let target = match request::parse(&method, &path, &query) {
+            Ok(t) => t,
+            Err(e) => return codec::error_response(&e),
+        };
+        // Health and version are public, as upstream's system:public-info-viewer allows.
+        if let Target::Other(p) = &target {
+            match p.as_str() {
+                "/version" | "/version/" => return version_response(),
+                "/healthz" | "/livez" | "/readyz" | "/healthz/ping" | "/livez/ping"
+                | "/readyz/ping" => {
+                    return self.health(p);
+                }
+                _ => {}
+            }
+        }
+        if user.is_none() {
+            return codec::error_response(&ApiError::unauthorized());
+        }
+        let (verb_label, resource_label) = match &target {
+            Target::Resource(r) => (
+                r.verb.as_str().to_uppercase(),
+                match &r.subresource {
+                    Some(s) => format!("{}/{}", r.resource.plural, s),
+                    None => r.resource.plural.to_string(),
+                },
+            ),
+            _ => (method.as_str().to_string(), String::new()),
+        };
+        let is_watch = matches!(&target, Target::Resource(r) if r.verb == Verb::Watch);
+        let resp = match self.route(req, target, query).await {
+            Ok(r) => r,
+            Err(e) => codec::error_response(&e),
+        };
+        self.metrics
+            .requests
+            .get_or_create(&RequestLabels {
+                verb: verb_label.clone(),
+                resource: resource_label.clone(),
+                code: resp.status().as_u16().to_string(),
+            })
+            .inc();
+        if !is_watch {
+            self.metrics
+                .latency
+                .get_or_create(&VerbLabels {
+                    verb: verb_label,
+                    resource: resource_label,
+                })
+                .observe(start.elapsed().as_secs_f64());
+        }
+        resp
+    }
+
+    fn health(&self, path: &str) -> Response<Body> {
+        let ok = !path.starts_with("/readyz") || self.is_ready();
+        let status = if ok {
+            StatusCode::OK
+        } else {
+            StatusCode::INTERNAL_SERVER_ERROR
+        };
+        Response::builder()
+            .status(status)
+            .header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")
+            .body(codec::full(if ok { "ok" } else { "[-]not ready" }))
+            .expect("response")
+    }
+
+    async fn route(
+        self: &Arc<Self>,
+        req: Request<hyper::body::Incoming>,
+        target: Target,
+        query: Query,
+    ) -> Result<Response<Body>, ApiError> {
+        match target {
+            Target::Other(p) => match p.as_str() {
+                "/metrics" => Ok(Response::builder()
+                    .header(
+                        http::header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    )
+                    .body(codec::full(self.metrics.encode()))
+                    .expect("response")),
+                "/" => Ok(codec::value_response(
+                    StatusCode::OK,
+                    &json!({"paths": ["/api", "/api/v1", "/apis", "/healthz", "/livez", "/metrics", "/readyz", "/version"]}),
+                    Accept::Json,
+                )),
+                _ => Err(ApiError::new(
+                    404,
+                    "NotFound",
+                    "the server could not find the requested resource",
+                )),
+            },
+            Target::Discovery(d) => self.discovery(&req, d),
+            Target::Resource(r) => self.resource(req, r, query).await,
+        }
+    }
+
+    fn discovery(
+        &self,
+        req: &Request<hyper::body::Incoming>,
+        d: DiscoveryPath,
+    ) -> Result<Response<Body>, ApiError> {
+        let accept = req
+            .headers()
+            .get(http::header::ACCEPT)
+            .and_then(|v| v.to_str().ok());
+        let not_found = || {
+            ApiError::new(
+                404,
+                "NotFound",
+                "the server could not find the requested resource",
+            )
+        };
+        let aggregated = |core: bool| -> Option<Response<Body>> {
+            let v = discovery::wants_aggregated(accept)?;
+            let media = if v == "v2" {
+                discovery::AGGREGATED_V2
+            } else {
+                discovery::AGGREGATED_V2BETA1
+            };
+            let mut body = serde_json::to_vec(&discovery::aggregated(core, v)).expect("json");
+            body.push(b'\n');
+            Some(
+                Response::builder()
+                    .header(http::header::CONTENT_TYPE, media)
+                    .header(http::header::VARY, "Accept")
+                    .body(codec::full(body))
+                    .expect("response"),
+            )
+        };
+        let v = match d {
+            DiscoveryPath::Api => {
+                if let Some(r) = aggregated(true) {
+                    return Ok(r);
+                }
+                discovery::api_versions(&self.opts.server_address)
+            }
+            DiscoveryPath::Apis => {
+                if let Some(r) = aggregated(false) {
+                    return Ok(r);
+                }
+                discovery::api_group_list()
+            }
+            DiscoveryPath::Group(g) => discovery::api_group(&g).ok_or_else(not_found)?,
+            DiscoveryPath::GroupVersion(g, v) => {
+                discovery::api_resource_list(&g, &v).ok_or_else(not_found)?
+            }
+        };
+        Ok(codec::value_response(StatusCode::OK, &v, Accept::Json))
+    }
+
+    async fn resource(
+        self: &Arc<Self>,
+        req: Request<hyper::body::Incoming>,
+        r: ResourceRequest,
+        q: Query,
+    ) -> Result<Response<Body>, ApiError> {
+        let accept = codec::negotiate(req.headers())?;
+        let res = r.resource;
+        let ns = r.namespace.as_deref();
+        let dry_run = q.all("dryRun").contains(&"All");
+        if let Some(v) = q.get("dryRun") {
+            if !v.is_empty() && v != "All" {
+                return Err(ApiError::bad_request(format!("Invalid dry run value: {v}")));
+            }
+        }
+        if let Some(sub) = r.subresource.as_deref() {
+            return self.subresource(req, &r, sub, q, accept, dry_run).await;
+        }
+        match r.verb {
+            Verb::Get => {
+                let name = r.name.as_deref().unwrap_or_default();
+                let (obj, _) = self
+                    .read(crate::objects::storage_resource(res), ns, name)
+                    .await
+                    .map_err(|e| {
+                        if e.code == 404 {
+                            ApiError::not_found(res, name)
+                        } else {
+                            e
+                        }
+                    })?;
+                let obj = crate::objects::to_external(res, obj);
+                Ok(self.object_response(StatusCode::OK, res, &obj, accept))
+            }
+            Verb::List => {
+                let table = matches!(accept, Accept::Table(_));
+                let l = self
+                    .list_objects(res, ns, &q, table || accept == Accept::Yaml)
+                    .await?;
+                if table {
+                    let objs = l.decoded.as_deref().unwrap_or_default();
+                    let include = include_object(&q)?;
+                    let t = skiff_core::table::table(
+                        res,
+                        objs,
+                        jiff::Timestamp::now(),
+                        include,
+                        list_meta(&l),
+                    );
+                    return Ok(codec::value_response(StatusCode::OK, &t, Accept::Json));
+                }
+                if accept == Accept::Yaml {
+                    let v: Value =
+                        serde_json::from_slice(&list::write_list(res, &l)).expect("json");
+                    return Ok(codec::value_response(StatusCode::OK, &v, accept));
+                }
+                Ok(codec::json_response(
+                    StatusCode::OK,
+                    list::write_list(res, &l),
+                ))
+            }
+            Verb::Watch => self.watch(res, r.namespace.clone(), &q, accept).await,
+            Verb::Create => {
+                let body = self.read_object_body(req).await?;
+                let obj = self.create_object(res, ns, body, dry_run).await?;
+                Ok(self.object_response(StatusCode::CREATED, res, &obj, accept))
+            }
+            Verb::Update => {
+                let name = r.name.as_deref().unwrap_or_default();
+                let body = self.read_object_body(req).await?;
+                let (obj, created) = self
+                    .update_object(res, ns, name, body, UpdateMode::Main, dry_run)
+                    .await?;
+                let code = if created {
+                    StatusCode::CREATED
+                } else {
+                    StatusCode::OK
+                };
+                Ok(self.object_response(code, res, &obj, accept))
+            }
+            Verb::Patch => {
+                let name = r.name.as_deref().unwrap_or_default().to_string();
+                let ct = codec::content_type(req.headers());
+                let body = codec::read_body(req.into_body(), &Default::default()).await?;
+                let obj = self
+                    .patch(res, ns, &name, &ct, &body, UpdateMode::Main, dry_run)
+                    .await?;
+                Ok(self.object_response(StatusCode::OK, res, &obj, accept))
+            }
+            Verb::Delete => {
+                let name = r.name.as_deref().unwrap_or_default().to_string();
+                let opts = self.delete_options(req, &q, dry_run).await?;
+                match self.delete_object(res, ns, &name, &opts).await? {
+                    Deleted::Pending(obj) => {
+                        Ok(self.object_response(StatusCode::OK, res, &obj, accept))
+                    }
+                    Deleted::Now(obj) => {
+                        let mut details = serde_json::Map::new();
+                        details.insert("name".into(), json!(name));
+                        if !res.group.is_empty() {
+                            details.insert("group".into(), json!(res.group));
+                        }
+                        details.insert("kind".into(), json!(res.plural));
+                        details.insert("uid".into(), json!(meta::uid(&obj)));
+                        let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details});
+                        if res.kind == "Pod" {
+                            // Pods answer with their last state, as upstream's pod store does.
+                            return Ok(self.object_response(StatusCode::OK, res, &obj, accept));
+                        }
+                        Ok(codec::value_response(StatusCode::OK, &status, accept))
+                    }
+                }
+            }
+            Verb::DeleteCollection => {
+                let opts = self.delete_options(req, &q, dry_run).await?;
+                let l = self.list_objects(res, ns, &q, true).await?;
+                let mut deleted = Vec::new();
+                for obj in l.decoded.unwrap_or_default() {
+                    let name = meta::name(&obj).to_string();
+                    let ons = meta::namespace(&obj).to_string();
+                    let ons = if res.namespaced {
+                        Some(ons.as_str())
+                    } else {
+                        None
+                    };
+                    match self.delete_object(res, ons, &name, &opts).await {
+                        Ok(Deleted::Now(o)) | Ok(Deleted::Pending(o)) => deleted.push(o),
+                        Err(e) if e.code == 404 => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                let out = json!({
+                    "kind": res.list_kind(), "apiVersion": res.api_version(),
+                    "metadata": {"resourceVersion": self.store.current_revision().to_string()},
+                    "items": deleted
+                });
+                Ok(codec::value_response(StatusCode::OK, &out, accept))
+            }
+        }
+    }
+
+    /// The response for one object: JSON, YAML, or a one-row Table.
+    fn object_response(
+        &self,
+        status: StatusCode,
+        res: &Resource,
+        obj: &Value,
+        accept: Accept,
+    ) -> Response<Body> {
+        if let Accept::Table(_) = accept {
+            let t = skiff_core::table::table(
+                res,
+                std::slice::from_ref(obj),
+                jiff::Timestamp::now(),
+                skiff_core::table::IncludeObject::Metadata,
+                json!({"resourceVersion": meta::resource_version(obj)}),
+            );
+            return codec::value_response(status, &t, Accept::Json);
+        }
+        codec::value_response(status, obj, accept)
+    }
+
+    async fn read_object_body(
+        &self,
+        req: Request<hyper::body::Incoming>,
+    ) -> Result<Value, ApiError> {
+        let ct = codec::content_type(req.headers());
+        if ct.starts_with("application/vnd.kubernetes.protobuf") {
+            return Err(ApiError::unsupported_media_type(&ct));
+        }
+        let headers = req.headers().clone();
+        let body = codec::read_body(req.into_body(), &headers).await?;
+        if body.is_empty() {
+            return Err(ApiError::bad_request("the body of the request was empty"));
+        }
+        match ct.as_str() {
+            "application/json" | "application/yaml" | "text/yaml" | "application/x-yaml"
+            | "*/*" => codec::decode(&body, &ct),
+            other => Err(ApiError::unsupported_media_type(other)),
+        }
+    }
+
+    async fn delete_options(
+        &self,
+        req: Request<hyper::body::Incoming>,
+        q: &Query,
+        dry_run: bool,
+    ) -> Result<DeleteOptions, ApiError> {
+        let headers = req.headers().clone();
+        let body = codec::read_body(req.into_body(), &headers).await?;
+        let mut opts = if body.is_empty() {
+            DeleteOptions::default()
+        } else {
+            DeleteOptions::from_value(&codec::decode(&body, &codec::content_type(&headers))?)?
+        };
+        if let Some(g) = q.int("gracePeriodSeconds")? {
+            opts.grace_period_seconds = Some(g);
+        }
+        if let Some(p) = q.get("propagationPolicy").filter(|p| !p.is_empty()) {
+            opts.propagation_policy = Some(p.to_string());
+        }
+        if opts.propagation_policy.is_none() {
+            match q.get("orphanDependents") {
+                Some("true") => opts.propagation_policy = Some("Orphan".into()),
+                Some("false") => opts.propagation_policy = Some("Background".into()),
+                _ => {}
+            }
+        }
+        opts.dry_run = opts.dry_run || dry_run;
+        Ok(opts)
+    }
+
+    /// PATCH: JSON patch or JSON merge patch, retried on conflicts unless the patch names a
+    /// resourceVersion.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn patch(
+        &self,
+        res: &'static Resource,
+        ns: Option<&str>,
+        name: &str,
+        content_type: &str,
+        body: &[u8],
+        mode: UpdateMode,
+        dry_run: bool,
+    ) -> Result<Value, ApiError> {
+        let patch = decode_patch(content_type, body)?;
+        self.guaranteed_update(res, ns, name, mode, dry_run, |cur| {
+            let out = apply_patch(&patch, cur)?;
+            let want = meta::resource_version(&out);
+            if !want.is_empty() && want != meta::resource_version(cur) {
+                return Err(ApiError::stale(res, name));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn subresource(
+        self: &Arc<Self>,
+        req: Request<hyper::body::Incoming>,
+        r: &ResourceRequest,
+        sub: &str,
+        _q: Query,
+        accept: Accept,
+        dry_run: bool,
+    ) -> Result<Response<Body>, ApiError> {
+        let res = r.resource;
+        let ns = r.namespace.as_deref();
+        let name = r.name.as_deref().unwrap_or_default().to_string();
+        match (sub, r.verb) {
+            ("status", Verb::Get) => {
+                let (obj, _) = self.read(res, ns, &name).await?;
+                Ok(self.object_response(StatusCode::OK, res, &obj, accept))
+            }
+            ("status", Verb::Update) | ("finalize", Verb::Update) => {
+                let mode = if sub == "status" {
+                    UpdateMode::Status
+                } else {
+                    UpdateMode::Finalize
+                };
+                let body = self.read_object_body(req).await?;
+                let (obj, _) = self
+                    .update_object(res, ns, &name, body, mode, dry_run)
+                    .await?;
+                Ok(self.object_response(StatusCode::OK, res, &obj, accept))
+            }
+            ("status", Verb::Patch) => {
+                let ct = codec::content_type(req.headers());
+                let body = codec::read_body(req.into_body(), &Default::default()).await?;
+                let obj = self
+                    .patch(res, ns, &name, &ct, &body, UpdateMode::Status, dry_run)
+                    .await?;
+                Ok(self.object_response(StatusCode::OK, res, &obj, accept))
+            }
+            ("scale", Verb::Get) => {
+                let (obj, _) = self.read(res, ns, &name).await?;
+                Ok(codec::value_response(
+                    StatusCode::OK,
+                    &scale_of(&obj)?,
+                    accept,
+                ))
+            }
+            ("scale", Verb::Update) | ("scale", Verb::Patch) => {
+                let (patch, body) = if r.verb == Verb::Patch {
+                    let ct = codec::content_type(req.headers());
+                    let body = codec::read_body(req.into_body(), &Default::default()).await?;
+                    (Some(decode_patch(&ct, &body)?), Value::Null)
+                } else {
+                    (None, self.read_object_body(req).await?)
+                };
+                let scale_res = ScaleResource;
+                let obj = self
+                    .guaranteed_update(res, ns, &name, UpdateMode::Main, dry_run, |cur| {
+                        let scale = scale_of(cur)?;
+                        let wanted = match &patch {
+                            Some(p) => apply_patch(p, &scale)?,
+                            None => body.clone(),
+                        };
+                        let rv = meta::resource_version(&wanted);
+                        if !rv.is_empty() && rv != meta::resource_version(cur) {
+                            return Err(ApiError::stale(res, &name));
+                        }
+                        let replicas = wanted
+                            .pointer("/spec/replicas")
+                            .cloned()
+                            .unwrap_or(json!(0));
+                        let Some(n) = replicas.as_i64() else {
+                            return Err(scale_res.invalid(
+                                &name,
+                                FieldError::invalid(
+                                    "spec.replicas",
+                                    replicas,
+                                    "must be an integer",
+                                ),
+                            ));
+                        };
+                        if n < 0 {
+                            return Err(scale_res.invalid(
+                                &name,
+                                FieldError::invalid(
+                                    "spec.replicas",
+                                    n,
+                                    "must be greater than or equal to 0",
+                                ),
+                            ));
+                        }
+                        if n > i32::MAX as i64 {
+                            return Err(scale_res.invalid(
+                                &name,
+                                FieldError::invalid(
+                                    "spec.replicas",
+                                    n,
+                                    "must be less than or equal to 2147483647",
+                                ),
+                            ));
+                        }
+                        let mut next = cur.clone();
+                        next.as_object_mut()
+                            .expect("object")
+                            .entry("spec")
+                            .or_insert_with(|| json!({}));
+                        next["spec"]["replicas"] = json!(n);
+                        Ok(next)
+                    })
+                    .await?;
+                Ok(codec::value_response(
+                    StatusCode::OK,
+                    &scale_of(&obj)?,
+                    accept,
+                ))
+            }
+            ("binding", Verb::Create) => {
+                let body = codec::decode(
+                    &codec::read_body(req.into_body(), &Default::default()).await?,
+                    "application/json",
+                )?;
+                let node = body
+                    .pointer("/target/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
+                if node.is_empty() {
+                    return Err(ApiError::new(
+                        422,
+                        "Invalid",
+                        format!("Binding \"{name}\" is invalid: target.name: Required value"),
+                    ));
+                }
+                let bname = meta::name(&body);
+                if !bname.is_empty() && bname != name {
+                    return Err(ApiError::bad_request(format!(
+                        "the name of the object ({bname}) does not match the name on the URL ({name})"
+                    )));
+                }
+                self.guaranteed_update(res, ns, &name, UpdateMode::Internal, dry_run, |cur| {
+                    if meta::is_deleting(cur) {
+                        return Err(ApiError::conflict(
+                            res,
+                            &name,
+                            &format!("pod {name} is being deleted, cannot be assigned to a host"),
+                        ));
+                    }
+                    let current = cur
+                        .pointer("/spec/nodeName")
+                        .and_then(Value::as_str)
+                        .unwrap_or("");
+                    if !current.is_empty() {
+                        return Err(ApiError::conflict(
+                            res,
+                            &name,
+                            &format!("pod {name} is already assigned to node \"{current}\""),
+                        ));
+                    }
+                    let mut next = cur.clone();
+                    next["spec"]["nodeName"] = json!(node);
+                    set_condition(&mut next, "PodScheduled", "True", None);
+                    Ok(next)
+                })
+                .await?;
+                Ok(codec::value_response(
+                    StatusCode::CREATED,
+                    &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+                    Accept::Json,
+                ))
+            }
+            ("eviction", Verb::Create) => {
+                let body = codec::decode(
+                    &codec::read_body(req.into_body(), &Default::default()).await?,
+                    "application/json",
+                )?;
+                self.evict(res, ns.unwrap_or_default(), &name, &body, dry_run)
+                    .await?;
+                Ok(codec::value_response(
+                    StatusCode::CREATED,
+                    &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+                    Accept::Json,
+                ))
+            }
+            _ => Err(ApiError::method_not_allowed(format!(
+                "the server does not allow this method on the requested resource ({}/{sub})",
+                res.plural
+            ))),
+        }
+    }
+
+    /// Eviction: a delete that respects PodDisruptionBudgets.
+    async fn evict(
+        &self,
+        res: &'static Resource,
+        ns: &str,
+        name: &str,
+        body: &Value,
+        dry_run: bool,
+    ) -> Result<(), ApiError> {
+        let (pod, _) = self.read(res, Some(ns), name).await?;
+        let bname = meta::name(body);
+        if !bname.is_empty() && bname != name {
+            return Err(ApiError::bad_request(
+                "name in URL does not match name in Eviction object",
+            ));
+        }
+        let mut opts = match body.get("deleteOptions") {
+            Some(o) if !o.is_null() => DeleteOptions::from_value(o)?,
+            _ => DeleteOptions::default(),
+        };
+        opts.dry_run = opts.dry_run || dry_run;
+        let phase = pod
+            .pointer("/status/phase")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        // Pods that are not running can go regardless of budgets, as upstream.
+        let terminal_or_pending =
+            matches!(phase, "Succeeded" | "Failed" | "Pending") || meta::is_deleting(&pod);
+        if !terminal_or_pending {
+            let pdb_res = registry::lookup("policy", "v1", "poddisruptionbudgets").expect("pdb");
+            let q = Query::default();
+            let pdbs = self
+                .list_objects(pdb_res, Some(ns), &q, true)
+                .await?
+                .decoded
+                .unwrap_or_default();
+            let matching: Vec<&Value> = pdbs
+                .iter()
+                .filter(|p| {
+                    p.pointer("/spec/selector")
+                        .and_then(|s| skiff_core::labels::Selector::from_label_selector(s).ok())
+                        .is_some_and(|s| s.matches_object(&pod))
+                })
+                .collect();
+            if matching.len() > 1 {
+                return Err(ApiError::internal("This pod has more than one PodDisruptionBudget, which the eviction subresource does not support."));
+            }
+            if let Some(pdb) = matching.first() {
+                let pdb_name = meta::name(pdb).to_string();
+                let gen = pdb
+                    .pointer("/metadata/generation")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0);
+                let observed = pdb
+                    .pointer("/status/observedGeneration")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0);
+                let allowed = pdb
+                    .pointer("/status/disruptionsAllowed")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0);
+                if observed < gen || allowed <= 0 {
+                    let desired = pdb
+                        .pointer("/status/desiredHealthy")
+                        .and_then(Value::as_i64)
+                        .unwrap_or(0);
+                    let current = pdb
+                        .pointer("/status/currentHealthy")
+                        .and_then(Value::as_i64)
+                        .unwrap_or(0);
+                    let mut e = ApiError::too_many_requests(
+                        "Cannot evict pod as it would violate the pod's disruption budget.",
+                    );
+                    e.details.causes.push(skiff_core::status::Cause {
+                        reason: "DisruptionBudget".into(),
+                        message: if observed < gen {
+                            format!("The disruption budget {pdb_name} is still being processed by the server.")
+                        } else {
+                            format!("The disruption budget {pdb_name} needs {desired} healthy pods and has {current} currently")
+                        },
+                        field: String::new(),
+                    });
+                    e.details.retry_after_seconds = Some(10);
+                    return Err(e);
+                }
+                if !dry_run {
+                    let pod_name = name.to_string();
+                    let now = meta::now_rfc3339();
+                    self.guaranteed_update(pdb_res, Some(ns), &pdb_name, UpdateMode::Status, false, |cur| {
+                        let allowed = cur.pointer("/status/disruptionsAllowed").and_then(Value::as_i64).unwrap_or(0);
+                        if allowed <= 0 {
+                            return Err(ApiError::too_many_requests("Cannot evict pod as it would violate the pod's disruption budget."));
+                        }
+                        let mut next = cur.clone();
+                        next["status"]["disruptionsAllowed"] = json!(allowed - 1);
+                        if !next["status"]["disruptedPods"].is_object() {
+                            next["status"]["disruptedPods"] = json!({});
+                        }
+                        next["status"]["disruptedPods"][&pod_name] = json!(now);
+                        Ok(next)
+                    })
+                    .await?;
+                }
+            }
+        }
+        self.delete_object(res, Some(ns), name, &opts).await?;
+        Ok(())
+    }
+}
+
+impl Handler for ApiServer {
+    fn call(
+        self: Arc<Self>,
+        req: Request<hyper::body::Incoming>,
+        user: Option<UserInfo>,
+    ) -> BoxFuture<'static, Response<Body>> {
+        Box::pin(self.handle(req, user))
+    }
+}
+
+/// `GET /version`.
+pub fn version_json() -> Value {
+    json!({
+        "major": "1",
+        "minor": "32",
+        "gitVersion": format!("{KUBERNETES_VERSION}+skiff"),
+        "gitCommit": "skiff",
+        "gitTreeState": "clean",
+        "buildDate": "2026-01-01T00:00:00Z",
+        "goVersion": "rust",
+        "compiler": "rustc",
+        "platform": format!("{}/{}", std::env::consts::OS, if std::env::consts::ARCH == "x86_64" { "amd64" } else { std::env::consts::ARCH })
+    })
+}
+
+fn version_response() -> Response<Body> {
+    codec::value_response(StatusCode::OK, &version_json(), Accept::Json)
+}
+
+fn include_object(q: &Query) -> Result<skiff_core::table::IncludeObject, ApiError> {
+    use skiff_core::table::IncludeObject;
+    match q.get("includeObject").unwrap_or("") {
+        "" | "Metadata" => Ok(IncludeObject::Metadata),
+        "Object" => Ok(IncludeObject::Object),
+        "None" => Ok(IncludeObject::None),
+        other => Err(ApiError::bad_request(format!(
+            "unsupported includeObject value: {other}"
+        ))),
+    }
+}
+
+/// A decoded patch.
+pub enum Patch {
+    Json(json_patch::Patch),
+    Merge(Value),
+}
+
+pub fn decode_patch(content_type: &str, body: &[u8]) -> Result<Patch, ApiError> {
+    match content_type {
+        "application/json-patch+json" => {
+            let v = codec::decode_json(body)?;
+            let p: json_patch::Patch = serde_json::from_value(v)
+                .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+            Ok(Patch::Json(p))
+        }
+        "application/merge-patch+json" => {
+            let v = codec::decode_json(body)?;
+            if !v.is_object() {
+                return Err(ApiError::bad_request("error decoding patch: a merge patch must be a JSON object"));
+            }
+            Ok(Patch::Merge(v))
+        }
+        other => Err(ApiError::new(
+            415,
+            "UnsupportedMediaType",
+            format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json (got {other})"),
+        )),
+    }
+}
+
+pub fn apply_patch(p: &Patch, cur: &Value) -> Result<Value, ApiError> {
+    let mut out = cur.clone();
+    match p {
+        Patch::Json(p) => {
+            json_patch::patch(&mut out, p).map_err(|e| {
+                ApiError::new(
+                    422,
+                    "Invalid",
+                    format!("the server rejected our request due to an error in our request: {e}"),
+                )
+            })?;
+        }
+        Patch::Merge(m) => json_patch::merge(&mut out, m),
+    }
+    if !out.is_object() {
+        return Err(ApiError::bad_request(
+            "the patched object must be a JSON object",
+        ));
+    }
+    Ok(out)
+}
+
+/// The autoscaling/v1 Scale of a scalable object.
+fn scale_of(obj: &Value) -> Result<Value, ApiError> {
+    let selector = match obj.pointer("/spec/selector") {
+        Some(s) if s.get("matchLabels").is_some() || s.get("matchExpressions").is_some() => {
+            skiff_core::labels::Selector::from_label_selector(s)
+                .ok()
+                .map(|s| s.to_string())
+                .unwrap_or_default()
+        }
+        Some(Value::Object(m)) => {
+            // ReplicationController: a plain map.
+            let mut pairs: Vec<String> = m
+                .iter()
+                .filter_map(|(k, v)| v.as_str().map(|v| format!("{k}={v}")))
+                .collect();
+            pairs.sort();
+            pairs.join(",")
+        }
+        _ => String::new(),
+    };
+    let m = obj.get("metadata").cloned().unwrap_or(json!({}));
+    let mut md = serde_json::Map::new();
+    for k in [
+        "name",
+        "namespace",
+        "uid",
+        "resourceVersion",
+        "creationTimestamp",
+    ] {
+        if let Some(v) = m.get(k) {
+            md.insert(k.into(), v.clone());
+        }
+    }
+    let mut status = serde_json::Map::new();
+    status.insert(
+        "replicas".into(),
+        json!(obj
+            .pointer("/status/replicas")
+            .and_then(Value::as_i64)
+            .unwrap_or(0)),
+    );
+    if !selector.is_empty() {
+        status.insert("selector".into(), json!(selector));
+    }
+    Ok(json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": md,
+        "spec": {"replicas": obj.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(0)},
+        "status": status
+    }))
+}
+
+struct ScaleResource;
+
+impl ScaleResource {
+    fn invalid(&self, name: &str, e: FieldError) -> ApiError {
+        let mut err = ApiError::new(
+            422,
+            "Invalid",
+            format!("Scale.autoscaling \"{name}\" is invalid: {e}"),
+        );
+        err.details.name = name.to_string();
+        err.details.group = "autoscaling".into();
+        err.details.kind = "Scale".into();
+        err.details.causes.push(skiff_core::status::Cause {
+            reason: e.kind.reason().into(),
+            message: e.body(),
+            field: e.field.clone(),
+        });
+        err
+    }
+}
+
+/// Sets a status condition (type, status) with transition time, as pod conditions are kept.
+pub fn set_condition(obj: &mut Value, type_: &str, status: &str, reason: Option<&str>) {
+    let now = meta::now_rfc3339();
+    let o = obj.as_object_mut().expect("object");
+    let st = o.entry("status").or_insert_with(|| json!({}));
+    if !st.is_object() {
+        *st = json!({});
+    }
+    let conds = st
+        .as_object_mut()
+        .expect("status")
+        .entry("conditions")
+        .or_insert_with(|| json!([]));
+    if !conds.is_array() {
+        *conds = json!([]);
+    }
+    let arr = conds.as_array_mut().expect("conditions");
+    let mut c =
+        json!({"type": type_, "status": status, "lastProbeTime": null, "lastTransitionTime": now});
+    if let Some(r) = reason {
+        c["reason"] = json!(r);
+    }
+    match arr
+        .iter_mut()
+        .find(|c| c.get("type").and_then(Value::as_str) == Some(type_))
+    {
+        Some(existing) => {
+            if existing.get("status").and_then(Value::as_str) != Some(status) {
+                *existing = c;
+            }
+        }
+        None => arr.push(c),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scale_of_deployment_and_rc() {
+        let d = json!({"metadata": {"name": "web", "namespace": "d", "resourceVersion": "5"}, "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}}}, "status": {"replicas": 2}});
+        let s = scale_of(&d).unwrap();
+        assert_eq!(s["spec"]["replicas"], 3);
+        assert_eq!(s["status"]["replicas"], 2);
+        assert_eq!(s["status"]["selector"], "app=web");
+        assert_eq!(s["metadata"]["resourceVersion"], "5");
+        let rc = json!({"metadata": {"name": "rc"}, "spec": {"replicas": 1, "selector": {"b": "2", "a": "1"}}});
+        assert_eq!(scale_of(&rc).unwrap()["status"]["selector"], "a=1,b=2");
+    }
+
+    #[test]
+    fn patches() {
+        let cur = json!({"metadata": {"labels": {"a": "1"}}, "spec": {"x": 1}});
+        let p = decode_patch(
+            "application/merge-patch+json",
+            br#"{"metadata":{"labels":{"a":null,"b":"2"}}}"#,
+        )
+        .unwrap();
+        let out = apply_patch(&p, &cur).unwrap();
+        assert_eq!(out["metadata"]["labels"], json!({"b": "2"}));
+        let p = decode_patch(
+            "application/json-patch+json",
+            br#"[{"op":"replace","path":"/spec/x","value":2}]"#,
+        )
+        .unwrap();
+        assert_eq!(apply_patch(&p, &cur).unwrap()["spec"]["x"], 2);
+        let p = decode_patch(
+            "application/json-patch+json",
+            br#"[{"op":"test","path":"/spec/x","value":9}]"#,
+        )
+        .unwrap();
+        assert_eq!(apply_patch(&p, &cur).unwrap_err().code, 422);
+        assert_eq!(
+            decode_patch("application/merge-patch+json", b"[1]")
+                .err()
+                .unwrap()
+                .code,
+            400
+        );
+    }
+}
