@@ -26,3 +26,15 @@ pub trait Handler: Send + Sync + 'static {
         user: Option<UserInfo>,
     ) -> BoxFuture<'static, http::Response<Body>>;
 }
+
+pub mod codec;
+pub mod discovery;
+mod lifecycle;
+pub mod list;
+pub mod metrics;
+pub mod objects;
+pub mod request;
+pub mod server;
+mod watch;
+
+pub use server::{ApiOptions, ApiServer, KUBERNETES_VERSION};
