@@ -35,6 +35,7 @@ pub mod metrics;
 pub mod objects;
 pub mod request;
 pub mod server;
+pub mod services;
 mod watch;
 
 pub use server::{ApiOptions, ApiServer, KUBERNETES_VERSION};

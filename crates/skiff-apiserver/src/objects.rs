@@ -347,6 +347,11 @@ impl ApiServer {
         obj: Value,
         dry_run: bool,
     ) -> Result<Value, ApiError> {
+        let _alloc = if is_service(res) {
+            Some(self.service_alloc.lock().await)
+        } else {
+            None
+        };
         let (obj, kv) = self.prepare_create(res, namespace, obj).await?;
         let sres = storage_resource(res);
         let name = meta::name(&obj).to_string();
@@ -458,6 +463,9 @@ impl ApiServer {
             }
         }
         defaults::apply(sres, &mut obj);
+        if is_service(sres) {
+            self.allocate_service(sres, &mut obj, None).await?;
+        }
         let errors = validation::validate_create(sres, &obj);
         if !errors.is_empty() {
             return Err(ApiError::invalid(res, &name, &errors));
@@ -773,6 +781,10 @@ impl ApiServer {
             "too many concurrent updates; please try again",
         ))
     }
+}
+
+fn is_service(res: &Resource) -> bool {
+    res.group.is_empty() && res.kind == "Service"
 }
 
 /// Finalizers that keep a deleting object: `metadata.finalizers`, and a namespace's

@@ -49,6 +49,8 @@ pub struct ApiServer {
     pub(crate) store: DynStore,
     pub(crate) opts: ApiOptions,
     pub(crate) metrics: Metrics,
+    /// Serializes Service address allocation with the write that records it.
+    pub(crate) service_alloc: tokio::sync::Mutex<()>,
     ready: AtomicBool,
     started: Instant,
 }
@@ -63,6 +65,7 @@ impl ApiServer {
             store,
             opts,
             metrics: Metrics::default(),
+            service_alloc: tokio::sync::Mutex::new(()),
             ready: AtomicBool::new(false),
             started: Instant::now(),
         })
@@ -84,6 +87,7 @@ impl ApiServer {
                 Err(e) => return Err(e),
             }
         }
+        self.ensure_kubernetes_service().await?;
         crate::lifecycle::start(self.clone());
         self.ready.store(true, Ordering::SeqCst);
         tracing::info!(
@@ -91,6 +95,49 @@ impl ApiServer {
             "api server ready"
         );
         Ok(())
+    }
+
+    /// The `kubernetes` Service in `default` and its Endpoints: how pods find the API server.
+    async fn ensure_kubernetes_service(&self) -> Result<(), ApiError> {
+        let (host, port) = self
+            .opts
+            .server_address
+            .rsplit_once(':')
+            .map(|(h, p)| {
+                (
+                    h.trim_matches(['[', ']']).to_string(),
+                    p.parse::<i64>().unwrap_or(6443),
+                )
+            })
+            .unwrap_or_else(|| ("127.0.0.1".into(), 6443));
+        let svc = registry::lookup("", "v1", "services").expect("services");
+        let obj = json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "kubernetes", "namespace": "default", "labels": {"component": "apiserver", "provider": "kubernetes"}},
+            "spec": {"type": "ClusterIP", "clusterIP": crate::services::KUBERNETES_SERVICE_IP,
+                     "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": port}]}
+        });
+        match self.create_object(svc, Some("default"), obj, false).await {
+            Ok(_) => {}
+            Err(e) if e.code == 409 => {}
+            Err(e) => return Err(e),
+        }
+        let ep = registry::lookup("", "v1", "endpoints").expect("endpoints");
+        let ip = if host.parse::<std::net::IpAddr>().is_ok() && host != "0.0.0.0" {
+            host
+        } else {
+            "127.0.0.1".to_string()
+        };
+        let obj = json!({
+            "apiVersion": "v1", "kind": "Endpoints",
+            "metadata": {"name": "kubernetes", "namespace": "default", "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
+            "subsets": [{"addresses": [{"ip": ip}], "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}]
+        });
+        match self.create_object(ep, Some("default"), obj, false).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.code == 409 => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     pub fn is_ready(&self) -> bool {
