@@ -1,1 +1,233 @@
-fn main() {}
+//! The `skiff` binary: Kubernetes in one executable. Its command line follows k3s (`skiff
+//! server` takes k3s's flag names) so that k3s habits carry over.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+mod files;
+mod kubeconfig;
+mod pki;
+mod placeholder;
+mod server;
+mod version;
+
+#[derive(Debug, Parser)]
+#[command(name = "skiff", about = "Kubernetes in one binary", version = version::SKIFF_VERSION)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the control plane (API server, datastore, controllers) and, later, a node agent.
+    Server(ServerArgs),
+    /// Print the Skiff version and the Kubernetes version it serves.
+    Version,
+    /// Kubeconfigs for people and teams.
+    #[command(subcommand)]
+    Kubeconfig(KubeconfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum KubeconfigCommand {
+    /// Print a kubeconfig with a new client certificate for NAME, signed by the cluster CA.
+    User(KubeconfigUserArgs),
+}
+
+#[derive(Debug, Args)]
+struct KubeconfigUserArgs {
+    /// User name (the certificate's CommonName).
+    name: String,
+    /// Group (the certificate's Organization); repeatable.
+    #[arg(long = "group", value_name = "GROUP")]
+    groups: Vec<String>,
+    /// The server's data folder, which holds the cluster CA.
+    #[arg(
+        short = 'd',
+        long,
+        env = "SKIFF_DATA_DIR",
+        default_value = "/var/lib/skiff"
+    )]
+    data_dir: PathBuf,
+    /// API server URL; defaults to the one in <data-dir>/admin.kubeconfig.
+    #[arg(long)]
+    server: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct ServerArgs {
+    /// Folder to hold state (database, certificates, token).
+    #[arg(
+        short = 'd',
+        long,
+        env = "SKIFF_DATA_DIR",
+        default_value = "/var/lib/skiff"
+    )]
+    data_dir: PathBuf,
+
+    /// Address to listen on. k3s listens on every address (0.0.0.0) by default; Skiff listens on
+    /// loopback only unless told otherwise, so a first try exposes nothing.
+    #[arg(long, default_value = "127.0.0.1")]
+    bind_address: IpAddr,
+
+    /// Port of the HTTPS API (0 lets the OS choose; the kubeconfig records the real one).
+    #[arg(long, default_value_t = 6443)]
+    https_listen_port: u16,
+
+    /// Also write the admin kubeconfig to this path (it is always written to
+    /// <data-dir>/admin.kubeconfig).
+    #[arg(short = 'o', long, env = "SKIFF_KUBECONFIG_OUTPUT")]
+    write_kubeconfig: Option<PathBuf>,
+
+    /// Mode of the --write-kubeconfig file, in octal (e.g. 644).
+    #[arg(long, env = "SKIFF_KUBECONFIG_MODE", default_value = "600", value_parser = parse_mode)]
+    write_kubeconfig_mode: u32,
+
+    /// Run the control plane only, without the embedded node agent.
+    #[arg(long)]
+    disable_agent: bool,
+
+    /// Shared secret to join nodes (stored in <data-dir>/token; generated when absent).
+    #[arg(short = 't', long, env = "SKIFF_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+
+    /// Static bearer tokens, in kube-apiserver's --token-auth-file CSV format
+    /// (token,user,uid,"group1,group2").
+    #[arg(long)]
+    token_auth_file: Option<PathBuf>,
+
+    /// Extra host name or IP for the serving certificate (repeatable).
+    #[arg(long = "tls-san", value_name = "NAME")]
+    tls_san: Vec<String>,
+}
+
+fn parse_mode(s: &str) -> Result<u32, String> {
+    let digits = s.trim_start_matches("0o");
+    let mode = u32::from_str_radix(digits, 8).map_err(|e| format!("{s:?} is not octal: {e}"))?;
+    if mode > 0o7777 {
+        return Err(format!("{s:?} is not a file mode"));
+    }
+    Ok(mode)
+}
+
+impl From<ServerArgs> for server::ServerOptions {
+    fn from(a: ServerArgs) -> Self {
+        server::ServerOptions {
+            data_dir: a.data_dir,
+            bind_address: a.bind_address,
+            https_listen_port: a.https_listen_port,
+            write_kubeconfig: a.write_kubeconfig,
+            write_kubeconfig_mode: a.write_kubeconfig_mode,
+            disable_agent: a.disable_agent,
+            token: a.token,
+            token_auth_file: a.token_auth_file,
+            tls_san: a.tls_san,
+        }
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Version => {
+            println!("{}", version::version_line());
+            Ok(())
+        }
+        Command::Kubeconfig(KubeconfigCommand::User(args)) => {
+            print!(
+                "{}",
+                server::user_kubeconfig(&args.data_dir, &args.name, &args.groups, args.server)?
+            );
+            Ok(())
+        }
+        Command::Server(args) => {
+            init_logging();
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(server::run(args.into(), shutdown_signal()))
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Completes on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch SIGTERM");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received; shutting down"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received; shutting down"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn server_flags_parse_like_k3s() {
+        let cli = Cli::try_parse_from([
+            "skiff",
+            "server",
+            "--data-dir",
+            "/tmp/x",
+            "-o",
+            "/tmp/k.yaml",
+            "--write-kubeconfig-mode",
+            "644",
+            "--tls-san",
+            "a.example",
+            "--tls-san",
+            "10.0.0.1",
+            "--disable-agent",
+            "--token",
+            "t",
+            "--https-listen-port",
+            "0",
+        ])
+        .unwrap();
+        let Command::Server(a) = cli.command else {
+            panic!("not server")
+        };
+        assert_eq!(a.write_kubeconfig_mode, 0o644);
+        assert_eq!(a.tls_san, vec!["a.example", "10.0.0.1"]);
+        assert_eq!(a.write_kubeconfig, Some(PathBuf::from("/tmp/k.yaml")));
+        assert!(a.disable_agent);
+        assert_eq!(a.https_listen_port, 0);
+        assert_eq!(a.bind_address.to_string(), "127.0.0.1");
+    }
+
+    #[test]
+    fn mode_parsing() {
+        assert_eq!(parse_mode("600"), Ok(0o600));
+        assert_eq!(parse_mode("0644"), Ok(0o644));
+        assert!(parse_mode("9").is_err());
+        assert!(parse_mode("77777").is_err());
+    }
+}
