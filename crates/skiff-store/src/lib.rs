@@ -72,15 +72,29 @@ pub enum StoreError {
     /// A compare-and-swap failed: the key's current revision is not the expected one. Carries
     /// the current value when the key exists.
     #[error("key {key} was modified (expected revision {expected})")]
-    Conflict { key: String, expected: Revision, current: Option<Box<KeyValue>> },
+    Conflict {
+        key: String,
+        expected: Revision,
+        current: Option<Box<KeyValue>>,
+    },
     /// The requested revision is older than the compaction point.
     #[error("required revision {requested} has been compacted (compacted at {compacted})")]
-    Compacted { requested: Revision, compacted: Revision },
+    Compacted {
+        requested: Revision,
+        compacted: Revision,
+    },
     /// The requested revision is newer than the store's current revision.
     #[error("required revision {requested} is in the future (current {current})")]
-    FutureRevision { requested: Revision, current: Revision },
+    FutureRevision {
+        requested: Revision,
+        current: Revision,
+    },
     #[error("value of {key} is {size} bytes, over the limit of {limit}")]
-    TooLarge { key: String, size: usize, limit: usize },
+    TooLarge {
+        key: String,
+        size: usize,
+        limit: usize,
+    },
     #[error("store closed")]
     Closed,
     #[error("datastore error: {0}")]

@@ -1,0 +1,580 @@
+//! The SQLite backend: a revision log with group commit, an in-memory index and watch window.
+//!
+//! Follows the etcd MVCC model the Kubernetes API server expects (global revisions, reads at a
+//! revision, watch from a revision, compaction), built on one SQLite file in WAL mode with
+//! `synchronous=FULL`:
+//! - writes go through one writer thread that commits everything queued as one transaction
+//!   (group commit, see `writer`), so an acknowledged write is on disk;
+//! - reads at the newest revision are served from an in-memory index of live keys; reads at an
+//!   older revision query the log on a pool of read connections;
+//! - watches follow a window of recent events in memory and read the log when behind it
+//!   (see `watcher`);
+//! - compaction and WAL checkpoints run in small steps that never hold the write lock for long.
+
+mod log;
+mod watcher;
+mod writer;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use bytes::Bytes;
+use parking_lot::{Mutex, RwLock};
+use rusqlite::Connection;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use self::log::{backend, Role};
+use self::writer::{Op, Reply, Request};
+use crate::{
+    Event, KeyValue, ListOptions, ListResult, ReadAt, Result, Revision, Store, StoreError, Watch,
+};
+
+/// Tuning for [`SqliteStore`].
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// Largest accepted value in bytes; bigger ones get [`StoreError::TooLarge`].
+    pub max_value_size: usize,
+    /// How many recent events the in-memory watch window keeps.
+    pub watch_window: usize,
+    /// Capacity (in batches) of each watcher's channel.
+    pub watch_channel_capacity: usize,
+    /// Most events in one watch batch (and one log read for a catching-up watcher).
+    pub watch_batch_limit: usize,
+    /// Most write requests committed in one transaction.
+    pub max_batch: usize,
+    /// Revisions examined per compaction transaction.
+    pub compact_step: i64,
+    /// Background compaction; `None` compacts only on request.
+    pub auto_compact: Option<AutoCompact>,
+    /// How often a passive WAL checkpoint runs (it also runs every 64 commits).
+    pub checkpoint_interval: Duration,
+    /// Idle read connections kept open.
+    pub read_connections: usize,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions {
+            max_value_size: 3 * 1024 * 1024 + 256 * 1024,
+            watch_window: 16_384,
+            watch_channel_capacity: 256,
+            watch_batch_limit: 1024,
+            max_batch: 256,
+            compact_step: 500,
+            auto_compact: None,
+            checkpoint_interval: Duration::from_secs(1),
+            read_connections: 4,
+        }
+    }
+}
+
+/// Background compaction: every `interval`, compact to the revision that was current one
+/// interval ago, but keep at least the last `keep_revisions` revisions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AutoCompact {
+    pub interval: Duration,
+    pub keep_revisions: i64,
+}
+
+impl Default for AutoCompact {
+    fn default() -> Self {
+        AutoCompact {
+            interval: Duration::from_secs(300),
+            keep_revisions: 10_000,
+        }
+    }
+}
+
+/// Counters since open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StoreStats {
+    /// Write transactions committed (each is one fsync of the WAL).
+    pub commits: u64,
+    /// Revisions written.
+    pub writes: u64,
+    /// Most revisions written by one commit.
+    pub largest_batch: u64,
+    /// Log rows removed by compaction.
+    pub compacted_rows: u64,
+    /// Log reads made by watchers that were behind the in-memory window.
+    pub watch_log_reads: u64,
+    /// Passive WAL checkpoints run.
+    pub checkpoints: u64,
+}
+
+#[derive(Default)]
+pub(crate) struct Stats {
+    commits: AtomicU64,
+    writes: AtomicU64,
+    largest_batch: AtomicU64,
+    compacted_rows: AtomicU64,
+    watch_log_reads: AtomicU64,
+    checkpoints: AtomicU64,
+}
+
+/// The newest state: every live key and the revision it is at.
+pub(crate) struct Live {
+    index: BTreeMap<String, KeyValue>,
+    current: Revision,
+}
+
+/// Recent events; `events[i]` has revision `first + i`.
+pub(crate) struct Window {
+    first: Revision,
+    events: VecDeque<Arc<Event>>,
+    cap: usize,
+}
+
+/// State shared by the store handle, the writer thread and watcher tasks.
+pub(crate) struct Shared {
+    path: PathBuf,
+    opts: SqliteOptions,
+    live: RwLock<Live>,
+    window: RwLock<Window>,
+    compacted: AtomicI64,
+    notify: watch::Sender<Revision>,
+    readers: Mutex<Vec<Connection>>,
+    closed: AtomicBool,
+    stats: Stats,
+}
+
+impl Shared {
+    /// Runs `f` on a pooled read connection (blocking: call from `spawn_blocking`).
+    fn with_reader<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let pooled = self.readers.lock().pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => log::open_connection(&self.path, Role::Reader)
+                .map_err(|e| backend("opening a read connection", e))?,
+        };
+        let out = f(&conn);
+        let mut pool = self.readers.lock();
+        if pool.len() < self.opts.read_connections {
+            pool.push(conn);
+        }
+        out
+    }
+}
+
+/// The SQLite-backed [`Store`]. Dropping the last handle finishes queued writes, stops the
+/// background threads and ends every watch.
+pub struct SqliteStore {
+    shared: Arc<Shared>,
+    tx: Option<mpsc::Sender<Request>>,
+    writer: Option<JoinHandle<()>>,
+    /// Dropped on close: stops the compactor thread.
+    _stop: std::sync::mpsc::Sender<()>,
+}
+
+impl SqliteStore {
+    /// Opens (or creates) the database at `path`, rebuilds the index from it and starts the
+    /// writer, checkpoint and (if configured) compaction threads.
+    pub fn open(path: &Path, opts: SqliteOptions) -> Result<Arc<SqliteStore>> {
+        let conn = log::open_connection(path, Role::Writer)
+            .map_err(|e| backend(&format!("opening {}", path.display()), e))?;
+        let loaded = log::load(&conn).map_err(|e| backend("loading the log", e))?;
+        let (notify, _) = watch::channel(loaded.current);
+        let shared = Arc::new(Shared {
+            path: path.to_owned(),
+            live: RwLock::new(Live {
+                index: loaded.index,
+                current: loaded.current,
+            }),
+            window: RwLock::new(Window {
+                first: loaded.current + 1,
+                events: VecDeque::new(),
+                cap: opts.watch_window.max(1),
+            }),
+            compacted: AtomicI64::new(loaded.compacted),
+            notify,
+            readers: Mutex::new(Vec::new()),
+            closed: AtomicBool::new(false),
+            stats: Stats::default(),
+            opts,
+        });
+
+        let checkpoint_conn = log::open_connection(path, Role::Checkpointer)
+            .map_err(|e| backend("opening the checkpoint connection", e))?;
+        let (nudge_tx, nudge_rx) = std::sync::mpsc::sync_channel(1);
+        let ck_shared = shared.clone();
+        std::thread::Builder::new()
+            .name("skiff-store-checkpoint".into())
+            .spawn(move || checkpointer(checkpoint_conn, nudge_rx, ck_shared))
+            .map_err(|e| StoreError::Backend(format!("starting the checkpoint thread: {e}")))?;
+
+        let (tx, rx) = mpsc::channel(shared.opts.max_batch.max(1) * 4);
+        let w = writer::Writer::new(
+            conn,
+            shared.clone(),
+            loaded.current,
+            loaded.compacted,
+            loaded.compact_done,
+            nudge_tx,
+        );
+        let handle = std::thread::Builder::new()
+            .name("skiff-store-writer".into())
+            .spawn(move || w.run(rx))
+            .map_err(|e| StoreError::Backend(format!("starting the writer thread: {e}")))?;
+
+        let (stop_tx, stop_rx) = std::sync::mpsc::channel();
+        let auto = shared.opts.auto_compact;
+        let store = Arc::new(SqliteStore {
+            shared,
+            tx: Some(tx),
+            writer: Some(handle),
+            _stop: stop_tx,
+        });
+        if let Some(auto) = auto {
+            let weak = Arc::downgrade(&store);
+            std::thread::Builder::new()
+                .name("skiff-store-compact".into())
+                .spawn(move || compactor(weak, auto, stop_rx))
+                .map_err(|e| StoreError::Backend(format!("starting the compaction thread: {e}")))?;
+        }
+        Ok(store)
+    }
+
+    /// Counters since open.
+    pub fn stats(&self) -> StoreStats {
+        let s = &self.shared.stats;
+        StoreStats {
+            commits: s.commits.load(Ordering::Relaxed),
+            writes: s.writes.load(Ordering::Relaxed),
+            largest_batch: s.largest_batch.load(Ordering::Relaxed),
+            compacted_rows: s.compacted_rows.load(Ordering::Relaxed),
+            watch_log_reads: s.watch_log_reads.load(Ordering::Relaxed),
+            checkpoints: s.checkpoints.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The number of rows in the revision log (reads the database).
+    pub async fn log_rows(&self) -> Result<i64> {
+        let shared = self.shared.clone();
+        tokio::task::spawn_blocking(move || {
+            shared.with_reader(|c| log::row_count(c).map_err(|e| backend("counting the log", e)))
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("read task failed: {e}")))?
+    }
+
+    fn sender(&self) -> Result<&mpsc::Sender<Request>> {
+        self.tx.as_ref().ok_or(StoreError::Closed)
+    }
+
+    async fn submit(&self, op: Op) -> Result<Reply> {
+        let (reply, rx) = oneshot::channel();
+        self.sender()?
+            .send(Request { op, reply })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// [`Self::submit`] for threads outside the runtime.
+    fn submit_blocking(&self, op: Op) -> Result<Reply> {
+        let (reply, rx) = oneshot::channel();
+        self.sender()?
+            .blocking_send(Request { op, reply })
+            .map_err(|_| StoreError::Closed)?;
+        rx.blocking_recv().map_err(|_| StoreError::Closed)?
+    }
+
+    fn check_size(&self, key: &str, value: &Bytes) -> Result<()> {
+        let limit = self.shared.opts.max_value_size;
+        if value.len() > limit {
+            return Err(StoreError::TooLarge {
+                key: key.to_owned(),
+                size: value.len(),
+                limit,
+            });
+        }
+        Ok(())
+    }
+
+    /// Fails unless `rev` is readable: not compacted, not in the future.
+    fn check_readable(&self, rev: Revision) -> Result<()> {
+        let compacted = self.shared.compacted.load(Ordering::SeqCst);
+        if rev < compacted {
+            return Err(StoreError::Compacted {
+                requested: rev,
+                compacted,
+            });
+        }
+        let current = self.shared.live.read().current;
+        if rev > current {
+            return Err(StoreError::FutureRevision {
+                requested: rev,
+                current,
+            });
+        }
+        Ok(())
+    }
+
+    /// Runs a read of the log at `rev` on a read connection.
+    async fn read_at<T: Send + 'static>(
+        &self,
+        rev: Revision,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T> {
+        self.check_readable(rev)?;
+        let shared = self.shared.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            shared.with_reader(|c| f(c).map_err(|e| backend("reading the log", e)))
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("read task failed: {e}")))??;
+        // A compaction that started during the read may have removed rows it needed.
+        self.check_readable(rev)?;
+        Ok(out)
+    }
+
+    fn compact_target(&self, revision: Revision) -> Result<Option<Op>> {
+        let current = self.current_revision();
+        if revision > current {
+            return Err(StoreError::FutureRevision {
+                requested: revision,
+                current,
+            });
+        }
+        Ok((revision > self.compacted_revision()).then_some(Op::SetCompactPoint(revision)))
+    }
+
+    /// [`Store::compact`] for threads outside the runtime.
+    fn compact_blocking(&self, revision: Revision) -> Result<()> {
+        if let Some(op) = self.compact_target(revision)? {
+            self.submit_blocking(op)?;
+        }
+        while let Reply::Stepped(false) = self.submit_blocking(Op::CompactStep)? {}
+        Ok(())
+    }
+}
+
+/// Newest-state list: keys under the prefix after `start_after`, up to `limit`.
+fn list_live(live: &Live, opts: &ListOptions) -> (Vec<KeyValue>, bool) {
+    let lower = match &opts.start_after {
+        Some(s) if s.as_str() >= opts.prefix.as_str() => Bound::Excluded(s.clone()),
+        _ => Bound::Included(opts.prefix.clone()),
+    };
+    let mut items = Vec::new();
+    let mut more = false;
+    for (key, kv) in live.index.range((lower, Bound::Unbounded)) {
+        if !key.starts_with(&opts.prefix) {
+            break;
+        }
+        if opts.limit > 0 && items.len() == opts.limit {
+            more = true;
+            break;
+        }
+        items.push(kv.clone());
+    }
+    (items, more)
+}
+
+#[async_trait::async_trait]
+impl Store for SqliteStore {
+    async fn create(&self, key: &str, value: Bytes) -> Result<Revision> {
+        self.check_size(key, &value)?;
+        match self
+            .submit(Op::Create {
+                key: key.to_owned(),
+                value,
+            })
+            .await?
+        {
+            Reply::Revision(r) => Ok(r),
+            _ => Err(StoreError::Backend(
+                "writer answered create with the wrong reply".into(),
+            )),
+        }
+    }
+
+    async fn update(&self, key: &str, expected: Revision, value: Bytes) -> Result<Revision> {
+        self.check_size(key, &value)?;
+        match self
+            .submit(Op::Update {
+                key: key.to_owned(),
+                expected,
+                value,
+            })
+            .await?
+        {
+            Reply::Revision(r) => Ok(r),
+            _ => Err(StoreError::Backend(
+                "writer answered update with the wrong reply".into(),
+            )),
+        }
+    }
+
+    async fn delete(&self, key: &str, expected: Option<Revision>) -> Result<KeyValue> {
+        match self
+            .submit(Op::Delete {
+                key: key.to_owned(),
+                expected,
+            })
+            .await?
+        {
+            Reply::Deleted(kv) => Ok(kv),
+            _ => Err(StoreError::Backend(
+                "writer answered delete with the wrong reply".into(),
+            )),
+        }
+    }
+
+    async fn get(&self, key: &str, at: ReadAt) -> Result<(Option<KeyValue>, Revision)> {
+        let rev = {
+            let live = self.shared.live.read();
+            match at {
+                ReadAt::Exact(rev) if rev != live.current => rev,
+                _ => return Ok((live.index.get(key).cloned(), live.current)),
+            }
+        };
+        let key = key.to_owned();
+        let kv = self
+            .read_at(rev, move |c| log::get_at(c, &key, rev))
+            .await?;
+        Ok((kv, rev))
+    }
+
+    async fn list(&self, opts: ListOptions) -> Result<ListResult> {
+        let rev = {
+            let live = self.shared.live.read();
+            match opts.at {
+                ReadAt::Exact(rev) if rev != live.current => rev,
+                _ => {
+                    let (items, more) = list_live(&live, &opts);
+                    return Ok(ListResult {
+                        items,
+                        revision: live.current,
+                        more,
+                    });
+                }
+            }
+        };
+        let (items, more) = self
+            .read_at(rev, move |c| {
+                log::list_at(
+                    c,
+                    &opts.prefix,
+                    opts.start_after.as_deref(),
+                    opts.limit,
+                    rev,
+                )
+            })
+            .await?;
+        Ok(ListResult {
+            items,
+            revision: rev,
+            more,
+        })
+    }
+
+    async fn count(&self, prefix: &str) -> Result<usize> {
+        let live = self.shared.live.read();
+        Ok(live
+            .index
+            .range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .count())
+    }
+
+    async fn watch(&self, prefix: &str, after: Revision) -> Result<Watch> {
+        if self.tx.is_none() {
+            return Err(StoreError::Closed);
+        }
+        let compacted = self.compacted_revision();
+        if after < compacted {
+            return Err(StoreError::Compacted {
+                requested: after,
+                compacted,
+            });
+        }
+        let (tx, rx) = mpsc::channel(self.shared.opts.watch_channel_capacity.max(1));
+        let w = watcher::Watcher::new(self.shared.clone(), prefix.to_owned(), after, tx);
+        tokio::spawn(w.run());
+        Ok(Watch::from_channel(rx))
+    }
+
+    fn current_revision(&self) -> Revision {
+        self.shared.live.read().current
+    }
+
+    fn compacted_revision(&self) -> Revision {
+        self.shared.compacted.load(Ordering::SeqCst)
+    }
+
+    async fn compact(&self, revision: Revision) -> Result<()> {
+        if let Some(op) = self.compact_target(revision)? {
+            self.submit(op).await?;
+        }
+        // Finish the physical removal (also any left over from before a restart).
+        while let Reply::Stepped(false) = self.submit(Op::CompactStep).await? {
+            tokio::task::yield_now().await;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        self.shared.closed.store(true, Ordering::SeqCst);
+        self.shared.notify.send_modify(|_| {});
+        // Closing the queue lets the writer finish what is queued and exit.
+        self.tx = None;
+        if let Some(handle) = self.writer.take() {
+            if handle.thread().id() != std::thread::current().id() {
+                let _ = handle.join();
+            }
+        }
+    }
+}
+
+/// Runs passive WAL checkpoints: when nudged by the writer and every `checkpoint_interval`.
+/// PASSIVE never waits for (or blocks) writers or readers; it copies what it can.
+fn checkpointer(conn: Connection, nudges: std::sync::mpsc::Receiver<()>, shared: Arc<Shared>) {
+    use std::sync::mpsc::RecvTimeoutError;
+    loop {
+        match nudges.recv_timeout(shared.opts.checkpoint_interval) {
+            Ok(()) | Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+        let r = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        });
+        match r {
+            Ok(_) => {
+                shared.stats.checkpoints.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => tracing::warn!(error = %e, "sqlite: passive wal checkpoint failed"),
+        }
+    }
+}
+
+/// Compacts in the background; see [`AutoCompact`].
+fn compactor(store: Weak<SqliteStore>, auto: AutoCompact, stop: std::sync::mpsc::Receiver<()>) {
+    use std::sync::mpsc::RecvTimeoutError;
+    let mut previous = store.upgrade().map_or(0, |s| s.current_revision());
+    loop {
+        match stop.recv_timeout(auto.interval) {
+            Err(RecvTimeoutError::Timeout) => {}
+            _ => return,
+        }
+        let Some(store) = store.upgrade() else { return };
+        let current = store.current_revision();
+        let target = previous.min(current - auto.keep_revisions);
+        previous = current;
+        if target > store.compacted_revision() {
+            if let Err(e) = store.compact_blocking(target) {
+                tracing::warn!(error = %e, revision = target, "sqlite: background compaction failed");
+            }
+        }
+    }
+}

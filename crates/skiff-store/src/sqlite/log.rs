@@ -1,0 +1,328 @@
+//! The on-disk revision log: schema, connection setup and the SQL behind every read and write.
+//!
+//! One row per revision in `log` (`rev` is the global revision and the rowid). A deletion is a
+//! tombstone row (`deleted = 1`, empty value) whose `prev_rev` names the row it deleted, so the
+//! deleted value is read from there. `meta` persists the current revision and the compaction
+//! point, so neither goes backwards across restarts even when compaction removed the rows.
+//! Like etcd's MVCC store, the newest row of a key at or below a revision is its value there.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::{Event, EventKind, KeyValue, Revision, StoreError};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS log (
+    rev INTEGER PRIMARY KEY,
+    key TEXT NOT NULL,
+    create_rev INTEGER NOT NULL,
+    prev_rev INTEGER,
+    value BLOB NOT NULL,
+    deleted INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS log_key_rev ON log(key, rev);
+CREATE TABLE IF NOT EXISTS meta (
+    name TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO meta(name, value) VALUES ('schema_version', 1);
+INSERT OR IGNORE INTO meta(name, value) VALUES ('current_rev', 0);
+INSERT OR IGNORE INTO meta(name, value) VALUES ('compact_rev', 0);
+INSERT OR IGNORE INTO meta(name, value) VALUES ('compact_done', 0);
+";
+
+/// Maps an SQLite error to the store's error, naming what was being done.
+pub(crate) fn backend(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(format!("sqlite: {what}: {e}"))
+}
+
+/// Which connection is being opened; they get different pragmas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// The single writer: durable commits, no automatic checkpoints on commit.
+    Writer,
+    /// Reads at an exact revision and log catch-up for watchers.
+    Reader,
+    /// Runs passive WAL checkpoints in the background.
+    Checkpointer,
+}
+
+pub(crate) fn open_connection(path: &Path, role: Role) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    if role == Role::Writer {
+        // Checkpoints run on their own connection (PASSIVE), never inside a writer's commit.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
+        conn.execute_batch(SCHEMA)?;
+    }
+    Ok(conn)
+}
+
+/// What the database says at open.
+pub(crate) struct Loaded {
+    pub index: BTreeMap<String, KeyValue>,
+    pub current: Revision,
+    pub compacted: Revision,
+    pub compact_done: Revision,
+}
+
+pub(crate) fn meta(conn: &Connection, name: &str) -> rusqlite::Result<i64> {
+    conn.query_row("SELECT value FROM meta WHERE name = ?1", [name], |r| {
+        r.get(0)
+    })
+}
+
+pub(crate) fn set_meta(conn: &Connection, name: &str, value: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached("UPDATE meta SET value = ?2 WHERE name = ?1")?
+        .execute(params![name, value])?;
+    Ok(())
+}
+
+/// Rebuilds the index of live keys and the revision counters from the database.
+pub(crate) fn load(conn: &Connection) -> rusqlite::Result<Loaded> {
+    let max_rev: Option<i64> = conn.query_row("SELECT max(rev) FROM log", [], |r| r.get(0))?;
+    let current = meta(conn, "current_rev")?.max(max_rev.unwrap_or(0));
+    let compacted = meta(conn, "compact_rev")?;
+    let compact_done = meta(conn, "compact_done")?;
+    let mut index = BTreeMap::new();
+    let mut stmt = conn.prepare(
+        "SELECT l.key, l.rev, l.create_rev, l.value FROM log l
+         JOIN (SELECT key, max(rev) AS r FROM log GROUP BY key) m ON l.rev = m.r
+         WHERE l.deleted = 0",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(KeyValue {
+            key: r.get(0)?,
+            mod_revision: r.get(1)?,
+            create_revision: r.get(2)?,
+            value: Bytes::from(r.get::<_, Vec<u8>>(3)?),
+        })
+    })?;
+    for kv in rows {
+        let kv = kv?;
+        index.insert(kv.key.clone(), kv);
+    }
+    Ok(Loaded {
+        index,
+        current,
+        compacted,
+        compact_done,
+    })
+}
+
+/// Appends one row to the log.
+pub(crate) fn append(
+    conn: &Connection,
+    rev: Revision,
+    key: &str,
+    create_rev: Revision,
+    prev_rev: Option<Revision>,
+    value: &[u8],
+    deleted: bool,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO log(rev, key, create_rev, prev_rev, value, deleted) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![rev, key, create_rev, prev_rev, value, deleted as i64])?;
+    Ok(())
+}
+
+/// Removes, among rows with `lo <= rev < hi`, those superseded by a newer row of the same key
+/// at or below `point`, and tombstones. Steps must run in increasing `rev` order so that no
+/// tombstone goes before the rows it hides. Returns the number of rows removed.
+pub(crate) fn compact_range(
+    conn: &Connection,
+    lo: Revision,
+    hi: Revision,
+    point: Revision,
+) -> rusqlite::Result<usize> {
+    conn.prepare_cached(
+        "DELETE FROM log WHERE rev >= ?1 AND rev < ?2 AND (deleted = 1 OR EXISTS (
+             SELECT 1 FROM log n WHERE n.key = log.key AND n.rev > log.rev AND n.rev <= ?3))",
+    )?
+    .execute(params![lo, hi, point])
+}
+
+/// The value of `key` at revision `rev`.
+pub(crate) fn get_at(
+    conn: &Connection,
+    key: &str,
+    rev: Revision,
+) -> rusqlite::Result<Option<KeyValue>> {
+    conn.prepare_cached(
+        "SELECT rev, create_rev, value, deleted FROM log WHERE key = ?1 AND rev <= ?2
+         ORDER BY rev DESC LIMIT 1",
+    )?
+    .query_row(params![key, rev], |r| {
+        let deleted: i64 = r.get(3)?;
+        Ok((deleted == 0).then(|| -> rusqlite::Result<KeyValue> {
+            Ok(KeyValue {
+                key: key.to_owned(),
+                mod_revision: r.get(0)?,
+                create_revision: r.get(1)?,
+                value: Bytes::from(r.get::<_, Vec<u8>>(2)?),
+            })
+        }))
+    })
+    .optional()?
+    .flatten()
+    .transpose()
+}
+
+/// Keys under `prefix` (strictly after `start_after`) at revision `rev`, at most `limit`
+/// (0: all); the flag says more keys follow.
+pub(crate) fn list_at(
+    conn: &Connection,
+    prefix: &str,
+    start_after: Option<&str>,
+    limit: usize,
+    rev: Revision,
+) -> rusqlite::Result<(Vec<KeyValue>, bool)> {
+    let tx = conn.unchecked_transaction()?;
+    let (lower, strict) = match start_after {
+        Some(s) if s >= prefix => (s, true),
+        _ => (prefix, false),
+    };
+    let sql = if strict {
+        "SELECT key, max(rev) FROM log WHERE key > ?1 AND rev <= ?2 GROUP BY key ORDER BY key"
+    } else {
+        "SELECT key, max(rev) FROM log WHERE key >= ?1 AND rev <= ?2 GROUP BY key ORDER BY key"
+    };
+    let mut newest = tx.prepare_cached(sql)?;
+    let mut row_at =
+        tx.prepare_cached("SELECT create_rev, value, deleted FROM log WHERE rev = ?1")?;
+    let mut rows = newest.query(params![lower, rev])?;
+    let mut items = Vec::new();
+    let mut more = false;
+    while let Some(r) = rows.next()? {
+        let key: String = r.get(0)?;
+        if !key.starts_with(prefix) {
+            break;
+        }
+        let mod_rev: i64 = r.get(1)?;
+        let (create_rev, value, deleted): (i64, Vec<u8>, i64) =
+            row_at.query_row([mod_rev], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        if deleted != 0 {
+            continue;
+        }
+        if limit > 0 && items.len() == limit {
+            more = true;
+            break;
+        }
+        items.push(KeyValue {
+            key,
+            value: Bytes::from(value),
+            create_revision: create_rev,
+            mod_revision: mod_rev,
+        });
+    }
+    drop(rows);
+    drop(newest);
+    drop(row_at);
+    tx.finish()?;
+    Ok((items, more))
+}
+
+/// One log row as a watch reads it: revision, key, create revision, value, tombstone flag and
+/// the previous row's value.
+type LogRow = (Revision, String, Revision, Vec<u8>, bool, Option<KeyValue>);
+
+/// Events under `prefix` with `after < rev <= upto`, at most `limit`, with previous values.
+/// Returns them and the revision scanned up to (the cursor to continue from).
+pub(crate) fn events_between(
+    conn: &Connection,
+    prefix: &str,
+    after: Revision,
+    upto: Revision,
+    limit: usize,
+) -> Result<(Vec<Arc<Event>>, Revision), StoreError> {
+    let read = || -> rusqlite::Result<Vec<LogRow>> {
+        let mut stmt = conn.prepare_cached(
+            "SELECT l.rev, l.key, l.create_rev, l.value, l.deleted, p.rev, p.create_rev, p.value
+             FROM log l LEFT JOIN log p ON p.rev = l.prev_rev
+             WHERE l.rev > ?1 AND l.rev <= ?2 AND substr(l.key, 1, ?3) = ?4
+             ORDER BY l.rev LIMIT ?5",
+        )?;
+        let rows = stmt.query_map(
+            params![
+                after,
+                upto,
+                prefix.chars().count() as i64,
+                prefix,
+                limit as i64
+            ],
+            |r| {
+                let key: String = r.get(1)?;
+                let prev_rev: Option<i64> = r.get(5)?;
+                let prev = match prev_rev {
+                    Some(p) => Some(KeyValue {
+                        key: key.clone(),
+                        mod_revision: p,
+                        create_revision: r.get(6)?,
+                        value: Bytes::from(r.get::<_, Vec<u8>>(7)?),
+                    }),
+                    None => None,
+                };
+                Ok((
+                    r.get(0)?,
+                    key,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get::<_, i64>(4)? != 0,
+                    prev,
+                ))
+            },
+        )?;
+        rows.collect()
+    };
+    let rows = read().map_err(|e| backend("reading the log for a watch", e))?;
+    let scanned = if rows.len() == limit {
+        rows.last().map_or(upto, |r| r.0)
+    } else {
+        upto
+    };
+    let mut events = Vec::with_capacity(rows.len());
+    for (rev, key, create_rev, value, deleted, prev) in rows {
+        let event = if deleted {
+            let Some(prev) = prev else {
+                return Err(StoreError::Backend(format!(
+                    "sqlite: tombstone of {key} at revision {rev} has no previous row"
+                )));
+            };
+            Event {
+                kind: EventKind::Delete,
+                kv: KeyValue {
+                    mod_revision: rev,
+                    ..prev.clone()
+                },
+                prev: Some(prev),
+            }
+        } else {
+            Event {
+                kind: EventKind::Put,
+                kv: KeyValue {
+                    key,
+                    value: Bytes::from(value),
+                    create_revision: create_rev,
+                    mod_revision: rev,
+                },
+                prev,
+            }
+        };
+        events.push(Arc::new(event));
+    }
+    Ok((events, scanned))
+}
+
+/// Counts rows in the log (for tests and stats).
+pub(crate) fn row_count(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("SELECT count(*) FROM log", [], |r| r.get(0))
+}
