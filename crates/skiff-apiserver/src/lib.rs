@@ -33,6 +33,7 @@ mod lifecycle;
 pub mod list;
 pub mod metrics;
 pub mod objects;
+pub mod openapi;
 pub mod request;
 pub mod server;
 pub mod services;

@@ -462,6 +462,15 @@ impl ApiServer {
                 }
             }
         }
+        if sres.group.is_empty() && sres.kind == "Namespace" {
+            // The namespace strategy, not defaulting: every namespace waits for its content.
+            let o = obj.as_object_mut().expect("object");
+            let spec = o.entry("spec").or_insert_with(|| json!({}));
+            if !spec.is_object() {
+                *spec = json!({});
+            }
+            spec["finalizers"] = json!(["kubernetes"]);
+        }
         defaults::apply(sres, &mut obj);
         if is_service(sres) {
             self.allocate_service(sres, &mut obj, None).await?;

@@ -111,6 +111,9 @@ impl ApiServer {
             })
             .unwrap_or_else(|| ("127.0.0.1".into(), 6443));
         let svc = registry::lookup("", "v1", "services").expect("services");
+        if self.read(svc, Some("default"), "kubernetes").await.is_ok() {
+            return Ok(());
+        }
         let obj = json!({
             "apiVersion": "v1", "kind": "Service",
             "metadata": {"name": "kubernetes", "namespace": "default", "labels": {"component": "apiserver", "provider": "kubernetes"}},
@@ -154,6 +157,14 @@ impl ApiServer {
         let path = req.uri().path().to_string();
         let query = Query::parse(req.uri().query());
         let method = req.method().clone();
+        if path == "/apis/authentication.k8s.io/v1/selfsubjectreviews"
+            && method == http::Method::POST
+        {
+            return match &user {
+                Some(u) => self_subject_review(u),
+                None => codec::error_response(&ApiError::unauthorized()),
+            };
+        }
         let target = match request::parse(&method, &path, &query) {
             Ok(t) => t,
             Err(e) => return codec::error_response(&e),
@@ -236,6 +247,24 @@ impl ApiServer {
                     )
                     .body(codec::full(self.metrics.encode()))
                     .expect("response")),
+                "/openapi/v3" | "/openapi/v3/" => Ok(codec::value_response(
+                    StatusCode::OK,
+                    crate::openapi::index(),
+                    Accept::Json,
+                )),
+                p if p.starts_with("/openapi/v3/") => {
+                    match crate::openapi::document(&p["/openapi/v3/".len()..]) {
+                        Some(doc) => Ok(Response::builder()
+                            .header(http::header::CONTENT_TYPE, "application/json")
+                            .body(codec::full(bytes::Bytes::from_static(doc)))
+                            .expect("response")),
+                        None => Err(ApiError::new(
+                            404,
+                            "NotFound",
+                            "the server could not find the requested resource",
+                        )),
+                    }
+                }
                 "/" => Ok(codec::value_response(
                     StatusCode::OK,
                     &json!({"paths": ["/api", "/api/v1", "/apis", "/healthz", "/livez", "/metrics", "/readyz", "/version"]}),
@@ -864,6 +893,27 @@ pub fn version_json() -> Value {
         "compiler": "rustc",
         "platform": format!("{}/{}", std::env::consts::OS, if std::env::consts::ARCH == "x86_64" { "amd64" } else { std::env::consts::ARCH })
     })
+}
+
+/// `kubectl auth whoami`: who the request authenticated as. The body (protobuf or JSON)
+/// carries nothing the answer needs.
+fn self_subject_review(u: &UserInfo) -> Response<Body> {
+    let mut user = serde_json::Map::new();
+    user.insert("username".into(), json!(u.name));
+    if !u.uid.is_empty() {
+        user.insert("uid".into(), json!(u.uid));
+    }
+    user.insert("groups".into(), json!(u.groups));
+    codec::value_response(
+        StatusCode::CREATED,
+        &json!({
+            "kind": "SelfSubjectReview",
+            "apiVersion": "authentication.k8s.io/v1",
+            "metadata": {"creationTimestamp": meta::now_rfc3339()},
+            "status": {"userInfo": user}
+        }),
+        Accept::Json,
+    )
 }
 
 fn version_response() -> Response<Body> {

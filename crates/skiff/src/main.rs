@@ -6,12 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-mod files;
-mod kubeconfig;
-mod pki;
-mod placeholder;
-mod server;
-mod version;
+use skiff::{server, version};
 
 #[derive(Debug, Parser)]
 #[command(name = "skiff", about = "Kubernetes in one binary", version = version::SKIFF_VERSION)]

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use skiff_apiserver::{Authenticator, Handler, UserInfo};
+use skiff_apiserver::{Authenticator, UserInfo};
 
 use crate::kubeconfig::{self, Kubeconfig};
 use crate::{files, pki};
@@ -69,13 +69,17 @@ pub async fn run(opts: ServerOptions, shutdown: impl Future<Output = ()>) -> any
         pki.ca_cert_pem.as_bytes(),
     )?;
 
-    let handler = build_handler(&opts.data_dir).await?;
-
     let bind = SocketAddr::new(opts.bind_address, opts.https_listen_port);
     let listener = tokio::net::TcpListener::bind(bind)
         .await
         .with_context(|| format!("binding {bind}"))?;
     let local = listener.local_addr()?;
+    let advertised = if local.ip().is_unspecified() {
+        SocketAddr::new(IpAddr::from([127, 0, 0, 1]), local.port())
+    } else {
+        local
+    };
+    let handler = build_handler(&opts.data_dir, advertised).await?;
 
     let kubeconfig = Kubeconfig {
         server: kubeconfig::server_url(local),
@@ -114,22 +118,26 @@ pub async fn run(opts: ServerOptions, shutdown: impl Future<Output = ()>) -> any
     Ok(())
 }
 
-/// Builds the API handler over the store in `data_dir`.
-///
-/// TODO(lead): wire the real API server here and drop `crate::placeholder`:
-/// ```ignore
-/// let db = data_dir.join("db");
-/// std::fs::create_dir_all(&db)?;
-/// let store = skiff_store::sqlite::SqliteStore::open(db.join("state.db"), Default::default())?;
-/// let api = skiff_apiserver::ApiServer::new(Arc::new(store), skiff_apiserver::ApiOptions::default());
-/// api.bootstrap().await?;
-/// Ok(api)
-/// ```
-/// The integration test `tests/server.rs` asks `SelfSubjectReview` who it is; ApiServer should
-/// answer `POST /apis/authentication.k8s.io/v1/selfsubjectreviews` (kubectl auth whoami).
-async fn build_handler(data_dir: &Path) -> anyhow::Result<Arc<impl Handler>> {
-    files::create_dir_with_mode(&data_dir.join("db"), 0o700)?;
-    Ok(Arc::new(crate::placeholder::Placeholder))
+/// Opens the store in `data_dir` and builds the API server over it.
+async fn build_handler(
+    data_dir: &Path,
+    server_address: SocketAddr,
+) -> anyhow::Result<Arc<skiff_apiserver::ApiServer>> {
+    let db = data_dir.join("db");
+    files::create_dir_with_mode(&db, 0o700)?;
+    let store = skiff_store::sqlite::SqliteStore::open(&db.join("state.db"), Default::default())
+        .with_context(|| format!("opening the datastore in {}", db.display()))?;
+    let api = skiff_apiserver::ApiServer::new(
+        store,
+        skiff_apiserver::ApiOptions {
+            server_address: server_address.to_string(),
+            ..Default::default()
+        },
+    );
+    api.bootstrap()
+        .await
+        .map_err(|e| anyhow::anyhow!("bootstrapping the API server: {e}"))?;
+    Ok(api)
 }
 
 /// A kubeconfig for `user` in `groups` with a new client certificate signed by the cluster CA

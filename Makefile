@@ -1,0 +1,63 @@
+# Skiff: Kubernetes in one binary.
+#   make run    build Skiff and start `skiff server` (SQLite datastore, one node)
+#   make test   install what the tests need, then run every test (fmt, clippy, unit,
+#               integration, end to end with the real kubectl and the Python client)
+#   make bench  run the benchmark harness; writes docs/benchmarks.md
+
+SHELL := /bin/bash
+CARGO ?= cargo
+DATA_DIR ?= /var/lib/skiff
+PORT ?= 6443
+VENV := $(CURDIR)/.venv
+export CARGO_TERM_COLOR ?= never
+
+.PHONY: run test bench deps deps-apt deps-python build release lint unit e2e python-e2e clean
+
+run: release
+	@echo "Starting skiff server (data in $(DATA_DIR)); when it says ready:"
+	@echo "  export KUBECONFIG=$(DATA_DIR)/admin.kubeconfig; kubectl get namespaces"
+	./target/release/skiff server --data-dir $(DATA_DIR) --https-listen-port $(PORT)
+
+deps: deps-apt deps-python
+
+# Debian packages the build and tests use. Idempotent: installs only what is missing.
+APT_PACKAGES := ca-certificates curl python3-venv
+deps-apt:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+	@command -v kubectl >/dev/null || { echo "kubectl 1.32 is required at /usr/bin/kubectl (part of this machine's image)"; exit 1; }
+
+# The official Kubernetes Python client, in a venv of the project's own.
+deps-python:
+	@if [ ! -x $(VENV)/bin/python ]; then python3 -m venv $(VENV); fi
+	@$(VENV)/bin/python -c 'import kubernetes' 2>/dev/null || $(VENV)/bin/pip install -q 'kubernetes>=32,<38'
+
+build:
+	$(CARGO) build --workspace --all-targets
+
+release:
+	$(CARGO) build --release -p skiff
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+unit:
+	$(CARGO) test --workspace
+
+e2e: build
+	SKIFF_BIN=$(CURDIR)/target/debug/skiff bash tests/e2e/kubectl.sh
+
+python-e2e: build deps-python
+	SKIFF_BIN=$(CURDIR)/target/debug/skiff $(VENV)/bin/python tests/e2e/python_client.py
+
+test: deps lint unit e2e python-e2e
+
+bench: release
+	./target/release/skiff bench --out docs/benchmarks.md
+
+clean:
+	$(CARGO) clean
