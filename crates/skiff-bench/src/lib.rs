@@ -1,0 +1,483 @@
+//! `skiff bench`: the benchmark harness. It starts the real `skiff server` as a child process
+//! on loopback, drives it over HTTPS with the admin client certificate, measures baselines in
+//! the same run (raw SQLite inserts with the server's durability), and writes a markdown report
+//! (`docs/benchmarks.md`) that names the machine and the command that reproduces it.
+//!
+//! Every phase is bounded in count and time, and every child server is killed by its PID when
+//! its guard drops, so a broken server makes a report that says what failed, not a hang.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use bytes::Bytes;
+
+mod client;
+mod kubeconfig;
+mod machine;
+mod pods;
+mod process;
+mod report;
+mod scenarios;
+mod sections;
+mod sqlite;
+mod stats;
+
+use client::Proto;
+use process::{Launch, ServerProcess};
+use report::Report;
+use scenarios::create::{create_pods, CreatePlan};
+use scenarios::watch::WatchPlan;
+use sections::CreateRow;
+
+/// Options of `skiff bench`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchOptions {
+    /// Where to write the markdown report.
+    #[arg(long, value_name = "PATH", default_value = "docs/benchmarks.md")]
+    pub out: PathBuf,
+    /// The skiff binary to benchmark [default: this executable].
+    #[arg(long, value_name = "PATH")]
+    pub skiff_bin: Option<PathBuf>,
+    /// A shorter run (fewer requests, watchers and restarts), to try the harness.
+    #[arg(long)]
+    pub quick: bool,
+    /// Folder for the servers' data directories and the SQLite baseline [default: the system
+    /// temporary folder]. Put it on the disk you want measured.
+    #[arg(long, value_name = "DIR")]
+    pub work_dir: Option<PathBuf>,
+}
+
+/// How much each benchmark does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Sizes {
+    creates: u64,
+    clients: usize,
+    sqlite_rows: u64,
+    sqlite_time: Duration,
+    list_pods: u64,
+    gets: usize,
+    lists: usize,
+    watchers: usize,
+    watch_updates: u64,
+    watch_interval: Duration,
+    fresh_starts: usize,
+    restarts: usize,
+}
+
+impl Sizes {
+    fn new(quick: bool) -> Self {
+        if quick {
+            Sizes {
+                creates: 3_000,
+                clients: 64,
+                sqlite_rows: 3_000,
+                sqlite_time: Duration::from_secs(5),
+                list_pods: 2_000,
+                gets: 500,
+                lists: 5,
+                watchers: 200,
+                watch_updates: 50,
+                watch_interval: Duration::from_millis(50),
+                fresh_starts: 3,
+                restarts: 1,
+            }
+        } else {
+            Sizes {
+                creates: 20_000,
+                clients: 64,
+                sqlite_rows: 20_000,
+                sqlite_time: Duration::from_secs(15),
+                list_pods: 10_000,
+                gets: 2_000,
+                lists: 20,
+                watchers: 1_000,
+                watch_updates: 200,
+                watch_interval: Duration::from_millis(50),
+                fresh_starts: 5,
+                restarts: 3,
+            }
+        }
+    }
+}
+
+/// Runs every benchmark and writes the report to `opts.out`.
+pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
+    let bin = match &opts.skiff_bin {
+        Some(p) => p.clone(),
+        None => std::env::current_exe().context("finding the current executable")?,
+    };
+    let bin = bin
+        .canonicalize()
+        .with_context(|| format!("skiff binary {}", bin.display()))?;
+    let sizes = Sizes::new(opts.quick);
+    let parent = opts.work_dir.clone().unwrap_or_else(std::env::temp_dir);
+    let work = tempfile::Builder::new()
+        .prefix("skiff-bench-")
+        .tempdir_in(&parent)
+        .with_context(|| format!("creating a work folder in {}", parent.display()))?;
+    let bench = Bench {
+        bin,
+        work: work.path().to_path_buf(),
+        sizes,
+    };
+    progress(format!(
+        "benchmarking {} in {}",
+        bench.bin.display(),
+        bench.work.display()
+    ));
+
+    let machine = machine::describe(&bench.bin, &bench.work);
+    let fresh = bench.fresh_starts().await;
+    let sqlite = bench.sqlite_baselines().await;
+    let creates = bench.create_runs().await;
+    let loaded = bench.loaded_server().await;
+
+    let s = &bench.sizes;
+    let report = Report {
+        commands: commands(&opts),
+        machine,
+        notes: vec![format!(
+            "The load generator and the server share the machine's CPUs, so every Skiff figure \
+             includes the client's own cost (TLS, HTTP, JSON). Servers run with `--disable-agent` \
+             on 127.0.0.1; each scenario that writes starts from a fresh data directory.{}",
+            if opts.quick {
+                " **This is a `--quick` run: smaller counts than the full benchmark.**"
+            } else {
+                ""
+            }
+        )],
+        sections: vec![
+            sections::create_section(s.creates, s.clients, &creates, &sqlite),
+            sections::reads_section(s.list_pods, loaded.get, loaded.list),
+            sections::watch_section(s.watch_interval, loaded.watch),
+            sections::memory_section(&loaded.memory),
+            sections::startup_section(fresh, loaded.restarts, s.list_pods),
+        ],
+    };
+    write_report(&opts.out, &report.render())?;
+    progress(format!("wrote {}", opts.out.display()));
+    Ok(())
+}
+
+/// The commands that reproduce a report written with `opts`.
+fn commands(opts: &BenchOptions) -> Vec<String> {
+    let mut cmd = format!("skiff bench --out {}", opts.out.display());
+    if opts.quick {
+        cmd.push_str(" --quick");
+    }
+    vec![
+        "make bench".into(),
+        format!("# or, with a release build of skiff on the PATH:\n{cmd}"),
+    ]
+}
+
+fn write_report(path: &Path, text: &str) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::write(path, format!("{text}\n")).with_context(|| format!("writing {}", path.display()))
+}
+
+fn progress(msg: impl std::fmt::Display) {
+    eprintln!("skiff bench: {msg}");
+}
+
+/// Runs `fut` for at most `limit`; errors become one-line strings for the report.
+async fn bounded<T>(
+    what: &str,
+    limit: Duration,
+    fut: impl Future<Output = anyhow::Result<T>>,
+) -> Result<T, String> {
+    let result = match tokio::time::timeout(limit, fut).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(format!("{e:#}")),
+        Err(_) => Err(format!("timed out after {limit:?}")),
+    };
+    if let Err(e) = &result {
+        progress(format!("{what}: {e}"));
+    }
+    result
+}
+
+/// What the loaded server measured.
+struct Loaded {
+    get: Result<stats::Samples, String>,
+    list: Result<scenarios::reads::ListOutcome, String>,
+    watch: Result<scenarios::watch::WatchOutcome, String>,
+    memory: sections::MemoryFigures,
+    restarts: Result<Vec<Duration>, String>,
+}
+
+struct Bench {
+    bin: PathBuf,
+    work: PathBuf,
+    sizes: Sizes,
+}
+
+impl Bench {
+    fn launch(&self, name: &str) -> Launch {
+        Launch {
+            bin: self.bin.clone(),
+            data_dir: self.work.join(name),
+            log_path: self.work.join(format!("{name}.log")),
+        }
+    }
+
+    /// Start to ready on fresh data directories.
+    async fn fresh_starts(&self) -> Result<Vec<Duration>, String> {
+        progress("start to ready, fresh data directories");
+        bounded("start to ready", Duration::from_secs(300), async {
+            let mut times = Vec::new();
+            for i in 0..self.sizes.fresh_starts {
+                let (server, ready) =
+                    ServerProcess::start(&self.launch(&format!("fresh-{i}"))).await?;
+                times.push(ready);
+                server.stop().await?;
+            }
+            Ok(times)
+        })
+        .await
+    }
+
+    /// SQLite inserts of the pod bodies, one row and 64 rows per transaction.
+    async fn sqlite_baselines(&self) -> Vec<Result<sqlite::InsertRun, String>> {
+        progress("SQLite baselines");
+        let bodies: Vec<Bytes> = (0..256)
+            .map(|i| Bytes::from(pods::pod_json("default", &pods::pod_name("bench", i))))
+            .collect();
+        let mut out = Vec::new();
+        for rows_per_txn in [1, 64] {
+            let path = self.work.join(format!("sqlite-{rows_per_txn}.db"));
+            let bodies = bodies.clone();
+            let (rows, time) = (self.sizes.sqlite_rows, self.sizes.sqlite_time);
+            let limit = time + Duration::from_secs(60);
+            out.push(
+                bounded("SQLite baseline", limit, async move {
+                    tokio::task::spawn_blocking(move || {
+                        sqlite::insert_run(&path, &bodies, rows_per_txn, rows, time)
+                    })
+                    .await?
+                })
+                .await,
+            );
+        }
+        out
+    }
+
+    /// Pod creates on fresh servers, over HTTP/1.1 and h2.
+    async fn create_runs(&self) -> Vec<CreateRow> {
+        let s = &self.sizes;
+        let variants = [
+            (
+                Proto::Http1,
+                1,
+                format!("Skiff: {} clients, HTTP/1.1, a connection each", s.clients),
+            ),
+            (
+                Proto::H2,
+                1,
+                format!(
+                    "Skiff: {} clients, h2, streams of one connection",
+                    s.clients
+                ),
+            ),
+        ];
+        let mut rows = Vec::new();
+        for (i, (proto, h2_connections, label)) in variants.into_iter().enumerate() {
+            progress(format!("pod creates: {label}"));
+            let plan = CreatePlan {
+                namespace: "default".into(),
+                prefix: "bench".into(),
+                total: s.creates,
+                clients: s.clients,
+                proto,
+                h2_connections,
+                max_time: Duration::from_secs(120),
+            };
+            let launch = self.launch(&format!("create-{i}"));
+            let outcome = bounded("pod creates", Duration::from_secs(180), async {
+                let (server, _) = ServerProcess::start(&launch).await?;
+                let outcome = create_pods(&server.endpoint, &plan).await?;
+                if let Err(e) = server.stop().await {
+                    progress(e);
+                }
+                Ok(outcome)
+            })
+            .await;
+            rows.push(CreateRow { label, outcome });
+        }
+        rows
+    }
+
+    /// One server filled with pods: memory, reads, watch, then restarts on its data.
+    async fn loaded_server(&self) -> Loaded {
+        let s = &self.sizes;
+        let launch = self.launch("loaded");
+        let mut loaded = Loaded {
+            get: Err("server did not start".into()),
+            list: Err("server did not start".into()),
+            watch: Err("server did not start".into()),
+            memory: sections::MemoryFigures {
+                idle: Err("server did not start".into()),
+                loaded: Err("server did not start".into()),
+                pods: s.list_pods,
+            },
+            restarts: Err("server did not start".into()),
+        };
+        let server = match bounded(
+            "start",
+            Duration::from_secs(120),
+            ServerProcess::start(&launch),
+        )
+        .await
+        {
+            Ok((server, _)) => server,
+            Err(e) => {
+                let e = format!("server did not start: {e}");
+                loaded.get = Err(e.clone());
+                loaded.list = Err(e.clone());
+                loaded.watch = Err(e.clone());
+                loaded.memory.idle = Err(e.clone());
+                loaded.memory.loaded = Err(e.clone());
+                loaded.restarts = Err(e);
+                return loaded;
+            }
+        };
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        loaded.memory.idle = server.memory().map_err(|e| format!("{e:#}"));
+
+        progress(format!("filling the server with {} pods", s.list_pods));
+        let fill = CreatePlan {
+            namespace: "default".into(),
+            prefix: "pod".into(),
+            total: s.list_pods,
+            clients: s.clients,
+            proto: Proto::Http1,
+            h2_connections: 1,
+            max_time: Duration::from_secs(300),
+        };
+        let filled = bounded("fill", Duration::from_secs(360), async {
+            let o = create_pods(&server.endpoint, &fill).await?;
+            anyhow::ensure!(
+                o.created == fill.total,
+                "created {} of {} pods: {}",
+                o.created,
+                fill.total,
+                o.first_error.unwrap_or_default()
+            );
+            Ok(())
+        })
+        .await;
+        let filled_ok = filled.is_ok();
+        if let Err(e) = filled {
+            let e = format!("filling the server failed: {e}");
+            loaded.get = Err(e.clone());
+            loaded.list = Err(e.clone());
+            loaded.memory.loaded = Err(e.clone());
+            loaded.restarts = Err(e);
+        } else {
+            progress("get and list latency");
+            let get_path = format!(
+                "/api/v1/namespaces/default/pods/{}",
+                pods::pod_name("pod", 0)
+            );
+            loaded.get = bounded(
+                "get",
+                Duration::from_secs(120),
+                scenarios::reads::get_latency(
+                    &server.endpoint,
+                    &get_path,
+                    s.gets,
+                    Duration::from_secs(60),
+                ),
+            )
+            .await;
+            loaded.list = bounded(
+                "list",
+                Duration::from_secs(180),
+                scenarios::reads::list_latency(
+                    &server.endpoint,
+                    "/api/v1/namespaces/default/pods",
+                    s.lists,
+                    Duration::from_secs(120),
+                ),
+            )
+            .await;
+        }
+
+        progress(format!("watch latency, {} watchers", s.watchers));
+        let plan = WatchPlan {
+            namespace: "bench-watch".into(),
+            watchers: s.watchers,
+            updates: s.watch_updates,
+            interval: s.watch_interval,
+            connect_concurrency: 16,
+            connect_timeout: Duration::from_secs(60),
+        };
+        let watch_limit = Duration::from_secs(120) + s.watch_interval * s.watch_updates as u32;
+        loaded.watch = bounded(
+            "watch",
+            watch_limit,
+            scenarios::watch::watch_latency(&server.endpoint, &plan),
+        )
+        .await;
+
+        if filled_ok {
+            loaded.memory.loaded = server.memory().map_err(|e| format!("{e:#}"));
+        }
+        if let Err(e) = server.stop().await {
+            progress(e);
+        }
+        if filled_ok {
+            progress("start to ready, existing data directory");
+            loaded.restarts = bounded("restart", Duration::from_secs(300), async {
+                let mut times = Vec::new();
+                for _ in 0..s.restarts {
+                    let (server, ready) = ServerProcess::start(&launch).await?;
+                    times.push(ready);
+                    server.stop().await?;
+                }
+                Ok(times)
+            })
+            .await;
+        }
+        loaded
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        bench: BenchOptions,
+    }
+
+    #[test]
+    fn options_flatten_into_a_cli() {
+        let cli = Cli::parse_from(["skiff"]);
+        assert_eq!(cli.bench.out, PathBuf::from("docs/benchmarks.md"));
+        assert_eq!(cli.bench.skiff_bin, None);
+        assert!(!cli.bench.quick);
+        let cli = Cli::parse_from(["skiff", "--out", "x.md", "--skiff-bin", "/b", "--quick"]);
+        assert_eq!(cli.bench.out, PathBuf::from("x.md"));
+        assert_eq!(cli.bench.skiff_bin, Some(PathBuf::from("/b")));
+        assert!(cli.bench.quick);
+        assert_eq!(commands(&cli.bench)[0], "make bench");
+        assert!(commands(&cli.bench)[1].ends_with("skiff bench --out x.md --quick"));
+    }
+
+    #[test]
+    fn quick_is_smaller() {
+        let (q, f) = (Sizes::new(true), Sizes::new(false));
+        assert!(q.creates < f.creates && q.watchers < f.watchers);
+        assert_eq!(f.creates, 20_000);
+        assert_eq!(f.list_pods, 10_000);
+        assert_eq!(f.watchers, 1_000);
+    }
+}

@@ -1,0 +1,260 @@
+//! The server under test as a child process: `skiff server` on loopback with a data directory of
+//! the harness's own, ready when `GET /readyz` answers 200 with the admin credentials, and
+//! killed by its PID when the guard drops (also on errors and panics).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context as _};
+use rustix::process::{kill_process, Pid, Signal};
+
+use crate::client::{Endpoint, Proto};
+use crate::kubeconfig::{self, Credentials};
+
+/// How long a server may take to become ready before the harness gives up.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a server may take to stop after SIGTERM before it is killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A running `skiff server`.
+pub(crate) struct ServerProcess {
+    child: Child,
+    pub(crate) endpoint: Endpoint,
+    log_path: PathBuf,
+}
+
+/// How to start a server.
+#[derive(Debug, Clone)]
+pub(crate) struct Launch {
+    pub bin: PathBuf,
+    pub data_dir: PathBuf,
+    /// The server's stdout and stderr go here (appended).
+    pub log_path: PathBuf,
+}
+
+impl ServerProcess {
+    /// Spawns the server and waits until it is ready; returns it and the time from spawn to
+    /// the first 200 from `/readyz`.
+    pub(crate) async fn start(launch: &Launch) -> anyhow::Result<(Self, Duration)> {
+        let port = free_port()?;
+        let kubeconfig_path = launch
+            .data_dir
+            .parent()
+            .unwrap_or(&launch.data_dir)
+            .join(format!(
+                "{}.kubeconfig",
+                launch.data_dir.file_name().unwrap_or_default().display()
+            ));
+        // A kubeconfig left by an earlier start must not be mistaken for this one's.
+        let _ = std::fs::remove_file(&kubeconfig_path);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&launch.log_path)
+            .with_context(|| format!("opening {}", launch.log_path.display()))?;
+        let started = Instant::now();
+        let child = Command::new(&launch.bin)
+            .arg("server")
+            .arg("--data-dir")
+            .arg(&launch.data_dir)
+            .args(["--bind-address", "127.0.0.1", "--https-listen-port"])
+            .arg(port.to_string())
+            .arg("--disable-agent")
+            .arg("--write-kubeconfig")
+            .arg(&kubeconfig_path)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {}", launch.bin.display()))?;
+        let mut guard = Starting {
+            child: Some(child),
+            log_path: launch.log_path.clone(),
+        };
+        let endpoint = guard.wait_ready(&kubeconfig_path, started).await?;
+        let ready_after = started.elapsed();
+        let child = guard.child.take().expect("child is held until ready");
+        Ok((
+            ServerProcess {
+                child,
+                endpoint,
+                log_path: launch.log_path.clone(),
+            },
+            ready_after,
+        ))
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The server's resident set now and at its peak, in bytes (`VmRSS`, `VmHWM`).
+    pub(crate) fn memory(&self) -> anyhow::Result<Memory> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))?;
+        parse_memory(&status)
+    }
+
+    /// Stops the server with SIGTERM (as an init system would), killing it after a while.
+    pub(crate) async fn stop(mut self) -> anyhow::Result<()> {
+        let pid = pid_of(&self.child)?;
+        let _ = kill_process(pid, Signal::TERM);
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        while Instant::now() < deadline {
+            if self.child.try_wait()?.is_some() {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        bail!(
+            "server (pid {}) did not stop within {STOP_TIMEOUT:?} of SIGTERM; killed it (log: {})",
+            self.pid(),
+            self.log_path.display()
+        )
+        // Drop kills it.
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        kill_and_reap(&mut self.child);
+    }
+}
+
+/// A server that has been spawned but is not ready yet; killed if readiness fails.
+struct Starting {
+    child: Option<Child>,
+    log_path: PathBuf,
+}
+
+impl Starting {
+    async fn wait_ready(
+        &mut self,
+        kubeconfig_path: &Path,
+        started: Instant,
+    ) -> anyhow::Result<Endpoint> {
+        let mut endpoint: Option<Endpoint> = None;
+        let mut last_error = anyhow!("no kubeconfig at {}", kubeconfig_path.display());
+        while started.elapsed() < READY_TIMEOUT {
+            let child = self.child.as_mut().expect("child is held until ready");
+            if let Some(status) = child.try_wait()? {
+                bail!(
+                    "server exited with {status} before it was ready; log {}:\n{}",
+                    self.log_path.display(),
+                    log_tail(&self.log_path)
+                );
+            }
+            if endpoint.is_none() {
+                match read_credentials(kubeconfig_path).and_then(|c| Endpoint::new(&c)) {
+                    Ok(e) => endpoint = Some(e),
+                    Err(e) => last_error = e,
+                }
+            }
+            if let Some(ep) = &endpoint {
+                match probe_ready(ep).await {
+                    Ok(()) => return Ok(ep.clone()),
+                    Err(e) => last_error = e,
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        Err(last_error.context(format!(
+            "server not ready within {READY_TIMEOUT:?}; log {}:\n{}",
+            self.log_path.display(),
+            log_tail(&self.log_path)
+        )))
+    }
+}
+
+impl Drop for Starting {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            kill_and_reap(child);
+        }
+    }
+}
+
+fn read_credentials(path: &Path) -> anyhow::Result<Credentials> {
+    let text = std::fs::read_to_string(path)?;
+    kubeconfig::parse(&text)
+}
+
+async fn probe_ready(endpoint: &Endpoint) -> anyhow::Result<()> {
+    let mut conn = endpoint.connect(Proto::Http1).await?;
+    conn.get_ok("/readyz").await?;
+    Ok(())
+}
+
+fn pid_of(child: &Child) -> anyhow::Result<Pid> {
+    Pid::from_raw(child.id() as i32).ok_or_else(|| anyhow!("child has no pid"))
+}
+
+fn kill_and_reap(child: &mut Child) {
+    if let Ok(None) = child.try_wait() {
+        // `Child::kill` sends SIGKILL to this child's PID only.
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+/// A port on 127.0.0.1 that was free a moment ago.
+fn free_port() -> anyhow::Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// The last lines of the server's log, for error messages.
+fn log_tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
+}
+
+/// Resident memory of a process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Memory {
+    pub rss: u64,
+    pub peak_rss: u64,
+}
+
+/// Reads `VmRSS` and `VmHWM` (in kB) from `/proc/<pid>/status` text.
+pub(crate) fn parse_memory(status: &str) -> anyhow::Result<Memory> {
+    let field = |name: &str| -> anyhow::Result<u64> {
+        let line = status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .ok_or_else(|| anyhow!("no {name} in /proc status"))?;
+        let kb: u64 = line
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .with_context(|| format!("{name} {line:?}"))?;
+        Ok(kb * 1024)
+    };
+    Ok(Memory {
+        rss: field("VmRSS:")?,
+        peak_rss: field("VmHWM:")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_rss_from_proc_status() {
+        let status =
+            "Name:\tskiff\nVmPeak:\t  900000 kB\nVmHWM:\t   40000 kB\nVmRSS:\t   31234 kB\n";
+        let m = parse_memory(status).unwrap();
+        assert_eq!(m.rss, 31234 * 1024);
+        assert_eq!(m.peak_rss, 40000 * 1024);
+        assert!(parse_memory("Name:\tx\n").is_err());
+    }
+
+    #[test]
+    fn reads_own_memory() {
+        let text = std::fs::read_to_string("/proc/self/status").unwrap();
+        assert!(parse_memory(&text).unwrap().rss > 0);
+    }
+}
