@@ -82,7 +82,6 @@ pub(crate) fn base64_decode(s: &str) -> Result<Vec<u8>, String> {
 }
 
 /// Standard padded base64 encoding.
-#[allow(dead_code)]
 pub(crate) fn base64_encode(data: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut s = String::with_capacity(data.len().div_ceil(3) * 4);
