@@ -95,7 +95,8 @@ spec:
     spec:
       containers: [{name: c, image: busybox}]
 EOF
-check_fails "Invalid names the field" 'The Deployment "bad" is invalid: .*spec\.selector: Required value' k create -f "$WORK/bad.yaml"
+check_fails "Invalid is printed as upstream" 'The Deployment "bad" is invalid' k create -f "$WORK/bad.yaml"
+check_fails "Invalid names the field" 'spec\.selector: Required value' k create -f "$WORK/bad.yaml"
 k create configmap x -n nowhere --from-literal=a=b --dry-run=client -o yaml >"$WORK/nowhere.yaml"
 check_fails "create in a missing namespace is refused" 'namespaces "nowhere" not found' k create -f "$WORK/nowhere.yaml"
 check_fails "unknown resource type" "the server doesn't have a resource type \"frobs\"" k get frobs
@@ -113,7 +114,7 @@ check "the namespace is Terminating while content remains" "demo +Terminating" k
 check_fails "create in a terminating namespace is Forbidden" "forbidden: unable to create new content in namespace demo because it is being terminated" \
   k create -f $EX/configmap.yaml
 check "removing the last finalizer" "configmap/held patched" k patch cm held -n demo --type json -p '[{"op":"remove","path":"/metadata/finalizers"}]'
-check "the namespace goes once empty (delete --wait)" "" k wait --for=delete namespace/demo --timeout=20s
+check_ok "the namespace goes once empty (wait --for=delete)" k wait --for=delete namespace/demo --timeout=20s
 check_fails "the namespace is gone" 'namespaces "demo" not found' k get namespace demo
 
 # --- restart keeps every object ---

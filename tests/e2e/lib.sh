@@ -111,3 +111,15 @@ summary() {
   echo "$PASSED passed, $FAILED failed"
   [ "$FAILED" -eq 0 ]
 }
+
+# check_ok "description" command...: the command must succeed.
+check_ok() {
+  local desc=$1
+  shift
+  local out
+  if out=$("$@" 2>&1); then
+    pass "$desc"
+  else
+    fail "$desc" "command failed: $out"
+  fi
+}

@@ -221,9 +221,7 @@ async fn run(srv: Arc<ApiServer>) -> Result<(), ApiError> {
         let dirty: Vec<String> = graph.dirty.drain().collect();
         for key in dirty {
             if let Err(e) = reconcile(&srv, &graph, &key).await {
-                if e.code != 404 && e.code != 409 {
-                    tracing::debug!(key, error = %e, "lifecycle step failed; will retry");
-                }
+                tracing::debug!(key, error = %e, "lifecycle step failed; will retry");
             }
         }
     }

@@ -125,16 +125,18 @@ impl ApiServer {
             Err(e) if e.code == 409 => {}
             Err(e) => return Err(e),
         }
+        // Its Endpoints name the address pods reach the API server at; upstream refuses
+        // loopback there, so a server listening on loopback only publishes none (the node
+        // agent's address takes its place once there is one).
+        let Ok(ip) = host.parse::<std::net::IpAddr>() else { return Ok(()) };
+        if ip.is_loopback() || ip.is_unspecified() {
+            return Ok(());
+        }
         let ep = registry::lookup("", "v1", "endpoints").expect("endpoints");
-        let ip = if host.parse::<std::net::IpAddr>().is_ok() && host != "0.0.0.0" {
-            host
-        } else {
-            "127.0.0.1".to_string()
-        };
         let obj = json!({
             "apiVersion": "v1", "kind": "Endpoints",
             "metadata": {"name": "kubernetes", "namespace": "default", "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
-            "subsets": [{"addresses": [{"ip": ip}], "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}]
+            "subsets": [{"addresses": [{"ip": ip.to_string()}], "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}]
         });
         match self.create_object(ep, Some("default"), obj, false).await {
             Ok(_) => Ok(()),

@@ -717,20 +717,13 @@ fn role_binding(obj: &mut Value) {
 
 // ---- core config and storage ----
 
-/// `SetDefaults_Namespace` (the `kubernetes.io/metadata.name` label), the strategy's
-/// `kubernetes` finalizer and `SetDefaults_NamespaceStatus`.
+/// `SetDefaults_Namespace` (the `kubernetes.io/metadata.name` label) and
+/// `SetDefaults_NamespaceStatus`. The `kubernetes` finalizer is the namespace strategy's, set
+/// on create only (the API server does it), so that it stays removable.
 fn namespace(obj: &mut Value) {
     let name = crate::meta::name(obj).to_string();
     if !name.is_empty() {
         child(child(obj, "metadata"), "labels")["kubernetes.io/metadata.name"] = json!(name);
-    }
-    let spec = child(obj, "spec");
-    if spec
-        .get("finalizers")
-        .and_then(Value::as_array)
-        .is_none_or(Vec::is_empty)
-    {
-        spec["finalizers"] = json!(["kubernetes"]);
     }
     default(child(obj, "status"), "phase", json!("Active"));
 }
