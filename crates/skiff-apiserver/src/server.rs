@@ -128,7 +128,9 @@ impl ApiServer {
         // Its Endpoints name the address pods reach the API server at; upstream refuses
         // loopback there, so a server listening on loopback only publishes none (the node
         // agent's address takes its place once there is one).
-        let Ok(ip) = host.parse::<std::net::IpAddr>() else { return Ok(()) };
+        let Ok(ip) = host.parse::<std::net::IpAddr>() else {
+            return Ok(());
+        };
         if ip.is_loopback() || ip.is_unspecified() {
             return Ok(());
         }

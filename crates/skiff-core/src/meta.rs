@@ -5,22 +5,30 @@ use serde_json::{Map, Value};
 
 /// `metadata.name`, or "".
 pub fn name(obj: &Value) -> &str {
-    obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("")
+    obj.pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
 }
 
 /// `metadata.namespace`, or "".
 pub fn namespace(obj: &Value) -> &str {
-    obj.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("")
+    obj.pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or("")
 }
 
 /// `metadata.resourceVersion`, or "".
 pub fn resource_version(obj: &Value) -> &str {
-    obj.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or("")
+    obj.pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .unwrap_or("")
 }
 
 /// `metadata.uid`, or "".
 pub fn uid(obj: &Value) -> &str {
-    obj.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or("")
+    obj.pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .unwrap_or("")
 }
 
 /// `metadata.labels` as (key, value) pairs.
@@ -28,26 +36,35 @@ pub fn labels(obj: &Value) -> impl Iterator<Item = (&str, &str)> {
     obj.pointer("/metadata/labels")
         .and_then(Value::as_object)
         .into_iter()
-        .flat_map(|m| m.iter().filter_map(|(k, v)| v.as_str().map(|v| (k.as_str(), v))))
+        .flat_map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| v.as_str().map(|v| (k.as_str(), v)))
+        })
 }
 
 /// `metadata.finalizers`.
 pub fn finalizers(obj: &Value) -> Vec<String> {
     obj.pointer("/metadata/finalizers")
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 /// True when `metadata.deletionTimestamp` is set.
 pub fn is_deleting(obj: &Value) -> bool {
-    obj.pointer("/metadata/deletionTimestamp").is_some_and(|v| !v.is_null())
+    obj.pointer("/metadata/deletionTimestamp")
+        .is_some_and(|v| !v.is_null())
 }
 
 /// The `metadata` object, created if missing. Panics if `obj` is not an object.
 pub fn metadata_mut(obj: &mut Value) -> &mut Map<String, Value> {
     let o = obj.as_object_mut().expect("object");
-    o.entry("metadata").or_insert_with(|| Value::Object(Map::new()));
+    o.entry("metadata")
+        .or_insert_with(|| Value::Object(Map::new()));
     let m = o.get_mut("metadata").unwrap();
     if !m.is_object() {
         *m = Value::Object(Map::new());
@@ -219,12 +236,18 @@ mod tests {
         );
         assert_eq!(v["metadata"]["resourceVersion"], "42");
         assert_eq!(v["metadata"]["labels"]["resourceVersion"], "x");
-        let v = roundtrip(json!({"kind":"Pod","metadata":{"name":"a","namespace":"d","uid":"u","labels":{"a":"b"}}}), 7);
+        let v = roundtrip(
+            json!({"kind":"Pod","metadata":{"name":"a","namespace":"d","uid":"u","labels":{"a":"b"}}}),
+            7,
+        );
         assert_eq!(v["metadata"]["resourceVersion"], "7");
         assert_eq!(v["metadata"]["labels"]["a"], "b");
         let v = roundtrip(json!({"kind":"Pod","metadata":{}}), 9);
         assert_eq!(v["metadata"]["resourceVersion"], "9");
-        let v = roundtrip(json!({"kind":"Pod","metadata":{"annotations":{"resourceVersion":"1"}}}), 3);
+        let v = roundtrip(
+            json!({"kind":"Pod","metadata":{"annotations":{"resourceVersion":"1"}}}),
+            3,
+        );
         assert_eq!(v["metadata"]["resourceVersion"], "3");
         assert_eq!(v["metadata"]["annotations"]["resourceVersion"], "1");
         let v = roundtrip(json!({"kind":"Pod","metadata":{"name":"n"}}), 4);

@@ -125,8 +125,18 @@ impl Resource {
     }
 }
 
-const fn sub(name: &'static str, kind: &'static str, verbs: &'static [&'static str]) -> Subresource {
-    Subresource { name, group: "", version: "", kind, verbs }
+const fn sub(
+    name: &'static str,
+    kind: &'static str,
+    verbs: &'static [&'static str],
+) -> Subresource {
+    Subresource {
+        name,
+        group: "",
+        version: "",
+        kind,
+        verbs,
+    }
 }
 
 const STATUS_VERBS: &[&str] = &["get", "patch", "update"];
@@ -144,11 +154,31 @@ macro_rules! status_sub {
     };
 }
 
-const NONE: Traits = Traits { generation: false, status: false, scale: false };
-const GEN: Traits = Traits { generation: true, status: false, scale: false };
-const STATUS: Traits = Traits { generation: false, status: true, scale: false };
-const GEN_STATUS: Traits = Traits { generation: true, status: true, scale: false };
-const GEN_STATUS_SCALE: Traits = Traits { generation: true, status: true, scale: true };
+const NONE: Traits = Traits {
+    generation: false,
+    status: false,
+    scale: false,
+};
+const GEN: Traits = Traits {
+    generation: true,
+    status: false,
+    scale: false,
+};
+const STATUS: Traits = Traits {
+    generation: false,
+    status: true,
+    scale: false,
+};
+const GEN_STATUS: Traits = Traits {
+    generation: true,
+    status: true,
+    scale: false,
+};
+const GEN_STATUS_SCALE: Traits = Traits {
+    generation: true,
+    status: true,
+    scale: true,
+};
 
 #[allow(clippy::too_many_arguments)]
 const fn res(
@@ -185,10 +215,54 @@ const CLUSTER: bool = false;
 /// Every built-in resource, grouped as discovery lists them.
 pub static RESOURCES: &[Resource] = &[
     // core/v1
-    res("", "v1", "ConfigMap", "configmaps", "configmap", NS, &["cm"], &[], &[], NONE),
-    res("", "v1", "Endpoints", "endpoints", "endpoints", NS, &["ep"], &[], &[], NONE),
-    res("", "v1", "Event", "events", "event", NS, &["ev"], &[], &[], NONE),
-    res("", "v1", "LimitRange", "limitranges", "limitrange", NS, &["limits"], &[], &[], NONE),
+    res(
+        "",
+        "v1",
+        "ConfigMap",
+        "configmaps",
+        "configmap",
+        NS,
+        &["cm"],
+        &[],
+        &[],
+        NONE,
+    ),
+    res(
+        "",
+        "v1",
+        "Endpoints",
+        "endpoints",
+        "endpoints",
+        NS,
+        &["ep"],
+        &[],
+        &[],
+        NONE,
+    ),
+    res(
+        "",
+        "v1",
+        "Event",
+        "events",
+        "event",
+        NS,
+        &["ev"],
+        &[],
+        &[],
+        NONE,
+    ),
+    res(
+        "",
+        "v1",
+        "LimitRange",
+        "limitranges",
+        "limitrange",
+        NS,
+        &["limits"],
+        &[],
+        &[],
+        NONE,
+    ),
     res(
         "",
         "v1",
@@ -198,10 +272,24 @@ pub static RESOURCES: &[Resource] = &[
         CLUSTER,
         &["ns"],
         &[],
-        &[status_sub!("Namespace"), sub("finalize", "Namespace", &["update"])],
+        &[
+            status_sub!("Namespace"),
+            sub("finalize", "Namespace", &["update"]),
+        ],
         STATUS,
     ),
-    res("", "v1", "Node", "nodes", "node", CLUSTER, &["no"], &[], &[status_sub!("Node")], STATUS),
+    res(
+        "",
+        "v1",
+        "Node",
+        "nodes",
+        "node",
+        CLUSTER,
+        &["no"],
+        &[],
+        &[status_sub!("Node")],
+        STATUS,
+    ),
     res(
         "",
         "v1",
@@ -272,8 +360,30 @@ pub static RESOURCES: &[Resource] = &[
         &[status_sub!("ResourceQuota")],
         STATUS,
     ),
-    res("", "v1", "Secret", "secrets", "secret", NS, &[], &[], &[], NONE),
-    res("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", NS, &["sa"], &[], &[], NONE),
+    res(
+        "",
+        "v1",
+        "Secret",
+        "secrets",
+        "secret",
+        NS,
+        &[],
+        &[],
+        &[],
+        NONE,
+    ),
+    res(
+        "",
+        "v1",
+        "ServiceAccount",
+        "serviceaccounts",
+        "serviceaccount",
+        NS,
+        &["sa"],
+        &[],
+        &[],
+        NONE,
+    ),
     res(
         "",
         "v1",
@@ -373,9 +483,31 @@ pub static RESOURCES: &[Resource] = &[
         &[status_sub!("CronJob")],
         GEN_STATUS,
     ),
-    res("batch", "v1", "Job", "jobs", "job", NS, &[], ALL, &[status_sub!("Job")], GEN_STATUS),
+    res(
+        "batch",
+        "v1",
+        "Job",
+        "jobs",
+        "job",
+        NS,
+        &[],
+        ALL,
+        &[status_sub!("Job")],
+        GEN_STATUS,
+    ),
     // coordination.k8s.io/v1
-    res("coordination.k8s.io", "v1", "Lease", "leases", "lease", NS, &[], &[], &[], NONE),
+    res(
+        "coordination.k8s.io",
+        "v1",
+        "Lease",
+        "leases",
+        "lease",
+        NS,
+        &[],
+        &[],
+        &[],
+        NONE,
+    ),
     // discovery.k8s.io/v1
     res(
         "discovery.k8s.io",
@@ -390,7 +522,18 @@ pub static RESOURCES: &[Resource] = &[
         NONE,
     ),
     // events.k8s.io/v1
-    res("events.k8s.io", "v1", "Event", "events", "event", NS, &["ev"], &[], &[], NONE),
+    res(
+        "events.k8s.io",
+        "v1",
+        "Event",
+        "events",
+        "event",
+        NS,
+        &["ev"],
+        &[],
+        &[],
+        NONE,
+    ),
     // networking.k8s.io/v1
     res(
         "networking.k8s.io",
@@ -478,7 +621,18 @@ pub static RESOURCES: &[Resource] = &[
         &[],
         NONE,
     ),
-    res("rbac.authorization.k8s.io", "v1", "Role", "roles", "role", NS, &[], &[], &[], NONE),
+    res(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "Role",
+        "roles",
+        "role",
+        NS,
+        &[],
+        &[],
+        &[],
+        NONE,
+    ),
     // scheduling.k8s.io/v1
     res(
         "scheduling.k8s.io",
@@ -519,8 +673,13 @@ pub fn groups() -> Vec<(&'static str, &'static str)> {
 }
 
 /// The resources of one group-version, in discovery order.
-pub fn resources_in<'a>(group: &'a str, version: &'a str) -> impl Iterator<Item = &'static Resource> + 'a {
-    RESOURCES.iter().filter(move |r| r.group == group && r.version == version)
+pub fn resources_in<'a>(
+    group: &'a str,
+    version: &'a str,
+) -> impl Iterator<Item = &'static Resource> + 'a {
+    RESOURCES
+        .iter()
+        .filter(move |r| r.group == group && r.version == version)
 }
 
 /// Looks a resource up by group, version and plural name.
@@ -571,7 +730,10 @@ mod tests {
     #[test]
     fn keys_and_names() {
         let d = lookup("apps", "v1", "deployments").unwrap();
-        assert_eq!(d.key(Some("default"), "web"), "/registry/apps/deployments/default/web");
+        assert_eq!(
+            d.key(Some("default"), "web"),
+            "/registry/apps/deployments/default/web"
+        );
         assert_eq!(d.qualified_plural(), "deployments.apps");
         assert_eq!(d.qualified_kind(), "Deployment.apps");
         let n = lookup("", "v1", "nodes").unwrap();
@@ -580,17 +742,27 @@ mod tests {
         let ev = lookup("events.k8s.io", "v1", "events").unwrap();
         assert!(ev.is_same_storage(lookup("", "v1", "events").unwrap()));
         assert_eq!(ev.key_prefix(), "/registry/core/events/");
-        assert_eq!(lookup_kind("apps/v1", "ReplicaSet").unwrap().plural, "replicasets");
         assert_eq!(
-            lookup("", "v1", "pods").unwrap().subresource("eviction").unwrap().group,
+            lookup_kind("apps/v1", "ReplicaSet").unwrap().plural,
+            "replicasets"
+        );
+        assert_eq!(
+            lookup("", "v1", "pods")
+                .unwrap()
+                .subresource("eviction")
+                .unwrap()
+                .group,
             "policy"
         );
     }
 
     #[test]
     fn all_category_matches_upstream() {
-        let mut all: Vec<_> =
-            RESOURCES.iter().filter(|r| r.categories.contains(&"all")).map(|r| r.plural).collect();
+        let mut all: Vec<_> = RESOURCES
+            .iter()
+            .filter(|r| r.categories.contains(&"all"))
+            .map(|r| r.plural)
+            .collect();
         all.sort();
         assert_eq!(
             all,

@@ -67,7 +67,12 @@ struct StatusBody<'a> {
 
 impl ApiError {
     pub fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
-        ApiError { code, reason, message: message.into(), details: Box::default() }
+        ApiError {
+            code,
+            reason,
+            message: message.into(),
+            details: Box::default(),
+        }
     }
 
     fn for_object(mut self, res: &Resource, name: &str) -> Self {
@@ -79,8 +84,12 @@ impl ApiError {
 
     /// 404 `pods "x" not found`.
     pub fn not_found(res: &Resource, name: &str) -> Self {
-        ApiError::new(404, "NotFound", format!("{} \"{}\" not found", res.qualified_plural(), name))
-            .for_object(res, name)
+        ApiError::new(
+            404,
+            "NotFound",
+            format!("{} \"{}\" not found", res.qualified_plural(), name),
+        )
+        .for_object(res, name)
     }
 
     /// 409 `pods "x" already exists`.
@@ -124,7 +133,11 @@ impl ApiError {
         } else {
             format!(
                 "[{}]",
-                errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", ")
+                errors
+                    .iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )
         };
         let mut e = ApiError::new(
@@ -194,7 +207,11 @@ impl ApiError {
     }
 
     pub fn internal(message: impl std::fmt::Display) -> Self {
-        ApiError::new(500, "InternalError", format!("Internal error occurred: {message}"))
+        ApiError::new(
+            500,
+            "InternalError",
+            format!("Internal error occurred: {message}"),
+        )
     }
 
     pub fn timeout(message: impl Into<String>) -> Self {
@@ -284,7 +301,11 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn required(field: impl Into<String>, detail: impl Into<String>) -> Self {
-        FieldError { kind: FieldErrorKind::Required, field: field.into(), detail: detail.into() }
+        FieldError {
+            kind: FieldErrorKind::Required,
+            field: field.into(),
+            detail: detail.into(),
+        }
     }
     pub fn invalid(
         field: impl Into<String>,
@@ -298,7 +319,11 @@ impl FieldError {
         }
     }
     pub fn forbidden(field: impl Into<String>, detail: impl Into<String>) -> Self {
-        FieldError { kind: FieldErrorKind::Forbidden, field: field.into(), detail: detail.into() }
+        FieldError {
+            kind: FieldErrorKind::Forbidden,
+            field: field.into(),
+            detail: detail.into(),
+        }
     }
     pub fn duplicate(field: impl Into<String>, value: impl Into<serde_json::Value>) -> Self {
         FieldError {
@@ -318,7 +343,11 @@ impl FieldError {
         } else {
             format!(
                 "supported values: {}",
-                supported.iter().map(|s| format!("\"{s}\"")).collect::<Vec<_>>().join(", ")
+                supported
+                    .iter()
+                    .map(|s| format!("\"{s}\""))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )
         };
         FieldError {

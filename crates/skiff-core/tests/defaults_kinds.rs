@@ -184,7 +184,10 @@ fn service_and_core_defaults() {
     assert_eq!(spec["ipFamilies"], json!(["IPv4"]));
     assert_eq!(spec["ipFamilyPolicy"], "SingleStack");
     let ns = defaulted("", "namespaces", json!({"metadata": {"name": "team"}}));
-    assert!(ns["spec"].get("finalizers").is_none(), "the finalizer is the create strategy's, not a default");
+    assert!(
+        ns["spec"].get("finalizers").is_none(),
+        "the finalizer is the create strategy's, not a default"
+    );
     assert_eq!(ns["status"]["phase"], "Active");
     assert_eq!(
         ns["metadata"]["labels"]["kubernetes.io/metadata.name"],

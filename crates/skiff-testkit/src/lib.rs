@@ -10,8 +10,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
-pub use kube;
 pub use k8s_openapi;
+pub use kube;
 
 /// A running in-process Skiff server; stopped when dropped.
 pub struct TestServer {
@@ -58,7 +58,12 @@ impl TestServer {
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        Ok(TestServer { dir, kubeconfig, shutdown: Some(tx), task: Some(task) })
+        Ok(TestServer {
+            dir,
+            kubeconfig,
+            shutdown: Some(tx),
+            task: Some(task),
+        })
     }
 
     /// Stops the server and starts it again on the same data directory (a new port).
@@ -94,7 +99,8 @@ impl TestServer {
     /// A client authenticated as the cluster admin.
     pub async fn client(&self) -> anyhow::Result<kube::Client> {
         let kc = Kubeconfig::read_from(&self.kubeconfig)?;
-        let config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?;
+        let config =
+            kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?;
         Ok(kube::Client::try_from(config)?)
     }
 
