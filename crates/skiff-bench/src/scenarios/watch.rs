@@ -42,6 +42,9 @@ pub(crate) struct WatchOutcome {
     pub from_response: Samples,
     /// From the write's request start to the watcher's receipt.
     pub from_request: Samples,
+    /// From the first watcher's receipt of the same event to this watcher's: the cost of
+    /// fanning one event out to every watcher.
+    pub fan_out: Samples,
     /// Events received before the write's response.
     pub before_response: u64,
     /// The writes' own latency.
@@ -183,32 +186,41 @@ pub(crate) async fn watch_latency(
     }
     let _ = stop_tx.send(true);
 
-    let mut from_response = Vec::new();
-    let mut from_request = Vec::new();
-    let mut before_response = 0;
+    let mut per_watcher: Vec<Vec<Option<Instant>>> = Vec::with_capacity(tasks.len());
     let mut first_error = None;
     for t in tasks {
-        let received = match t.await? {
-            Ok(r) => r,
+        match t.await? {
+            Ok(received) => per_watcher.push(first_receipts(&received, writes.len())),
             Err(e) => {
                 first_error.get_or_insert(e);
-                continue;
             }
-        };
-        let mut seen = vec![false; writes.len()];
-        for (seq, at) in received {
-            let Some(idx) = (seq as usize).checked_sub(1).filter(|&i| i < writes.len()) else {
-                continue;
-            };
-            if std::mem::replace(&mut seen[idx], true) {
-                continue;
+        }
+    }
+    // The earliest receipt of each event by any watcher: when the server had it to send.
+    let mut earliest: Vec<Option<Instant>> = vec![None; writes.len()];
+    for w in &per_watcher {
+        for (e, at) in earliest.iter_mut().zip(w) {
+            if let Some(at) = *at {
+                *e = Some(e.map_or(at, |e: Instant| e.min(at)));
             }
+        }
+    }
+    let mut from_response = Vec::new();
+    let mut from_request = Vec::new();
+    let mut fan_out = Vec::new();
+    let mut before_response = 0;
+    for w in &per_watcher {
+        for (idx, at) in w.iter().enumerate() {
+            let Some(at) = *at else { continue };
             let (start, resp) = writes[idx];
             from_request.push(at.saturating_duration_since(start));
             if at < resp {
                 before_response += 1;
             }
             from_response.push(at.saturating_duration_since(resp));
+            if let Some(first) = earliest[idx] {
+                fan_out.push(at.saturating_duration_since(first));
+            }
         }
     }
     if n_connected < plan.watchers {
@@ -230,7 +242,32 @@ pub(crate) async fn watch_latency(
         delivered,
         from_response: Samples::new(from_response),
         from_request: Samples::new(from_request),
+        fan_out: Samples::new(fan_out),
         before_response,
         write_latency,
     })
+}
+
+/// For each of `writes` events (sequence numbers 1..=writes), when a watcher first received it.
+fn first_receipts(received: &[(u64, Instant)], writes: usize) -> Vec<Option<Instant>> {
+    let mut first = vec![None; writes];
+    for &(seq, at) in received {
+        if let Some(slot) = (seq as usize).checked_sub(1).and_then(|i| first.get_mut(i)) {
+            slot.get_or_insert(at);
+        }
+    }
+    first
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_receipts_ignore_duplicates_and_strangers() {
+        let t0 = Instant::now();
+        let t1 = t0 + Duration::from_millis(1);
+        let got = first_receipts(&[(0, t0), (2, t0), (2, t1), (1, t1), (9, t0)], 3);
+        assert_eq!(got, vec![Some(t1), Some(t0), None]);
+    }
 }
