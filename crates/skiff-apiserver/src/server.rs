@@ -173,7 +173,11 @@ impl ApiServer {
             Ok(t) => t,
             Err(e) => return codec::error_response(&e),
         };
-        // Health and version are public, as upstream's system:public-info-viewer allows.
+        // Anonymous requests are refused everywhere, health included, as with
+        // `--anonymous-auth=false` (k3s's setting).
+        if user.is_none() {
+            return codec::error_response(&ApiError::unauthorized());
+        }
         if let Target::Other(p) = &target {
             match p.as_str() {
                 "/version" | "/version/" => return version_response(),
@@ -183,9 +187,6 @@ impl ApiServer {
                 }
                 _ => {}
             }
-        }
-        if user.is_none() {
-            return codec::error_response(&ApiError::unauthorized());
         }
         let (verb_label, resource_label) = match &target {
             Target::Resource(r) => (

@@ -12,8 +12,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -251,19 +250,7 @@ async fn dispatch<H: Handler>(
     }
 }
 
-/// The 401 `Status` kube-apiserver answers when credentials are refused.
+/// The 401 Status answer.
 pub fn unauthorized() -> http::Response<Body> {
-    let body = skiff_core::status::ApiError::unauthorized().to_json();
-    http::Response::builder()
-        .status(http::StatusCode::UNAUTHORIZED)
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .body(full(Bytes::from(body)))
-        .expect("static response parts are valid")
-}
-
-/// A complete body.
-pub fn full(bytes: Bytes) -> Body {
-    Full::new(bytes)
-        .map_err(|never| match never {})
-        .boxed_unsync()
+    crate::codec::error_response(&skiff_core::status::ApiError::unauthorized())
 }
