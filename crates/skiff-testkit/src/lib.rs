@@ -41,6 +41,7 @@ impl TestServer {
             token: None,
             token_auth_file: None,
             tls_san: vec![],
+            compaction: self_compaction(),
         };
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(skiff::server::run(opts, async {
@@ -113,6 +114,15 @@ impl TestServer {
             .and_then(|c| c.server.clone())
             .context("kubeconfig has no server")
     }
+}
+
+/// Tests compact often so that 410 Expired paths can be reached: every second, keeping the
+/// last 100 revisions.
+fn self_compaction() -> Option<skiff_store::sqlite::AutoCompact> {
+    Some(skiff_store::sqlite::AutoCompact {
+        interval: Duration::from_secs(1),
+        keep_revisions: 100,
+    })
 }
 
 impl Drop for TestServer {

@@ -97,6 +97,15 @@ struct ServerArgs {
     /// Extra host name or IP for the serving certificate (repeatable).
     #[arg(long = "tls-san", value_name = "NAME")]
     tls_san: Vec<String>,
+
+    /// How often the datastore drops history older than the previous run, in seconds, as
+    /// kube-apiserver's --etcd-compaction-interval (0 turns compaction off).
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    compaction_interval: u64,
+
+    /// Revisions of history always kept by compaction.
+    #[arg(long, default_value_t = 1000, value_name = "REVISIONS")]
+    compaction_retain: i64,
 }
 
 fn parse_mode(s: &str) -> Result<u32, String> {
@@ -120,6 +129,10 @@ impl From<ServerArgs> for server::ServerOptions {
             token: a.token,
             token_auth_file: a.token_auth_file,
             tls_san: a.tls_san,
+            compaction: (a.compaction_interval > 0).then(|| skiff_store::sqlite::AutoCompact {
+                interval: std::time::Duration::from_secs(a.compaction_interval),
+                keep_revisions: a.compaction_retain,
+            }),
         }
     }
 }

@@ -33,6 +33,8 @@ pub struct ServerOptions {
     pub token: Option<String>,
     pub token_auth_file: Option<PathBuf>,
     pub tls_san: Vec<String>,
+    /// Background compaction of the datastore's history (`None`: never).
+    pub compaction: Option<skiff_store::sqlite::AutoCompact>,
 }
 
 /// Where the admin kubeconfig is always written.
@@ -79,7 +81,7 @@ pub async fn run(opts: ServerOptions, shutdown: impl Future<Output = ()>) -> any
     } else {
         local
     };
-    let handler = build_handler(&opts.data_dir, advertised).await?;
+    let handler = build_handler(&opts.data_dir, advertised, opts.compaction).await?;
 
     let kubeconfig = Kubeconfig {
         server: kubeconfig::server_url(local),
@@ -122,11 +124,18 @@ pub async fn run(opts: ServerOptions, shutdown: impl Future<Output = ()>) -> any
 async fn build_handler(
     data_dir: &Path,
     server_address: SocketAddr,
+    compaction: Option<skiff_store::sqlite::AutoCompact>,
 ) -> anyhow::Result<Arc<skiff_apiserver::ApiServer>> {
     let db = data_dir.join("db");
     files::create_dir_with_mode(&db, 0o700)?;
-    let store = skiff_store::sqlite::SqliteStore::open(&db.join("state.db"), Default::default())
-        .with_context(|| format!("opening the datastore in {}", db.display()))?;
+    let store = skiff_store::sqlite::SqliteStore::open(
+        &db.join("state.db"),
+        skiff_store::sqlite::SqliteOptions {
+            auto_compact: compaction,
+            ..Default::default()
+        },
+    )
+    .with_context(|| format!("opening the datastore in {}", db.display()))?;
     let api = skiff_apiserver::ApiServer::new(
         store,
         skiff_apiserver::ApiOptions {
