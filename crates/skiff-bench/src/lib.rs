@@ -88,7 +88,7 @@ impl Sizes {
                 creates: 20_000,
                 clients: 64,
                 sqlite_rows: 20_000,
-                sqlite_time: Duration::from_secs(15),
+                sqlite_time: Duration::from_secs(10),
                 list_pods: 10_000,
                 gets: 2_000,
                 lists: 20,
@@ -130,8 +130,9 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
 
     let machine = machine::describe(&bench.bin, &bench.work);
     let fresh = bench.fresh_starts().await;
-    let sqlite = bench.sqlite_baselines().await;
+    let mut sqlite = bench.sqlite_baselines("before the Skiff runs").await;
     let creates = bench.create_runs().await;
+    sqlite.extend(bench.sqlite_baselines("after the Skiff runs").await);
     let loaded = bench.loaded_server().await;
 
     let s = &bench.sizes;
@@ -242,8 +243,11 @@ impl Bench {
     }
 
     /// SQLite inserts of the pod bodies, one row and 64 rows per transaction.
-    async fn sqlite_baselines(&self) -> Vec<Result<sqlite::InsertRun, String>> {
-        progress("SQLite baselines");
+    async fn sqlite_baselines(
+        &self,
+        when: &str,
+    ) -> Vec<(String, Result<sqlite::InsertRun, String>)> {
+        progress(format!("SQLite baselines, {when}"));
         let bodies: Vec<Bytes> = (0..256)
             .map(|i| Bytes::from(pods::pod_json("default", &pods::pod_name("bench", i))))
             .collect();
@@ -253,7 +257,8 @@ impl Bench {
             let bodies = bodies.clone();
             let (rows, time) = (self.sizes.sqlite_rows, self.sizes.sqlite_time);
             let limit = time + Duration::from_secs(60);
-            out.push(
+            out.push((
+                when.to_string(),
                 bounded("SQLite baseline", limit, async move {
                     tokio::task::spawn_blocking(move || {
                         sqlite::insert_run(&path, &bodies, rows_per_txn, rows, time)
@@ -261,7 +266,7 @@ impl Bench {
                     .await?
                 })
                 .await,
-            );
+            ));
         }
         out
     }

@@ -34,7 +34,7 @@ pub(crate) fn create_section(
     total: u64,
     clients: usize,
     runs: &[CreateRow],
-    sqlite: &[Result<InsertRun, String>],
+    sqlite: &[(String, Result<InsertRun, String>)],
 ) -> Section {
     let body_bytes = runs
         .iter()
@@ -72,13 +72,13 @@ pub(crate) fn create_section(
             Err(e) => notes.push(format!("{}: not measured: {e}", run.label)),
         }
     }
-    let mut one_row_rate = None;
-    for run in sqlite {
+    let mut one_row_rates = Vec::new();
+    for (when, run) in sqlite {
         match run {
             Ok(s) => {
                 let r = s.rows_per_sec();
                 if s.rows_per_txn == 1 {
-                    one_row_rate = Some(r);
+                    one_row_rates.push((when.clone(), r));
                 }
                 let txn = if s.rows_per_txn == 1 {
                     "1 row per transaction".to_string()
@@ -86,7 +86,7 @@ pub(crate) fn create_section(
                     format!("{} rows per transaction", s.rows_per_txn)
                 };
                 table.row(vec![
-                    format!("baseline: raw SQLite INSERT, {txn}"),
+                    format!("baseline: raw SQLite INSERT, {txn}, {when}"),
                     fmt_count(s.rows),
                     fmt_rate(r),
                     String::new(),
@@ -94,18 +94,25 @@ pub(crate) fn create_section(
                     String::new(),
                 ]);
             }
-            Err(e) => notes.push(format!("SQLite baseline: not measured: {e}")),
+            Err(e) => notes.push(format!("SQLite baseline {when}: not measured: {e}")),
         }
     }
-    if let (Some(best), Some(base)) = (best_rate, one_row_rate) {
-        if base > 0.0 {
-            let ratio = best / base;
-            notes.push(format!(
-                "Skiff's best create rate is **{ratio:.2}×** raw SQLite's one-row-per-transaction \
-                 rate (goal ≥ {GOAL_RATIO_TO_SQLITE}× — {}).",
-                verdict(ratio >= GOAL_RATIO_TO_SQLITE)
-            ));
-        }
+    let fastest_base = one_row_rates.iter().map(|(_, r)| *r).fold(0.0, f64::max);
+    if let (Some(best), true) = (best_rate, fastest_base > 0.0) {
+        let ratios: Vec<String> = one_row_rates
+            .iter()
+            .filter(|(_, r)| *r > 0.0)
+            .map(|(when, r)| format!("**{:.2}×** ({when})", best / r))
+            .collect();
+        let worst = best / fastest_base;
+        notes.push(format!(
+            "Skiff's best create rate over raw SQLite's one-row-per-transaction rate: {}. \
+             Goal ≥ {GOAL_RATIO_TO_SQLITE}×, judged against the faster baseline: {}. The disk's \
+             fsync rate varies from run to run, which is why the baseline is measured both \
+             before and after the Skiff runs.",
+            ratios.join(", "),
+            verdict(worst >= GOAL_RATIO_TO_SQLITE)
+        ));
     }
     Section {
         title: "1. Pod create throughput".into(),
@@ -385,26 +392,37 @@ mod tests {
             label: "Skiff, HTTP/1.1".into(),
             outcome: Ok(outcome(3000, 1)),
         }];
+        let one = |rows| InsertRun {
+            rows_per_txn: 1,
+            rows,
+            elapsed: Duration::from_secs(1),
+        };
         let sqlite = [
-            Ok(InsertRun {
-                rows_per_txn: 1,
-                rows: 1000,
-                elapsed: Duration::from_secs(1),
-            }),
-            Ok(InsertRun {
-                rows_per_txn: 64,
-                rows: 50_000,
-                elapsed: Duration::from_secs(1),
-            }),
+            ("before".to_string(), Ok(one(1000))),
+            (
+                "before".to_string(),
+                Ok(InsertRun {
+                    rows_per_txn: 64,
+                    rows: 50_000,
+                    elapsed: Duration::from_secs(1),
+                }),
+            ),
+            ("after".to_string(), Ok(one(500))),
         ];
         let s = create_section(3000, 64, &runs, &sqlite);
         let t = s.table.unwrap();
-        assert_eq!(t.rows.len(), 3);
+        assert_eq!(t.rows.len(), 4);
         assert_eq!(t.rows[0][2], "3,000/s");
         assert!(t.rows[0][5].contains("not met"));
         assert_eq!(t.rows[2][2], "50,000/s");
-        assert!(s.notes[0].contains("**3.00×**"), "{:?}", s.notes);
-        assert!(s.notes[0].contains("not met"));
+        assert!(t.rows[3][0].ends_with(", after"));
+        let note = &s.notes[0];
+        assert!(
+            note.contains("**3.00×** (before), **6.00×** (after)"),
+            "{note}"
+        );
+        // Judged against the faster baseline (1,000/s): 3× < 4×.
+        assert!(note.contains("not met"), "{note}");
     }
 
     #[test]
