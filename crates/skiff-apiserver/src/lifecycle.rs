@@ -38,6 +38,37 @@ struct Node {
     finalizers: Vec<String>,
 }
 
+/// The part of a stored object the graph reads.
+#[derive(serde::Deserialize)]
+struct GraphObject {
+    #[serde(default)]
+    metadata: GraphMeta,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct GraphMeta {
+    #[serde(deserialize_with = "null_as_default")]
+    uid: String,
+    owner_references: Option<Vec<GraphOwner>>,
+    deletion_timestamp: Option<String>,
+    finalizers: Option<Vec<String>>,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct GraphOwner {
+    uid: String,
+    api_version: String,
+    kind: String,
+    name: String,
+}
+
+fn null_as_default<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    use serde::Deserialize;
+    Ok(Option::<String>::deserialize(d)?.unwrap_or_default())
+}
+
 /// The owner graph of every stored object.
 #[derive(Default)]
 struct Graph {
@@ -50,45 +81,27 @@ struct Graph {
 
 impl Graph {
     fn upsert(&mut self, kv: &KeyValue) {
-        let Ok(v) = serde_json::from_slice::<Value>(&kv.value) else {
+        // Only the metadata the graph needs; the rest of the object is skipped unparsed.
+        let Ok(obj) = serde_json::from_slice::<GraphObject>(&kv.value) else {
             return;
         };
         self.remove(&kv.key);
-        let owners: Vec<Owner> = v
-            .pointer("/metadata/ownerReferences")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .map(|o| Owner {
-                        uid: o
-                            .get("uid")
-                            .and_then(Value::as_str)
-                            .unwrap_or("")
-                            .to_string(),
-                        api_version: o
-                            .get("apiVersion")
-                            .and_then(Value::as_str)
-                            .unwrap_or("")
-                            .to_string(),
-                        kind: o
-                            .get("kind")
-                            .and_then(Value::as_str)
-                            .unwrap_or("")
-                            .to_string(),
-                        name: o
-                            .get("name")
-                            .and_then(Value::as_str)
-                            .unwrap_or("")
-                            .to_string(),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let m = obj.metadata;
         let node = Node {
-            uid: meta::uid(&v).to_string(),
-            owners,
-            deleting: meta::is_deleting(&v),
-            finalizers: meta::finalizers(&v),
+            uid: m.uid,
+            owners: m
+                .owner_references
+                .unwrap_or_default()
+                .into_iter()
+                .map(|o| Owner {
+                    uid: o.uid,
+                    api_version: o.api_version,
+                    kind: o.kind,
+                    name: o.name,
+                })
+                .collect(),
+            deleting: m.deletion_timestamp.is_some(),
+            finalizers: m.finalizers.unwrap_or_default(),
         };
         for o in &node.owners {
             self.dependents
