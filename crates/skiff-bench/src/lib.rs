@@ -304,7 +304,15 @@ impl Bench {
             let launch = self.launch(&format!("create-{i}"));
             let outcome = bounded("pod creates", Duration::from_secs(180), async {
                 let (server, _) = ServerProcess::start(&launch).await?;
-                let outcome = create_pods(&server.endpoint, &plan).await?;
+                let cpu_before = (server.cpu_time(), process::cpu_time_of("/proc/self/stat"));
+                let mut outcome = create_pods(&server.endpoint, &plan).await?;
+                let cpu_after = (server.cpu_time(), process::cpu_time_of("/proc/self/stat"));
+                if let ((Ok(s0), Ok(c0)), (Ok(s1), Ok(c1))) = (cpu_before, cpu_after) {
+                    outcome.cpu = Some(scenarios::create::CpuUse {
+                        server: s1.saturating_sub(s0),
+                        client: c1.saturating_sub(c0),
+                    });
+                }
                 if let Err(e) = server.stop().await {
                     progress(e);
                 }

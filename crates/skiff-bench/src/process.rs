@@ -95,6 +95,11 @@ impl ServerProcess {
         parse_memory(&status)
     }
 
+    /// CPU time the server has used so far (user + system, all threads).
+    pub(crate) fn cpu_time(&self) -> anyhow::Result<Duration> {
+        cpu_time_of(&format!("/proc/{}/stat", self.pid()))
+    }
+
     /// Stops the server with SIGTERM (as an init system would), killing it after a while.
     pub(crate) async fn stop(mut self) -> anyhow::Result<()> {
         let pid = pid_of(&self.child)?;
@@ -210,6 +215,25 @@ fn log_tail(path: &Path) -> String {
     lines[lines.len().saturating_sub(20)..].join("\n")
 }
 
+/// CPU time (user + system) of the process whose `/proc/…/stat` is at `path`.
+pub(crate) fn cpu_time_of(path: &str) -> anyhow::Result<Duration> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
+    let ticks = parse_cpu_ticks(&text).ok_or_else(|| anyhow!("no CPU times in {path}"))?;
+    let hz = rustix::param::clock_ticks_per_second().max(1);
+    Ok(Duration::from_secs_f64(ticks as f64 / hz as f64))
+}
+
+/// `utime + stime` (fields 14 and 15, in clock ticks) of `/proc/<pid>/stat` text. The command
+/// name in field 2 may hold spaces and parentheses, so fields are counted after the last `)`.
+pub(crate) fn parse_cpu_ticks(stat: &str) -> Option<u64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // `fields[0]` is field 3 (state).
+    let utime: u64 = fields.get(14 - 3)?.parse().ok()?;
+    let stime: u64 = fields.get(15 - 3)?.parse().ok()?;
+    Some(utime + stime)
+}
+
 /// Resident memory of a process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Memory {
@@ -250,6 +274,14 @@ mod tests {
         assert_eq!(m.rss, 31234 * 1024);
         assert_eq!(m.peak_rss, 40000 * 1024);
         assert!(parse_memory("Name:\tx\n").is_err());
+    }
+
+    #[test]
+    fn reads_cpu_ticks_from_proc_stat() {
+        let stat = "4242 (sk iff) (x)) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 9 0";
+        assert_eq!(parse_cpu_ticks(stat), Some(325));
+        assert_eq!(parse_cpu_ticks("garbage"), None);
+        assert!(cpu_time_of("/proc/self/stat").is_ok());
     }
 
     #[test]

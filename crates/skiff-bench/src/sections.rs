@@ -60,6 +60,23 @@ pub(crate) fn create_section(
                         verdict(r >= GOAL_CREATES_PER_SEC)
                     ),
                 ]);
+                if let Some(cpu) = o.cpu {
+                    let per = |d: Duration| d / (o.created.max(1) as u32);
+                    let wall = o.elapsed.as_secs_f64().max(1e-9);
+                    notes.push(format!(
+                        "{}: the server used {:.1} s of CPU ({} per create, {:.2} cores on \
+                         average) and the load generator {:.1} s ({} per create, {:.2} cores) \
+                         in {:.1} s.",
+                        run.label,
+                        cpu.server.as_secs_f64(),
+                        fmt_duration(per(cpu.server)),
+                        cpu.server.as_secs_f64() / wall,
+                        cpu.client.as_secs_f64(),
+                        fmt_duration(per(cpu.client)),
+                        cpu.client.as_secs_f64() / wall,
+                        wall
+                    ));
+                }
                 if o.errors > 0 {
                     notes.push(format!(
                         "{}: {} requests failed; the first: {}",
@@ -383,6 +400,10 @@ mod tests {
             elapsed: Duration::from_secs(secs),
             latency: Samples::new(vec![Duration::from_millis(3); created as usize]),
             body_bytes: 1000,
+            cpu: Some(crate::scenarios::create::CpuUse {
+                server: Duration::from_millis(600),
+                client: Duration::from_millis(300),
+            }),
         }
     }
 
@@ -416,7 +437,12 @@ mod tests {
         assert!(t.rows[0][5].contains("not met"));
         assert_eq!(t.rows[2][2], "50,000/s");
         assert!(t.rows[3][0].ends_with(", after"));
-        let note = &s.notes[0];
+        assert!(
+            s.notes[0].contains("0.6 s of CPU (200 µs per create, 0.60 cores"),
+            "{}",
+            s.notes[0]
+        );
+        let note = &s.notes[1];
         assert!(
             note.contains("**3.00×** (before), **6.00×** (after)"),
             "{note}"

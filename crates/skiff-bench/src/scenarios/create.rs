@@ -35,6 +35,15 @@ pub(crate) struct CreateOutcome {
     pub elapsed: Duration,
     pub latency: Samples,
     pub body_bytes: usize,
+    /// CPU time the server and the load generator used while creating, when known.
+    pub cpu: Option<CpuUse>,
+}
+
+/// CPU time used during a run.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CpuUse {
+    pub server: Duration,
+    pub client: Duration,
 }
 
 /// Stop early after this many failed requests: the server is broken, not slow.
@@ -134,5 +143,6 @@ pub(crate) async fn create_pods(
         elapsed,
         latency: Samples::new(all),
         body_bytes,
+        cpu: None,
     })
 }
