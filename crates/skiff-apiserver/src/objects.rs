@@ -195,6 +195,22 @@ fn generate_suffix() -> String {
         .collect()
 }
 
+/// Kinds whose DELETE answers with the object rather than a Status (upstream's
+/// `ReturnDeletedObject`).
+pub fn returns_deleted_object(res: &Resource) -> bool {
+    res.group.is_empty()
+        && matches!(
+            res.plural,
+            "pods"
+                | "services"
+                | "persistentvolumes"
+                | "persistentvolumeclaims"
+                | "resourcequotas"
+                | "serviceaccounts"
+        )
+        || (res.group == "storage.k8s.io" && res.plural == "storageclasses")
+}
+
 /// Kinds whose PUT creates a missing object (upstream's `AllowCreateOnUpdate`).
 pub fn allow_create_on_update(res: &Resource) -> bool {
     matches!(
@@ -276,7 +292,13 @@ fn initial_status(res: &Resource, obj: &Value) -> Option<Value> {
         ("", "Namespace") => json!({"phase": "Active"}),
         ("", "PersistentVolume") | ("", "PersistentVolumeClaim") => json!({"phase": "Pending"}),
         ("", "Service") | ("networking.k8s.io", "Ingress") => json!({"loadBalancer": {}}),
-        ("", "ReplicationController") => json!({"replicas": 0}),
+        // Status fields without `omitempty` upstream are written as zero from the start; typed
+        // clients treat them as required.
+        ("", "ReplicationController") | ("apps", "ReplicaSet") => json!({"replicas": 0}),
+        ("apps", "StatefulSet") => json!({"replicas": 0, "availableReplicas": 0}),
+        ("apps", "DaemonSet") => json!({
+            "currentNumberScheduled": 0, "numberMisscheduled": 0, "desiredNumberScheduled": 0, "numberReady": 0
+        }),
         ("policy", "PodDisruptionBudget") => json!({
             "disruptionsAllowed": 0, "currentHealthy": 0, "desiredHealthy": 0, "expectedPods": 0
         }),

@@ -445,8 +445,7 @@ impl ApiServer {
                         details.insert("kind".into(), json!(res.plural));
                         details.insert("uid".into(), json!(meta::uid(&obj)));
                         let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details});
-                        if res.kind == "Pod" {
-                            // Pods answer with their last state, as upstream's pod store does.
+                        if crate::objects::returns_deleted_object(res) {
                             return Ok(self.object_response(StatusCode::OK, res, &obj, accept));
                         }
                         Ok(codec::value_response(StatusCode::OK, &status, accept))

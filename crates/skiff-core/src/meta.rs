@@ -112,7 +112,7 @@ const META_ORDER: &[&str] = &[
 ];
 
 /// Rewrites `obj` in upstream's key order: `kind`, `apiVersion`, `metadata` (in `ObjectMeta`
-/// order), then the rest as given. Stored objects are kept in this order so that
+/// order), then the rest as given, `status` last. Stored objects are kept in this order so that
 /// [`inject_resource_version`] can find `metadata.resourceVersion` without parsing.
 pub fn canonicalize(obj: &mut Value) {
     let Some(o) = obj.as_object_mut() else { return };
@@ -134,8 +134,12 @@ pub fn canonicalize(obj: &mut Value) {
         }
         out.insert("metadata".into(), Value::Object(mo));
     }
+    let status = o.remove("status");
     for (k, v) in std::mem::take(o) {
         out.insert(k, v);
+    }
+    if let Some(st) = status {
+        out.insert("status".into(), st);
     }
     *o = out;
 }
