@@ -3,10 +3,9 @@
 //! client-certificate and bearer-token authentication, the 401 `Status`, graceful shutdown on
 //! SIGTERM, and that a restart reuses the cluster CA.
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,95 +18,25 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
 const UNAUTHORIZED: &str = r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"Unauthorized","reason":"Unauthorized","code":401}
 "#;
-const JOIN_TOKEN: &str = "join-secret";
+use common::{Server, JOIN_TOKEN};
 
-/// A running `skiff server`; killed on drop if the test did not stop it.
-struct Server {
-    child: Option<Child>,
-    data_dir: PathBuf,
-}
-
-impl Server {
-    fn start(data_dir: &Path, extra: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_skiff"))
-            .arg("server")
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args([
-                "--https-listen-port",
-                "0",
-                "--disable-agent",
-                "--token",
-                JOIN_TOKEN,
-            ])
-            .args(extra)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("skiff starts");
-        // The ready line comes after the listener is bound and the kubeconfig written.
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if line.starts_with("Skiff is ready") {
-                    let _ = tx.send(line);
-                }
-            }
-        });
-        let server = Server {
-            child: Some(child),
-            data_dir: data_dir.to_path_buf(),
-        };
-        let line = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("skiff prints its ready line");
-        assert!(line.contains("kubectl get nodes"), "{line}");
-        server
-    }
-
-    fn kubeconfig(&self) -> Kubeconfig {
-        Kubeconfig::read(&self.data_dir.join("admin.kubeconfig"))
-    }
-
-    /// SIGTERM, then the exit status.
-    fn stop(mut self) -> std::process::ExitStatus {
-        let mut child = self.child.take().unwrap();
-        let status = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .expect("kill runs");
-        assert!(status.success());
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "skiff did not stop after SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
+mod common;
 
 struct Kubeconfig {
     addr: SocketAddr,
     ca_pem: Vec<u8>,
     cert_pem: Vec<u8>,
     key_pem: Vec<u8>,
+}
+
+trait KubeconfigExt {
+    fn kubeconfig(&self) -> Kubeconfig;
+}
+
+impl KubeconfigExt for Server {
+    fn kubeconfig(&self) -> Kubeconfig {
+        Kubeconfig::read(&self.kubeconfig_path())
+    }
 }
 
 impl Kubeconfig {
