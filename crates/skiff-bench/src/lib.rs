@@ -8,6 +8,7 @@
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -159,6 +160,14 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
     };
     write_report(&opts.out, &report.render())?;
     progress(format!("wrote {}", opts.out.display()));
+    if FAILED.load(Ordering::Relaxed) {
+        // Keep the servers' logs and data for whoever looks into the failure.
+        let kept = work.keep();
+        progress(format!(
+            "some benchmarks failed; logs kept in {}",
+            kept.display()
+        ));
+    }
     Ok(())
 }
 
@@ -185,6 +194,9 @@ fn progress(msg: impl std::fmt::Display) {
     eprintln!("skiff bench: {msg}");
 }
 
+/// Set when a benchmark failed, so the work folder (with the servers' logs) is kept.
+static FAILED: AtomicBool = AtomicBool::new(false);
+
 /// Runs `fut` for at most `limit`; errors become one-line strings for the report.
 async fn bounded<T>(
     what: &str,
@@ -197,6 +209,7 @@ async fn bounded<T>(
         Err(_) => Err(format!("timed out after {limit:?}")),
     };
     if let Err(e) = &result {
+        FAILED.store(true, Ordering::Relaxed);
         progress(format!("{what}: {e}"));
     }
     result
