@@ -23,6 +23,8 @@ mod selector;
 mod service;
 mod workloads;
 
+pub(crate) use pod::VOLUME_SOURCES;
+
 pub use names::{
     is_config_map_key, is_dns1035_label, is_dns1123_label, is_dns1123_subdomain, is_qualified_name,
     is_valid_label_value, name_is_dns1035_label, name_is_dns_label, name_is_dns_subdomain,
