@@ -21,6 +21,9 @@ enum Command {
     Server(ServerArgs),
     /// Print the Skiff version and the Kubernetes version it serves.
     Version,
+    /// Run the benchmark harness (each figure beside a baseline measured in the same run) and
+    /// write the report.
+    Bench(skiff_bench::BenchOptions),
     /// Kubeconfigs for people and teams.
     #[command(subcommand)]
     Kubeconfig(KubeconfigCommand),
@@ -166,6 +169,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .enable_all()
                 .build()?;
             runtime.block_on(server::run(args.into(), shutdown_signal()))
+        }
+        Command::Bench(opts) => {
+            init_logging();
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(skiff_bench::run(opts))
         }
     }
 }
