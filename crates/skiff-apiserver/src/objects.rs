@@ -95,6 +95,16 @@ impl DeleteOptions {
     }
 }
 
+/// A created object as stored.
+pub struct Created {
+    /// The object in its stored form, without resourceVersion.
+    pub object: Value,
+    /// Its stored bytes.
+    pub bytes: Bytes,
+    /// Its revision; `None` for a dry run.
+    pub revision: Option<i64>,
+}
+
 /// The result of a delete.
 pub enum Deleted {
     /// Gone now; the last state.
@@ -342,9 +352,28 @@ impl ApiServer {
         let Some(kv) = kv else {
             return Err(ApiError::not_found(ns_res, namespace));
         };
-        let ns = decode_kv(&kv)?;
-        if meta::is_deleting(&ns)
-            || ns.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating")
+        // Only the two fields that matter are read, on every create.
+        #[derive(serde::Deserialize, Default)]
+        #[serde(default)]
+        struct NsState {
+            metadata: NsMeta,
+            status: NsStatus,
+        }
+        #[derive(serde::Deserialize, Default)]
+        #[serde(default, rename_all = "camelCase")]
+        struct NsMeta {
+            deletion_timestamp: Option<Value>,
+        }
+        #[derive(serde::Deserialize, Default)]
+        #[serde(default)]
+        struct NsStatus {
+            phase: Option<String>,
+        }
+        let ns: NsState = serde_json::from_slice(&kv.value).map_err(|e| {
+            ApiError::internal(format!("stored namespace {namespace} is corrupt: {e}"))
+        })?;
+        if ns.metadata.deletion_timestamp.is_some_and(|t| !t.is_null())
+            || ns.status.phase.as_deref() == Some("Terminating")
         {
             let mut e = ApiError::forbidden(
                 res,
@@ -369,14 +398,32 @@ impl ApiServer {
         obj: Value,
         dry_run: bool,
     ) -> Result<Value, ApiError> {
+        let created = self.create_stored(res, namespace, obj, dry_run).await?;
+        let mut out = created.object;
+        if let Some(rev) = created.revision {
+            meta::metadata_mut(&mut out).insert("resourceVersion".into(), json!(rev.to_string()));
+            meta::canonicalize(&mut out);
+        }
+        Ok(to_external(res, out))
+    }
+
+    /// Creates an object and returns it as stored: the object (internal form, without
+    /// resourceVersion), its stored bytes and its revision (`None` for a dry run).
+    pub(crate) async fn create_stored(
+        &self,
+        res: &'static Resource,
+        namespace: Option<&str>,
+        obj: Value,
+        dry_run: bool,
+    ) -> Result<Created, ApiError> {
         let _alloc = if is_service(res) {
             Some(self.service_alloc.lock().await)
         } else {
             None
         };
-        let (obj, kv) = self.prepare_create(res, namespace, obj).await?;
+        let (object, bytes) = self.prepare_create(res, namespace, obj).await?;
         let sres = storage_resource(res);
-        let name = meta::name(&obj).to_string();
+        let name = meta::name(&object).to_string();
         let key = sres.key(namespace, &name);
         if dry_run {
             if self
@@ -389,18 +436,23 @@ impl ApiServer {
             {
                 return Err(ApiError::already_exists(res, &name));
             }
-            return Ok(to_external(res, obj));
+            return Ok(Created {
+                object,
+                bytes,
+                revision: None,
+            });
         }
         let rev = self
             .store
-            .create(&key, kv)
+            .create(&key, bytes.clone())
             .await
             .map_err(|e| store_error(res, &name, e))?;
-        let mut out = obj;
-        meta::metadata_mut(&mut out).insert("resourceVersion".into(), json!(rev.to_string()));
-        meta::canonicalize(&mut out);
         self.metrics.object_written(res.plural);
-        Ok(to_external(res, out))
+        Ok(Created {
+            object,
+            bytes,
+            revision: Some(rev),
+        })
     }
 
     async fn prepare_create(
@@ -502,7 +554,8 @@ impl ApiServer {
             return Err(ApiError::invalid(res, &name, &errors));
         }
         meta::canonicalize(&mut obj);
-        let bytes = serialize(&obj);
+        // A new object carries no resourceVersion, so it is stored as it is.
+        let bytes = Bytes::from(serde_json::to_vec(&obj).expect("json"));
         Ok((obj, bytes))
     }
 
@@ -997,7 +1050,14 @@ fn prepare_update(
             ));
         }
     }
-    let errors = validation::validate_update(sres, &new, old);
+    // The server's own writes (pods/binding setting spec.nodeName, the lifecycle loops) skip
+    // update validation, as upstream's binding writes storage directly: a pod's spec is
+    // otherwise immutable.
+    let errors = if mode == UpdateMode::Internal {
+        Vec::new()
+    } else {
+        validation::validate_update(sres, &new, old)
+    };
     if !errors.is_empty() {
         return Err(ApiError::invalid(served, name, &errors));
     }

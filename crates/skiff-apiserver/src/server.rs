@@ -361,16 +361,28 @@ impl ApiServer {
         match r.verb {
             Verb::Get => {
                 let name = r.name.as_deref().unwrap_or_default();
-                let (obj, _) = self
-                    .read(crate::objects::storage_resource(res), ns, name)
-                    .await
-                    .map_err(|e| {
-                        if e.code == 404 {
-                            ApiError::not_found(res, name)
-                        } else {
-                            e
-                        }
-                    })?;
+                let sres = crate::objects::storage_resource(res);
+                if accept == Accept::Json && sres.group == res.group {
+                    // Served straight from the stored bytes.
+                    let key = sres.key(ns, name);
+                    let (kv, _) = self
+                        .store
+                        .get(&key, skiff_store::ReadAt::Latest)
+                        .await
+                        .map_err(|e| crate::objects::store_error(res, name, e))?;
+                    let kv = kv.ok_or_else(|| ApiError::not_found(res, name))?;
+                    return Ok(codec::json_response(
+                        StatusCode::OK,
+                        meta::inject_resource_version(&kv.value, kv.mod_revision),
+                    ));
+                }
+                let (obj, _) = self.read(sres, ns, name).await.map_err(|e| {
+                    if e.code == 404 {
+                        ApiError::not_found(res, name)
+                    } else {
+                        e
+                    }
+                })?;
                 let obj = crate::objects::to_external(res, obj);
                 Ok(self.object_response(StatusCode::OK, res, &obj, accept))
             }
@@ -404,8 +416,25 @@ impl ApiServer {
             Verb::Watch => self.watch(res, r.namespace.clone(), &q, accept).await,
             Verb::Create => {
                 let body = self.read_object_body(req).await?;
-                let obj = self.create_object(res, ns, body, dry_run).await?;
-                Ok(self.object_response(StatusCode::CREATED, res, &obj, accept))
+                let created = self.create_stored(res, ns, body, dry_run).await?;
+                let same_form = crate::objects::storage_resource(res).group == res.group;
+                match (accept, created.revision) {
+                    // The common case: answer with the stored bytes, resourceVersion spliced in.
+                    (Accept::Json, Some(rev)) if same_form => Ok(codec::json_response(
+                        StatusCode::CREATED,
+                        meta::inject_resource_version(&created.bytes, rev),
+                    )),
+                    (_, rev) => {
+                        let mut obj = created.object;
+                        if let Some(rev) = rev {
+                            meta::metadata_mut(&mut obj)
+                                .insert("resourceVersion".into(), json!(rev.to_string()));
+                            meta::canonicalize(&mut obj);
+                        }
+                        let obj = crate::objects::to_external(res, obj);
+                        Ok(self.object_response(StatusCode::CREATED, res, &obj, accept))
+                    }
+                }
             }
             Verb::Update => {
                 let name = r.name.as_deref().unwrap_or_default();

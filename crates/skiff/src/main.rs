@@ -8,6 +8,11 @@ use clap::{Args, Parser, Subcommand};
 
 use skiff::{server, version};
 
+/// mimalloc: the request path allocates many small JSON nodes, where it is markedly faster
+/// than glibc's allocator.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(name = "skiff", about = "Kubernetes in one binary", version = version::SKIFF_VERSION)]
 struct Cli {
