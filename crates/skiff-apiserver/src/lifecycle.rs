@@ -81,6 +81,23 @@ struct Graph {
 
 impl Graph {
     fn upsert(&mut self, kv: &KeyValue) {
+        // Most objects have no owners, finalizers or deletion pending, and own nothing yet:
+        // a byte scan says so without parsing (the uid is still indexed, for the owners).
+        if !self.by_key.contains_key(&kv.key) && !mentions_graph_fields(&kv.value) {
+            if let Some(uid) = quick_uid(&kv.value) {
+                self.by_uid.insert(uid.clone(), kv.key.clone());
+                self.by_key.insert(
+                    kv.key.clone(),
+                    Node {
+                        uid,
+                        owners: Vec::new(),
+                        deleting: false,
+                        finalizers: Vec::new(),
+                    },
+                );
+                return;
+            }
+        }
         // Only the metadata the graph needs; the rest of the object is skipped unparsed.
         let Ok(obj) = serde_json::from_slice::<GraphObject>(&kv.value) else {
             return;
@@ -152,6 +169,34 @@ impl Graph {
             self.dirty.extend(deps.iter().cloned());
         }
     }
+}
+
+/// Whether stored bytes may carry owner references, finalizers or a deletion timestamp.
+fn mentions_graph_fields(b: &[u8]) -> bool {
+    [
+        &b"\"ownerReferences\""[..],
+        b"\"finalizers\"",
+        b"\"deletionTimestamp\"",
+    ]
+    .iter()
+    .any(|n| b.windows(n.len()).any(|w| w == *n))
+}
+
+/// The uid of a stored (canonical) object: the first `"uid":"…"` after `"metadata":{`,
+/// before any nested object.
+fn quick_uid(b: &[u8]) -> Option<String> {
+    const META: &[u8] = b"\"metadata\":{";
+    const UID: &[u8] = b"\"uid\":\"";
+    let m = b.windows(META.len()).position(|w| w == META)? + META.len();
+    let rel = b[m..].windows(UID.len()).position(|w| w == UID)?;
+    if b[m..m + rel].contains(&b'{') {
+        return None;
+    }
+    let start = m + rel + UID.len();
+    let len = b[start..].iter().position(|&c| c == b'"')?;
+    std::str::from_utf8(&b[start..start + len])
+        .ok()
+        .map(str::to_string)
 }
 
 /// Maps a store key back to its resource, namespace and name.
@@ -444,6 +489,16 @@ mod tests {
         assert!(ns.is_none());
         assert_eq!(n, "kube-system");
         assert!(parse_key("/other/x").is_none());
+    }
+
+    #[test]
+    fn quick_scan_finds_uid_and_graph_fields() {
+        let plain = br#"{"kind":"Pod","metadata":{"name":"p","namespace":"d","uid":"u-1","labels":{"uid":"x"}}}"#;
+        assert_eq!(quick_uid(plain).as_deref(), Some("u-1"));
+        assert!(!mentions_graph_fields(plain));
+        let owned = br#"{"metadata":{"name":"p","uid":"u","ownerReferences":[]}}"#;
+        assert!(mentions_graph_fields(owned));
+        assert_eq!(quick_uid(br#"{"metadata":{"labels":{"uid":"x"}}}"#), None);
     }
 
     #[test]

@@ -171,7 +171,10 @@ fn http_builder() -> auto::Builder<TokioExecutor> {
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
-        .keep_alive(true);
+        .keep_alive(true)
+        // Headers and a small body in one buffer: one TLS record and one write per response,
+        // rather than a vectored write that TLS splits up anyway.
+        .writev(false);
     builder
         .http2()
         .timer(TokioTimer::new())
