@@ -616,39 +616,57 @@ impl ApiServer {
                     .unwrap_or(0)
                     == 0
             {
-                match self.store.delete(&key, Some(kv.mod_revision)).await {
-                    Ok(gone) => {
-                        let mut out = new;
-                        meta::metadata_mut(&mut out).insert(
-                            "resourceVersion".into(),
-                            json!(gone.mod_revision.to_string()),
-                        );
-                        self.metrics.object_written(res.plural);
-                        return Ok(to_external(res, out));
-                    }
-                    Err(StoreError::Conflict { .. }) | Err(StoreError::NotFound(_)) => continue,
-                    Err(e) => return Err(store_error(res, name, e)),
+                match self
+                    .write(res, name, &key, kv.mod_revision, None, new)
+                    .await?
+                {
+                    Some(out) => return Ok(out),
+                    None => continue,
                 }
             }
-            match self.store.update(&key, kv.mod_revision, bytes).await {
-                Ok(rev) => {
-                    let mut out = new;
-                    meta::metadata_mut(&mut out)
-                        .insert("resourceVersion".into(), json!(rev.to_string()));
-                    meta::canonicalize(&mut out);
-                    self.metrics.object_written(res.plural);
-                    return Ok(to_external(res, out));
-                }
-                Err(StoreError::Conflict { .. }) => continue,
-                Err(StoreError::NotFound(_)) => return Err(ApiError::not_found(res, name)),
-                Err(e) => return Err(store_error(res, name, e)),
+            match self
+                .write(res, name, &key, kv.mod_revision, Some(bytes), new)
+                .await?
+            {
+                Some(out) => return Ok(out),
+                None => continue,
             }
         }
-        Err(ApiError::conflict(
-            res,
-            name,
-            "too many concurrent updates; please try again",
-        ))
+        Err(too_many_conflicts(res, name))
+    }
+
+    /// Writes `bytes` over revision `expected` of `key` (or deletes the key with `None`) and
+    /// returns `obj` as written (external form, resourceVersion set); `Ok(None)` when another
+    /// write won the race, for the caller to read again and retry.
+    async fn write(
+        &self,
+        res: &'static Resource,
+        name: &str,
+        key: &str,
+        expected: i64,
+        bytes: Option<Bytes>,
+        mut obj: Value,
+    ) -> Result<Option<Value>, ApiError> {
+        let written = match bytes {
+            Some(b) => self.store.update(key, expected, b).await,
+            None => self
+                .store
+                .delete(key, Some(expected))
+                .await
+                .map(|gone| gone.mod_revision),
+        };
+        match written {
+            Ok(rev) => {
+                meta::metadata_mut(&mut obj)
+                    .insert("resourceVersion".into(), json!(rev.to_string()));
+                meta::canonicalize(&mut obj);
+                self.metrics.object_written(res.plural);
+                Ok(Some(to_external(res, obj)))
+            }
+            Err(StoreError::Conflict { .. }) => Ok(None),
+            Err(StoreError::NotFound(_)) => Err(ApiError::not_found(res, name)),
+            Err(e) => Err(store_error(res, name, e)),
+        }
     }
 
     /// PUT: replaces an object, honouring a resourceVersion precondition in the body.
@@ -825,46 +843,32 @@ impl ApiServer {
                     return Ok(Deleted::Pending(to_external(res, cur)));
                 }
                 meta::canonicalize(&mut next);
+                let bytes = serialize(&next);
                 match self
-                    .store
-                    .update(&key, kv.mod_revision, serialize(&next))
-                    .await
+                    .write(res, name, &key, kv.mod_revision, Some(bytes), next)
+                    .await?
                 {
-                    Ok(rev) => {
-                        meta::metadata_mut(&mut next)
-                            .insert("resourceVersion".into(), json!(rev.to_string()));
-                        self.metrics.object_written(res.plural);
-                        return Ok(Deleted::Pending(to_external(res, next)));
-                    }
-                    Err(StoreError::Conflict { .. }) => continue,
-                    Err(StoreError::NotFound(_)) => return Err(ApiError::not_found(res, name)),
-                    Err(e) => return Err(store_error(res, name, e)),
+                    Some(out) => return Ok(Deleted::Pending(out)),
+                    None => continue,
                 }
             }
             if opts.dry_run {
                 return Ok(Deleted::Now(to_external(res, cur)));
             }
-            match self.store.delete(&key, Some(kv.mod_revision)).await {
-                Ok(gone) => {
-                    let mut out = cur;
-                    meta::metadata_mut(&mut out).insert(
-                        "resourceVersion".into(),
-                        json!(gone.mod_revision.to_string()),
-                    );
-                    self.metrics.object_written(res.plural);
-                    return Ok(Deleted::Now(to_external(res, out)));
-                }
-                Err(StoreError::Conflict { .. }) => continue,
-                Err(StoreError::NotFound(_)) => return Err(ApiError::not_found(res, name)),
-                Err(e) => return Err(store_error(res, name, e)),
+            match self
+                .write(res, name, &key, kv.mod_revision, None, cur)
+                .await?
+            {
+                Some(out) => return Ok(Deleted::Now(out)),
+                None => continue,
             }
         }
-        Err(ApiError::conflict(
-            res,
-            name,
-            "too many concurrent updates; please try again",
-        ))
+        Err(too_many_conflicts(res, name))
     }
+}
+
+fn too_many_conflicts(res: &Resource, name: &str) -> ApiError {
+    ApiError::conflict(res, name, "too many concurrent updates; please try again")
 }
 
 fn is_service(res: &Resource) -> bool {
