@@ -63,6 +63,17 @@ pub async fn client(name: &'static str) -> kube::Client {
     shared(name).client().await.expect("client")
 }
 
+/// A client of the shared server of module `name` that does not retry 429/503/504 answers
+/// (kube's default client retries them, honouring Retry-After, for minutes).
+pub async fn client_without_retries(name: &'static str) -> kube::Client {
+    let kc = kube::config::Kubeconfig::read_from(shared(name).kubeconfig_path()).expect("kubeconfig");
+    let mut config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .expect("config");
+    config.default_retry = false;
+    kube::Client::try_from(config).expect("client")
+}
+
 /// Creates namespace `name` and returns it.
 pub async fn namespace(client: &kube::Client, name: &str) -> String {
     let api: Api<Namespace> = Api::all(client.clone());
