@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use serde_json::Value;
 use skiff_core::ApiError;
 
@@ -21,29 +21,50 @@ pub async fn read_body(
     body: hyper::body::Incoming,
     headers: &HeaderMap,
 ) -> Result<Bytes, ApiError> {
-    if let Some(len) = headers
+    let mut body = body;
+    let mut buf = bytes::BytesMut::new();
+    let declared_too_large = headers
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok())
-    {
-        if len > MAX_BODY_BYTES {
-            return Err(too_large());
-        }
-    }
-    match Limited::new(body, MAX_BODY_BYTES).collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) => {
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
-                Err(too_large())
-            } else {
-                Err(ApiError::bad_request(format!(
-                    "error reading request body: {e}"
-                )))
+        .is_some_and(|len| len > MAX_BODY_BYTES);
+    if !declared_too_large {
+        let mut over = false;
+        while let Some(frame) = body.frame().await {
+            let frame = frame
+                .map_err(|e| ApiError::bad_request(format!("error reading request body: {e}")))?;
+            if let Ok(data) = frame.into_data() {
+                if buf.len() + data.len() > MAX_BODY_BYTES {
+                    over = true;
+                    break;
+                }
+                buf.extend_from_slice(&data);
             }
         }
+        if !over {
+            return Ok(buf.freeze());
+        }
     }
+    discard_rest(body).await;
+    Err(too_large())
+}
+
+/// Reads and drops what is left of a refused body, so that a client still sending it reads
+/// the 413 instead of a broken pipe (as Go's server lingers); bounded in bytes and time.
+async fn discard_rest(mut body: hyper::body::Incoming) {
+    const MAX_DISCARD: usize = 4 * MAX_BODY_BYTES;
+    let mut seen = 0usize;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        while let Some(Ok(frame)) = body.frame().await {
+            if let Some(d) = frame.data_ref() {
+                seen += d.len();
+            }
+            if seen > MAX_DISCARD {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 fn too_large() -> ApiError {
