@@ -66,7 +66,8 @@ pub async fn client(name: &'static str) -> kube::Client {
 /// A client of the shared server of module `name` that does not retry 429/503/504 answers
 /// (kube's default client retries them, honouring Retry-After, for minutes).
 pub async fn client_without_retries(name: &'static str) -> kube::Client {
-    let kc = kube::config::Kubeconfig::read_from(shared(name).kubeconfig_path()).expect("kubeconfig");
+    let kc =
+        kube::config::Kubeconfig::read_from(shared(name).kubeconfig_path()).expect("kubeconfig");
     let mut config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
         .await
         .expect("config");
@@ -103,7 +104,11 @@ pub fn api_error<T: std::fmt::Debug>(r: Result<T, kube::Error>) -> Status {
 
 /// Asserts that `r` failed with HTTP `code` and `reason`, and returns the Status.
 #[track_caller]
-pub fn expect_status<T: std::fmt::Debug>(r: Result<T, kube::Error>, code: u16, reason: &str) -> Status {
+pub fn expect_status<T: std::fmt::Debug>(
+    r: Result<T, kube::Error>,
+    code: u16,
+    reason: &str,
+) -> Status {
     let s = api_error(r);
     assert_eq!((s.code, s.reason.as_str()), (code, reason), "status: {s:?}");
     assert!(s.is_failure(), "status must be Failure: {s:?}");

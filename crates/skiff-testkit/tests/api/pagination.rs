@@ -29,14 +29,22 @@ async fn limit_and_continue_read_one_snapshot() {
     assert_eq!(first.metadata.remaining_item_count, Some(4));
     let snapshot_rv = first.metadata.resource_version.clone();
     let mut token = first.metadata.continue_.clone().expect("continue token");
-    let mut seen: Vec<String> = first.items.iter().map(|o| o.metadata.name.clone().unwrap()).collect();
+    let mut seen: Vec<String> = first
+        .items
+        .iter()
+        .map(|o| o.metadata.name.clone().unwrap())
+        .collect();
 
     // written between pages: not part of the snapshot, and changes not visible either
     make(&api, "cm-00-late", "x").await;
     make(&api, "cm-9-late", "x").await;
-    api.patch("cm-6", &PatchParams::default(), &Patch::Merge(json!({"data": {"v": "changed"}})))
-        .await
-        .unwrap();
+    api.patch(
+        "cm-6",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"data": {"v": "changed"}})),
+    )
+    .await
+    .unwrap();
     api.delete("cm-5", &Default::default()).await.unwrap();
 
     let mut pages = 1;
@@ -46,10 +54,17 @@ async fn limit_and_continue_read_one_snapshot() {
             .await
             .unwrap();
         pages += 1;
-        assert_eq!(page.metadata.resource_version, snapshot_rv, "every page is at the snapshot");
+        assert_eq!(
+            page.metadata.resource_version, snapshot_rv,
+            "every page is at the snapshot"
+        );
         for o in &page.items {
             if o.metadata.name.as_deref() == Some("cm-6") {
-                assert_eq!(o.data.as_ref().unwrap()["v"], "x", "the snapshot's state of cm-6");
+                assert_eq!(
+                    o.data.as_ref().unwrap()["v"],
+                    "x",
+                    "the snapshot's state of cm-6"
+                );
             }
         }
         seen.extend(page.items.iter().map(|o| o.metadata.name.clone().unwrap()));
@@ -57,7 +72,11 @@ async fn limit_and_continue_read_one_snapshot() {
             Some(t) => {
                 // optional on later pages (upstream leaves it unset when unknown); right if set
                 if let Some(n) = page.metadata.remaining_item_count {
-                    assert_eq!(n, 7 - seen.len() as i64, "remainingItemCount of the snapshot");
+                    assert_eq!(
+                        n,
+                        7 - seen.len() as i64,
+                        "remainingItemCount of the snapshot"
+                    );
                 }
                 token = t;
             }
@@ -77,7 +96,9 @@ async fn limit_and_continue_read_one_snapshot() {
     assert!(now.metadata.continue_.is_none_or(|c| c.is_empty()));
 
     // a bad token is a 400
-    let r = api.list(&ListParams::default().limit(3).continue_token("garbage!")).await;
+    let r = api
+        .list(&ListParams::default().limit(3).continue_token("garbage!"))
+        .await;
     expect_status(r, 400, "BadRequest");
 }
 
@@ -89,7 +110,11 @@ async fn resource_version_match_semantics() {
     let v1 = make(&api, "x", "1").await;
     let rv1 = v1.metadata.resource_version.clone().unwrap();
     let v2 = api
-        .patch("x", &PatchParams::default(), &Patch::Merge(json!({"data": {"v": "2"}})))
+        .patch(
+            "x",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"v": "2"}})),
+        )
         .await
         .unwrap();
     let rv2 = v2.metadata.resource_version.clone().unwrap();
@@ -97,13 +122,22 @@ async fn resource_version_match_semantics() {
 
     // resourceVersion=0: any state, served from the present here
     let any = api.list(&ListParams::default().match_any()).await.unwrap();
-    assert!(any.items.iter().any(|o| o.metadata.name.as_deref() == Some("x")));
+    assert!(any
+        .items
+        .iter()
+        .any(|o| o.metadata.name.as_deref() == Some("x")));
 
     // NotOlderThan an old revision: at least as new, here the latest
-    let lp = ListParams::default().at(&rv1).matching(VersionMatch::NotOlderThan);
+    let lp = ListParams::default()
+        .at(&rv1)
+        .matching(VersionMatch::NotOlderThan);
     let l = api.list(&lp).await.unwrap();
     assert!(rv_num(l.metadata.resource_version.as_ref()) >= rv_num(Some(&rv2)));
-    let x = l.items.iter().find(|o| o.metadata.name.as_deref() == Some("x")).unwrap();
+    let x = l
+        .items
+        .iter()
+        .find(|o| o.metadata.name.as_deref() == Some("x"))
+        .unwrap();
     assert_eq!(x.data.as_ref().unwrap()["v"], "2");
     assert_eq!(l.items.len(), 2);
 
@@ -113,15 +147,26 @@ async fn resource_version_match_semantics() {
     assert_eq!(l.metadata.resource_version.as_deref(), Some(rv1.as_str()));
     assert_eq!(l.items.len(), 1);
     assert_eq!(l.items[0].data.as_ref().unwrap()["v"], "1");
-    assert_eq!(l.items[0].metadata.resource_version.as_deref(), Some(rv1.as_str()));
+    assert_eq!(
+        l.items[0].metadata.resource_version.as_deref(),
+        Some(rv1.as_str())
+    );
 
     // Exact with paging keeps the old snapshot across pages
     let first = api
-        .list(&ListParams::default().at(&rv2).matching(VersionMatch::Exact).limit(1))
+        .list(
+            &ListParams::default()
+                .at(&rv2)
+                .matching(VersionMatch::Exact)
+                .limit(1),
+        )
         .await
         .unwrap();
     assert_eq!(first.items.len(), 1);
-    assert!(first.metadata.continue_.is_none_or(|c| c.is_empty()), "only x existed at rv2");
+    assert!(
+        first.metadata.continue_.is_none_or(|c| c.is_empty()),
+        "only x existed at rv2"
+    );
 
     // a match without a resourceVersion is a 400
     let r = crate::raw(
@@ -152,11 +197,17 @@ async fn expired_continue_and_exact_below_compaction() {
     // more than the 100 retained revisions, then wait for the once-a-second compaction
     make(&api, "churn", "0").await;
     for i in 0..120 {
-        api.patch("churn", &PatchParams::default(), &Patch::Merge(json!({"data": {"v": i.to_string()}})))
-            .await
-            .unwrap();
+        api.patch(
+            "churn",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"v": i.to_string()}})),
+        )
+        .await
+        .unwrap();
     }
-    let exact = ListParams::default().at(&old_rv).matching(VersionMatch::Exact);
+    let exact = ListParams::default()
+        .at(&old_rv)
+        .matching(VersionMatch::Exact);
     let s = eventually(10, "compaction to pass the old revision", || {
         let api = api.clone();
         let exact = exact.clone();
@@ -170,10 +221,15 @@ async fn expired_continue_and_exact_below_compaction() {
     .await;
     assert_eq!((s.code, s.reason.as_str()), (410, "Expired"), "{s:?}");
 
-    let r = api.list(&ListParams::default().limit(2).continue_token(&token)).await;
+    let r = api
+        .list(&ListParams::default().limit(2).continue_token(&token))
+        .await;
     let s = expect_status(r, 410, "Expired");
     assert!(s.message.contains("continue"), "{}", s.message);
 
     // the present still lists
-    assert_eq!(api.list(&ListParams::default()).await.unwrap().items.len(), 6);
+    assert_eq!(
+        api.list(&ListParams::default()).await.unwrap().items.len(),
+        6
+    );
 }

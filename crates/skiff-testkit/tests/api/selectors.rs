@@ -80,11 +80,17 @@ async fn field_selectors() {
         assert_eq!(p.status.unwrap().phase.as_deref(), Some("Pending"));
     }
     let op: Api<Pod> = Api::namespaced(c.clone(), &other);
-    let p: Pod = from_json(json!({"metadata": {"name": "p1"}, "spec": {"containers": [{"name": "c", "image": "nginx"}]}}));
+    let p: Pod = from_json(
+        json!({"metadata": {"name": "p1"}, "spec": {"containers": [{"name": "c", "image": "nginx"}]}}),
+    );
     op.create(&PostParams::default(), &p).await.unwrap();
-    pods.patch_status("p2", &PatchParams::default(), &Patch::Merge(json!({"status": {"phase": "Running"}})))
-        .await
-        .unwrap();
+    pods.patch_status(
+        "p2",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {"phase": "Running"}})),
+    )
+    .await
+    .unwrap();
 
     let lp = |f: &str| ListParams::default().fields(f);
     assert_eq!(names(&pods, lp("metadata.name=p1")).await, ["p1"]);
@@ -92,8 +98,14 @@ async fn field_selectors() {
     assert_eq!(names(&pods, lp("spec.nodeName=n1")).await, ["p1"]);
     assert_eq!(names(&pods, lp("spec.nodeName=")).await, ["p3"]);
     assert_eq!(names(&pods, lp("status.phase=Running")).await, ["p2"]);
-    assert_eq!(names(&pods, lp("status.phase!=Running")).await, ["p1", "p3"]);
-    assert_eq!(names(&pods, lp("status.phase=Pending,spec.nodeName=n1")).await, ["p1"]);
+    assert_eq!(
+        names(&pods, lp("status.phase!=Running")).await,
+        ["p1", "p3"]
+    );
+    assert_eq!(
+        names(&pods, lp("status.phase=Pending,spec.nodeName=n1")).await,
+        ["p1"]
+    );
 
     let all: Api<Pod> = Api::all(c.clone());
     let got: Vec<(String, String)> = all
@@ -123,8 +135,18 @@ async fn field_selectors() {
         }));
         events.create(&PostParams::default(), &e).await.unwrap();
     }
-    assert_eq!(names(&events, lp("involvedObject.name=p1")).await, ["e1", "e3"]);
-    assert_eq!(names(&events, lp("involvedObject.kind=Pod,involvedObject.name=p2")).await, ["e2"]);
+    assert_eq!(
+        names(&events, lp("involvedObject.name=p1")).await,
+        ["e1", "e3"]
+    );
+    assert_eq!(
+        names(
+            &events,
+            lp("involvedObject.kind=Pod,involvedObject.name=p2")
+        )
+        .await,
+        ["e2"]
+    );
 
     // unsupported fields
     for bad in ["spec.foo=bar", "status.podIP.x=1", "data.k=v"] {

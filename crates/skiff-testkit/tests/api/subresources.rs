@@ -33,7 +33,9 @@ async fn status_and_main_resource_are_written_apart() {
     let c = client(M).await;
     let ns = namespace(&c, "sub-status").await;
     let api: Api<Deployment> = Api::namespaced(c.clone(), &ns);
-    api.create(&PostParams::default(), &deployment("d")).await.unwrap();
+    api.create(&PostParams::default(), &deployment("d"))
+        .await
+        .unwrap();
     let pp = PatchParams::default();
 
     // a status write that also tries to change spec and labels changes only status
@@ -47,18 +49,37 @@ async fn status_and_main_resource_are_written_apart() {
         .unwrap();
     assert_eq!(d.spec.as_ref().unwrap().replicas, Some(2));
     assert_eq!(d.status.as_ref().unwrap().ready_replicas, Some(1));
-    assert!(d.metadata.labels.as_ref().is_none_or(|l| !l.contains_key("sneaky")));
+    assert!(d
+        .metadata
+        .labels
+        .as_ref()
+        .is_none_or(|l| !l.contains_key("sneaky")));
     assert_eq!(d.metadata.generation, Some(1));
     // replace of status through the subresource
     let mut d2 = d.clone();
     d2.status.as_mut().unwrap().ready_replicas = Some(2);
     d2.spec.as_mut().unwrap().replicas = Some(9);
-    let d = api.replace_status("d", &PostParams::default(), &d2).await.unwrap();
-    assert_eq!((d.spec.as_ref().unwrap().replicas, d.status.as_ref().unwrap().ready_replicas), (Some(2), Some(2)));
+    let d = api
+        .replace_status("d", &PostParams::default(), &d2)
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            d.spec.as_ref().unwrap().replicas,
+            d.status.as_ref().unwrap().ready_replicas
+        ),
+        (Some(2), Some(2))
+    );
 
     // a main write that tries to change status changes only spec
     let d = api
-        .patch("d", &pp, &Patch::Merge(json!({"spec": {"replicas": 3}, "status": {"readyReplicas": 0, "replicas": 99}})))
+        .patch(
+            "d",
+            &pp,
+            &Patch::Merge(
+                json!({"spec": {"replicas": 3}, "status": {"readyReplicas": 0, "replicas": 99}}),
+            ),
+        )
         .await
         .unwrap();
     assert_eq!(d.spec.as_ref().unwrap().replicas, Some(3));
@@ -74,17 +95,36 @@ async fn scale_subresource() {
     let c = client(M).await;
     let ns = namespace(&c, "sub-scale").await;
     let api: Api<Deployment> = Api::namespaced(c.clone(), &ns);
-    api.create(&PostParams::default(), &deployment("web")).await.unwrap();
+    api.create(&PostParams::default(), &deployment("web"))
+        .await
+        .unwrap();
     let s = api.get_scale("web").await.unwrap();
     assert_eq!(s.spec.as_ref().unwrap().replicas, Some(2));
-    assert_eq!(s.status.as_ref().unwrap().selector.as_deref(), Some("app=web"));
+    assert_eq!(
+        s.status.as_ref().unwrap().selector.as_deref(),
+        Some("app=web")
+    );
     assert_eq!(s.metadata.name.as_deref(), Some("web"));
-    let raw = crate::raw(&c, "GET", &format!("/apis/apps/v1/namespaces/{ns}/deployments/web/scale"), &[], vec![]).await;
+    let raw = crate::raw(
+        &c,
+        "GET",
+        &format!("/apis/apps/v1/namespaces/{ns}/deployments/web/scale"),
+        &[],
+        vec![],
+    )
+    .await;
     let v = raw.json();
-    assert_eq!((v["apiVersion"].as_str(), v["kind"].as_str()), (Some("autoscaling/v1"), Some("Scale")));
+    assert_eq!(
+        (v["apiVersion"].as_str(), v["kind"].as_str()),
+        (Some("autoscaling/v1"), Some("Scale"))
+    );
 
     let s = api
-        .patch_scale("web", &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": 5}})))
+        .patch_scale(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 5}})),
+        )
         .await
         .unwrap();
     assert_eq!(s.spec.unwrap().replicas, Some(5));
@@ -93,11 +133,23 @@ async fn scale_subresource() {
     assert_eq!(d.metadata.generation, Some(2), "a scale is a spec change");
 
     let r = api
-        .patch_scale("web", &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": -1}})))
+        .patch_scale(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": -1}})),
+        )
         .await;
     let st = expect_status(r, 422, "Invalid");
-    assert!(st.details.unwrap().causes.iter().any(|c| c.field == "spec.replicas"));
-    assert_eq!(api.get("web").await.unwrap().spec.unwrap().replicas, Some(5));
+    assert!(st
+        .details
+        .unwrap()
+        .causes
+        .iter()
+        .any(|c| c.field == "spec.replicas"));
+    assert_eq!(
+        api.get("web").await.unwrap().spec.unwrap().replicas,
+        Some(5)
+    );
     expect_status(api.get_scale("missing").await, 404, "NotFound");
 }
 
@@ -106,7 +158,9 @@ async fn binding_assigns_a_node_once() {
     let c = client(M).await;
     let ns = namespace(&c, "sub-binding").await;
     let pods: Api<Pod> = Api::namespaced(c.clone(), &ns);
-    pods.create(&PostParams::default(), &pod("p", json!({}), None)).await.unwrap();
+    pods.create(&PostParams::default(), &pod("p", json!({}), None))
+        .await
+        .unwrap();
     let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "p"}, "target": {"apiVersion": "v1", "kind": "Node", "name": "node-1"}});
     let r: Value = pods
         .create_subresource("binding", "p", &PostParams::default(), &binding)
@@ -116,7 +170,10 @@ async fn binding_assigns_a_node_once() {
     let p = pods.get("p").await.unwrap();
     assert_eq!(p.spec.unwrap().node_name.as_deref(), Some("node-1"));
     let conds = p.status.unwrap().conditions.unwrap_or_default();
-    let sched = conds.iter().find(|c| c.type_ == "PodScheduled").expect("PodScheduled condition");
+    let sched = conds
+        .iter()
+        .find(|c| c.type_ == "PodScheduled")
+        .expect("PodScheduled condition");
     assert_eq!(sched.status, "True");
 
     let again = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "p"}, "target": {"kind": "Node", "name": "node-2"}});
@@ -124,7 +181,16 @@ async fn binding_assigns_a_node_once() {
         .create_subresource::<_, Value>("binding", "p", &PostParams::default(), &again)
         .await;
     expect_status(r, 409, "Conflict");
-    assert_eq!(pods.get("p").await.unwrap().spec.unwrap().node_name.as_deref(), Some("node-1"));
+    assert_eq!(
+        pods.get("p")
+            .await
+            .unwrap()
+            .spec
+            .unwrap()
+            .node_name
+            .as_deref(),
+        Some("node-1")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -133,7 +199,12 @@ async fn eviction_respects_disruption_budgets() {
     let ns = namespace(&c, "sub-evict").await;
     let pods: Api<Pod> = Api::namespaced(c.clone(), &ns);
     let pdbs: Api<PodDisruptionBudget> = Api::namespaced(c.clone(), &ns);
-    pods.create(&PostParams::default(), &pod("p", json!({"app": "db"}), None)).await.unwrap();
+    pods.create(
+        &PostParams::default(),
+        &pod("p", json!({"app": "db"}), None),
+    )
+    .await
+    .unwrap();
     let pdb: PodDisruptionBudget = from_json(json!({
         "metadata": {"name": "db"},
         "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "db"}}}
@@ -156,36 +227,72 @@ async fn eviction_respects_disruption_budgets() {
         }
     };
     // Pending pods ignore budgets upstream (canIgnorePDB); a Running one does not
-    pods.patch_status("p", &PatchParams::default(), &Patch::Merge(json!({"status": {"phase": "Running"}})))
-        .await
-        .unwrap();
+    pods.patch_status(
+        "p",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {"phase": "Running"}})),
+    )
+    .await
+    .unwrap();
     set_allowed(0).await;
     let r = pods.evict("p", &EvictParams::default()).await;
     let s = expect_status(r, 429, "TooManyRequests");
     assert!(s.message.contains("disruption budget"), "{}", s.message);
     let d = s.details.expect("details");
-    assert!(d.causes.iter().any(|c| c.reason == "DisruptionBudget"), "{d:?}");
-    assert!(pods.get("p").await.is_ok(), "a blocked eviction leaves the pod");
+    assert!(
+        d.causes.iter().any(|c| c.reason == "DisruptionBudget"),
+        "{d:?}"
+    );
+    assert!(
+        pods.get("p").await.is_ok(),
+        "a blocked eviction leaves the pod"
+    );
 
     set_allowed(1).await;
     let s = pods.evict("p", &EvictParams::default()).await.unwrap();
     assert!(s.is_success() || s.code == 201, "{s:?}");
     expect_status(pods.get("p").await, 404, "NotFound");
-    let left = pdbs.get("db").await.unwrap().status.unwrap().disruptions_allowed;
+    let left = pdbs
+        .get("db")
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .disruptions_allowed;
     assert_eq!(left, 0, "the eviction consumed the budget");
 
     // a pod no budget covers is evicted freely, and so is a Pending one a budget covers;
     // a missing one is 404
-    pods.create(&PostParams::default(), &pod("free", json!({"app": "other"}), None)).await.unwrap();
-    pods.patch_status("free", &PatchParams::default(), &Patch::Merge(json!({"status": {"phase": "Running"}})))
+    pods.create(
+        &PostParams::default(),
+        &pod("free", json!({"app": "other"}), None),
+    )
+    .await
+    .unwrap();
+    pods.patch_status(
+        "free",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {"phase": "Running"}})),
+    )
+    .await
+    .unwrap();
+    pods.create(
+        &PostParams::default(),
+        &pod("pending", json!({"app": "db"}), None),
+    )
+    .await
+    .unwrap();
+    pods.evict("pending", &EvictParams::default())
         .await
         .unwrap();
-    pods.create(&PostParams::default(), &pod("pending", json!({"app": "db"}), None)).await.unwrap();
-    pods.evict("pending", &EvictParams::default()).await.unwrap();
     expect_status(pods.get("pending").await, 404, "NotFound");
     pods.evict("free", &EvictParams::default()).await.unwrap();
     expect_status(pods.get("free").await, 404, "NotFound");
-    expect_status(pods.evict("nope", &EvictParams::default()).await, 404, "NotFound");
+    expect_status(
+        pods.evict("nope", &EvictParams::default()).await,
+        404,
+        "NotFound",
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -193,12 +300,24 @@ async fn graceful_deletion_of_bound_pods() {
     let c = client(M).await;
     let ns = namespace(&c, "sub-graceful").await;
     let pods: Api<Pod> = Api::namespaced(c.clone(), &ns);
-    pods.create(&PostParams::default(), &pod("unbound", json!({}), None)).await.unwrap();
-    pods.delete("unbound", &DeleteParams::default()).await.unwrap();
+    pods.create(&PostParams::default(), &pod("unbound", json!({}), None))
+        .await
+        .unwrap();
+    pods.delete("unbound", &DeleteParams::default())
+        .await
+        .unwrap();
     expect_status(pods.get("unbound").await, 404, "NotFound");
 
-    pods.create(&PostParams::default(), &pod("bound", json!({}), Some("node-1"))).await.unwrap();
-    let r = pods.delete("bound", &DeleteParams::default()).await.unwrap();
+    pods.create(
+        &PostParams::default(),
+        &pod("bound", json!({}), Some("node-1")),
+    )
+    .await
+    .unwrap();
+    let r = pods
+        .delete("bound", &DeleteParams::default())
+        .await
+        .unwrap();
     let left = r.left().expect("the pod comes back, marked for deletion");
     assert!(left.metadata.deletion_timestamp.is_some());
     let p = pods.get("bound").await.unwrap();
@@ -206,7 +325,9 @@ async fn graceful_deletion_of_bound_pods() {
     assert_eq!(p.metadata.deletion_grace_period_seconds, Some(30));
 
     // a shorter grace period may follow; zero removes it at once
-    pods.delete("bound", &DeleteParams::default().grace_period(0)).await.unwrap();
+    pods.delete("bound", &DeleteParams::default().grace_period(0))
+        .await
+        .unwrap();
     eventually(5, "the pod to be gone", || {
         let pods = pods.clone();
         async move { pods.get("bound").await.err() }

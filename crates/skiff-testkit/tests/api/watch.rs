@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use futures::{Stream, StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
+use kube::api::{
+    Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
+};
 use kube::runtime::watcher;
 use serde_json::json;
 use skiff_testkit::TestServer;
@@ -65,13 +67,22 @@ async fn replay_from_resource_version_in_order() {
     let c = client(M).await;
     let ns = namespace(&c, "watch-replay").await;
     let api: Api<ConfigMap> = Api::namespaced(c.clone(), &ns);
-    let a = api.create(&PostParams::default(), &cm("a", json!({}))).await.unwrap();
+    let a = api
+        .create(&PostParams::default(), &cm("a", json!({})))
+        .await
+        .unwrap();
     let from = a.metadata.resource_version.clone().unwrap();
-    api.create(&PostParams::default(), &cm("b", json!({}))).await.unwrap();
+    api.create(&PostParams::default(), &cm("b", json!({})))
+        .await
+        .unwrap();
     let mut last_rv = 0u64;
     for i in 1..=3 {
         let o = api
-            .patch("b", &PatchParams::default(), &Patch::Merge(json!({"data": {"v": i.to_string()}})))
+            .patch(
+                "b",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"data": {"v": i.to_string()}})),
+            )
             .await
             .unwrap();
         last_rv = crate::rv_num(o.metadata.resource_version.as_ref());
@@ -103,13 +114,26 @@ async fn replay_from_resource_version_in_order() {
     }
     assert_eq!(
         got,
-        [ev("ADDED", "b"), ev("MODIFIED", "b"), ev("MODIFIED", "b"), ev("MODIFIED", "b"), ev("DELETED", "a")]
+        [
+            ev("ADDED", "b"),
+            ev("MODIFIED", "b"),
+            ev("MODIFIED", "b"),
+            ev("MODIFIED", "b"),
+            ev("DELETED", "a")
+        ]
     );
-    assert!(rvs.windows(2).all(|w| w[0] < w[1]), "strictly increasing: {rvs:?}");
+    assert!(
+        rvs.windows(2).all(|w| w[0] < w[1]),
+        "strictly increasing: {rvs:?}"
+    );
     assert!(rvs[3] == last_rv);
     // nothing else: only a bookmark may come before the stream ends at its timeout
     while let Some(e) = next(&mut events, 10).await {
-        assert!(matches!(e, WatchEvent::Bookmark(_)), "unexpected {:?}", describe(&e));
+        assert!(
+            matches!(e, WatchEvent::Bookmark(_)),
+            "unexpected {:?}",
+            describe(&e)
+        );
     }
 }
 
@@ -118,26 +142,67 @@ async fn label_filtered_watch_follows_matching() {
     let c = client(M).await;
     let ns = namespace(&c, "watch-labels").await;
     let api: Api<ConfigMap> = Api::namespaced(c.clone(), &ns);
-    let start = api.list(&ListParams::default()).await.unwrap().metadata.resource_version.unwrap();
-    let mut events = watch(&api, &WatchParams::default().labels("app=x").timeout(5), &start).await;
+    let start = api
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap();
+    let mut events = watch(
+        &api,
+        &WatchParams::default().labels("app=x").timeout(5),
+        &start,
+    )
+    .await;
 
-    api.create(&PostParams::default(), &cm("o", json!({"app": "y"}))).await.unwrap();
+    api.create(&PostParams::default(), &cm("o", json!({"app": "y"})))
+        .await
+        .unwrap();
     let pp = PatchParams::default();
-    api.patch("o", &pp, &Patch::Merge(json!({"metadata": {"labels": {"app": "x"}}}))).await.unwrap();
-    api.patch("o", &pp, &Patch::Merge(json!({"data": {"v": "1"}}))).await.unwrap();
-    api.patch("o", &pp, &Patch::Merge(json!({"metadata": {"labels": {"app": "z"}}}))).await.unwrap();
-    api.patch("o", &pp, &Patch::Merge(json!({"data": {"v": "2"}}))).await.unwrap();
-    api.create(&PostParams::default(), &cm("m", json!({"app": "x"}))).await.unwrap();
+    api.patch(
+        "o",
+        &pp,
+        &Patch::Merge(json!({"metadata": {"labels": {"app": "x"}}})),
+    )
+    .await
+    .unwrap();
+    api.patch("o", &pp, &Patch::Merge(json!({"data": {"v": "1"}})))
+        .await
+        .unwrap();
+    api.patch(
+        "o",
+        &pp,
+        &Patch::Merge(json!({"metadata": {"labels": {"app": "z"}}})),
+    )
+    .await
+    .unwrap();
+    api.patch("o", &pp, &Patch::Merge(json!({"data": {"v": "2"}})))
+        .await
+        .unwrap();
+    api.create(&PostParams::default(), &cm("m", json!({"app": "x"})))
+        .await
+        .unwrap();
     api.delete("m", &DeleteParams::default()).await.unwrap();
     api.delete("o", &DeleteParams::default()).await.unwrap();
 
     let got = take(&mut events, 5).await;
     assert_eq!(
         got,
-        [ev("ADDED", "o"), ev("MODIFIED", "o"), ev("DELETED", "o"), ev("ADDED", "m"), ev("DELETED", "m")]
+        [
+            ev("ADDED", "o"),
+            ev("MODIFIED", "o"),
+            ev("DELETED", "o"),
+            ev("ADDED", "m"),
+            ev("DELETED", "m")
+        ]
     );
     while let Some(e) = next(&mut events, 10).await {
-        assert!(matches!(e, WatchEvent::Bookmark(_)), "unexpected {:?}", describe(&e));
+        assert!(
+            matches!(e, WatchEvent::Bookmark(_)),
+            "unexpected {:?}",
+            describe(&e)
+        );
     }
 }
 
@@ -146,7 +211,10 @@ async fn bookmark_at_timeout_and_stream_ends() {
     let c = client(M).await;
     let ns = namespace(&c, "watch-bookmark").await;
     let api: Api<ConfigMap> = Api::namespaced(c.clone(), &ns);
-    let o = api.create(&PostParams::default(), &cm("a", json!({}))).await.unwrap();
+    let o = api
+        .create(&PostParams::default(), &cm("a", json!({})))
+        .await
+        .unwrap();
     let rv = o.metadata.resource_version.clone().unwrap();
     let started = std::time::Instant::now();
     let mut events = watch(&api, &WatchParams::default().timeout(1), &rv).await;
@@ -158,13 +226,21 @@ async fn bookmark_at_timeout_and_stream_ends() {
         }
     }
     let took = started.elapsed();
-    assert!(took >= Duration::from_millis(900) && took < Duration::from_secs(5), "ended after {took:?}");
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+        "ended after {took:?}"
+    );
     let b = bookmark.expect("a bookmark before the timeout ends the watch");
     assert!(crate::rv_num(Some(&b.metadata.resource_version)) >= crate::rv_num(Some(&rv)));
     assert_eq!(b.types.kind, "ConfigMap");
 
     // without bookmarks: nothing, and the stream still ends at the timeout
-    let mut events = watch(&api, &WatchParams::default().disable_bookmarks().timeout(1), &rv).await;
+    let mut events = watch(
+        &api,
+        &WatchParams::default().disable_bookmarks().timeout(1),
+        &rv,
+    )
+    .await;
     assert!(next(&mut events, 5).await.is_none());
 }
 
@@ -174,12 +250,19 @@ async fn compacted_resource_version_is_an_expired_error_event() {
     let c = server.client().await.unwrap();
     let ns = namespace(&c, "watch-expired").await;
     let api: Api<ConfigMap> = Api::namespaced(c.clone(), &ns);
-    let o = api.create(&PostParams::default(), &cm("churn", json!({}))).await.unwrap();
+    let o = api
+        .create(&PostParams::default(), &cm("churn", json!({})))
+        .await
+        .unwrap();
     let old = o.metadata.resource_version.clone().unwrap();
     for i in 0..120 {
-        api.patch("churn", &PatchParams::default(), &Patch::Merge(json!({"data": {"v": i.to_string()}})))
-            .await
-            .unwrap();
+        api.patch(
+            "churn",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"v": i.to_string()}})),
+        )
+        .await
+        .unwrap();
     }
     // compaction runs every second
     tokio::time::sleep(Duration::from_millis(2500)).await;
@@ -187,11 +270,21 @@ async fn compacted_resource_version_is_an_expired_error_event() {
     match next(&mut events, 10).await {
         Some(WatchEvent::Error(s)) => {
             assert_eq!((s.code, s.reason.as_str()), (410, "Expired"), "{s:?}");
-            assert!(s.message.contains("too old resource version"), "{}", s.message);
+            assert!(
+                s.message.contains("too old resource version"),
+                "{}",
+                s.message
+            );
         }
-        other => panic!("expected an ERROR event, got {:?}", other.as_ref().map(describe)),
+        other => panic!(
+            "expected an ERROR event, got {:?}",
+            other.as_ref().map(describe)
+        ),
     }
-    assert!(next(&mut events, 5).await.is_none(), "the stream ends after the error");
+    assert!(
+        next(&mut events, 5).await.is_none(),
+        "the stream ends after the error"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -200,7 +293,9 @@ async fn runtime_watcher_lists_then_follows() {
     let ns = namespace(&c, "watch-runtime").await;
     let api: Api<ConfigMap> = Api::namespaced(c.clone(), &ns);
     for n in ["a", "b"] {
-        api.create(&PostParams::default(), &cm(n, json!({}))).await.unwrap();
+        api.create(&PostParams::default(), &cm(n, json!({})))
+            .await
+            .unwrap();
     }
     let mut stream = watcher(api.clone(), watcher::Config::default().timeout(2)).boxed();
     let mut initial = vec![];
@@ -220,7 +315,9 @@ async fn runtime_watcher_lists_then_follows() {
     initial.sort();
     assert_eq!(initial, ["a", "b"]);
 
-    api.create(&PostParams::default(), &cm("c", json!({}))).await.unwrap();
+    api.create(&PostParams::default(), &cm("c", json!({})))
+        .await
+        .unwrap();
     api.delete("a", &DeleteParams::default()).await.unwrap();
     let mut seen = vec![];
     // the watch times out after 2 s and the watcher goes on from its last revision: still
