@@ -28,6 +28,16 @@ impl TestServer {
         Self::start_in(dir).await
     }
 
+    /// Starts a server whose data directory is a new folder under `parent` (removed when the
+    /// server is dropped).
+    pub async fn start_under(parent: &Path) -> anyhow::Result<TestServer> {
+        std::fs::create_dir_all(parent)?;
+        let dir = tempfile::Builder::new()
+            .prefix("skiff-test")
+            .tempdir_in(parent)?;
+        Self::start_in(dir).await
+    }
+
     async fn start_in(dir: tempfile::TempDir) -> anyhow::Result<TestServer> {
         let kubeconfig = dir.path().join("kubeconfig");
         let _ = std::fs::remove_file(&kubeconfig);

@@ -38,7 +38,13 @@ struct Shared {
 pub fn shared(name: &'static str) -> &'static TestServer {
     static SERVERS: OnceLock<Mutex<HashMap<&'static str, &'static Shared>>> = OnceLock::new();
     let mut servers = SERVERS
-        .get_or_init(Default::default)
+        .get_or_init(|| {
+            // Shared servers live until the process exits, so their data cannot be removed
+            // on drop: it goes under cargo's scratch folder for tests, which each run clears
+            // of the previous run's.
+            let _ = std::fs::remove_dir_all(shared_parent());
+            Default::default()
+        })
         .lock()
         .unwrap_or_else(|e| e.into_inner());
     let s = servers.entry(name).or_insert_with(|| {
@@ -49,13 +55,20 @@ pub fn shared(name: &'static str) -> &'static TestServer {
                 .enable_all()
                 .build()
                 .expect("runtime");
-            let server = rt.block_on(TestServer::start()).expect("start server");
+            let server = rt
+                .block_on(TestServer::start_under(&shared_parent()))
+                .expect("start server");
             &*Box::leak(Box::new(Shared { _rt: rt, server }))
         })
         .join()
         .expect("server thread")
     });
     &s.server
+}
+
+/// Where the shared servers keep their data.
+fn shared_parent() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("api-shared")
 }
 
 /// A client of the shared server of module `name`.
