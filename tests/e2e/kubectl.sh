@@ -117,6 +117,11 @@ check "removing the last finalizer" "configmap/held patched" k patch cm held -n 
 check_ok "the namespace goes once empty (wait --for=delete)" k wait --for=delete namespace/demo --timeout=20s
 check_fails "the namespace is gone" 'namespaces "demo" not found' k get namespace demo
 
+# --- health and metrics ---
+check_eq "/readyz with credentials" "ok" k get --raw /readyz
+check "/metrics counts requests by verb and resource" 'apiserver_request_total\{verb="LIST",resource="configmaps",subresource="",code="200"\} [1-9]' k get --raw /metrics
+check "/metrics counts writes by resource" 'apiserver_storage_writes_total\{resource="configmaps"\} [1-9]' k get --raw /metrics
+
 # --- restart keeps every object ---
 k create namespace keep --dry-run=client -o yaml | k create -f - >/dev/null
 k create configmap kept -n keep --from-literal=a=b --dry-run=client -o yaml | k create -f - >/dev/null

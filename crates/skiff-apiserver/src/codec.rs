@@ -49,6 +49,15 @@ pub async fn read_body(
     Err(too_large())
 }
 
+/// Splits a request and reads its body (see [`read_body`]).
+pub async fn read_request(
+    req: http::Request<hyper::body::Incoming>,
+) -> Result<(http::request::Parts, Bytes), ApiError> {
+    let (parts, body) = req.into_parts();
+    let bytes = read_body(body, &parts.headers).await?;
+    Ok((parts, bytes))
+}
+
 /// Reads and drops what is left of a refused body, so that a client still sending it reads
 /// the 413 instead of a broken pipe (as Go's server lingers); bounded in bytes and time.
 async fn discard_rest(mut body: hyper::body::Incoming) {

@@ -12,20 +12,22 @@ use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
-    pub verb: String,
-    pub resource: String,
-    pub code: String,
+    pub verb: &'static str,
+    pub resource: &'static str,
+    pub subresource: &'static str,
+    pub code: u16,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct VerbLabels {
-    pub verb: String,
-    pub resource: String,
+    pub verb: &'static str,
+    pub resource: &'static str,
+    pub subresource: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResourceLabels {
-    pub resource: String,
+    pub resource: &'static str,
 }
 
 pub struct Metrics {
@@ -78,11 +80,9 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    pub fn object_written(&self, resource: &str) {
+    pub fn object_written(&self, resource: &'static str) {
         self.writes
-            .get_or_create(&ResourceLabels {
-                resource: resource.to_string(),
-            })
+            .get_or_create(&ResourceLabels { resource })
             .inc();
     }
 

@@ -20,6 +20,20 @@ pub enum Verb {
 }
 
 impl Verb {
+    /// The verb as upstream's request metrics label it.
+    pub fn upper(self) -> &'static str {
+        match self {
+            Verb::Get => "GET",
+            Verb::List => "LIST",
+            Verb::Watch => "WATCH",
+            Verb::Create => "POST",
+            Verb::Update => "PUT",
+            Verb::Patch => "PATCH",
+            Verb::Delete => "DELETE",
+            Verb::DeleteCollection => "DELETECOLLECTION",
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Verb::Get => "get",

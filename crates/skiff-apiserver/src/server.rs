@@ -188,16 +188,19 @@ impl ApiServer {
                 _ => {}
             }
         }
-        let (verb_label, resource_label) = match &target {
-            Target::Resource(r) => (
-                r.verb.as_str().to_uppercase(),
-                match &r.subresource {
-                    Some(s) => format!("{}/{}", r.resource.plural, s),
-                    None => r.resource.plural.to_string(),
-                },
-            ),
-            _ => (method.as_str().to_string(), String::new()),
-        };
+        // Metric labels: static strings, so counting a request allocates nothing.
+        let (verb_label, resource_label, sub_label): (&'static str, &'static str, &'static str) =
+            match &target {
+                Target::Resource(r) => (
+                    r.verb.upper(),
+                    r.resource.plural,
+                    r.subresource
+                        .as_deref()
+                        .and_then(|s| r.resource.subresource(s))
+                        .map_or("", |s| s.name),
+                ),
+                _ => ("OTHER", "", ""),
+            };
         let is_watch = matches!(&target, Target::Resource(r) if r.verb == Verb::Watch);
         let resp = match self.route(req, target, query).await {
             Ok(r) => r,
@@ -206,9 +209,10 @@ impl ApiServer {
         self.metrics
             .requests
             .get_or_create(&RequestLabels {
-                verb: verb_label.clone(),
-                resource: resource_label.clone(),
-                code: resp.status().as_u16().to_string(),
+                verb: verb_label,
+                resource: resource_label,
+                subresource: sub_label,
+                code: resp.status().as_u16(),
             })
             .inc();
         if !is_watch {
@@ -217,6 +221,7 @@ impl ApiServer {
                 .get_or_create(&VerbLabels {
                     verb: verb_label,
                     resource: resource_label,
+                    subresource: sub_label,
                 })
                 .observe(start.elapsed().as_secs_f64());
         }
@@ -451,8 +456,8 @@ impl ApiServer {
             }
             Verb::Patch => {
                 let name = r.name.as_deref().unwrap_or_default().to_string();
-                let ct = codec::content_type(req.headers());
-                let body = codec::read_body(req.into_body(), &Default::default()).await?;
+                let (parts, body) = codec::read_request(req).await?;
+                let ct = codec::content_type(&parts.headers);
                 let obj = self
                     .patch(res, ns, &name, &ct, &body, UpdateMode::Main, dry_run)
                     .await?;
@@ -538,8 +543,7 @@ impl ApiServer {
         if ct.starts_with("application/vnd.kubernetes.protobuf") {
             return Err(ApiError::unsupported_media_type(&ct));
         }
-        let headers = req.headers().clone();
-        let body = codec::read_body(req.into_body(), &headers).await?;
+        let (_, body) = codec::read_request(req).await?;
         if body.is_empty() {
             return Err(ApiError::bad_request("the body of the request was empty"));
         }
@@ -556,12 +560,11 @@ impl ApiServer {
         q: &Query,
         dry_run: bool,
     ) -> Result<DeleteOptions, ApiError> {
-        let headers = req.headers().clone();
-        let body = codec::read_body(req.into_body(), &headers).await?;
+        let (parts, body) = codec::read_request(req).await?;
         let mut opts = if body.is_empty() {
             DeleteOptions::default()
         } else {
-            DeleteOptions::from_value(&codec::decode(&body, &codec::content_type(&headers))?)?
+            DeleteOptions::from_value(&codec::decode(&body, &codec::content_type(&parts.headers))?)?
         };
         if let Some(g) = q.int("gracePeriodSeconds")? {
             opts.grace_period_seconds = Some(g);
@@ -635,8 +638,8 @@ impl ApiServer {
                 Ok(self.object_response(StatusCode::OK, res, &obj, accept))
             }
             ("status", Verb::Patch) => {
-                let ct = codec::content_type(req.headers());
-                let body = codec::read_body(req.into_body(), &Default::default()).await?;
+                let (parts, body) = codec::read_request(req).await?;
+                let ct = codec::content_type(&parts.headers);
                 let obj = self
                     .patch(res, ns, &name, &ct, &body, UpdateMode::Status, dry_run)
                     .await?;
@@ -652,8 +655,8 @@ impl ApiServer {
             }
             ("scale", Verb::Update) | ("scale", Verb::Patch) => {
                 let (patch, body) = if r.verb == Verb::Patch {
-                    let ct = codec::content_type(req.headers());
-                    let body = codec::read_body(req.into_body(), &Default::default()).await?;
+                    let (parts, body) = codec::read_request(req).await?;
+                    let ct = codec::content_type(&parts.headers);
                     (Some(decode_patch(&ct, &body)?), Value::Null)
                 } else {
                     (None, self.read_object_body(req).await?)
@@ -720,10 +723,7 @@ impl ApiServer {
                 ))
             }
             ("binding", Verb::Create) => {
-                let body = codec::decode(
-                    &codec::read_body(req.into_body(), &Default::default()).await?,
-                    "application/json",
-                )?;
+                let body = codec::decode(&codec::read_request(req).await?.1, "application/json")?;
                 let node = body
                     .pointer("/target/name")
                     .and_then(Value::as_str)
@@ -774,10 +774,7 @@ impl ApiServer {
                 ))
             }
             ("eviction", Verb::Create) => {
-                let body = codec::decode(
-                    &codec::read_body(req.into_body(), &Default::default()).await?,
-                    "application/json",
-                )?;
+                let body = codec::decode(&codec::read_request(req).await?.1, "application/json")?;
                 self.evict(res, ns.unwrap_or_default(), &name, &body, dry_run)
                     .await?;
                 Ok(codec::value_response(

@@ -113,7 +113,11 @@ impl Writer {
 
     fn run_batch(&mut self, batch: &mut Vec<Request>) {
         let before = self.counters;
-        if let Err(e) = self.conn.execute_batch("BEGIN IMMEDIATE") {
+        if let Err(e) = self
+            .conn
+            .prepare_cached("BEGIN IMMEDIATE")
+            .and_then(|mut s| s.execute([]))
+        {
             let err = backend("beginning a transaction", e);
             for req in batch.drain(..) {
                 let _ = req.reply.send(Err(err.clone()));
@@ -131,9 +135,9 @@ impl Writer {
         }
         let commit = if wrote {
             log::set_meta(&self.conn, "current_rev", self.counters.rev)
-                .and_then(|()| self.conn.execute_batch("COMMIT"))
+                .and_then(|()| self.commit())
         } else {
-            self.conn.execute_batch("COMMIT")
+            self.commit()
         };
         if let Err(e) = commit {
             let _ = self.conn.execute_batch("ROLLBACK");
@@ -373,14 +377,20 @@ impl Writer {
         }
     }
 
+    fn commit(&self) -> rusqlite::Result<()> {
+        self.conn.prepare_cached("COMMIT")?.execute([]).map(|_| ())
+    }
+
     fn in_savepoint<T>(
         &self,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
     ) -> rusqlite::Result<T> {
-        self.conn.execute_batch("SAVEPOINT op")?;
+        // Cached statements: these run twice per write, and parsing them each time showed up
+        // in profiles.
+        self.conn.prepare_cached("SAVEPOINT op")?.execute([])?;
         match f(&self.conn) {
             Ok(v) => {
-                self.conn.execute_batch("RELEASE op")?;
+                self.conn.prepare_cached("RELEASE op")?.execute([])?;
                 Ok(v)
             }
             Err(e) => {
