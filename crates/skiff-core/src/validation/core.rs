@@ -751,6 +751,23 @@ pub(crate) fn validate_resource_quota(rq: &Value) -> Errs {
     errs
 }
 
+/// Which side of a [`LimitOrder`] check an error shows as its value.
+enum Shown {
+    Lower,
+    Upper,
+}
+
+/// One of `ValidateLimitRange`'s order checks between two quantities of a resource: the
+/// field the error sits under, the lower and upper values (when both are set), the value shown,
+/// and the message.
+type LimitOrder = (
+    &'static str,
+    Option<Quantity>,
+    Option<Quantity>,
+    Shown,
+    fn(Quantity, Quantity) -> String,
+);
+
 /// `ValidateLimitRange` minus metadata.
 pub(crate) fn validate_limit_range(lr: &Value) -> Errs {
     let mut errs = Errs::new();
@@ -804,67 +821,41 @@ pub(crate) fn validate_limit_range(lr: &Value) -> Errs {
                 g("default", k),
                 g("defaultRequest", k),
             );
-            let mut bad = |f: &str, shown: Quantity, msg: String| {
-                errs.push(FieldError::invalid(
-                    key(&child(&p, f), k),
-                    shown.to_string(),
-                    msg,
-                ));
-            };
-            if let (Some(a), Some(b)) = (min, max) {
-                if a > b {
-                    bad(
-                        "min",
-                        a,
-                        format!("min value {a} is greater than max value {b}"),
-                    );
-                }
-            }
-            if let (Some(r), Some(a)) = (req, min) {
-                if a > r {
-                    bad(
-                        "defaultRequest",
-                        r,
-                        format!("min value {a} is greater than default request value {r}"),
-                    );
-                }
-            }
-            if let (Some(r), Some(b)) = (req, max) {
-                if r > b {
-                    bad(
-                        "defaultRequest",
-                        r,
-                        format!("default request value {r} is greater than max value {b}"),
-                    );
-                }
-            }
-            if let (Some(r), Some(d)) = (req, def) {
-                if r > d {
-                    bad(
-                        "defaultRequest",
-                        r,
-                        format!(
-                            "default request value {r} is greater than default limit value {d}"
-                        ),
-                    );
-                }
-            }
-            if let (Some(d), Some(a)) = (def, min) {
-                if a > d {
-                    bad(
-                        "default",
-                        a,
-                        format!("min value {a} is greater than default value {d}"),
-                    );
-                }
-            }
-            if let (Some(d), Some(b)) = (def, max) {
-                if d > b {
-                    bad(
-                        "default",
-                        b,
-                        format!("default value {d} is greater than max value {b}"),
-                    );
+            // Upstream's pairwise checks, in its order: the lower value may not exceed the upper
+            // one; the error sits under `field` and shows the value `shown` picks.
+            let checks: [LimitOrder; 6] = [
+                ("min", min, max, Shown::Lower, |lo, hi| {
+                    format!("min value {lo} is greater than max value {hi}")
+                }),
+                ("defaultRequest", min, req, Shown::Upper, |lo, hi| {
+                    format!("min value {lo} is greater than default request value {hi}")
+                }),
+                ("defaultRequest", req, max, Shown::Lower, |lo, hi| {
+                    format!("default request value {lo} is greater than max value {hi}")
+                }),
+                ("defaultRequest", req, def, Shown::Lower, |lo, hi| {
+                    format!("default request value {lo} is greater than default limit value {hi}")
+                }),
+                ("default", min, def, Shown::Lower, |lo, hi| {
+                    format!("min value {lo} is greater than default value {hi}")
+                }),
+                ("default", def, max, Shown::Upper, |lo, hi| {
+                    format!("default value {lo} is greater than max value {hi}")
+                }),
+            ];
+            for (f, lower, upper, shown, msg) in checks {
+                if let (Some(lo), Some(hi)) = (lower, upper) {
+                    if lo > hi {
+                        let shown = match shown {
+                            Shown::Lower => lo,
+                            Shown::Upper => hi,
+                        };
+                        errs.push(FieldError::invalid(
+                            key(&child(&p, f), k),
+                            shown.to_string(),
+                            msg(lo, hi),
+                        ));
+                    }
                 }
             }
         }
