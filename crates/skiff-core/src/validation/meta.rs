@@ -167,29 +167,15 @@ fn validate_owner_references(m: &Value, path: &str) -> Errs {
                 "version must not be empty",
             ));
         }
-        let kind = str_of(r, "kind");
-        if kind.is_empty() {
-            errs.push(FieldError::invalid(
-                child(path, "kind"),
-                kind,
-                "kind must not be empty",
-            ));
-        }
-        let name = str_of(r, "name");
-        if name.is_empty() {
-            errs.push(FieldError::invalid(
-                child(path, "name"),
-                name,
-                "name must not be empty",
-            ));
-        }
-        let uid = str_of(r, "uid");
-        if uid.is_empty() {
-            errs.push(FieldError::invalid(
-                child(path, "uid"),
-                uid,
-                "uid must not be empty",
-            ));
+        let (kind, name) = (str_of(r, "kind"), str_of(r, "name"));
+        for (f, v, msg) in [
+            ("kind", kind, "kind must not be empty"),
+            ("name", name, "name must not be empty"),
+            ("uid", str_of(r, "uid"), "uid must not be empty"),
+        ] {
+            if v.is_empty() {
+                errs.push(FieldError::invalid(child(path, f), v, msg));
+            }
         }
         if api_version == "v1" && kind == "Event" {
             errs.push(FieldError::invalid(
