@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::names::{
     is_config_map_key, is_dns1123_subdomain, is_qualified_name, is_valid_label_value,
@@ -860,6 +860,5 @@ pub(crate) fn validate_limit_range(lr: &Value) -> Errs {
             }
         }
     }
-    let _ = json!(null);
     errs
 }
