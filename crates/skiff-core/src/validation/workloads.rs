@@ -13,9 +13,27 @@ use super::{
 };
 use crate::status::FieldError;
 
-/// The selector/template part shared by Deployment, ReplicaSet and StatefulSet:
-/// selector required and non-empty, converted, and matching the template labels.
+/// The selector/template part shared by Deployment and ReplicaSet: the
+/// [`required_selector`], converted, and matching the template labels.
 fn selector_and_template(spec: &Value, kind_word: &str, template_rs: &str, errs: &mut Errs) {
+    let sel = required_selector(spec, kind_word, errs);
+    if let Some(s) = sel.filter(|s| !is_valid(s)) {
+        errs.push(FieldError::invalid(
+            "spec.selector",
+            s.clone(),
+            "invalid label selector",
+        ));
+        return;
+    }
+    template_labels_match(sel, sub(spec, "template"), "spec.template", errs);
+    if !template_rs.is_empty() {
+        template_for_controller(sub(spec, "template"), "spec.template", template_rs, errs);
+    }
+}
+
+/// `spec.selector` required, a valid label selector and non-empty (Deployment, ReplicaSet and
+/// StatefulSet); returns it.
+fn required_selector<'a>(spec: &'a Value, kind_word: &str, errs: &mut Errs) -> Option<&'a Value> {
     let sel = get(spec, "selector");
     match sel {
         None => errs.push(FieldError::required("spec.selector", "")),
@@ -30,18 +48,7 @@ fn selector_and_template(spec: &Value, kind_word: &str, template_rs: &str, errs:
             }
         }
     }
-    if let Some(s) = sel.filter(|s| !is_valid(s)) {
-        errs.push(FieldError::invalid(
-            "spec.selector",
-            s.clone(),
-            "invalid label selector",
-        ));
-        return;
-    }
-    template_labels_match(sel, sub(spec, "template"), "spec.template", errs);
-    if !template_rs.is_empty() {
-        template_for_controller(sub(spec, "template"), "spec.template", template_rs, errs);
-    }
+    sel
 }
 
 /// The template's labels must be selected by the selector (a missing selector selects nothing,
@@ -259,20 +266,7 @@ pub(crate) fn validate_stateful_set(sts: &Value) -> Errs {
     }
     nonnegative(spec, "replicas", "spec", &mut errs);
     nonnegative(spec, "minReadySeconds", "spec", &mut errs);
-    let sel = get(spec, "selector");
-    match sel {
-        None => errs.push(FieldError::required("spec.selector", "")),
-        Some(s) => {
-            errs.extend(validate_label_selector(s, "spec.selector"));
-            if is_empty(s) {
-                errs.push(FieldError::invalid(
-                    "spec.selector",
-                    s.clone(),
-                    "empty selector is invalid for statefulset",
-                ));
-            }
-        }
-    }
+    let sel = required_selector(spec, "statefulset", &mut errs);
     let tpl = sub(spec, "template");
     if sel.is_none_or(is_valid) {
         template_labels_match(sel, tpl, "spec.template", &mut errs);
