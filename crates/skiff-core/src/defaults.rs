@@ -118,6 +118,16 @@ fn str_at<'a>(v: &'a Value, k: &str) -> &'a str {
     v.get(k).and_then(Value::as_str).unwrap_or("")
 }
 
+/// Sets `k` to the map `m` unless it already holds a non-empty object.
+fn default_map(v: &mut Value, k: &str, m: Map<String, Value>) {
+    if v.get(k)
+        .and_then(Value::as_object)
+        .is_none_or(Map::is_empty)
+    {
+        v[k] = Value::Object(m);
+    }
+}
+
 // ---- pods ----
 
 /// `SetDefaults_PodSpec` and everything nested (containers, volumes, probes).
@@ -402,28 +412,18 @@ fn qos_class(spec: &Value) -> &'static str {
 
 // ---- workloads ----
 
-fn replication_controller(obj: &mut Value) {
-    let labels = obj
-        .pointer("/spec/template/metadata/labels")
+/// The workload's `spec.template.metadata.labels`, when a non-empty object.
+fn template_labels(obj: &Value) -> Option<Map<String, Value>> {
+    obj.pointer("/spec/template/metadata/labels")
         .and_then(Value::as_object)
-        .cloned();
-    if let Some(labels) = labels.filter(|l| !l.is_empty()) {
-        let spec = child(obj, "spec");
-        if spec
-            .get("selector")
-            .and_then(Value::as_object)
-            .is_none_or(Map::is_empty)
-        {
-            spec["selector"] = Value::Object(labels.clone());
-        }
-        let meta = child(obj, "metadata");
-        if meta
-            .get("labels")
-            .and_then(Value::as_object)
-            .is_none_or(Map::is_empty)
-        {
-            meta["labels"] = Value::Object(labels);
-        }
+        .filter(|l| !l.is_empty())
+        .cloned()
+}
+
+fn replication_controller(obj: &mut Value) {
+    if let Some(labels) = template_labels(obj) {
+        default_map(child(obj, "spec"), "selector", labels.clone());
+        default_map(child(obj, "metadata"), "labels", labels);
     }
     let spec = child(obj, "spec");
     default(spec, "replicas", json!(1));
@@ -520,19 +520,8 @@ fn job(obj: &mut Value) {
         }
     }
     pod_template(child(spec, "template"));
-    let tpl_labels = obj
-        .pointer("/spec/template/metadata/labels")
-        .and_then(Value::as_object)
-        .cloned();
-    if let Some(labels) = tpl_labels.filter(|l| !l.is_empty()) {
-        let meta = child(obj, "metadata");
-        if meta
-            .get("labels")
-            .and_then(Value::as_object)
-            .is_none_or(Map::is_empty)
-        {
-            meta["labels"] = Value::Object(labels);
-        }
+    if let Some(labels) = template_labels(obj) {
+        default_map(child(obj, "metadata"), "labels", labels);
     }
     let manual = obj.pointer("/spec/manualSelector").and_then(Value::as_bool) == Some(true);
     let uid = crate::meta::uid(obj).to_string();
