@@ -157,6 +157,13 @@ pub fn is_wildcard_dns1123_subdomain(value: &str) -> Vec<String> {
 
 /// Upstream's `IsQualifiedName`: an optional DNS subdomain prefix and `/`, then a name part.
 pub fn is_qualified_name(value: &str) -> Vec<String> {
+    qualified_name_errors(value, true)
+}
+
+/// [`is_qualified_name`]; with `regex_on_empty_name` false, an empty name part gets only the
+/// "must be non-empty" message and not the regex one (as the label selector parser,
+/// `labels::qualified_name_errors`, has it).
+pub(crate) fn qualified_name_errors(value: &str, regex_on_empty_name: bool) -> Vec<String> {
     let mut errs = Vec::new();
     let parts: Vec<&str> = value.split('/').collect();
     let name = match parts.as_slice() {
@@ -187,7 +194,7 @@ pub fn is_qualified_name(value: &str) -> Vec<String> {
             max_len_error(QUALIFIED_NAME_MAX_LEN)
         ));
     }
-    if !matches_qualified_name_part(name) {
+    if (regex_on_empty_name || !name.is_empty()) && !matches_qualified_name_part(name) {
         errs.push(format!(
             "name part {}",
             regex_error(
