@@ -466,6 +466,11 @@ fn containers_cells(containers: &[Value]) -> [Value; 2] {
     [n.into(), i.into()]
 }
 
+/// [`containers_cells`] of the object's pod template (`spec.template`).
+fn template_containers_cells(o: &Value) -> [Value; 2] {
+    containers_cells(arr(o, "/spec/template/spec/containers"))
+}
+
 fn replicas(o: &Value) -> i64 {
     o.pointer("/spec/replicas")
         .and_then(Value::as_i64)
@@ -505,33 +510,13 @@ pub fn cells(res: &Resource, o: &Value, now: jiff::Timestamp) -> Vec<Value> {
             ]
         }
         ("", "ReplicationController") => {
-            let [c, im] = containers_cells(arr(o, "/spec/template/spec/containers"));
-            vec![
-                name,
-                replicas(o).into(),
-                i(o, "/status/replicas").into(),
-                i(o, "/status/readyReplicas").into(),
-                age(o, now),
-                c,
-                im,
-                format_labels(obj(o, "/spec/selector")).into(),
-            ]
+            replica_cells(o, now, format_labels(obj(o, "/spec/selector")))
         }
         ("apps", "ReplicaSet") => {
-            let [c, im] = containers_cells(arr(o, "/spec/template/spec/containers"));
-            vec![
-                name,
-                replicas(o).into(),
-                i(o, "/status/replicas").into(),
-                i(o, "/status/readyReplicas").into(),
-                age(o, now),
-                c,
-                im,
-                format_label_selector(o.pointer("/spec/selector")).into(),
-            ]
+            replica_cells(o, now, format_label_selector(o.pointer("/spec/selector")))
         }
         ("apps", "DaemonSet") => {
-            let [c, im] = containers_cells(arr(o, "/spec/template/spec/containers"));
+            let [c, im] = template_containers_cells(o);
             vec![
                 name,
                 i(o, "/status/desiredNumberScheduled").into(),
@@ -609,7 +594,7 @@ pub fn cells(res: &Resource, o: &Value, now: jiff::Timestamp) -> Vec<Value> {
             ]
         }
         ("apps", "StatefulSet") => {
-            let [c, im] = containers_cells(arr(o, "/spec/template/spec/containers"));
+            let [c, im] = template_containers_cells(o);
             let ready = format!("{}/{}", i(o, "/status/readyReplicas"), replicas(o));
             vec![name, ready.into(), age(o, now), c, im]
         }
@@ -644,24 +629,14 @@ pub fn cells(res: &Resource, o: &Value, now: jiff::Timestamp) -> Vec<Value> {
                 Some(c) => format!("{}/{}", s(c, "/namespace"), s(c, "/name")),
                 None => String::new(),
             };
-            let phase = if is_deleting(o) {
-                "Terminating"
-            } else {
-                s(o, "/status/phase")
-            };
-            let class =
-                match o.pointer("/metadata/annotations/volume.beta.kubernetes.io~1storage-class") {
-                    Some(Value::String(c)) => c.as_str(),
-                    _ => s(o, "/spec/storageClassName"),
-                };
             vec![
                 name,
                 s(o, "/spec/capacity/storage").into(),
                 access_modes(arr(o, "/spec/accessModes")).into(),
                 s(o, "/spec/persistentVolumeReclaimPolicy").into(),
-                phase.into(),
+                volume_phase(o).into(),
                 claim.into(),
-                class.into(),
+                storage_class(o).into(),
                 str_or(s(o, "/spec/volumeAttributesClassName"), "<unset>").into(),
                 s(o, "/status/reason").into(),
                 age(o, now),
@@ -669,11 +644,6 @@ pub fn cells(res: &Resource, o: &Value, now: jiff::Timestamp) -> Vec<Value> {
             ]
         }
         ("", "PersistentVolumeClaim") => {
-            let phase = if is_deleting(o) {
-                "Terminating"
-            } else {
-                s(o, "/status/phase")
-            };
             let bound = !s(o, "/spec/volumeName").is_empty();
             let (capacity, modes) = if bound {
                 (
@@ -683,25 +653,20 @@ pub fn cells(res: &Resource, o: &Value, now: jiff::Timestamp) -> Vec<Value> {
             } else {
                 (String::new(), String::new())
             };
-            let class =
-                match o.pointer("/metadata/annotations/volume.beta.kubernetes.io~1storage-class") {
-                    Some(Value::String(c)) => c.as_str(),
-                    _ => s(o, "/spec/storageClassName"),
-                };
             vec![
                 name,
-                phase.into(),
+                volume_phase(o).into(),
                 s(o, "/spec/volumeName").into(),
                 capacity.into(),
                 modes.into(),
-                class.into(),
+                storage_class(o).into(),
                 str_or(s(o, "/spec/volumeAttributesClassName"), "<unset>").into(),
                 age(o, now),
                 str_or(s(o, "/spec/volumeMode"), "<unset>").into(),
             ]
         }
         ("apps", "Deployment") => {
-            let [c, im] = containers_cells(arr(o, "/spec/template/spec/containers"));
+            let [c, im] = template_containers_cells(o);
             let selector = match Selector::from_label_selector(
                 o.pointer("/spec/selector").unwrap_or(&Value::Null),
             ) {
@@ -899,6 +864,39 @@ pub fn cells(res: &Resource, o: &Value, now: jiff::Timestamp) -> Vec<Value> {
                 .unwrap_or_else(|| "0001-01-01T00:00:00Z".into());
             vec![name, created.into()]
         }
+    }
+}
+
+/// The cells of a ReplicationController or ReplicaSet, whose selectors are formatted apart.
+fn replica_cells(o: &Value, now: jiff::Timestamp, selector: String) -> Vec<Value> {
+    let [c, im] = template_containers_cells(o);
+    vec![
+        s(o, "/metadata/name").into(),
+        replicas(o).into(),
+        i(o, "/status/replicas").into(),
+        i(o, "/status/readyReplicas").into(),
+        age(o, now),
+        c,
+        im,
+        selector.into(),
+    ]
+}
+
+/// A PersistentVolume's or claim's phase, `Terminating` while it is being deleted.
+fn volume_phase(o: &Value) -> &str {
+    if is_deleting(o) {
+        "Terminating"
+    } else {
+        s(o, "/status/phase")
+    }
+}
+
+/// Upstream's `GetPersistentVolumeClass`/`GetPersistentVolumeClaimClass`: the beta
+/// annotation, else `spec.storageClassName`.
+fn storage_class(o: &Value) -> &str {
+    match o.pointer("/metadata/annotations/volume.beta.kubernetes.io~1storage-class") {
+        Some(Value::String(c)) => c.as_str(),
+        _ => s(o, "/spec/storageClassName"),
     }
 }
 
@@ -1122,7 +1120,7 @@ fn job_cells(o: &Value, now: jiff::Timestamp) -> Vec<Value> {
     } else {
         "Running"
     };
-    let [c, im] = containers_cells(arr(o, "/spec/template/spec/containers"));
+    let [c, im] = template_containers_cells(o);
     vec![
         s(o, "/metadata/name").into(),
         status.into(),
