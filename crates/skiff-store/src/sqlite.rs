@@ -47,6 +47,11 @@ pub struct SqliteOptions {
     pub watch_batch_limit: usize,
     /// Most write requests committed in one transaction.
     pub max_batch: usize,
+    /// Group commit delay, as PostgreSQL's `commit_delay`: when the previous transaction
+    /// carried more than one write (writers are concurrent), the writer waits up to this long
+    /// for more writes to join the next one, so that one sync serves more of them. A lone
+    /// writer never waits.
+    pub commit_delay: Duration,
     /// Revisions examined per compaction transaction.
     pub compact_step: i64,
     /// Background compaction; `None` compacts only on request.
@@ -65,6 +70,7 @@ impl Default for SqliteOptions {
             watch_channel_capacity: 256,
             watch_batch_limit: 1024,
             max_batch: 256,
+            commit_delay: Duration::from_micros(300),
             compact_step: 500,
             auto_compact: None,
             checkpoint_interval: Duration::from_secs(1),

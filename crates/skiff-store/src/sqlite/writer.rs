@@ -98,15 +98,31 @@ impl Writer {
     /// Runs until every sender is gone.
     pub(crate) fn run(mut self, mut rx: mpsc::Receiver<Request>) {
         let cap = self.shared.opts.max_batch.max(1);
+        let delay = self.shared.opts.commit_delay;
         let mut batch = Vec::with_capacity(cap);
+        let mut last_len = 0usize;
         while let Some(first) = rx.blocking_recv() {
             batch.push(first);
-            while batch.len() < cap {
-                match rx.try_recv() {
-                    Ok(r) => batch.push(r),
-                    Err(_) => break,
+            let deadline = std::time::Instant::now() + delay;
+            loop {
+                while batch.len() < cap {
+                    match rx.try_recv() {
+                        Ok(r) => batch.push(r),
+                        Err(_) => break,
+                    }
                 }
+                // Concurrent writers: give the next ones a moment to join this commit, until
+                // the batch is as large as the last one or the delay is up.
+                if last_len < 2 || batch.len() >= cap || batch.len() >= last_len.max(2) * 2 {
+                    break;
+                }
+                let now = std::time::Instant::now();
+                if now >= deadline {
+                    break;
+                }
+                std::thread::sleep((deadline - now).min(std::time::Duration::from_micros(50)));
             }
+            last_len = batch.len();
             self.run_batch(&mut batch);
         }
     }
