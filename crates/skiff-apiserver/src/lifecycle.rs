@@ -179,7 +179,7 @@ fn mentions_graph_fields(b: &[u8]) -> bool {
         b"\"deletionTimestamp\"",
     ]
     .iter()
-    .any(|n| b.windows(n.len()).any(|w| w == *n))
+    .any(|n| memchr::memmem::find(b, n).is_some())
 }
 
 /// The uid of a stored (canonical) object: the first `"uid":"…"` after `"metadata":{`,
@@ -187,8 +187,8 @@ fn mentions_graph_fields(b: &[u8]) -> bool {
 fn quick_uid(b: &[u8]) -> Option<String> {
     const META: &[u8] = b"\"metadata\":{";
     const UID: &[u8] = b"\"uid\":\"";
-    let m = b.windows(META.len()).position(|w| w == META)? + META.len();
-    let rel = b[m..].windows(UID.len()).position(|w| w == UID)?;
+    let m = memchr::memmem::find(b, META)? + META.len();
+    let rel = memchr::memmem::find(&b[m..], UID)?;
     if b[m..m + rel].contains(&b'{') {
         return None;
     }

@@ -207,7 +207,7 @@ pub fn inject_resource_version_into(bytes: &[u8], rv: i64, out: &mut Vec<u8>) {
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
+    memchr::memmem::find(hay, needle)
 }
 
 #[cfg(test)]
