@@ -839,27 +839,12 @@ impl ApiServer {
             }
             if let Some(pdb) = matching.first() {
                 let pdb_name = meta::name(pdb).to_string();
-                let gen = pdb
-                    .pointer("/metadata/generation")
-                    .and_then(Value::as_i64)
-                    .unwrap_or(0);
-                let observed = pdb
-                    .pointer("/status/observedGeneration")
-                    .and_then(Value::as_i64)
-                    .unwrap_or(0);
-                let allowed = pdb
-                    .pointer("/status/disruptionsAllowed")
-                    .and_then(Value::as_i64)
-                    .unwrap_or(0);
+                let gen = int_at(pdb, "/metadata/generation");
+                let observed = int_at(pdb, "/status/observedGeneration");
+                let allowed = int_at(pdb, "/status/disruptionsAllowed");
                 if observed < gen || allowed <= 0 {
-                    let desired = pdb
-                        .pointer("/status/desiredHealthy")
-                        .and_then(Value::as_i64)
-                        .unwrap_or(0);
-                    let current = pdb
-                        .pointer("/status/currentHealthy")
-                        .and_then(Value::as_i64)
-                        .unwrap_or(0);
+                    let desired = int_at(pdb, "/status/desiredHealthy");
+                    let current = int_at(pdb, "/status/currentHealthy");
                     let mut e = ApiError::too_many_requests(
                         "Cannot evict pod as it would violate the pod's disruption budget.",
                     );
@@ -879,7 +864,7 @@ impl ApiServer {
                     let pod_name = name.to_string();
                     let now = meta::now_rfc3339();
                     self.guaranteed_update(pdb_res, Some(ns), &pdb_name, UpdateMode::Status, false, |cur| {
-                        let allowed = cur.pointer("/status/disruptionsAllowed").and_then(Value::as_i64).unwrap_or(0);
+                        let allowed = int_at(cur, "/status/disruptionsAllowed");
                         if allowed <= 0 {
                             return Err(ApiError::too_many_requests("Cannot evict pod as it would violate the pod's disruption budget."));
                         }
@@ -1047,13 +1032,7 @@ fn scale_of(obj: &Value) -> Result<Value, ApiError> {
         }
     }
     let mut status = serde_json::Map::new();
-    status.insert(
-        "replicas".into(),
-        json!(obj
-            .pointer("/status/replicas")
-            .and_then(Value::as_i64)
-            .unwrap_or(0)),
-    );
+    status.insert("replicas".into(), json!(int_at(obj, "/status/replicas")));
     if !selector.is_empty() {
         status.insert("selector".into(), json!(selector));
     }
@@ -1061,7 +1040,7 @@ fn scale_of(obj: &Value) -> Result<Value, ApiError> {
         "kind": "Scale",
         "apiVersion": "autoscaling/v1",
         "metadata": md,
-        "spec": {"replicas": obj.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(0)},
+        "spec": {"replicas": int_at(obj, "/spec/replicas")},
         "status": status
     }))
 }
@@ -1085,6 +1064,11 @@ impl ScaleResource {
         });
         err
     }
+}
+
+/// The integer at a JSON pointer, or 0.
+fn int_at(v: &Value, pointer: &str) -> i64 {
+    v.pointer(pointer).and_then(Value::as_i64).unwrap_or(0)
 }
 
 /// Sets a status condition (type, status) with transition time, as pod conditions are kept.

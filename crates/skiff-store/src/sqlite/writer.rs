@@ -150,8 +150,7 @@ impl Writer {
             applied.push(a);
         }
         let commit = if wrote {
-            log::set_meta(&self.conn, "current_rev", self.counters.rev)
-                .and_then(|()| self.commit())
+            log::set_meta(&self.conn, "current_rev", self.counters.rev).and_then(|()| self.commit())
         } else {
             self.commit()
         };
