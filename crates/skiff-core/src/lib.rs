@@ -12,6 +12,7 @@ pub mod labels;
 pub mod meta;
 pub mod registry;
 pub mod status;
+pub mod strategic;
 pub mod table;
 pub mod validation;
 
