@@ -598,7 +598,7 @@ impl ApiServer {
     ) -> Result<Value, ApiError> {
         let patch = decode_patch(content_type, body)?;
         self.guaranteed_update(res, ns, name, mode, dry_run, |cur| {
-            let out = apply_patch(&patch, cur)?;
+            let out = apply_patch(&patch, res, cur)?;
             let want = meta::resource_version(&out);
             if !want.is_empty() && want != meta::resource_version(cur) {
                 return Err(ApiError::stale(res, name));
@@ -666,7 +666,7 @@ impl ApiServer {
                     .guaranteed_update(res, ns, &name, UpdateMode::Main, dry_run, |cur| {
                         let scale = scale_of(cur)?;
                         let wanted = match &patch {
-                            Some(p) => apply_patch(p, &scale)?,
+                            Some(p) => apply_patch(p, res, &scale)?,
                             None => body.clone(),
                         };
                         let rv = meta::resource_version(&wanted);
@@ -951,6 +951,8 @@ fn include_object(q: &Query) -> Result<skiff_core::table::IncludeObject, ApiErro
 pub enum Patch {
     Json(json_patch::Patch),
     Merge(Value),
+    /// `application/strategic-merge-patch+json`, applied with the kind's patch metadata.
+    Strategic(Value),
 }
 
 pub fn decode_patch(content_type: &str, body: &[u8]) -> Result<Patch, ApiError> {
@@ -968,15 +970,24 @@ pub fn decode_patch(content_type: &str, body: &[u8]) -> Result<Patch, ApiError> 
             }
             Ok(Patch::Merge(v))
         }
+        "application/strategic-merge-patch+json" => {
+            let v = codec::decode_json(body)?;
+            if !v.is_object() {
+                return Err(ApiError::bad_request("error decoding patch: a strategic merge patch must be a JSON object"));
+            }
+            Ok(Patch::Strategic(v))
+        }
         other => Err(ApiError::new(
             415,
             "UnsupportedMediaType",
-            format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json (got {other})"),
+            format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json (got {other})"),
         )),
     }
 }
 
-pub fn apply_patch(p: &Patch, cur: &Value) -> Result<Value, ApiError> {
+/// Applies a decoded patch to `cur`, an object of kind `res` (for the scale subresource, the
+/// Scale of one: its fields carry no strategic metadata, so the parent's is harmless).
+pub fn apply_patch(p: &Patch, res: &Resource, cur: &Value) -> Result<Value, ApiError> {
     let mut out = cur.clone();
     match p {
         Patch::Json(p) => {
@@ -989,6 +1000,17 @@ pub fn apply_patch(p: &Patch, cur: &Value) -> Result<Value, ApiError> {
             })?;
         }
         Patch::Merge(m) => json_patch::merge(&mut out, m),
+        Patch::Strategic(m) => {
+            // As upstream's interpretStrategicMergePatchError: malformed directives are 400,
+            // a patch that does not fit the object 422.
+            out = skiff_core::strategic::apply(res, cur, m).map_err(|e| {
+                if e.is_bad_request() {
+                    ApiError::bad_request(e.to_string())
+                } else {
+                    ApiError::new(422, "Invalid", e.to_string())
+                }
+            })?;
+        }
     }
     if !out.is_object() {
         return Err(ApiError::bad_request(
@@ -1125,25 +1147,26 @@ mod tests {
     #[test]
     fn patches() {
         let cur = json!({"metadata": {"labels": {"a": "1"}}, "spec": {"x": 1}});
+        let res = registry::lookup_kind("v1", "ConfigMap").unwrap();
         let p = decode_patch(
             "application/merge-patch+json",
             br#"{"metadata":{"labels":{"a":null,"b":"2"}}}"#,
         )
         .unwrap();
-        let out = apply_patch(&p, &cur).unwrap();
+        let out = apply_patch(&p, res, &cur).unwrap();
         assert_eq!(out["metadata"]["labels"], json!({"b": "2"}));
         let p = decode_patch(
             "application/json-patch+json",
             br#"[{"op":"replace","path":"/spec/x","value":2}]"#,
         )
         .unwrap();
-        assert_eq!(apply_patch(&p, &cur).unwrap()["spec"]["x"], 2);
+        assert_eq!(apply_patch(&p, res, &cur).unwrap()["spec"]["x"], 2);
         let p = decode_patch(
             "application/json-patch+json",
             br#"[{"op":"test","path":"/spec/x","value":9}]"#,
         )
         .unwrap();
-        assert_eq!(apply_patch(&p, &cur).unwrap_err().code, 422);
+        assert_eq!(apply_patch(&p, res, &cur).unwrap_err().code, 422);
         assert_eq!(
             decode_patch("application/merge-patch+json", b"[1]")
                 .err()
@@ -1151,5 +1174,38 @@ mod tests {
                 .code,
             400
         );
+    }
+
+    #[test]
+    fn strategic_patches() {
+        let pod = registry::lookup_kind("v1", "Pod").unwrap();
+        let cur = json!({"metadata": {"name": "p"}, "spec": {"containers": [
+            {"name": "a", "image": "a:1"}, {"name": "b", "image": "b:1"}
+        ]}});
+        let p = decode_patch(
+            "application/strategic-merge-patch+json",
+            br#"{"spec":{"$setElementOrder/containers":[{"name":"a"},{"name":"b"}],"containers":[{"image":"a:2","name":"a"}]}}"#,
+        )
+        .unwrap();
+        let out = apply_patch(&p, pod, &cur).unwrap();
+        assert_eq!(
+            out["spec"]["containers"],
+            json!([{"name": "a", "image": "a:2"}, {"name": "b", "image": "b:1"}])
+        );
+        let p = decode_patch(
+            "application/strategic-merge-patch+json",
+            br#"{"spec":{"containers":[{"image":"x"}]}}"#,
+        )
+        .unwrap();
+        let err = apply_patch(&p, pod, &cur).unwrap_err();
+        assert_eq!((err.code, err.reason), (422, "Invalid"));
+        let p = decode_patch(
+            "application/strategic-merge-patch+json",
+            br#"{"spec":{"$setElementOrder/containers":"a"}}"#,
+        )
+        .unwrap();
+        assert_eq!(apply_patch(&p, pod, &cur).unwrap_err().code, 400);
+        let bad = decode_patch("application/strategic-merge-patch+json", b"[]");
+        assert_eq!(bad.err().unwrap().code, 400);
     }
 }
