@@ -117,6 +117,35 @@ check "removing the last finalizer" "configmap/held patched" k patch cm held -n 
 check_ok "the namespace goes once empty (wait --for=delete)" k wait --for=delete namespace/demo --timeout=20s
 check_fails "the namespace is gone" 'namespaces "demo" not found' k get namespace demo
 
+# --- strategic merge patch: apply, patch, set image, rollout restart, cordon, taint ---
+k create namespace apply-demo --dry-run=client -o yaml | k create -f - >/dev/null
+sed 's/namespace: demo/namespace: apply-demo/' $EX/deployment.yaml >"$WORK/apply.yaml"
+check "apply creates" "deployment.apps/web created" k apply -f "$WORK/apply.yaml"
+check "apply records the last-applied configuration" "nginx:1.27" \
+  k get deployment web -n apply-demo -o 'jsonpath={.metadata.annotations.kubectl\.kubernetes\.io/last-applied-configuration}'
+sed -e 's/nginx:1.27/nginx:1.28/' -e 's/replicas: 2/replicas: 4/' "$WORK/apply.yaml" >"$WORK/apply2.yaml"
+check "re-apply configures (three-way strategic patch)" "deployment.apps/web configured" k apply -f "$WORK/apply2.yaml"
+check_eq "re-apply changed the image" "nginx:1.28" k get deployment web -n apply-demo -o 'jsonpath={.spec.template.spec.containers[0].image}'
+check_eq "re-apply changed replicas" "4" k get deployment web -n apply-demo -o 'jsonpath={.spec.replicas}'
+check "re-apply of the same file is unchanged" "deployment.apps/web unchanged" k apply -f "$WORK/apply2.yaml"
+check "patch (strategic, the default) merges containers by name" "deployment.apps/web patched" \
+  k patch deployment web -n apply-demo -p '{"spec":{"template":{"spec":{"containers":[{"name":"sidecar","image":"busybox:1.36"}]}}}}'
+check_eq "both containers are there (a new item goes first without \$setElementOrder, as upstream)" "sidecar web" k get deployment web -n apply-demo -o 'jsonpath={.spec.template.spec.containers[*].name}'
+check "set image" "deployment.apps/web image updated" k set image deployment/web -n apply-demo sidecar=busybox:1.37
+check_eq "set image changed only that container" "busybox:1.37 nginx:1.28" k get deployment web -n apply-demo -o 'jsonpath={.spec.template.spec.containers[*].image}'
+check "rollout restart" "deployment.apps/web restarted" k rollout restart deployment/web -n apply-demo
+check "rollout restart stamps the template" "[0-9]{4}-[0-9]{2}-[0-9]{2}T" \
+  k get deployment web -n apply-demo -o 'jsonpath={.spec.template.metadata.annotations.kubectl\.kubernetes\.io/restartedAt}'
+printf 'apiVersion: v1\nkind: Node\nmetadata:\n  name: n1\n  labels: {kubernetes.io/hostname: n1}\n' >"$WORK/node.yaml"
+k create -f "$WORK/node.yaml" >/dev/null
+check "cordon" "node/n1 cordoned" k cordon n1
+check_eq "cordon sets spec.unschedulable" "true" k get node n1 -o 'jsonpath={.spec.unschedulable}'
+check "uncordon" "node/n1 uncordoned" k uncordon n1
+check "taint" "node/n1 tainted" k taint nodes n1 dedicated=gpu:NoSchedule
+check_eq "taint is stored" "dedicated=gpu:NoSchedule" k get node n1 -o 'jsonpath={.spec.taints[0].key}={.spec.taints[0].value}:{.spec.taints[0].effect}'
+check "untaint" "node/n1 untainted" k taint nodes n1 dedicated-
+check_eq "taint is gone" "" k get node n1 -o 'jsonpath={.spec.taints}'
+
 # --- health and metrics ---
 check_eq "/readyz with credentials" "ok" k get --raw /readyz
 check "/metrics counts requests by verb and resource" 'apiserver_request_total\{verb="LIST",resource="configmaps",subresource="",code="200"\} [1-9]' k get --raw /metrics

@@ -583,8 +583,8 @@ impl ApiServer {
         Ok(opts)
     }
 
-    /// PATCH: JSON patch or JSON merge patch, retried on conflicts unless the patch names a
-    /// resourceVersion.
+    /// PATCH: JSON patch, JSON merge patch or strategic merge patch, retried on conflicts
+    /// unless the patch names a resourceVersion.
     #[allow(clippy::too_many_arguments)]
     pub async fn patch(
         &self,
