@@ -48,8 +48,13 @@ lint:
 unit:
 	$(CARGO) test --workspace
 
+# Every end-to-end script in tests/e2e (lib.sh is their shared helper); each prints
+# "N passed, M failed" and fails on any failure.
 e2e: build
-	SKIFF_BIN=$(CURDIR)/target/debug/skiff bash tests/e2e/kubectl.sh
+	@rc=0; for t in tests/e2e/*.sh; do \
+	  [ "$$t" = tests/e2e/lib.sh ] && continue; \
+	  echo "== $$t"; SKIFF_BIN=$(CURDIR)/target/debug/skiff bash $$t || rc=1; \
+	done; exit $$rc
 
 python-e2e: build deps-python
 	SKIFF_BIN=$(CURDIR)/target/debug/skiff $(VENV)/bin/python tests/e2e/python_client.py
