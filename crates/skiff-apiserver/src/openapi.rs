@@ -4,11 +4,24 @@
 //! and declaring the `fieldValidation` query parameter tells it that the server validates, so
 //! it sends `fieldValidation=Strict` instead of validating on the client.
 //!
-//! Component schemas (for `kubectl explain`) are not part of this document yet.
+//! `components.schemas` holds, as upstream's documents do, the schema of every kind served in
+//! the group-version (and of the kinds of its subresources, such as `autoscaling/v1` `Scale`),
+//! its `<Kind>List`, and everything they reference, named like upstream
+//! (`io.k8s.api.apps.v1.Deployment`) and linked with `$ref: "#/components/schemas/<name>"`.
+//! Each kind's schema carries `x-kubernetes-group-version-kind`, which is how `kubectl explain`
+//! finds it. The schemas come from k8s-openapi's `schemars` implementations, converted to
+//! OpenAPI 3.0 by schemars' `openapi3` settings, which wrap a `$ref` that has siblings (a field's
+//! description) as `allOf: [{$ref}]`, as upstream does. k8s-openapi does not carry upstream's
+//! list-type, patch-strategy or enum extensions, so neither do these schemas; the PATCH operations
+//! therefore do not offer `application/strategic-merge-patch+json`, which would make kubectl
+//! compute strategic patches from them.
+//!
+//! Everything is generated on the first OpenAPI request, not at start-up.
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
+use k8s_openapi::schemars::{self, generate::SchemaSettings, JsonSchema, SchemaGenerator};
 use serde_json::{json, Map, Value};
 use skiff_core::registry::{self, Resource};
 
@@ -67,10 +80,10 @@ fn operation(
     Value::Object(o)
 }
 
-fn object_body(content_types: &[&str]) -> Value {
+fn object_body(content_types: &[&str], schema: &Value) -> Value {
     let mut c = Map::new();
     for t in content_types {
-        c.insert((*t).to_string(), json!({"schema": {"type": "object"}}));
+        c.insert((*t).to_string(), json!({ "schema": schema }));
     }
     json!({"content": c, "required": true})
 }
@@ -87,6 +100,11 @@ fn resource_paths(r: &Resource, out: &mut BTreeMap<String, Value>) {
         (format!("{base}/{}", r.plural), vec![])
     };
     let item = format!("{collection}/{{name}}");
+    // Create and replace take the kind itself; patches are objects of any shape.
+    let kind_body = kind_schema(r.group, r.version, r.kind)
+        .map(|k| schema_ref(&(k.name)()))
+        .unwrap_or_else(|| json!({"type": "object"}));
+    let patch_body = json!({"type": "object"});
     let list_params = vec![
         param("labelSelector", "A selector to restrict the list of returned objects by their labels."),
         param("fieldSelector", "A selector to restrict the list of returned objects by their fields."),
@@ -109,7 +127,10 @@ fn resource_paths(r: &Resource, out: &mut BTreeMap<String, Value>) {
             "post",
             "create",
             write_params(),
-            Some(object_body(&["application/json", "application/yaml"])),
+            Some(object_body(
+                &["application/json", "application/yaml"],
+                &kind_body,
+            )),
         ),
     );
     coll.insert(
@@ -129,7 +150,10 @@ fn resource_paths(r: &Resource, out: &mut BTreeMap<String, Value>) {
             "put",
             "replace",
             write_params(),
-            Some(object_body(&["application/json", "application/yaml"])),
+            Some(object_body(
+                &["application/json", "application/yaml"],
+                &kind_body,
+            )),
         ),
     );
     let mut patch_params = write_params();
@@ -144,10 +168,13 @@ fn resource_paths(r: &Resource, out: &mut BTreeMap<String, Value>) {
             "patch",
             "patch",
             patch_params,
-            Some(object_body(&[
-                "application/json-patch+json",
-                "application/merge-patch+json",
-            ])),
+            Some(object_body(
+                &[
+                    "application/json-patch+json",
+                    "application/merge-patch+json",
+                ],
+                &patch_body,
+            )),
         ),
     );
     it.insert(
@@ -192,9 +219,176 @@ fn resource_paths(r: &Resource, out: &mut BTreeMap<String, Value>) {
     }
 }
 
+/// A kind whose schema this server can describe.
+struct KindSchema {
+    group: &'static str,
+    version: &'static str,
+    kind: &'static str,
+    /// Upstream's definition name, e.g. `io.k8s.api.apps.v1.Deployment`.
+    name: fn() -> std::borrow::Cow<'static, str>,
+    /// Adds the kind's schema (and what it references) to the generator.
+    generate: fn(&mut SchemaGenerator) -> schemars::Schema,
+}
+
+macro_rules! kinds {
+    ($($t:ty),* $(,)?) => {
+        &[$(KindSchema {
+            group: <$t as k8s_openapi::Resource>::GROUP,
+            version: <$t as k8s_openapi::Resource>::VERSION,
+            kind: <$t as k8s_openapi::Resource>::KIND,
+            name: <$t as JsonSchema>::schema_name,
+            generate: SchemaGenerator::subschema_for::<$t>,
+        }),*]
+    };
+}
+
+/// Every kind served, or named by a subresource, with its k8s-openapi type.
+const KINDS: &[KindSchema] = {
+    use k8s_openapi::api::{
+        apps::v1 as apps, autoscaling::v1 as autoscaling, batch::v1 as batch,
+        coordination::v1 as coordination, core::v1 as core, discovery::v1 as discovery,
+        events::v1 as events, networking::v1 as networking, policy::v1 as policy, rbac::v1 as rbac,
+        scheduling::v1 as scheduling, storage::v1 as storage,
+    };
+    use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1 as apiregistration;
+    kinds![
+        core::Binding,
+        core::ConfigMap,
+        core::Endpoints,
+        core::Event,
+        core::LimitRange,
+        core::Namespace,
+        core::Node,
+        core::PersistentVolume,
+        core::PersistentVolumeClaim,
+        core::Pod,
+        core::ReplicationController,
+        core::ResourceQuota,
+        core::Secret,
+        core::Service,
+        core::ServiceAccount,
+        apiregistration::APIService,
+        apps::ControllerRevision,
+        apps::DaemonSet,
+        apps::Deployment,
+        apps::ReplicaSet,
+        apps::StatefulSet,
+        autoscaling::Scale,
+        batch::CronJob,
+        batch::Job,
+        coordination::Lease,
+        discovery::EndpointSlice,
+        events::Event,
+        networking::Ingress,
+        networking::IngressClass,
+        networking::NetworkPolicy,
+        policy::Eviction,
+        policy::PodDisruptionBudget,
+        rbac::ClusterRole,
+        rbac::ClusterRoleBinding,
+        rbac::Role,
+        rbac::RoleBinding,
+        scheduling::PriorityClass,
+        storage::StorageClass,
+    ]
+};
+
+fn kind_schema(group: &str, version: &str, kind: &str) -> Option<&'static KindSchema> {
+    KINDS
+        .iter()
+        .find(|k| k.group == group && k.version == version && k.kind == kind)
+}
+
+fn schema_ref(name: &str) -> Value {
+    json!({"$ref": format!("#/components/schemas/{name}")})
+}
+
+fn gvk_extension(group: &str, version: &str, kind: &str) -> Value {
+    json!([{"group": group, "version": version, "kind": kind}])
+}
+
+/// The schema of a kind's list, which k8s-openapi does not describe: upstream's `<Kind>List`.
+fn list_schema(k: &KindSchema) -> Value {
+    json!({
+        "description": format!("{}List is a list of {} objects.", k.kind, k.kind),
+        "type": "object",
+        "required": ["items"],
+        "properties": {
+            "apiVersion": {
+                "description": "APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources",
+                "type": "string"
+            },
+            "items": {
+                "description": format!("Items is the list of {} objects.", k.kind),
+                "type": "array",
+                "items": schema_ref(&(k.name)())
+            },
+            "kind": {
+                "description": "Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds",
+                "type": "string"
+            },
+            "metadata": {
+                "allOf": [schema_ref(&<k8s_openapi::apimachinery::pkg::apis::meta::v1::ListMeta as JsonSchema>::schema_name())],
+                "description": "Standard list metadata. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds"
+            }
+        },
+        "x-kubernetes-group-version-kind": gvk_extension(k.group, k.version, &format!("{}List", k.kind)),
+    })
+}
+
+/// `components.schemas` of one group-version: its kinds (and their lists), the kinds of their
+/// subresources, and everything these reference.
+fn component_schemas(resources: &[&Resource]) -> Map<String, Value> {
+    let mut generator: SchemaGenerator = SchemaSettings::openapi3().into_generator();
+    let mut kinds: Vec<&KindSchema> = Vec::new();
+    let mut lists: Vec<&KindSchema> = Vec::new();
+    for r in resources {
+        if let Some(k) = kind_schema(r.group, r.version, r.kind) {
+            lists.push(k);
+            kinds.push(k);
+        }
+        for s in r.subresources {
+            let group = if s.group.is_empty() { r.group } else { s.group };
+            let version = if s.version.is_empty() {
+                r.version
+            } else {
+                s.version
+            };
+            if let Some(k) = kind_schema(group, version, s.kind) {
+                kinds.push(k);
+            }
+        }
+    }
+    for k in &kinds {
+        (k.generate)(&mut generator);
+    }
+    generator.subschema_for::<k8s_openapi::apimachinery::pkg::apis::meta::v1::ListMeta>();
+    let mut schemas = generator.take_definitions(true);
+    for k in &kinds {
+        if let Some(Value::Object(o)) = schemas.get_mut((k.name)().as_ref()) {
+            // k8s-openapi requires `metadata` because its Rust field is not optional; upstream
+            // does not, and `kubectl explain` would print it as `-required-`.
+            if let Some(Value::Array(required)) = o.get_mut("required") {
+                required.retain(|f| f != "metadata");
+                if required.is_empty() {
+                    o.remove("required");
+                }
+            }
+            o.insert(
+                "x-kubernetes-group-version-kind".into(),
+                gvk_extension(k.group, k.version, k.kind),
+            );
+        }
+    }
+    for k in &lists {
+        schemas.insert(format!("{}List", (k.name)()), list_schema(k));
+    }
+    schemas
+}
+
 struct Docs {
     index: Value,
-    by_path: BTreeMap<String, Vec<u8>>,
+    by_path: BTreeMap<String, Box<[u8]>>,
 }
 
 fn hash(bytes: &[u8]) -> String {
@@ -206,37 +400,48 @@ fn hash(bytes: &[u8]) -> String {
     format!("{h:016X}")
 }
 
+/// Generates the index and every group-version's document.
+fn generate() -> Docs {
+    let started = std::time::Instant::now();
+    let mut gvs: Vec<(&str, &str)> = vec![("", "v1")];
+    gvs.extend(registry::groups());
+    let mut by_path = BTreeMap::new();
+    let mut index = Map::new();
+    for (g, v) in gvs {
+        let resources: Vec<&Resource> = registry::resources_in(g, v).collect();
+        let mut paths = BTreeMap::new();
+        for r in &resources {
+            resource_paths(r, &mut paths);
+        }
+        let doc = json!({
+            "openapi": "3.0.0",
+            "info": {"title": "Kubernetes", "version": crate::KUBERNETES_VERSION},
+            "paths": paths,
+            "components": {"schemas": component_schemas(&resources)}
+        });
+        let bytes = serde_json::to_vec(&doc).expect("json");
+        let p = gv_path(g, v);
+        index.insert(
+            p.clone(),
+            json!({"serverRelativeURL": format!("/openapi/v3/{p}?hash={}", hash(&bytes))}),
+        );
+        by_path.insert(p, bytes.into_boxed_slice());
+    }
+    tracing::info!(
+        documents = by_path.len(),
+        bytes = by_path.values().map(|b| b.len()).sum::<usize>(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "generated OpenAPI v3 documents"
+    );
+    Docs {
+        index: json!({"paths": index}),
+        by_path,
+    }
+}
+
 fn docs() -> &'static Docs {
     static DOCS: OnceLock<Docs> = OnceLock::new();
-    DOCS.get_or_init(|| {
-        let mut gvs: Vec<(&str, &str)> = vec![("", "v1")];
-        gvs.extend(registry::groups());
-        let mut by_path = BTreeMap::new();
-        let mut index = Map::new();
-        for (g, v) in gvs {
-            let mut paths = BTreeMap::new();
-            for r in registry::resources_in(g, v) {
-                resource_paths(r, &mut paths);
-            }
-            let doc = json!({
-                "openapi": "3.0.0",
-                "info": {"title": "Kubernetes", "version": crate::KUBERNETES_VERSION},
-                "paths": paths,
-                "components": {"schemas": {}}
-            });
-            let bytes = serde_json::to_vec(&doc).expect("json");
-            let p = gv_path(g, v);
-            index.insert(
-                p.clone(),
-                json!({"serverRelativeURL": format!("/openapi/v3/{p}?hash={}", hash(&bytes))}),
-            );
-            by_path.insert(p, bytes);
-        }
-        Docs {
-            index: json!({"paths": index}),
-            by_path,
-        }
-    })
+    DOCS.get_or_init(generate)
 }
 
 /// `GET /openapi/v3`.
@@ -246,10 +451,7 @@ pub fn index() -> &'static Value {
 
 /// `GET /openapi/v3/<gv path>`.
 pub fn document(path: &str) -> Option<&'static [u8]> {
-    docs()
-        .by_path
-        .get(path.trim_matches('/'))
-        .map(Vec::as_slice)
+    docs().by_path.get(path.trim_matches('/')).map(|b| &**b)
 }
 
 #[cfg(test)]
@@ -283,5 +485,92 @@ mod tests {
                 ["x-kubernetes-group-version-kind"]["group"],
             "policy"
         );
+    }
+
+    fn refs<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+        match v {
+            Value::Object(o) => {
+                if let Some(Value::String(r)) = o.get("$ref") {
+                    out.push(r);
+                    assert_eq!(o.len(), 1, "a $ref with siblings: {v}");
+                }
+                o.values().for_each(|v| refs(v, out));
+            }
+            Value::Array(a) => a.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn every_kind_has_a_schema_and_every_ref_resolves() {
+        let mut gvs: Vec<(&str, &str)> = vec![("", "v1")];
+        gvs.extend(registry::groups());
+        for (g, v) in gvs {
+            let doc: Value = serde_json::from_slice(document(&gv_path(g, v)).unwrap()).unwrap();
+            let schemas = doc["components"]["schemas"].as_object().unwrap();
+            for r in registry::resources_in(g, v) {
+                for kind in [r.kind.to_string(), format!("{}List", r.kind)] {
+                    let gvk = json!({"group": g, "version": v, "kind": kind});
+                    assert!(
+                        schemas
+                            .values()
+                            .any(|s| s["x-kubernetes-group-version-kind"]
+                                .as_array()
+                                .is_some_and(|a| a.contains(&gvk))),
+                        "no schema for {gvk}"
+                    );
+                }
+            }
+            let mut found = Vec::new();
+            refs(&doc, &mut found);
+            for r in found {
+                let name = r.strip_prefix("#/components/schemas/").unwrap();
+                assert!(schemas.contains_key(name), "{r} does not resolve");
+            }
+        }
+    }
+
+    #[test]
+    fn schemas_are_named_and_linked_like_upstream() {
+        let doc: Value = serde_json::from_slice(document("apis/apps/v1").unwrap()).unwrap();
+        let schemas = &doc["components"]["schemas"];
+        let d = &schemas["io.k8s.api.apps.v1.Deployment"];
+        assert_eq!(
+            d["x-kubernetes-group-version-kind"],
+            json!([{"group": "apps", "version": "v1", "kind": "Deployment"}])
+        );
+        assert_eq!(
+            d["properties"]["metadata"]["allOf"],
+            json!([{"$ref": "#/components/schemas/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"}])
+        );
+        assert!(d["properties"]["metadata"]["description"]
+            .as_str()
+            .unwrap()
+            .starts_with("Standard object's metadata."));
+        let containers = &schemas["io.k8s.api.core.v1.PodSpec"]["properties"]["containers"];
+        assert_eq!(containers["type"], "array");
+        assert_eq!(
+            containers["items"]["$ref"],
+            "#/components/schemas/io.k8s.api.core.v1.Container"
+        );
+        assert_eq!(
+            schemas["io.k8s.api.core.v1.Container"]["properties"]["image"]["type"],
+            "string"
+        );
+        assert_eq!(
+            schemas["io.k8s.api.autoscaling.v1.Scale"]["x-kubernetes-group-version-kind"][0]
+                ["kind"],
+            "Scale"
+        );
+        let post = &doc["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments"]["post"];
+        assert_eq!(
+            post["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+            "#/components/schemas/io.k8s.api.apps.v1.Deployment"
+        );
+        let patch =
+            &doc["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"];
+        assert!(patch["requestBody"]["content"]
+            .get("application/strategic-merge-patch+json")
+            .is_none());
     }
 }

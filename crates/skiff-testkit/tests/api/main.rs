@@ -22,6 +22,7 @@ mod crud;
 mod deletion;
 mod discovery;
 mod errors;
+mod openapi;
 mod pagination;
 mod selectors;
 mod subresources;
