@@ -5,6 +5,7 @@
 
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
+use skiff_core::managed::{self, Scope};
 use skiff_core::registry::{self, Resource};
 use skiff_core::{defaults, meta, validation, ApiError, FieldError};
 use skiff_store::{KeyValue, ReadAt, StoreError};
@@ -316,6 +317,29 @@ fn initial_status(res: &Resource, obj: &Value) -> Option<Value> {
     })
 }
 
+/// The fields a write of `mode` to `sres` may own (upstream's reset fields: status belongs to
+/// the status subresource).
+pub fn managed_scope(sres: &Resource, mode: UpdateMode) -> Scope {
+    match mode {
+        UpdateMode::Status => Scope::Status,
+        _ if sres.traits.status => Scope::Main,
+        _ => Scope::All,
+    }
+}
+
+/// The managedFields identity of a write by `manager` to `served` in `mode`.
+fn field_manager<'a>(manager: &'a str, served: &'a str, mode: UpdateMode) -> managed::Manager<'a> {
+    managed::Manager {
+        name: manager,
+        api_version: served,
+        subresource: if mode == UpdateMode::Status {
+            "status"
+        } else {
+            ""
+        },
+    }
+}
+
 impl ApiServer {
     /// Reads one object as stored (with resourceVersion set).
     pub async fn read(
@@ -398,7 +422,23 @@ impl ApiServer {
         obj: Value,
         dry_run: bool,
     ) -> Result<Value, ApiError> {
-        let created = self.create_stored(res, namespace, obj, dry_run).await?;
+        self.create_object_as(res, namespace, obj, dry_run, None)
+            .await
+    }
+
+    /// Creates an object as [`Self::create_object`], recording an `Update` managedFields entry
+    /// for `manager`.
+    pub async fn create_object_as(
+        &self,
+        res: &'static Resource,
+        namespace: Option<&str>,
+        obj: Value,
+        dry_run: bool,
+        manager: Option<&str>,
+    ) -> Result<Value, ApiError> {
+        let created = self
+            .create_stored(res, namespace, obj, dry_run, manager)
+            .await?;
         let mut out = created.object;
         if let Some(rev) = created.revision {
             meta::metadata_mut(&mut out).insert("resourceVersion".into(), json!(rev.to_string()));
@@ -408,20 +448,22 @@ impl ApiServer {
     }
 
     /// Creates an object and returns it as stored: the object (internal form, without
-    /// resourceVersion), its stored bytes and its revision (`None` for a dry run).
+    /// resourceVersion), its stored bytes and its revision (`None` for a dry run). With a
+    /// `manager`, an `Update` managedFields entry owning every field is recorded.
     pub(crate) async fn create_stored(
         &self,
         res: &'static Resource,
         namespace: Option<&str>,
         obj: Value,
         dry_run: bool,
+        manager: Option<&str>,
     ) -> Result<Created, ApiError> {
         let _alloc = if is_service(res) {
             Some(self.service_alloc.lock().await)
         } else {
             None
         };
-        let (object, bytes) = self.prepare_create(res, namespace, obj).await?;
+        let (object, bytes) = self.prepare_create(res, namespace, obj, manager).await?;
         let sres = storage_resource(res);
         let name = meta::name(&object).to_string();
         let key = sres.key(namespace, &name);
@@ -460,6 +502,7 @@ impl ApiServer {
         res: &'static Resource,
         namespace: Option<&str>,
         obj: Value,
+        manager: Option<&str>,
     ) -> Result<(Value, Bytes), ApiError> {
         let sres = storage_resource(res);
         let mut obj = check_kind(res, obj)?;
@@ -553,6 +596,19 @@ impl ApiServer {
         if !errors.is_empty() {
             return Err(ApiError::invalid(res, &name, &errors));
         }
+        if let Some(manager) = manager {
+            let av = res.api_version();
+            let m = field_manager(manager, &av, UpdateMode::Main);
+            let scope = managed_scope(sres, UpdateMode::Main);
+            let now = meta::now_rfc3339();
+            if managed::requested(&obj) == managed::Requested::Keep {
+                // The common case, built straight into FieldsV1.
+                let mf = managed::created(sres, &obj, scope, &m, &now);
+                meta::metadata_mut(&mut obj).insert("managedFields".into(), mf);
+            } else {
+                managed::record_update(sres, &Value::Null, &mut obj, scope, Some(&m), &now)?;
+            }
+        }
         meta::canonicalize(&mut obj);
         // A new object carries no resourceVersion, so it is stored as it is.
         let bytes = Bytes::from(serde_json::to_vec(&obj).expect("json"));
@@ -569,6 +625,27 @@ impl ApiServer {
         name: &str,
         mode: UpdateMode,
         dry_run: bool,
+        change: F,
+    ) -> Result<Value, ApiError>
+    where
+        F: FnMut(&Value) -> Result<Value, ApiError>,
+    {
+        self.guaranteed_update_as(res, namespace, name, mode, dry_run, None, change)
+            .await
+    }
+
+    /// [`Self::guaranteed_update`] recording an `Update` managedFields entry for `manager`
+    /// (without one, managedFields are carried over: the server's own writes, and applies,
+    /// whose `change` records the `Apply` entry).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn guaranteed_update_as<F>(
+        &self,
+        res: &'static Resource,
+        namespace: Option<&str>,
+        name: &str,
+        mode: UpdateMode,
+        dry_run: bool,
+        manager: Option<&str>,
         mut change: F,
     ) -> Result<Value, ApiError>
     where
@@ -599,7 +676,7 @@ impl ApiServer {
                     ));
                 }
             }
-            let new = prepare_update(sres, &old_internal, desired, mode, res, name)?;
+            let new = prepare_update(sres, &old_internal, desired, mode, res, name, manager)?;
             let bytes = serialize(&new);
             if bytes == serialize(&old_internal) {
                 return Ok(to_external(res, old_internal));
@@ -670,6 +747,7 @@ impl ApiServer {
     }
 
     /// PUT: replaces an object, honouring a resourceVersion precondition in the body.
+    #[allow(clippy::too_many_arguments)]
     pub async fn update_object(
         &self,
         res: &'static Resource,
@@ -678,6 +756,7 @@ impl ApiServer {
         body: Value,
         mode: UpdateMode,
         dry_run: bool,
+        manager: Option<&str>,
     ) -> Result<(Value, bool), ApiError> {
         let wanted_rv = meta::resource_version(&body).to_string();
         let sres = storage_resource(res);
@@ -700,14 +779,14 @@ impl ApiServer {
                 let mut body = body;
                 meta::metadata_mut(&mut body).remove("resourceVersion");
                 return self
-                    .create_object(res, namespace, body, dry_run)
+                    .create_object_as(res, namespace, body, dry_run, manager)
                     .await
                     .map(|v| (v, true));
             }
             return Err(ApiError::not_found(res, name));
         }
         let out = self
-            .guaranteed_update(res, namespace, name, mode, dry_run, |cur| {
+            .guaranteed_update_as(res, namespace, name, mode, dry_run, manager, |cur| {
                 if !wanted_rv.is_empty() && wanted_rv != meta::resource_version(cur) {
                     return Err(ApiError::stale(res, name));
                 }
@@ -948,6 +1027,7 @@ fn prepare_update(
     mode: UpdateMode,
     served: &Resource,
     name: &str,
+    manager: Option<&str>,
 ) -> Result<Value, ApiError> {
     let mut new = match mode {
         UpdateMode::Main | UpdateMode::Internal => desired,
@@ -1065,6 +1145,16 @@ fn prepare_update(
     if !errors.is_empty() {
         return Err(ApiError::invalid(served, name, &errors));
     }
+    let av = served.api_version();
+    let m = manager.map(|n| field_manager(n, &av, mode));
+    managed::record_update(
+        sres,
+        old,
+        &mut new,
+        managed_scope(sres, mode),
+        m.as_ref(),
+        &meta::now_rfc3339(),
+    )?;
     meta::canonicalize(&mut new);
     Ok(new)
 }

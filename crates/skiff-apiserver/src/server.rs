@@ -420,8 +420,11 @@ impl ApiServer {
             }
             Verb::Watch => self.watch(res, r.namespace.clone(), &q, accept).await,
             Verb::Create => {
+                let manager = field_manager(&q, req.headers());
                 let body = self.read_object_body(req).await?;
-                let created = self.create_stored(res, ns, body, dry_run).await?;
+                let created = self
+                    .create_stored(res, ns, body, dry_run, Some(&manager))
+                    .await?;
                 let same_form = crate::objects::storage_resource(res).group == res.group;
                 match (accept, created.revision) {
                     // The common case: answer with the stored bytes, resourceVersion spliced in.
@@ -443,9 +446,18 @@ impl ApiServer {
             }
             Verb::Update => {
                 let name = r.name.as_deref().unwrap_or_default();
+                let manager = field_manager(&q, req.headers());
                 let body = self.read_object_body(req).await?;
                 let (obj, created) = self
-                    .update_object(res, ns, name, body, UpdateMode::Main, dry_run)
+                    .update_object(
+                        res,
+                        ns,
+                        name,
+                        body,
+                        UpdateMode::Main,
+                        dry_run,
+                        Some(&manager),
+                    )
                     .await?;
                 let code = if created {
                     StatusCode::CREATED
@@ -456,12 +468,13 @@ impl ApiServer {
             }
             Verb::Patch => {
                 let name = r.name.as_deref().unwrap_or_default().to_string();
+                let opts = PatchOptions::from_request(&q, req.headers())?;
                 let (parts, body) = codec::read_request(req).await?;
                 let ct = codec::content_type(&parts.headers);
-                let obj = self
-                    .patch(res, ns, &name, &ct, &body, UpdateMode::Main, dry_run)
+                let (obj, code) = self
+                    .patch(res, ns, &name, &ct, &body, UpdateMode::Main, dry_run, &opts)
                     .await?;
-                Ok(self.object_response(StatusCode::OK, res, &obj, accept))
+                Ok(self.object_response(code, res, &obj, accept))
             }
             Verb::Delete => {
                 let name = r.name.as_deref().unwrap_or_default().to_string();
@@ -583,8 +596,9 @@ impl ApiServer {
         Ok(opts)
     }
 
-    /// PATCH: JSON patch, JSON merge patch or strategic merge patch, retried on conflicts
-    /// unless the patch names a resourceVersion.
+    /// PATCH: JSON patch, JSON merge patch, strategic merge patch or server-side apply, retried
+    /// on conflicts unless the patch names a resourceVersion. Answers 201 for an apply that
+    /// created the object, 200 otherwise.
     #[allow(clippy::too_many_arguments)]
     pub async fn patch(
         &self,
@@ -595,17 +609,123 @@ impl ApiServer {
         body: &[u8],
         mode: UpdateMode,
         dry_run: bool,
-    ) -> Result<Value, ApiError> {
+        opts: &PatchOptions,
+    ) -> Result<(Value, StatusCode), ApiError> {
         let patch = decode_patch(content_type, body)?;
-        self.guaranteed_update(res, ns, name, mode, dry_run, |cur| {
-            let out = apply_patch(&patch, res, cur)?;
-            let want = meta::resource_version(&out);
-            if !want.is_empty() && want != meta::resource_version(cur) {
-                return Err(ApiError::stale(res, name));
+        opts.validate(&patch)?;
+        if let Patch::Apply(config) = &patch {
+            return self
+                .server_side_apply(res, ns, name, config, mode, dry_run, opts)
+                .await;
+        }
+        let obj = self
+            .guaranteed_update_as(
+                res,
+                ns,
+                name,
+                mode,
+                dry_run,
+                Some(&opts.field_manager),
+                |cur| {
+                    let out = apply_patch(&patch, res, cur)?;
+                    let want = meta::resource_version(&out);
+                    if !want.is_empty() && want != meta::resource_version(cur) {
+                        return Err(ApiError::stale(res, name));
+                    }
+                    Ok(out)
+                },
+            )
+            .await?;
+        Ok((obj, StatusCode::OK))
+    }
+
+    /// Server-side apply (`application/apply-patch+yaml`): merges the configuration into the
+    /// live object with field ownership (see `skiff_core::managed`), or creates the object
+    /// from it when there is none.
+    #[allow(clippy::too_many_arguments)]
+    async fn server_side_apply(
+        &self,
+        res: &'static Resource,
+        ns: Option<&str>,
+        name: &str,
+        config: &Value,
+        mode: UpdateMode,
+        dry_run: bool,
+        opts: &PatchOptions,
+    ) -> Result<(Value, StatusCode), ApiError> {
+        let config = crate::objects::check_kind(res, config.clone())?;
+        let body_name = meta::name(&config);
+        if !body_name.is_empty() && body_name != name {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({body_name}) does not match the name on the URL ({name})"
+            )));
+        }
+        let sres = crate::objects::storage_resource(res);
+        let scope = crate::objects::managed_scope(sres, mode);
+        let av = res.api_version();
+        let manager = skiff_core::managed::Manager {
+            name: &opts.field_manager,
+            api_version: &av,
+            subresource: if mode == UpdateMode::Status {
+                "status"
+            } else {
+                ""
+            },
+        };
+        let apply = |live: Option<&Value>| {
+            skiff_core::managed::apply(
+                res,
+                live,
+                &config,
+                scope,
+                &manager,
+                opts.force,
+                &meta::now_rfc3339(),
+            )
+            .map_err(ApiError::from)
+        };
+        for _ in 0..2 {
+            let exists = match self.read(res, ns, name).await {
+                Ok(_) => true,
+                Err(e) if e.code == 404 => false,
+                Err(e) => return Err(e),
+            };
+            if !exists {
+                if mode != UpdateMode::Main {
+                    return Err(ApiError::not_found(res, name));
+                }
+                let mut obj = apply(None)?;
+                let m = meta::metadata_mut(&mut obj);
+                m.insert("name".into(), json!(name));
+                m.remove("resourceVersion");
+                match self.create_object_as(res, ns, obj, dry_run, None).await {
+                    Ok(obj) => return Ok((obj, StatusCode::CREATED)),
+                    // Created meanwhile: apply to it.
+                    Err(e) if e.code == 409 && e.reason == "AlreadyExists" => continue,
+                    Err(e) => return Err(e),
+                }
             }
-            Ok(out)
-        })
-        .await
+            let want_rv = meta::resource_version(&config).to_string();
+            let obj = self
+                .guaranteed_update_as(res, ns, name, mode, dry_run, None, |cur| {
+                    if !want_rv.is_empty() && want_rv != meta::resource_version(cur) {
+                        return Err(ApiError::stale(res, name));
+                    }
+                    let mut out = apply(Some(cur))?;
+                    meta::metadata_mut(&mut out).remove("resourceVersion");
+                    Ok(out)
+                })
+                .await;
+            match obj {
+                Err(e) if e.code == 404 => continue,
+                other => return other.map(|o| (o, StatusCode::OK)),
+            }
+        }
+        Err(ApiError::conflict(
+            res,
+            name,
+            "the object changed while being applied; please try again",
+        ))
     }
 
     async fn subresource(
@@ -613,7 +733,7 @@ impl ApiServer {
         req: Request<hyper::body::Incoming>,
         r: &ResourceRequest,
         sub: &str,
-        _q: Query,
+        q: Query,
         accept: Accept,
         dry_run: bool,
     ) -> Result<Response<Body>, ApiError> {
@@ -631,17 +751,28 @@ impl ApiServer {
                 } else {
                     UpdateMode::Finalize
                 };
+                let manager = field_manager(&q, req.headers());
                 let body = self.read_object_body(req).await?;
                 let (obj, _) = self
-                    .update_object(res, ns, &name, body, mode, dry_run)
+                    .update_object(res, ns, &name, body, mode, dry_run, Some(&manager))
                     .await?;
                 Ok(self.object_response(StatusCode::OK, res, &obj, accept))
             }
             ("status", Verb::Patch) => {
+                let opts = PatchOptions::from_request(&q, req.headers())?;
                 let (parts, body) = codec::read_request(req).await?;
                 let ct = codec::content_type(&parts.headers);
-                let obj = self
-                    .patch(res, ns, &name, &ct, &body, UpdateMode::Status, dry_run)
+                let (obj, _) = self
+                    .patch(
+                        res,
+                        ns,
+                        &name,
+                        &ct,
+                        &body,
+                        UpdateMode::Status,
+                        dry_run,
+                        &opts,
+                    )
                     .await?;
                 Ok(self.object_response(StatusCode::OK, res, &obj, accept))
             }
@@ -953,6 +1084,79 @@ pub enum Patch {
     Merge(Value),
     /// `application/strategic-merge-patch+json`, applied with the kind's patch metadata.
     Strategic(Value),
+    /// `application/apply-patch+yaml` (YAML or JSON): server-side apply of a configuration.
+    Apply(Value),
+}
+
+/// The field manager of a write: the `fieldManager` query parameter, or else the User-Agent up
+/// to its first `/` (upstream's `prefixFromUserAgent`, at most 128 bytes).
+pub fn field_manager(q: &Query, headers: &http::HeaderMap) -> String {
+    if let Some(m) = q.get("fieldManager").filter(|m| !m.is_empty()) {
+        return m.to_string();
+    }
+    let ua = headers
+        .get(http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let prefix = ua.split('/').next().unwrap_or("");
+    let mut end = prefix.len().min(128);
+    while !prefix.is_char_boundary(end) {
+        end -= 1;
+    }
+    prefix[..end].to_string()
+}
+
+/// The query options of a PATCH (upstream's `PatchOptions`).
+pub struct PatchOptions {
+    pub field_manager: String,
+    /// Whether `fieldManager` was given (required for apply).
+    pub explicit_manager: bool,
+    pub force: bool,
+    force_given: bool,
+}
+
+impl PatchOptions {
+    pub fn from_request(q: &Query, headers: &http::HeaderMap) -> Result<PatchOptions, ApiError> {
+        let force = match q.get("force") {
+            None => None,
+            Some("true") | Some("1") => Some(true),
+            Some("false") | Some("0") | Some("") => Some(false),
+            Some(other) => {
+                return Err(ApiError::bad_request(format!(
+                    "invalid value for force: {other:?}"
+                )))
+            }
+        };
+        Ok(PatchOptions {
+            field_manager: field_manager(q, headers),
+            explicit_manager: q.get("fieldManager").is_some_and(|m| !m.is_empty()),
+            force: force.unwrap_or(false),
+            force_given: force.is_some(),
+        })
+    }
+
+    /// Upstream's `ValidatePatchOptions`.
+    fn validate(&self, patch: &Patch) -> Result<(), ApiError> {
+        let err = |field: &str, detail: &str| {
+            ApiError::new(
+                422,
+                "Invalid",
+                format!("PatchOptions.meta.k8s.io \"\" is invalid: {field}: {detail}"),
+            )
+        };
+        match patch {
+            Patch::Apply(_) if !self.explicit_manager => Err(err(
+                "fieldManager",
+                "Required value: is required for apply patch",
+            )),
+            Patch::Apply(_) => Ok(()),
+            _ if self.force_given => Err(err(
+                "force",
+                "Forbidden: may not be specified for non-apply patch",
+            )),
+            _ => Ok(()),
+        }
+    }
 }
 
 pub fn decode_patch(content_type: &str, body: &[u8]) -> Result<Patch, ApiError> {
@@ -977,10 +1181,18 @@ pub fn decode_patch(content_type: &str, body: &[u8]) -> Result<Patch, ApiError> 
             }
             Ok(Patch::Strategic(v))
         }
+        "application/apply-patch+yaml" => {
+            // YAML, of which JSON is a subset.
+            let v = codec::decode(body, content_type)?;
+            if !v.is_object() {
+                return Err(ApiError::bad_request("error decoding patch: an apply configuration must be an object"));
+            }
+            Ok(Patch::Apply(v))
+        }
         other => Err(ApiError::new(
             415,
             "UnsupportedMediaType",
-            format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json (got {other})"),
+            format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml (got {other})"),
         )),
     }
 }
@@ -1000,6 +1212,12 @@ pub fn apply_patch(p: &Patch, res: &Resource, cur: &Value) -> Result<Value, ApiE
             })?;
         }
         Patch::Merge(m) => json_patch::merge(&mut out, m),
+        // Field ownership needs the live managedFields: `ApiServer::patch` applies these.
+        Patch::Apply(_) => {
+            return Err(ApiError::unsupported_media_type(
+                "application/apply-patch+yaml",
+            ))
+        }
         Patch::Strategic(m) => {
             // As upstream's interpretStrategicMergePatchError: malformed directives are 400,
             // a patch that does not fit the object 422.

@@ -9,6 +9,7 @@ pub mod defaults;
 pub mod events;
 pub mod fields;
 pub mod labels;
+pub mod managed;
 pub mod meta;
 pub mod registry;
 pub mod status;

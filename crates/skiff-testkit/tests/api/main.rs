@@ -16,6 +16,7 @@ use kube::core::Status;
 use serde_json::{json, Value};
 use skiff_testkit::TestServer;
 
+mod apply;
 mod bad_input;
 mod consistency;
 mod crud;

@@ -1,0 +1,320 @@
+//! Sets of field paths, as structured-merge-diff's `fieldpath.Set`, and their `FieldsV1`
+//! encoding: a tree whose keys are `f:<field>`, `k:<merge key as JSON>` for items of lists
+//! keyed by a merge key, `v:<value as JSON>` for items of lists of primitives merged as sets
+//! and `i:<index>`; `".": {}` marks a node that is itself a member and has children.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde_json::{Map, Value};
+
+use super::ManagedError;
+
+/// One step of a field path.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PathElement {
+    /// A field of a map or struct.
+    Field(String),
+    /// An item of a list of maps, by its merge key: compact JSON, e.g. `{"name":"web"}`.
+    Key(String),
+    /// An item of a set of primitives, by its value as compact JSON.
+    Value(String),
+    /// An item of a list by position.
+    Index(usize),
+}
+
+impl PathElement {
+    /// The `FieldsV1` key of this element.
+    pub fn encode(&self) -> String {
+        match self {
+            PathElement::Field(f) => format!("f:{f}"),
+            PathElement::Key(k) => format!("k:{k}"),
+            PathElement::Value(v) => format!("v:{v}"),
+            PathElement::Index(i) => format!("i:{i}"),
+        }
+    }
+
+    /// Parses a `FieldsV1` key (not `.`).
+    pub fn decode(s: &str) -> Result<PathElement, ManagedError> {
+        let bad = || ManagedError::BadFieldsV1(format!("unknown path element {s:?}"));
+        let (kind, rest) = s.split_once(':').ok_or_else(bad)?;
+        let json = |r: &str| -> Result<String, ManagedError> {
+            let v: Value = serde_json::from_str(r).map_err(|_| bad())?;
+            Ok(v.to_string())
+        };
+        match kind {
+            "f" => Ok(PathElement::Field(rest.to_string())),
+            "k" => {
+                let k = json(rest)?;
+                if !k.starts_with('{') {
+                    return Err(bad());
+                }
+                Ok(PathElement::Key(k))
+            }
+            "v" => Ok(PathElement::Value(json(rest)?)),
+            "i" => rest.parse().map(PathElement::Index).map_err(|_| bad()),
+            _ => Err(bad()),
+        }
+    }
+}
+
+/// The key element of a list item keyed by `key`, or `None` if the item has no scalar value
+/// there.
+pub fn key_element(key: &str, item: &Value) -> Option<PathElement> {
+    let v = item.get(key)?;
+    if !matches!(v, Value::String(_) | Value::Number(_) | Value::Bool(_)) {
+        return None;
+    }
+    let mut m = Map::with_capacity(1);
+    m.insert(key.to_string(), v.clone());
+    Some(PathElement::Key(Value::Object(m).to_string()))
+}
+
+/// The element of an item of a set of primitives.
+pub fn value_element(item: &Value) -> PathElement {
+    PathElement::Value(item.to_string())
+}
+
+/// A path as upstream prints it in conflicts: `.spec.containers[name="web"].image`.
+pub struct DisplayPath<'a>(pub &'a [PathElement]);
+
+impl fmt::Display for DisplayPath<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for pe in self.0 {
+            match pe {
+                PathElement::Field(n) => write!(f, ".{n}")?,
+                PathElement::Key(k) => {
+                    let parsed: Value = serde_json::from_str(k).unwrap_or(Value::Null);
+                    let parts: Vec<String> = parsed
+                        .as_object()
+                        .into_iter()
+                        .flatten()
+                        .map(|(n, v)| format!("{n}={v}"))
+                        .collect();
+                    write!(f, "[{}]", parts.join(","))?
+                }
+                PathElement::Value(v) => write!(f, "[={v}]")?,
+                PathElement::Index(i) => write!(f, "[{i}]")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A set of field paths, as a tree. A node is a member when the path to it is in the set;
+/// nodes that are neither members nor lead to members are never kept.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FieldSet {
+    member: bool,
+    children: BTreeMap<PathElement, FieldSet>,
+}
+
+impl FieldSet {
+    pub fn new() -> FieldSet {
+        FieldSet::default()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        !self.member && self.children.is_empty()
+    }
+
+    /// Adds `path`.
+    pub fn insert(&mut self, path: &[PathElement]) {
+        let mut node = self;
+        for pe in path {
+            node = node.children.entry(pe.clone()).or_default();
+        }
+        node.member = true;
+    }
+
+    fn node(&self, path: &[PathElement]) -> Option<&FieldSet> {
+        let mut node = self;
+        for pe in path {
+            node = node.children.get(pe)?;
+        }
+        Some(node)
+    }
+
+    /// Whether `path` is a member.
+    pub fn contains(&self, path: &[PathElement]) -> bool {
+        self.node(path).is_some_and(|n| n.member)
+    }
+
+    /// Whether `path` or any path below it is a member.
+    pub fn has_at_or_below(&self, path: &[PathElement]) -> bool {
+        self.node(path).is_some_and(|n| !n.is_empty())
+    }
+
+    /// Adds every member of `other`.
+    pub fn union_with(&mut self, other: &FieldSet) {
+        self.member |= other.member;
+        for (pe, c) in &other.children {
+            self.children.entry(pe.clone()).or_default().union_with(c);
+        }
+    }
+
+    /// The members of `self` that are not members of `other`.
+    pub fn difference(&self, other: &FieldSet) -> FieldSet {
+        let mut out = self.clone();
+        out.remove_members(other);
+        out
+    }
+
+    /// Removes the members of `other` (only those paths, not what is below them).
+    pub fn remove_members(&mut self, other: &FieldSet) {
+        if other.member {
+            self.member = false;
+        }
+        for (pe, oc) in &other.children {
+            if let Some(c) = self.children.get_mut(pe) {
+                c.remove_members(oc);
+                if c.is_empty() {
+                    self.children.remove(pe);
+                }
+            }
+        }
+    }
+
+    /// Removes the members of `other` and everything below them: the fields of a removed
+    /// value.
+    pub fn remove_subtrees(&mut self, other: &FieldSet) {
+        if other.member {
+            self.member = false;
+            self.children.clear();
+            return;
+        }
+        for (pe, oc) in &other.children {
+            if let Some(c) = self.children.get_mut(pe) {
+                c.remove_subtrees(oc);
+                if c.is_empty() {
+                    self.children.remove(pe);
+                }
+            }
+        }
+    }
+
+    /// The members in both sets.
+    pub fn intersection(&self, other: &FieldSet) -> FieldSet {
+        let mut out = FieldSet {
+            member: self.member && other.member,
+            children: BTreeMap::new(),
+        };
+        for (pe, c) in &self.children {
+            if let Some(oc) = other.children.get(pe) {
+                let i = c.intersection(oc);
+                if !i.is_empty() {
+                    out.children.insert(pe.clone(), i);
+                }
+            }
+        }
+        out
+    }
+
+    /// Every member path, parents before children, in the set's order.
+    pub fn members(&self) -> Vec<Vec<PathElement>> {
+        let mut out = Vec::new();
+        let mut path = Vec::new();
+        self.collect(&mut path, &mut out);
+        out
+    }
+
+    fn collect(&self, path: &mut Vec<PathElement>, out: &mut Vec<Vec<PathElement>>) {
+        if self.member {
+            out.push(path.clone());
+        }
+        for (pe, c) in &self.children {
+            path.push(pe.clone());
+            c.collect(path, out);
+            path.pop();
+        }
+    }
+
+    /// The `FieldsV1` form of the set.
+    pub fn to_fields_v1(&self) -> Value {
+        let mut m = Map::with_capacity(self.children.len() + 1);
+        if self.member && !self.children.is_empty() {
+            m.insert(".".into(), Value::Object(Map::new()));
+        }
+        for (pe, c) in &self.children {
+            m.insert(pe.encode(), c.to_fields_v1());
+        }
+        Value::Object(m)
+    }
+
+    /// Parses `FieldsV1`.
+    pub fn from_fields_v1(v: &Value) -> Result<FieldSet, ManagedError> {
+        let Value::Object(m) = v else {
+            return Err(ManagedError::BadFieldsV1("expected a map".into()));
+        };
+        let mut out = FieldSet::new();
+        for (k, c) in m {
+            if k == "." {
+                out.member = true;
+                continue;
+            }
+            let pe = PathElement::decode(k)?;
+            let mut child = FieldSet::from_fields_v1(c)?;
+            if child.children.is_empty() {
+                // A leaf: `{}` is a member with nothing below it.
+                child.member = true;
+            }
+            out.children.insert(pe, child);
+        }
+        Ok(out)
+    }
+}
+
+/// Where a walk of an object records paths: a [`FieldSet`] or, on the create path, `FieldsV1`
+/// JSON built directly (a `serde_json::Map` per node).
+pub(crate) trait Builder {
+    /// The node of child `pe`, created empty.
+    fn child(&mut self, pe: PathElement) -> &mut Self;
+    /// Makes this node a member.
+    fn mark(&mut self);
+    /// Called on the parent once child `pe` is complete: drops it if it recorded nothing.
+    fn close(&mut self, pe: &PathElement);
+}
+
+impl Builder for FieldSet {
+    fn child(&mut self, pe: PathElement) -> &mut Self {
+        self.children.entry(pe).or_default()
+    }
+    fn mark(&mut self) {
+        self.member = true;
+    }
+    fn close(&mut self, pe: &PathElement) {
+        if self.children.get(pe).is_some_and(FieldSet::is_empty) {
+            self.children.remove(pe);
+        }
+    }
+}
+
+/// `FieldsV1` built directly: a marked node holds `"."` while it is built; `close` turns a
+/// marked node without children into the leaf `{}` and drops nodes that recorded nothing.
+impl Builder for Map<String, Value> {
+    fn child(&mut self, pe: PathElement) -> &mut Self {
+        let e = self
+            .entry(pe.encode())
+            .or_insert_with(|| Value::Object(Map::new()));
+        match e {
+            Value::Object(m) => m,
+            _ => unreachable!("FieldsV1 nodes are maps"),
+        }
+    }
+    fn mark(&mut self) {
+        self.insert(".".into(), Value::Object(Map::new()));
+    }
+    fn close(&mut self, pe: &PathElement) {
+        let k = pe.encode();
+        let Some(Value::Object(m)) = self.get_mut(&k) else {
+            return;
+        };
+        if m.is_empty() {
+            self.shift_remove(&k);
+        } else if m.len() == 1 && m.contains_key(".") {
+            m.clear();
+        } else {
+            m.sort_keys();
+        }
+    }
+}

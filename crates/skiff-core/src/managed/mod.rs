@@ -1,0 +1,482 @@
+//! Field management (`metadata.managedFields`) and server-side apply, as upstream's
+//! k8s.io/apiserver fieldmanager over sigs.k8s.io/structured-merge-diff:
+//!
+//! - every write records which manager owns which fields, as `FieldsV1` sets in entries keyed
+//!   by manager, operation (`Apply` or `Update`), apiVersion (for `Update`) and subresource;
+//! - an `Update` (create, update, patch) takes ownership of the fields it set or changed, from
+//!   whoever owned them, and fields it removed leave every set;
+//! - an `Apply` merges the applied configuration into the object, fails with conflicts where it
+//!   changes a value another manager owns (unless forced, which moves the ownership), owns
+//!   exactly the fields of its configuration, and removes the fields it applied before and no
+//!   longer does, unless another manager owns them.
+//!
+//! List semantics come from the strategic-merge-patch metadata (see [`walk`]). Simplifications
+//! against upstream: list-map keys are the single `patchMergeKey` (upstream keys container
+//! ports by `containerPort` and `protocol`), and structs and maps are not told apart, so maps an
+//! update adds below the top level are members (`"."`), as upstream's `map[string]string`s are.
+
+pub mod fieldset;
+mod walk;
+
+use serde_json::{json, Map, Value};
+
+use crate::status::{ApiError, Cause};
+use crate::Resource;
+pub use fieldset::{DisplayPath, FieldSet, PathElement};
+
+/// Which part of an object a write may change, and so which fields its manager can own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Kinds without a status subresource: the whole object.
+    All,
+    /// The main resource of a kind with a status subresource: everything but `status`.
+    Main,
+    /// The status subresource: `status` only.
+    Status,
+}
+
+/// A manager's operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    Apply,
+    Update,
+}
+
+impl Operation {
+    fn as_str(self) -> &'static str {
+        match self {
+            Operation::Apply => "Apply",
+            Operation::Update => "Update",
+        }
+    }
+}
+
+/// Who writes: the manager name, the apiVersion it writes in and the subresource (`""` or
+/// `"status"`).
+#[derive(Debug, Clone, Copy)]
+pub struct Manager<'a> {
+    pub name: &'a str,
+    pub api_version: &'a str,
+    pub subresource: &'a str,
+}
+
+/// Why field management failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ManagedError {
+    #[error("invalid managedFields: {0}")]
+    BadFieldsV1(String),
+    #[error("{}", conflict_message(.0))]
+    Conflicts(Vec<Conflict>),
+}
+
+impl From<ManagedError> for ApiError {
+    /// Conflicts are upstream's `NewApplyConflict` (409, a cause per field); malformed
+    /// managedFields are 400.
+    fn from(e: ManagedError) -> ApiError {
+        match e {
+            ManagedError::Conflicts(ref cs) => {
+                let mut err = ApiError::new(409, "Conflict", e.to_string());
+                err.details.causes = cs
+                    .iter()
+                    .map(|c| Cause {
+                        reason: "FieldManagerConflict".into(),
+                        message: format!("conflict with {}", c.manager),
+                        field: c.path.clone(),
+                    })
+                    .collect();
+                err
+            }
+            ManagedError::BadFieldsV1(_) => ApiError::bad_request(e.to_string()),
+        }
+    }
+}
+
+/// A field an apply would change that another manager owns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conflict {
+    /// The other manager as upstream prints it: `"name"`, with `with subresource "status"`
+    /// and, for `Update` managers, `using apps/v1`.
+    pub manager: String,
+    /// The field, as `.spec.replicas`.
+    pub path: String,
+}
+
+/// Upstream's `getConflictMessage`.
+fn conflict_message(cs: &[Conflict]) -> String {
+    if let [c] = cs {
+        return format!(
+            "Apply failed with 1 conflict: conflict with {}: {}",
+            c.manager, c.path
+        );
+    }
+    let mut managers: Vec<&str> = cs.iter().map(|c| c.manager.as_str()).collect();
+    managers.sort();
+    managers.dedup();
+    let mut lines = Vec::new();
+    for m in managers {
+        lines.push(format!("conflicts with {m}:"));
+        for c in cs.iter().filter(|c| c.manager == m) {
+            lines.push(format!("- {}", c.path));
+        }
+    }
+    format!(
+        "Apply failed with {} conflicts: {}",
+        cs.len(),
+        lines.join("\n")
+    )
+}
+
+/// One `managedFields` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub manager: String,
+    pub operation: Operation,
+    pub api_version: String,
+    pub time: Option<String>,
+    pub subresource: String,
+    pub fields: FieldSet,
+}
+
+impl Entry {
+    fn is(&self, m: &Manager, op: Operation) -> bool {
+        self.manager == m.name
+            && self.operation == op
+            && self.subresource == m.subresource
+            && (op == Operation::Apply || self.api_version == m.api_version)
+    }
+
+    /// The manager as conflicts name it (upstream's `printManager`).
+    fn display(&self) -> String {
+        let mut s = format!("{:?}", self.manager);
+        if !self.subresource.is_empty() {
+            s.push_str(&format!(" with subresource {:?}", self.subresource));
+        }
+        if self.operation == Operation::Update {
+            s.push_str(&format!(" using {}", self.api_version));
+        }
+        s
+    }
+
+    fn from_value(v: &Value) -> Result<Entry, ManagedError> {
+        let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+        let operation = match v.get("operation").and_then(Value::as_str) {
+            Some("Apply") => Operation::Apply,
+            Some("Update") => Operation::Update,
+            other => {
+                return Err(ManagedError::BadFieldsV1(format!(
+                    "unknown operation {other:?}"
+                )))
+            }
+        };
+        match v.get("fieldsType").and_then(Value::as_str) {
+            Some("FieldsV1") | None => {}
+            Some(t) => {
+                return Err(ManagedError::BadFieldsV1(format!(
+                    "unknown fieldsType {t:?}"
+                )))
+            }
+        }
+        let fields = match v.get("fieldsV1") {
+            Some(f) if !f.is_null() => FieldSet::from_fields_v1(f)?,
+            _ => FieldSet::new(),
+        };
+        Ok(Entry {
+            manager: s("manager"),
+            operation,
+            api_version: s("apiVersion"),
+            time: v.get("time").and_then(Value::as_str).map(str::to_string),
+            subresource: s("subresource"),
+            fields,
+        })
+    }
+
+    fn to_value(&self) -> Value {
+        entry_value(
+            &self.manager,
+            self.operation,
+            &self.api_version,
+            self.time.as_deref(),
+            &self.subresource,
+            self.fields.to_fields_v1(),
+        )
+    }
+}
+
+/// A `ManagedFieldsEntry` in upstream's key order.
+fn entry_value(
+    manager: &str,
+    op: Operation,
+    api_version: &str,
+    time: Option<&str>,
+    subresource: &str,
+    fields: Value,
+) -> Value {
+    let mut m = Map::with_capacity(7);
+    if !manager.is_empty() {
+        m.insert("manager".into(), json!(manager));
+    }
+    m.insert("operation".into(), json!(op.as_str()));
+    m.insert("apiVersion".into(), json!(api_version));
+    if let Some(t) = time {
+        m.insert("time".into(), json!(t));
+    }
+    m.insert("fieldsType".into(), json!("FieldsV1"));
+    m.insert("fieldsV1".into(), fields);
+    if !subresource.is_empty() {
+        m.insert("subresource".into(), json!(subresource));
+    }
+    Value::Object(m)
+}
+
+/// The entries of `obj`'s `metadata.managedFields`.
+pub fn entries(obj: &Value) -> Result<Vec<Entry>, ManagedError> {
+    match obj.pointer("/metadata/managedFields") {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(a)) => a.iter().map(Entry::from_value).collect(),
+        Some(_) => Err(ManagedError::BadFieldsV1("expected a list".into())),
+    }
+}
+
+fn set_entries(obj: &mut Value, entries: &[Entry]) {
+    let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) else {
+        return;
+    };
+    if entries.is_empty() {
+        m.shift_remove("managedFields");
+    } else {
+        m.insert(
+            "managedFields".into(),
+            Value::Array(entries.iter().map(Entry::to_value).collect()),
+        );
+    }
+}
+
+/// What a write says about managedFields, as upstream reads the request: absent or `[]` keeps
+/// the stored ones; a list of only empty entries (`[{}]`) clears them; anything else replaces
+/// them.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Requested {
+    Keep,
+    Clear,
+    Replace,
+}
+
+pub fn requested(obj: &Value) -> Requested {
+    match obj.pointer("/metadata/managedFields") {
+        None | Some(Value::Null) => Requested::Keep,
+        Some(Value::Array(a)) if a.is_empty() => Requested::Keep,
+        Some(Value::Array(a)) if a.iter().all(|e| e.as_object().is_some_and(Map::is_empty)) => {
+            Requested::Clear
+        }
+        Some(_) => Requested::Replace,
+    }
+}
+
+/// The `managedFields` of an object created by `manager` (an `Update` owning every field),
+/// built straight into `FieldsV1` without an intermediate set.
+pub fn created(res: &Resource, obj: &Value, scope: Scope, manager: &Manager, now: &str) -> Value {
+    let mut root = Map::new();
+    walk::object_fields(&mut root, res, obj, scope, true);
+    root.sort_keys();
+    Value::Array(vec![entry_value(
+        manager.name,
+        Operation::Update,
+        manager.api_version,
+        Some(now),
+        manager.subresource,
+        Value::Object(root),
+    )])
+}
+
+/// Records an `Update` by `manager` from `old` to `new` in `new`'s managedFields (which start
+/// from `old`'s unless the request set them, see [`requested`]): the manager takes the fields it
+/// set or changed, removed fields leave every entry. `old` is `Value::Null` for a create.
+/// Without a manager (the server's own writes, and applies, which record their own entry) the
+/// entries are only carried over.
+pub fn record_update(
+    res: &Resource,
+    old: &Value,
+    new: &mut Value,
+    scope: Scope,
+    manager: Option<&Manager>,
+    now: &str,
+) -> Result<(), ManagedError> {
+    let req = requested(new);
+    match req {
+        Requested::Clear => {
+            set_entries(new, &[]);
+            return Ok(());
+        }
+        Requested::Keep => {
+            let kept = old.pointer("/metadata/managedFields").cloned();
+            if let Some(m) = new.get_mut("metadata").and_then(Value::as_object_mut) {
+                match kept {
+                    Some(k) => m.insert("managedFields".into(), k),
+                    None => m.shift_remove("managedFields"),
+                };
+            }
+        }
+        Requested::Replace => {}
+    }
+    let Some(m) = manager else {
+        return Ok(());
+    };
+    let (changed, removed) = walk::diff_object(res, old, new, scope);
+    if changed.is_empty() && removed.is_empty() {
+        return Ok(());
+    }
+    let mut base = match req {
+        Requested::Replace => entries(new)?,
+        // Entries that do not decode are dropped, as upstream resets broken managedFields.
+        _ => entries(new).unwrap_or_default(),
+    };
+    for e in &mut base {
+        e.fields.remove_subtrees(&removed);
+        e.fields.remove_members(&changed);
+    }
+    if !changed.is_empty() {
+        match base.iter_mut().find(|e| e.is(m, Operation::Update)) {
+            Some(e) => {
+                e.fields.union_with(&changed);
+                e.time = Some(now.to_string());
+            }
+            None => base.push(Entry {
+                manager: m.name.to_string(),
+                operation: Operation::Update,
+                api_version: m.api_version.to_string(),
+                time: Some(now.to_string()),
+                subresource: m.subresource.to_string(),
+                fields: changed,
+            }),
+        }
+    }
+    base.retain(|e| !e.fields.is_empty());
+    set_entries(new, &base);
+    Ok(())
+}
+
+/// Server-side apply of configuration `config` by `manager` to `live` (`None` when the object
+/// does not exist yet): the object to write, managedFields included. `force` takes conflicting
+/// fields from their owners instead of failing.
+pub fn apply(
+    res: &Resource,
+    live: Option<&Value>,
+    config: &Value,
+    scope: Scope,
+    manager: &Manager,
+    force: bool,
+    now: &str,
+) -> Result<Value, ManagedError> {
+    let mut config_set = FieldSet::new();
+    walk::object_fields(&mut config_set, res, config, scope, false);
+    let Some(live) = live else {
+        let mut obj = walk::strip_nulls(config);
+        let entry = Entry {
+            manager: manager.name.to_string(),
+            operation: Operation::Apply,
+            api_version: manager.api_version.to_string(),
+            time: Some(now.to_string()),
+            subresource: manager.subresource.to_string(),
+            fields: config_set,
+        };
+        let entries = if entry.fields.is_empty() {
+            Vec::new()
+        } else {
+            vec![entry]
+        };
+        if obj.get("metadata").is_none() {
+            obj["metadata"] = json!({});
+        }
+        set_entries(&mut obj, &entries);
+        return Ok(obj);
+    };
+    let mut merged = live.clone();
+    walk::merge(res, &mut merged, &scoped(config, scope));
+    let mut entries = entries(live).unwrap_or_default();
+    let mine = entries.iter().position(|e| e.is(manager, Operation::Apply));
+    // Conflicts: leaves another manager owns whose value the apply changes.
+    let mut conflicts = Vec::new();
+    for (i, e) in entries.iter_mut().enumerate() {
+        if Some(i) == mine {
+            continue;
+        }
+        let shared = e.fields.intersection(&config_set);
+        let mut lost = FieldSet::new();
+        for p in shared.members() {
+            if matches!(p.last(), Some(PathElement::Key(_) | PathElement::Value(_))) {
+                continue;
+            }
+            let after = walk::value_at(&merged, &p);
+            if after.is_some_and(|v| v.as_object().is_some_and(|m| !m.is_empty())) {
+                continue;
+            }
+            if walk::value_at(live, &p) != after {
+                conflicts.push(Conflict {
+                    manager: e.display(),
+                    path: DisplayPath(&p).to_string(),
+                });
+                lost.insert(&p);
+            }
+        }
+        if force {
+            e.fields.remove_members(&lost);
+        }
+    }
+    if !conflicts.is_empty() && !force {
+        return Err(ManagedError::Conflicts(conflicts));
+    }
+    // Fields this manager applied before and no longer does go, unless someone else owns them.
+    let previous = mine.map(|i| entries[i].fields.clone()).unwrap_or_default();
+    let dropped = previous.difference(&config_set);
+    if !dropped.is_empty() {
+        let mut others = FieldSet::new();
+        for (i, e) in entries.iter().enumerate() {
+            if Some(i) != mine {
+                others.union_with(&e.fields);
+            }
+        }
+        others.union_with(&config_set);
+        // Children before parents, so that an emptied item or map goes after its fields.
+        for p in dropped.members().iter().rev() {
+            if !others.has_at_or_below(p) {
+                walk::remove_at(&mut merged, p);
+            }
+        }
+    }
+    let entry = Entry {
+        manager: manager.name.to_string(),
+        operation: Operation::Apply,
+        api_version: manager.api_version.to_string(),
+        time: Some(now.to_string()),
+        subresource: manager.subresource.to_string(),
+        fields: config_set,
+    };
+    match mine {
+        Some(i) => {
+            if entries[i].fields != entry.fields || entries[i].api_version != entry.api_version {
+                entries[i] = entry;
+            }
+        }
+        None => entries.push(entry),
+    }
+    entries.retain(|e| !e.fields.is_empty());
+    set_entries(&mut merged, &entries);
+    Ok(merged)
+}
+
+/// The part of an applied configuration a write of `scope` may change.
+fn scoped(config: &Value, scope: Scope) -> Value {
+    let Value::Object(m) = config else {
+        return config.clone();
+    };
+    Value::Object(
+        m.iter()
+            .filter(|(k, _)| match scope {
+                Scope::All => true,
+                Scope::Main => k.as_str() != "status",
+                Scope::Status => k.as_str() == "status",
+            })
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    )
+}

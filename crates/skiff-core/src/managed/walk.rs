@@ -1,0 +1,440 @@
+//! Walks of objects along the kind's schema: the field set of an object, the fields an update
+//! changed or removed, the apply merge, and reading and removing the value at a path.
+//!
+//! Lists follow the strategic-merge-patch metadata ([`crate::strategic::schema`]): a list with
+//! a `patchMergeKey` is a map keyed by it (`k:{"name":"web"}`), a merge list of primitives is a
+//! set (`v:"x"`), every other list is atomic and owned as a whole. A keyed list whose items
+//! lack the key, or repeat one, is treated as atomic too.
+
+use std::collections::{HashMap, HashSet};
+
+use serde_json::{Map, Value};
+
+use super::fieldset::{key_element, value_element, Builder, FieldSet, PathElement};
+use super::Scope;
+use crate::strategic::schema::Schema;
+use crate::strategic::{FieldMeta, Strategy};
+use crate::Resource;
+
+/// Metadata fields nobody owns (upstream's `stripMetaManager`).
+const META_STRIPPED: &[&str] = &[
+    "name",
+    "namespace",
+    "creationTimestamp",
+    "selfLink",
+    "uid",
+    "clusterName",
+    "generation",
+    "managedFields",
+    "resourceVersion",
+];
+
+/// Which fields of a map a walk looks at.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Filter {
+    /// The top level of an object, for a write of `Scope`.
+    Top(Scope),
+    /// `metadata`.
+    Meta,
+    None,
+}
+
+impl Filter {
+    fn skips(self, key: &str) -> bool {
+        match self {
+            Filter::Top(scope) => {
+                key == "apiVersion"
+                    || key == "kind"
+                    || match scope {
+                        Scope::All => false,
+                        Scope::Main => key == "status",
+                        Scope::Status => key != "status" && key != "metadata",
+                    }
+            }
+            Filter::Meta => META_STRIPPED.contains(&key),
+            Filter::None => false,
+        }
+    }
+
+    /// The filter of child `key`, and whether a map there is itself a member when added
+    /// (structs at the top of an object are not, as upstream's typed objects).
+    fn child(self, key: &str) -> (Filter, bool) {
+        match self {
+            Filter::Top(_) if key == "metadata" => (Filter::Meta, false),
+            Filter::Top(_) if key == "spec" || key == "status" => (Filter::None, false),
+            _ => (Filter::None, true),
+        }
+    }
+}
+
+/// How a list value is merged and owned.
+pub(crate) enum ListKind {
+    /// By merge key; the elements of the items, in order.
+    Keyed(Vec<PathElement>),
+    /// A set of primitives; the elements of the items.
+    Set(Vec<PathElement>),
+    Atomic,
+}
+
+pub(crate) fn list_kind(meta: FieldMeta, items: &[Value]) -> ListKind {
+    let elems: Option<Vec<PathElement>> = match meta.strategy {
+        Strategy::Merge { key: Some(k) } => items.iter().map(|i| key_element(k, i)).collect(),
+        Strategy::Merge { key: None } => items
+            .iter()
+            .map(|i| match i {
+                Value::String(_) | Value::Number(_) | Value::Bool(_) => Some(value_element(i)),
+                _ => None,
+            })
+            .collect(),
+        _ => None,
+    };
+    let Some(elems) = elems else {
+        return ListKind::Atomic;
+    };
+    let mut seen = HashSet::with_capacity(elems.len());
+    if !elems.iter().all(|e| seen.insert(e)) {
+        return ListKind::Atomic;
+    }
+    match meta.strategy {
+        Strategy::Merge { key: Some(_) } => ListKind::Keyed(elems),
+        _ => ListKind::Set(elems),
+    }
+}
+
+/// Records the fields of object `obj` into `b`. With `added`, maps are members too (the
+/// fields an update adds); otherwise only leaves and list items are (an applied
+/// configuration).
+pub(crate) fn object_fields<B: Builder>(
+    b: &mut B,
+    res: &Resource,
+    obj: &Value,
+    scope: Scope,
+    added: bool,
+) {
+    if let Value::Object(m) = obj {
+        map_fields(b, m, Schema::of(res), Filter::Top(scope), added);
+    }
+}
+
+fn map_fields<B: Builder>(
+    b: &mut B,
+    m: &Map<String, Value>,
+    schema: Schema,
+    filter: Filter,
+    added: bool,
+) {
+    for (k, v) in m {
+        if v.is_null() || filter.skips(k) {
+            continue;
+        }
+        let (meta, s) = schema.field(k);
+        let (cf, member) = filter.child(k);
+        let pe = PathElement::Field(k.clone());
+        value_fields(b.child(pe.clone()), v, meta, s, cf, added, added && member);
+        b.close(&pe);
+    }
+}
+
+fn value_fields<B: Builder>(
+    b: &mut B,
+    v: &Value,
+    meta: FieldMeta,
+    schema: Schema,
+    filter: Filter,
+    added: bool,
+    member: bool,
+) {
+    match v {
+        Value::Object(m) => {
+            if member || m.is_empty() {
+                b.mark();
+            }
+            map_fields(b, m, schema, filter, added);
+        }
+        Value::Array(items) => match list_kind(meta, items) {
+            _ if items.is_empty() => b.mark(),
+            ListKind::Atomic => b.mark(),
+            ListKind::Keyed(elems) => {
+                for (item, pe) in items.iter().zip(elems) {
+                    let c = b.child(pe.clone());
+                    c.mark();
+                    if let Value::Object(im) = item {
+                        map_fields(c, im, schema, Filter::None, added);
+                    }
+                    b.close(&pe);
+                }
+            }
+            ListKind::Set(elems) => {
+                for pe in elems {
+                    b.child(pe.clone()).mark();
+                    b.close(&pe);
+                }
+            }
+        },
+        _ => b.mark(),
+    }
+}
+
+/// The fields an update from `old` to `new` set or changed (`changed`, added maps and items
+/// included as members) and the fields it removed (`removed`; everything below them goes too).
+pub(crate) fn diff_object(
+    res: &Resource,
+    old: &Value,
+    new: &Value,
+    scope: Scope,
+) -> (FieldSet, FieldSet) {
+    let mut changed = FieldSet::new();
+    let mut removed = FieldSet::new();
+    let empty = Map::new();
+    let om = old.as_object().unwrap_or(&empty);
+    let nm = new.as_object().unwrap_or(&empty);
+    diff_map(
+        &mut changed,
+        &mut removed,
+        om,
+        nm,
+        Schema::of(res),
+        Filter::Top(scope),
+    );
+    (changed, removed)
+}
+
+fn present<'a>(m: &'a Map<String, Value>, k: &str) -> Option<&'a Value> {
+    m.get(k).filter(|v| !v.is_null())
+}
+
+fn diff_map(
+    changed: &mut FieldSet,
+    removed: &mut FieldSet,
+    old: &Map<String, Value>,
+    new: &Map<String, Value>,
+    schema: Schema,
+    filter: Filter,
+) {
+    for (k, nv) in new {
+        if nv.is_null() || filter.skips(k) {
+            continue;
+        }
+        let (meta, s) = schema.field(k);
+        let (cf, member) = filter.child(k);
+        let pe = PathElement::Field(k.clone());
+        match present(old, k) {
+            None => value_fields(changed.child(pe.clone()), nv, meta, s, cf, true, member),
+            Some(ov) => diff_value(
+                changed.child(pe.clone()),
+                removed.child(pe.clone()),
+                ov,
+                nv,
+                meta,
+                s,
+                cf,
+            ),
+        }
+        changed.close(&pe);
+        removed.close(&pe);
+    }
+    for (k, ov) in old {
+        if ov.is_null() || filter.skips(k) || present(new, k).is_some() {
+            continue;
+        }
+        removed.insert(&[PathElement::Field(k.clone())]);
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn diff_value(
+    changed: &mut FieldSet,
+    removed: &mut FieldSet,
+    ov: &Value,
+    nv: &Value,
+    meta: FieldMeta,
+    schema: Schema,
+    filter: Filter,
+) {
+    match (ov, nv) {
+        (Value::Object(om), Value::Object(nm)) => {
+            if nm.is_empty() && !om.is_empty() {
+                changed.mark();
+            }
+            diff_map(changed, removed, om, nm, schema, filter)
+        }
+        (Value::Array(oi), Value::Array(ni)) if !oi.is_empty() && !ni.is_empty() => {
+            match (list_kind(meta, oi), list_kind(meta, ni)) {
+                (ListKind::Keyed(oe), ListKind::Keyed(ne)) => {
+                    let olds: HashMap<&PathElement, &Value> = oe.iter().zip(oi).collect();
+                    for (pe, item) in ne.iter().zip(ni) {
+                        match olds.get(pe) {
+                            Some(oitem) => {
+                                let (Value::Object(a), Value::Object(b)) = (oitem, item) else {
+                                    continue;
+                                };
+                                diff_map(
+                                    changed.child(pe.clone()),
+                                    removed.child(pe.clone()),
+                                    a,
+                                    b,
+                                    schema,
+                                    Filter::None,
+                                );
+                                removed.close(pe);
+                            }
+                            None => {
+                                value_fields(
+                                    changed.child(pe.clone()),
+                                    item,
+                                    FieldMeta::DEFAULT,
+                                    schema,
+                                    Filter::None,
+                                    true,
+                                    true,
+                                );
+                            }
+                        }
+                        changed.close(pe);
+                    }
+                    let news: HashSet<&PathElement> = ne.iter().collect();
+                    for pe in oe.iter().filter(|pe| !news.contains(pe)) {
+                        removed.insert(std::slice::from_ref(pe));
+                    }
+                }
+                (ListKind::Set(oe), ListKind::Set(ne)) => {
+                    let olds: HashSet<&PathElement> = oe.iter().collect();
+                    let news: HashSet<&PathElement> = ne.iter().collect();
+                    for pe in ne.iter().filter(|pe| !olds.contains(pe)) {
+                        changed.insert(std::slice::from_ref(pe));
+                    }
+                    for pe in oe.iter().filter(|pe| !news.contains(pe)) {
+                        removed.insert(std::slice::from_ref(pe));
+                    }
+                }
+                _ if ov != nv => replaced(changed, removed),
+                _ => {}
+            }
+        }
+        _ if ov != nv => replaced(changed, removed),
+        _ => {}
+    }
+}
+
+/// A value replaced whole: what was below it is gone, the value itself is set.
+fn replaced(changed: &mut FieldSet, removed: &mut FieldSet) {
+    changed.mark();
+    removed.mark();
+}
+
+/// Merges applied configuration `cfg` into `live`: maps key by key, keyed lists item by item
+/// (new items appended), sets by union, everything else replaced.
+pub(crate) fn merge(res: &Resource, live: &mut Value, cfg: &Value) {
+    merge_value(live, cfg, FieldMeta::DEFAULT, Schema::of(res));
+}
+
+fn merge_value(live: &mut Value, cfg: &Value, meta: FieldMeta, schema: Schema) {
+    match (&mut *live, cfg) {
+        (Value::Object(lm), Value::Object(cm)) => {
+            for (k, cv) in cm {
+                if cv.is_null() {
+                    continue;
+                }
+                let (m, s) = schema.field(k);
+                match lm.get_mut(k) {
+                    Some(lv) if !lv.is_null() => merge_value(lv, cv, m, s),
+                    _ => {
+                        lm.insert(k.clone(), strip_nulls(cv));
+                    }
+                }
+            }
+        }
+        (Value::Array(li), Value::Array(ci)) => match (list_kind(meta, li), list_kind(meta, ci)) {
+            (ListKind::Keyed(le), ListKind::Keyed(ce)) => {
+                let pos: HashMap<PathElement, usize> =
+                    le.into_iter().enumerate().map(|(i, e)| (e, i)).collect();
+                for (pe, item) in ce.iter().zip(ci) {
+                    match pos.get(pe) {
+                        Some(&i) => merge_value(&mut li[i], item, FieldMeta::DEFAULT, schema),
+                        None => li.push(strip_nulls(item)),
+                    }
+                }
+            }
+            (ListKind::Set(le), ListKind::Set(ce)) => {
+                let have: HashSet<PathElement> = le.into_iter().collect();
+                for (pe, item) in ce.iter().zip(ci) {
+                    if !have.contains(pe) {
+                        li.push(item.clone());
+                    }
+                }
+            }
+            _ => *live = strip_nulls(cfg),
+        },
+        _ => *live = strip_nulls(cfg),
+    }
+}
+
+/// `v` without map entries that are `null` (an applied `null` sets nothing).
+pub(crate) fn strip_nulls(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k.clone(), strip_nulls(v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(strip_nulls).collect()),
+        other => other.clone(),
+    }
+}
+
+/// Whether list item `item` is the one `pe` names.
+fn item_matches(pe: &PathElement, item: &Value) -> bool {
+    match pe {
+        PathElement::Key(k) => {
+            let Ok(Value::Object(key)) = serde_json::from_str::<Value>(k) else {
+                return false;
+            };
+            key.iter().all(|(n, v)| item.get(n) == Some(v))
+        }
+        PathElement::Value(s) => serde_json::from_str::<Value>(s).is_ok_and(|v| v == *item),
+        _ => false,
+    }
+}
+
+/// The value at `path` in `obj`.
+pub(crate) fn value_at<'a>(obj: &'a Value, path: &[PathElement]) -> Option<&'a Value> {
+    let mut cur = obj;
+    for pe in path {
+        cur = match (pe, cur) {
+            (PathElement::Field(f), Value::Object(m)) => m.get(f)?,
+            (PathElement::Index(i), Value::Array(a)) => a.get(*i)?,
+            (pe, Value::Array(a)) => a.iter().find(|i| item_matches(pe, i))?,
+            _ => return None,
+        };
+    }
+    Some(cur)
+}
+
+/// Removes the value at `path` from `obj`, if it is there.
+pub(crate) fn remove_at(obj: &mut Value, path: &[PathElement]) {
+    let Some((last, parent)) = path.split_last() else {
+        return;
+    };
+    let mut cur = obj;
+    for pe in parent {
+        let next = match (pe, cur) {
+            (PathElement::Field(f), Value::Object(m)) => m.get_mut(f),
+            (PathElement::Index(i), Value::Array(a)) => a.get_mut(*i),
+            (pe, Value::Array(a)) => a.iter_mut().find(|i| item_matches(pe, i)),
+            _ => None,
+        };
+        let Some(next) = next else { return };
+        cur = next;
+    }
+    match (last, cur) {
+        (PathElement::Field(f), Value::Object(m)) => {
+            m.shift_remove(f);
+        }
+        (PathElement::Index(i), Value::Array(a)) if *i < a.len() => {
+            a.remove(*i);
+        }
+        (pe, Value::Array(a)) => a.retain(|i| !item_matches(pe, i)),
+        _ => {}
+    }
+}
