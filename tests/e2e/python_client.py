@@ -593,6 +593,23 @@ def run_checks(r, api_client, work):
         expect_api_error(lambda: reg.read_api_service(name="v1alpha1.wardle.k8s.io"), 404, "NotFound")
     r.check("utils.create_from_yaml: APIService again raises 409 with the exact upstream body", apiservice_conflict)
 
+    # create_from_yaml(apply=True): server-side apply through the dynamic client
+    # (PATCH application/apply-patch+yaml, fieldManager=python-client).
+    def create_from_yaml_apply():
+        name = "applied-" + short_uuid()
+        path = os.path.join(work, "apply.yaml")
+        for value in ("1", "2"):
+            with open(path, "w") as f:
+                f.write("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: %s\ndata:\n  key: \"%s\"\n"
+                        % (name, value))
+            utils.create_from_yaml(api_client, path, namespace=NS, apply=True)
+            cm = core.read_namespaced_config_map(name=name, namespace=NS)
+            expect_eq(cm.data["key"], value, "applied data")
+        managers = [(m.manager, m.operation) for m in cm.metadata.managed_fields or []]
+        expect_eq(managers, [("python-client", "Apply")], "managedFields")
+        core.delete_namespaced_config_map(name=name, namespace=NS)
+    r.check("utils.create_from_yaml(apply=True): server-side apply creates, then updates", create_from_yaml_apply)
+
     # Dynamic client (legacy discovery: /api, /apis, /api/v1, /apis/g/v).
     def dynamic():
         dyn = DynamicClient(api_client)

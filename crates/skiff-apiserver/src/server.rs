@@ -1119,8 +1119,10 @@ impl PatchOptions {
     pub fn from_request(q: &Query, headers: &http::HeaderMap) -> Result<PatchOptions, ApiError> {
         let force = match q.get("force") {
             None => None,
-            Some("true") | Some("1") => Some(true),
-            Some("false") | Some("0") | Some("") => Some(false),
+            // Go's strconv.ParseBool, as upstream decodes query parameters (Python sends
+            // `True`).
+            Some("1" | "t" | "T" | "true" | "TRUE" | "True") => Some(true),
+            Some("0" | "f" | "F" | "false" | "FALSE" | "False" | "") => Some(false),
             Some(other) => {
                 return Err(ApiError::bad_request(format!(
                     "invalid value for force: {other:?}"

@@ -275,9 +275,7 @@ pub fn requested(obj: &Value) -> Requested {
 /// The `managedFields` of an object created by `manager` (an `Update` owning every field),
 /// built straight into `FieldsV1` without an intermediate set.
 pub fn created(res: &Resource, obj: &Value, scope: Scope, manager: &Manager, now: &str) -> Value {
-    let mut root = Map::new();
-    walk::object_fields(&mut root, res, obj, scope, true);
-    root.sort_keys();
+    let root = walk::object_fields_v1(res, obj, scope);
     Value::Array(vec![entry_value(
         manager.name,
         Operation::Update,

@@ -438,3 +438,122 @@ pub(crate) fn remove_at(obj: &mut Value, path: &[PathElement]) {
         _ => {}
     }
 }
+
+/// The `FieldsV1` of an object a write adds whole (a create): [`object_fields`] with `added`,
+/// built straight into JSON, one key string per node, for the create path.
+pub(crate) fn object_fields_v1(res: &Resource, obj: &Value, scope: Scope) -> Map<String, Value> {
+    let mut out = Map::new();
+    if let Value::Object(m) = obj {
+        v1_fields(&mut out, m, Schema::of(res), Filter::Top(scope));
+    }
+    out
+}
+
+fn v1_fields(out: &mut Map<String, Value>, m: &Map<String, Value>, schema: Schema, filter: Filter) {
+    for (k, v) in m {
+        if v.is_null() || filter.skips(k) {
+            continue;
+        }
+        let (meta, s) = schema.field(k);
+        let (cf, member) = filter.child(k);
+        if let Some(node) = v1_node(v, meta, s, cf, member) {
+            let mut key = String::with_capacity(k.len() + 2);
+            key.push_str("f:");
+            key.push_str(k);
+            out.insert(key, Value::Object(node));
+        }
+    }
+    sort(out);
+}
+
+/// Sorts a node's keys as upstream writes them (`.` first, then by name), if they are not.
+fn sort(m: &mut Map<String, Value>) {
+    let mut prev: Option<&str> = None;
+    let sorted = m.keys().all(|k| {
+        let ok = prev.is_none_or(|p| p <= k.as_str());
+        prev = Some(k);
+        ok
+    });
+    if !sorted {
+        m.sort_keys();
+    }
+}
+
+/// The node of value `v`: `None` when nothing in it is recorded, `{}` for a leaf.
+fn v1_node(
+    v: &Value,
+    meta: FieldMeta,
+    schema: Schema,
+    filter: Filter,
+    member: bool,
+) -> Option<Map<String, Value>> {
+    let mut out = Map::new();
+    match v {
+        Value::Object(m) if m.is_empty() => return Some(out),
+        Value::Object(m) => {
+            if member {
+                out.insert(".".into(), Value::Object(Map::new()));
+            }
+            v1_fields(&mut out, m, schema, filter);
+            if out.len() == 1 && member {
+                out.clear();
+            } else if out.is_empty() {
+                return None;
+            }
+        }
+        Value::Array(items) if items.is_empty() => return Some(out),
+        Value::Array(items) => {
+            let Some(keys) = v1_item_keys(meta, items) else {
+                return Some(out);
+            };
+            for (key, item) in keys.into_iter().zip(items) {
+                let mut node = Map::new();
+                if let Value::Object(im) = item {
+                    if !im.is_empty() {
+                        node.insert(".".into(), Value::Object(Map::new()));
+                        v1_fields(&mut node, im, schema, Filter::None);
+                        if node.len() == 1 {
+                            node.clear();
+                        }
+                    }
+                }
+                out.insert(key, Value::Object(node));
+            }
+            sort(&mut out);
+        }
+        _ => {}
+    }
+    Some(out)
+}
+
+/// The `FieldsV1` keys of the items of a keyed list or set, as [`list_kind`]; `None` for an
+/// atomic list.
+fn v1_item_keys(meta: FieldMeta, items: &[Value]) -> Option<Vec<String>> {
+    let scalar = |v: &Value| matches!(v, Value::String(_) | Value::Number(_) | Value::Bool(_));
+    let keys: Vec<String> = match meta.strategy {
+        Strategy::Merge { key: Some(k) } => items
+            .iter()
+            .map(|i| {
+                let v = i.get(k).filter(|v| scalar(v))?;
+                let mut s = String::from("k:{");
+                s.push_str(&Value::String(k.to_string()).to_string());
+                s.push(':');
+                s.push_str(&v.to_string());
+                s.push('}');
+                Some(s)
+            })
+            .collect::<Option<_>>()?,
+        Strategy::Merge { key: None } => items
+            .iter()
+            .map(|i| scalar(i).then(|| format!("v:{i}")))
+            .collect::<Option<_>>()?,
+        _ => return None,
+    };
+    let unique = if keys.len() <= 16 {
+        keys.iter().enumerate().all(|(i, k)| !keys[..i].contains(k))
+    } else {
+        let mut seen = HashSet::with_capacity(keys.len());
+        keys.iter().all(|k| seen.insert(k))
+    };
+    unique.then_some(keys)
+}
