@@ -128,6 +128,11 @@ check "re-apply configures (three-way strategic patch)" "deployment.apps/web con
 check_eq "re-apply changed the image" "nginx:1.28" k get deployment web -n apply-demo -o 'jsonpath={.spec.template.spec.containers[0].image}'
 check_eq "re-apply changed replicas" "4" k get deployment web -n apply-demo -o 'jsonpath={.spec.replicas}'
 check "re-apply of the same file is unchanged" "deployment.apps/web unchanged" k apply -f "$WORK/apply2.yaml"
+sed 's/nginx:1.28/nginx:1.29/' "$WORK/apply2.yaml" >"$WORK/apply3.yaml"
+check "diff shows the change a re-apply would make (server dry run)" '^\+      - image: nginx:1\.29' k diff -f "$WORK/apply3.yaml"
+check_eq "diff changed nothing" "4" k get deployment web -n apply-demo -o 'jsonpath={.spec.replicas}'
+check "edit saves the edited object (strategic patch)" "deployment.apps/web edited" env EDITOR="sed -i s/replicas:\ 4/replicas:\ 5/" kubectl --cache-dir "$WORK/cache" edit deployment web -n apply-demo
+check_eq "edit changed replicas" "5" k get deployment web -n apply-demo -o 'jsonpath={.spec.replicas}'
 check "patch (strategic, the default) merges containers by name" "deployment.apps/web patched" \
   k patch deployment web -n apply-demo -p '{"spec":{"template":{"spec":{"containers":[{"name":"sidecar","image":"busybox:1.36"}]}}}}'
 check_eq "both containers are there (a new item goes first without \$setElementOrder, as upstream)" "sidecar web" k get deployment web -n apply-demo -o 'jsonpath={.spec.template.spec.containers[*].name}'

@@ -682,7 +682,12 @@ impl ApiServer {
                 return Ok(to_external(res, old_internal));
             }
             if dry_run {
-                return Ok(to_external(res, new));
+                // Nothing was written: the object keeps the revision it was read at.
+                let mut out = new;
+                meta::metadata_mut(&mut out)
+                    .insert("resourceVersion".into(), json!(kv.mod_revision.to_string()));
+                meta::canonicalize(&mut out);
+                return Ok(to_external(res, out));
             }
             // Removing the last finalizer of an object being deleted deletes it.
             if meta::is_deleting(&new)
