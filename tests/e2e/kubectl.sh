@@ -151,6 +151,11 @@ check_eq "taint is stored" "dedicated=gpu:NoSchedule" k get node n1 -o 'jsonpath
 check "untaint" "node/n1 untainted" k taint nodes n1 dedicated-
 check_eq "taint is gone" "" k get node n1 -o 'jsonpath={.spec.taints}'
 
+# --- auth ---
+check "auth whoami names the admin" "system:admin" k auth whoami
+check_eq "auth can-i (authorization is not enforced yet: everything is allowed)" "yes" k auth can-i create pods
+check "auth can-i --list" '\*\.\* +\[\] +\[\] +\[\*\]' k auth can-i --list
+
 # --- health and metrics ---
 check_eq "/readyz with credentials" "ok" k get --raw /readyz
 check "/metrics counts requests by verb and resource" 'apiserver_request_total\{verb="LIST",resource="configmaps",subresource="",code="200"\} [1-9]' k get --raw /metrics

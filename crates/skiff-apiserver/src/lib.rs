@@ -35,6 +35,7 @@ pub mod metrics;
 pub mod objects;
 pub mod openapi;
 pub mod request;
+pub mod reviews;
 pub mod server;
 pub mod services;
 mod watch;

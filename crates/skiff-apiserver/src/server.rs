@@ -161,13 +161,13 @@ impl ApiServer {
         let path = req.uri().path().to_string();
         let query = Query::parse(req.uri().query());
         let method = req.method().clone();
-        if path == "/apis/authentication.k8s.io/v1/selfsubjectreviews"
-            && method == http::Method::POST
-        {
-            return match &user {
-                Some(u) => self_subject_review(u),
-                None => codec::error_response(&ApiError::unauthorized()),
-            };
+        if method == http::Method::POST {
+            if let Some(review) = crate::reviews::Review::from_path(&path) {
+                return match &user {
+                    Some(u) => crate::reviews::answer(review, req, u).await,
+                    None => codec::error_response(&ApiError::unauthorized()),
+                };
+            }
         }
         let target = match request::parse(&method, &path, &query) {
             Ok(t) => t,
@@ -1039,27 +1039,6 @@ pub fn version_json() -> Value {
         "compiler": "rustc",
         "platform": format!("{}/{}", std::env::consts::OS, if std::env::consts::ARCH == "x86_64" { "amd64" } else { std::env::consts::ARCH })
     })
-}
-
-/// `kubectl auth whoami`: who the request authenticated as. The body (protobuf or JSON)
-/// carries nothing the answer needs.
-fn self_subject_review(u: &UserInfo) -> Response<Body> {
-    let mut user = serde_json::Map::new();
-    user.insert("username".into(), json!(u.name));
-    if !u.uid.is_empty() {
-        user.insert("uid".into(), json!(u.uid));
-    }
-    user.insert("groups".into(), json!(u.groups));
-    codec::value_response(
-        StatusCode::CREATED,
-        &json!({
-            "kind": "SelfSubjectReview",
-            "apiVersion": "authentication.k8s.io/v1",
-            "metadata": {"creationTimestamp": meta::now_rfc3339()},
-            "status": {"userInfo": user}
-        }),
-        Accept::Json,
-    )
 }
 
 fn version_response() -> Response<Body> {
