@@ -141,15 +141,19 @@ pub fn to_internal(res: &Resource, v: Value) -> Value {
     }
 }
 
+/// Sets an object's `metadata.resourceVersion` (keeping canonical key order).
+pub fn set_revision(obj: &mut Value, rev: i64) {
+    if obj.is_object() {
+        meta::metadata_mut(obj).insert("resourceVersion".into(), json!(rev.to_string()));
+        meta::canonicalize(obj);
+    }
+}
+
 /// Parses a stored value and sets its resourceVersion.
 pub fn decode_kv(kv: &KeyValue) -> Result<Value, ApiError> {
     let mut v: Value = serde_json::from_slice(&kv.value)
         .map_err(|e| ApiError::internal(format!("stored object {} is corrupt: {e}", kv.key)))?;
-    if v.is_object() {
-        meta::metadata_mut(&mut v)
-            .insert("resourceVersion".into(), json!(kv.mod_revision.to_string()));
-        meta::canonicalize(&mut v);
-    }
+    set_revision(&mut v, kv.mod_revision);
     Ok(v)
 }
 
@@ -441,8 +445,7 @@ impl ApiServer {
             .await?;
         let mut out = created.object;
         if let Some(rev) = created.revision {
-            meta::metadata_mut(&mut out).insert("resourceVersion".into(), json!(rev.to_string()));
-            meta::canonicalize(&mut out);
+            set_revision(&mut out, rev);
         }
         Ok(to_external(res, out))
     }
@@ -684,9 +687,7 @@ impl ApiServer {
             if dry_run {
                 // Nothing was written: the object keeps the revision it was read at.
                 let mut out = new;
-                meta::metadata_mut(&mut out)
-                    .insert("resourceVersion".into(), json!(kv.mod_revision.to_string()));
-                meta::canonicalize(&mut out);
+                set_revision(&mut out, kv.mod_revision);
                 return Ok(to_external(res, out));
             }
             // Removing the last finalizer of an object being deleted deletes it.
@@ -739,9 +740,7 @@ impl ApiServer {
         };
         match written {
             Ok(rev) => {
-                meta::metadata_mut(&mut obj)
-                    .insert("resourceVersion".into(), json!(rev.to_string()));
-                meta::canonicalize(&mut obj);
+                set_revision(&mut obj, rev);
                 self.metrics.object_written(res.plural);
                 Ok(Some(to_external(res, obj)))
             }

@@ -435,9 +435,7 @@ impl ApiServer {
                     (_, rev) => {
                         let mut obj = created.object;
                         if let Some(rev) = rev {
-                            meta::metadata_mut(&mut obj)
-                                .insert("resourceVersion".into(), json!(rev.to_string()));
-                            meta::canonicalize(&mut obj);
+                            crate::objects::set_revision(&mut obj, rev);
                         }
                         let obj = crate::objects::to_external(res, obj);
                         Ok(self.object_response(StatusCode::CREATED, res, &obj, accept))

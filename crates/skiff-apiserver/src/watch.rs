@@ -242,10 +242,9 @@ fn translate(
                 (true, false, true) => Some(("ADDED", cur)),
                 (true, true, false) => {
                     // The previous state, at this event's revision.
-                    let mut prev = to_external(res, decode_kv(ev.prev.as_ref()?).ok()?);
-                    skiff_core::meta::metadata_mut(&mut prev)
-                        .insert("resourceVersion".into(), json!(ev.revision().to_string()));
-                    Some(("DELETED", prev))
+                    let mut prev = decode_kv(ev.prev.as_ref()?).ok()?;
+                    crate::objects::set_revision(&mut prev, ev.revision());
+                    Some(("DELETED", to_external(res, prev)))
                 }
                 _ => None,
             }
