@@ -41,6 +41,17 @@ fn describe(e: &WatchEvent<ConfigMap>) -> (String, String) {
     }
 }
 
+/// Drains the stream until the server ends it, allowing nothing but bookmarks.
+async fn only_bookmarks_until_the_end(events: &mut Events) {
+    while let Some(e) = next(events, 10).await {
+        assert!(
+            matches!(e, WatchEvent::Bookmark(_)),
+            "unexpected {:?}",
+            describe(&e)
+        );
+    }
+}
+
 /// Non-bookmark events until `n` were seen.
 async fn take(events: &mut Events, n: usize) -> Vec<(String, String)> {
     let mut out = vec![];
@@ -128,13 +139,7 @@ async fn replay_from_resource_version_in_order() {
     );
     assert!(rvs[3] == last_rv);
     // nothing else: only a bookmark may come before the stream ends at its timeout
-    while let Some(e) = next(&mut events, 10).await {
-        assert!(
-            matches!(e, WatchEvent::Bookmark(_)),
-            "unexpected {:?}",
-            describe(&e)
-        );
-    }
+    only_bookmarks_until_the_end(&mut events).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -197,13 +202,7 @@ async fn label_filtered_watch_follows_matching() {
             ev("DELETED", "m")
         ]
     );
-    while let Some(e) = next(&mut events, 10).await {
-        assert!(
-            matches!(e, WatchEvent::Bookmark(_)),
-            "unexpected {:?}",
-            describe(&e)
-        );
-    }
+    only_bookmarks_until_the_end(&mut events).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
