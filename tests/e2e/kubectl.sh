@@ -111,6 +111,12 @@ check "delete of a finalized object returns at once with --wait=false" 'configma
 check "the finalized object stays with a deletionTimestamp" "[0-9]{4}-[0-9]{2}-[0-9]{2}T" k get cm held -n demo -o 'jsonpath={.metadata.deletionTimestamp}'
 check "deleting the namespace returns" 'namespace "demo" deleted' k delete namespace demo --wait=false
 check "the namespace is Terminating while content remains" "demo +Terminating" k get namespace demo
+check_ok "the terminating namespace reports its remaining content" \
+  k wait --for=jsonpath='{.status.conditions[?(@.type=="NamespaceContentRemaining")].status}'=True namespace/demo --timeout=15s
+check_eq "…naming the resource and the count" "Some resources are remaining: configmaps has 1 resource instances" \
+  k get namespace demo -o 'jsonpath={.status.conditions[?(@.type=="NamespaceContentRemaining")].message}'
+check_eq "…and the finalizer that holds it" "Some content in the namespace has finalizers remaining: example.com/hold in 1 resource instances" \
+  k get namespace demo -o 'jsonpath={.status.conditions[?(@.type=="NamespaceFinalizersRemaining")].message}'
 check_fails "create in a terminating namespace is Forbidden" "forbidden: unable to create new content in namespace demo because it is being terminated" \
   k create -f $EX/configmap.yaml
 check "removing the last finalizer" "configmap/held patched" k patch cm held -n demo --type json -p '[{"op":"remove","path":"/metadata/finalizers"}]'

@@ -10,7 +10,7 @@
 //! The graph is kept in memory and every decision to delete is checked against the store
 //! first, so a lagging graph never deletes a live object.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,7 +19,7 @@ use skiff_core::registry::{self, Resource};
 use skiff_core::{meta, ApiError};
 use skiff_store::{EventKind, KeyValue, ListOptions, ReadAt};
 
-use crate::objects::{DeleteOptions, UpdateMode};
+use crate::objects::{DeleteOptions, Deleted, UpdateMode};
 use crate::server::ApiServer;
 
 #[derive(Debug, Clone)]
@@ -416,7 +416,10 @@ async fn remove_finalizer(
 /// Deletes a terminating namespace's content; once it is empty, removes the `kubernetes`
 /// finalizer so the namespace itself goes.
 async fn finish_namespace(srv: &ApiServer, ns: &str) -> Result<(), ApiError> {
-    let mut remaining = 0usize;
+    // What is left once this pass's deletions are done: instances per resource and per
+    // finalizer, as upstream's namespace controller reports them in the namespace's conditions.
+    let mut remaining: BTreeMap<String, usize> = BTreeMap::new();
+    let mut finalizers: BTreeMap<String, usize> = BTreeMap::new();
     let mut seen = HashSet::new();
     for res in registry::RESOURCES.iter().filter(|r| r.namespaced) {
         let sres = crate::objects::storage_resource(res);
@@ -434,44 +437,155 @@ async fn finish_namespace(srv: &ApiServer, ns: &str) -> Result<(), ApiError> {
             .await
             .map_err(ApiError::internal)?;
         for kv in page.items {
-            remaining += 1;
             let Ok(v) = serde_json::from_slice::<Value>(&kv.value) else {
                 continue;
             };
-            if meta::is_deleting(&v) {
-                continue;
-            }
-            let opts = DeleteOptions {
-                propagation_policy: Some("Background".into()),
-                ..Default::default()
+            let left = if meta::is_deleting(&v) {
+                Some(v)
+            } else {
+                let opts = DeleteOptions {
+                    propagation_policy: Some("Background".into()),
+                    ..Default::default()
+                };
+                match srv
+                    .delete_object(sres, Some(ns), meta::name(&v), &opts)
+                    .await
+                {
+                    Ok(Deleted::Now(_)) => None,
+                    Ok(Deleted::Pending(o)) => Some(o),
+                    Err(e) if e.code == 404 => None,
+                    Err(e) if e.code == 409 => Some(v),
+                    Err(e) => return Err(e),
+                }
             };
-            match srv
-                .delete_object(sres, Some(ns), meta::name(&v), &opts)
-                .await
-            {
-                Ok(_) => {}
-                Err(e) if e.code == 404 || e.code == 409 => {}
-                Err(e) => return Err(e),
+            if let Some(o) = left {
+                let gr = if sres.group.is_empty() {
+                    sres.plural.to_string()
+                } else {
+                    format!("{}.{}", sres.plural, sres.group)
+                };
+                *remaining.entry(gr).or_default() += 1;
+                for f in meta::finalizers(&o) {
+                    *finalizers.entry(f).or_default() += 1;
+                }
             }
         }
     }
-    if remaining > 0 {
-        // Deletions of the remaining content mark the namespace for another look.
-        return Ok(());
-    }
     let ns_res = registry::lookup("", "v1", "namespaces").expect("namespaces");
+    let conditions = deletion_conditions(&remaining, &finalizers);
+    let done = remaining.is_empty();
     srv.guaranteed_update(ns_res, None, ns, UpdateMode::Internal, false, |cur| {
         let mut next = cur.clone();
-        if let Some(f) = next
-            .pointer_mut("/spec/finalizers")
-            .and_then(Value::as_array_mut)
-        {
-            f.retain(|x| x.as_str() != Some("kubernetes"));
+        merge_conditions(&mut next, &conditions);
+        if done {
+            // Empty: the namespace's own finalizer goes, and with it the namespace.
+            if let Some(f) = next
+                .pointer_mut("/spec/finalizers")
+                .and_then(Value::as_array_mut)
+            {
+                f.retain(|x| x.as_str() != Some("kubernetes"));
+            }
         }
         Ok(next)
     })
     .await
     .map(|_| ())
+}
+
+/// The conditions upstream's namespace controller sets on a terminating namespace, as
+/// (type, status, reason, message).
+fn deletion_conditions(
+    remaining: &BTreeMap<String, usize>,
+    finalizers: &BTreeMap<String, usize>,
+) -> Vec<(&'static str, &'static str, &'static str, String)> {
+    let content = if remaining.is_empty() {
+        (
+            "False",
+            "ContentRemoved",
+            "All content successfully removed".to_string(),
+        )
+    } else {
+        let list: Vec<String> = remaining
+            .iter()
+            .map(|(gr, n)| format!("{gr} has {n} resource instances"))
+            .collect();
+        (
+            "True",
+            "SomeResourcesRemain",
+            format!("Some resources are remaining: {}", list.join(", ")),
+        )
+    };
+    let fins = if finalizers.is_empty() {
+        (
+            "False",
+            "ContentHasNoFinalizers",
+            "All content-preserving finalizers finished".to_string(),
+        )
+    } else {
+        let list: Vec<String> = finalizers
+            .iter()
+            .map(|(f, n)| format!("{f} in {n} resource instances"))
+            .collect();
+        (
+            "True",
+            "SomeFinalizersRemain",
+            format!(
+                "Some content in the namespace has finalizers remaining: {}",
+                list.join(", ")
+            ),
+        )
+    };
+    vec![
+        (
+            "NamespaceDeletionDiscoveryFailure",
+            "False",
+            "ResourcesDiscovered",
+            "All resources successfully discovered".into(),
+        ),
+        (
+            "NamespaceDeletionGroupVersionParsingFailure",
+            "False",
+            "ParsedGroupVersions",
+            "All legacy kube types successfully parsed".into(),
+        ),
+        (
+            "NamespaceDeletionContentFailure",
+            "False",
+            "ContentDeleted",
+            "All content successfully deleted, may be waiting on finalization".into(),
+        ),
+        ("NamespaceContentRemaining", content.0, content.1, content.2),
+        ("NamespaceFinalizersRemaining", fins.0, fins.1, fins.2),
+    ]
+}
+
+/// Sets `status.conditions` to `wanted`, keeping a condition's lastTransitionTime while its
+/// status stays the same (so a pass that changes nothing writes nothing).
+fn merge_conditions(ns: &mut Value, wanted: &[(&'static str, &'static str, &'static str, String)]) {
+    let old: Vec<Value> = ns
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let now = meta::now_rfc3339();
+    let conditions: Vec<Value> = wanted
+        .iter()
+        .map(|(t, status, reason, message)| {
+            let since = old
+                .iter()
+                .find(|c| c.get("type").and_then(Value::as_str) == Some(t))
+                .filter(|c| c.get("status").and_then(Value::as_str) == Some(status))
+                .and_then(|c| c.get("lastTransitionTime").cloned())
+                .unwrap_or_else(|| json!(now));
+            json!({"type": t, "status": status, "lastTransitionTime": since, "reason": reason, "message": message})
+        })
+        .collect();
+    let o = ns.as_object_mut().expect("object");
+    let st = o.entry("status").or_insert_with(|| json!({}));
+    if !st.is_object() {
+        *st = json!({});
+    }
+    st["conditions"] = Value::Array(conditions);
 }
 
 #[cfg(test)]
