@@ -229,19 +229,25 @@ impl ApiServer {
         } else {
             None
         };
-        let remaining = if continue_token.is_some()
-            && filter.is_empty()
-            && cont.is_empty()
-            && at == ReadAt::Exact(revision)
-        {
-            match self.store.count(&prefix).await {
-                Ok(total) if revision == self.store.current_revision() => {
-                    Some(total as i64 - if decode { decoded.len() } else { items.len() } as i64)
-                }
-                _ => None,
+        // Upstream counts what follows the page when no selector filters it. Counted only
+        // while the snapshot is still the newest state, which the store holds in memory.
+        let remaining = match (&continue_token, &last_key) {
+            (Some(_), Some(last))
+                if filter.is_empty() && revision == self.store.current_revision() =>
+            {
+                self.store
+                    .list(ListOptions {
+                        prefix: prefix.clone(),
+                        at: ReadAt::Exact(revision),
+                        start_after: Some(last.clone()),
+                        limit: 0,
+                    })
+                    .await
+                    .ok()
+                    .filter(|rest| rest.revision == revision)
+                    .map(|rest| rest.items.len() as i64)
             }
-        } else {
-            None
+            _ => None,
         };
         Ok(Listed {
             items,

@@ -233,3 +233,30 @@ async fn expired_continue_and_exact_below_compaction() {
         6
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn later_pages_count_what_remains() {
+    let c = client(M).await;
+    let ns = namespace(&c, "page-remaining").await;
+    let api: Api<ConfigMap> = Api::namespaced(c.clone(), &ns);
+    for i in 0..7 {
+        make(&api, &format!("cm-{i}"), "x").await;
+    }
+    let first = api.list(&ListParams::default().limit(3)).await.unwrap();
+    assert_eq!(first.metadata.remaining_item_count, Some(4));
+    let token = first.metadata.continue_.clone().expect("continue token");
+    let second = api
+        .list(&ListParams::default().limit(3).continue_token(&token))
+        .await
+        .unwrap();
+    assert_eq!(second.items.len(), 3);
+    assert_eq!(second.metadata.remaining_item_count, Some(1));
+    let token = second.metadata.continue_.clone().expect("continue token");
+    let last = api
+        .list(&ListParams::default().limit(3).continue_token(&token))
+        .await
+        .unwrap();
+    assert_eq!(last.items.len(), 1);
+    assert_eq!(last.metadata.remaining_item_count, None);
+    assert!(last.metadata.continue_.is_none());
+}
