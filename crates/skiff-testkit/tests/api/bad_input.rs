@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
-use kube::api::{Api, ListParams};
+use kube::api::Api;
 
 use crate::{client, expect_status, namespace, raw, Raw};
 
@@ -123,14 +123,7 @@ async fn refused_input_leaves_the_server_serving() {
     }
 
     // still serving, and nothing stray was created
-    let names: Vec<String> = cms
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .map(|o| o.metadata.name.unwrap())
-        .collect();
+    let names = crate::list_names(&cms).await;
     assert_eq!(names, ["from-yaml"]);
     let nss: Api<Namespace> = Api::all(c.clone());
     assert!(nss.get("default").await.is_ok());

@@ -91,13 +91,7 @@ async fn resource_versions_never_go_backwards_and_watchers_agree() {
     let c = server.client().await.unwrap();
     let ns = namespace(&c, "cons-watch").await;
     let api: Api<ConfigMap> = Api::namespaced(c.clone(), &ns);
-    let start = api
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .metadata
-        .resource_version
-        .unwrap();
+    let start = crate::list_rv(&api).await;
 
     let mut watchers = vec![];
     for _ in 0..WATCHERS {
@@ -223,14 +217,7 @@ async fn restart_keeps_objects_and_revisions_continue() {
             .unwrap(),
         );
     }
-    let list_rv = rv_num(
-        api.list(&ListParams::default())
-            .await
-            .unwrap()
-            .metadata
-            .resource_version
-            .as_ref(),
-    );
+    let list_rv = rv_num(Some(&crate::list_rv(&api).await));
     drop(api);
     drop(c);
 
@@ -243,14 +230,7 @@ async fn restart_keeps_objects_and_revisions_continue() {
         assert_eq!(got.metadata.resource_version, o.metadata.resource_version);
         assert_eq!(got.data, o.data);
     }
-    let after_rv = rv_num(
-        api.list(&ListParams::default())
-            .await
-            .unwrap()
-            .metadata
-            .resource_version
-            .as_ref(),
-    );
+    let after_rv = rv_num(Some(&crate::list_rv(&api).await));
     assert!(after_rv >= list_rv);
     let new = api
         .create(&PostParams::default(), &cm("after", json!({})))

@@ -285,14 +285,7 @@ async fn deletecollection_by_label() {
         .collect();
     names.sort();
     assert_eq!(names, ["a", "b"]);
-    let left: Vec<String> = api
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .map(|o| o.metadata.name.unwrap())
-        .collect();
+    let left = crate::list_names(&api).await;
     assert_eq!(left, ["c"]);
 }
 

@@ -90,6 +90,33 @@ pub async fn client_without_retries(name: &'static str) -> kube::Client {
     kube::Client::try_from(config).expect("client")
 }
 
+/// The resourceVersion of a fresh list of `api`.
+pub async fn list_rv<K>(api: &Api<K>) -> String
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    api.list(&kube::api::ListParams::default())
+        .await
+        .expect("list")
+        .metadata
+        .resource_version
+        .expect("list resourceVersion")
+}
+
+/// The names of the objects `api` lists, in list order.
+pub async fn list_names<K>(api: &Api<K>) -> Vec<String>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    api.list(&kube::api::ListParams::default())
+        .await
+        .expect("list")
+        .items
+        .into_iter()
+        .map(|o| o.meta().name.clone().expect("name"))
+        .collect()
+}
+
 /// Creates namespace `name` and returns it.
 pub async fn namespace(client: &kube::Client, name: &str) -> String {
     let api: Api<Namespace> = Api::all(client.clone());

@@ -6,9 +6,7 @@ use std::time::Duration;
 
 use futures::{Stream, StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{
-    Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
-};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
 use kube::runtime::watcher;
 use serde_json::json;
 use skiff_testkit::TestServer;
@@ -147,13 +145,7 @@ async fn label_filtered_watch_follows_matching() {
     let c = client(M).await;
     let ns = namespace(&c, "watch-labels").await;
     let api: Api<ConfigMap> = Api::namespaced(c.clone(), &ns);
-    let start = api
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .metadata
-        .resource_version
-        .unwrap();
+    let start = crate::list_rv(&api).await;
     let mut events = watch(
         &api,
         &WatchParams::default().labels("app=x").timeout(5),
