@@ -106,6 +106,17 @@ pub struct Created {
     pub revision: Option<i64>,
 }
 
+impl Created {
+    /// The object as `res` serves it, with its resourceVersion set (none for a dry run).
+    pub fn into_external(self, res: &Resource) -> Value {
+        let mut out = self.object;
+        if let Some(rev) = self.revision {
+            set_revision(&mut out, rev);
+        }
+        to_external(res, out)
+    }
+}
+
 /// The result of a delete.
 pub enum Deleted {
     /// Gone now; the last state.
@@ -443,11 +454,7 @@ impl ApiServer {
         let created = self
             .create_stored(res, namespace, obj, dry_run, manager)
             .await?;
-        let mut out = created.object;
-        if let Some(rev) = created.revision {
-            set_revision(&mut out, rev);
-        }
-        Ok(to_external(res, out))
+        Ok(created.into_external(res))
     }
 
     /// Creates an object and returns it as stored: the object (internal form, without

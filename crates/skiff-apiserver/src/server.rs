@@ -432,12 +432,8 @@ impl ApiServer {
                         StatusCode::CREATED,
                         meta::inject_resource_version(&created.bytes, rev),
                     )),
-                    (_, rev) => {
-                        let mut obj = created.object;
-                        if let Some(rev) = rev {
-                            crate::objects::set_revision(&mut obj, rev);
-                        }
-                        let obj = crate::objects::to_external(res, obj);
+                    _ => {
+                        let obj = created.into_external(res);
                         Ok(self.object_response(StatusCode::CREATED, res, &obj, accept))
                     }
                 }
