@@ -688,7 +688,9 @@ impl ApiServer {
             }
             let new = prepare_update(sres, &old_internal, desired, mode, res, name, manager)?;
             let bytes = serialize(&new);
-            if bytes == serialize(&old_internal) {
+            // Stored bytes are already in this canonical form: compare with them rather than
+            // serializing the old object again.
+            if bytes == kv.value {
                 return Ok(to_external(res, old_internal));
             }
             if dry_run {
