@@ -1,0 +1,449 @@
+//! One scheduling attempt, as upstream's `schedulePod`: pre-filter state, filters over the
+//! nodes (starting where the previous attempt stopped, and stopping once enough feasible nodes
+//! are found: `percentageOfNodesToScore`, adaptive by default), scores weighted as the default
+//! profile weighs them, and the best node with a deterministic tie-break (the first in
+//! evaluation order). When nothing fits, a [`FitError`] counts the reasons per node in
+//! upstream's words.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::Pod;
+
+use crate::plugins::node_resources_fit::ScoringStrategy;
+use crate::plugins::{
+    balanced_allocation, inter_pod_affinity as ipa, node_affinity, node_name, node_ports,
+    node_resources_fit as fit, node_unschedulable, pod_topology_spread as pts, taint_toleration,
+    Failure, FilterResult, PodCtx,
+};
+use crate::snapshot::{NodeInfo, PodInfo, Snapshot};
+
+/// Upstream's `minFeasibleNodesToFind`.
+const MIN_FEASIBLE_NODES_TO_FIND: usize = 100;
+/// Upstream's `minFeasibleNodesPercentageToFind`.
+const MIN_FEASIBLE_NODES_PERCENTAGE: usize = 5;
+
+/// Score plugin weights of upstream's default profile.
+pub const WEIGHT_FIT: i64 = 1;
+pub const WEIGHT_BALANCED: i64 = 1;
+pub const WEIGHT_NODE_AFFINITY: i64 = 2;
+pub const WEIGHT_TAINT_TOLERATION: i64 = 3;
+pub const WEIGHT_INTER_POD_AFFINITY: i64 = 2;
+pub const WEIGHT_TOPOLOGY_SPREAD: i64 = 2;
+
+/// Scheduler settings.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Config {
+    pub scoring: ScoringStrategy,
+    /// 0: adaptive (50% minus 1% per 125 nodes, at least 5%); 100: every node.
+    pub percentage_of_nodes_to_score: u32,
+}
+
+/// How many feasible nodes to find before scoring (`numFeasibleNodesToFind`).
+pub fn num_feasible_nodes_to_find(percentage: u32, all: usize) -> usize {
+    if all < MIN_FEASIBLE_NODES_TO_FIND || percentage >= 100 {
+        return all;
+    }
+    let pct = if percentage == 0 {
+        (50usize.saturating_sub(all / 125)).max(MIN_FEASIBLE_NODES_PERCENTAGE)
+    } else {
+        percentage as usize
+    };
+    (all * pct / 100).max(MIN_FEASIBLE_NODES_TO_FIND)
+}
+
+/// Why a pod fits no node, formatted as upstream's `FitError`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FitError {
+    pub num_all_nodes: usize,
+    /// Each failing node and why.
+    pub statuses: Vec<(String, Failure)>,
+    /// Appended after the filter reasons (the preemption outcome).
+    pub post_filter_msg: String,
+}
+
+impl FitError {
+    /// The reasons counted and sorted as upstream does (`"<count> <reason>"`, sorted as
+    /// strings).
+    pub fn histogram(&self) -> Vec<String> {
+        histogram(self.statuses.iter().map(|(_, f)| f))
+    }
+}
+
+/// Counts reasons over failures and sorts `"<count> <reason>"` strings bytewise.
+pub(crate) fn histogram<'a>(fails: impl Iterator<Item = &'a Failure>) -> Vec<String> {
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for f in fails {
+        for r in &f.reasons {
+            *counts.entry(r.as_ref()).or_default() += 1;
+        }
+    }
+    let mut v: Vec<String> = counts.iter().map(|(r, n)| format!("{n} {r}")).collect();
+    v.sort();
+    v
+}
+
+impl fmt::Display for FitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.num_all_nodes == 0 {
+            return f.write_str("no nodes available to schedule pods");
+        }
+        write!(f, "0/{} nodes are available:", self.num_all_nodes)?;
+        let h = self.histogram();
+        if !h.is_empty() {
+            write!(f, " {}.", h.join(", "))?;
+        }
+        if !self.post_filter_msg.is_empty() {
+            write!(f, " {}", self.post_filter_msg)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for FitError {}
+
+/// Pre-filter state of one attempt.
+#[derive(Debug, Clone)]
+pub struct CycleState {
+    pub constraints: pts::Constraints,
+    pub ipa: ipa::PreFilterState,
+    pub pts: pts::PreFilterState,
+}
+
+impl CycleState {
+    pub fn compute(pod: &PodCtx, snap: &Snapshot) -> CycleState {
+        let constraints = pts::Constraints::of(pod);
+        CycleState {
+            ipa: ipa::PreFilterState::compute(pod, snap),
+            pts: pts::PreFilterState::compute(pod, &constraints, snap),
+            constraints,
+        }
+    }
+
+    /// Adjusts the state for a pod added to (`delta` 1) or removed from (-1) `node`.
+    pub fn update(
+        &mut self,
+        pod: &PodCtx,
+        p: &PodInfo,
+        node: &NodeInfo,
+        snap: &Snapshot,
+        delta: i64,
+    ) {
+        self.ipa.update(pod, p, node, &snap.namespace_labels, delta);
+        self.pts.update(pod, p, node, delta);
+    }
+}
+
+/// Every filter plugin in the default profile's order; the first failure is the node's
+/// status.
+pub fn run_filters(
+    pod: &PodCtx,
+    state: &CycleState,
+    snap: &Snapshot,
+    node: &NodeInfo,
+) -> FilterResult {
+    node_unschedulable::filter(pod, node)?;
+    node_name::filter(pod, node)?;
+    taint_toleration::filter(pod, node)?;
+    node_affinity::filter(pod, node)?;
+    node_ports::filter(pod, node)?;
+    fit::filter(pod, node)?;
+    pts::filter(&state.pts, pod, node)?;
+    ipa::filter(&state.ipa, pod, &snap.namespace_labels, node)?;
+    Ok(())
+}
+
+/// Filters with the node's nominated pods of equal or higher priority counted too (then
+/// without them, as upstream's `RunFilterPluginsWithNominatedPods`).
+pub fn run_filters_with_nominated(
+    pod: &PodCtx,
+    state: &CycleState,
+    snap: &Snapshot,
+    node: &NodeInfo,
+) -> FilterResult {
+    let nominated: Vec<&Arc<PodInfo>> = snap
+        .nominated_on(&node.name)
+        .iter()
+        .filter(|p| p.priority >= pod.info.priority && p.key != pod.info.key)
+        .collect();
+    if nominated.is_empty() {
+        return run_filters(pod, state, snap, node);
+    }
+    let mut with = node.clone();
+    let mut st = state.clone();
+    for p in nominated {
+        with.add_pod(p.clone());
+        st.update(pod, p, &with, snap, 1);
+    }
+    run_filters(pod, &st, snap, &with)?;
+    run_filters(pod, state, snap, node)
+}
+
+/// A successful attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduleResult {
+    pub node: String,
+    pub evaluated: usize,
+    pub feasible: usize,
+}
+
+/// The scheduler's decision core over a snapshot.
+#[derive(Debug, Default)]
+pub struct Scheduler {
+    pub snapshot: Snapshot,
+    pub config: Config,
+    next_start: usize,
+}
+
+impl Scheduler {
+    pub fn new(config: Config) -> Scheduler {
+        Scheduler {
+            snapshot: Snapshot::new(),
+            config,
+            next_start: 0,
+        }
+    }
+
+    /// Picks a node for the pod (without placing it; see [`Scheduler::assume`]).
+    pub fn schedule(&mut self, pod: Arc<Pod>) -> Result<ScheduleResult, FitError> {
+        let ctx = PodCtx::new(pod);
+        self.schedule_ctx(&ctx).map_err(|(e, _)| e)
+    }
+
+    /// As [`Scheduler::schedule`], returning the cycle state with a failure (for preemption).
+    pub fn schedule_ctx(&mut self, ctx: &PodCtx) -> Result<ScheduleResult, (FitError, CycleState)> {
+        let snap = &self.snapshot;
+        let all = snap.num_nodes();
+        let state = CycleState::compute(ctx, snap);
+        if all == 0 {
+            return Err((
+                FitError {
+                    num_all_nodes: 0,
+                    statuses: Vec::new(),
+                    post_filter_msg: String::new(),
+                },
+                state,
+            ));
+        }
+        // A node nominated by an earlier preemption is tried first.
+        let nominated = ctx
+            .info
+            .pod
+            .status
+            .as_ref()
+            .and_then(|s| s.nominated_node_name.as_deref())
+            .filter(|n| !n.is_empty());
+        if let Some(ni) = nominated.and_then(|n| snap.node(n)) {
+            if ni.node.is_some() && run_filters_with_nominated(ctx, &state, snap, ni).is_ok() {
+                return Ok(ScheduleResult {
+                    node: ni.name.clone(),
+                    evaluated: 1,
+                    feasible: 1,
+                });
+            }
+        }
+        let want = num_feasible_nodes_to_find(self.config.percentage_of_nodes_to_score, all);
+        let nodes = snap.nodes();
+        let slots = nodes.len();
+        let start = if slots == 0 {
+            0
+        } else {
+            self.next_start % slots
+        };
+        let mut feasible: Vec<usize> = Vec::with_capacity(want.min(slots));
+        let mut statuses = Vec::new();
+        let mut processed = 0;
+        let mut evaluated = 0;
+        while processed < slots && feasible.len() < want {
+            let ix = (start + processed) % slots;
+            processed += 1;
+            let node = &nodes[ix];
+            if node.node.is_none() {
+                continue;
+            }
+            evaluated += 1;
+            match run_filters_with_nominated(ctx, &state, snap, node) {
+                Ok(()) => feasible.push(ix),
+                Err(f) => statuses.push((node.name.clone(), f)),
+            }
+        }
+        self.next_start = if slots == 0 {
+            0
+        } else {
+            (start + processed) % slots
+        };
+        if feasible.is_empty() {
+            return Err((
+                FitError {
+                    num_all_nodes: all,
+                    statuses,
+                    post_filter_msg: String::new(),
+                },
+                state,
+            ));
+        }
+        let best = if feasible.len() == 1 {
+            feasible[0]
+        } else {
+            let scores = self.score(ctx, &state, &feasible);
+            let mut best = 0;
+            for j in 1..feasible.len() {
+                if scores[j] > scores[best] {
+                    best = j;
+                }
+            }
+            feasible[best]
+        };
+        Ok(ScheduleResult {
+            node: self.snapshot.nodes()[best].name.clone(),
+            evaluated,
+            feasible: feasible.len(),
+        })
+    }
+
+    /// Weighted total scores of the feasible nodes (indexes into the snapshot's nodes).
+    pub fn score(&self, ctx: &PodCtx, state: &CycleState, feasible: &[usize]) -> Vec<i64> {
+        let snap = &self.snapshot;
+        let nodes = snap.nodes();
+        let n = feasible.len();
+        let mut total = vec![0i64; n];
+        let mut add = |scores: &[i64], w: i64| {
+            for (t, s) in total.iter_mut().zip(scores) {
+                *t += s * w;
+            }
+        };
+        let mut buf = vec![0i64; n];
+        for (j, &ix) in feasible.iter().enumerate() {
+            buf[j] = taint_toleration::score(ctx, &nodes[ix]);
+        }
+        taint_toleration::normalize(&mut buf);
+        add(&buf, WEIGHT_TAINT_TOLERATION);
+        if !ctx.preferred_node_affinity.is_empty() {
+            for (j, &ix) in feasible.iter().enumerate() {
+                buf[j] = node_affinity::score(ctx, &nodes[ix]);
+            }
+            node_affinity::normalize(&mut buf);
+            add(&buf, WEIGHT_NODE_AFFINITY);
+        }
+        if let Some(st) = pts::PreScoreState::compute(ctx, &state.constraints, snap, feasible) {
+            for (j, &ix) in feasible.iter().enumerate() {
+                buf[j] = st.score(j, &nodes[ix]);
+            }
+            st.normalize(&mut buf);
+            add(&buf, WEIGHT_TOPOLOGY_SPREAD);
+        }
+        let ipa_state = ipa::PreScoreState::compute(ctx, snap);
+        if ipa_state.active() {
+            for (j, &ix) in feasible.iter().enumerate() {
+                buf[j] = ipa_state.score(&nodes[ix]);
+            }
+            ipa::normalize(&mut buf);
+            add(&buf, WEIGHT_INTER_POD_AFFINITY);
+        }
+        for (j, &ix) in feasible.iter().enumerate() {
+            buf[j] = fit::score(self.config.scoring, ctx, &nodes[ix]);
+        }
+        add(&buf, WEIGHT_FIT);
+        for (j, &ix) in feasible.iter().enumerate() {
+            buf[j] = balanced_allocation::score(ctx, &nodes[ix]);
+        }
+        add(&buf, WEIGHT_BALANCED);
+        total
+    }
+
+    /// Places the pod on the node in the snapshot (before the binding is confirmed), so the
+    /// next attempt sees it.
+    pub fn assume(&mut self, pod: &Pod, node: &str) {
+        let mut p = pod.clone();
+        p.spec.get_or_insert_with(Default::default).node_name = Some(node.to_string());
+        self.snapshot
+            .clear_nomination(&crate::snapshot::pod_key(pod));
+        self.snapshot
+            .place(Arc::new(PodInfo::new(Arc::new(p))), node);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::testing::*;
+    use std::borrow::Cow;
+
+    #[test]
+    fn feasible_nodes_to_find() {
+        assert_eq!(num_feasible_nodes_to_find(0, 50), 50);
+        assert_eq!(num_feasible_nodes_to_find(0, 1000), 420);
+        assert_eq!(num_feasible_nodes_to_find(0, 5000), 500);
+        assert_eq!(num_feasible_nodes_to_find(0, 6000), 300);
+        assert_eq!(num_feasible_nodes_to_find(100, 6000), 6000);
+        assert_eq!(num_feasible_nodes_to_find(0, 150), 100 * 0 + 100);
+    }
+
+    #[test]
+    fn fit_error_message_is_upstream_shaped() {
+        let e = FitError {
+            num_all_nodes: 3,
+            statuses: vec![
+                ("a".into(), Failure::unschedulable("Insufficient cpu")),
+                ("b".into(), Failure::unresolvable(Cow::Owned("node(s) had untolerated taint {dedicated: gpu}".into()))),
+                ("c".into(), Failure::unschedulable("Insufficient cpu")),
+            ],
+            post_filter_msg: "preemption: 0/3 nodes are available: 1 Preemption is not helpful for scheduling, 2 No preemption victims found for incoming pod.".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "0/3 nodes are available: 1 node(s) had untolerated taint {dedicated: gpu}, 2 Insufficient cpu. preemption: 0/3 nodes are available: 1 Preemption is not helpful for scheduling, 2 No preemption victims found for incoming pod."
+        );
+    }
+
+    #[test]
+    fn picks_the_least_allocated_node_and_assumes() {
+        let mut s = Scheduler::new(Config::default());
+        s.snapshot = snapshot(
+            vec![node("n1", "4", "8Gi", "110"), node("n2", "4", "8Gi", "110")],
+            vec![on(pod("busy", "3", "6Gi"), "n1")],
+        );
+        let p = Arc::new(pod("p", "500m", "1Gi"));
+        assert_eq!(s.schedule(p.clone()).unwrap().node, "n2");
+        s.assume(&p, "n2");
+        assert_eq!(s.snapshot.node("n2").unwrap().requested.milli_cpu, 500);
+        let e = s.schedule(Arc::new(pod("big", "8", ""))).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "0/2 nodes are available: 2 Insufficient cpu."
+        );
+    }
+
+    #[test]
+    fn mixed_reasons_are_counted_per_node() {
+        let mut s = Scheduler::new(Config::default());
+        let mut cordoned = node("n3", "4", "8Gi", "110");
+        cordoned.spec.as_mut().unwrap().unschedulable = Some(true);
+        s.snapshot = snapshot(
+            vec![
+                taint(
+                    node("n1", "4", "8Gi", "110"),
+                    "dedicated",
+                    "gpu",
+                    "NoSchedule",
+                ),
+                node("n2", "1", "8Gi", "110"),
+                cordoned,
+            ],
+            vec![],
+        );
+        let e = s.schedule(Arc::new(pod("p", "2", ""))).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "0/3 nodes are available: 1 Insufficient cpu, 1 node(s) had untolerated taint {dedicated: gpu}, 1 node(s) were unschedulable."
+        );
+    }
+
+    #[test]
+    fn no_nodes() {
+        let mut s = Scheduler::new(Config::default());
+        let e = s.schedule(Arc::new(pod("p", "", ""))).unwrap_err();
+        assert_eq!(e.to_string(), "no nodes available to schedule pods");
+    }
+}

@@ -1,0 +1,379 @@
+//! InterPodAffinity: required pod affinity and anti-affinity by topology key, both the
+//! incoming pod's and the existing pods' anti-affinity against the incoming pod; preferred
+//! terms (and existing pods' required affinity, at weight 1) score topology domains.
+//!
+//! As upstream, a pre-filter pass counts matching pods per topology pair once per pod, the
+//! per-node filter then only looks up the node's pairs, and preemption adjusts the counts as
+//! it removes and re-adds victims.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::{Failure, FilterResult, PodCtx, TopoCounts, MAX_NODE_SCORE};
+use crate::snapshot::{NodeInfo, PodInfo, Snapshot};
+
+pub const AFFINITY_REASON: &str = "node(s) didn't match pod affinity rules";
+pub const ANTI_AFFINITY_REASON: &str = "node(s) didn't match pod anti-affinity rules";
+pub const EXISTING_ANTI_AFFINITY_REASON: &str =
+    "node(s) didn't satisfy existing pods anti-affinity rules";
+
+/// Upstream's default `hardPodAffinityWeight`.
+const HARD_POD_AFFINITY_WEIGHT: i64 = 1;
+
+type NsLabels = HashMap<String, BTreeMap<String, String>>;
+
+/// What the filter needs, computed once per pod.
+#[derive(Debug, Clone, Default)]
+pub struct PreFilterState {
+    /// Pairs where an existing pod's required anti-affinity selects the incoming pod.
+    existing_anti: TopoCounts,
+    /// Pairs with pods matching all of the incoming pod's required affinity terms.
+    affinity: TopoCounts,
+    /// Pairs with pods matching one of the incoming pod's required anti-affinity terms.
+    anti: TopoCounts,
+    active: bool,
+}
+
+fn matches_all(terms: &[crate::snapshot::AffinityTerm], p: &PodInfo, ns: &NsLabels) -> bool {
+    terms.iter().all(|t| t.matches(p, ns))
+}
+
+impl PreFilterState {
+    pub fn compute(pod: &PodCtx, snap: &Snapshot) -> PreFilterState {
+        let mut s = PreFilterState::default();
+        let ns = &snap.namespace_labels;
+        let own =
+            !pod.info.required_affinity.is_empty() || !pod.info.required_anti_affinity.is_empty();
+        for node in snap.nodes() {
+            if node.node.is_none() {
+                continue;
+            }
+            if node.pods_with_required_anti_affinity > 0 || own {
+                for p in &node.pods {
+                    s.account(pod, p, node, ns, 1, own);
+                }
+            }
+        }
+        s.active = own || s.existing_anti.any_positive();
+        s
+    }
+
+    fn account(
+        &mut self,
+        pod: &PodCtx,
+        p: &PodInfo,
+        node: &NodeInfo,
+        ns: &NsLabels,
+        delta: i64,
+        own: bool,
+    ) {
+        for t in &p.required_anti_affinity {
+            if let Some(v) = node.label(&t.topology_key) {
+                if t.matches(&pod.info, ns) {
+                    self.existing_anti.add(&t.topology_key, v, delta);
+                }
+            }
+        }
+        if !own {
+            return;
+        }
+        let req = &pod.info.required_affinity;
+        if !req.is_empty() && matches_all(req, p, ns) {
+            for t in req {
+                if let Some(v) = node.label(&t.topology_key) {
+                    self.affinity.add(&t.topology_key, v, delta);
+                }
+            }
+        }
+        for t in &pod.info.required_anti_affinity {
+            if let Some(v) = node.label(&t.topology_key) {
+                if t.matches(p, ns) {
+                    self.anti.add(&t.topology_key, v, delta);
+                }
+            }
+        }
+    }
+
+    /// Adjusts the counts for a pod added to (`delta` 1) or removed from (-1) a node.
+    pub fn update(
+        &mut self,
+        pod: &PodCtx,
+        p: &PodInfo,
+        node: &NodeInfo,
+        ns: &NsLabels,
+        delta: i64,
+    ) {
+        let own =
+            !pod.info.required_affinity.is_empty() || !pod.info.required_anti_affinity.is_empty();
+        self.account(pod, p, node, ns, delta, own);
+        self.active = true;
+    }
+}
+
+pub fn filter(
+    state: &PreFilterState,
+    pod: &PodCtx,
+    ns: &NsLabels,
+    node: &NodeInfo,
+) -> FilterResult {
+    if !state.active {
+        return Ok(());
+    }
+    let req = &pod.info.required_affinity;
+    if !req.is_empty() {
+        let mut pods_exist = true;
+        for t in req {
+            match node.label(&t.topology_key) {
+                Some(v) => {
+                    if state.affinity.get(&t.topology_key, v) <= 0 {
+                        pods_exist = false;
+                    }
+                }
+                None => return Err(Failure::unresolvable(AFFINITY_REASON)),
+            }
+        }
+        // The first pod of a group whose terms select itself may go anywhere with the keys.
+        if !pods_exist && (state.affinity.any_positive() || !matches_all(req, &pod.info, ns)) {
+            return Err(Failure::unresolvable(AFFINITY_REASON));
+        }
+    }
+    for t in &pod.info.required_anti_affinity {
+        if let Some(v) = node.label(&t.topology_key) {
+            if state.anti.get(&t.topology_key, v) > 0 {
+                return Err(Failure::unschedulable(ANTI_AFFINITY_REASON));
+            }
+        }
+    }
+    if state.existing_anti.node_hits(node) {
+        return Err(Failure::unschedulable(EXISTING_ANTI_AFFINITY_REASON));
+    }
+    Ok(())
+}
+
+/// Preferred-term scores per topology pair, computed once per pod over every node.
+#[derive(Debug, Default)]
+pub struct PreScoreState {
+    topo: TopoCounts,
+    active: bool,
+}
+
+impl PreScoreState {
+    pub fn compute(pod: &PodCtx, snap: &Snapshot) -> PreScoreState {
+        let me = &pod.info;
+        let has_own = !me.preferred_affinity.is_empty() || !me.preferred_anti_affinity.is_empty();
+        let ns = &snap.namespace_labels;
+        let mut topo = TopoCounts::default();
+        let mut active = false;
+        for node in snap.nodes() {
+            if node.node.is_none() || (!has_own && node.pods_with_affinity == 0) {
+                continue;
+            }
+            for p in &node.pods {
+                if !has_own && !p.has_affinity() {
+                    continue;
+                }
+                active = true;
+                let mut add = |key: &str, w: i64| {
+                    if let Some(v) = node.label(key) {
+                        topo.add(key, v, w);
+                    }
+                };
+                for (w, t) in &me.preferred_affinity {
+                    if t.matches(p, ns) {
+                        add(&t.topology_key, *w);
+                    }
+                }
+                for (w, t) in &me.preferred_anti_affinity {
+                    if t.matches(p, ns) {
+                        add(&t.topology_key, -*w);
+                    }
+                }
+                for t in &p.required_affinity {
+                    if t.matches(me, ns) {
+                        add(&t.topology_key, HARD_POD_AFFINITY_WEIGHT);
+                    }
+                }
+                for (w, t) in &p.preferred_affinity {
+                    if t.matches(me, ns) {
+                        add(&t.topology_key, *w);
+                    }
+                }
+                for (w, t) in &p.preferred_anti_affinity {
+                    if t.matches(me, ns) {
+                        add(&t.topology_key, -*w);
+                    }
+                }
+            }
+        }
+        PreScoreState { topo, active }
+    }
+
+    pub fn active(&self) -> bool {
+        self.active
+    }
+
+    pub fn score(&self, node: &NodeInfo) -> i64 {
+        self.topo.node_sum(node)
+    }
+}
+
+/// Min-max scaling to 0..=100 (all equal: 0).
+pub fn normalize(scores: &mut [i64]) {
+    let (Some(&min), Some(&max)) = (scores.iter().min(), scores.iter().max()) else {
+        return;
+    };
+    let diff = max - min;
+    for s in scores.iter_mut() {
+        *s = if diff > 0 {
+            MAX_NODE_SCORE * (*s - min) / diff
+        } else {
+            0
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::testing::*;
+    use k8s_openapi::api::core::v1::{
+        Affinity, Pod, PodAffinity, PodAffinityTerm, PodAntiAffinity, WeightedPodAffinityTerm,
+    };
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+    use std::sync::Arc;
+
+    fn term(app: &str, key: &str) -> PodAffinityTerm {
+        PodAffinityTerm {
+            label_selector: Some(LabelSelector {
+                match_labels: Some(BTreeMap::from([("app".to_string(), app.to_string())])),
+                match_expressions: None,
+            }),
+            topology_key: key.into(),
+            ..Default::default()
+        }
+    }
+
+    fn with_affinity(
+        mut p: Pod,
+        aff: Option<PodAffinityTerm>,
+        anti: Option<PodAffinityTerm>,
+    ) -> Pod {
+        p.spec.as_mut().unwrap().affinity = Some(Affinity {
+            pod_affinity: aff.map(|t| PodAffinity {
+                required_during_scheduling_ignored_during_execution: Some(vec![t]),
+                preferred_during_scheduling_ignored_during_execution: None,
+            }),
+            pod_anti_affinity: anti.map(|t| PodAntiAffinity {
+                required_during_scheduling_ignored_during_execution: Some(vec![t]),
+                preferred_during_scheduling_ignored_during_execution: None,
+            }),
+            ..Default::default()
+        });
+        p
+    }
+
+    fn zoned(name: &str, zone: &str) -> k8s_openapi::api::core::v1::Node {
+        label(
+            node(name, "4", "8Gi", "110"),
+            "topology.kubernetes.io/zone",
+            zone,
+        )
+    }
+
+    fn run(s: &Snapshot, p: Pod) -> Vec<Result<(), String>> {
+        let ctx = PodCtx::new(Arc::new(p));
+        let st = PreFilterState::compute(&ctx, s);
+        ["a1", "a2", "b1"]
+            .iter()
+            .map(|n| {
+                filter(&st, &ctx, &s.namespace_labels, s.node(n).unwrap())
+                    .map_err(|f| f.reasons[0].to_string())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn required_affinity_by_zone() {
+        let s = snapshot(
+            vec![zoned("a1", "a"), zoned("a2", "a"), zoned("b1", "b")],
+            vec![on(with_labels(pod("db", "", ""), &[("app", "db")]), "a1")],
+        );
+        let p = with_affinity(
+            pod("web", "", ""),
+            Some(term("db", "topology.kubernetes.io/zone")),
+            None,
+        );
+        let r = run(&s, p);
+        assert_eq!(r[0], Ok(()));
+        assert_eq!(r[1], Ok(()));
+        assert_eq!(r[2], Err(AFFINITY_REASON.to_string()));
+    }
+
+    #[test]
+    fn first_pod_of_self_affine_group_goes_anywhere() {
+        let s = snapshot(
+            vec![zoned("a1", "a"), zoned("a2", "a"), zoned("b1", "b")],
+            vec![],
+        );
+        let p = with_affinity(
+            with_labels(pod("web", "", ""), &[("app", "web")]),
+            Some(term("web", "topology.kubernetes.io/zone")),
+            None,
+        );
+        assert!(run(&s, p).iter().all(Result::is_ok));
+    }
+
+    #[test]
+    fn anti_affinity_both_ways() {
+        let existing = with_affinity(
+            with_labels(pod("x", "", ""), &[("app", "x")]),
+            None,
+            Some(term("web", "kubernetes.io/hostname")),
+        );
+        let s = snapshot(
+            vec![zoned("a1", "a"), zoned("a2", "a"), zoned("b1", "b")],
+            vec![
+                on(with_labels(pod("web-0", "", ""), &[("app", "web")]), "a1"),
+                on(existing, "b1"),
+            ],
+        );
+        let p = with_affinity(
+            with_labels(pod("web-1", "", ""), &[("app", "web")]),
+            None,
+            Some(term("web", "kubernetes.io/hostname")),
+        );
+        let r = run(&s, p);
+        assert_eq!(r[0], Err(ANTI_AFFINITY_REASON.to_string()));
+        assert_eq!(r[1], Ok(()));
+        assert_eq!(r[2], Err(EXISTING_ANTI_AFFINITY_REASON.to_string()));
+    }
+
+    #[test]
+    fn preferred_affinity_scores_the_zone() {
+        let s = snapshot(
+            vec![zoned("a1", "a"), zoned("a2", "a"), zoned("b1", "b")],
+            vec![on(with_labels(pod("db", "", ""), &[("app", "db")]), "a1")],
+        );
+        let mut p = pod("web", "", "");
+        p.spec.as_mut().unwrap().affinity = Some(Affinity {
+            pod_affinity: Some(PodAffinity {
+                required_during_scheduling_ignored_during_execution: None,
+                preferred_during_scheduling_ignored_during_execution: Some(vec![
+                    WeightedPodAffinityTerm {
+                        weight: 10,
+                        pod_affinity_term: term("db", "topology.kubernetes.io/zone"),
+                    },
+                ]),
+            }),
+            ..Default::default()
+        });
+        let ctx = PodCtx::new(Arc::new(p));
+        let st = PreScoreState::compute(&ctx, &s);
+        let mut sc: Vec<i64> = ["a1", "a2", "b1"]
+            .iter()
+            .map(|n| st.score(s.node(n).unwrap()))
+            .collect();
+        assert_eq!(sc, vec![10, 10, 0]);
+        normalize(&mut sc);
+        assert_eq!(sc, vec![100, 100, 0]);
+    }
+}

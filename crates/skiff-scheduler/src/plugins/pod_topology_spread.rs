@@ -1,0 +1,476 @@
+//! PodTopologySpread: `topologySpreadConstraints` with `DoNotSchedule` filter nodes where the
+//! skew (matching pods in the node's domain, plus the pod itself, minus the emptiest domain,
+//! or 0 while fewer than `minDomains` domains exist) would exceed `maxSkew`; those with
+//! `ScheduleAnyway` score nodes by how few matching pods their domains hold, weighted by
+//! `log(domains + 2)`. `nodeAffinityPolicy` defaults to Honor and `nodeTaintsPolicy` to
+//! Ignore. Pods with no constraints of their own that belong to a ReplicaSet, StatefulSet or
+//! ReplicationController get upstream's system defaults (hostname maxSkew 3, zone maxSkew 5,
+//! both ScheduleAnyway), whose selector here is "pods of the same controller".
+
+use std::collections::HashMap;
+
+use super::{node_affinity, Failure, FilterResult, PodCtx, TopoCounts, MAX_NODE_SCORE};
+use crate::selector::{Op, Requirement, Selector};
+use crate::snapshot::{Effect, NodeInfo, PodInfo, Snapshot};
+
+pub const REASON: &str = "node(s) didn't match pod topology spread constraints";
+pub const MISSING_LABEL_REASON: &str =
+    "node(s) didn't match pod topology spread constraints (missing required label)";
+
+pub const HOSTNAME: &str = "kubernetes.io/hostname";
+pub const ZONE: &str = "topology.kubernetes.io/zone";
+
+/// Which pods a constraint counts.
+#[derive(Debug, Clone)]
+pub enum SpreadSelector {
+    Labels(Selector),
+    /// Pods of the controller with this uid (the system default constraints).
+    Controller(String),
+}
+
+/// One compiled constraint.
+#[derive(Debug, Clone)]
+pub struct Constraint {
+    pub max_skew: i64,
+    pub topology_key: String,
+    pub selector: SpreadSelector,
+    pub min_domains: i64,
+    pub honor_node_affinity: bool,
+    pub honor_node_taints: bool,
+}
+
+impl Constraint {
+    fn selects(&self, p: &PodInfo) -> bool {
+        match &self.selector {
+            SpreadSelector::Labels(s) => s.matches(p.labels()),
+            SpreadSelector::Controller(uid) => p.controller_uid.as_deref() == Some(uid.as_str()),
+        }
+    }
+
+    fn count(&self, node: &NodeInfo, namespace: &str) -> i64 {
+        node.pods
+            .iter()
+            .filter(|p| !p.terminating && p.namespace == namespace && self.selects(p))
+            .count() as i64
+    }
+
+    fn includes(&self, pod: &PodCtx, node: &NodeInfo) -> bool {
+        (!self.honor_node_affinity || node_affinity::matches(pod, node))
+            && (!self.honor_node_taints
+                || node.taints.iter().all(|t| {
+                    !matches!(t.effect, Effect::NoSchedule | Effect::NoExecute) || pod.tolerates(t)
+                }))
+    }
+}
+
+/// A pod's constraints, split by `whenUnsatisfiable`.
+#[derive(Debug, Clone, Default)]
+pub struct Constraints {
+    pub hard: Vec<Constraint>,
+    pub soft: Vec<Constraint>,
+    /// The soft constraints are the system defaults.
+    pub system_defaulted: bool,
+}
+
+impl Constraints {
+    pub fn of(pod: &PodCtx) -> Constraints {
+        let info = &pod.info;
+        let explicit = info
+            .pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.topology_spread_constraints.as_ref())
+            .filter(|c| !c.is_empty());
+        let mut out = Constraints::default();
+        let Some(list) = explicit else {
+            let owned = matches!(
+                info.controller_kind.as_deref(),
+                Some("ReplicaSet" | "StatefulSet" | "ReplicationController")
+            );
+            if let (true, Some(uid)) = (owned, info.controller_uid.as_ref()) {
+                for (key, skew) in [(HOSTNAME, 3), (ZONE, 5)] {
+                    out.soft.push(Constraint {
+                        max_skew: skew,
+                        topology_key: key.into(),
+                        selector: SpreadSelector::Controller(uid.clone()),
+                        min_domains: 1,
+                        honor_node_affinity: true,
+                        honor_node_taints: false,
+                    });
+                }
+                out.system_defaulted = true;
+            }
+            return out;
+        };
+        for c in list {
+            let mut sel = Selector::from_label_selector(c.label_selector.as_ref());
+            for k in c.match_label_keys.iter().flatten() {
+                if let Some(v) = info.labels().get(k) {
+                    sel.push(Requirement {
+                        key: k.clone(),
+                        op: Op::In,
+                        values: vec![v.clone()],
+                    });
+                }
+            }
+            let cons = Constraint {
+                max_skew: i64::from(c.max_skew),
+                topology_key: c.topology_key.clone(),
+                selector: SpreadSelector::Labels(sel),
+                min_domains: i64::from(c.min_domains.unwrap_or(1)),
+                honor_node_affinity: c.node_affinity_policy.as_deref() != Some("Ignore"),
+                honor_node_taints: c.node_taints_policy.as_deref() == Some("Honor"),
+            };
+            if c.when_unsatisfiable == "ScheduleAnyway" {
+                out.soft.push(cons);
+            } else {
+                out.hard.push(cons);
+            }
+        }
+        out
+    }
+}
+
+fn has_all_keys(cs: &[Constraint], node: &NodeInfo) -> bool {
+    cs.iter().all(|c| node.label(&c.topology_key).is_some())
+}
+
+/// Matching pods per domain for each hard constraint.
+#[derive(Debug, Clone, Default)]
+pub struct PreFilterState {
+    constraints: Vec<Constraint>,
+    counts: Vec<HashMap<String, i64>>,
+    mins: Vec<i64>,
+}
+
+impl PreFilterState {
+    pub fn compute(pod: &PodCtx, cons: &Constraints, snap: &Snapshot) -> PreFilterState {
+        let cs = cons.hard.clone();
+        let mut counts = vec![HashMap::new(); cs.len()];
+        if !cs.is_empty() {
+            for node in snap.nodes() {
+                if node.node.is_none() || !has_all_keys(&cs, node) {
+                    continue;
+                }
+                for (i, c) in cs.iter().enumerate() {
+                    if !c.includes(pod, node) {
+                        continue;
+                    }
+                    let v = node.label(&c.topology_key).unwrap_or_default();
+                    let n = c.count(node, &pod.info.namespace);
+                    *counts[i].entry(v.to_string()).or_insert(0) += n;
+                }
+            }
+        }
+        let mut s = PreFilterState {
+            constraints: cs,
+            counts,
+            mins: Vec::new(),
+        };
+        s.recompute_mins();
+        s
+    }
+
+    fn recompute_mins(&mut self) {
+        self.mins = self
+            .counts
+            .iter()
+            .map(|m| m.values().copied().min().unwrap_or(i64::from(i32::MAX)))
+            .collect();
+    }
+
+    /// Adjusts the counts for a pod added to (`delta` 1) or removed from (-1) a node.
+    pub fn update(&mut self, pod: &PodCtx, p: &PodInfo, node: &NodeInfo, delta: i64) {
+        if self.constraints.is_empty()
+            || p.terminating
+            || p.namespace != pod.info.namespace
+            || !has_all_keys(&self.constraints, node)
+        {
+            return;
+        }
+        for (i, c) in self.constraints.iter().enumerate() {
+            if c.includes(pod, node) && c.selects(p) {
+                let v = node.label(&c.topology_key).unwrap_or_default();
+                *self.counts[i].entry(v.to_string()).or_insert(0) += delta;
+            }
+        }
+        self.recompute_mins();
+    }
+}
+
+pub fn filter(state: &PreFilterState, pod: &PodCtx, node: &NodeInfo) -> FilterResult {
+    for (i, c) in state.constraints.iter().enumerate() {
+        let Some(v) = node.label(&c.topology_key) else {
+            return Err(Failure::unresolvable(MISSING_LABEL_REASON));
+        };
+        let min = if (state.counts[i].len() as i64) < c.min_domains {
+            0
+        } else {
+            state.mins[i]
+        };
+        let self_match = i64::from(c.selects(&pod.info));
+        let matched = state.counts[i].get(v).copied().unwrap_or(0);
+        if matched + self_match - min > c.max_skew {
+            return Err(Failure::unschedulable(REASON));
+        }
+    }
+    Ok(())
+}
+
+/// Soft-constraint scoring state over the feasible nodes.
+#[derive(Debug, Default)]
+pub struct PreScoreState {
+    constraints: Vec<Constraint>,
+    ignored: Vec<bool>,
+    weights: Vec<f64>,
+    pairs: TopoCounts,
+    namespace: String,
+}
+
+impl PreScoreState {
+    /// `feasible` indexes `snap.nodes()`; `None` when there is nothing to score.
+    pub fn compute(
+        pod: &PodCtx,
+        cons: &Constraints,
+        snap: &Snapshot,
+        feasible: &[usize],
+    ) -> Option<PreScoreState> {
+        if cons.soft.is_empty() || feasible.is_empty() {
+            return None;
+        }
+        let cs = cons.soft.clone();
+        let require_all = !cons.system_defaulted;
+        let nodes = snap.nodes();
+        let mut ignored = vec![false; feasible.len()];
+        let mut sizes = vec![0usize; cs.len()];
+        let mut pairs = TopoCounts::default();
+        let mut seen: HashMap<(usize, &str), ()> = HashMap::new();
+        for (j, &ix) in feasible.iter().enumerate() {
+            let node = &nodes[ix];
+            if require_all && !has_all_keys(&cs, node) {
+                ignored[j] = true;
+                continue;
+            }
+            for (i, c) in cs.iter().enumerate() {
+                if c.topology_key == HOSTNAME {
+                    continue;
+                }
+                if let Some(v) = node.label(&c.topology_key) {
+                    if seen.insert((i, v), ()).is_none() {
+                        sizes[i] += 1;
+                        pairs.add(&c.topology_key, v, 0);
+                    }
+                }
+            }
+        }
+        let n_ignored = ignored.iter().filter(|x| **x).count();
+        let weights = cs
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let sz = if c.topology_key == HOSTNAME {
+                    feasible.len() - n_ignored
+                } else {
+                    sizes[i]
+                };
+                ((sz + 2) as f64).ln()
+            })
+            .collect();
+        for node in nodes {
+            if node.node.is_none() || (require_all && !has_all_keys(&cs, node)) {
+                continue;
+            }
+            for c in &cs {
+                if c.topology_key == HOSTNAME || !c.includes(pod, node) {
+                    continue;
+                }
+                let Some(v) = node.label(&c.topology_key) else {
+                    continue;
+                };
+                if !pairs.contains(&c.topology_key, v) {
+                    continue;
+                }
+                let n = c.count(node, &pod.info.namespace);
+                pairs.add(&c.topology_key, v, n);
+            }
+        }
+        Some(PreScoreState {
+            constraints: cs,
+            ignored,
+            weights,
+            pairs,
+            namespace: pod.info.namespace.clone(),
+        })
+    }
+
+    /// The raw score of the `j`th feasible node (lower is better before normalizing).
+    pub fn score(&self, j: usize, node: &NodeInfo) -> i64 {
+        if self.ignored[j] {
+            return 0;
+        }
+        let mut score = 0.0;
+        for (i, c) in self.constraints.iter().enumerate() {
+            if let Some(v) = node.label(&c.topology_key) {
+                let cnt = if c.topology_key == HOSTNAME {
+                    c.count(node, &self.namespace)
+                } else {
+                    self.pairs.get(&c.topology_key, v)
+                };
+                score += cnt as f64 * self.weights[i] + (c.max_skew - 1) as f64;
+            }
+        }
+        score.round() as i64
+    }
+
+    /// Fewer matching pods score higher; ignored nodes score 0.
+    pub fn normalize(&self, scores: &mut [i64]) {
+        let mut min = i64::MAX;
+        let mut max = 0;
+        for (j, s) in scores.iter().enumerate() {
+            if !self.ignored[j] {
+                min = min.min(*s);
+                max = max.max(*s);
+            }
+        }
+        for (j, s) in scores.iter_mut().enumerate() {
+            if self.ignored[j] {
+                *s = 0;
+            } else if max == 0 {
+                *s = MAX_NODE_SCORE;
+            } else {
+                *s = MAX_NODE_SCORE * (max + min - *s) / max;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::testing::*;
+    use k8s_openapi::api::core::v1::{Pod, TopologySpreadConstraint};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, OwnerReference};
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    fn zoned(name: &str, zone: &str) -> k8s_openapi::api::core::v1::Node {
+        label(node(name, "4", "8Gi", "110"), ZONE, zone)
+    }
+
+    fn spread(mut p: Pod, key: &str, skew: i32, when: &str, min_domains: Option<i32>) -> Pod {
+        p.spec.as_mut().unwrap().topology_spread_constraints =
+            Some(vec![TopologySpreadConstraint {
+                label_selector: Some(LabelSelector {
+                    match_labels: Some(BTreeMap::from([("app".to_string(), "web".to_string())])),
+                    match_expressions: None,
+                }),
+                max_skew: skew,
+                topology_key: key.into(),
+                when_unsatisfiable: when.into(),
+                min_domains,
+                ..Default::default()
+            }]);
+        p
+    }
+
+    fn web(name: &str) -> Pod {
+        with_labels(pod(name, "", ""), &[("app", "web")])
+    }
+
+    fn results(s: &Snapshot, p: Pod, names: &[&str]) -> Vec<Result<(), String>> {
+        let ctx = PodCtx::new(Arc::new(p));
+        let cons = Constraints::of(&ctx);
+        let st = PreFilterState::compute(&ctx, &cons, s);
+        names
+            .iter()
+            .map(|n| filter(&st, &ctx, s.node(n).unwrap()).map_err(|f| f.reasons[0].to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn max_skew_across_zones() {
+        let s = snapshot(
+            vec![
+                zoned("a1", "a"),
+                zoned("b1", "b"),
+                zoned("c1", "c"),
+                node("x", "4", "8Gi", "110"),
+            ],
+            vec![on(web("w0"), "a1"), on(web("w1"), "b1")],
+        );
+        let r = results(
+            &s,
+            spread(web("w2"), ZONE, 1, "DoNotSchedule", None),
+            &["a1", "b1", "c1", "x"],
+        );
+        assert_eq!(r[0], Err(REASON.to_string()));
+        assert_eq!(r[1], Err(REASON.to_string()));
+        assert_eq!(r[2], Ok(()));
+        assert_eq!(r[3], Err(MISSING_LABEL_REASON.to_string()));
+    }
+
+    #[test]
+    fn min_domains_forces_new_domains() {
+        let s = snapshot(
+            vec![zoned("a1", "a"), zoned("b1", "b")],
+            vec![on(web("w0"), "a1"), on(web("w1"), "b1")],
+        );
+        // Two domains, both at 1: skew 1 is fine...
+        let r = results(
+            &s,
+            spread(web("w2"), ZONE, 1, "DoNotSchedule", None),
+            &["a1", "b1"],
+        );
+        assert!(r.iter().all(Result::is_ok));
+        // ...but with minDomains 3 the global minimum counts as 0.
+        let r = results(
+            &s,
+            spread(web("w2"), ZONE, 1, "DoNotSchedule", Some(3)),
+            &["a1", "b1"],
+        );
+        assert!(r.iter().all(Result::is_err));
+    }
+
+    #[test]
+    fn soft_spread_prefers_emptier_zone() {
+        let s = snapshot(
+            vec![zoned("a1", "a"), zoned("a2", "a"), zoned("b1", "b")],
+            vec![on(web("w0"), "a1"), on(web("w1"), "a2")],
+        );
+        let ctx = PodCtx::new(Arc::new(spread(web("w2"), ZONE, 1, "ScheduleAnyway", None)));
+        let cons = Constraints::of(&ctx);
+        let feasible: Vec<usize> = ["a1", "a2", "b1"]
+            .iter()
+            .map(|n| s.nodes().iter().position(|x| x.name == *n).unwrap())
+            .collect();
+        let st = PreScoreState::compute(&ctx, &cons, &s, &feasible).unwrap();
+        let mut sc: Vec<i64> = feasible
+            .iter()
+            .enumerate()
+            .map(|(j, &ix)| st.score(j, &s.nodes()[ix]))
+            .collect();
+        st.normalize(&mut sc);
+        assert!(sc[2] > sc[0], "{sc:?}");
+        assert_eq!(sc[0], sc[1]);
+    }
+
+    #[test]
+    fn system_defaults_for_controller_pods() {
+        let mut p = web("w");
+        p.metadata.owner_references = Some(vec![OwnerReference {
+            api_version: "apps/v1".into(),
+            kind: "ReplicaSet".into(),
+            name: "web-1".into(),
+            uid: "rs-uid".into(),
+            controller: Some(true),
+            ..Default::default()
+        }]);
+        let c = Constraints::of(&PodCtx::new(Arc::new(p)));
+        assert!(c.hard.is_empty());
+        assert_eq!(c.soft.len(), 2);
+        assert!(c.system_defaulted);
+        assert!(Constraints::of(&PodCtx::new(Arc::new(web("bare"))))
+            .soft
+            .is_empty());
+    }
+}

@@ -1,0 +1,716 @@
+//! The scheduler's view of the cluster, after upstream's scheduler cache and `NodeInfo`: per
+//! node its Node, the pods bound or assumed to it with their summed requests (exact and
+//! non-zero), used host ports, and which of its pods carry affinity terms. It is kept up to
+//! date incrementally as nodes and pods come and go, so nothing is rebuilt per scheduled pod.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::{Node, Pod, PodAffinityTerm};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use crate::resources::{pod_requests, Resources};
+use crate::selector::{Requirement, Selector, NO_LABELS};
+
+/// `namespace/name`.
+pub type PodKey = String;
+
+/// The key of a pod.
+pub fn pod_key(pod: &Pod) -> PodKey {
+    format!(
+        "{}/{}",
+        pod.metadata.namespace.as_deref().unwrap_or(""),
+        pod.metadata.name.as_deref().unwrap_or("")
+    )
+}
+
+/// A taint effect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    NoSchedule,
+    PreferNoSchedule,
+    NoExecute,
+    Other,
+}
+
+impl Effect {
+    pub fn parse(s: &str) -> Effect {
+        match s {
+            "NoSchedule" => Effect::NoSchedule,
+            "PreferNoSchedule" => Effect::PreferNoSchedule,
+            "NoExecute" => Effect::NoExecute,
+            _ => Effect::Other,
+        }
+    }
+}
+
+/// A node taint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Taint {
+    pub key: String,
+    pub value: String,
+    pub effect: Effect,
+}
+
+/// A host port in use: (host IP, protocol, port). An empty or `0.0.0.0` IP is every address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPort {
+    pub ip: String,
+    pub protocol: String,
+    pub port: i32,
+}
+
+impl HostPort {
+    fn wildcard(&self) -> bool {
+        self.ip.is_empty() || self.ip == "0.0.0.0"
+    }
+
+    /// Whether two host ports collide (upstream's `HostPortInfo.CheckConflict`).
+    pub fn conflicts(&self, o: &HostPort) -> bool {
+        self.port == o.port
+            && self.protocol == o.protocol
+            && (self.wildcard() || o.wildcard() || self.ip == o.ip)
+    }
+}
+
+/// A pod affinity term, compiled (upstream's `AffinityTerm`).
+#[derive(Debug, Clone)]
+pub struct AffinityTerm {
+    pub namespaces: Vec<String>,
+    pub namespace_selector: Option<Selector>,
+    pub selector: Selector,
+    pub topology_key: String,
+}
+
+impl AffinityTerm {
+    fn compile(owner: &Pod, t: &PodAffinityTerm) -> AffinityTerm {
+        let mut selector = Selector::from_label_selector(t.label_selector.as_ref());
+        let labels = owner.metadata.labels.as_ref().unwrap_or(&NO_LABELS);
+        // matchLabelKeys / mismatchLabelKeys (upstream merges them in at creation).
+        if t.label_selector.is_some() {
+            for k in t.match_label_keys.iter().flatten() {
+                if let Some(v) = labels.get(k) {
+                    selector.push(Requirement {
+                        key: k.clone(),
+                        op: crate::selector::Op::In,
+                        values: vec![v.clone()],
+                    });
+                }
+            }
+            for k in t.mismatch_label_keys.iter().flatten() {
+                if let Some(v) = labels.get(k) {
+                    selector.push(Requirement {
+                        key: k.clone(),
+                        op: crate::selector::Op::NotIn,
+                        values: vec![v.clone()],
+                    });
+                }
+            }
+        }
+        let namespaces = t.namespaces.clone().unwrap_or_default();
+        let namespace_selector = t
+            .namespace_selector
+            .as_ref()
+            .map(|s| Selector::from_label_selector(Some(s)));
+        let namespaces = if namespaces.is_empty() && namespace_selector.is_none() {
+            vec![owner.metadata.namespace.clone().unwrap_or_default()]
+        } else {
+            namespaces
+        };
+        AffinityTerm {
+            namespaces,
+            namespace_selector,
+            selector,
+            topology_key: t.topology_key.clone(),
+        }
+    }
+
+    /// Whether the term selects `pod` (namespace, then labels).
+    pub fn matches(
+        &self,
+        pod: &PodInfo,
+        ns_labels: &HashMap<String, BTreeMap<String, String>>,
+    ) -> bool {
+        let ns_ok = self.namespaces.iter().any(|n| *n == pod.namespace)
+            || self
+                .namespace_selector
+                .as_ref()
+                .is_some_and(|s| s.matches(ns_labels.get(&pod.namespace).unwrap_or(&NO_LABELS)));
+        ns_ok && self.selector.matches(pod.labels())
+    }
+}
+
+/// What the scheduler needs to know of one pod, computed once.
+#[derive(Debug, Clone)]
+pub struct PodInfo {
+    pub pod: Arc<Pod>,
+    pub key: PodKey,
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+    pub priority: i32,
+    pub requests: Resources,
+    pub non_zero_cpu: i64,
+    pub non_zero_memory: i64,
+    pub host_ports: Vec<HostPort>,
+    pub required_affinity: Vec<AffinityTerm>,
+    pub required_anti_affinity: Vec<AffinityTerm>,
+    pub preferred_affinity: Vec<(i64, AffinityTerm)>,
+    pub preferred_anti_affinity: Vec<(i64, AffinityTerm)>,
+    /// The uid of the controller that owns the pod, if any.
+    pub controller_uid: Option<String>,
+    pub controller_kind: Option<String>,
+    pub terminating: bool,
+}
+
+impl PodInfo {
+    pub fn new(pod: Arc<Pod>) -> PodInfo {
+        let req = pod_requests(&pod, false);
+        let nz = pod_requests(&pod, true);
+        let spec = pod.spec.as_ref();
+        let mut host_ports = Vec::new();
+        if let Some(spec) = spec {
+            let sidecars = spec
+                .init_containers
+                .iter()
+                .flatten()
+                .filter(|c| c.restart_policy.as_deref() == Some("Always"));
+            for c in spec.containers.iter().chain(sidecars) {
+                for p in c.ports.iter().flatten() {
+                    let hp = p.host_port.unwrap_or(0);
+                    if hp > 0 {
+                        host_ports.push(HostPort {
+                            ip: p.host_ip.clone().unwrap_or_default(),
+                            protocol: p.protocol.clone().unwrap_or_else(|| "TCP".into()),
+                            port: hp,
+                        });
+                    }
+                }
+            }
+        }
+        let aff = spec.and_then(|s| s.affinity.as_ref());
+        let pa = aff.and_then(|a| a.pod_affinity.as_ref());
+        let paa = aff.and_then(|a| a.pod_anti_affinity.as_ref());
+        let compile = |ts: Option<&Vec<PodAffinityTerm>>| -> Vec<AffinityTerm> {
+            ts.into_iter()
+                .flatten()
+                .map(|t| AffinityTerm::compile(&pod, t))
+                .collect()
+        };
+        let required_affinity = compile(pa.and_then(|a| {
+            a.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        }));
+        let required_anti_affinity = compile(paa.and_then(|a| {
+            a.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        }));
+        let weighted = |ts: Option<&Vec<k8s_openapi::api::core::v1::WeightedPodAffinityTerm>>| {
+            ts.into_iter()
+                .flatten()
+                .map(|w| {
+                    (
+                        i64::from(w.weight),
+                        AffinityTerm::compile(&pod, &w.pod_affinity_term),
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        let preferred_affinity = weighted(pa.and_then(|a| {
+            a.preferred_during_scheduling_ignored_during_execution
+                .as_ref()
+        }));
+        let preferred_anti_affinity = weighted(paa.and_then(|a| {
+            a.preferred_during_scheduling_ignored_during_execution
+                .as_ref()
+        }));
+        let owner = pod
+            .metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .find(|o| o.controller == Some(true));
+        PodInfo {
+            key: pod_key(&pod),
+            namespace: pod.metadata.namespace.clone().unwrap_or_default(),
+            name: pod.metadata.name.clone().unwrap_or_default(),
+            uid: pod.metadata.uid.clone().unwrap_or_default(),
+            priority: spec.and_then(|s| s.priority).unwrap_or(0),
+            requests: req,
+            non_zero_cpu: nz.milli_cpu,
+            non_zero_memory: nz.memory,
+            host_ports,
+            required_affinity,
+            required_anti_affinity,
+            preferred_affinity,
+            preferred_anti_affinity,
+            controller_uid: owner.map(|o| o.uid.clone()),
+            controller_kind: owner.map(|o| o.kind.clone()),
+            terminating: pod.metadata.deletion_timestamp.is_some(),
+            pod,
+        }
+    }
+
+    pub fn labels(&self) -> &BTreeMap<String, String> {
+        self.pod.metadata.labels.as_ref().unwrap_or(&NO_LABELS)
+    }
+
+    pub fn has_affinity(&self) -> bool {
+        !(self.required_affinity.is_empty()
+            && self.required_anti_affinity.is_empty()
+            && self.preferred_affinity.is_empty()
+            && self.preferred_anti_affinity.is_empty())
+    }
+
+    /// When the pod started (status.startTime, else its creation), for preemption order.
+    pub fn start_time(&self) -> Option<&Time> {
+        self.pod
+            .status
+            .as_ref()
+            .and_then(|s| s.start_time.as_ref())
+            .or(self.pod.metadata.creation_timestamp.as_ref())
+    }
+
+    pub fn node_name(&self) -> Option<&str> {
+        self.pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.as_deref())
+            .filter(|n| !n.is_empty())
+    }
+}
+
+/// One node and what is placed on it.
+#[derive(Debug, Clone, Default)]
+pub struct NodeInfo {
+    pub name: String,
+    /// `None` for a placeholder holding pods bound to a node not (yet) seen.
+    pub node: Option<Arc<Node>>,
+    pub taints: Vec<Taint>,
+    pub unschedulable: bool,
+    pub allocatable: Resources,
+    pub requested: Resources,
+    pub non_zero_cpu: i64,
+    pub non_zero_memory: i64,
+    pub pods: Vec<Arc<PodInfo>>,
+    pub pods_with_affinity: usize,
+    pub pods_with_required_anti_affinity: usize,
+    pub used_ports: Vec<HostPort>,
+}
+
+impl NodeInfo {
+    pub fn new(node: Arc<Node>) -> NodeInfo {
+        let mut ni = NodeInfo::default();
+        ni.set_node(node);
+        ni
+    }
+
+    pub fn set_node(&mut self, node: Arc<Node>) {
+        self.name = node.metadata.name.clone().unwrap_or_default();
+        let spec = node.spec.as_ref();
+        self.unschedulable = spec.and_then(|s| s.unschedulable).unwrap_or(false);
+        self.taints = spec
+            .and_then(|s| s.taints.as_ref())
+            .into_iter()
+            .flatten()
+            .map(|t| Taint {
+                key: t.key.clone(),
+                value: t.value.clone().unwrap_or_default(),
+                effect: Effect::parse(&t.effect),
+            })
+            .collect();
+        self.allocatable =
+            Resources::from_list(node.status.as_ref().and_then(|s| s.allocatable.as_ref()));
+        self.node = Some(node);
+    }
+
+    pub fn labels(&self) -> &BTreeMap<String, String> {
+        self.node
+            .as_ref()
+            .and_then(|n| n.metadata.labels.as_ref())
+            .unwrap_or(&NO_LABELS)
+    }
+
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.labels().get(key).map(String::as_str)
+    }
+
+    /// Accounts for a pod placed here.
+    pub fn add_pod(&mut self, p: Arc<PodInfo>) {
+        self.requested.add(&p.requests);
+        self.non_zero_cpu += p.non_zero_cpu;
+        self.non_zero_memory += p.non_zero_memory;
+        if p.has_affinity() {
+            self.pods_with_affinity += 1;
+        }
+        if !p.required_anti_affinity.is_empty() {
+            self.pods_with_required_anti_affinity += 1;
+        }
+        self.used_ports.extend(p.host_ports.iter().cloned());
+        self.pods.push(p);
+    }
+
+    /// Removes a pod (by uid, else key); returns it if it was here.
+    pub fn remove_pod(&mut self, uid: &str, key: &str) -> Option<Arc<PodInfo>> {
+        let i = self.pods.iter().position(|p| {
+            if uid.is_empty() {
+                p.key == key
+            } else {
+                p.uid == uid
+            }
+        })?;
+        let p = self.pods.swap_remove(i);
+        self.requested.sub(&p.requests);
+        self.non_zero_cpu -= p.non_zero_cpu;
+        self.non_zero_memory -= p.non_zero_memory;
+        if p.has_affinity() {
+            self.pods_with_affinity -= 1;
+        }
+        if !p.required_anti_affinity.is_empty() {
+            self.pods_with_required_anti_affinity -= 1;
+        }
+        for hp in &p.host_ports {
+            if let Some(j) = self.used_ports.iter().position(|u| u == hp) {
+                self.used_ports.swap_remove(j);
+            }
+        }
+        Some(p)
+    }
+}
+
+/// Every node and the pods placed on them.
+#[derive(Debug, Default, Clone)]
+pub struct Snapshot {
+    nodes: Vec<NodeInfo>,
+    index: HashMap<String, usize>,
+    /// pod key → (node name, uid) of every placed pod.
+    placed: HashMap<PodKey, (String, String)>,
+    /// Namespace labels, for affinity terms with a namespaceSelector.
+    pub namespace_labels: HashMap<String, BTreeMap<String, String>>,
+    real_nodes: usize,
+    /// Pods nominated to nodes by preemption, waiting for their victims to go.
+    nominated: HashMap<String, Vec<Arc<PodInfo>>>,
+    nominated_node: HashMap<PodKey, String>,
+}
+
+impl Snapshot {
+    pub fn new() -> Snapshot {
+        Snapshot::default()
+    }
+
+    /// Nodes in a stable order (placeholders included; see [`NodeInfo::node`]).
+    pub fn nodes(&self) -> &[NodeInfo] {
+        &self.nodes
+    }
+
+    /// The number of real nodes.
+    pub fn num_nodes(&self) -> usize {
+        self.real_nodes
+    }
+
+    pub fn node(&self, name: &str) -> Option<&NodeInfo> {
+        self.index.get(name).map(|&i| &self.nodes[i])
+    }
+
+    fn slot(&mut self, name: &str) -> usize {
+        if let Some(&i) = self.index.get(name) {
+            return i;
+        }
+        self.nodes.push(NodeInfo {
+            name: name.to_string(),
+            ..Default::default()
+        });
+        self.index.insert(name.to_string(), self.nodes.len() - 1);
+        self.nodes.len() - 1
+    }
+
+    /// Adds or replaces a node.
+    pub fn upsert_node(&mut self, node: Arc<Node>) {
+        let name = node.metadata.name.clone().unwrap_or_default();
+        let i = self.slot(&name);
+        if self.nodes[i].node.is_none() {
+            self.real_nodes += 1;
+        }
+        self.nodes[i].set_node(node);
+    }
+
+    /// Removes a node; pods still bound to it keep a placeholder until they go.
+    pub fn remove_node(&mut self, name: &str) {
+        let Some(&i) = self.index.get(name) else {
+            return;
+        };
+        if self.nodes[i].node.take().is_some() {
+            self.real_nodes -= 1;
+        }
+        if self.nodes[i].pods.is_empty() {
+            self.drop_slot(i);
+        }
+    }
+
+    fn drop_slot(&mut self, i: usize) {
+        let name = self.nodes[i].name.clone();
+        self.index.remove(&name);
+        self.nodes.swap_remove(i);
+        if i < self.nodes.len() {
+            let moved = self.nodes[i].name.clone();
+            self.index.insert(moved, i);
+        }
+    }
+
+    /// Adds, updates or removes a pod by its current state: a pod with a node name that is
+    /// not finished is placed there; anything else is removed.
+    pub fn upsert_pod(&mut self, pod: Arc<Pod>) {
+        let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+        let done = matches!(phase, Some("Succeeded") | Some("Failed"));
+        let key = pod_key(&pod);
+        let node = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.clone())
+            .filter(|n| !n.is_empty());
+        self.remove_pod(&key);
+        if node.is_some() || done {
+            self.clear_nomination(&key);
+        }
+        if let (Some(node), false) = (node, done) {
+            self.place(Arc::new(PodInfo::new(pod)), &node);
+        }
+    }
+
+    /// Places a pod on a node (binding or assuming it).
+    pub fn place(&mut self, p: Arc<PodInfo>, node: &str) {
+        self.remove_pod(&p.key);
+        let i = self.slot(node);
+        self.placed
+            .insert(p.key.clone(), (node.to_string(), p.uid.clone()));
+        self.nodes[i].add_pod(p);
+    }
+
+    /// Removes a pod by key.
+    pub fn remove_pod(&mut self, key: &str) -> Option<Arc<PodInfo>> {
+        let (node, uid) = self.placed.remove(key)?;
+        let i = *self.index.get(&node)?;
+        let p = self.nodes[i].remove_pod(&uid, key);
+        if self.nodes[i].node.is_none() && self.nodes[i].pods.is_empty() {
+            self.drop_slot(i);
+        }
+        p
+    }
+
+    /// Records that a pending pod is nominated to a node (preemption).
+    pub fn nominate(&mut self, p: Arc<PodInfo>, node: &str) {
+        self.clear_nomination(&p.key);
+        self.nominated_node.insert(p.key.clone(), node.to_string());
+        self.nominated.entry(node.to_string()).or_default().push(p);
+    }
+
+    /// Forgets a pod's nomination.
+    pub fn clear_nomination(&mut self, key: &str) {
+        if let Some(node) = self.nominated_node.remove(key) {
+            if let Some(v) = self.nominated.get_mut(&node) {
+                v.retain(|p| p.key != key);
+                if v.is_empty() {
+                    self.nominated.remove(&node);
+                }
+            }
+        }
+    }
+
+    /// The pods nominated to a node.
+    pub fn nominated_on(&self, node: &str) -> &[Arc<PodInfo>] {
+        self.nominated.get(node).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// The node a pod is placed on.
+    pub fn pod_node(&self, key: &str) -> Option<&str> {
+        self.placed.get(key).map(|(n, _)| n.as_str())
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! Builders for tests of the scheduler.
+    use super::*;
+    use k8s_openapi::api::core::v1::{
+        Container, NodeSpec, NodeStatus, PodSpec, ResourceRequirements, Taint as KTaint,
+    };
+    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    pub fn node(name: &str, cpu: &str, mem: &str, pods: &str) -> Node {
+        Node {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                labels: Some(BTreeMap::from([(
+                    "kubernetes.io/hostname".to_string(),
+                    name.to_string(),
+                )])),
+                ..Default::default()
+            },
+            spec: Some(NodeSpec::default()),
+            status: Some(NodeStatus {
+                allocatable: Some(BTreeMap::from([
+                    ("cpu".to_string(), Quantity(cpu.into())),
+                    ("memory".to_string(), Quantity(mem.into())),
+                    ("pods".to_string(), Quantity(pods.into())),
+                ])),
+                ..Default::default()
+            }),
+        }
+    }
+
+    pub fn label(mut n: Node, k: &str, v: &str) -> Node {
+        n.metadata
+            .labels
+            .get_or_insert_with(Default::default)
+            .insert(k.into(), v.into());
+        n
+    }
+
+    pub fn taint(mut n: Node, k: &str, v: &str, effect: &str) -> Node {
+        n.spec
+            .get_or_insert_with(Default::default)
+            .taints
+            .get_or_insert_with(Default::default)
+            .push(KTaint {
+                key: k.into(),
+                value: Some(v.into()),
+                effect: effect.into(),
+                time_added: None,
+            });
+        n
+    }
+
+    pub fn pod(name: &str, cpu: &str, mem: &str) -> Pod {
+        let mut req = BTreeMap::new();
+        if !cpu.is_empty() {
+            req.insert("cpu".to_string(), Quantity(cpu.into()));
+        }
+        if !mem.is_empty() {
+            req.insert("memory".to_string(), Quantity(mem.into()));
+        }
+        Pod {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("default".into()),
+                uid: Some(format!("uid-{name}")),
+                ..Default::default()
+            },
+            spec: Some(PodSpec {
+                containers: vec![Container {
+                    name: "c".into(),
+                    resources: Some(ResourceRequirements {
+                        requests: Some(req),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            status: None,
+        }
+    }
+
+    pub fn with_labels(mut p: Pod, pairs: &[(&str, &str)]) -> Pod {
+        let l = p.metadata.labels.get_or_insert_with(Default::default);
+        for (k, v) in pairs {
+            l.insert(k.to_string(), v.to_string());
+        }
+        p
+    }
+
+    pub fn on(mut p: Pod, node: &str) -> Pod {
+        p.spec.as_mut().unwrap().node_name = Some(node.into());
+        p
+    }
+
+    pub fn priority(mut p: Pod, prio: i32) -> Pod {
+        p.spec.as_mut().unwrap().priority = Some(prio);
+        p
+    }
+
+    pub fn snapshot(nodes: Vec<Node>, pods: Vec<Pod>) -> Snapshot {
+        let mut s = Snapshot::new();
+        for n in nodes {
+            s.upsert_node(Arc::new(n));
+        }
+        for p in pods {
+            s.upsert_pod(Arc::new(p));
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::*;
+    use super::*;
+
+    #[test]
+    fn incremental_accounting() {
+        let mut s = snapshot(vec![node("n1", "4", "8Gi", "110")], vec![]);
+        s.upsert_pod(Arc::new(on(pod("a", "1", "1Gi"), "n1")));
+        s.upsert_pod(Arc::new(on(pod("b", "500m", ""), "n1")));
+        let n = s.node("n1").unwrap();
+        assert_eq!(n.requested.milli_cpu, 1500);
+        assert_eq!(n.requested.memory, 1 << 30);
+        assert_eq!(
+            n.non_zero_memory,
+            (1 << 30) + crate::resources::DEFAULT_MEMORY_REQUEST
+        );
+        assert_eq!(n.pods.len(), 2);
+        s.remove_pod("default/a");
+        let n = s.node("n1").unwrap();
+        assert_eq!(n.requested.milli_cpu, 500);
+        assert_eq!(n.pods.len(), 1);
+        // A finished pod leaves the node.
+        let mut done = on(pod("b", "500m", ""), "n1");
+        done.status = Some(k8s_openapi::api::core::v1::PodStatus {
+            phase: Some("Succeeded".into()),
+            ..Default::default()
+        });
+        s.upsert_pod(Arc::new(done));
+        assert_eq!(s.node("n1").unwrap().requested.milli_cpu, 0);
+    }
+
+    #[test]
+    fn pods_on_unknown_nodes_wait_in_a_placeholder() {
+        let mut s = Snapshot::new();
+        s.upsert_pod(Arc::new(on(pod("a", "1", ""), "later")));
+        assert_eq!(s.num_nodes(), 0);
+        s.upsert_node(Arc::new(node("later", "2", "1Gi", "10")));
+        assert_eq!(s.num_nodes(), 1);
+        assert_eq!(s.node("later").unwrap().requested.milli_cpu, 1000);
+        s.remove_node("later");
+        assert_eq!(s.num_nodes(), 0);
+        s.remove_pod("default/a");
+        assert!(s.node("later").is_none());
+    }
+
+    #[test]
+    fn host_port_conflicts() {
+        let any = HostPort {
+            ip: String::new(),
+            protocol: "TCP".into(),
+            port: 80,
+        };
+        let one = HostPort {
+            ip: "10.0.0.1".into(),
+            protocol: "TCP".into(),
+            port: 80,
+        };
+        let two = HostPort {
+            ip: "10.0.0.2".into(),
+            protocol: "TCP".into(),
+            port: 80,
+        };
+        let udp = HostPort {
+            ip: String::new(),
+            protocol: "UDP".into(),
+            port: 80,
+        };
+        assert!(any.conflicts(&one));
+        assert!(!one.conflicts(&two));
+        assert!(!any.conflicts(&udp));
+    }
+}
