@@ -18,7 +18,12 @@ pub fn apply(res: &Resource, obj: &mut Value) {
     if !obj.is_object() {
         return;
     }
+    if let Some(info) = res.custom {
+        crate::crd::prepare(info, obj);
+        return;
+    }
     match (res.group, res.kind) {
+        ("apiextensions.k8s.io", "CustomResourceDefinition") => crate::crd::default_crd(obj),
         ("", "Pod") => pod(obj),
         ("", "ReplicationController") => replication_controller(obj),
         ("apps", "Deployment") => deployment(obj),

@@ -5,6 +5,7 @@
 //! per-kind behaviour (defaulting, validation, table columns, field selectors) looked up by the
 //! kind's [`registry::Resource`].
 
+pub mod crd;
 pub mod defaults;
 pub mod events;
 pub mod fields;
@@ -12,6 +13,7 @@ pub mod labels;
 pub mod managed;
 pub mod meta;
 pub mod registry;
+pub mod schema;
 pub mod status;
 pub mod strategic;
 pub mod table;

@@ -36,7 +36,8 @@ pub struct Traits {
     pub scale: bool,
 }
 
-/// A built-in resource.
+/// A served resource: a built-in one from [`RESOURCES`], or one version of a
+/// CustomResourceDefinition (built by [`crate::crd::intern`], with `custom` set).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Resource {
     pub group: &'static str,
@@ -50,6 +51,9 @@ pub struct Resource {
     pub verbs: &'static [&'static str],
     pub subresources: &'static [Subresource],
     pub traits: Traits,
+    /// What a custom resource adds (schema, printer columns, scale paths, storage version);
+    /// `None` for built-in kinds.
+    pub custom: Option<&'static crate::crd::CustomInfo>,
 }
 
 impl Resource {
@@ -62,9 +66,12 @@ impl Resource {
         }
     }
 
-    /// `DeploymentList`.
+    /// `DeploymentList` (a CRD's `spec.names.listKind`).
     pub fn list_kind(&self) -> String {
-        format!("{}List", self.kind)
+        match self.custom {
+            Some(c) => c.list_kind.clone(),
+            None => format!("{}List", self.kind),
+        }
     }
 
     /// `deployments.apps`, or `pods` for the core group: how upstream names the resource in
@@ -205,6 +212,7 @@ const fn res(
         verbs: RW_VERBS,
         subresources,
         traits,
+        custom: None,
     }
 }
 
@@ -632,6 +640,19 @@ pub static RESOURCES: &[Resource] = &[
         &[],
         &[],
         NONE,
+    ),
+    // apiextensions.k8s.io/v1
+    res(
+        "apiextensions.k8s.io",
+        "v1",
+        "CustomResourceDefinition",
+        "customresourcedefinitions",
+        "customresourcedefinition",
+        CLUSTER,
+        &["crd", "crds"],
+        &["api-extensions"],
+        &[status_sub!("CustomResourceDefinition")],
+        GEN_STATUS,
     ),
     // scheduling.k8s.io/v1
     res(

@@ -86,6 +86,11 @@ const IMAGES: Column = wide(col(
 
 /// The Table columns of a kind, in upstream's order.
 pub fn columns(res: &Resource) -> Vec<Column> {
+    if let Some(info) = res.custom {
+        let mut cols = vec![NAME];
+        cols.extend(crate::crd::table::columns(info));
+        return cols;
+    }
     match (res.group, res.kind) {
         ("", "Pod") => vec![
             NAME,
@@ -493,6 +498,11 @@ fn is_deleting(o: &Value) -> bool {
 /// including the wide columns).
 pub fn cells(res: &Resource, o: &Value, now: jiff::Timestamp) -> Vec<Value> {
     let name: Value = s(o, "/metadata/name").into();
+    if let Some(info) = res.custom {
+        let mut cells = vec![name];
+        cells.extend(crate::crd::table::cells(info, o, now));
+        return cells;
+    }
     match (res.group, res.kind) {
         ("", "Pod") => pod_cells(o, now),
         ("policy", "PodDisruptionBudget") => {

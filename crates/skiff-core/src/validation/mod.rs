@@ -67,7 +67,11 @@ fn name_fn(res: &Resource) -> NameFn {
 }
 
 fn kind_create(res: &Resource, obj: &Value, old: Option<&Value>) -> Errs {
+    if let Some(info) = res.custom {
+        return crate::crd::validate_object(info, obj);
+    }
     match (res.group, res.kind) {
+        ("apiextensions.k8s.io", "CustomResourceDefinition") => crate::crd::validate_crd(obj),
         ("", "Pod") => pod::validate_pod(obj),
         ("", "ReplicationController") => workloads::validate_replication_controller(obj),
         ("apps", "Deployment") => workloads::validate_deployment(obj),
@@ -110,7 +114,13 @@ fn kind_create(res: &Resource, obj: &Value, old: Option<&Value>) -> Errs {
 }
 
 fn kind_update(res: &Resource, new: &Value, old: &Value) -> Errs {
+    if res.custom.is_some() {
+        return Vec::new();
+    }
     match (res.group, res.kind) {
+        ("apiextensions.k8s.io", "CustomResourceDefinition") => {
+            crate::crd::validate_crd_update(new, old)
+        }
         ("", "Pod") => pod::validate_pod_update(new, old),
         ("apps", "Deployment") | ("apps", "DaemonSet") | ("apps", "ReplicaSet") => {
             workloads::validate_selector_immutable(new, old)
