@@ -867,31 +867,7 @@ impl ApiServer {
                         "the name of the object ({bname}) does not match the name on the URL ({name})"
                     )));
                 }
-                self.guaranteed_update(res, ns, &name, UpdateMode::Internal, dry_run, |cur| {
-                    if meta::is_deleting(cur) {
-                        return Err(ApiError::conflict(
-                            res,
-                            &name,
-                            &format!("pod {name} is being deleted, cannot be assigned to a host"),
-                        ));
-                    }
-                    let current = cur
-                        .pointer("/spec/nodeName")
-                        .and_then(Value::as_str)
-                        .unwrap_or("");
-                    if !current.is_empty() {
-                        return Err(ApiError::conflict(
-                            res,
-                            &name,
-                            &format!("pod {name} is already assigned to node \"{current}\""),
-                        ));
-                    }
-                    let mut next = cur.clone();
-                    next["spec"]["nodeName"] = json!(node);
-                    set_condition(&mut next, "PodScheduled", "True", None);
-                    Ok(next)
-                })
-                .await?;
+                self.bind_pod(ns, &name, &node, dry_run).await?;
                 Ok(codec::value_response(
                     StatusCode::CREATED,
                     &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
@@ -915,8 +891,46 @@ impl ApiServer {
         }
     }
 
+    /// Binds a pod to a node (the pods/binding subresource): sets `spec.nodeName` and the
+    /// PodScheduled condition; 409 when the pod is already bound or being deleted.
+    pub async fn bind_pod(
+        &self,
+        ns: Option<&str>,
+        name: &str,
+        node: &str,
+        dry_run: bool,
+    ) -> Result<(), ApiError> {
+        let res = registry::lookup("", "v1", "pods").expect("pods");
+        self.guaranteed_update(res, ns, name, UpdateMode::Internal, dry_run, |cur| {
+            if meta::is_deleting(cur) {
+                return Err(ApiError::conflict(
+                    res,
+                    name,
+                    &format!("pod {name} is being deleted, cannot be assigned to a host"),
+                ));
+            }
+            let current = cur
+                .pointer("/spec/nodeName")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            if !current.is_empty() {
+                return Err(ApiError::conflict(
+                    res,
+                    name,
+                    &format!("pod {name} is already assigned to node \"{current}\""),
+                ));
+            }
+            let mut next = cur.clone();
+            next["spec"]["nodeName"] = json!(node);
+            set_condition(&mut next, "PodScheduled", "True", None);
+            Ok(next)
+        })
+        .await?;
+        Ok(())
+    }
+
     /// Eviction: a delete that respects PodDisruptionBudgets.
-    async fn evict(
+    pub async fn evict(
         &self,
         res: &'static Resource,
         ns: &str,

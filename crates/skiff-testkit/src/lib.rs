@@ -22,10 +22,21 @@ pub struct TestServer {
 }
 
 impl TestServer {
-    /// Starts a server with a fresh data directory.
+    /// Starts the API server alone (no controllers, no scheduler) with a fresh data
+    /// directory: what the API conformance tests need, with nothing else writing.
     pub async fn start() -> anyhow::Result<TestServer> {
         let dir = tempfile::Builder::new().prefix("skiff-test").tempdir()?;
         Self::start_in(dir).await
+    }
+
+    /// Starts a whole control plane (API server, controllers, scheduler; no node agent) with
+    /// a fresh data directory and options changed by `configure` (simulated nodes, shorter
+    /// timers, …).
+    pub async fn start_with(
+        configure: impl FnOnce(&mut skiff::server::ServerOptions),
+    ) -> anyhow::Result<TestServer> {
+        let dir = tempfile::Builder::new().prefix("skiff-test").tempdir()?;
+        Self::start_configured(dir, Box::new(configure)).await
     }
 
     /// Starts a server whose data directory is a new folder under `parent` (removed when the
@@ -39,20 +50,27 @@ impl TestServer {
     }
 
     async fn start_in(dir: tempfile::TempDir) -> anyhow::Result<TestServer> {
+        Self::start_configured(
+            dir,
+            Box::new(|o| {
+                o.disable_controller_manager = true;
+                o.disable_scheduler = true;
+            }),
+        )
+        .await
+    }
+
+    async fn start_configured(
+        dir: tempfile::TempDir,
+        configure: Box<dyn FnOnce(&mut skiff::server::ServerOptions) + '_>,
+    ) -> anyhow::Result<TestServer> {
         let kubeconfig = dir.path().join("kubeconfig");
         let _ = std::fs::remove_file(&kubeconfig);
-        let opts = skiff::server::ServerOptions {
-            data_dir: dir.path().join("data"),
-            bind_address: [127, 0, 0, 1].into(),
-            https_listen_port: 0,
-            write_kubeconfig: Some(kubeconfig.clone()),
-            write_kubeconfig_mode: 0o600,
-            disable_agent: true,
-            token: None,
-            token_auth_file: None,
-            tls_san: vec![],
-            compaction: self_compaction(),
-        };
+        let mut opts = skiff::server::ServerOptions::new(dir.path().join("data"));
+        opts.write_kubeconfig = Some(kubeconfig.clone());
+        opts.disable_agent = true;
+        opts.compaction = self_compaction();
+        configure(&mut opts);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(skiff::server::run(opts, async {
             let _ = rx.await;

@@ -114,6 +114,66 @@ struct ServerArgs {
     /// Revisions of history always kept by compaction.
     #[arg(long, default_value_t = 1000, value_name = "REVISIONS")]
     compaction_retain: i64,
+
+    /// Run no controllers (as k3s's flag).
+    #[arg(long)]
+    disable_controller_manager: bool,
+
+    /// Run no scheduler: pods stay unscheduled (as k3s's flag).
+    #[arg(long)]
+    disable_scheduler: bool,
+
+    /// How long a node may go without renewing its Lease before it is marked NotReady/Unknown
+    /// (kube-controller-manager's flag), e.g. 50s, 2m.
+    #[arg(long, default_value = "50s", value_parser = parse_duration, value_name = "DURATION")]
+    node_monitor_grace_period: std::time::Duration,
+
+    /// Register this many simulated nodes (fake-node-0 …), which run pods without containers.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    fake_nodes: usize,
+
+    /// Capacity of each simulated node, as quantities.
+    #[arg(long, default_value = "cpu=4,memory=16Gi,pods=110", value_parser = parse_pairs, value_name = "K=V,…")]
+    fake_node_capacity: Pairs,
+
+    /// Extra labels of each simulated node.
+    #[arg(long, value_parser = parse_pairs, value_name = "K=V,…")]
+    fake_node_labels: Option<Pairs>,
+
+    /// A taint of each simulated node, key=value:Effect (repeatable).
+    #[arg(long = "fake-node-taint", value_name = "TAINT")]
+    fake_node_taints: Vec<String>,
+}
+
+type Pairs = std::collections::BTreeMap<String, String>;
+
+/// `k=v,k2=v2` into a map.
+fn parse_pairs(s: &str) -> Result<Pairs, String> {
+    s.split(',')
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| {
+            p.split_once('=')
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                .ok_or_else(|| format!("{p:?} is not key=value"))
+        })
+        .collect()
+}
+
+/// A Go-style duration of whole units: `50s`, `2m`, `1h`, `500ms`.
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let split = s
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("{s:?} needs a unit (ms, s, m, h)"))?;
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n.parse().map_err(|_| format!("{s:?} is not a duration"))?;
+    let ms = match unit {
+        "ms" => n,
+        "s" => n * 1000,
+        "m" => n * 60_000,
+        "h" => n * 3_600_000,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?} (ms, s, m, h)")),
+    };
+    Ok(std::time::Duration::from_millis(ms))
 }
 
 fn parse_mode(s: &str) -> Result<u32, String> {
@@ -141,6 +201,18 @@ impl From<ServerArgs> for server::ServerOptions {
                 interval: std::time::Duration::from_secs(a.compaction_interval),
                 keep_revisions: a.compaction_retain,
             }),
+            disable_controller_manager: a.disable_controller_manager,
+            disable_scheduler: a.disable_scheduler,
+            controllers: skiff_controllers::Options {
+                node_monitor_grace_period: a.node_monitor_grace_period,
+                ..Default::default()
+            },
+            fake_nodes: skiff_agent::simulated::Options {
+                count: a.fake_nodes,
+                capacity: a.fake_node_capacity,
+                labels: a.fake_node_labels.unwrap_or_default(),
+                taints: a.fake_node_taints,
+            },
         }
     }
 }
@@ -220,6 +292,41 @@ mod tests {
     #[test]
     fn cli_is_well_formed() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn simulated_node_flags_parse() {
+        let cli = Cli::try_parse_from([
+            "skiff",
+            "server",
+            "--fake-nodes",
+            "3",
+            "--fake-node-capacity",
+            "cpu=8,memory=32Gi",
+            "--fake-node-labels",
+            "topology.kubernetes.io/zone=a,pool=gpu",
+            "--fake-node-taint",
+            "dedicated=gpu:NoSchedule",
+            "--node-monitor-grace-period",
+            "2s",
+        ])
+        .unwrap();
+        let Command::Server(a) = cli.command else {
+            panic!("not server")
+        };
+        let o = server::ServerOptions::from(a);
+        assert_eq!(o.fake_nodes.count, 3);
+        assert_eq!(o.fake_nodes.capacity["memory"], "32Gi");
+        assert_eq!(o.fake_nodes.labels["pool"], "gpu");
+        assert_eq!(o.fake_nodes.taints, vec!["dedicated=gpu:NoSchedule"]);
+        assert_eq!(
+            o.controllers.node_monitor_grace_period,
+            std::time::Duration::from_secs(2)
+        );
+        assert!(parse_duration("5").is_err());
+        assert!(parse_duration("5d").is_err());
+        assert_eq!(parse_duration("500ms").unwrap().as_millis(), 500);
+        assert!(parse_pairs("a").is_err());
     }
 
     #[test]

@@ -35,6 +35,37 @@ pub struct ServerOptions {
     pub tls_san: Vec<String>,
     /// Background compaction of the datastore's history (`None`: never).
     pub compaction: Option<skiff_store::sqlite::AutoCompact>,
+    /// `--disable-controller-manager`: run no controllers.
+    pub disable_controller_manager: bool,
+    /// `--disable-scheduler`: leave pods unscheduled.
+    pub disable_scheduler: bool,
+    /// Settings of the controllers (`--node-monitor-grace-period`, …).
+    pub controllers: skiff_controllers::Options,
+    /// Simulated nodes (`--fake-nodes N`; none by default).
+    pub fake_nodes: skiff_agent::simulated::Options,
+}
+
+impl ServerOptions {
+    /// The defaults of `skiff server` for `data_dir`, listening on a port the OS chooses on
+    /// loopback.
+    pub fn new(data_dir: PathBuf) -> ServerOptions {
+        ServerOptions {
+            data_dir,
+            bind_address: IpAddr::from([127, 0, 0, 1]),
+            https_listen_port: 0,
+            write_kubeconfig: None,
+            write_kubeconfig_mode: 0o600,
+            disable_agent: false,
+            token: None,
+            token_auth_file: None,
+            tls_san: Vec::new(),
+            compaction: None,
+            disable_controller_manager: false,
+            disable_scheduler: false,
+            controllers: skiff_controllers::Options::default(),
+            fake_nodes: skiff_agent::simulated::Options::default(),
+        }
+    }
 }
 
 /// Where the admin kubeconfig is always written.
@@ -102,6 +133,20 @@ pub async fn run(opts: ServerOptions, shutdown: impl Future<Output = ()>) -> any
         shown = path.clone();
     }
 
+    // The control loops share one in-process runtime over the API server.
+    let runtime = skiff_runtime::Runtime::new(handler.clone());
+    if opts.disable_controller_manager {
+        tracing::info!("controllers disabled (--disable-controller-manager)");
+    } else {
+        skiff_controllers::start(&runtime, &opts.controllers);
+    }
+    if opts.disable_scheduler {
+        tracing::info!("scheduler disabled (--disable-scheduler)");
+    }
+    if opts.fake_nodes.count > 0 {
+        tracing::info!(nodes = opts.fake_nodes.count, "starting simulated nodes");
+        skiff_agent::simulated::start(&runtime, &opts.fake_nodes);
+    }
     if opts.disable_agent {
         tracing::info!("node agent disabled (--disable-agent)");
     } else {
@@ -115,7 +160,10 @@ pub async fn run(opts: ServerOptions, shutdown: impl Future<Output = ()>) -> any
         shown.display()
     );
 
-    skiff_apiserver::tls::serve_with_shutdown(listener, tls, authn, handler, shutdown).await?;
+    let served =
+        skiff_apiserver::tls::serve_with_shutdown(listener, tls, authn, handler, shutdown).await;
+    runtime.shutdown().await;
+    served?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -1,0 +1,42 @@
+//! Skiff's controller manager: upstream's kube-controller-manager loops, in process.
+//!
+//! Each module is one upstream controller: a [`skiff_runtime::controller::Reconciler`] over the
+//! shared informer cache, fed by a work queue, writing through the in-process client as
+//! `kube-controller-manager`. Decisions that need no I/O (which pods to delete, how far a
+//! rollout may go) are pure functions with unit tests beside them.
+
+use std::time::Duration;
+
+use skiff_runtime::Runtime;
+
+pub mod pods;
+pub mod replicaset;
+pub mod serviceaccount;
+
+/// The field manager and event source of every controller here (upstream's).
+pub const MANAGER: &str = "kube-controller-manager";
+
+/// Settings of the controllers (upstream's kube-controller-manager flags).
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// `--node-monitor-grace-period`: how long a node may go without a heartbeat before it is
+    /// marked unknown.
+    pub node_monitor_grace_period: Duration,
+    /// Workers per controller (`--concurrent-*-syncs`).
+    pub workers: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            node_monitor_grace_period: Duration::from_secs(50),
+            workers: 5,
+        }
+    }
+}
+
+/// Starts every controller; they run until the runtime's store closes.
+pub fn start(rt: &Runtime, opts: &Options) {
+    replicaset::start(rt, opts);
+    serviceaccount::start(rt, opts);
+}

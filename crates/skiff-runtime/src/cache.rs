@@ -1,0 +1,687 @@
+//! The shared informer cache: typed objects kept current from the store's watch.
+//!
+//! Follows client-go's shared informers: an initial list, then a watch from the list's
+//! revision; each kind is cached once however many loops read it. Objects are immutable
+//! `Arc`s (a reader never sees one change under it). Three indexes serve the common
+//! questions: by namespace, by controller owner uid (the objects a controller owns) and, for
+//! pods, by node. Subscribers get every change with the old and new object; a subscriber that
+//! falls behind gets [`Notification::Resync`] and must treat everything as changed, which a
+//! level-triggered loop does anyway. A watch that breaks (compaction) re-lists and reports
+//! the difference as changes.
+//!
+//! A loop that wrote an object can wait until the cache has seen that write
+//! ([`Informer::wait_for_revision`]): reading its own writes replaces upstream's
+//! "expectations" bookkeeping.
+
+use std::any::{Any, TypeId};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use parking_lot::{Mutex, RwLock};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use skiff_core::registry::{self, Resource};
+use skiff_store::{DynStore, EventKind, KeyValue, ListOptions, ReadAt, Revision};
+use tokio::sync::broadcast;
+
+/// A kind the cache and client handle: a k8s-openapi type of a built-in resource.
+pub trait Object:
+    k8s_openapi::Resource
+    + k8s_openapi::Metadata<Ty = ObjectMeta>
+    + DeserializeOwned
+    + Serialize
+    + Clone
+    + Send
+    + Sync
+    + 'static
+{
+    /// The node a pod runs on (pods only): the node index.
+    fn node_name(&self) -> Option<&str> {
+        None
+    }
+}
+
+macro_rules! objects {
+    ($($t:ty),* $(,)?) => { $(impl Object for $t {})* };
+}
+
+use k8s_openapi::api::{
+    apps::v1 as apps, batch::v1 as batch, coordination::v1 as coordination, core::v1 as core,
+    discovery::v1 as discovery, networking::v1 as networking, policy::v1 as policy,
+    rbac::v1 as rbac, scheduling::v1 as scheduling, storage::v1 as storage,
+};
+
+objects!(
+    core::Namespace,
+    core::Node,
+    core::Service,
+    core::Endpoints,
+    core::ConfigMap,
+    core::Secret,
+    core::ServiceAccount,
+    core::PersistentVolume,
+    core::PersistentVolumeClaim,
+    core::ResourceQuota,
+    core::LimitRange,
+    core::ReplicationController,
+    core::Event,
+    apps::Deployment,
+    apps::ReplicaSet,
+    apps::StatefulSet,
+    apps::DaemonSet,
+    apps::ControllerRevision,
+    batch::Job,
+    batch::CronJob,
+    coordination::Lease,
+    discovery::EndpointSlice,
+    networking::Ingress,
+    networking::IngressClass,
+    networking::NetworkPolicy,
+    policy::PodDisruptionBudget,
+    rbac::Role,
+    rbac::RoleBinding,
+    rbac::ClusterRole,
+    rbac::ClusterRoleBinding,
+    scheduling::PriorityClass,
+    storage::StorageClass,
+);
+
+impl Object for core::Pod {
+    fn node_name(&self) -> Option<&str> {
+        self.spec
+            .as_ref()
+            .and_then(|s| s.node_name.as_deref())
+            .filter(|n| !n.is_empty())
+    }
+}
+
+/// The registry entry of `K`.
+pub fn resource_of<K: Object>() -> &'static Resource {
+    registry::lookup(K::GROUP, K::VERSION, K::URL_PATH_SEGMENT)
+        .unwrap_or_else(|| panic!("{} is not a served resource", K::KIND))
+}
+
+/// The cache key of an object: `namespace/name`, or `name` for cluster-scoped objects
+/// (client-go's `MetaNamespaceKeyFunc`).
+pub fn key_of(meta: &ObjectMeta) -> String {
+    key(
+        meta.namespace.as_deref(),
+        meta.name.as_deref().unwrap_or(""),
+    )
+}
+
+pub fn key(namespace: Option<&str>, name: &str) -> String {
+    match namespace {
+        Some(ns) if !ns.is_empty() => format!("{ns}/{name}"),
+        _ => name.to_string(),
+    }
+}
+
+/// Splits a key made by [`key`] into namespace and name.
+pub fn split_key(key: &str) -> (Option<&str>, &str) {
+    match key.split_once('/') {
+        Some((ns, name)) => (Some(ns), name),
+        None => (None, key),
+    }
+}
+
+/// The uid of the controlling owner reference, if any.
+pub fn controller_uid(meta: &ObjectMeta) -> Option<&str> {
+    meta.owner_references
+        .as_ref()?
+        .iter()
+        .find(|r| r.controller == Some(true))
+        .map(|r| r.uid.as_str())
+}
+
+/// One change to a cached object.
+#[derive(Debug)]
+pub struct Change<K> {
+    /// The object before (`None`: added).
+    pub old: Option<Arc<K>>,
+    /// The object after (`None`: deleted).
+    pub new: Option<Arc<K>>,
+}
+
+impl<K: Object> Change<K> {
+    /// The object as it is now, or as it was last when deleted.
+    pub fn object(&self) -> &Arc<K> {
+        self.new
+            .as_ref()
+            .or(self.old.as_ref())
+            .expect("a change has an object")
+    }
+}
+
+/// What a subscriber receives.
+#[derive(Debug)]
+pub enum Notification<K> {
+    Changed(Arc<Change<K>>),
+    /// The subscriber fell behind and missed changes: treat every object as changed.
+    Resync,
+}
+
+/// A subscription to an informer's changes.
+pub struct Subscription<K> {
+    rx: broadcast::Receiver<Arc<Change<K>>>,
+}
+
+impl<K: Object> Subscription<K> {
+    /// The next notification; `None` when the informer stopped.
+    pub async fn recv(&mut self) -> Option<Notification<K>> {
+        match self.rx.recv().await {
+            Ok(c) => Some(Notification::Changed(c)),
+            Err(broadcast::error::RecvError::Lagged(_)) => Some(Notification::Resync),
+            Err(broadcast::error::RecvError::Closed) => None,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Indexes {
+    by_owner: HashMap<String, HashSet<String>>,
+    by_node: HashMap<String, HashSet<String>>,
+}
+
+impl Indexes {
+    fn add<K: Object>(&mut self, key: &str, obj: &K) {
+        if let Some(uid) = controller_uid(obj.metadata()) {
+            self.by_owner
+                .entry(uid.to_string())
+                .or_default()
+                .insert(key.to_string());
+        }
+        if let Some(node) = obj.node_name() {
+            self.by_node
+                .entry(node.to_string())
+                .or_default()
+                .insert(key.to_string());
+        }
+    }
+
+    fn remove<K: Object>(&mut self, key: &str, obj: &K) {
+        if let Some(uid) = controller_uid(obj.metadata()) {
+            if let Some(set) = self.by_owner.get_mut(uid) {
+                set.remove(key);
+                if set.is_empty() {
+                    self.by_owner.remove(uid);
+                }
+            }
+        }
+        if let Some(node) = obj.node_name() {
+            if let Some(set) = self.by_node.get_mut(node) {
+                set.remove(key);
+                if set.is_empty() {
+                    self.by_node.remove(node);
+                }
+            }
+        }
+    }
+}
+
+struct State<K> {
+    /// namespace ("" for cluster-scoped) → name → object.
+    items: HashMap<String, HashMap<String, Arc<K>>>,
+    indexes: Indexes,
+    count: usize,
+}
+
+impl<K> Default for State<K> {
+    fn default() -> Self {
+        State {
+            items: HashMap::new(),
+            indexes: Indexes::default(),
+            count: 0,
+        }
+    }
+}
+
+struct Inner<K> {
+    state: RwLock<State<K>>,
+    tx: broadcast::Sender<Arc<Change<K>>>,
+    /// The newest revision applied (0 until the initial list is in).
+    revision: tokio::sync::watch::Sender<Revision>,
+}
+
+/// The cache of one kind. Cheap to clone.
+pub struct Informer<K> {
+    inner: Arc<Inner<K>>,
+}
+
+impl<K> Clone for Informer<K> {
+    fn clone(&self) -> Self {
+        Informer {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+/// Subscribers may fall this many changes behind before they get a resync.
+const CHANNEL_CAPACITY: usize = 1 << 16;
+
+impl<K: Object> Informer<K> {
+    fn new() -> Informer<K> {
+        let (tx, _) = broadcast::channel(CHANNEL_CAPACITY);
+        let (revision, _) = tokio::sync::watch::channel(0);
+        Informer {
+            inner: Arc::new(Inner {
+                state: RwLock::new(State::default()),
+                tx,
+                revision,
+            }),
+        }
+    }
+
+    /// Waits until the initial list is in.
+    pub async fn synced(&self) {
+        self.wait_for_revision(1).await;
+    }
+
+    /// Waits until the cache has applied every change up to `revision` (a revision this kind's
+    /// own write returned).
+    pub async fn wait_for_revision(&self, revision: Revision) {
+        let mut rx = self.inner.revision.subscribe();
+        let _ = rx.wait_for(|r| *r >= revision).await;
+    }
+
+    /// Like [`Self::wait_for_revision`] with an upper bound on the wait; false on timeout.
+    pub async fn wait_for_revision_timeout(&self, revision: Revision, limit: Duration) -> bool {
+        tokio::time::timeout(limit, self.wait_for_revision(revision))
+            .await
+            .is_ok()
+    }
+
+    /// The newest revision the cache has applied.
+    pub fn revision(&self) -> Revision {
+        *self.inner.revision.borrow()
+    }
+
+    pub fn subscribe(&self) -> Subscription<K> {
+        Subscription {
+            rx: self.inner.tx.subscribe(),
+        }
+    }
+
+    pub fn get(&self, namespace: Option<&str>, name: &str) -> Option<Arc<K>> {
+        self.inner
+            .state
+            .read()
+            .items
+            .get(namespace.unwrap_or(""))?
+            .get(name)
+            .cloned()
+    }
+
+    /// The object under a key made by [`key`].
+    pub fn get_key(&self, key: &str) -> Option<Arc<K>> {
+        let (ns, name) = split_key(key);
+        self.get(ns, name)
+    }
+
+    pub fn len(&self) -> usize {
+        self.inner.state.read().count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Every object.
+    pub fn list(&self) -> Vec<Arc<K>> {
+        let st = self.inner.state.read();
+        st.items
+            .values()
+            .flat_map(|m| m.values().cloned())
+            .collect()
+    }
+
+    /// The objects of one namespace.
+    pub fn list_namespace(&self, namespace: &str) -> Vec<Arc<K>> {
+        self.inner
+            .state
+            .read()
+            .items
+            .get(namespace)
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The objects whose controller owner reference has `uid`.
+    pub fn owned_by(&self, uid: &str) -> Vec<Arc<K>> {
+        let st = self.inner.state.read();
+        let Some(keys) = st.indexes.by_owner.get(uid) else {
+            return Vec::new();
+        };
+        keys.iter()
+            .filter_map(|k| {
+                let (ns, name) = split_key(k);
+                st.items.get(ns.unwrap_or(""))?.get(name).cloned()
+            })
+            .collect()
+    }
+
+    /// The pods bound to `node` (pods only; empty for other kinds).
+    pub fn on_node(&self, node: &str) -> Vec<Arc<K>> {
+        let st = self.inner.state.read();
+        let Some(keys) = st.indexes.by_node.get(node) else {
+            return Vec::new();
+        };
+        keys.iter()
+            .filter_map(|k| {
+                let (ns, name) = split_key(k);
+                st.items.get(ns.unwrap_or(""))?.get(name).cloned()
+            })
+            .collect()
+    }
+
+    /// Applies one object (created or updated) and tells subscribers.
+    fn put(&self, obj: K) {
+        let ns = obj.metadata().namespace.clone().unwrap_or_default();
+        let name = obj.metadata().name.clone().unwrap_or_default();
+        let k = key(Some(&ns), &name);
+        let new = Arc::new(obj);
+        let old = {
+            let mut st = self.inner.state.write();
+            let old = st.items.entry(ns).or_default().insert(name, new.clone());
+            match &old {
+                Some(o) => st.indexes.remove(&k, o.as_ref()),
+                None => st.count += 1,
+            }
+            st.indexes.add(&k, new.as_ref());
+            old
+        };
+        let _ = self.inner.tx.send(Arc::new(Change {
+            old,
+            new: Some(new),
+        }));
+    }
+
+    fn remove(&self, namespace: &str, name: &str) {
+        let k = key(Some(namespace), name);
+        let old = {
+            let mut st = self.inner.state.write();
+            let Some(m) = st.items.get_mut(namespace) else {
+                return;
+            };
+            let Some(old) = m.remove(name) else { return };
+            if m.is_empty() {
+                st.items.remove(namespace);
+            }
+            st.count -= 1;
+            st.indexes.remove(&k, old.as_ref());
+            old
+        };
+        let _ = self.inner.tx.send(Arc::new(Change {
+            old: Some(old),
+            new: None,
+        }));
+    }
+
+    fn set_revision(&self, rev: Revision) {
+        self.inner.revision.send_if_modified(|r| {
+            if rev > *r {
+                *r = rev;
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    /// Replaces the whole content after a (re-)list, reporting the difference.
+    fn replace(&self, objects: Vec<K>) {
+        let mut seen: HashSet<(String, String)> = HashSet::new();
+        for o in objects {
+            let ns = o.metadata().namespace.clone().unwrap_or_default();
+            let name = o.metadata().name.clone().unwrap_or_default();
+            let unchanged = self.get(Some(&ns), &name).is_some_and(|cur| {
+                cur.metadata().resource_version == o.metadata().resource_version
+            });
+            seen.insert((ns, name));
+            if !unchanged {
+                self.put(o);
+            }
+        }
+        let gone: Vec<(String, String)> = {
+            let st = self.inner.state.read();
+            st.items
+                .iter()
+                .flat_map(|(ns, m)| m.keys().map(move |n| (ns.clone(), n.clone())))
+                .filter(|k| !seen.contains(k))
+                .collect()
+        };
+        for (ns, name) in gone {
+            self.remove(&ns, &name);
+        }
+    }
+
+    /// Keeps the cache current until the store closes: list, then watch; re-list when the
+    /// watch breaks.
+    async fn run(self, store: DynStore) {
+        let res = resource_of::<K>();
+        let prefix = res.key_prefix();
+        loop {
+            match self.list_and_watch(&store, &prefix).await {
+                Ok(()) => return, // store closed
+                Err(e) => {
+                    tracing::warn!(kind = K::KIND, error = %e, "informer watch broke; re-listing");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+
+    async fn list_and_watch(
+        &self,
+        store: &DynStore,
+        prefix: &str,
+    ) -> Result<(), skiff_store::StoreError> {
+        let page = store
+            .list(ListOptions {
+                prefix: prefix.to_string(),
+                at: ReadAt::Latest,
+                start_after: None,
+                limit: 0,
+            })
+            .await?;
+        let objects = page.items.iter().filter_map(decode::<K>).collect();
+        self.replace(objects);
+        // An empty store is at revision 0; waiters for "synced" wait for 1.
+        self.set_revision(page.revision.max(1));
+        let mut watch = store.watch(prefix, page.revision).await?;
+        while let Some(batch) = watch.next().await {
+            for ev in batch? {
+                match ev.kind {
+                    EventKind::Put => {
+                        if let Some(o) = decode::<K>(&ev.kv) {
+                            self.put(o);
+                        }
+                    }
+                    EventKind::Delete => {
+                        if let Some((ns, name)) = namespace_and_name(&ev.kv.key, prefix) {
+                            self.remove(ns, name);
+                        }
+                    }
+                }
+                self.set_revision(ev.kv.mod_revision);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `ns/name` or `name` after the kind's key prefix.
+fn namespace_and_name<'a>(key: &'a str, prefix: &str) -> Option<(&'a str, &'a str)> {
+    let rest = key.strip_prefix(prefix)?;
+    Some(match rest.split_once('/') {
+        Some((ns, name)) => (ns, name),
+        None => ("", rest),
+    })
+}
+
+/// Parses a stored object and sets its resourceVersion from the store revision.
+fn decode<K: Object>(kv: &KeyValue) -> Option<K> {
+    match serde_json::from_slice::<K>(&kv.value) {
+        Ok(mut o) => {
+            o.metadata_mut().resource_version = Some(kv.mod_revision.to_string());
+            Some(o)
+        }
+        Err(e) => {
+            tracing::warn!(key = %kv.key, error = %e, "cannot decode a stored object; the cache skips it");
+            None
+        }
+    }
+}
+
+/// One informer per kind, started on first use. Cheap to clone.
+#[derive(Clone)]
+pub struct Cache {
+    store: DynStore,
+    tasks: crate::Tasks,
+    informers: Arc<Mutex<HashMap<TypeId, Box<dyn Any + Send + Sync>>>>,
+}
+
+impl Cache {
+    pub fn new(store: DynStore, tasks: crate::Tasks) -> Cache {
+        Cache {
+            store,
+            tasks,
+            informers: Arc::default(),
+        }
+    }
+
+    /// The informer of `K`, started if it is not running yet (await [`Informer::synced`]
+    /// before trusting an empty answer). Must be called inside a tokio runtime.
+    pub fn informer<K: Object>(&self) -> Informer<K> {
+        let mut map = self.informers.lock();
+        if let Some(i) = map.get(&TypeId::of::<K>()) {
+            return i.downcast_ref::<Informer<K>>().expect("type").clone();
+        }
+        let inf = Informer::<K>::new();
+        map.insert(TypeId::of::<K>(), Box::new(inf.clone()));
+        self.tasks.spawn(inf.clone().run(self.store.clone()));
+        inf
+    }
+
+    /// The informer of `K` once its initial list is in.
+    pub async fn synced<K: Object>(&self) -> Informer<K> {
+        let i = self.informer::<K>();
+        i.synced().await;
+        i
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use k8s_openapi::api::core::v1::Pod;
+    use skiff_store::sqlite::{SqliteOptions, SqliteStore};
+
+    fn pod_bytes(ns: &str, name: &str, node: Option<&str>, owner: Option<&str>) -> Bytes {
+        let mut v = serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": ns, "uid": format!("uid-{name}")},
+            "spec": {"containers": [{"name": "c", "image": "busybox"}]}
+        });
+        if let Some(n) = node {
+            v["spec"]["nodeName"] = n.into();
+        }
+        if let Some(o) = owner {
+            v["metadata"]["ownerReferences"] = serde_json::json!([{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs", "uid": o, "controller": true}]);
+        }
+        Bytes::from(serde_json::to_vec(&v).unwrap())
+    }
+
+    #[tokio::test]
+    async fn lists_then_follows_the_watch_with_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: DynStore =
+            SqliteStore::open(&dir.path().join("db"), SqliteOptions::default()).unwrap();
+        let res = resource_of::<Pod>();
+        store
+            .create(
+                &res.key(Some("a"), "p1"),
+                pod_bytes("a", "p1", Some("n1"), Some("rs1")),
+            )
+            .await
+            .unwrap();
+        let cache = Cache::new(store.clone(), crate::Tasks::new());
+        let pods = cache.synced::<Pod>().await;
+        assert_eq!(pods.len(), 1);
+        let mut sub = pods.subscribe();
+
+        let rev = store
+            .create(
+                &res.key(Some("b"), "p2"),
+                pod_bytes("b", "p2", None, Some("rs1")),
+            )
+            .await
+            .unwrap();
+        pods.wait_for_revision(rev).await;
+        assert_eq!(pods.len(), 2);
+        assert_eq!(
+            pods.get(Some("b"), "p2")
+                .unwrap()
+                .metadata
+                .resource_version
+                .as_deref(),
+            Some(rev.to_string().as_str())
+        );
+        assert_eq!(pods.list_namespace("a").len(), 1);
+        assert_eq!(pods.owned_by("rs1").len(), 2);
+        assert_eq!(pods.on_node("n1").len(), 1);
+        match sub.recv().await.unwrap() {
+            Notification::Changed(c) => {
+                assert!(c.old.is_none());
+                assert_eq!(c.object().metadata.name.as_deref(), Some("p2"));
+            }
+            Notification::Resync => panic!("unexpected resync"),
+        }
+
+        // A bind moves the pod between node index entries.
+        let rev = store
+            .update(
+                &res.key(Some("b"), "p2"),
+                rev,
+                pod_bytes("b", "p2", Some("n2"), Some("rs1")),
+            )
+            .await
+            .unwrap();
+        pods.wait_for_revision(rev).await;
+        assert_eq!(pods.on_node("n2").len(), 1);
+        let Notification::Changed(c) = sub.recv().await.unwrap() else {
+            panic!("resync")
+        };
+        assert!(c
+            .old
+            .as_ref()
+            .unwrap()
+            .spec
+            .as_ref()
+            .unwrap()
+            .node_name
+            .is_none());
+
+        let gone = store.delete(&res.key(Some("a"), "p1"), None).await.unwrap();
+        pods.wait_for_revision(gone.mod_revision).await;
+        assert!(pods.get(Some("a"), "p1").is_none());
+        assert!(pods.on_node("n1").is_empty());
+        assert_eq!(pods.owned_by("rs1").len(), 1);
+        assert!(pods.list_namespace("a").is_empty());
+        let Notification::Changed(c) = sub.recv().await.unwrap() else {
+            panic!("resync")
+        };
+        assert!(c.new.is_none());
+    }
+
+    #[test]
+    fn keys_round_trip() {
+        assert_eq!(key(Some("ns"), "a"), "ns/a");
+        assert_eq!(key(None, "a"), "a");
+        assert_eq!(split_key("ns/a"), (Some("ns"), "a"));
+        assert_eq!(split_key("a"), (None, "a"));
+    }
+}

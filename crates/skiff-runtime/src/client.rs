@@ -1,0 +1,265 @@
+//! Writes by control loops, through the API server's own storage path.
+//!
+//! Every write goes through the same admission as an HTTP request (defaulting, validation,
+//! generation, managedFields under the client's field manager, the subresource rules), so a
+//! controller can never store what `kubectl` could not. Only the HTTP and TLS layers are
+//! skipped. Objects are k8s-openapi types; errors are the API's own [`ApiError`] (`Status`).
+
+use std::sync::Arc;
+
+use serde_json::Value;
+use skiff_apiserver::objects::{DeleteOptions, Deleted, UpdateMode};
+use skiff_apiserver::ApiServer;
+use skiff_core::ApiError;
+
+use crate::cache::{resource_of, Object};
+
+/// An in-process API client writing as one field manager. Cheap to clone.
+#[derive(Clone)]
+pub struct Client {
+    api: Arc<ApiServer>,
+    manager: &'static str,
+}
+
+fn to_value<K: Object>(obj: &K) -> Result<Value, ApiError> {
+    serde_json::to_value(obj).map_err(|e| ApiError::internal(format!("encoding {}: {e}", K::KIND)))
+}
+
+fn from_value<K: Object>(v: Value) -> Result<K, ApiError> {
+    serde_json::from_value(v).map_err(|e| ApiError::internal(format!("decoding {}: {e}", K::KIND)))
+}
+
+/// The namespace to address `K` in: the object's for namespaced kinds, none otherwise.
+fn scope<K: Object>(ns: Option<&str>) -> Option<&str> {
+    if resource_of::<K>().namespaced {
+        ns
+    } else {
+        None
+    }
+}
+
+/// The revision an object was written at (its resourceVersion).
+pub fn revision_of<K: Object>(obj: &K) -> i64 {
+    obj.metadata()
+        .resource_version
+        .as_deref()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(0)
+}
+
+impl Client {
+    pub fn new(api: Arc<ApiServer>, manager: &'static str) -> Client {
+        Client { api, manager }
+    }
+
+    pub fn api(&self) -> &Arc<ApiServer> {
+        &self.api
+    }
+
+    /// The field manager this client writes as.
+    pub fn manager(&self) -> &'static str {
+        self.manager
+    }
+
+    /// Reads an object from the store (not the cache).
+    pub async fn get<K: Object>(&self, ns: Option<&str>, name: &str) -> Result<K, ApiError> {
+        let res = resource_of::<K>();
+        let (mut v, kv) = self.api.read(res, scope::<K>(ns), name).await?;
+        skiff_apiserver::objects::set_revision(&mut v, kv.mod_revision);
+        from_value(v)
+    }
+
+    /// Creates `obj` (in its metadata.namespace).
+    pub async fn create<K: Object>(&self, obj: &K) -> Result<K, ApiError> {
+        let res = resource_of::<K>();
+        let ns = obj.metadata().namespace.clone();
+        let v = self
+            .api
+            .create_object_as(
+                res,
+                scope::<K>(ns.as_deref()),
+                to_value(obj)?,
+                false,
+                Some(self.manager),
+            )
+            .await?;
+        from_value(v)
+    }
+
+    /// Replaces `obj`; its resourceVersion (if set) must be current, else 409 Conflict.
+    pub async fn update<K: Object>(&self, obj: &K) -> Result<K, ApiError> {
+        self.put(obj, UpdateMode::Main).await
+    }
+
+    /// Replaces the status of `obj` (the status subresource); resourceVersion as for
+    /// [`Self::update`].
+    pub async fn update_status<K: Object>(&self, obj: &K) -> Result<K, ApiError> {
+        self.put(obj, UpdateMode::Status).await
+    }
+
+    async fn put<K: Object>(&self, obj: &K, mode: UpdateMode) -> Result<K, ApiError> {
+        let res = resource_of::<K>();
+        let ns = obj.metadata().namespace.clone();
+        let name = obj.metadata().name.clone().unwrap_or_default();
+        let (v, _) = self
+            .api
+            .update_object(
+                res,
+                scope::<K>(ns.as_deref()),
+                &name,
+                to_value(obj)?,
+                mode,
+                false,
+                Some(self.manager),
+            )
+            .await?;
+        from_value(v)
+    }
+
+    /// Reads the newest object, lets `change` edit it, and writes it, retrying on conflicts
+    /// (upstream's `RetryOnConflict` around get-modify-update). `change` returns false to
+    /// write nothing. Returns the object as stored.
+    pub async fn modify<K: Object>(
+        &self,
+        ns: Option<&str>,
+        name: &str,
+        change: impl FnMut(&mut K) -> bool,
+    ) -> Result<K, ApiError> {
+        self.modify_in(ns, name, UpdateMode::Main, change).await
+    }
+
+    /// [`Self::modify`] on the status subresource.
+    pub async fn modify_status<K: Object>(
+        &self,
+        ns: Option<&str>,
+        name: &str,
+        change: impl FnMut(&mut K) -> bool,
+    ) -> Result<K, ApiError> {
+        self.modify_in(ns, name, UpdateMode::Status, change).await
+    }
+
+    async fn modify_in<K: Object>(
+        &self,
+        ns: Option<&str>,
+        name: &str,
+        mode: UpdateMode,
+        mut change: impl FnMut(&mut K) -> bool,
+    ) -> Result<K, ApiError> {
+        let res = resource_of::<K>();
+        let v = self
+            .api
+            .guaranteed_update_as(
+                res,
+                scope::<K>(ns),
+                name,
+                mode,
+                false,
+                Some(self.manager),
+                |cur| {
+                    let mut obj: K = from_value(cur.clone())?;
+                    if !change(&mut obj) {
+                        return Ok(cur.clone());
+                    }
+                    to_value(&obj)
+                },
+            )
+            .await?;
+        from_value(v)
+    }
+
+    /// A JSON merge patch (RFC 7386) of the main resource.
+    pub async fn merge_patch<K: Object>(
+        &self,
+        ns: Option<&str>,
+        name: &str,
+        patch: &Value,
+    ) -> Result<K, ApiError> {
+        self.merge_patch_in::<K>(ns, name, patch, UpdateMode::Main)
+            .await
+    }
+
+    /// A JSON merge patch of the status subresource.
+    pub async fn merge_patch_status<K: Object>(
+        &self,
+        ns: Option<&str>,
+        name: &str,
+        patch: &Value,
+    ) -> Result<K, ApiError> {
+        self.merge_patch_in::<K>(ns, name, patch, UpdateMode::Status)
+            .await
+    }
+
+    async fn merge_patch_in<K: Object>(
+        &self,
+        ns: Option<&str>,
+        name: &str,
+        patch: &Value,
+        mode: UpdateMode,
+    ) -> Result<K, ApiError> {
+        let res = resource_of::<K>();
+        let v = self
+            .api
+            .guaranteed_update_as(
+                res,
+                scope::<K>(ns),
+                name,
+                mode,
+                false,
+                Some(self.manager),
+                |cur| {
+                    let mut next = cur.clone();
+                    json_patch::merge(&mut next, patch);
+                    Ok(next)
+                },
+            )
+            .await?;
+        from_value(v)
+    }
+
+    /// Deletes an object. `Ok(Some(obj))` when it is still there (finalizers or a grace
+    /// period), `Ok(None)` when it is gone.
+    pub async fn delete<K: Object>(
+        &self,
+        ns: Option<&str>,
+        name: &str,
+        opts: &DeleteOptions,
+    ) -> Result<Option<K>, ApiError> {
+        let res = resource_of::<K>();
+        match self
+            .api
+            .delete_object(res, scope::<K>(ns), name, opts)
+            .await?
+        {
+            Deleted::Now(_) => Ok(None),
+            Deleted::Pending(v) => Ok(Some(from_value(v)?)),
+        }
+    }
+
+    /// Deletes an object only if it still has `uid` (a precondition), in the background.
+    pub async fn delete_uid<K: Object>(
+        &self,
+        ns: Option<&str>,
+        name: &str,
+        uid: &str,
+    ) -> Result<Option<K>, ApiError> {
+        let opts = DeleteOptions {
+            precondition_uid: Some(uid.to_string()),
+            propagation_policy: Some("Background".into()),
+            ..Default::default()
+        };
+        self.delete::<K>(ns, name, &opts).await
+    }
+
+    /// Binds a pod to a node (pods/binding).
+    pub async fn bind(&self, ns: &str, pod: &str, node: &str) -> Result<(), ApiError> {
+        self.api.bind_pod(Some(ns), pod, node, false).await
+    }
+
+    /// Evicts a pod (pods/eviction), honouring PodDisruptionBudgets (429 when one forbids).
+    pub async fn evict(&self, ns: &str, pod: &str) -> Result<(), ApiError> {
+        let res = resource_of::<k8s_openapi::api::core::v1::Pod>();
+        self.api
+            .evict(res, ns, pod, &serde_json::json!({}), false)
+            .await
+    }
+}

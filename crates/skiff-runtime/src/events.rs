@@ -1,0 +1,197 @@
+//! Events as upstream's event recorder writes them (core/v1 `Event`).
+//!
+//! A recorder never blocks its caller: events go through a channel to a writer task. The same
+//! event (same object, type, reason and message from the same component) seen again updates
+//! the existing Event's `count` and `lastTimestamp` instead of creating another, as client-go's
+//! event correlator does, so `kubectl describe` shows `(x5 over 2m)`. Names are
+//! `<object name>.<hex nanoseconds>` like upstream's.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use parking_lot::Mutex;
+use tokio::sync::mpsc;
+
+use crate::cache::Object;
+use crate::client::Client;
+use crate::clock::Clock;
+
+/// `Normal` or `Warning`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    Normal,
+    Warning,
+}
+
+impl EventType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Normal => "Normal",
+            EventType::Warning => "Warning",
+        }
+    }
+}
+
+struct Pending {
+    involved: ObjectReference,
+    kind: EventType,
+    reason: String,
+    message: String,
+}
+
+/// Correlation key → (event namespace, event name, count).
+type Seen = HashMap<(String, String, String, &'static str, String, String), (String, String, i32)>;
+
+/// Bounds the correlation memory.
+const MAX_SEEN: usize = 4096;
+
+/// Records events for one component. Cheap to clone.
+#[derive(Clone)]
+pub struct Recorder {
+    tx: mpsc::UnboundedSender<Pending>,
+    component: &'static str,
+}
+
+impl Recorder {
+    pub(crate) fn new(
+        client: Client,
+        component: &'static str,
+        clock: Clock,
+        tasks: &crate::Tasks,
+    ) -> Recorder {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tasks.spawn(write_loop(client, component, clock, rx));
+        Recorder { tx, component }
+    }
+
+    pub fn component(&self) -> &'static str {
+        self.component
+    }
+
+    /// Records an event about `obj`.
+    pub fn event<K: Object>(
+        &self,
+        obj: &K,
+        kind: EventType,
+        reason: &str,
+        message: impl Into<String>,
+    ) {
+        self.event_ref(reference(obj), kind, reason, message);
+    }
+
+    /// Records an event about the object `involved` refers to.
+    pub fn event_ref(
+        &self,
+        involved: ObjectReference,
+        kind: EventType,
+        reason: &str,
+        message: impl Into<String>,
+    ) {
+        let _ = self.tx.send(Pending {
+            involved,
+            kind,
+            reason: reason.to_string(),
+            message: message.into(),
+        });
+    }
+
+    pub fn normal<K: Object>(&self, obj: &K, reason: &str, message: impl Into<String>) {
+        self.event(obj, EventType::Normal, reason, message);
+    }
+
+    pub fn warning<K: Object>(&self, obj: &K, reason: &str, message: impl Into<String>) {
+        self.event(obj, EventType::Warning, reason, message);
+    }
+}
+
+/// An object reference to `obj` as events carry it.
+pub fn reference<K: Object>(obj: &K) -> ObjectReference {
+    let m = obj.metadata();
+    ObjectReference {
+        api_version: Some(K::API_VERSION.to_string()),
+        kind: Some(K::KIND.to_string()),
+        name: m.name.clone(),
+        namespace: m.namespace.clone(),
+        uid: m.uid.clone(),
+        resource_version: m.resource_version.clone(),
+        field_path: None,
+    }
+}
+
+async fn write_loop(
+    client: Client,
+    component: &'static str,
+    clock: Clock,
+    mut rx: mpsc::UnboundedReceiver<Pending>,
+) {
+    let seen: Arc<Mutex<Seen>> = Arc::default();
+    while let Some(p) = rx.recv().await {
+        let ns = p
+            .involved
+            .namespace
+            .clone()
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| "default".to_string());
+        let key = (
+            ns.clone(),
+            p.involved.uid.clone().unwrap_or_default(),
+            p.involved.name.clone().unwrap_or_default(),
+            p.kind.as_str(),
+            p.reason.clone(),
+            p.message.clone(),
+        );
+        let now = clock.now_k8s();
+        let existing = seen.lock().get(&key).cloned();
+        if let Some((ens, ename, count)) = existing {
+            let patch = serde_json::json!({"count": count + 1, "lastTimestamp": now});
+            if client
+                .merge_patch::<Event>(Some(&ens), &ename, &patch)
+                .await
+                .is_ok()
+            {
+                seen.lock().insert(key, (ens, ename, count + 1));
+                continue;
+            }
+        }
+        let name = format!(
+            "{}.{:x}",
+            p.involved.name.as_deref().unwrap_or("event"),
+            clock.now().as_nanosecond()
+        );
+        let ev = Event {
+            metadata: ObjectMeta {
+                name: Some(name.clone()),
+                namespace: Some(ns.clone()),
+                ..Default::default()
+            },
+            involved_object: p.involved,
+            reason: Some(p.reason),
+            message: Some(p.message),
+            type_: Some(p.kind.as_str().to_string()),
+            count: Some(1),
+            first_timestamp: Some(now.clone()),
+            last_timestamp: Some(now),
+            source: Some(EventSource {
+                component: Some(component.to_string()),
+                host: None,
+            }),
+            reporting_component: Some(component.to_string()),
+            reporting_instance: Some(component.to_string()),
+            ..Default::default()
+        };
+        match client.create(&ev).await {
+            Ok(_) => {
+                let mut s = seen.lock();
+                if s.len() >= MAX_SEEN {
+                    s.clear();
+                }
+                s.insert(key, (ns, name, 1));
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "event not recorded");
+            }
+        }
+    }
+}

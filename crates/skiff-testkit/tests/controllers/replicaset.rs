@@ -1,0 +1,148 @@
+//! The ReplicaSet controller: pods created and deleted to match replicas, adoption of orphans,
+//! release of pods whose labels no longer match, status counts.
+
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use serde_json::json;
+use skiff_testkit::TestServer;
+
+use crate::{eventually, namespace};
+
+fn rs(name: &str, replicas: i32) -> ReplicaSet {
+    serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "c", "image": "busybox"}]}
+            }
+        }
+    }))
+    .unwrap()
+}
+
+async fn owned_pods(pods: &Api<Pod>, app: &str) -> Vec<Pod> {
+    pods.list(&ListParams::default().labels(&format!("app={app}")))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .collect()
+}
+
+#[tokio::test]
+async fn replicaset_creates_scales_adopts_and_releases() {
+    let server = TestServer::start_with(|_| {}).await.unwrap();
+    let client = server.client().await.unwrap();
+    namespace(&client, "rs").await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "rs");
+    let sets: Api<ReplicaSet> = Api::namespaced(client.clone(), "rs");
+
+    // An orphan that matches is adopted rather than duplicated.
+    let orphan: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "orphan", "labels": {"app": "web"}},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}]}
+    }))
+    .unwrap();
+    pods.create(&PostParams::default(), &orphan).await.unwrap();
+
+    let created = sets
+        .create(&PostParams::default(), &rs("web", 3))
+        .await
+        .unwrap();
+    let uid = created.metadata.uid.clone().unwrap();
+    let list = eventually(Duration::from_secs(10), "3 pods", || async {
+        let l = owned_pods(&pods, "web").await;
+        (l.len() == 3).then_some(l)
+    })
+    .await;
+    for p in &list {
+        let r = &p.metadata.owner_references.as_ref().expect("owner")[0];
+        assert_eq!(r.uid, uid);
+        assert_eq!(r.kind, "ReplicaSet");
+        assert_eq!(r.controller, Some(true));
+        assert_eq!(r.block_owner_deletion, Some(true));
+        assert!(
+            p.metadata.name.as_deref().unwrap().starts_with("web-")
+                || p.metadata.name.as_deref() == Some("orphan")
+        );
+    }
+    assert!(
+        list.iter()
+            .any(|p| p.metadata.name.as_deref() == Some("orphan")),
+        "orphan adopted"
+    );
+    eventually(Duration::from_secs(10), "status.replicas 3", || async {
+        let s = sets.get("web").await.unwrap().status?;
+        (s.replicas == 3 && s.observed_generation == Some(1) && s.fully_labeled_replicas == Some(3))
+            .then_some(())
+    })
+    .await;
+
+    // Scale down: unscheduled pods go first and immediately.
+    sets.patch(
+        "web",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"replicas": 1}})),
+    )
+    .await
+    .unwrap();
+    eventually(Duration::from_secs(10), "1 pod", || async {
+        (owned_pods(&pods, "web").await.len() == 1).then_some(())
+    })
+    .await;
+    eventually(Duration::from_secs(10), "status.replicas 1", || async {
+        let s = sets.get("web").await.unwrap().status?;
+        (s.replicas == 1 && s.observed_generation == Some(2)).then_some(())
+    })
+    .await;
+
+    // Relabeling the last pod releases it, and a replacement is made.
+    let last = owned_pods(&pods, "web").await.remove(0);
+    let last_name = last.metadata.name.clone().unwrap();
+    pods.patch(
+        &last_name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"labels": {"app": "other"}}})),
+    )
+    .await
+    .unwrap();
+    eventually(
+        Duration::from_secs(10),
+        "release and replacement",
+        || async {
+            let released = pods.get(&last_name).await.ok()?;
+            let free = released
+                .metadata
+                .owner_references
+                .as_ref()
+                .is_none_or(|r| r.is_empty());
+            (free && owned_pods(&pods, "web").await.len() == 1).then_some(())
+        },
+    )
+    .await;
+
+    // Events tell the story.
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), "rs");
+    eventually(
+        Duration::from_secs(10),
+        "SuccessfulCreate and SuccessfulDelete events",
+        || async {
+            let l = events.list(&ListParams::default()).await.ok()?.items;
+            let has = |r: &str| {
+                l.iter().any(|e| {
+                    e.reason.as_deref() == Some(r)
+                        && e.involved_object.name.as_deref() == Some("web")
+                })
+            };
+            (has("SuccessfulCreate") && has("SuccessfulDelete")).then_some(())
+        },
+    )
+    .await;
+}
