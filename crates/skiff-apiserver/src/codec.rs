@@ -100,67 +100,68 @@ pub fn content_type(headers: &HeaderMap) -> String {
 
 /// Decodes a JSON or YAML document into a JSON value.
 pub fn decode(body: &[u8], content_type: &str) -> Result<Value, ApiError> {
+    decode_checked(body, content_type).map(|(v, _)| v)
+}
+
+/// Decodes a JSON or YAML document and tells whether some object in it had a key twice (the
+/// value keeps the last; `crate::fieldvalidation` reports where).
+pub fn decode_checked(body: &[u8], content_type: &str) -> Result<(Value, bool), ApiError> {
     match content_type {
         "application/json"
         | "application/merge-patch+json"
         | "application/json-patch+json"
         | "application/strategic-merge-patch+json"
-        | "*/*" => decode_json(body),
+        | "*/*" => decode_json_checked(body),
         "application/yaml"
         | "application/apply-patch+yaml"
         | "text/yaml"
-        | "application/x-yaml" => decode_yaml(body),
+        | "application/x-yaml" => decode_yaml_checked(body),
         other => Err(ApiError::unsupported_media_type(other)),
     }
 }
 
 pub fn decode_json(body: &[u8]) -> Result<Value, ApiError> {
-    // serde_json itself stops at 128 levels; check our tighter bound after.
-    let v: Value = serde_json::from_slice(body).map_err(|e| {
-        ApiError::bad_request(format!(
-            "the body of the request could not be decoded as JSON: {e}"
-        ))
-    })?;
-    check_depth(&v)?;
-    Ok(v)
+    decode_json_checked(body).map(|(v, _)| v)
 }
 
 pub fn decode_yaml(body: &[u8]) -> Result<Value, ApiError> {
+    decode_yaml_checked(body).map(|(v, _)| v)
+}
+
+fn too_deep() -> ApiError {
+    ApiError::bad_request(format!(
+        "the body of the request is nested deeper than {MAX_DEPTH} levels"
+    ))
+}
+
+/// JSON, with the depth bound enforced while decoding (serde_json itself stops at 128).
+fn decode_json_checked(body: &[u8]) -> Result<(Value, bool), ApiError> {
+    match crate::fieldvalidation::decode::from_json(body, MAX_DEPTH) {
+        Ok((v, seen)) => Ok((v, seen.duplicates)),
+        Err((_, seen)) if seen.too_deep => Err(too_deep()),
+        Err((e, _)) => Err(ApiError::bad_request(format!(
+            "the body of the request could not be decoded as JSON: {e}"
+        ))),
+    }
+}
+
+fn decode_yaml_checked(body: &[u8]) -> Result<(Value, bool), ApiError> {
     // A JSON document is YAML too; take the fast path when it parses as JSON.
-    if let Ok(v) = serde_json::from_slice::<Value>(body) {
-        check_depth(&v)?;
-        return Ok(v);
+    match crate::fieldvalidation::decode::from_json(body, MAX_DEPTH) {
+        Ok((v, seen)) => return Ok((v, seen.duplicates)),
+        Err((_, seen)) if seen.too_deep => return Err(too_deep()),
+        Err(_) => {}
     }
     let text = std::str::from_utf8(body)
         .map_err(|_| ApiError::bad_request("the body of the request is not valid UTF-8"))?;
     // serde_yaml_ng refuses alias expansion beyond a repetition limit and recursion beyond 128
     // levels, so alias bombs and deep nesting fail fast in bounded memory.
-    let v: Value = serde_yaml_ng::from_str(text).map_err(|e| {
-        ApiError::bad_request(format!(
+    match crate::fieldvalidation::decode::from_yaml(text, MAX_DEPTH) {
+        Ok((v, seen)) => Ok((v, seen.duplicates)),
+        Err((_, seen)) if seen.too_deep => Err(too_deep()),
+        Err((e, _)) => Err(ApiError::bad_request(format!(
             "the body of the request could not be decoded as YAML: {e}"
-        ))
-    })?;
-    check_depth(&v)?;
-    Ok(v)
-}
-
-fn check_depth(v: &Value) -> Result<(), ApiError> {
-    fn depth(v: &Value, d: usize) -> bool {
-        if d > MAX_DEPTH {
-            return false;
-        }
-        match v {
-            Value::Array(a) => a.iter().all(|x| depth(x, d + 1)),
-            Value::Object(o) => o.values().all(|x| depth(x, d + 1)),
-            _ => true,
-        }
-    }
-    if depth(v, 0) {
-        Ok(())
-    } else {
-        Err(ApiError::bad_request(format!(
-            "the body of the request is nested deeper than {MAX_DEPTH} levels"
-        )))
+        ))),
     }
 }
 

@@ -29,6 +29,7 @@ pub trait Handler: Send + Sync + 'static {
 
 pub mod codec;
 pub mod discovery;
+pub mod fieldvalidation;
 mod lifecycle;
 pub mod list;
 pub mod metrics;
@@ -39,5 +40,6 @@ pub mod reviews;
 pub mod server;
 pub mod services;
 mod watch;
+pub mod warnings;
 
 pub use server::{ApiOptions, ApiServer, KUBERNETES_VERSION};

@@ -220,14 +220,14 @@ fn resource_paths(r: &Resource, out: &mut BTreeMap<String, Value>) {
 }
 
 /// A kind whose schema this server can describe.
-struct KindSchema {
-    group: &'static str,
-    version: &'static str,
-    kind: &'static str,
+pub(crate) struct KindSchema {
+    pub(crate) group: &'static str,
+    pub(crate) version: &'static str,
+    pub(crate) kind: &'static str,
     /// Upstream's definition name, e.g. `io.k8s.api.apps.v1.Deployment`.
-    name: fn() -> std::borrow::Cow<'static, str>,
+    pub(crate) name: fn() -> std::borrow::Cow<'static, str>,
     /// Adds the kind's schema (and what it references) to the generator.
-    generate: fn(&mut SchemaGenerator) -> schemars::Schema,
+    pub(crate) generate: fn(&mut SchemaGenerator) -> schemars::Schema,
 }
 
 macro_rules! kinds {
@@ -242,8 +242,9 @@ macro_rules! kinds {
     };
 }
 
-/// Every kind served, or named by a subresource, with its k8s-openapi type.
-const KINDS: &[KindSchema] = {
+/// Every kind served, or named by a subresource, with its k8s-openapi type (field validation
+/// compiles the same schemas: `crate::fieldvalidation`).
+pub(crate) const KINDS: &[KindSchema] = {
     use k8s_openapi::api::{
         apps::v1 as apps, autoscaling::v1 as autoscaling, batch::v1 as batch,
         coordination::v1 as coordination, core::v1 as core, discovery::v1 as discovery,

@@ -14,6 +14,7 @@ use skiff_store::DynStore;
 
 use crate::codec::{self, Accept};
 use crate::discovery;
+use crate::fieldvalidation::{self, Directive, PatchKind, SchemaKind};
 use crate::list::{self, list_meta};
 use crate::metrics::{Metrics, RequestLabels, VerbLabels};
 use crate::objects::{DeleteOptions, Deleted, UpdateMode};
@@ -202,10 +203,13 @@ impl ApiServer {
                 _ => ("OTHER", "", ""),
             };
         let is_watch = matches!(&target, Target::Resource(r) if r.verb == Verb::Watch);
-        let resp = match self.route(req, target, query).await {
+        // Warnings recorded while serving (field validation, …) become Warning headers.
+        let (resp, warnings) = crate::warnings::scope(self.route(req, target, query)).await;
+        let mut resp = match resp {
             Ok(r) => r,
             Err(e) => codec::error_response(&e),
         };
+        crate::warnings::attach(&mut resp, &warnings);
         self.metrics
             .requests
             .get_or_create(&RequestLabels {
@@ -421,7 +425,8 @@ impl ApiServer {
             Verb::Watch => self.watch(res, r.namespace.clone(), &q, accept).await,
             Verb::Create => {
                 let manager = field_manager(&q, req.headers());
-                let body = self.read_object_body(req).await?;
+                let fv = Directive::from_query(&q, "CreateOptions")?;
+                let body = self.read_object_body(req, res.into(), fv).await?;
                 let created = self
                     .create_stored(res, ns, body, dry_run, Some(&manager))
                     .await?;
@@ -441,7 +446,8 @@ impl ApiServer {
             Verb::Update => {
                 let name = r.name.as_deref().unwrap_or_default();
                 let manager = field_manager(&q, req.headers());
-                let body = self.read_object_body(req).await?;
+                let fv = Directive::from_query(&q, "UpdateOptions")?;
+                let body = self.read_object_body(req, res.into(), fv).await?;
                 let (obj, created) = self
                     .update_object(
                         res,
@@ -542,9 +548,13 @@ impl ApiServer {
         codec::value_response(status, obj, accept)
     }
 
+    /// Reads and decodes a create or update body, applying field validation against `schema`
+    /// (unknown fields are removed; see `crate::fieldvalidation`).
     async fn read_object_body(
         &self,
         req: Request<hyper::body::Incoming>,
+        schema: SchemaKind<'_>,
+        fv: Directive,
     ) -> Result<Value, ApiError> {
         let ct = codec::content_type(req.headers());
         if ct.starts_with("application/vnd.kubernetes.protobuf") {
@@ -554,11 +564,19 @@ impl ApiServer {
         if body.is_empty() {
             return Err(ApiError::bad_request("the body of the request was empty"));
         }
-        match ct.as_str() {
+        let (mut obj, duplicates) = match ct.as_str() {
             "application/json" | "application/yaml" | "text/yaml" | "application/x-yaml"
-            | "*/*" => codec::decode(&body, &ct),
-            other => Err(ApiError::unsupported_media_type(other)),
-        }
+            | "*/*" => codec::decode_checked(&body, &ct)?,
+            other => return Err(ApiError::unsupported_media_type(other)),
+        };
+        let duplicates = if duplicates && fv != Directive::Ignore {
+            let yaml = !matches!(ct.as_str(), "application/json" | "*/*");
+            fieldvalidation::duplicate_findings(&body, yaml)
+        } else {
+            Vec::new()
+        };
+        fieldvalidation::check_body(schema, &mut obj, duplicates, fv)?;
+        Ok(obj)
     }
 
     async fn delete_options(
@@ -607,11 +625,20 @@ impl ApiServer {
     ) -> Result<(Value, StatusCode), ApiError> {
         let patch = decode_patch(content_type, body)?;
         opts.validate(&patch)?;
+        let fv = opts.field_validation;
         if let Patch::Apply(config) = &patch {
+            fieldvalidation::check_apply(res, config, body, fv)?;
             return self
                 .server_side_apply(res, ns, name, config, mode, dry_run, opts)
                 .await;
         }
+        let (patch_kind, patch_value) = match &patch {
+            Patch::Json(_) => (PatchKind::Json, Value::Null),
+            Patch::Merge(v) => (PatchKind::Merge, v.clone()),
+            Patch::Strategic(v) => (PatchKind::Strategic, v.clone()),
+            Patch::Apply(_) => unreachable!("applied above"),
+        };
+        let body_findings = fieldvalidation::patch_body_findings(patch_kind, body, fv);
         let obj = self
             .guaranteed_update_as(
                 res,
@@ -621,7 +648,15 @@ impl ApiServer {
                 dry_run,
                 Some(&opts.field_manager),
                 |cur| {
-                    let out = apply_patch(&patch, res, cur)?;
+                    let mut out = apply_patch(&patch, res, cur)?;
+                    fieldvalidation::check_patched(
+                        res.into(),
+                        &mut out,
+                        patch_kind,
+                        &patch_value,
+                        &body_findings,
+                        fv,
+                    )?;
                     let want = meta::resource_version(&out);
                     if !want.is_empty() && want != meta::resource_version(cur) {
                         return Err(ApiError::stale(res, name));
@@ -746,7 +781,8 @@ impl ApiServer {
                     UpdateMode::Finalize
                 };
                 let manager = field_manager(&q, req.headers());
-                let body = self.read_object_body(req).await?;
+                let fv = Directive::from_query(&q, "UpdateOptions")?;
+                let body = self.read_object_body(req, res.into(), fv).await?;
                 let (obj, _) = self
                     .update_object(res, ns, &name, body, mode, dry_run, Some(&manager))
                     .await?;
@@ -784,7 +820,8 @@ impl ApiServer {
                     let ct = codec::content_type(&parts.headers);
                     (Some(decode_patch(&ct, &body)?), Value::Null)
                 } else {
-                    (None, self.read_object_body(req).await?)
+                    let fv = Directive::from_query(&q, "UpdateOptions")?;
+                    (None, self.read_object_body(req, SCALE, fv).await?)
                 };
                 let scale_res = ScaleResource;
                 let obj = self
@@ -1100,6 +1137,8 @@ pub struct PatchOptions {
     pub explicit_manager: bool,
     pub force: bool,
     force_given: bool,
+    /// The `fieldValidation` directive.
+    pub field_validation: Directive,
 }
 
 impl PatchOptions {
@@ -1121,6 +1160,7 @@ impl PatchOptions {
             explicit_manager: q.get("fieldManager").is_some_and(|m| !m.is_empty()),
             force: force.unwrap_or(false),
             force_given: force.is_some(),
+            field_validation: Directive::from_query(q, "PatchOptions")?,
         })
     }
 
@@ -1226,6 +1266,13 @@ pub fn apply_patch(p: &Patch, res: &Resource, cur: &Value) -> Result<Value, ApiE
     }
     Ok(out)
 }
+
+/// The schema of the scale subresource's body.
+const SCALE: SchemaKind<'static> = SchemaKind {
+    group: "autoscaling",
+    version: "v1",
+    kind: "Scale",
+};
 
 /// The autoscaling/v1 Scale of a scalable object.
 fn scale_of(obj: &Value) -> Result<Value, ApiError> {

@@ -23,6 +23,7 @@ mod crud;
 mod deletion;
 mod discovery;
 mod errors;
+mod field_validation;
 mod openapi;
 mod pagination;
 mod selectors;
