@@ -34,8 +34,9 @@ check_fails "still nothing created" "NotFound" k get deploy typo -n fv
 check "apply --validate=warn prints the warning" 'Warning: unknown field "spec.replicass"' \
   k apply -n fv --validate=warn -f "$TYPO"
 check_eq "it was created with the default replicas" "1" k get deploy typo -n fv -o 'jsonpath={.spec.replicas}'
+# (kubectl's last-applied-configuration annotation keeps the manifest as text, as upstream.)
 check_eq "the misspelt field is not stored" "0" \
-  bash -c "kubectl --cache-dir '$WORK/cache' get deploy typo -n fv -o json | grep -c replicass"
+  bash -c "kubectl --cache-dir '$WORK/cache' get deploy typo -n fv -o jsonpath='{.spec}' | grep -c replicass"
 
 # --- replace: strict refuses, Ignore accepts ---
 check_fails "replace refuses the typo with upstream's message" \
@@ -54,6 +55,18 @@ check_fails "server-side apply refuses undeclared fields in every mode" \
   'failed to create typed patch object \(fv/typo; apps/v1, Kind=Deployment\): \.spec\.replicass: field not declared in schema' \
   k apply -n fv --server-side --force-conflicts --validate=false -f "$TYPO"
 
+# --- edit: the editor adds a misspelt field ---
+cat >"$WORK/editor.sh" <<'EOS'
+#!/bin/sh
+grep -q replicass "$1" || sed -i 's/^  replicas: \(.*\)$/  replicas: \1\n  replicass: 4/' "$1"
+EOS
+chmod +x "$WORK/editor.sh"
+# (kubectl keeps a copy of a refused edit in TMPDIR: the test's own directory.)
+check_fails "edit refuses the misspelt field" 'deployments.apps "typo" is invalid' \
+  env TMPDIR="$WORK" KUBE_EDITOR="$WORK/editor.sh" kubectl --cache-dir "$WORK/cache" edit deploy typo -n fv
+check "edit --validate=warn prints the warning and edits" 'Warning: unknown field "spec.replicass"' \
+  env TMPDIR="$WORK" KUBE_EDITOR="$WORK/editor.sh" kubectl --cache-dir "$WORK/cache" edit --validate=warn deploy typo -n fv
+
 # --- ignore: created silently, without the field ---
 k delete deploy typo -n fv >/dev/null
 check_eq "create --validate=false prints no warning" "deployment.apps/typo created" \
@@ -63,7 +76,7 @@ check_eq "the misspelt field is not stored either" "0" \
 
 # --- raw requests: an unknown fieldValidation value ---
 check_fails "an unknown fieldValidation value is refused" \
-  'CreateOptions.meta.k8s.io "" is invalid: fieldValidation: Unsupported value: "Sometimes"' \
+  'The CreateOptions "" is invalid: fieldValidation: Unsupported value: "Sometimes": supported values: "", "Ignore", "Strict", "Warn"' \
   k create --raw '/api/v1/namespaces/fv/configmaps?fieldValidation=Sometimes' -f - <<<'{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x"}}'
 
 summary
