@@ -6,6 +6,7 @@
 //! kind's [`registry::Resource`].
 
 pub mod crd;
+pub mod cron;
 pub mod defaults;
 pub mod events;
 pub mod fields;
