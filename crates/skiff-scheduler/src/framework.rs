@@ -446,4 +446,102 @@ mod tests {
         let e = s.schedule(Arc::new(pod("p", "", ""))).unwrap_err();
         assert_eq!(e.to_string(), "no nodes available to schedule pods");
     }
+
+    /// Timing on 5,000 nodes holding 50,000 pods; run with
+    /// `cargo test --release -p skiff-scheduler --lib timing -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn timing_five_thousand_nodes() {
+        use k8s_openapi::api::core::v1::{
+            Affinity, PodAffinityTerm, PodAntiAffinity, TopologySpreadConstraint,
+        };
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+        let mut nodes = Vec::new();
+        for i in 0..5000 {
+            let n = node(&format!("n{i}"), "64", "256Gi", "110");
+            nodes.push(label(
+                n,
+                "topology.kubernetes.io/zone",
+                &format!("z{}", i % 3),
+            ));
+        }
+        let mut pods = Vec::new();
+        for i in 0..50_000 {
+            let p = with_labels(
+                pod(&format!("e{i}"), "100m", "128Mi"),
+                &[("app", &format!("a{}", i % 50))],
+            );
+            pods.push(on(p, &format!("n{}", i % 5000)));
+        }
+        let mut s = Scheduler::new(Config::default());
+        let t = std::time::Instant::now();
+        s.snapshot = snapshot(nodes, pods);
+        println!(
+            "snapshot of 5000 nodes / 50000 pods built in {:?}",
+            t.elapsed()
+        );
+        let sel = || LabelSelector {
+            match_labels: Some(BTreeMap::from([("app".to_string(), "new".to_string())])),
+            match_expressions: None,
+        };
+        for variant in ["plain", "topology-spread", "anti-affinity"] {
+            let mut times = Vec::new();
+            for i in 0..1000 {
+                let mut p = with_labels(
+                    pod(&format!("{variant}-{i}"), "100m", "128Mi"),
+                    &[("app", "new")],
+                );
+                let spec = p.spec.as_mut().unwrap();
+                match variant {
+                    "topology-spread" => {
+                        spec.topology_spread_constraints = Some(vec![TopologySpreadConstraint {
+                            label_selector: Some(sel()),
+                            max_skew: 1,
+                            topology_key: "topology.kubernetes.io/zone".into(),
+                            when_unsatisfiable: "DoNotSchedule".into(),
+                            ..Default::default()
+                        }])
+                    }
+                    "anti-affinity" => {
+                        spec.affinity = Some(Affinity {
+                            pod_anti_affinity: Some(PodAntiAffinity {
+                                required_during_scheduling_ignored_during_execution: Some(vec![
+                                    PodAffinityTerm {
+                                        label_selector: Some(sel()),
+                                        topology_key: "kubernetes.io/hostname".into(),
+                                        ..Default::default()
+                                    },
+                                ]),
+                                preferred_during_scheduling_ignored_during_execution: None,
+                            }),
+                            ..Default::default()
+                        })
+                    }
+                    _ => {}
+                }
+                let p = Arc::new(p);
+                if i == 0 {
+                    let t = std::time::Instant::now();
+                    let ctx = PodCtx::new(p.clone());
+                    let st = CycleState::compute(&ctx, &s.snapshot);
+                    println!("{variant}: pre-filter {:?}", t.elapsed());
+                    let t = std::time::Instant::now();
+                    let feasible: Vec<usize> = (0..500).collect();
+                    let _ = s.score(&ctx, &st, &feasible);
+                    println!("{variant}: score 500 {:?}", t.elapsed());
+                }
+                let t = std::time::Instant::now();
+                let r = s.schedule(p.clone()).expect("fits");
+                s.assume(&p, &r.node);
+                times.push(t.elapsed());
+            }
+            times.sort();
+            println!(
+                "{variant}: p50 {:?} p99 {:?} max {:?}",
+                times[times.len() / 2],
+                times[times.len() * 99 / 100],
+                times[times.len() - 1]
+            );
+        }
+    }
 }
