@@ -252,7 +252,7 @@ pub(crate) mod tests {
             Some("2026-01-01T00:00:05Z"),
             t,
         );
-        let mut pods = vec![
+        let mut pods = [
             &ready_old,
             &running_unready,
             &ready_new,

@@ -118,7 +118,6 @@ impl Replicated for ReplicaSet {
             available_replicas: Some(c.available),
             observed_generation: Some(c.observed_generation),
             conditions: (!conditions.is_empty()).then_some(conditions),
-            ..old
         });
     }
 }
@@ -213,7 +212,7 @@ fn spawn<R: Replicated>(rt: &Runtime, opts: &crate::Options) {
         pods: rt.cache.informer::<Pod>(),
         client: rt.client(crate::MANAGER),
         recorder: rt.recorder(R::COMPONENT),
-        clock: rt.clock.clone(),
+        clock: rt.clock,
     });
     let queue = WorkQueue::new();
     let workers = opts.workers;
