@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use skiff_runtime::Runtime;
 
+pub mod endpoints;
+pub mod endpointslice;
 pub mod pods;
 pub mod replicaset;
 pub mod serviceaccount;
@@ -38,5 +40,6 @@ impl Default for Options {
 /// Starts every controller; they run until the runtime's store closes.
 pub fn start(rt: &Runtime, opts: &Options) {
     replicaset::start(rt, opts);
+    endpoints::start(rt, opts);
     serviceaccount::start(rt, opts);
 }
