@@ -431,7 +431,7 @@ pub fn check_apply(
             "error strict decoding YAML: error converting YAML to JSON: {}",
             f.error_text()
         ))),
-        _ => report(Directive::Warn, &dups, |m| ApiError::bad_request(m)),
+        _ => report(Directive::Warn, &dups, ApiError::bad_request),
     }
 }
 
