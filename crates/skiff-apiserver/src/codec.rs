@@ -1,5 +1,5 @@
-//! Request bodies in and responses out: the 3 MiB body limit (enforced while reading), JSON and
-//! YAML decoding with bounded depth, content negotiation (JSON, YAML, Table) and `Status` error
+//! Request bodies in and responses out: the 3 MiB body limit (enforced while reading), JSON,
+//! YAML and Kubernetes protobuf decoding with bounded depth, content negotiation (JSON, YAML, Table) and `Status` error
 //! responses.
 
 use bytes::Bytes;
@@ -116,8 +116,23 @@ pub fn decode_checked(body: &[u8], content_type: &str) -> Result<(Value, bool), 
         | "application/apply-patch+yaml"
         | "text/yaml"
         | "application/x-yaml" => decode_yaml_checked(body),
+        PROTOBUF => Ok((decode_protobuf(body)?, false)),
         other => Err(ApiError::unsupported_media_type(other)),
     }
+}
+
+/// The media type of Kubernetes protobuf bodies, which client-go's typed clients send for
+/// built-in kinds (`kubectl create namespace`, `kubectl auth can-i`).
+pub const PROTOBUF: &str = skiff_proto::MEDIA_TYPE;
+
+/// Decodes a Kubernetes protobuf body (`k8s\0` and a `runtime.Unknown` envelope) into the JSON
+/// value of the same object sent as JSON (see `skiff_proto`).
+pub fn decode_protobuf(body: &[u8]) -> Result<Value, ApiError> {
+    skiff_proto::decode_body(body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "the body of the request could not be decoded as protobuf: {e}"
+        ))
+    })
 }
 
 pub fn decode_json(body: &[u8]) -> Result<Value, ApiError> {

@@ -35,6 +35,7 @@ pub mod list;
 pub mod metrics;
 pub mod objects;
 pub mod openapi;
+pub mod openapi_v2;
 pub mod request;
 pub mod reviews;
 pub mod server;

@@ -5,7 +5,7 @@
 //! Authorization is AlwaysAllow until RBAC is enforced, so every authenticated user may do
 //! everything, and the reviews say so: exactly what upstream answers with
 //! `--authorization-mode=AlwaysAllow`. kubectl sends these bodies as protobuf; the spec is
-//! echoed back when the body is JSON.
+//! echoed back whatever the body's encoding.
 
 use http::{Request, Response, StatusCode};
 use serde_json::json;
@@ -41,14 +41,14 @@ pub async fn answer(
         Ok(x) => x,
         Err(e) => return codec::error_response(&e),
     };
-    // The spec, when the body is JSON (protobuf bodies are not decoded yet).
-    let spec = if codec::content_type(&parts.headers) == "application/json" {
-        codec::decode_json(&body)
-            .ok()
-            .and_then(|v| v.get("spec").cloned())
-            .unwrap_or_else(|| json!({}))
-    } else {
+    // The spec, echoed back; kubectl sends protobuf, other clients JSON or YAML.
+    let spec = if body.is_empty() {
         json!({})
+    } else {
+        match codec::decode(&body, &codec::content_type(&parts.headers)) {
+            Ok(v) => v.get("spec").cloned().unwrap_or_else(|| json!({})),
+            Err(e) => return codec::error_response(&e),
+        }
     };
     let out = match review {
         Review::Subject => {

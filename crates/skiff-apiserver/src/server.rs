@@ -266,6 +266,7 @@ impl ApiServer {
                     crate::openapi::index(),
                     Accept::Json,
                 )),
+                "/openapi/v2" | "/openapi/v2/" => Ok(crate::openapi_v2::response(req.headers())),
                 p if p.starts_with("/openapi/v3/") => {
                     match crate::openapi::document(&p["/openapi/v3/".len()..]) {
                         Some(doc) => Ok(Response::builder()
@@ -557,16 +558,13 @@ impl ApiServer {
         fv: Directive,
     ) -> Result<Value, ApiError> {
         let ct = codec::content_type(req.headers());
-        if ct.starts_with("application/vnd.kubernetes.protobuf") {
-            return Err(ApiError::unsupported_media_type(&ct));
-        }
         let (_, body) = codec::read_request(req).await?;
         if body.is_empty() {
             return Err(ApiError::bad_request("the body of the request was empty"));
         }
         let (mut obj, duplicates) = match ct.as_str() {
             "application/json" | "application/yaml" | "text/yaml" | "application/x-yaml"
-            | "*/*" => codec::decode_checked(&body, &ct)?,
+            | "*/*" | codec::PROTOBUF => codec::decode_checked(&body, &ct)?,
             other => return Err(ApiError::unsupported_media_type(other)),
         };
         let duplicates = if duplicates && fv != Directive::Ignore {
@@ -885,7 +883,8 @@ impl ApiServer {
                 ))
             }
             ("binding", Verb::Create) => {
-                let body = codec::decode(&codec::read_request(req).await?.1, "application/json")?;
+                let (parts, body) = codec::read_request(req).await?;
+                let body = codec::decode(&body, &codec::content_type(&parts.headers))?;
                 let node = body
                     .pointer("/target/name")
                     .and_then(Value::as_str)
@@ -912,7 +911,8 @@ impl ApiServer {
                 ))
             }
             ("eviction", Verb::Create) => {
-                let body = codec::decode(&codec::read_request(req).await?.1, "application/json")?;
+                let (parts, body) = codec::read_request(req).await?;
+                let body = codec::decode(&body, &codec::content_type(&parts.headers))?;
                 self.evict(res, ns.unwrap_or_default(), &name, &body, dry_run)
                     .await?;
                 Ok(codec::value_response(
