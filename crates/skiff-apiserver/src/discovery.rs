@@ -1,9 +1,14 @@
 //! API discovery: the legacy documents (`APIVersions`, `APIGroupList`, `APIGroup`,
 //! `APIResourceList`) and aggregated discovery v2 (`APIGroupDiscoveryList`), which kubectl uses
-//! only when the response carries its exact media type.
+//! only when the response carries its exact media type. Built-in groups come first, then the
+//! groups of CustomResourceDefinitions (each version listed, the highest-priority one
+//! preferred), as upstream's aggregator lists them. The aggregated document carries an ETag
+//! (a hash of its bytes) that changes whenever a CRD changes what is served.
 
 use serde_json::{json, Value};
 use skiff_core::registry::{self, Resource};
+
+use crate::crds::Catalog;
 
 /// The aggregated discovery media type, v2 and v2beta1.
 pub const AGGREGATED_V2: &str =
@@ -44,28 +49,47 @@ pub fn api_versions(server_address: &str) -> Value {
     })
 }
 
-fn group_json(group: &str, version: &str) -> Value {
-    let gv = format!("{group}/{version}");
+/// An `APIGroup` entry: its versions in priority order, the first preferred.
+fn group_json(group: &str, versions: &[&str]) -> Value {
+    let entries: Vec<Value> = versions
+        .iter()
+        .map(|v| json!({"groupVersion": format!("{group}/{v}"), "version": v}))
+        .collect();
+    let preferred = entries.first().cloned().unwrap_or(Value::Null);
     json!({
         "name": group,
-        "versions": [{"groupVersion": gv, "version": version}],
-        "preferredVersion": {"groupVersion": gv, "version": version}
+        "versions": entries,
+        "preferredVersion": preferred
     })
 }
 
-/// `GET /apis`.
-pub fn api_group_list() -> Value {
-    let groups: Vec<Value> = registry::groups()
+/// Every named group with its versions: built-in groups, then custom ones.
+fn all_groups(custom: &Catalog) -> Vec<(&'static str, Vec<&'static str>)> {
+    let mut out: Vec<(&'static str, Vec<&'static str>)> = registry::groups()
         .into_iter()
-        .map(|(g, v)| group_json(g, v))
+        .map(|(g, v)| (g, vec![v]))
+        .collect();
+    for (g, vs) in custom.group_versions() {
+        if !out.iter().any(|(b, _)| *b == g) {
+            out.push((g, vs));
+        }
+    }
+    out
+}
+
+/// `GET /apis`.
+pub fn api_group_list(custom: &Catalog) -> Value {
+    let groups: Vec<Value> = all_groups(custom)
+        .into_iter()
+        .map(|(g, vs)| group_json(g, &vs))
         .collect();
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
 /// `GET /apis/G`.
-pub fn api_group(group: &str) -> Option<Value> {
-    let (g, v) = registry::groups().into_iter().find(|(g, _)| *g == group)?;
-    let mut doc = group_json(g, v);
+pub fn api_group(group: &str, custom: &Catalog) -> Option<Value> {
+    let (g, vs) = all_groups(custom).into_iter().find(|(g, _)| *g == group)?;
+    let mut doc = group_json(g, &vs);
     let o = doc.as_object_mut()?;
     let mut out = serde_json::Map::new();
     out.insert("kind".into(), json!("APIGroup"));
@@ -76,10 +100,19 @@ pub fn api_group(group: &str) -> Option<Value> {
     Some(Value::Object(out))
 }
 
+/// The resources of a group-version, built-in or custom.
+fn served_in(group: &str, version: &str, custom: &Catalog) -> Vec<&'static Resource> {
+    let builtin: Vec<&'static Resource> = registry::resources_in(group, version).collect();
+    if !builtin.is_empty() {
+        return builtin;
+    }
+    custom.resources_in(group, version).collect()
+}
+
 /// `GET /api/v1` or `/apis/G/V`.
-pub fn api_resource_list(group: &str, version: &str) -> Option<Value> {
+pub fn api_resource_list(group: &str, version: &str, custom: &Catalog) -> Option<Value> {
     let mut resources = Vec::new();
-    for r in registry::resources_in(group, version) {
+    for r in served_in(group, version, custom) {
         let mut o = serde_json::Map::new();
         o.insert("name".into(), json!(r.plural));
         o.insert("singularName".into(), json!(r.singular));
@@ -171,20 +204,27 @@ fn aggregated_resource(r: &Resource) -> Value {
 }
 
 /// The aggregated document for `/api` (core only) or `/apis` (every named group).
-pub fn aggregated(core: bool, version: &str) -> Value {
+pub fn aggregated(core: bool, version: &str, custom: &Catalog) -> Value {
     let mut items = Vec::new();
-    let groups: Vec<(&str, &str)> = if core {
-        vec![("", "v1")]
+    let groups: Vec<(&str, Vec<&str>)> = if core {
+        vec![("", vec!["v1"])]
     } else {
-        registry::groups()
+        all_groups(custom)
     };
-    for (g, v) in groups {
-        let resources: Vec<Value> = registry::resources_in(g, v)
-            .map(aggregated_resource)
+    for (g, vs) in groups {
+        let versions: Vec<Value> = vs
+            .iter()
+            .map(|v| {
+                let resources: Vec<Value> = served_in(g, v, custom)
+                    .into_iter()
+                    .map(aggregated_resource)
+                    .collect();
+                json!({"version": v, "resources": resources, "freshness": "Current"})
+            })
             .collect();
         items.push(json!({
             "metadata": {"name": g, "creationTimestamp": null},
-            "versions": [{"version": v, "resources": resources, "freshness": "Current"}]
+            "versions": versions
         }));
     }
     json!({
@@ -193,6 +233,16 @@ pub fn aggregated(core: bool, version: &str) -> Value {
         "metadata": {},
         "items": items
     })
+}
+
+/// The ETag of a discovery document: a quoted hash of its bytes.
+pub fn etag(body: &[u8]) -> String {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in body {
+        h ^= *b as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    format!("\"{h:016X}\"")
 }
 
 #[cfg(test)]
@@ -211,12 +261,12 @@ mod tests {
 
     #[test]
     fn legacy_lists_subresources_with_kinds() {
-        let v1 = api_resource_list("", "v1").unwrap();
+        let v1 = api_resource_list("", "v1", &Catalog::default()).unwrap();
         let res = v1["resources"].as_array().unwrap();
         let ev = res.iter().find(|r| r["name"] == "pods/eviction").unwrap();
         assert_eq!(ev["group"], "policy");
         assert_eq!(ev["kind"], "Eviction");
-        let apps = api_resource_list("apps", "v1").unwrap();
+        let apps = api_resource_list("apps", "v1", &Catalog::default()).unwrap();
         let scale = apps["resources"]
             .as_array()
             .unwrap()
@@ -226,12 +276,12 @@ mod tests {
             .clone();
         assert_eq!(scale["group"], "autoscaling");
         assert_eq!(scale["kind"], "Scale");
-        assert!(api_resource_list("nope", "v1").is_none());
+        assert!(api_resource_list("nope", "v1", &Catalog::default()).is_none());
     }
 
     #[test]
     fn aggregated_has_categories() {
-        let agg = aggregated(false, "v2");
+        let agg = aggregated(false, "v2", &Catalog::default());
         let apps = agg["items"]
             .as_array()
             .unwrap()

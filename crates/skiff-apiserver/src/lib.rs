@@ -28,6 +28,7 @@ pub trait Handler: Send + Sync + 'static {
 }
 
 pub mod codec;
+pub mod crds;
 pub mod discovery;
 pub mod fieldvalidation;
 mod lifecycle;

@@ -158,7 +158,10 @@ impl Graph {
             }
         }
         // A terminating namespace looks again when its content goes.
-        if let Some((_, Some(ns), _)) = parse_key(key) {
+        if let Some(ns) = parse_key(key)
+            .map(|(_, ns, _)| ns)
+            .unwrap_or_else(|| custom_key_namespace(key))
+        {
             let ns_key = format!("/registry/core/namespaces/{ns}");
             if self.by_key.get(&ns_key).is_some_and(|n| n.deleting) {
                 self.dirty.insert(ns_key);
@@ -215,6 +218,27 @@ fn parse_key(key: &str) -> Option<(&'static Resource, Option<String>, String)> {
         Some((res, Some(a.to_string()), name.to_string()))
     } else {
         Some((res, None, a.to_string()))
+    }
+}
+
+/// The namespace of a key that is not a built-in resource's (custom objects:
+/// `/registry/<group>/<plural>/<namespace>/<name>`).
+fn custom_key_namespace(key: &str) -> Option<String> {
+    let parts: Vec<&str> = key.strip_prefix("/registry/")?.split('/').collect();
+    (parts.len() == 4).then(|| parts[2].to_string())
+}
+
+/// Maps a store key to its resource, namespace and name, custom resources included.
+fn resolve_key(srv: &ApiServer, key: &str) -> Option<(&'static Resource, Option<String>, String)> {
+    if let Some(found) = parse_key(key) {
+        return Some(found);
+    }
+    let parts: Vec<&str> = key.strip_prefix("/registry/")?.split('/').collect();
+    let res = srv.crds.by_storage(parts.first()?, parts.get(1)?)?;
+    match (res.namespaced, parts.len()) {
+        (true, 4) => Some((res, Some(parts[2].to_string()), parts[3].to_string())),
+        (false, 3) => Some((res, None, parts[2].to_string())),
+        _ => None,
     }
 }
 
@@ -289,7 +313,7 @@ async fn reconcile(srv: &Arc<ApiServer>, graph: &Graph, key: &str) -> Result<(),
     let Some(node) = graph.by_key.get(key) else {
         return Ok(());
     };
-    let Some((res, ns, name)) = parse_key(key) else {
+    let Some((res, ns, name)) = resolve_key(srv, key) else {
         return Ok(());
     };
     if node.deleting {
@@ -335,7 +359,9 @@ async fn reconcile(srv: &Arc<ApiServer>, graph: &Graph, key: &str) -> Result<(),
 }
 
 async fn owner_alive(srv: &ApiServer, o: &Owner, ns: Option<&str>) -> Result<bool, ApiError> {
-    let Some(res) = registry::lookup_kind(&o.api_version, &o.kind) else {
+    let found = registry::lookup_kind(&o.api_version, &o.kind)
+        .or_else(|| srv.crds.lookup_kind(&o.api_version, &o.kind));
+    let Some(res) = found else {
         // An unknown kind: do not guess.
         return Ok(true);
     };
@@ -348,7 +374,7 @@ async fn owner_alive(srv: &ApiServer, o: &Owner, ns: Option<&str>) -> Result<boo
 }
 
 async fn delete_key(srv: &ApiServer, key: &str, policy: &str) -> Result<(), ApiError> {
-    let Some((res, ns, name)) = parse_key(key) else {
+    let Some((res, ns, name)) = resolve_key(srv, key) else {
         return Ok(());
     };
     let opts = DeleteOptions {
@@ -361,7 +387,7 @@ async fn delete_key(srv: &ApiServer, key: &str, policy: &str) -> Result<(), ApiE
 }
 
 async fn strip_owner(srv: &ApiServer, key: &str, owner_uid: &str) -> Result<(), ApiError> {
-    let Some((res, ns, name)) = parse_key(key) else {
+    let Some((res, ns, name)) = resolve_key(srv, key) else {
         return Ok(());
     };
     srv.guaranteed_update(
@@ -421,7 +447,17 @@ async fn finish_namespace(srv: &ApiServer, ns: &str) -> Result<(), ApiError> {
     let mut remaining: BTreeMap<String, usize> = BTreeMap::new();
     let mut finalizers: BTreeMap<String, usize> = BTreeMap::new();
     let mut seen = HashSet::new();
-    for res in registry::RESOURCES.iter().filter(|r| r.namespaced) {
+    let custom = srv.crds.snapshot();
+    let custom_storage = custom
+        .resources
+        .iter()
+        .copied()
+        .filter(|r| r.custom.is_some_and(|c| c.storage_version == r.version));
+    for res in registry::RESOURCES
+        .iter()
+        .chain(custom_storage)
+        .filter(|r| r.namespaced)
+    {
         let sres = crate::objects::storage_resource(res);
         if !seen.insert(sres.key_prefix()) {
             continue;

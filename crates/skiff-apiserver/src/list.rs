@@ -165,8 +165,11 @@ impl ApiServer {
                 }
             }
         }
-        let decode =
-            decode || !filter.is_empty() || sres.plural != res.plural || res.group != sres.group;
+        let decode = decode
+            || !filter.is_empty()
+            || sres.plural != res.plural
+            || res.group != sres.group
+            || res.custom.is_some();
         let mut items = Vec::new();
         let mut decoded = Vec::new();
         let mut revision;

@@ -136,6 +136,9 @@ pub fn storage_resource(res: &'static Resource) -> &'static Resource {
 
 /// Converts a stored object to the form `res` serves.
 pub fn to_external(res: &Resource, v: Value) -> Value {
+    if let Some(info) = res.custom {
+        return skiff_core::crd::to_served(res, info, v);
+    }
     if res.group == "events.k8s.io" && res.plural == "events" {
         skiff_core::events::core_to_events_v1(&v)
     } else {
@@ -145,6 +148,9 @@ pub fn to_external(res: &Resource, v: Value) -> Value {
 
 /// Converts an object in the form `res` serves to its stored form.
 pub fn to_internal(res: &Resource, v: Value) -> Value {
+    if let Some(info) = res.custom {
+        return skiff_core::crd::to_storage(res, info, v);
+    }
     if res.group == "events.k8s.io" && res.plural == "events" {
         skiff_core::events::events_v1_to_core(&v)
     } else {
@@ -309,7 +315,8 @@ fn pod_qos(pod: &Value) -> &'static str {
 
 /// The status an object starts with, as upstream's `PrepareForCreate` resets it.
 fn initial_status(res: &Resource, obj: &Value) -> Option<Value> {
-    if !res.traits.status {
+    // Custom objects with a status subresource start without one.
+    if !res.traits.status || res.custom.is_some() {
         return None;
     }
     Some(match (res.group, res.kind) {
@@ -473,6 +480,11 @@ impl ApiServer {
         } else {
             None
         };
+        if self.crds.is_terminating(res) {
+            return Err(ApiError::method_not_allowed(
+                "create not allowed while custom resource definition is terminating",
+            ));
+        }
         let (object, bytes) = self.prepare_create(res, namespace, obj, manager).await?;
         let sres = storage_resource(res);
         let name = meta::name(&object).to_string();
@@ -889,6 +901,15 @@ impl ApiServer {
             let default_policy = "Background";
             let policy = opts.propagation_policy.as_deref().unwrap_or(default_policy);
             let mut finalizers = meta::finalizers(&next);
+            // A CRD first deletes its objects (upstream's CRD storage adds this finalizer).
+            if sres.group == skiff_core::crd::GROUP
+                && sres.plural == skiff_core::crd::PLURAL
+                && !finalizers
+                    .iter()
+                    .any(|f| f == skiff_core::crd::CLEANUP_FINALIZER)
+            {
+                finalizers.push(skiff_core::crd::CLEANUP_FINALIZER.into());
+            }
             match policy {
                 "Orphan" => {
                     finalizers.retain(|f| f != "foregroundDeletion");
@@ -1121,7 +1142,14 @@ fn prepare_update(
         }
     }
     defaults::apply(sres, &mut new);
-    if sres.traits.generation && spec_part(&new) != spec_part(old) {
+    // Custom objects without a status subresource count status changes too (upstream's
+    // customResourceStrategy).
+    let changed = if sres.custom.is_some() && !sres.traits.status {
+        new.get("status") != old.get("status") || spec_part(&new) != spec_part(old)
+    } else {
+        spec_part(&new) != spec_part(old)
+    };
+    if sres.traits.generation && changed {
         let g = old
             .pointer("/metadata/generation")
             .and_then(Value::as_i64)

@@ -17,6 +17,13 @@
 //! compute strategic patches from them.
 //!
 //! Everything is generated on the first OpenAPI request, not at start-up.
+//!
+//! CustomResourceDefinitions get a document per served group-version
+//! (`/openapi/v3/apis/<group>/<version>`) with the same paths and operations, and the version's
+//! structural schema as the kind's component schema (named like upstream,
+//! `com.example.stable.v1.CronTab`), its `metadata` pointing at `ObjectMeta`. These documents
+//! are made per catalog (once per change of the served CRDs), and their hashes in the index
+//! change with them.
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -24,6 +31,8 @@ use std::sync::OnceLock;
 use k8s_openapi::schemars::{self, generate::SchemaSettings, JsonSchema, SchemaGenerator};
 use serde_json::{json, Map, Value};
 use skiff_core::registry::{self, Resource};
+
+use crate::crds::Catalog;
 
 /// A group-version's path in the index: `api/v1` or `apis/apps/v1`.
 fn gv_path(group: &str, version: &str) -> String {
@@ -103,6 +112,7 @@ fn resource_paths(r: &Resource, out: &mut BTreeMap<String, Value>) {
     // Create and replace take the kind itself; patches are objects of any shape.
     let kind_body = kind_schema(r.group, r.version, r.kind)
         .map(|k| schema_ref(&(k.name)()))
+        .or_else(|| r.custom.map(|_| schema_ref(&custom_schema_name(r))))
         .unwrap_or_else(|| json!({"type": "object"}));
     let patch_body = json!({"type": "object"});
     let list_params = vec![
@@ -251,6 +261,7 @@ pub(crate) const KINDS: &[KindSchema] = {
         events::v1 as events, networking::v1 as networking, policy::v1 as policy, rbac::v1 as rbac,
         scheduling::v1 as scheduling, storage::v1 as storage,
     };
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiextensions;
     use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1 as apiregistration;
     kinds![
         core::Binding,
@@ -291,6 +302,7 @@ pub(crate) const KINDS: &[KindSchema] = {
         rbac::RoleBinding,
         scheduling::PriorityClass,
         storage::StorageClass,
+        apiextensions::CustomResourceDefinition,
     ]
 };
 
@@ -453,6 +465,145 @@ pub fn index() -> &'static Value {
 /// `GET /openapi/v3/<gv path>`.
 pub fn document(path: &str) -> Option<&'static [u8]> {
     docs().by_path.get(path.trim_matches('/')).map(|b| &**b)
+}
+
+/// `GET /openapi/v3` with the custom group-versions of `custom`.
+pub fn index_with(custom: &Catalog) -> Value {
+    let mut idx = index().clone();
+    let docs = custom.openapi.get_or_init(|| custom_docs(custom));
+    if let Some(paths) = idx.get_mut("paths").and_then(Value::as_object_mut) {
+        for (p, bytes) in &docs.by_path {
+            paths.entry(p.clone()).or_insert_with(
+                || json!({"serverRelativeURL": format!("/openapi/v3/{p}?hash={}", hash(bytes))}),
+            );
+        }
+    }
+    idx
+}
+
+/// `GET /openapi/v3/<gv path>`, built-in or custom.
+pub fn document_with(custom: &Catalog, path: &str) -> Option<bytes::Bytes> {
+    if let Some(d) = document(path) {
+        return Some(bytes::Bytes::from_static(d));
+    }
+    let docs = custom.openapi.get_or_init(|| custom_docs(custom));
+    docs.by_path.get(path.trim_matches('/')).cloned()
+}
+
+/// The OpenAPI documents of the custom group-versions of one catalog.
+pub struct CustomDocs {
+    by_path: BTreeMap<String, bytes::Bytes>,
+}
+
+/// Upstream's definition name of a custom kind: the group reversed, the version, the kind
+/// (`com.example.stable.v1.CronTab`).
+pub(crate) fn custom_schema_name(r: &Resource) -> String {
+    let mut parts: Vec<&str> = r.group.split('.').collect();
+    parts.reverse();
+    format!("{}.{}.{}", parts.join("."), r.version, r.kind)
+}
+
+const D_API_VERSION: &str = "APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources";
+const D_KIND: &str = "Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds";
+const D_METADATA: &str = "Standard object's metadata. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata";
+
+/// A custom kind's component schema: its structural schema with `apiVersion`, `kind` and
+/// `metadata` (a reference to `ObjectMeta`) declared, tagged with its GVK.
+fn custom_kind_schema(r: &Resource) -> Value {
+    let schema = r.custom.map(|c| c.schema.clone()).unwrap_or(Value::Null);
+    let mut out = match schema {
+        Value::Object(o) => o,
+        _ => {
+            let mut o = Map::new();
+            o.insert("type".into(), json!("object"));
+            o.insert("x-kubernetes-preserve-unknown-fields".into(), json!(true));
+            o
+        }
+    };
+    let mut props = Map::new();
+    props.insert(
+        "apiVersion".into(),
+        json!({"description": D_API_VERSION, "type": "string"}),
+    );
+    props.insert(
+        "kind".into(),
+        json!({"description": D_KIND, "type": "string"}),
+    );
+    props.insert(
+        "metadata".into(),
+        json!({"allOf": [schema_ref(&<k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta as JsonSchema>::schema_name())], "description": D_METADATA}),
+    );
+    if let Some(Value::Object(p)) = out.remove("properties") {
+        for (k, v) in p {
+            if !matches!(k.as_str(), "apiVersion" | "kind" | "metadata") {
+                props.insert(k, v);
+            }
+        }
+    }
+    out.insert("properties".into(), Value::Object(props));
+    out.insert(
+        "x-kubernetes-group-version-kind".into(),
+        gvk_extension(r.group, r.version, r.kind),
+    );
+    Value::Object(out)
+}
+
+fn custom_list_schema(r: &Resource) -> Value {
+    json!({
+        "description": format!("{} is a list of {}", r.list_kind(), r.kind),
+        "type": "object",
+        "required": ["items"],
+        "properties": {
+            "apiVersion": {"description": D_API_VERSION, "type": "string"},
+            "items": {
+                "description": format!("List of {}. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md", r.plural),
+                "type": "array",
+                "items": schema_ref(&custom_schema_name(r))
+            },
+            "kind": {"description": D_KIND, "type": "string"},
+            "metadata": {
+                "allOf": [schema_ref(&<k8s_openapi::apimachinery::pkg::apis::meta::v1::ListMeta as JsonSchema>::schema_name())],
+                "description": "Standard list metadata. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds"
+            }
+        },
+        "x-kubernetes-group-version-kind": gvk_extension(r.group, r.version, &r.list_kind()),
+    })
+}
+
+fn custom_docs(custom: &Catalog) -> CustomDocs {
+    let mut by_path = BTreeMap::new();
+    for (g, vs) in custom.group_versions() {
+        for v in vs {
+            let resources: Vec<&Resource> = custom.resources_in(g, v).collect();
+            let mut paths = BTreeMap::new();
+            for r in &resources {
+                resource_paths(r, &mut paths);
+            }
+            // Scale (for scale subresources) and ListMeta, then ObjectMeta and what it needs.
+            let mut schemas = component_schemas(&resources);
+            let mut generator: SchemaGenerator = SchemaSettings::openapi3().into_generator();
+            generator.subschema_for::<k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>();
+            for (k, s) in generator.take_definitions(true) {
+                schemas.entry(k).or_insert(s);
+            }
+            for r in &resources {
+                schemas.insert(custom_schema_name(r), custom_kind_schema(r));
+                schemas.insert(
+                    format!("{}List", custom_schema_name(r)),
+                    custom_list_schema(r),
+                );
+            }
+            let doc = json!({
+                "openapi": "3.0.0",
+                "info": {"title": "Kubernetes CRD Swagger", "version": "v0.1.0"},
+                "paths": paths,
+                "components": {"schemas": schemas}
+            });
+            let bytes = serde_json::to_vec(&doc).expect("json");
+            by_path.insert(gv_path(g, v), bytes::Bytes::from(bytes));
+        }
+    }
+    CustomDocs { by_path }
 }
 
 #[cfg(test)]

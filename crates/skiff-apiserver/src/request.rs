@@ -175,8 +175,21 @@ pub fn percent_decode(s: &str) -> String {
 /// Subresources of a namespace that are addressed as `/namespaces/NAME/SUB`.
 const NAMESPACE_SUBRESOURCES: &[&str] = &["status", "finalize"];
 
-/// Parses a path and method into a target.
+/// Parses a path and method into a target (built-in resources only).
 pub fn parse(method: &http::Method, path: &str, query: &Query) -> Result<Target, ApiError> {
+    parse_with(method, path, query, &|_, _, _| None)
+}
+
+/// Looks up a resource that is not built in (a custom resource) by group, version and plural.
+pub type ExtraLookup<'a> = &'a dyn Fn(&str, &str, &str) -> Option<&'static Resource>;
+
+/// [`parse`], looking up resources that are not built in with `extra`.
+pub fn parse_with(
+    method: &http::Method,
+    path: &str,
+    query: &Query,
+    extra: ExtraLookup<'_>,
+) -> Result<Target, ApiError> {
     let parts: Vec<&str> = path
         .trim_matches('/')
         .split('/')
@@ -218,7 +231,9 @@ pub fn parse(method: &http::Method, path: &str, query: &Query) -> Result<Target,
     let Some(plural) = rest.first() else {
         return Err(not_found_path(path));
     };
-    let resource = registry::lookup(group, version, plural).ok_or_else(|| not_found_path(path))?;
+    let resource = registry::lookup(group, version, plural)
+        .or_else(|| extra(group, version, plural))
+        .ok_or_else(|| not_found_path(path))?;
     let name = rest.get(1).map(|s| s.to_string());
     let subresource = rest.get(2).map(|s| s.to_string());
     if rest.len() > 3 {

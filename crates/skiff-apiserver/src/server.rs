@@ -52,6 +52,8 @@ pub struct ApiServer {
     pub(crate) metrics: Metrics,
     /// Serializes Service address allocation with the write that records it.
     pub(crate) service_alloc: tokio::sync::Mutex<()>,
+    /// The custom resources served (CustomResourceDefinitions).
+    pub(crate) crds: crate::crds::CustomResources,
     ready: AtomicBool,
     started: Instant,
 }
@@ -67,6 +69,7 @@ impl ApiServer {
             opts,
             metrics: Metrics::default(),
             service_alloc: tokio::sync::Mutex::new(()),
+            crds: Default::default(),
             ready: AtomicBool::new(false),
             started: Instant::now(),
         })
@@ -89,6 +92,8 @@ impl ApiServer {
             }
         }
         self.ensure_kubernetes_service().await?;
+        self.load_crds().await?;
+        crate::crds::start(self.clone());
         crate::lifecycle::start(self.clone());
         self.ready.store(true, Ordering::SeqCst);
         tracing::info!(
@@ -170,7 +175,8 @@ impl ApiServer {
                 };
             }
         }
-        let target = match request::parse(&method, &path, &query) {
+        let custom = |g: &str, v: &str, p: &str| self.crds.lookup(g, v, p);
+        let target = match request::parse_with(&method, &path, &query, &custom) {
             Ok(t) => t,
             Err(e) => return codec::error_response(&e),
         };
@@ -263,15 +269,16 @@ impl ApiServer {
                     .expect("response")),
                 "/openapi/v3" | "/openapi/v3/" => Ok(codec::value_response(
                     StatusCode::OK,
-                    crate::openapi::index(),
+                    &crate::openapi::index_with(&self.crds.snapshot()),
                     Accept::Json,
                 )),
                 "/openapi/v2" | "/openapi/v2/" => Ok(crate::openapi_v2::response(req.headers())),
                 p if p.starts_with("/openapi/v3/") => {
-                    match crate::openapi::document(&p["/openapi/v3/".len()..]) {
+                    let custom = self.crds.snapshot();
+                    match crate::openapi::document_with(&custom, &p["/openapi/v3/".len()..]) {
                         Some(doc) => Ok(Response::builder()
                             .header(http::header::CONTENT_TYPE, "application/json")
-                            .body(codec::full(bytes::Bytes::from_static(doc)))
+                            .body(codec::full(doc))
                             .expect("response")),
                         None => Err(ApiError::new(
                             404,
@@ -312,6 +319,7 @@ impl ApiServer {
                 "the server could not find the requested resource",
             )
         };
+        let custom = self.crds.snapshot();
         let aggregated = |core: bool| -> Option<Response<Body>> {
             let v = discovery::wants_aggregated(accept)?;
             let media = if v == "v2" {
@@ -319,15 +327,28 @@ impl ApiServer {
             } else {
                 discovery::AGGREGATED_V2BETA1
             };
-            let mut body = serde_json::to_vec(&discovery::aggregated(core, v)).expect("json");
+            let mut body =
+                serde_json::to_vec(&discovery::aggregated(core, v, &custom)).expect("json");
             body.push(b'\n');
-            Some(
-                Response::builder()
-                    .header(http::header::CONTENT_TYPE, media)
-                    .header(http::header::VARY, "Accept")
-                    .body(codec::full(body))
-                    .expect("response"),
-            )
+            // An ETag, as upstream serves: clients' HTTP caches revalidate with it, and it
+            // changes whenever a CRD changes what is served.
+            let etag = discovery::etag(&body);
+            let fresh = req
+                .headers()
+                .get(http::header::IF_NONE_MATCH)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.trim() == etag);
+            let b = Response::builder()
+                .header(http::header::CONTENT_TYPE, media)
+                .header(http::header::VARY, "Accept")
+                .header(http::header::ETAG, &etag);
+            Some(if fresh {
+                b.status(StatusCode::NOT_MODIFIED)
+                    .body(codec::full(bytes::Bytes::new()))
+                    .expect("response")
+            } else {
+                b.body(codec::full(body)).expect("response")
+            })
         };
         let v = match d {
             DiscoveryPath::Api => {
@@ -340,11 +361,11 @@ impl ApiServer {
                 if let Some(r) = aggregated(false) {
                     return Ok(r);
                 }
-                discovery::api_group_list()
+                discovery::api_group_list(&custom)
             }
-            DiscoveryPath::Group(g) => discovery::api_group(&g).ok_or_else(not_found)?,
+            DiscoveryPath::Group(g) => discovery::api_group(&g, &custom).ok_or_else(not_found)?,
             DiscoveryPath::GroupVersion(g, v) => {
-                discovery::api_resource_list(&g, &v).ok_or_else(not_found)?
+                discovery::api_resource_list(&g, &v, &custom).ok_or_else(not_found)?
             }
         };
         Ok(codec::value_response(StatusCode::OK, &v, Accept::Json))
@@ -372,7 +393,7 @@ impl ApiServer {
             Verb::Get => {
                 let name = r.name.as_deref().unwrap_or_default();
                 let sres = crate::objects::storage_resource(res);
-                if accept == Accept::Json && sres.group == res.group {
+                if accept == Accept::Json && sres.group == res.group && res.custom.is_none() {
                     // Served straight from the stored bytes.
                     let key = sres.key(ns, name);
                     let (kv, _) = self
@@ -431,7 +452,8 @@ impl ApiServer {
                 let created = self
                     .create_stored(res, ns, body, dry_run, Some(&manager))
                     .await?;
-                let same_form = crate::objects::storage_resource(res).group == res.group;
+                let same_form = crate::objects::storage_resource(res).group == res.group
+                    && res.custom.is_none();
                 match (accept, created.revision) {
                     // The common case: answer with the stored bytes, resourceVersion spliced in.
                     (Accept::Json, Some(rev)) if same_form => Ok(codec::json_response(
@@ -622,6 +644,14 @@ impl ApiServer {
         opts: &PatchOptions,
     ) -> Result<(Value, StatusCode), ApiError> {
         let patch = decode_patch(content_type, body)?;
+        if res.custom.is_some() && matches!(patch, Patch::Strategic(_)) {
+            // Custom resources have no patch strategies (upstream answers the same).
+            return Err(ApiError::new(
+                415,
+                "UnsupportedMediaType",
+                "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml",
+            ));
+        }
         opts.validate(&patch)?;
         let fv = opts.field_validation;
         if let Patch::Apply(config) = &patch {
@@ -770,6 +800,7 @@ impl ApiServer {
         match (sub, r.verb) {
             ("status", Verb::Get) => {
                 let (obj, _) = self.read(res, ns, &name).await?;
+                let obj = crate::objects::to_external(res, obj);
                 Ok(self.object_response(StatusCode::OK, res, &obj, accept))
             }
             ("status", Verb::Update) | ("finalize", Verb::Update) => {
@@ -808,7 +839,7 @@ impl ApiServer {
                 let (obj, _) = self.read(res, ns, &name).await?;
                 Ok(codec::value_response(
                     StatusCode::OK,
-                    &scale_of(&obj)?,
+                    &scale_for(res, &obj)?,
                     accept,
                 ))
             }
@@ -824,7 +855,7 @@ impl ApiServer {
                 let scale_res = ScaleResource;
                 let obj = self
                     .guaranteed_update(res, ns, &name, UpdateMode::Main, dry_run, |cur| {
-                        let scale = scale_of(cur)?;
+                        let scale = scale_for(res, cur)?;
                         let wanted = match &patch {
                             Some(p) => apply_patch(p, res, &scale)?,
                             None => body.clone(),
@@ -868,6 +899,10 @@ impl ApiServer {
                             ));
                         }
                         let mut next = cur.clone();
+                        if let Some(paths) = res.custom.and_then(|c| c.scale.as_ref()) {
+                            skiff_core::crd::set_replicas(paths, &mut next, n);
+                            return Ok(next);
+                        }
                         next.as_object_mut()
                             .expect("object")
                             .entry("spec")
@@ -878,7 +913,7 @@ impl ApiServer {
                     .await?;
                 Ok(codec::value_response(
                     StatusCode::OK,
-                    &scale_of(&obj)?,
+                    &scale_for(res, &obj)?,
                     accept,
                 ))
             }
@@ -1273,6 +1308,14 @@ const SCALE: SchemaKind<'static> = SchemaKind {
     version: "v1",
     kind: "Scale",
 };
+
+/// The autoscaling/v1 Scale of an object of `res` (a custom resource's from its scale paths).
+fn scale_for(res: &Resource, obj: &Value) -> Result<Value, ApiError> {
+    match res.custom.and_then(|c| c.scale.as_ref()) {
+        Some(paths) => Ok(skiff_core::crd::scale_of(paths, obj)),
+        None => scale_of(obj),
+    }
+}
 
 /// The autoscaling/v1 Scale of a scalable object.
 fn scale_of(obj: &Value) -> Result<Value, ApiError> {

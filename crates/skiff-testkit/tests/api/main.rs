@@ -19,6 +19,7 @@ use skiff_testkit::TestServer;
 mod apply;
 mod bad_input;
 mod consistency;
+mod crd;
 mod crud;
 mod deletion;
 mod discovery;
