@@ -295,13 +295,24 @@ pub fn check_body(
     duplicates: Vec<Finding>,
     directive: Directive,
 ) -> Result<(), ApiError> {
-    let mut findings = duplicates;
-    findings.extend(prune_unknown(
-        schema.group,
-        schema.version,
-        schema.kind,
-        obj,
-    ));
+    let unknown = prune_unknown(schema.group, schema.version, schema.kind, obj);
+    // Typed decoding skips an unknown field's value: keys repeated at or below it are not
+    // reported as duplicates.
+    let mut findings: Vec<Finding> = duplicates
+        .into_iter()
+        .filter(|d| match d {
+            Finding::Duplicate(p) => !unknown.iter().any(|u| match u {
+                Finding::Unknown(u) => {
+                    p == u
+                        || p.strip_prefix(u.as_str())
+                            .is_some_and(|rest| rest.starts_with(['.', '[']))
+                }
+                _ => false,
+            }),
+            _ => true,
+        })
+        .collect();
+    findings.extend(unknown);
     let (kind, version) = body_gvk(obj, schema);
     report(directive, &findings, |m| {
         body_error(kind, version, schema.kind, m)
@@ -587,6 +598,26 @@ mod tests {
         assert!(d["spec"]["template"]["spec"]["containers"][0]
             .get("bar")
             .is_none());
+        // Keys repeated inside an unknown field are not duplicates.
+        let mut d = json!({"kind": "Deployment", "spec": {"foo": {"a": 1}}});
+        let e = check_body(
+            deployments().into(),
+            &mut d,
+            vec![
+                Finding::Duplicate("spec.foo".into()),
+                Finding::Duplicate("spec.foo.a".into()),
+                Finding::Duplicate("spec.fooa".into()),
+            ],
+            Directive::Strict,
+        )
+        .unwrap_err();
+        assert!(
+            e.message.ends_with(
+                r#"strict decoding error: duplicate field "spec.fooa", unknown field "spec.foo""#
+            ),
+            "{}",
+            e.message
+        );
         let mut d = json!({"kind": "Deployment", "spec": {"foo": 1}});
         check_body(deployments().into(), &mut d, vec![], Directive::Ignore).unwrap();
         assert_eq!(d, json!({"kind": "Deployment", "spec": {}}));
