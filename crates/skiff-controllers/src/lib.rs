@@ -9,8 +9,10 @@ use std::time::Duration;
 
 use skiff_runtime::Runtime;
 
+pub mod daemonset;
 pub mod endpoints;
 pub mod endpointslice;
+pub mod history;
 pub mod pods;
 pub mod replicaset;
 pub mod serviceaccount;
@@ -40,6 +42,7 @@ impl Default for Options {
 /// Starts every controller; they run until the runtime's store closes.
 pub fn start(rt: &Runtime, opts: &Options) {
     replicaset::start(rt, opts);
+    daemonset::start(rt, opts);
     endpoints::start(rt, opts);
     serviceaccount::start(rt, opts);
 }
