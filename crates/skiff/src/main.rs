@@ -212,6 +212,7 @@ impl From<ServerArgs> for server::ServerOptions {
                 capacity: a.fake_node_capacity,
                 labels: a.fake_node_labels.unwrap_or_default(),
                 taints: a.fake_node_taints,
+                ..Default::default()
             },
         }
     }

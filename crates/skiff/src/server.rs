@@ -145,7 +145,8 @@ pub async fn run(opts: ServerOptions, shutdown: impl Future<Output = ()>) -> any
     }
     if opts.fake_nodes.count > 0 {
         tracing::info!(nodes = opts.fake_nodes.count, "starting simulated nodes");
-        skiff_agent::simulated::start(&runtime, &opts.fake_nodes);
+        skiff_agent::simulated::start(&runtime, &opts.fake_nodes)
+            .context("simulated nodes (--fake-node-*)")?;
     }
     if opts.disable_agent {
         tracing::info!("node agent disabled (--disable-agent)");

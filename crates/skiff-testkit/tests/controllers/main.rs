@@ -11,6 +11,7 @@ use serde_json::json;
 mod endpoints;
 mod replicaset;
 mod serviceaccount;
+mod simulated;
 
 /// Creates namespace `name`.
 pub async fn namespace(client: &kube::Client, name: &str) {
