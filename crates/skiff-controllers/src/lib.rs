@@ -13,6 +13,7 @@ pub mod daemonset;
 pub mod endpoints;
 pub mod endpointslice;
 pub mod history;
+pub mod job;
 pub mod pods;
 pub mod replicaset;
 pub mod serviceaccount;
@@ -45,4 +46,5 @@ pub fn start(rt: &Runtime, opts: &Options) {
     daemonset::start(rt, opts);
     endpoints::start(rt, opts);
     serviceaccount::start(rt, opts);
+    job::start(rt, opts);
 }

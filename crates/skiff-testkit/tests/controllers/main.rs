@@ -9,6 +9,7 @@ use kube::api::{Api, PostParams};
 use serde_json::json;
 
 mod endpoints;
+mod job;
 mod replicaset;
 mod serviceaccount;
 mod simulated;
