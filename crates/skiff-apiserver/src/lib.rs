@@ -37,6 +37,7 @@ pub mod metrics;
 pub mod objects;
 pub mod openapi;
 pub mod openapi_v2;
+mod priority;
 pub mod request;
 pub mod reviews;
 pub mod server;

@@ -610,6 +610,9 @@ impl ApiServer {
             }
             spec["finalizers"] = json!(["kubernetes"]);
         }
+        if sres.group.is_empty() && sres.kind == "Pod" {
+            crate::priority::admit_pod(self, res, &mut obj).await?;
+        }
         defaults::apply(sres, &mut obj);
         if is_service(sres) {
             self.allocate_service(sres, &mut obj, None).await?;

@@ -92,6 +92,7 @@ impl ApiServer {
             }
         }
         self.ensure_kubernetes_service().await?;
+        crate::priority::ensure_system_classes(self).await?;
         self.load_crds().await?;
         crate::crds::start(self.clone());
         crate::lifecycle::start(self.clone());

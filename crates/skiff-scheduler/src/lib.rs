@@ -9,9 +9,11 @@ pub mod plugins;
 pub mod preemption;
 pub mod queue;
 pub mod resources;
+pub mod run;
 pub mod selector;
 pub mod snapshot;
 
 pub use framework::{Config, FitError, ScheduleResult, Scheduler};
 pub use plugins::node_resources_fit::ScoringStrategy;
+pub use run::{run, start};
 pub use snapshot::{NodeInfo, PodInfo, Snapshot};

@@ -319,7 +319,8 @@ mod tests {
         pdbs: &[Pdb],
     ) -> (FitError, Result<Candidate, NoPreemption>) {
         let ctx = PodCtx::new(Arc::new(p));
-        let (mut fit, state) = s.schedule_ctx(&ctx).unwrap_err();
+        let failed = s.schedule_ctx(&ctx).unwrap_err();
+        let (mut fit, state) = (failed.fit, failed.state);
         let r = preempt(&ctx, &state, &s.snapshot, &fit, pdbs);
         if let Err(NoPreemption(m)) = &r {
             fit.post_filter_msg = m.clone();

@@ -56,6 +56,9 @@ pub struct QueuedPod {
     pub timestamp: Instant,
     /// The scheduling cycle it was popped in.
     pub cycle: u64,
+    /// Its last failure depends on other pods (affinity, spreading): a newly placed pod may
+    /// make it fit.
+    pub waits_for_pods: bool,
 }
 
 impl QueuedPod {
@@ -190,6 +193,7 @@ impl Queue {
             attempts: 0,
             timestamp: now,
             cycle: 0,
+            waits_for_pods: false,
         };
         self.pods.insert(key.clone(), (qp, Place::Gated));
         if !g {
@@ -251,7 +255,7 @@ impl Queue {
 
     /// The attempt failed because nothing fits: the pod waits as unschedulable, or in
     /// back-off if a cluster event arrived while it was being scheduled.
-    pub fn unschedulable(&mut self, qp: &QueuedPod, now: Instant) {
+    pub fn unschedulable(&mut self, qp: &QueuedPod, now: Instant, waits_for_pods: bool) {
         let Some((cur, place)) = self.pods.get_mut(&qp.key) else {
             return;
         };
@@ -259,6 +263,7 @@ impl Queue {
             return;
         }
         cur.timestamp = now;
+        cur.waits_for_pods = waits_for_pods;
         if self.move_request_cycle >= qp.cycle {
             self.push_backoff(&qp.key);
         } else {
@@ -302,6 +307,31 @@ impl Queue {
             self.move_one(&k, now);
         }
         self.move_request_cycle = self.cycle;
+    }
+
+    /// A pod was placed: unschedulable pods whose failure depended on other pods go back.
+    pub fn move_waiting_for_pods(&mut self, now: Instant) {
+        let keys: Vec<PodKey> = self
+            .pods
+            .iter()
+            .filter(|(_, (qp, p))| qp.waits_for_pods && matches!(p, Place::Unschedulable(_)))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in keys {
+            self.move_one(&k, now);
+        }
+    }
+
+    /// Whether a pod is ready to pop now.
+    pub fn has_ready(&mut self, now: Instant) -> bool {
+        self.flush(now);
+        while let Some(top) = self.active.peek() {
+            if matches!(self.pods.get(&top.key), Some((_, Place::Active(s))) if *s == top.seq) {
+                return true;
+            }
+            self.active.pop();
+        }
+        false
     }
 
     /// When something will next become ready without any event.
@@ -455,7 +485,7 @@ mod tests {
         let t0 = Instant::now();
         q.add(p("a", 0), t0);
         let qp = q.pop(t0).unwrap();
-        q.unschedulable(&qp, t0);
+        q.unschedulable(&qp, t0, false);
         assert_eq!(q.lens(), (0, 0, 1, 0));
         assert!(q.pop(t0 + Duration::from_secs(60)).is_none());
         assert_eq!(q.next_wakeup(), Some(t0 + MAX_UNSCHEDULABLE));
@@ -466,7 +496,7 @@ mod tests {
         let qp = QueuedPod {
             ..q.pods["default/a"].0.clone()
         };
-        q.unschedulable(&qp, t1);
+        q.unschedulable(&qp, t1, false);
         q.move_all(t1 + Duration::from_millis(100));
         assert_eq!(q.lens(), (0, 1, 0, 0));
         assert!(q.pop(t1 + Duration::from_secs(5)).is_some());
@@ -479,7 +509,7 @@ mod tests {
         q.add(p("a", 0), t0);
         let qp = q.pop(t0).unwrap();
         q.move_all(t0); // a node was added while the pod was being scheduled
-        q.unschedulable(&qp, t0);
+        q.unschedulable(&qp, t0, false);
         assert_eq!(q.lens(), (0, 1, 0, 0));
     }
 

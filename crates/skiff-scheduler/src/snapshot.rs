@@ -131,7 +131,7 @@ impl AffinityTerm {
         pod: &PodInfo,
         ns_labels: &HashMap<String, BTreeMap<String, String>>,
     ) -> bool {
-        let ns_ok = self.namespaces.iter().any(|n| *n == pod.namespace)
+        let ns_ok = self.namespaces.contains(&pod.namespace)
             || self
                 .namespace_selector
                 .as_ref()

@@ -1,0 +1,444 @@
+//! The scheduler as a control loop over Skiff's in-process runtime, after kube-scheduler's
+//! `scheduleOne`: it keeps the snapshot in step with the shared informer cache (nodes, pods,
+//! namespaces), pops pods from the scheduling queue, assumes each decision in the snapshot and
+//! binds through `pods/binding` in the background (a `Scheduled` event on success), and when
+//! nothing fits sets `PodScheduled=False` (reason `Unschedulable`, the FitError as message)
+//! and records a `FailedScheduling` warning. Preemption nominates the pod
+//! (`status.nominatedNodeName`) and deletes its victims, marking them with a
+//! `DisruptionTarget` condition first.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod, PodCondition};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use skiff_runtime::cache::{Change, Informer, Notification};
+use skiff_runtime::{Client, Recorder, Runtime};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::framework::{Config, FitError, Scheduler};
+use crate::plugins::{inter_pod_affinity as ipa, pod_topology_spread as pts, PodCtx};
+use crate::preemption::{self, Candidate, NoPreemption, Pdb};
+use crate::queue::{responsible, Queue, QueuedPod, SCHEDULER_NAME};
+use crate::snapshot::{pod_key, PodKey};
+
+/// The field manager of the scheduler's writes.
+pub const FIELD_MANAGER: &str = "kube-scheduler";
+/// Binding and failure writes in flight at once.
+const MAX_IN_FLIGHT: usize = 512;
+
+/// Starts the scheduler on the runtime; it stops with the runtime.
+pub fn start(rt: &Runtime, config: Config) {
+    let r = rt.clone();
+    rt.spawn(run(r, config));
+}
+
+/// What a background write reports back to the loop.
+enum Outcome {
+    Bound(QueuedPod, Result<(), skiff_core::ApiError>),
+    Recorded,
+}
+
+struct Loop {
+    sched: Scheduler,
+    queue: Queue,
+    /// Pods assumed on a node while their binding is in flight.
+    assumed: HashMap<PodKey, String>,
+    client: Client,
+    recorder: Recorder,
+    rt: Runtime,
+}
+
+/// Runs the scheduler until the runtime stops it.
+pub async fn run(rt: Runtime, config: Config) {
+    let nodes = rt.cache.informer::<Node>();
+    let pods = rt.cache.informer::<Pod>();
+    let namespaces = rt.cache.informer::<Namespace>();
+    let pdbs = rt.cache.informer::<PodDisruptionBudget>();
+    let mut node_sub = nodes.subscribe();
+    let mut pod_sub = pods.subscribe();
+    let mut ns_sub = namespaces.subscribe();
+    nodes.synced().await;
+    pods.synced().await;
+    namespaces.synced().await;
+    pdbs.synced().await;
+    let mut lp = Loop {
+        sched: Scheduler::new(config),
+        queue: Queue::new(),
+        assumed: HashMap::new(),
+        client: rt.client(FIELD_MANAGER),
+        recorder: rt.recorder(SCHEDULER_NAME),
+        rt: rt.clone(),
+    };
+    lp.resync(&nodes, &pods, &namespaces);
+    tracing::info!(nodes = lp.sched.snapshot.num_nodes(), "scheduler started");
+    let mut writes: JoinSet<Outcome> = JoinSet::new();
+    loop {
+        let ready = writes.len() < MAX_IN_FLIGHT && lp.queue.has_ready(Instant::now());
+        let wake = lp.queue.next_wakeup();
+        tokio::select! {
+            n = node_sub.recv() => match n {
+                Some(Notification::Changed(c)) => lp.on_node(&c),
+                Some(Notification::Resync) => lp.resync(&nodes, &pods, &namespaces),
+                None => break,
+            },
+            n = pod_sub.recv() => match n {
+                Some(Notification::Changed(c)) => lp.on_pod(&c),
+                Some(Notification::Resync) => lp.resync(&nodes, &pods, &namespaces),
+                None => break,
+            },
+            n = ns_sub.recv() => match n {
+                Some(Notification::Changed(c)) => lp.on_namespace(&c),
+                Some(Notification::Resync) => lp.resync(&nodes, &pods, &namespaces),
+                None => break,
+            },
+            Some(done) = writes.join_next(), if !writes.is_empty() => {
+                if let Ok(o) = done {
+                    lp.on_outcome(o);
+                }
+            }
+            _ = std::future::ready(()), if ready => lp.schedule_one(&pods, &pdbs, &mut writes),
+            _ = tokio::time::sleep_until(wake.unwrap_or_else(Instant::now)), if wake.is_some() && !ready => {}
+        }
+    }
+}
+
+fn node_changed(old: &Node, new: &Node) -> bool {
+    old.metadata.labels != new.metadata.labels
+        || old.spec != new.spec
+        || old.status.as_ref().and_then(|s| s.allocatable.as_ref())
+            != new.status.as_ref().and_then(|s| s.allocatable.as_ref())
+}
+
+fn node_of(p: &Pod) -> Option<&str> {
+    p.spec
+        .as_ref()
+        .and_then(|s| s.node_name.as_deref())
+        .filter(|n| !n.is_empty())
+}
+
+fn nominated_of(p: &Pod) -> Option<&str> {
+    p.status
+        .as_ref()
+        .and_then(|s| s.nominated_node_name.as_deref())
+        .filter(|n| !n.is_empty())
+}
+
+/// Whether a failure depended on other pods' placement.
+fn waits_for_pods(fit: &FitError) -> bool {
+    fit.statuses.iter().any(|(_, f)| {
+        f.reasons.iter().any(|r| {
+            let r: &str = r;
+            [
+                ipa::AFFINITY_REASON,
+                ipa::ANTI_AFFINITY_REASON,
+                ipa::EXISTING_ANTI_AFFINITY_REASON,
+                pts::REASON,
+            ]
+            .contains(&r)
+        })
+    })
+}
+
+impl Loop {
+    fn resync(&mut self, nodes: &Informer<Node>, pods: &Informer<Pod>, nss: &Informer<Namespace>) {
+        let now = Instant::now();
+        let mut snap = crate::snapshot::Snapshot::new();
+        for n in nodes.list() {
+            snap.upsert_node(n);
+        }
+        for ns in nss.list() {
+            if let Some(name) = &ns.metadata.name {
+                snap.namespace_labels
+                    .insert(name.clone(), ns.metadata.labels.clone().unwrap_or_default());
+            }
+        }
+        for p in pods.list() {
+            let key = pod_key(&p);
+            if node_of(&p).is_some() {
+                snap.upsert_pod(p);
+                self.queue.delete(&key);
+            } else if let Some(node) = self.assumed.get(&key) {
+                let mut assumed = (*p).clone();
+                assumed.spec.get_or_insert_with(Default::default).node_name = Some(node.clone());
+                snap.upsert_pod(Arc::new(assumed));
+            } else if responsible(&p) {
+                if let Some(n) = nominated_of(&p) {
+                    snap.nominate(Arc::new(crate::snapshot::PodInfo::new(p.clone())), n);
+                }
+                self.queue.add(p, now);
+            }
+        }
+        self.sched.snapshot = snap;
+        self.queue.move_all(now);
+    }
+
+    fn on_node(&mut self, c: &Change<Node>) {
+        let now = Instant::now();
+        match (&c.old, &c.new) {
+            (_, None) => {
+                if let Some(n) = c.old.as_ref().and_then(|o| o.metadata.name.as_deref()) {
+                    self.sched.snapshot.remove_node(n);
+                }
+            }
+            (old, Some(new)) => {
+                let changed = old.as_ref().is_none_or(|o| node_changed(o, new));
+                self.sched.snapshot.upsert_node(new.clone());
+                if changed {
+                    self.queue.move_all(now);
+                }
+            }
+        }
+    }
+
+    fn on_namespace(&mut self, c: &Change<Namespace>) {
+        let ns = c.object();
+        let Some(name) = ns.metadata.name.clone() else {
+            return;
+        };
+        match &c.new {
+            Some(n) => {
+                self.sched
+                    .snapshot
+                    .namespace_labels
+                    .insert(name, n.metadata.labels.clone().unwrap_or_default());
+            }
+            None => {
+                self.sched.snapshot.namespace_labels.remove(&name);
+            }
+        }
+    }
+
+    fn on_pod(&mut self, c: &Change<Pod>) {
+        let now = Instant::now();
+        let key = pod_key(c.object());
+        let Some(new) = &c.new else {
+            // Deleted.
+            self.queue.delete(&key);
+            self.assumed.remove(&key);
+            self.sched.snapshot.clear_nomination(&key);
+            if self.sched.snapshot.remove_pod(&key).is_some() {
+                self.queue.move_all(now);
+            }
+            return;
+        };
+        if let Some(node) = node_of(new) {
+            self.assumed.remove(&key);
+            self.queue.delete(&key);
+            let was_placed = c.old.as_ref().and_then(|o| node_of(o)).is_some();
+            let labels_changed = c
+                .old
+                .as_ref()
+                .is_some_and(|o| o.metadata.labels != new.metadata.labels);
+            let phase = new.status.as_ref().and_then(|s| s.phase.as_deref());
+            let finished = matches!(phase, Some("Succeeded") | Some("Failed"));
+            let before = self.sched.snapshot.pod_node(&key).map(str::to_string);
+            self.sched.snapshot.upsert_pod(new.clone());
+            if finished && before.is_some() || labels_changed {
+                self.queue.move_all(now);
+            } else if !was_placed && before.as_deref() != Some(node) {
+                self.queue.move_waiting_for_pods(now);
+            }
+            return;
+        }
+        if self.assumed.contains_key(&key) {
+            return;
+        }
+        if responsible(new) {
+            if let Some(n) = nominated_of(new) {
+                self.sched
+                    .snapshot
+                    .nominate(Arc::new(crate::snapshot::PodInfo::new(new.clone())), n);
+            }
+            self.queue.add(new.clone(), now);
+        } else {
+            self.queue.delete(&key);
+            self.sched.snapshot.clear_nomination(&key);
+        }
+    }
+
+    fn on_outcome(&mut self, o: Outcome) {
+        let now = Instant::now();
+        match o {
+            Outcome::Bound(qp, Ok(())) => self.queue.done(&qp.key),
+            Outcome::Bound(qp, Err(e)) => {
+                tracing::debug!(pod = %qp.key, error = %e.message, "binding failed");
+                if self.assumed.remove(&qp.key).is_some() {
+                    self.sched.snapshot.remove_pod(&qp.key);
+                }
+                if e.code == 404 {
+                    self.queue.delete(&qp.key);
+                } else {
+                    self.queue.error(&qp, now);
+                }
+            }
+            Outcome::Recorded => {}
+        }
+    }
+
+    fn schedule_one(
+        &mut self,
+        pods: &Informer<Pod>,
+        pdbs: &Informer<PodDisruptionBudget>,
+        writes: &mut JoinSet<Outcome>,
+    ) {
+        let now = Instant::now();
+        let Some(qp) = self.queue.pop(now) else {
+            return;
+        };
+        let (ns, name) = qp.key.split_once('/').unwrap_or(("", &qp.key));
+        let pod = match pods.get(Some(ns), name) {
+            Some(p) if responsible(&p) => p,
+            _ => {
+                self.queue.delete(&qp.key);
+                return;
+            }
+        };
+        let ctx = PodCtx::new(pod.clone());
+        match self.sched.schedule_ctx(&ctx) {
+            Ok(r) => {
+                self.sched.assume(&pod, &r.node);
+                self.assumed.insert(qp.key.clone(), r.node.clone());
+                let client = self.client.clone();
+                let recorder = self.recorder.clone();
+                writes.spawn(async move {
+                    let (ns, name) = qp.key.split_once('/').unwrap_or(("", &qp.key));
+                    let res = client.bind(ns, name, &r.node).await;
+                    if res.is_ok() {
+                        recorder.normal(
+                            &*pod,
+                            "Scheduled",
+                            format!("Successfully assigned {ns}/{name} to {}", r.node),
+                        );
+                    }
+                    Outcome::Bound(qp, res)
+                });
+            }
+            Err(failed) => {
+                let crate::framework::Failed { mut fit, state } = *failed;
+                let mut candidate = None;
+                if fit.num_all_nodes > 0 {
+                    let budgets: Vec<Pdb> = pdbs.list().iter().map(|p| Pdb::new(p)).collect();
+                    match preemption::preempt(&ctx, &state, &self.sched.snapshot, &fit, &budgets) {
+                        Ok(c) => candidate = Some(c),
+                        Err(NoPreemption(m)) => fit.post_filter_msg = m,
+                    }
+                }
+                if let Some(c) = &candidate {
+                    self.sched.snapshot.nominate(ctx.info.clone(), &c.node);
+                }
+                self.queue.unschedulable(&qp, now, waits_for_pods(&fit));
+                let msg = fit.to_string();
+                tracing::debug!(pod = %qp.key, %msg, "unschedulable");
+                let client = self.client.clone();
+                let recorder = self.recorder.clone();
+                let clock = self.rt.clock;
+                writes.spawn(async move {
+                    record_failure(&client, &recorder, clock, &pod, &msg, candidate).await;
+                    Outcome::Recorded
+                });
+            }
+        }
+    }
+}
+
+fn set_condition(pod: &mut Pod, cond: PodCondition) -> bool {
+    let status = pod.status.get_or_insert_with(Default::default);
+    let conds = status.conditions.get_or_insert_with(Vec::new);
+    match conds.iter_mut().find(|c| c.type_ == cond.type_) {
+        Some(c) => {
+            if c.status == cond.status && c.reason == cond.reason && c.message == cond.message {
+                return false;
+            }
+            let transition = if c.status == cond.status {
+                c.last_transition_time.clone()
+            } else {
+                cond.last_transition_time.clone()
+            };
+            *c = PodCondition {
+                last_transition_time: transition,
+                ..cond
+            };
+        }
+        None => conds.push(cond),
+    }
+    true
+}
+
+async fn record_failure(
+    client: &Client,
+    recorder: &Recorder,
+    clock: skiff_runtime::Clock,
+    pod: &Pod,
+    msg: &str,
+    candidate: Option<Candidate>,
+) {
+    let ns = pod.metadata.namespace.as_deref().unwrap_or("");
+    let name = pod.metadata.name.as_deref().unwrap_or("");
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    if let Some(c) = &candidate {
+        for v in &c.victims {
+            let cond = PodCondition {
+                type_: "DisruptionTarget".into(),
+                status: "True".into(),
+                reason: Some("PreemptionByScheduler".into()),
+                message: Some(format!(
+                    "{SCHEDULER_NAME}: preempting to accommodate a higher priority pod"
+                )),
+                last_transition_time: Some(clock.now_k8s()),
+                ..Default::default()
+            };
+            let _ = client
+                .modify_status::<Pod>(Some(&v.namespace), &v.name, |p| {
+                    set_condition(p, cond.clone())
+                })
+                .await;
+            match client
+                .delete_uid::<Pod>(Some(&v.namespace), &v.name, &v.uid)
+                .await
+            {
+                Ok(_) => recorder.normal(
+                    &*v.pod,
+                    "Preempted",
+                    format!("Preempted by pod {uid} on node {}", c.node),
+                ),
+                Err(e) if e.code == 404 => {}
+                Err(e) => {
+                    tracing::warn!(victim = %v.key, error = %e.message, "preemption delete failed")
+                }
+            }
+        }
+    }
+    recorder.warning(pod, "FailedScheduling", msg.to_string());
+    let cond = PodCondition {
+        type_: "PodScheduled".into(),
+        status: "False".into(),
+        reason: Some("Unschedulable".into()),
+        message: Some(msg.to_string()),
+        last_transition_time: Some(clock.now_k8s()),
+        ..Default::default()
+    };
+    let nominated = candidate.as_ref().map(|c| c.node.clone());
+    let r = client
+        .modify_status::<Pod>(Some(ns), name, |p| {
+            if p.metadata.uid.as_deref() != Some(uid.as_str()) || node_of(p).is_some() {
+                return false;
+            }
+            let mut changed = set_condition(p, cond.clone());
+            if let Some(n) = &nominated {
+                let st = p.status.get_or_insert_with(Default::default);
+                if st.nominated_node_name.as_ref() != Some(n) {
+                    st.nominated_node_name = Some(n.clone());
+                    changed = true;
+                }
+            }
+            changed
+        })
+        .await;
+    if let Err(e) = r {
+        if e.code != 404 {
+            tracing::debug!(pod = %name, error = %e.message, "could not record the scheduling failure");
+        }
+    }
+}

@@ -1,0 +1,252 @@
+//! The scheduler loop against an in-process API server and the shared runtime: binding,
+//! events and conditions, re-queueing on cluster events, taints with tolerations, and
+//! preemption.
+
+use std::future::Future;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Event, Node, Pod};
+use k8s_openapi::api::scheduling::v1::PriorityClass;
+use serde_json::{json, Value};
+use skiff_apiserver::{ApiOptions, ApiServer};
+use skiff_runtime::{Client, Runtime};
+use skiff_store::sqlite::{SqliteOptions, SqliteStore};
+
+struct Cluster {
+    _dir: tempfile::TempDir,
+    rt: Runtime,
+    client: Client,
+}
+
+impl Cluster {
+    async fn start() -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("db"), SqliteOptions::default()).unwrap();
+        let api = ApiServer::new(store, ApiOptions::default());
+        api.bootstrap().await.unwrap();
+        let rt = Runtime::new(api);
+        skiff_scheduler::start(&rt, skiff_scheduler::Config::default());
+        let client = rt.client("test");
+        Cluster {
+            _dir: dir,
+            rt,
+            client,
+        }
+    }
+
+    async fn node(&self, name: &str, cpu: &str, labels: Value, taints: Value) {
+        let n: Node = serde_json::from_value(json!({
+            "metadata": {"name": name, "labels": labels},
+            "spec": {"taints": taints},
+        }))
+        .unwrap();
+        self.client.create(&n).await.unwrap();
+        self.client
+            .modify_status::<Node>(None, name, |n| {
+                let alloc =
+                    serde_json::from_value(json!({"cpu": cpu, "memory": "8Gi", "pods": "110"}))
+                        .unwrap();
+                let st = n.status.get_or_insert_with(Default::default);
+                st.allocatable = Some(alloc);
+                true
+            })
+            .await
+            .unwrap();
+    }
+
+    async fn pod(&self, spec: Value) -> Pod {
+        let p: Pod = serde_json::from_value(spec).unwrap();
+        self.client.create(&p).await.unwrap()
+    }
+
+    async fn get(&self, name: &str) -> Option<Pod> {
+        self.client.get::<Pod>(Some("default"), name).await.ok()
+    }
+
+    async fn node_of(&self, name: &str) -> Option<String> {
+        self.get(name)
+            .await
+            .and_then(|p| p.spec.and_then(|s| s.node_name))
+    }
+
+    async fn events(&self, pod: &str) -> Vec<Event> {
+        let inf = self.rt.cache.synced::<Event>().await;
+        inf.list()
+            .iter()
+            .filter(|e| e.involved_object.name.as_deref() == Some(pod))
+            .map(|e| (**e).clone())
+            .collect()
+    }
+}
+
+fn pod(name: &str, cpu: &str) -> Value {
+    json!({
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {
+            "terminationGracePeriodSeconds": 0,
+            "containers": [{"name": "c", "image": "busybox", "resources": {"requests": {"cpu": cpu}}}]
+        }
+    })
+}
+
+async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn binds_pods_with_a_scheduled_event() {
+    let c = Cluster::start().await;
+    c.node("n1", "4", json!({}), json!([])).await;
+    c.node("n2", "4", json!({}), json!([])).await;
+    c.pod(pod("a", "3")).await;
+    let first = eventually("a bound", || c.node_of("a")).await;
+    c.pod(pod("b", "3")).await;
+    let second = eventually("b bound", || c.node_of("b")).await;
+    assert_ne!(first, second, "least allocated spreads the two pods");
+    let p = c.get("b").await.unwrap();
+    let cond = p.status.unwrap().conditions.unwrap();
+    assert!(cond
+        .iter()
+        .any(|c| c.type_ == "PodScheduled" && c.status == "True"));
+    let ev = eventually("Scheduled event", || async {
+        c.events("b")
+            .await
+            .into_iter()
+            .find(|e| e.reason.as_deref() == Some("Scheduled"))
+    })
+    .await;
+    assert_eq!(
+        ev.message.as_deref(),
+        Some(format!("Successfully assigned default/b to {second}").as_str())
+    );
+    assert_eq!(ev.type_.as_deref(), Some("Normal"));
+    c.rt.shutdown().await;
+}
+
+#[tokio::test]
+async fn unschedulable_pod_reports_why_and_fits_when_a_node_arrives() {
+    let c = Cluster::start().await;
+    c.node("small", "1", json!({}), json!([])).await;
+    c.node(
+        "gpu",
+        "8",
+        json!({}),
+        json!([{"key": "dedicated", "value": "gpu", "effect": "NoSchedule"}]),
+    )
+    .await;
+    c.pod(pod("big", "2")).await;
+    let msg = eventually("PodScheduled=False", || async {
+        let p = c.get("big").await?;
+        let cond = p.status?.conditions?;
+        let cs = cond
+            .into_iter()
+            .find(|c| c.type_ == "PodScheduled" && c.status == "False")?;
+        assert_eq!(cs.reason.as_deref(), Some("Unschedulable"));
+        cs.message
+    })
+    .await;
+    assert_eq!(
+        msg,
+        "0/2 nodes are available: 1 Insufficient cpu, 1 node(s) had untolerated taint {dedicated: gpu}. preemption: 0/2 nodes are available: 1 No preemption victims found for incoming pod, 1 Preemption is not helpful for scheduling."
+    );
+    let ev = eventually("FailedScheduling event", || async {
+        c.events("big")
+            .await
+            .into_iter()
+            .find(|e| e.reason.as_deref() == Some("FailedScheduling"))
+    })
+    .await;
+    assert_eq!(ev.type_.as_deref(), Some("Warning"));
+    assert_eq!(ev.message.as_deref(), Some(msg.as_str()));
+    assert!(c.node_of("big").await.is_none());
+
+    // A node that fits arrives: the pod is moved back and placed.
+    c.node("large", "4", json!({}), json!([])).await;
+    assert_eq!(eventually("big bound", || c.node_of("big")).await, "large");
+    c.rt.shutdown().await;
+}
+
+#[tokio::test]
+async fn dedicated_pool_with_toleration_and_node_selector() {
+    let c = Cluster::start().await;
+    c.node("general", "8", json!({"pool": "general"}), json!([]))
+        .await;
+    c.node(
+        "gpu-1",
+        "8",
+        json!({"pool": "gpu"}),
+        json!([{"key": "dedicated", "value": "gpu", "effect": "NoSchedule"}]),
+    )
+    .await;
+    let mut p = pod("trainer", "1");
+    p["spec"]["nodeSelector"] = json!({"pool": "gpu"});
+    p["spec"]["tolerations"] =
+        json!([{"key": "dedicated", "operator": "Equal", "value": "gpu", "effect": "NoSchedule"}]);
+    c.pod(p).await;
+    assert_eq!(
+        eventually("trainer bound", || c.node_of("trainer")).await,
+        "gpu-1"
+    );
+    c.pod(pod("web", "1")).await;
+    assert_eq!(
+        eventually("web bound", || c.node_of("web")).await,
+        "general"
+    );
+    c.rt.shutdown().await;
+}
+
+#[tokio::test]
+async fn other_schedulers_pods_are_left_alone() {
+    let c = Cluster::start().await;
+    c.node("n1", "4", json!({}), json!([])).await;
+    let mut p = pod("mine", "1");
+    p["spec"]["schedulerName"] = json!("my-scheduler");
+    c.pod(p).await;
+    c.pod(pod("theirs", "1")).await;
+    eventually("default pod bound", || c.node_of("theirs")).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(c.node_of("mine").await.is_none());
+    c.rt.shutdown().await;
+}
+
+#[tokio::test]
+async fn higher_priority_pod_preempts_and_is_nominated() {
+    let c = Cluster::start().await;
+    c.node("n1", "2", json!({}), json!([])).await;
+    for (name, value) in [("low", 10), ("high", 1000)] {
+        let pc: PriorityClass =
+            serde_json::from_value(json!({"metadata": {"name": name}, "value": value})).unwrap();
+        c.client.create(&pc).await.unwrap();
+    }
+    let mut v = pod("victim", "2");
+    v["spec"]["priorityClassName"] = json!("low");
+    c.pod(v).await;
+    eventually("victim bound", || c.node_of("victim")).await;
+    let mut h = pod("urgent", "2");
+    h["spec"]["priorityClassName"] = json!("high");
+    c.pod(h).await;
+    assert_eq!(
+        eventually("urgent bound", || c.node_of("urgent")).await,
+        "n1"
+    );
+    assert!(c.get("victim").await.is_none(), "the victim was deleted");
+    let ev = c.events("victim").await;
+    assert!(
+        ev.iter().any(|e| e.reason.as_deref() == Some("Preempted")),
+        "{ev:?}"
+    );
+    c.rt.shutdown().await;
+}
