@@ -25,6 +25,12 @@ use crate::Body;
 /// The media type kubectl asks for.
 pub const PROTOBUF_MEDIA_TYPE: &str = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf";
 
+/// The Content-Type of the protobuf answer. `@` is not a token character, so Go's
+/// `mime.ParseMediaType` (which client-go runs on every response) refuses the requested
+/// spelling; upstream's kube-openapi handler answers with this one.
+pub const PROTOBUF_CONTENT_TYPE: &str =
+    "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
+
 struct Doc {
     json: Vec<u8>,
     protobuf: Vec<u8>,
@@ -70,7 +76,7 @@ pub fn wants_protobuf(headers: &HeaderMap) -> bool {
 pub fn response(headers: &HeaderMap) -> Response<Body> {
     let d = doc();
     let (ct, body) = if wants_protobuf(headers) {
-        (PROTOBUF_MEDIA_TYPE, d.protobuf.clone())
+        (PROTOBUF_CONTENT_TYPE, d.protobuf.clone())
     } else {
         ("application/json", d.json.clone())
     };
