@@ -3,7 +3,9 @@
 //! Controllers compare timestamps (a Job's activeDeadlineSeconds, a CronJob's schedule, a
 //! node's last heartbeat) and also sleep. Both must follow the same clock so that tests can
 //! pause tokio's time and advance it: [`Clock::now`] is a fixed wall-clock origin plus the
-//! tokio time elapsed since the clock was made.
+//! tokio time elapsed since the clock was made. An accelerated clock ([`Clock::accelerated`])
+//! runs a fixed number of times faster than tokio time, for tests of schedules measured in
+//! minutes (a CronJob's) that must run in seconds.
 
 use std::time::Duration;
 
@@ -15,6 +17,8 @@ use tokio::time::Instant;
 pub struct Clock {
     origin_wall: Timestamp,
     origin: Instant,
+    /// Wall seconds per tokio second (1 but for accelerated test clocks).
+    rate: u32,
 }
 
 impl Clock {
@@ -25,14 +29,20 @@ impl Clock {
 
     /// A clock that reads `at` now and advances with tokio time from here.
     pub fn starting_at(at: Timestamp) -> Clock {
+        Clock::accelerated(at, 1)
+    }
+
+    /// A clock that reads `at` now and then runs `rate` times faster than tokio time.
+    pub fn accelerated(at: Timestamp, rate: u32) -> Clock {
         Clock {
             origin_wall: at,
             origin: Instant::now(),
+            rate: rate.max(1),
         }
     }
 
     pub fn now(&self) -> Timestamp {
-        let elapsed = Instant::now().saturating_duration_since(self.origin);
+        let elapsed = Instant::now().saturating_duration_since(self.origin) * self.rate;
         self.origin_wall
             .checked_add(jiff::SignedDuration::try_from(elapsed).unwrap_or_default())
             .unwrap_or(self.origin_wall)
@@ -47,10 +57,10 @@ impl Clock {
         )
     }
 
-    /// How long from now until `t` (zero if past).
+    /// How long to sleep (in tokio time) from now until the clock reads `t` (zero if past).
     pub fn until(&self, t: Timestamp) -> Duration {
         let d = t.duration_since(self.now());
-        Duration::try_from(d).unwrap_or(Duration::ZERO)
+        Duration::try_from(d).unwrap_or(Duration::ZERO) / self.rate
     }
 
     /// How long since `t` (zero if `t` is in the future).
@@ -79,5 +89,20 @@ mod tests {
             Duration::from_secs(30)
         );
         assert_eq!(c.until(t0), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn accelerated_clocks_run_faster_and_sleep_shorter() {
+        let t0: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let c = Clock::accelerated(t0, 30);
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert_eq!(
+            c.now(),
+            "2026-01-01T00:01:00Z".parse::<Timestamp>().unwrap()
+        );
+        assert_eq!(
+            c.until("2026-01-01T00:02:00Z".parse().unwrap()),
+            Duration::from_secs(2)
+        );
     }
 }
