@@ -590,13 +590,7 @@ impl ApiServer {
             | "*/*" | codec::PROTOBUF => codec::decode_checked(&body, &ct)?,
             other => return Err(ApiError::unsupported_media_type(other)),
         };
-        let duplicates = if duplicates && fv != Directive::Ignore {
-            let yaml = !matches!(ct.as_str(), "application/json" | "*/*");
-            fieldvalidation::duplicate_findings(&body, yaml)
-        } else {
-            Vec::new()
-        };
-        fieldvalidation::check_body(schema, &mut obj, duplicates, fv)?;
+        fieldvalidation::check_request_body(schema, &mut obj, &body, &ct, duplicates, fv)?;
         Ok(obj)
     }
 

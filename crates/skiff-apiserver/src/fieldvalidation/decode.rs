@@ -178,6 +178,8 @@ pub(crate) struct Duplicate {
     pub key: String,
     /// The 1-based line where the duplicate's value starts (go-yaml's position).
     pub line: usize,
+    /// The byte offset of the repeated key.
+    pub offset: usize,
 }
 
 enum Frame {
@@ -193,10 +195,33 @@ enum Frame {
     },
 }
 
-/// The duplicate keys of a JSON document, in document order, each reported once per path.
-/// `body` must be valid JSON (it is scanned, not validated).
-pub(crate) fn json_duplicates(body: &[u8]) -> Vec<Duplicate> {
-    let mut out: Vec<Duplicate> = Vec::new();
+/// One key of a JSON document, as [`scan_keys`] meets it.
+pub(crate) struct KeyEvent<'a> {
+    /// The path of the object holding the key (empty at the top).
+    pub parent: &'a str,
+    pub key: &'a str,
+    /// Whether the object had this key before.
+    pub repeated: bool,
+    /// The byte offset of the key.
+    pub offset: usize,
+    /// The 1-based line where its value starts.
+    pub value_line: usize,
+}
+
+impl KeyEvent<'_> {
+    /// The key's field path: `parent.key`.
+    pub fn path(&self) -> String {
+        if self.parent.is_empty() {
+            self.key.to_string()
+        } else {
+            format!("{}.{}", self.parent, self.key)
+        }
+    }
+}
+
+/// Calls `f` for every key of a JSON document, in document order. `body` must be valid JSON
+/// (it is scanned, not validated).
+pub(crate) fn scan_keys(body: &[u8], mut f: impl FnMut(&KeyEvent<'_>)) {
     let mut stack: Vec<Frame> = Vec::new();
     let mut line = 1usize;
     let mut i = 0usize;
@@ -260,42 +285,34 @@ pub(crate) fn json_duplicates(body: &[u8]) -> Vec<Duplicate> {
                 i += 1;
                 let raw = &body[start..i.min(body.len())];
                 let is_key = matches!(stack.last(), Some(Frame::Object { key: None, .. }));
-                if is_key {
-                    let k = if escaped {
-                        serde_json::from_slice::<String>(raw).unwrap_or_default()
-                    } else {
-                        String::from_utf8_lossy(&raw[1..raw.len().saturating_sub(1)]).into_owned()
-                    };
-                    if let Some(Frame::Object { path, keys, key }) = stack.last_mut() {
-                        if !keys.insert(k.clone()) {
-                            let p = if path.is_empty() {
-                                k.clone()
-                            } else {
-                                format!("{path}.{k}")
-                            };
-                            // The line is where the value starts: found below.
-                            let mut j = i;
-                            let mut l = line;
-                            while j < body.len()
-                                && matches!(body[j], b' ' | b'\t' | b'\r' | b'\n' | b':')
-                            {
-                                if body[j] == b'\n' {
-                                    l += 1;
-                                }
-                                j += 1;
-                            }
-                            if !out.iter().any(|d| d.path == p) {
-                                out.push(Duplicate {
-                                    path: p,
-                                    key: k.clone(),
-                                    line: l,
-                                });
-                            }
-                        }
-                        *key = Some(k);
-                    }
-                } else {
+                if !is_key {
                     child_path(&mut stack);
+                    continue;
+                }
+                let k = if escaped {
+                    serde_json::from_slice::<String>(raw).unwrap_or_default()
+                } else {
+                    String::from_utf8_lossy(&raw[1..raw.len().saturating_sub(1)]).into_owned()
+                };
+                // The line is where the value starts.
+                let mut j = i;
+                let mut value_line = line;
+                while j < body.len() && matches!(body[j], b' ' | b'\t' | b'\r' | b'\n' | b':') {
+                    if body[j] == b'\n' {
+                        value_line += 1;
+                    }
+                    j += 1;
+                }
+                if let Some(Frame::Object { path, keys, key }) = stack.last_mut() {
+                    let repeated = !keys.insert(k.clone());
+                    f(&KeyEvent {
+                        parent: path,
+                        key: &k,
+                        repeated,
+                        offset: start,
+                        value_line,
+                    });
+                    *key = Some(k);
                 }
             }
             _ => {
@@ -309,6 +326,36 @@ pub(crate) fn json_duplicates(body: &[u8]) -> Vec<Duplicate> {
             }
         }
     }
+}
+
+/// The duplicate keys of a JSON document, in document order, each reported once per path.
+/// `body` must be valid JSON.
+pub(crate) fn json_duplicates(body: &[u8]) -> Vec<Duplicate> {
+    let mut out: Vec<Duplicate> = Vec::new();
+    scan_keys(body, |e| {
+        if e.repeated {
+            let path = e.path();
+            if !out.iter().any(|d| d.path == path) {
+                out.push(Duplicate {
+                    path,
+                    key: e.key.to_string(),
+                    line: e.value_line,
+                    offset: e.offset,
+                });
+            }
+        }
+    });
+    out
+}
+
+/// The byte offset of the first occurrence of each key path of a JSON document.
+pub(crate) fn key_offsets(body: &[u8]) -> std::collections::HashMap<String, usize> {
+    let mut out = std::collections::HashMap::new();
+    scan_keys(body, |e| {
+        if !e.repeated {
+            out.entry(e.path()).or_insert(e.offset);
+        }
+    });
     out
 }
 

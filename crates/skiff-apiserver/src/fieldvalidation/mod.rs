@@ -29,14 +29,17 @@
 //! a 500 without a reason, as upstream answers); duplicate keys of the configuration are
 //! refused under `Strict` (400 `error strict decoding YAML: …`) and warned about under `Warn`.
 //!
+//! Request handlers call [`check_request_body`] on create and update bodies, and
+//! [`patch_body_findings`] then [`check_patched`] on patches ([`check_apply`] for apply).
 //! For other code (custom resources prune with their own schemas): build [`Finding`]s, e.g.
 //! `Finding::Unknown(path)`, and pass them with the request's [`Directive`] to [`report`] with
 //! [`body_error`] (create/update) or [`patch_error`] (patches) as the error to give under
 //! `Strict`; under `Warn` they become warnings on the response, under `Ignore` nothing.
 //!
-//! Known differences: the invalid value of a JSON or merge patch error is Skiff's JSON of the
-//! patched object, not Go's; findings are ordered duplicates first, then unknown fields (in
-//! document order each), where upstream interleaves them in document order.
+//! Findings come in upstream's order: a JSON body's in document order; go-yaml's duplicates
+//! before a YAML body's unknown fields; a patch body's duplicates before the patched object's
+//! unknown fields. Known difference: the invalid value of a JSON or merge patch error is Skiff's
+//! JSON of the patched object, not Go's.
 
 pub(crate) mod decode;
 pub mod shape;
@@ -296,25 +299,80 @@ pub fn check_body(
     directive: Directive,
 ) -> Result<(), ApiError> {
     let unknown = prune_unknown(schema.group, schema.version, schema.kind, obj);
-    // Typed decoding skips an unknown field's value: keys repeated at or below it are not
-    // reported as duplicates.
     let mut findings: Vec<Finding> = duplicates
         .into_iter()
-        .filter(|d| match d {
-            Finding::Duplicate(p) => !unknown.iter().any(|u| match u {
-                Finding::Unknown(u) => {
-                    p == u
-                        || p.strip_prefix(u.as_str())
-                            .is_some_and(|rest| rest.starts_with(['.', '[']))
-                }
-                _ => false,
-            }),
-            _ => true,
-        })
+        .filter(|d| !inside_unknown(d, &unknown))
         .collect();
     findings.extend(unknown);
+    finish_body(schema, obj, &findings, directive)
+}
+
+/// Typed decoding skips an unknown field's value: keys repeated at or below it are not
+/// reported as duplicates.
+fn inside_unknown(d: &Finding, unknown: &[Finding]) -> bool {
+    let Finding::Duplicate(p) = d else {
+        return false;
+    };
+    unknown.iter().any(|u| match u {
+        Finding::Unknown(u) => {
+            p == u
+                || p.strip_prefix(u.as_str())
+                    .is_some_and(|rest| rest.starts_with(['.', '[']))
+        }
+        _ => false,
+    })
+}
+
+/// Field validation of a create or update request body of `schema`, decoded from `body`
+/// (`content_type`) by [`crate::codec::decode_checked`], which said whether it saw
+/// `duplicates`. As [`check_body`], with the findings of a JSON body in document order, as
+/// upstream's single decoding pass meets them (go-yaml's duplicates come first for YAML).
+pub fn check_request_body(
+    schema: SchemaKind<'_>,
+    obj: &mut Value,
+    body: &[u8],
+    content_type: &str,
+    duplicates: bool,
+    directive: Directive,
+) -> Result<(), ApiError> {
+    if !duplicates || directive == Directive::Ignore {
+        return check_body(schema, obj, Vec::new(), directive);
+    }
+    let yaml = !matches!(content_type, "application/json" | "*/*");
+    if yaml {
+        return check_body(schema, obj, duplicate_findings(body, true), directive);
+    }
+    let unknown = prune_unknown(schema.group, schema.version, schema.kind, obj);
+    let offsets = if unknown.is_empty() {
+        Default::default()
+    } else {
+        decode::key_offsets(body)
+    };
+    let mut ordered: Vec<(usize, Finding)> = decode::json_duplicates(body)
+        .into_iter()
+        .map(|d| (d.offset, Finding::Duplicate(d.path)))
+        .filter(|(_, d)| !inside_unknown(d, &unknown))
+        .collect();
+    for u in unknown {
+        let at = match &u {
+            Finding::Unknown(p) => offsets.get(p).copied().unwrap_or(usize::MAX),
+            _ => usize::MAX,
+        };
+        ordered.push((at, u));
+    }
+    ordered.sort_by_key(|(at, _)| *at);
+    let findings: Vec<Finding> = ordered.into_iter().map(|(_, f)| f).collect();
+    finish_body(schema, obj, &findings, directive)
+}
+
+fn finish_body(
+    schema: SchemaKind<'_>,
+    obj: &Value,
+    findings: &[Finding],
+    directive: Directive,
+) -> Result<(), ApiError> {
     let (kind, version) = body_gvk(obj, schema);
-    report(directive, &findings, |m| {
+    report(directive, findings, |m| {
         body_error(kind, version, schema.kind, m)
     })
 }
@@ -621,6 +679,32 @@ mod tests {
         let mut d = json!({"kind": "Deployment", "spec": {"foo": 1}});
         check_body(deployments().into(), &mut d, vec![], Directive::Ignore).unwrap();
         assert_eq!(d, json!({"kind": "Deployment", "spec": {}}));
+    }
+
+    #[test]
+    fn json_findings_come_in_document_order() {
+        let body = br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x","bogus":1,"name":"y"},"data":{"a":"1","a":"2"},"zz":1}"#;
+        let (mut obj, dups) = crate::codec::decode_checked(body, "application/json").unwrap();
+        assert!(dups);
+        let cm = SchemaKind {
+            group: "",
+            version: "v1",
+            kind: "ConfigMap",
+        };
+        let e = check_request_body(
+            cm,
+            &mut obj,
+            body,
+            "application/json",
+            true,
+            Directive::Strict,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.message,
+            r#"ConfigMap in version "v1" cannot be handled as a ConfigMap: strict decoding error: unknown field "metadata.bogus", duplicate field "metadata.name", duplicate field "data.a", unknown field "zz""#
+        );
+        assert_eq!(obj["metadata"], json!({"name": "y"}));
     }
 
     #[test]
