@@ -450,6 +450,7 @@ impl ApiServer {
                 let manager = field_manager(&q, req.headers());
                 let fv = Directive::from_query(&q, "CreateOptions")?;
                 let body = self.read_object_body(req, res.into(), fv).await?;
+                crate::crds::check_unknown_body(res, &body, fv)?;
                 let created = self
                     .create_stored(res, ns, body, dry_run, Some(&manager))
                     .await?;
@@ -472,6 +473,7 @@ impl ApiServer {
                 let manager = field_manager(&q, req.headers());
                 let fv = Directive::from_query(&q, "UpdateOptions")?;
                 let body = self.read_object_body(req, res.into(), fv).await?;
+                crate::crds::check_unknown_body(res, &body, fv)?;
                 let (obj, created) = self
                     .update_object(
                         res,
@@ -680,6 +682,7 @@ impl ApiServer {
                         &body_findings,
                         fv,
                     )?;
+                    crate::crds::check_unknown_patched(res, &out, fv)?;
                     let want = meta::resource_version(&out);
                     if !want.is_empty() && want != meta::resource_version(cur) {
                         return Err(ApiError::stale(res, name));
@@ -807,6 +810,7 @@ impl ApiServer {
                 let manager = field_manager(&q, req.headers());
                 let fv = Directive::from_query(&q, "UpdateOptions")?;
                 let body = self.read_object_body(req, res.into(), fv).await?;
+                crate::crds::check_unknown_body(res, &body, fv)?;
                 let (obj, _) = self
                     .update_object(res, ns, &name, body, mode, dry_run, Some(&manager))
                     .await?;

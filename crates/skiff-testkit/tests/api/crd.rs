@@ -363,7 +363,7 @@ async fn namespaced_objects_crud_selectors_patches_and_apply() {
         .unwrap();
     assert_eq!(applied.data["spec"]["color"], "blue");
     assert!(
-        applied.data["spec"].get("extra").is_none(),
+        applied.data["spec"].pointer("/extra/free/form").is_none(),
         "dropped by its manager"
     );
     // Delete one, then the collection.
@@ -527,6 +527,38 @@ async fn the_schema_rejects_prunes_and_defaults() {
     assert_eq!(t.data["spec"]["extra"]["kept"], true);
     assert_eq!(t.data["spec"]["replicas"], 1);
     assert_eq!(t.data["spec"]["size"], "M");
+    // Under fieldValidation=Strict unknown fields fail the request instead.
+    let path = format!("/apis/schema.skiff.dev/v1/namespaces/{ns}/things");
+    let r = raw(
+        &c,
+        "POST",
+        &format!("{path}?fieldValidation=Strict"),
+        &[("Content-Type", "application/json")],
+        serde_json::to_vec(
+            &json!({"apiVersion": "schema.skiff.dev/v1", "kind": "Thing",
+            "metadata": {"name": "strict"}, "spec": {"color": "red", "bogus": 1}}),
+        )
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.json()["message"],
+        "Thing in version \"v1\" cannot be handled as a Thing: strict decoding error: unknown field \"spec.bogus\""
+    );
+    let r = raw(
+        &c,
+        "PATCH",
+        &format!("{path}/good?fieldValidation=Strict"),
+        &[("Content-Type", "application/merge-patch+json")],
+        br#"{"spec":{"bogus":2}}"#.to_vec(),
+    )
+    .await;
+    assert_eq!(r.status, 422);
+    assert!(r.json()["message"]
+        .as_str()
+        .unwrap()
+        .ends_with("strict decoding error: unknown field \"spec.bogus\""));
     // Updates and patches are validated too.
     let s = expect_status(
         api.patch(
