@@ -14,6 +14,7 @@ pub mod endpoints;
 pub mod endpointslice;
 pub mod history;
 pub mod job;
+pub mod deployment;
 pub mod pods;
 pub mod replicaset;
 pub mod serviceaccount;
@@ -42,6 +43,7 @@ impl Default for Options {
 
 /// Starts every controller; they run until the runtime's store closes.
 pub fn start(rt: &Runtime, opts: &Options) {
+    deployment::start(rt, opts);
     replicaset::start(rt, opts);
     daemonset::start(rt, opts);
     endpoints::start(rt, opts);

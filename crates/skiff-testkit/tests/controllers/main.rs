@@ -11,6 +11,7 @@ use serde_json::json;
 mod daemonset;
 mod endpoints;
 mod job;
+mod deployment;
 mod replicaset;
 mod serviceaccount;
 mod simulated;
