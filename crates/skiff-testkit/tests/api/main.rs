@@ -27,6 +27,7 @@ mod errors;
 mod field_validation;
 mod openapi;
 mod pagination;
+mod protobuf;
 mod selectors;
 mod subresources;
 mod watch;
