@@ -18,6 +18,7 @@ pub mod deployment;
 pub mod pods;
 pub mod replicaset;
 pub mod serviceaccount;
+pub mod statefulset;
 
 /// The field manager and event source of every controller here (upstream's).
 pub const MANAGER: &str = "kube-controller-manager";
@@ -45,6 +46,7 @@ impl Default for Options {
 pub fn start(rt: &Runtime, opts: &Options) {
     deployment::start(rt, opts);
     replicaset::start(rt, opts);
+    statefulset::start(rt, opts);
     daemonset::start(rt, opts);
     endpoints::start(rt, opts);
     serviceaccount::start(rt, opts);
