@@ -4,66 +4,79 @@
 //!
 //! Each request runs inside a recorder ([`scope`]); any code on the request's task adds a
 //! warning with [`add`] without threading a handle through, as upstream's
-//! `warning.AddWarning(ctx, …)` does. Identical warnings are recorded once; when the total
-//! grows past 256 KiB each warning is cut to 1 KiB, and warnings that still do not fit are
-//! dropped. [`attach`] writes the recorded warnings onto the response. Outside a recorder
-//! (the server's own writes) [`add`] does nothing.
+//! `warning.AddWarning(ctx, …)` does. As upstream: identical warnings are recorded once; text
+//! with control characters is not sent; the headers carry at most 4096 characters of text, and
+//! once a warning would pass that, every warning (those already recorded too) is cut to 256
+//! characters and what still does not fit is dropped. [`attach`] writes them onto the response.
+//! Outside a recorder (the server's own writes) [`add`] does nothing.
 
 use std::cell::RefCell;
 use std::future::Future;
 
 use http::{HeaderValue, Response};
 
-/// Upstream's limits: the total size of all warnings, and the size each is cut to once the
-/// total is exceeded.
-const MAX_TOTAL: usize = 256 * 1024;
-const MAX_ITEM: usize = 1024;
+/// Upstream's limits, in characters: all warnings together, and each once truncating.
+const MAX_TOTAL: usize = 4 * 1024;
+const MAX_ITEM: usize = 256;
 
 /// The warnings of one request.
 #[derive(Debug, Default)]
 pub struct Recorder {
-    warnings: Vec<String>,
-    total: usize,
+    /// Every distinct warning added, in order.
+    added: Vec<String>,
+    /// What goes out as headers (cut to [`MAX_ITEM`] once truncating).
+    sent: Vec<String>,
+    /// Characters in `sent`.
+    written: usize,
     truncating: bool,
 }
 
 impl Recorder {
     /// Records a warning, once.
     pub fn add(&mut self, text: &str) {
-        if text.is_empty() || self.warnings.iter().any(|w| w == text) {
+        if text.is_empty()
+            || (self.truncating && self.written >= MAX_TOTAL)
+            || self.added.iter().any(|w| w == text)
+        {
             return;
         }
-        let mut text = text.to_string();
-        if !self.truncating && self.total + text.len() > MAX_TOTAL {
-            self.truncating = true;
-            for w in &mut self.warnings {
-                truncate(w, MAX_ITEM);
-            }
-            self.total = self.warnings.iter().map(String::len).sum();
+        self.added.push(text.to_string());
+        if text.chars().any(char::is_control) {
+            return;
         }
-        if self.truncating {
-            truncate(&mut text, MAX_ITEM);
-            if self.total + text.len() > MAX_TOTAL {
-                return;
-            }
+        let item = if self.truncating {
+            cut(text)
+        } else {
+            text.to_string()
+        };
+        let len = item.chars().count();
+        if self.truncating || self.written + len <= MAX_TOTAL {
+            self.written += len;
+            self.sent.push(item);
+            return;
         }
-        self.total += text.len();
-        self.warnings.push(text);
+        // Over the limit: start again with every warning cut short.
+        self.truncating = true;
+        self.written = 0;
+        self.sent.clear();
+        for w in &self.added {
+            if w.chars().any(char::is_control) {
+                continue;
+            }
+            let item = cut(w);
+            self.written += item.chars().count();
+            self.sent.push(item);
+        }
     }
 
+    /// The warnings to send.
     pub fn warnings(&self) -> &[String] {
-        &self.warnings
+        &self.sent
     }
 }
 
-fn truncate(s: &mut String, max: usize) {
-    if s.len() > max {
-        let mut end = max;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        s.truncate(end);
-    }
+fn cut(text: &str) -> String {
+    text.chars().take(MAX_ITEM).collect()
 }
 
 tokio::task_local! {
@@ -79,7 +92,7 @@ pub async fn scope<F: Future>(fut: F) -> (F::Output, Vec<String>) {
             RECORDER.with(|r| std::mem::take(&mut *r.borrow_mut()))
         })
         .await;
-    (out.expect("scoped future ran"), rec.warnings)
+    (out.expect("scoped future ran"), rec.sent)
 }
 
 /// Adds a warning to the response of the request being served (no-op outside a request).
@@ -90,14 +103,26 @@ pub fn add(text: &str) {
 /// The warnings recorded so far by the request being served.
 pub fn recorded() -> Vec<String> {
     RECORDER
-        .try_with(|r| r.borrow().warnings.clone())
+        .try_with(|r| r.borrow().sent.clone())
         .unwrap_or_default()
 }
 
-/// The `Warning` header value of `text`: code 299, agent `-`, the text quoted as Go's
-/// `strconv.Quote` does.
+/// The `Warning` header value of `text`: code 299, agent `-`, the text in quotes with `"` and
+/// `\` escaped (upstream's `NewWarningHeader`); `None` for text with control characters.
 pub fn header_value(text: &str) -> Option<HeaderValue> {
-    HeaderValue::from_bytes(format!("299 - {}", go_quote(text)).as_bytes()).ok()
+    if text.chars().any(char::is_control) {
+        return None;
+    }
+    let mut v = String::with_capacity(text.len() + 8);
+    v.push_str("299 - \"");
+    for c in text.chars() {
+        if c == '"' || c == '\\' {
+            v.push('\\');
+        }
+        v.push(c);
+    }
+    v.push('"');
+    HeaderValue::from_bytes(v.as_bytes()).ok()
 }
 
 /// Appends one `Warning` header per warning to `resp`.
@@ -141,30 +166,42 @@ mod tests {
     use super::*;
 
     #[test]
-    fn header_values_quote_like_go() {
+    fn header_values_quote_like_upstream() {
         assert_eq!(
             header_value(r#"unknown field "spec.foo""#).unwrap(),
             r#"299 - "unknown field \"spec.foo\"""#
         );
+        assert_eq!(header_value("a\\b é").unwrap(), "299 - \"a\\\\b é\"");
+        assert!(header_value("two\nlines").is_none());
         assert_eq!(go_quote("a\\b\n\u{1}é"), "\"a\\\\b\\n\\x01é\"");
     }
 
     #[test]
-    fn recorder_dedups_and_bounds() {
+    fn recorder_dedups_and_truncates_like_upstream() {
         let mut r = Recorder::default();
         r.add("a");
         r.add("a");
         r.add("");
+        r.add("bad\ttext");
         r.add("b");
         assert_eq!(r.warnings(), ["a", "b"]);
+        // Within 4096 characters everything is kept whole.
         let mut r = Recorder::default();
-        let big = "x".repeat(100 * 1024);
-        for i in 0..10 {
-            r.add(&format!("{i}{big}"));
+        r.add(&"x".repeat(4000));
+        r.add("short");
+        assert_eq!(r.warnings()[0].len(), 4000);
+        // Past it, every warning is cut to 256 characters, the earlier ones too.
+        r.add(&"é".repeat(300));
+        assert_eq!(r.warnings().len(), 3);
+        assert!(r.warnings().iter().all(|w| w.chars().count() <= 256));
+        assert_eq!(r.warnings()[2].chars().count(), 256);
+        for i in 0..100 {
+            r.add(&format!("{i}{}", "y".repeat(300)));
         }
-        assert!(r.total <= MAX_TOTAL);
-        assert!(r.warnings().iter().all(|w| w.len() <= MAX_ITEM));
-        assert!(r.warnings().len() == 10);
+        assert!(r.written <= MAX_TOTAL + MAX_ITEM);
+        let n = r.warnings().len();
+        r.add("more");
+        assert_eq!(r.warnings().len(), n, "dropped once the total is reached");
     }
 
     #[tokio::test]
