@@ -12,6 +12,7 @@ use skiff_runtime::Runtime;
 pub mod daemonset;
 pub mod endpoints;
 pub mod endpointslice;
+pub mod cronjob;
 pub mod history;
 pub mod job;
 pub mod deployment;
@@ -31,6 +32,8 @@ pub struct Options {
     pub node_monitor_grace_period: Duration,
     /// Workers per controller (`--concurrent-*-syncs`).
     pub workers: usize,
+    /// The CronJob controller's clock, when not the runtime's (tests: an accelerated clock).
+    pub cronjob_clock: Option<skiff_runtime::Clock>,
 }
 
 impl Default for Options {
@@ -38,6 +41,7 @@ impl Default for Options {
         Options {
             node_monitor_grace_period: Duration::from_secs(50),
             workers: 5,
+            cronjob_clock: None,
         }
     }
 }
@@ -51,4 +55,5 @@ pub fn start(rt: &Runtime, opts: &Options) {
     endpoints::start(rt, opts);
     serviceaccount::start(rt, opts);
     job::start(rt, opts);
+    cronjob::start(rt, opts);
 }

@@ -8,6 +8,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, PostParams};
 use serde_json::json;
 
+mod cronjob;
 mod daemonset;
 mod endpoints;
 mod job;
