@@ -2,7 +2,8 @@
 # End to end: kubectl's `create <generator>` commands and `auth can-i`, whose bodies client-go
 # sends only as protobuf (application/vnd.kubernetes.protobuf). Each object is read back with
 # -o jsonpath to check that what was sent arrived field for field (quantities, int-or-string,
-# bytes, maps, defaults applied after decoding).
+# bytes, maps, defaults applied after decoding), and examples/kubectl-create, the same objects
+# as manifests, must be stored exactly as their protobuf twins.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 source tests/e2e/lib.sh
@@ -106,6 +107,30 @@ check "create ingress" "ingress.networking.k8s.io/site created" \
 check_eq "ingress rule" "shop.example.com /cart Prefix web 80" \
   jp ingress site -n $NS -o 'jsonpath={.spec.rules[0].host} {.spec.rules[0].http.paths[0].path} {.spec.rules[0].http.paths[0].pathType} {.spec.rules[0].http.paths[0].backend.service.name} {.spec.rules[0].http.paths[0].backend.service.port.number}'
 
+# --- the same objects sent as protobuf (generators) and as JSON (create -f) are stored alike ---
+EX=examples/kubectl-create
+k create namespace pb-gen >/dev/null
+k create namespace json-gen >/dev/null
+k create deployment web -n pb-gen --image=nginx:1.27 --replicas=3 --port=80 >/dev/null
+k create secret generic creds -n pb-gen --from-literal=password=s3cr3t >/dev/null
+k create service clusterip web -n pb-gen --tcp=80:8080 >/dev/null
+k create pdb web-pdb -n pb-gen --selector=app=web --min-available=1 >/dev/null
+check "create -f the example manifests (JSON bodies)" "poddisruptionbudget.policy/web-pdb created" \
+  k create -n json-gen -f $EX/deployment.yaml -f $EX/secret.yaml -f $EX/service.yaml -f $EX/pdb.yaml
+# Stored content without what differs by nature (identity, times, allocated addresses).
+stored() {
+  k get "$1" -n "$2" -o json | jq -S --arg f "$3" 'del(.metadata.uid, .metadata.resourceVersion,
+    .metadata.creationTimestamp, .metadata.namespace, .metadata.managedFields, .metadata.annotations,
+    .spec.clusterIP, .spec.clusterIPs) | getpath($f | split(".") | map(select(. != "")))'
+}
+check "the compared content is real (deployment spec)" '"replicas": 3' stored deployment/web pb-gen spec
+check "the compared content is real (service spec)" '"targetPort": 8080' stored service/web pb-gen spec
+for obj in "deployment/web spec" "deployment/web metadata" "secret/creds data" "secret/creds type" \
+  "service/web spec" "service/web metadata" "poddisruptionbudget/web-pdb spec"; do
+  set -- $obj
+  check_eq "protobuf and JSON bodies store the same $1 .$2" "$(stored "$1" json-gen "$2")" stored "$1" pb-gen "$2"
+done
+
 # --- errors come back as upstream's ---
 check_fails "create of an existing object is AlreadyExists" 'deployments.apps "web" already exists' \
   k create deployment web -n $NS --image=nginx
@@ -122,6 +147,7 @@ check "auth can-i --list lists the wildcard rule" '\*\.\* +\[\] +\[\] +\[\*\]' k
 check "create --dry-run=server" "configmap/dry created \(server dry run\)" \
   k create configmap dry -n $NS --from-literal=a=b --dry-run=server
 check_fails "a server dry run stores nothing" "NotFound" k get configmap dry -n $NS
+k delete namespace pb-gen json-gen --wait=false >/dev/null
 check "delete namespace" "namespace \"$NS\" deleted" k delete namespace $NS --wait=true --timeout=60s
 check_fails "the namespace is gone" "NotFound" k get namespace $NS
 
