@@ -10,6 +10,7 @@ use std::time::Duration;
 use skiff_runtime::Runtime;
 
 pub mod daemonset;
+pub mod disruption;
 pub mod endpoints;
 pub mod endpointslice;
 pub mod cronjob;
@@ -53,6 +54,7 @@ pub fn start(rt: &Runtime, opts: &Options) {
     statefulset::start(rt, opts);
     daemonset::start(rt, opts);
     endpoints::start(rt, opts);
+    disruption::start(rt, opts);
     serviceaccount::start(rt, opts);
     job::start(rt, opts);
     cronjob::start(rt, opts);

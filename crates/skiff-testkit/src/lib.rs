@@ -133,6 +133,16 @@ impl TestServer {
         Ok(kube::Client::try_from(config)?)
     }
 
+    /// A client as [`Self::client`] that does not retry 429/503/504 answers itself (kube's
+    /// default does), for tests that assert on them.
+    pub async fn client_without_retries(&self) -> anyhow::Result<kube::Client> {
+        let kc = Kubeconfig::read_from(&self.kubeconfig)?;
+        let mut config =
+            kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?;
+        config.default_retry = false;
+        Ok(kube::Client::try_from(config)?)
+    }
+
     /// The server's base URL (`https://127.0.0.1:PORT`).
     pub fn url(&self) -> anyhow::Result<String> {
         let kc = Kubeconfig::read_from(&self.kubeconfig)?;

@@ -10,6 +10,7 @@ use serde_json::json;
 
 mod cronjob;
 mod daemonset;
+mod disruption;
 mod endpoints;
 mod job;
 mod deployment;
