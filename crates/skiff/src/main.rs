@@ -207,6 +207,7 @@ impl From<ServerArgs> for server::ServerOptions {
                 node_monitor_grace_period: a.node_monitor_grace_period,
                 ..Default::default()
             },
+            scheduler: skiff_scheduler::Config::default(),
             fake_nodes: skiff_agent::simulated::Options {
                 count: a.fake_nodes,
                 capacity: a.fake_node_capacity,

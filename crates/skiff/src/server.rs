@@ -41,6 +41,8 @@ pub struct ServerOptions {
     pub disable_scheduler: bool,
     /// Settings of the controllers (`--node-monitor-grace-period`, …).
     pub controllers: skiff_controllers::Options,
+    /// Settings of the scheduler (scoring strategy, nodes to score).
+    pub scheduler: skiff_scheduler::Config,
     /// Simulated nodes (`--fake-nodes N`; none by default).
     pub fake_nodes: skiff_agent::simulated::Options,
 }
@@ -63,6 +65,7 @@ impl ServerOptions {
             disable_controller_manager: false,
             disable_scheduler: false,
             controllers: skiff_controllers::Options::default(),
+            scheduler: skiff_scheduler::Config::default(),
             fake_nodes: skiff_agent::simulated::Options::default(),
         }
     }
@@ -142,6 +145,8 @@ pub async fn run(opts: ServerOptions, shutdown: impl Future<Output = ()>) -> any
     }
     if opts.disable_scheduler {
         tracing::info!("scheduler disabled (--disable-scheduler)");
+    } else {
+        skiff_scheduler::start(&runtime, opts.scheduler);
     }
     if opts.fake_nodes.count > 0 {
         tracing::info!(nodes = opts.fake_nodes.count, "starting simulated nodes");
