@@ -17,9 +17,12 @@ pub mod cronjob;
 pub mod history;
 pub mod job;
 pub mod deployment;
+pub mod nodelifecycle;
+pub mod podgc;
 pub mod pods;
 pub mod replicaset;
 pub mod serviceaccount;
+pub mod tainteviction;
 pub mod statefulset;
 
 /// The field manager and event source of every controller here (upstream's).
@@ -33,6 +36,11 @@ pub struct Options {
     pub node_monitor_grace_period: Duration,
     /// Workers per controller (`--concurrent-*-syncs`).
     pub workers: usize,
+    /// `--terminated-pod-gc-threshold`: terminated pods kept before the pod GC deletes the
+    /// oldest (0: never).
+    pub terminated_pod_gc_threshold: usize,
+    /// How often the pod GC runs (upstream: 20 s); pods of a deleted node wait twice this.
+    pub pod_gc_period: Duration,
     /// The CronJob controller's clock, when not the runtime's (tests: an accelerated clock).
     pub cronjob_clock: Option<skiff_runtime::Clock>,
 }
@@ -42,6 +50,8 @@ impl Default for Options {
         Options {
             node_monitor_grace_period: Duration::from_secs(50),
             workers: 5,
+            terminated_pod_gc_threshold: 12500,
+            pod_gc_period: Duration::from_secs(20),
             cronjob_clock: None,
         }
     }
@@ -56,6 +66,9 @@ pub fn start(rt: &Runtime, opts: &Options) {
     endpoints::start(rt, opts);
     disruption::start(rt, opts);
     serviceaccount::start(rt, opts);
+    nodelifecycle::start(rt, opts);
+    tainteviction::start(rt, opts);
+    podgc::start(rt, opts);
     job::start(rt, opts);
     cronjob::start(rt, opts);
 }

@@ -150,7 +150,12 @@ pub async fn run(opts: ServerOptions, shutdown: impl Future<Output = ()>) -> any
     }
     if opts.fake_nodes.count > 0 {
         tracing::info!(nodes = opts.fake_nodes.count, "starting simulated nodes");
-        skiff_agent::simulated::start(&runtime, &opts.fake_nodes)
+        // Heartbeats must come well within the grace period the node lifecycle controller allows.
+        let mut fake = opts.fake_nodes.clone();
+        fake.lease_renew_interval = fake
+            .lease_renew_interval
+            .min(opts.controllers.node_monitor_grace_period / 4);
+        skiff_agent::simulated::start(&runtime, &fake)
             .context("simulated nodes (--fake-node-*)")?;
     }
     if opts.disable_agent {

@@ -1,7 +1,8 @@
 //! Simulated nodes: kubelets without containers, like KWOK but inside the server.
 //!
 //! `skiff server --fake-nodes N` registers Nodes `fake-node-0` … `fake-node-(N-1)` ([`node`]),
-//! keeps their Leases in `kube-node-lease` renewed every 10 s and their status reported every
+//! keeps their Leases in `kube-node-lease` renewed every 10 s (or a quarter of a shorter
+//! `--node-monitor-grace-period`) and their status reported every
 //! 5 minutes (upstream's `nodeStatusReportFrequency`; sooner when the status is not what a
 //! healthy kubelet reports, such as after the node lifecycle controller marked it Unknown), and
 //! moves the pods bound to them through their lives ([`pod`]): Pending → Running with an IP
@@ -47,14 +48,13 @@ use pod::{Life, Placement, RestartPolicy};
 pub const COMPONENT: &str = "kubelet";
 /// The namespace of node Leases.
 pub const LEASE_NAMESPACE: &str = "kube-node-lease";
-/// How often a node renews its Lease (the kubelet's: a quarter of... 10 s).
+/// How often a node renews its Lease by default (the kubelet's: a quarter of the 40 s
+/// duration).
 pub const LEASE_RENEW: Duration = Duration::from_secs(10);
 /// The Lease duration a node announces (the kubelet's default).
 pub const LEASE_DURATION_SECONDS: i32 = 40;
 /// How often an unchanged node status is reported (upstream's nodeStatusReportFrequency).
 pub const STATUS_REPORT: Duration = Duration::from_secs(300);
-/// The heartbeat loop's tick.
-const TICK: Duration = Duration::from_secs(1);
 /// Concurrent writes of the heartbeat loop.
 const HEARTBEAT_CONCURRENCY: usize = 64;
 /// Pod workers.
@@ -76,6 +76,9 @@ pub struct Options {
     pub pod_start_delay: Duration,
     /// How long containers take to stop when their pod is deleted (at most its grace period).
     pub pod_stop_delay: Duration,
+    /// How often each node renews its Lease (10 s; the server shortens it to a quarter of a
+    /// shortened `--node-monitor-grace-period`).
+    pub lease_renew_interval: Duration,
 }
 
 impl Default for Options {
@@ -90,6 +93,7 @@ impl Default for Options {
             taints: Vec::new(),
             pod_start_delay: Duration::ZERO,
             pod_stop_delay: Duration::from_millis(500),
+            lease_renew_interval: LEASE_RENEW,
         }
     }
 }
@@ -175,6 +179,9 @@ struct Simulator {
     count: usize,
     start_delay: Duration,
     stop_delay: Duration,
+    renew: Duration,
+    /// The heartbeat loop's tick: a tenth of the renewal interval, from 50 ms to 1 s.
+    tick: Duration,
     client: Client,
     recorder: Recorder,
     clock: Clock,
@@ -196,12 +203,13 @@ fn is_stopped(n: &Node) -> bool {
 impl Simulator {
     fn new(rt: &Runtime, opts: &Options, tpl: node::Template) -> Simulator {
         let now = Instant::now();
+        let renew = opts.lease_renew_interval.max(Duration::from_millis(100));
         let nodes = (0..opts.count)
             .map(|i| {
                 let mut n = NodeSim::new(now);
                 // Spread renewals evenly over the period.
                 n.next_lease = now
-                    + LEASE_RENEW
+                    + renew
                         .mul_f64(i as f64 / opts.count as f64)
                         .max(Duration::from_millis(1));
                 n
@@ -212,6 +220,8 @@ impl Simulator {
             count: opts.count,
             start_delay: opts.pod_start_delay,
             stop_delay: opts.pod_stop_delay,
+            renew,
+            tick: (renew / 10).clamp(Duration::from_millis(50), Duration::from_secs(1)),
             client: rt.client(COMPONENT),
             recorder: rt.recorder(COMPONENT),
             clock: rt.clock,
@@ -519,7 +529,7 @@ impl Simulator {
     /// One task for every node's heartbeats: each tick, renew the Leases and report the
     /// statuses that are due, concurrently.
     async fn heartbeats(&self) {
-        let mut tick = tokio::time::interval(TICK);
+        let mut tick = tokio::time::interval(self.tick);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
@@ -534,7 +544,7 @@ impl Simulator {
                     let lease = n.next_lease <= now;
                     let status = n.next_status <= now;
                     if lease {
-                        n.next_lease = now + LEASE_RENEW;
+                        n.next_lease = now + self.renew;
                     }
                     if status {
                         n.next_status = now + STATUS_REPORT;
@@ -549,13 +559,13 @@ impl Simulator {
                     if status {
                         if let Err(e) = self.report_status(i).await {
                             tracing::debug!(node = i, error = %e, "node status report failed");
-                            self.nodes.lock()[i].next_status = Instant::now() + TICK;
+                            self.nodes.lock()[i].next_status = Instant::now() + self.tick;
                         }
                     }
                     if lease {
                         if let Err(e) = self.renew_lease(i, None).await {
                             tracing::debug!(node = i, error = %e, "lease renewal failed");
-                            self.nodes.lock()[i].next_lease = Instant::now() + TICK;
+                            self.nodes.lock()[i].next_lease = Instant::now() + self.tick;
                         }
                     }
                 })

@@ -16,6 +16,7 @@ mod job;
 mod deployment;
 mod replicaset;
 mod serviceaccount;
+mod nodelifecycle;
 mod simulated;
 
 /// Creates namespace `name`.
