@@ -846,7 +846,10 @@ impl ApiServer {
                 let (patch, body) = if r.verb == Verb::Patch {
                     let (parts, body) = codec::read_request(req).await?;
                     let ct = codec::content_type(&parts.headers);
-                    (Some(decode_patch(&ct, &body)?), Value::Null)
+                    let p = decode_patch(&ct, &body)?;
+                    let fv = Directive::from_query(&q, "PatchOptions")?;
+                    let check = fieldvalidation::PatchCheck::new(&p, &body, fv);
+                    (Some((p, check)), Value::Null)
                 } else {
                     let fv = Directive::from_query(&q, "UpdateOptions")?;
                     (None, self.read_object_body(req, SCALE, fv).await?)
@@ -856,7 +859,13 @@ impl ApiServer {
                     .guaranteed_update(res, ns, &name, UpdateMode::Main, dry_run, |cur| {
                         let scale = scale_for(res, cur)?;
                         let wanted = match &patch {
-                            Some(p) => apply_patch(p, res, &scale)?,
+                            Some((p, check)) => {
+                                let mut w = apply_patch(p, res, &scale)?;
+                                if let Some(check) = check {
+                                    check.check(SCALE, &mut w)?;
+                                }
+                                w
+                            }
                             None => body.clone(),
                         };
                         let rv = meta::resource_version(&wanted);

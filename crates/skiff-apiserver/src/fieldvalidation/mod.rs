@@ -448,6 +448,51 @@ pub fn check_patched(
     })
 }
 
+/// Everything [`check_patched`] needs about one patch, worked out once before it is applied
+/// (the patch may be applied again when a write loses a race).
+pub struct PatchCheck {
+    kind: PatchKind,
+    patch: Value,
+    body_findings: Vec<Finding>,
+    directive: Directive,
+}
+
+impl PatchCheck {
+    /// The check of a JSON, merge or strategic merge patch (`None` for an apply patch, which
+    /// [`check_apply`] judges). `body` is the request body `patch` was decoded from.
+    pub fn new(
+        patch: &crate::server::Patch,
+        body: &[u8],
+        directive: Directive,
+    ) -> Option<PatchCheck> {
+        use crate::server::Patch;
+        let (kind, patch) = match patch {
+            Patch::Json(_) => (PatchKind::Json, Value::Null),
+            Patch::Merge(v) => (PatchKind::Merge, v.clone()),
+            Patch::Strategic(v) => (PatchKind::Strategic, v.clone()),
+            Patch::Apply(_) => return None,
+        };
+        Some(PatchCheck {
+            kind,
+            body_findings: patch_body_findings(kind, body, directive),
+            patch,
+            directive,
+        })
+    }
+
+    /// Checks (and prunes) a patched object of `schema`; see [`check_patched`].
+    pub fn check(&self, schema: SchemaKind<'_>, obj: &mut Value) -> Result<(), ApiError> {
+        check_patched(
+            schema,
+            obj,
+            self.kind,
+            &self.patch,
+            &self.body_findings,
+            self.directive,
+        )
+    }
+}
+
 /// Field validation of a server-side apply configuration (`body` is the request body):
 /// undeclared fields fail in every mode with structured-merge-diff's message; duplicate keys
 /// fail under `Strict` and warn under `Warn`.

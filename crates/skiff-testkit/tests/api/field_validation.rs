@@ -399,3 +399,93 @@ async fn server_side_apply_refuses_undeclared_fields_in_every_mode() {
     );
     assert_eq!(r.json()["spec"]["replicas"], 2);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn subresources_are_judged_against_their_own_kind() {
+    let c = client(M).await;
+    let ns = namespace(&c, "fv-sub").await;
+    let deploys = format!("/apis/apps/v1/namespaces/{ns}/deployments");
+    let mut d = typo_deployment("web");
+    d["spec"]["replicas"] = json!(1);
+    let r = post(
+        &c,
+        &format!("{deploys}?fieldValidation=Ignore"),
+        "application/json",
+        d.to_string(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", message(&r));
+    let scale = format!("{deploys}/web/scale");
+
+    // The scale subresource takes an autoscaling/v1 Scale.
+    let body = json!({"apiVersion": "autoscaling/v1", "kind": "Scale",
+                      "metadata": {"name": "web", "namespace": ns},
+                      "spec": {"replicas": 2, "replicaz": 3}});
+    let r = raw(
+        &c,
+        "PUT",
+        &format!("{scale}?fieldValidation=Strict"),
+        &[("content-type", "application/json")],
+        body.to_string().into_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", message(&r));
+    assert_eq!(
+        message(&r),
+        r#"Scale in version "v1" cannot be handled as a Scale: strict decoding error: unknown field "spec.replicaz""#
+    );
+    let merge = [("content-type", "application/merge-patch+json")];
+    let r = raw(
+        &c,
+        "PATCH",
+        &format!("{scale}?fieldValidation=Strict"),
+        &merge,
+        br#"{"spec":{"replicas":4,"replicaz":5}}"#.to_vec(),
+    )
+    .await;
+    assert_eq!(
+        r.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        message(&r)
+    );
+    assert!(message(&r).ends_with(r#"": strict decoding error: unknown field "spec.replicaz""#));
+    assert_eq!(
+        stored(&c, &format!("{deploys}/web")).await["spec"]["replicas"],
+        1
+    );
+    let r = raw(
+        &c,
+        "PATCH",
+        &scale,
+        &merge,
+        br#"{"spec":{"replicas":4,"replicaz":5}}"#.to_vec(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", message(&r));
+    assert_eq!(
+        warnings(&r),
+        vec![r#"299 - "unknown field \"spec.replicaz\"""#]
+    );
+    assert_eq!(
+        stored(&c, &format!("{deploys}/web")).await["spec"]["replicas"],
+        4
+    );
+
+    // The status subresource takes the whole object.
+    let mut obj = stored(&c, &format!("{deploys}/web")).await;
+    obj["status"]["bogus"] = json!(1);
+    let r = raw(
+        &c,
+        "PUT",
+        &format!("{deploys}/web/status?fieldValidation=Strict"),
+        &[("content-type", "application/json")],
+        obj.to_string().into_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        message(&r),
+        r#"Deployment in version "v1" cannot be handled as a Deployment: strict decoding error: unknown field "status.bogus""#
+    );
+}
