@@ -431,28 +431,26 @@ async fn reconcile(
         })
         .await?;
     }
-    if meta::is_deleting(crd_obj)
+    let cleaning = meta::is_deleting(crd_obj)
         && meta::finalizers(crd_obj)
             .iter()
-            .any(|f| f == CLEANUP_FINALIZER)
-    {
-        if delete_instances(srv, crd_obj).await? == 0 {
-            srv.guaranteed_update(crd_res, None, &name, UpdateMode::Internal, false, |cur| {
-                let mut next = cur.clone();
-                let f: Vec<String> = meta::finalizers(cur)
-                    .into_iter()
-                    .filter(|f| f != CLEANUP_FINALIZER)
-                    .collect();
-                let m = meta::metadata_mut(&mut next);
-                if f.is_empty() {
-                    m.remove("finalizers");
-                } else {
-                    m.insert("finalizers".into(), json!(f));
-                }
-                Ok(next)
-            })
-            .await?;
-        }
+            .any(|f| f == CLEANUP_FINALIZER);
+    if cleaning && delete_instances(srv, crd_obj).await? == 0 {
+        srv.guaranteed_update(crd_res, None, &name, UpdateMode::Internal, false, |cur| {
+            let mut next = cur.clone();
+            let f: Vec<String> = meta::finalizers(cur)
+                .into_iter()
+                .filter(|f| f != CLEANUP_FINALIZER)
+                .collect();
+            let m = meta::metadata_mut(&mut next);
+            if f.is_empty() {
+                m.remove("finalizers");
+            } else {
+                m.insert("finalizers".into(), json!(f));
+            }
+            Ok(next)
+        })
+        .await?;
     }
     Ok(())
 }

@@ -330,7 +330,7 @@ pub fn format_ok(format: &str, s: &str) -> bool {
 
 fn base64_ok(s: &str) -> bool {
     let b = s.as_bytes();
-    if b.len() % 4 != 0 {
+    if !b.len().is_multiple_of(4) {
         return false;
     }
     let pad = b.iter().rev().take_while(|c| **c == b'=').count();
