@@ -588,8 +588,12 @@ impl ApiServer {
             return Err(ApiError::bad_request("the body of the request was empty"));
         }
         let (mut obj, duplicates) = match ct.as_str() {
-            "application/json" | "application/yaml" | "text/yaml" | "application/x-yaml"
-            | "*/*" | codec::PROTOBUF => codec::decode_checked(&body, &ct)?,
+            "application/json"
+            | "application/yaml"
+            | "text/yaml"
+            | "application/x-yaml"
+            | "*/*"
+            | codec::PROTOBUF => codec::decode_checked(&body, &ct)?,
             other => return Err(ApiError::unsupported_media_type(other)),
         };
         fieldvalidation::check_request_body(schema, &mut obj, &body, &ct, duplicates, fv)?;
