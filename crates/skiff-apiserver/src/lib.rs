@@ -1,74 +1,48 @@
-//! Skiff's controller manager: upstream's kube-controller-manager loops, in process.
+//! Skiff's Kubernetes API server.
 //!
-//! Each module is one upstream controller: a [`skiff_runtime::controller::Reconciler`] over the
-//! shared informer cache, fed by a work queue, writing through the in-process client as
-//! `kube-controller-manager`. Decisions that need no I/O (which pods to delete, how far a
-//! rollout may go) are pure functions with unit tests beside them.
+//! [`ApiServer`] turns HTTP requests into store operations with Kubernetes semantics; [`serve`]
+//! runs it over TLS with client-certificate and bearer-token authentication.
 
-use std::time::Duration;
+use std::sync::Arc;
 
-use skiff_runtime::Runtime;
+use bytes::Bytes;
+use futures::future::BoxFuture;
 
-pub mod daemonset;
-pub mod disruption;
-pub mod endpoints;
-pub mod endpointslice;
-pub mod cronjob;
-pub mod history;
-pub mod job;
-pub mod deployment;
-pub mod nodelifecycle;
-pub mod podgc;
-pub mod pods;
-pub mod replicaset;
-pub mod serviceaccount;
-pub mod tainteviction;
-pub mod statefulset;
+pub mod authn;
+pub mod tls;
 
-/// The field manager and event source of every controller here (upstream's).
-pub const MANAGER: &str = "kube-controller-manager";
+pub use authn::{Authenticator, UserInfo};
+pub use tls::serve;
 
-/// Settings of the controllers (upstream's kube-controller-manager flags).
-#[derive(Debug, Clone)]
-pub struct Options {
-    /// `--node-monitor-grace-period`: how long a node may go without a heartbeat before it is
-    /// marked unknown.
-    pub node_monitor_grace_period: Duration,
-    /// Workers per controller (`--concurrent-*-syncs`).
-    pub workers: usize,
-    /// `--terminated-pod-gc-threshold`: terminated pods kept before the pod GC deletes the
-    /// oldest (0: never).
-    pub terminated_pod_gc_threshold: usize,
-    /// How often the pod GC runs (upstream: 20 s); pods of a deleted node wait twice this.
-    pub pod_gc_period: Duration,
-    /// The CronJob controller's clock, when not the runtime's (tests: an accelerated clock).
-    pub cronjob_clock: Option<skiff_runtime::Clock>,
+/// A response body: full or streamed (watch).
+pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, std::io::Error>;
+
+/// Something that answers authenticated requests; implemented by [`ApiServer`].
+pub trait Handler: Send + Sync + 'static {
+    /// `user` is `None` for an anonymous request.
+    fn call(
+        self: Arc<Self>,
+        req: http::Request<hyper::body::Incoming>,
+        user: Option<UserInfo>,
+    ) -> BoxFuture<'static, http::Response<Body>>;
 }
 
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            node_monitor_grace_period: Duration::from_secs(50),
-            workers: 5,
-            terminated_pod_gc_threshold: 12500,
-            pod_gc_period: Duration::from_secs(20),
-            cronjob_clock: None,
-        }
-    }
-}
+pub mod codec;
+pub mod crds;
+pub mod discovery;
+pub mod fieldvalidation;
+mod lifecycle;
+pub mod list;
+pub mod metrics;
+pub mod objects;
+pub mod openapi;
+pub mod openapi_v2;
+mod priority;
+pub mod request;
+pub mod reviews;
+pub mod server;
+pub mod services;
+pub mod warnings;
+mod watch;
 
-/// Starts every controller; they run until the runtime's store closes.
-pub fn start(rt: &Runtime, opts: &Options) {
-    deployment::start(rt, opts);
-    replicaset::start(rt, opts);
-    statefulset::start(rt, opts);
-    daemonset::start(rt, opts);
-    endpoints::start(rt, opts);
-    disruption::start(rt, opts);
-    serviceaccount::start(rt, opts);
-    nodelifecycle::start(rt, opts);
-    tainteviction::start(rt, opts);
-    podgc::start(rt, opts);
-    job::start(rt, opts);
-    cronjob::start(rt, opts);
-}
+pub use server::{ApiOptions, ApiServer, KUBERNETES_VERSION};

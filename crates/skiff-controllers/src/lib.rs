@@ -9,21 +9,21 @@ use std::time::Duration;
 
 use skiff_runtime::Runtime;
 
+pub mod cronjob;
 pub mod daemonset;
+pub mod deployment;
 pub mod disruption;
 pub mod endpoints;
 pub mod endpointslice;
-pub mod cronjob;
 pub mod history;
 pub mod job;
-pub mod deployment;
 pub mod nodelifecycle;
 pub mod podgc;
 pub mod pods;
 pub mod replicaset;
 pub mod serviceaccount;
-pub mod tainteviction;
 pub mod statefulset;
+pub mod tainteviction;
 
 /// The field manager and event source of every controller here (upstream's).
 pub const MANAGER: &str = "kube-controller-manager";

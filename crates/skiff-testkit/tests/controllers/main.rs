@@ -10,13 +10,13 @@ use serde_json::json;
 
 mod cronjob;
 mod daemonset;
+mod deployment;
 mod disruption;
 mod endpoints;
 mod job;
-mod deployment;
+mod nodelifecycle;
 mod replicaset;
 mod serviceaccount;
-mod nodelifecycle;
 mod simulated;
 
 /// Creates namespace `name`.
