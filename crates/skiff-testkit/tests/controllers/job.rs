@@ -505,3 +505,69 @@ async fn job_suspend_resume_deadline_and_ttl() {
     })
     .await;
 }
+
+/// Binds the namespace's unscheduled pods to the simulated nodes, round robin (what the
+/// scheduler does; harmless beside it, a pod bound twice is refused).
+fn play_scheduler(client: kube::Client, ns: &'static str) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let pods: Api<Pod> = Api::namespaced(client, ns);
+        let mut n = 0usize;
+        loop {
+            if let Ok(list) = pods.list(&ListParams::default()).await {
+                for p in list.items {
+                    let unbound = p.spec.as_ref().is_some_and(|s| s.node_name.is_none());
+                    if !unbound || p.metadata.deletion_timestamp.is_some() {
+                        continue;
+                    }
+                    let name = p.metadata.name.clone().unwrap();
+                    let binding = json!({"apiVersion": "v1", "kind": "Binding",
+                        "metadata": {"name": name},
+                        "target": {"apiVersion": "v1", "kind": "Node", "name": format!("fake-node-{}", n % 3)}});
+                    n += 1;
+                    let _ = pods
+                        .create_subresource::<_, serde_json::Value>(
+                            "binding",
+                            &name,
+                            &PostParams::default(),
+                            &binding,
+                        )
+                        .await;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+}
+
+#[tokio::test]
+async fn jobs_run_to_completion_on_simulated_nodes() {
+    let server = TestServer::start_with(|o| o.fake_nodes.count = 3)
+        .await
+        .unwrap();
+    let client = server.client().await.unwrap();
+    namespace(&client, "job-sim").await;
+    let binder = play_scheduler(client.clone(), "job-sim");
+    let jobs: Api<Job> = Api::namespaced(client.clone(), "job-sim");
+    jobs.create(
+        &PostParams::default(),
+        &job("sim", json!({"completions": 4, "parallelism": 2})),
+    )
+    .await
+    .unwrap();
+    // Scripted to fail: exit 3 on the node, no retries.
+    let mut bad = job("sim-fail", json!({"backoffLimit": 0}));
+    bad.spec.as_mut().unwrap().template.metadata = Some(
+        serde_json::from_value(json!({"annotations": {"sim.skiff.dev/exit-code": "3", "sim.skiff.dev/run-seconds": "0.2"}}))
+            .unwrap(),
+    );
+    jobs.create(&PostParams::default(), &bad).await.unwrap();
+    let j = wait_condition(&jobs, "sim", "Complete", Duration::from_secs(30)).await;
+    assert_eq!(j.status.as_ref().unwrap().succeeded, Some(4));
+    let j = wait_condition(&jobs, "sim-fail", "Failed", Duration::from_secs(30)).await;
+    assert_eq!(
+        cond(&j, "Failed").reason.as_deref(),
+        Some("BackoffLimitExceeded")
+    );
+    assert_eq!(j.status.as_ref().unwrap().failed, Some(1));
+    binder.abort();
+}
