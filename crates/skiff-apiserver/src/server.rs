@@ -14,7 +14,7 @@ use skiff_store::DynStore;
 
 use crate::codec::{self, Accept};
 use crate::discovery;
-use crate::fieldvalidation::{self, Directive, PatchKind, SchemaKind};
+use crate::fieldvalidation::{self, Directive, SchemaKind};
 use crate::list::{self, list_meta};
 use crate::metrics::{Metrics, RequestLabels, VerbLabels};
 use crate::objects::{DeleteOptions, Deleted, UpdateMode};
@@ -661,13 +661,7 @@ impl ApiServer {
                 .server_side_apply(res, ns, name, config, mode, dry_run, opts)
                 .await;
         }
-        let (patch_kind, patch_value) = match &patch {
-            Patch::Json(_) => (PatchKind::Json, Value::Null),
-            Patch::Merge(v) => (PatchKind::Merge, v.clone()),
-            Patch::Strategic(v) => (PatchKind::Strategic, v.clone()),
-            Patch::Apply(_) => unreachable!("applied above"),
-        };
-        let body_findings = fieldvalidation::patch_body_findings(patch_kind, body, fv);
+        let check = fieldvalidation::PatchCheck::new(&patch, body, fv);
         let obj = self
             .guaranteed_update_as(
                 res,
@@ -678,14 +672,9 @@ impl ApiServer {
                 Some(&opts.field_manager),
                 |cur| {
                     let mut out = apply_patch(&patch, res, cur)?;
-                    fieldvalidation::check_patched(
-                        res.into(),
-                        &mut out,
-                        patch_kind,
-                        &patch_value,
-                        &body_findings,
-                        fv,
-                    )?;
+                    if let Some(check) = &check {
+                        check.check(res.into(), &mut out)?;
+                    }
                     crate::crds::check_unknown_patched(res, &out, fv)?;
                     let want = meta::resource_version(&out);
                     if !want.is_empty() && want != meta::resource_version(cur) {
