@@ -45,6 +45,11 @@ pub fn decode_body(body: &[u8]) -> Result<Value, Error> {
         return Err(Error::NoKind);
     }
     let object = decode_message(&api_version, &kind, raw)?;
+    // Lists, maps and embedded JSON add levels that message nesting alone does not count; hold
+    // the result to the bound JSON bodies have.
+    if !within_depth(&object, 1) {
+        return Err(Error::TooDeep);
+    }
     let mut out = Map::new();
     out.insert("kind".into(), Value::String(kind));
     out.insert("apiVersion".into(), Value::String(api_version));
@@ -61,6 +66,17 @@ pub fn decode_message(api_version: &str, kind: &str, raw: &[u8]) -> Result<Value
         kind: kind.to_string(),
     })?;
     Ok(message(root.message, raw, 0)?.unwrap_or_else(|| Value::Object(Map::new())))
+}
+
+fn within_depth(v: &Value, d: usize) -> bool {
+    if d > MAX_DEPTH {
+        return false;
+    }
+    match v {
+        Value::Array(a) => a.iter().all(|x| within_depth(x, d + 1)),
+        Value::Object(o) => o.values().all(|x| within_depth(x, d + 1)),
+        _ => true,
+    }
 }
 
 fn utf8(b: &[u8], what: &str) -> Result<String, Error> {

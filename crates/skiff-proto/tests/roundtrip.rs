@@ -510,3 +510,226 @@ fn bad_bodies_are_errors() {
     let err = skiff_proto::decode_body(&b).unwrap_err();
     assert!(err.to_string().contains("UTF-8"), "{err}");
 }
+
+#[test]
+fn custom_resource_definition_with_either_or_schemas() {
+    use k8s_pb::apiextensions_apiserver::pkg::apis::apiextensions::v1 as ext;
+    let string = |d: &str| ext::JsonSchemaProps {
+        r#type: s("string"),
+        description: s(d),
+        ..Default::default()
+    };
+    let spec_schema = ext::JsonSchemaProps {
+        r#type: s("object"),
+        required: vec!["cronSpec".into()],
+        properties: BTreeMap::from([
+            ("cronSpec".to_string(), string("when")),
+            (
+                "replicas".to_string(),
+                ext::JsonSchemaProps {
+                    r#type: s("integer"),
+                    minimum: Some(1.0),
+                    default: Some(ext::Json {
+                        raw: Some(b"1".to_vec()),
+                    }),
+                    ..Default::default()
+                },
+            ),
+            (
+                "tags".to_string(),
+                ext::JsonSchemaProps {
+                    r#type: s("array"),
+                    items: Some(Box::new(ext::JsonSchemaPropsOrArray {
+                        schema: Some(Box::new(string("a tag"))),
+                        j_son_schemas: vec![],
+                    })),
+                    ..Default::default()
+                },
+            ),
+            (
+                "labels".to_string(),
+                ext::JsonSchemaProps {
+                    r#type: s("object"),
+                    additional_properties: Some(Box::new(ext::JsonSchemaPropsOrBool {
+                        allows: Some(true),
+                        schema: Some(Box::new(string("a value"))),
+                    })),
+                    ..Default::default()
+                },
+            ),
+            (
+                "free".to_string(),
+                ext::JsonSchemaProps {
+                    r#type: s("object"),
+                    x_kubernetes_preserve_unknown_fields: Some(true),
+                    additional_properties: Some(Box::new(ext::JsonSchemaPropsOrBool {
+                        allows: Some(false),
+                        schema: None,
+                    })),
+                    ..Default::default()
+                },
+            ),
+            (
+                "mode".to_string(),
+                ext::JsonSchemaProps {
+                    r#type: s("string"),
+                    r#enum: vec![
+                        ext::Json {
+                            raw: Some(br#""a""#.to_vec()),
+                        },
+                        ext::Json {
+                            raw: Some(br#""b""#.to_vec()),
+                        },
+                    ],
+                    ..Default::default()
+                },
+            ),
+        ]),
+        dependencies: BTreeMap::from([(
+            "replicas".to_string(),
+            ext::JsonSchemaPropsOrStringArray {
+                schema: None,
+                property: vec!["cronSpec".into()],
+            },
+        )]),
+        ..Default::default()
+    };
+    let crd = ext::CustomResourceDefinition {
+        metadata: Some(meta::ObjectMeta {
+            name: s("crontabs.stable.example.com"),
+            ..Default::default()
+        }),
+        spec: Some(ext::CustomResourceDefinitionSpec {
+            group: s("stable.example.com"),
+            names: Some(ext::CustomResourceDefinitionNames {
+                plural: s("crontabs"),
+                singular: s("crontab"),
+                kind: s("CronTab"),
+                short_names: vec!["ct".into()],
+                ..Default::default()
+            }),
+            scope: s("Namespaced"),
+            versions: vec![ext::CustomResourceDefinitionVersion {
+                name: s("v1"),
+                served: Some(true),
+                storage: Some(true),
+                schema: Some(ext::CustomResourceValidation {
+                    open_apiv3_schema: Some(ext::JsonSchemaProps {
+                        r#type: s("object"),
+                        properties: BTreeMap::from([("spec".to_string(), spec_schema)]),
+                        ..Default::default()
+                    }),
+                }),
+                subresources: Some(ext::CustomResourceSubresources {
+                    status: Some(ext::CustomResourceSubresourceStatus {}),
+                    scale: None,
+                }),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+        status: None,
+    };
+    let got = skiff_proto::decode_body(&body(
+        "apiextensions.k8s.io/v1",
+        "CustomResourceDefinition",
+        &crd,
+    ))
+    .unwrap();
+    let want = canonical::<
+        k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+    >(json!({
+        "kind": "CustomResourceDefinition", "apiVersion": "apiextensions.k8s.io/v1",
+        "metadata": {"name": "crontabs.stable.example.com"},
+        "spec": {
+            "group": "stable.example.com",
+            "names": {"plural": "crontabs", "singular": "crontab", "kind": "CronTab", "shortNames": ["ct"]},
+            "scope": "Namespaced",
+            "versions": [{
+                "name": "v1", "served": true, "storage": true,
+                "subresources": {"status": {}},
+                "schema": {"openAPIV3Schema": {"type": "object", "properties": {"spec": {
+                    "type": "object",
+                    "required": ["cronSpec"],
+                    "dependencies": {"replicas": ["cronSpec"]},
+                    "properties": {
+                        "cronSpec": {"type": "string", "description": "when"},
+                        "replicas": {"type": "integer", "minimum": 1.0, "default": 1},
+                        "tags": {"type": "array", "items": {"type": "string", "description": "a tag"}},
+                        "labels": {"type": "object", "additionalProperties": {"type": "string", "description": "a value"}},
+                        "free": {"type": "object", "x-kubernetes-preserve-unknown-fields": true, "additionalProperties": false},
+                        "mode": {"type": "string", "enum": ["a", "b"]}
+                    }
+                }}}}
+            }]
+        }
+    }));
+    assert_eq!(got, want);
+}
+
+#[test]
+fn subject_access_review_extra_values_are_arrays() {
+    let review = authz::SubjectAccessReview {
+        metadata: Some(meta::ObjectMeta::default()),
+        spec: Some(authz::SubjectAccessReviewSpec {
+            user: s("alice"),
+            groups: vec!["devs".into()],
+            extra: BTreeMap::from([(
+                "scopes".to_string(),
+                authz::ExtraValue {
+                    items: vec!["read".into(), "write".into()],
+                },
+            )]),
+            non_resource_attributes: Some(authz::NonResourceAttributes {
+                path: s("/healthz"),
+                verb: s("get"),
+            }),
+            ..Default::default()
+        }),
+        status: None,
+    };
+    let got = skiff_proto::decode_body(&body(
+        "authorization.k8s.io/v1",
+        "SubjectAccessReview",
+        &review,
+    ))
+    .unwrap();
+    let want = canonical::<k8s_openapi::api::authorization::v1::SubjectAccessReview>(json!({
+        "kind": "SubjectAccessReview", "apiVersion": "authorization.k8s.io/v1",
+        "metadata": {},
+        "spec": {
+            "user": "alice", "groups": ["devs"],
+            "extra": {"scopes": ["read", "write"]},
+            "nonResourceAttributes": {"path": "/healthz", "verb": "get"}
+        }
+    }));
+    assert_eq!(got, want);
+}
+
+#[test]
+fn nesting_deeper_than_json_bodies_allow_is_refused() {
+    use k8s_pb::api::apps::v1 as apps;
+    use k8s_pb::apimachinery::pkg::runtime::RawExtension;
+    // 100 levels of JSON inside a ControllerRevision's data: within serde_json's own limit,
+    // but too deep with the object around it.
+    let deep = "[".repeat(100) + &"]".repeat(100);
+    let rev = apps::ControllerRevision {
+        metadata: meta("r", "default"),
+        data: Some(RawExtension {
+            raw: Some(deep.into_bytes()),
+        }),
+        revision: Some(1),
+    };
+    assert!(matches!(
+        skiff_proto::decode_body(&body("apps/v1", "ControllerRevision", &rev)),
+        Err(skiff_proto::Error::TooDeep)
+    ));
+    let shallow = "[".repeat(90) + &"]".repeat(90);
+    let rev = apps::ControllerRevision {
+        data: Some(RawExtension {
+            raw: Some(shallow.into_bytes()),
+        }),
+        ..rev
+    };
+    assert!(skiff_proto::decode_body(&body("apps/v1", "ControllerRevision", &rev)).is_ok());
+}
