@@ -335,7 +335,7 @@ impl Scheduler {
         }
         if let Some(st) = pts::PreScoreState::compute(ctx, &state.constraints, snap, feasible) {
             for (j, &ix) in feasible.iter().enumerate() {
-                buf[j] = st.score(j, &nodes[ix]);
+                buf[j] = st.score(snap, j, &nodes[ix]);
             }
             st.normalize(&mut buf);
             add(&buf, WEIGHT_TOPOLOGY_SPREAD);

@@ -157,6 +157,26 @@ impl Selector {
     pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
         !self.nothing && self.reqs.iter().all(|r| r.matches(labels))
     }
+
+    /// A `key=value` every selected object must carry, if the selector has one: lets callers
+    /// look selected pods up in an index instead of scanning.
+    pub fn equality_hint(&self) -> Option<(&str, &str)> {
+        self.reqs
+            .iter()
+            .find(|r| r.op == Op::In && r.values.len() == 1)
+            .map(|r| (r.key.as_str(), r.values[0].as_str()))
+    }
+
+    /// The `key=value` when that is the selector's only requirement: the pods it selects are
+    /// exactly the pods with that label.
+    pub fn single_equality(&self) -> Option<(&str, &str)> {
+        match self.reqs.as_slice() {
+            [r] if !self.nothing && r.op == Op::In && r.values.len() == 1 => {
+                Some((r.key.as_str(), r.values[0].as_str()))
+            }
+            _ => None,
+        }
+    }
 }
 
 /// One compiled `NodeSelectorTerm`.

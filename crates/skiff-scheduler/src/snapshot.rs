@@ -295,6 +295,8 @@ pub struct NodeInfo {
     pub pods: Vec<Arc<PodInfo>>,
     pub pods_with_affinity: usize,
     pub pods_with_required_anti_affinity: usize,
+    /// Pods being deleted (still counted for resources, not for spreading).
+    pub terminating: usize,
     pub used_ports: Vec<HostPort>,
 }
 
@@ -346,6 +348,9 @@ impl NodeInfo {
         if !p.required_anti_affinity.is_empty() {
             self.pods_with_required_anti_affinity += 1;
         }
+        if p.terminating {
+            self.terminating += 1;
+        }
         self.used_ports.extend(p.host_ports.iter().cloned());
         self.pods.push(p);
     }
@@ -369,6 +374,9 @@ impl NodeInfo {
         if !p.required_anti_affinity.is_empty() {
             self.pods_with_required_anti_affinity -= 1;
         }
+        if p.terminating {
+            self.terminating -= 1;
+        }
         for hp in &p.host_ports {
             if let Some(j) = self.used_ports.iter().position(|u| u == hp) {
                 self.used_ports.swap_remove(j);
@@ -391,6 +399,32 @@ pub struct Snapshot {
     /// Pods nominated to nodes by preemption, waiting for their victims to go.
     nominated: HashMap<String, Vec<Arc<PodInfo>>>,
     nominated_node: HashMap<PodKey, String>,
+    /// Placed pods by label: namespace → key → value → node → how many (controllers under
+    /// [`CONTROLLER_KEY`]), so selectors find the few nodes with matching pods.
+    pod_labels: HashMap<String, LabelIndex>,
+    /// Real nodes by label: key → value → how many nodes (topology domains).
+    node_labels: HashMap<String, HashMap<String, u32>>,
+}
+
+/// key → value → node → pods.
+type LabelIndex = HashMap<String, HashMap<String, HashMap<String, u32>>>;
+
+/// The pseudo label under which pods are indexed by their controller's uid.
+pub const CONTROLLER_KEY: &str = "\u{0}controller";
+
+fn bump(m: &mut HashMap<String, u32>, k: &str, delta: i64) {
+    match m.get_mut(k) {
+        Some(c) => {
+            *c = (i64::from(*c) + delta).max(0) as u32;
+            if *c == 0 {
+                m.remove(k);
+            }
+        }
+        None if delta > 0 => {
+            m.insert(k.to_string(), delta as u32);
+        }
+        None => {}
+    }
 }
 
 impl Snapshot {
@@ -428,10 +462,72 @@ impl Snapshot {
     pub fn upsert_node(&mut self, node: Arc<Node>) {
         let name = node.metadata.name.clone().unwrap_or_default();
         let i = self.slot(&name);
-        if self.nodes[i].node.is_none() {
+        if let Some(old) = self.nodes[i].node.take() {
+            self.index_node(&old, -1);
+        } else {
             self.real_nodes += 1;
         }
+        self.index_node(&node, 1);
         self.nodes[i].set_node(node);
+    }
+
+    fn index_node(&mut self, node: &Node, delta: i64) {
+        for (k, v) in node.metadata.labels.iter().flatten() {
+            let m = match self.node_labels.get_mut(k) {
+                Some(m) => m,
+                None => self.node_labels.entry(k.clone()).or_default(),
+            };
+            bump(m, v, delta);
+        }
+    }
+
+    fn index_pod(&mut self, p: &PodInfo, node: &str, delta: i64) {
+        let ctl = p
+            .controller_uid
+            .as_ref()
+            .map(|u| (CONTROLLER_KEY, u.as_str()));
+        let labels = p.labels().iter().map(|(k, v)| (k.as_str(), v.as_str()));
+        let by_key = match self.pod_labels.get_mut(&p.namespace) {
+            Some(m) => m,
+            None => self.pod_labels.entry(p.namespace.clone()).or_default(),
+        };
+        for (k, v) in labels.chain(ctl) {
+            let by_value = match by_key.get_mut(k) {
+                Some(m) => m,
+                None => by_key.entry(k.to_string()).or_default(),
+            };
+            let by_node = match by_value.get_mut(v) {
+                Some(m) => m,
+                None => by_value.entry(v.to_string()).or_default(),
+            };
+            bump(by_node, node, delta);
+        }
+    }
+
+    /// The nodes holding placed pods of `namespace` labelled `key=value`, with how many.
+    pub fn nodes_with_pod_label(
+        &self,
+        namespace: &str,
+        key: &str,
+        value: &str,
+    ) -> Option<&HashMap<String, u32>> {
+        self.pod_labels
+            .get(namespace)
+            .and_then(|m| m.get(key))
+            .and_then(|m| m.get(value))
+    }
+
+    /// How many placed pods of `namespace` on `node` are labelled `key=value`.
+    pub fn pod_label_count(&self, namespace: &str, key: &str, value: &str, node: &str) -> u32 {
+        self.nodes_with_pod_label(namespace, key, value)
+            .and_then(|m| m.get(node))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// The values of a node label key and how many nodes carry each (topology domains).
+    pub fn node_label_values(&self, key: &str) -> Option<&HashMap<String, u32>> {
+        self.node_labels.get(key)
     }
 
     /// Removes a node; pods still bound to it keep a placeholder until they go.
@@ -439,7 +535,8 @@ impl Snapshot {
         let Some(&i) = self.index.get(name) else {
             return;
         };
-        if self.nodes[i].node.take().is_some() {
+        if let Some(old) = self.nodes[i].node.take() {
+            self.index_node(&old, -1);
             self.real_nodes -= 1;
         }
         if self.nodes[i].pods.is_empty() {
@@ -483,6 +580,7 @@ impl Snapshot {
         let i = self.slot(node);
         self.placed
             .insert(p.key.clone(), (node.to_string(), p.uid.clone()));
+        self.index_pod(&p, node, 1);
         self.nodes[i].add_pod(p);
     }
 
@@ -491,6 +589,9 @@ impl Snapshot {
         let (node, uid) = self.placed.remove(key)?;
         let i = *self.index.get(&node)?;
         let p = self.nodes[i].remove_pod(&uid, key);
+        if let Some(p) = &p {
+            self.index_pod(p, &node, -1);
+        }
         if self.nodes[i].node.is_none() && self.nodes[i].pods.is_empty() {
             self.drop_slot(i);
         }
@@ -685,6 +786,32 @@ mod tests {
         assert_eq!(s.num_nodes(), 0);
         s.remove_pod("default/a");
         assert!(s.node("later").is_none());
+    }
+
+    #[test]
+    fn label_indexes_follow_pods_and_nodes() {
+        let mut s = snapshot(
+            vec![
+                label(node("n1", "4", "8Gi", "110"), "zone", "a"),
+                label(node("n2", "4", "8Gi", "110"), "zone", "a"),
+            ],
+            vec![
+                on(with_labels(pod("a", "", ""), &[("app", "web")]), "n1"),
+                on(with_labels(pod("b", "", ""), &[("app", "web")]), "n1"),
+            ],
+        );
+        assert_eq!(s.pod_label_count("default", "app", "web", "n1"), 2);
+        assert_eq!(s.node_label_values("zone").unwrap()["a"], 2);
+        s.remove_pod("default/a");
+        assert_eq!(s.pod_label_count("default", "app", "web", "n1"), 1);
+        s.remove_pod("default/b");
+        assert!(s
+            .nodes_with_pod_label("default", "app", "web")
+            .is_none_or(|m| m.is_empty()));
+        s.upsert_node(Arc::new(label(node("n2", "4", "8Gi", "110"), "zone", "b")));
+        assert_eq!(s.node_label_values("zone").unwrap()["a"], 1);
+        s.remove_node("n2");
+        assert!(!s.node_label_values("zone").unwrap().contains_key("b"));
     }
 
     #[test]

@@ -6,10 +6,10 @@
 //! per-node filter then only looks up the node's pairs, and preemption adjusts the counts as
 //! it removes and re-adds victims.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::{Failure, FilterResult, PodCtx, TopoCounts, MAX_NODE_SCORE};
-use crate::snapshot::{NodeInfo, PodInfo, Snapshot};
+use crate::snapshot::{AffinityTerm, NodeInfo, PodInfo, Snapshot};
 
 pub const AFFINITY_REASON: &str = "node(s) didn't match pod affinity rules";
 pub const ANTI_AFFINITY_REASON: &str = "node(s) didn't match pod anti-affinity rules";
@@ -33,6 +33,27 @@ pub struct PreFilterState {
     active: bool,
 }
 
+/// Names of the nodes whose pods may match the terms (from the snapshot's pod label index),
+/// or `None` when some term has no `key=value` to look up (then every node is a candidate).
+fn candidate_nodes<'a>(
+    snap: &'a Snapshot,
+    terms: impl Iterator<Item = &'a AffinityTerm>,
+) -> Option<HashSet<&'a str>> {
+    let mut out = HashSet::new();
+    for t in terms {
+        if t.namespace_selector.is_some() {
+            return None;
+        }
+        let (k, v) = t.selector.equality_hint()?;
+        for ns in &t.namespaces {
+            if let Some(m) = snap.nodes_with_pod_label(ns, k, v) {
+                out.extend(m.keys().map(String::as_str));
+            }
+        }
+    }
+    Some(out)
+}
+
 fn matches_all(terms: &[crate::snapshot::AffinityTerm], p: &PodInfo, ns: &NsLabels) -> bool {
     terms.iter().all(|t| t.matches(p, ns))
 }
@@ -43,18 +64,86 @@ impl PreFilterState {
         let ns = &snap.namespace_labels;
         let own =
             !pod.info.required_affinity.is_empty() || !pod.info.required_anti_affinity.is_empty();
+        // Existing pods' anti-affinity: only nodes holding such pods.
         for node in snap.nodes() {
-            if node.node.is_none() {
-                continue;
-            }
-            if node.pods_with_required_anti_affinity > 0 || own {
-                for p in &node.pods {
-                    s.account(pod, p, node, ns, 1, own);
+            if node.node.is_some() && node.pods_with_required_anti_affinity > 0 {
+                for p in node
+                    .pods
+                    .iter()
+                    .filter(|p| !p.required_anti_affinity.is_empty())
+                {
+                    s.account_existing(pod, p, node, ns, 1);
                 }
             }
         }
         s.active = own || s.existing_anti.any_positive();
+        if !own {
+            return s;
+        }
+        if s.count_exact(pod, snap) {
+            return s;
+        }
+        // Pods matching all affinity terms carry the first term's label; anti-affinity
+        // terms each need their own.
+        let cands = candidate_nodes(
+            snap,
+            pod.info
+                .required_affinity
+                .first()
+                .into_iter()
+                .chain(pod.info.required_anti_affinity.iter()),
+        );
+        let mut visit = |node: &NodeInfo| {
+            if node.node.is_some() {
+                for p in &node.pods {
+                    s.account_own(pod, p, node, ns, 1);
+                }
+            }
+        };
+        match cands {
+            Some(names) => names
+                .iter()
+                .filter_map(|n| snap.node(n))
+                .for_each(&mut visit),
+            None => snap.nodes().iter().for_each(&mut visit),
+        }
         s
+    }
+
+    /// Counts the incoming pod's own terms from the index when each term is one label in
+    /// listed namespaces (and there is at most one affinity term); false when a scan is
+    /// needed.
+    fn count_exact(&mut self, pod: &PodCtx, snap: &Snapshot) -> bool {
+        let req = &pod.info.required_affinity;
+        let anti = &pod.info.required_anti_affinity;
+        let exact = |t: &AffinityTerm| {
+            t.namespace_selector.is_none() && t.selector.single_equality().is_some()
+        };
+        if req.len() > 1 || !req.iter().chain(anti.iter()).all(exact) {
+            return false;
+        }
+        for (i, t) in req.iter().chain(anti.iter()).enumerate() {
+            let (k, v) = t.selector.single_equality().expect("exact");
+            for ns in &t.namespaces {
+                let Some(by_node) = snap.nodes_with_pod_label(ns, k, v) else {
+                    continue;
+                };
+                for (name, n) in by_node {
+                    let Some(node) = snap.node(name).filter(|n| n.node.is_some()) else {
+                        continue;
+                    };
+                    if let Some(val) = node.label(&t.topology_key) {
+                        let target = if i < req.len() {
+                            &mut self.affinity
+                        } else {
+                            &mut self.anti
+                        };
+                        target.add(&t.topology_key, val, i64::from(*n));
+                    }
+                }
+            }
+        }
+        true
     }
 
     fn account(
@@ -66,6 +155,20 @@ impl PreFilterState {
         delta: i64,
         own: bool,
     ) {
+        self.account_existing(pod, p, node, ns, delta);
+        if own {
+            self.account_own(pod, p, node, ns, delta);
+        }
+    }
+
+    fn account_existing(
+        &mut self,
+        pod: &PodCtx,
+        p: &PodInfo,
+        node: &NodeInfo,
+        ns: &NsLabels,
+        delta: i64,
+    ) {
         for t in &p.required_anti_affinity {
             if let Some(v) = node.label(&t.topology_key) {
                 if t.matches(&pod.info, ns) {
@@ -73,9 +176,16 @@ impl PreFilterState {
                 }
             }
         }
-        if !own {
-            return;
-        }
+    }
+
+    fn account_own(
+        &mut self,
+        pod: &PodCtx,
+        p: &PodInfo,
+        node: &NodeInfo,
+        ns: &NsLabels,
+        delta: i64,
+    ) {
         let req = &pod.info.required_affinity;
         if !req.is_empty() && matches_all(req, p, ns) {
             for t in req {
@@ -163,12 +273,30 @@ impl PreScoreState {
         let ns = &snap.namespace_labels;
         let mut topo = TopoCounts::default();
         let mut active = false;
+        let cands = if has_own {
+            candidate_nodes(
+                snap,
+                me.preferred_affinity
+                    .iter()
+                    .chain(me.preferred_anti_affinity.iter())
+                    .map(|(_, t)| t),
+            )
+        } else {
+            Some(HashSet::new())
+        };
         for node in snap.nodes() {
-            if node.node.is_none() || (!has_own && node.pods_with_affinity == 0) {
+            if node.node.is_none() {
+                continue;
+            }
+            let own_here = has_own
+                && cands
+                    .as_ref()
+                    .is_none_or(|c| c.contains(node.name.as_str()));
+            if !own_here && node.pods_with_affinity == 0 {
                 continue;
             }
             for p in &node.pods {
-                if !has_own && !p.has_affinity() {
+                if !own_here && !p.has_affinity() {
                     continue;
                 }
                 active = true;
@@ -177,14 +305,16 @@ impl PreScoreState {
                         topo.add(key, v, w);
                     }
                 };
-                for (w, t) in &me.preferred_affinity {
-                    if t.matches(p, ns) {
-                        add(&t.topology_key, *w);
+                if own_here {
+                    for (w, t) in &me.preferred_affinity {
+                        if t.matches(p, ns) {
+                            add(&t.topology_key, *w);
+                        }
                     }
-                }
-                for (w, t) in &me.preferred_anti_affinity {
-                    if t.matches(p, ns) {
-                        add(&t.topology_key, -*w);
+                    for (w, t) in &me.preferred_anti_affinity {
+                        if t.matches(p, ns) {
+                            add(&t.topology_key, -*w);
+                        }
                     }
                 }
                 for t in &p.required_affinity {
@@ -204,6 +334,8 @@ impl PreScoreState {
                 }
             }
         }
+        // With preferred terms of its own the pod is scored even if nothing matched.
+        active |= has_own;
         PreScoreState { topo, active }
     }
 
@@ -345,6 +477,36 @@ mod tests {
         assert_eq!(r[0], Err(ANTI_AFFINITY_REASON.to_string()));
         assert_eq!(r[1], Ok(()));
         assert_eq!(r[2], Err(EXISTING_ANTI_AFFINITY_REASON.to_string()));
+    }
+
+    #[test]
+    fn selectors_without_an_index_key_are_scanned() {
+        let s = snapshot(
+            vec![zoned("a1", "a"), zoned("a2", "a"), zoned("b1", "b")],
+            vec![on(
+                with_labels(pod("api-0", "", ""), &[("app", "api")]),
+                "a2",
+            )],
+        );
+        let mut t = term("x", "topology.kubernetes.io/zone");
+        t.label_selector = Some(LabelSelector {
+            match_labels: None,
+            match_expressions: Some(vec![
+                k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement {
+                    key: "app".into(),
+                    operator: "In".into(),
+                    values: Some(vec!["web".into(), "api".into()]),
+                },
+            ]),
+        });
+        let p = with_affinity(pod("web-1", "", ""), None, Some(t.clone()));
+        let r = run(&s, p);
+        assert_eq!(r[0], Err(ANTI_AFFINITY_REASON.to_string()));
+        assert_eq!(r[1], Err(ANTI_AFFINITY_REASON.to_string()));
+        assert_eq!(r[2], Ok(()));
+        let p = with_affinity(pod("web-2", "", ""), Some(t), None);
+        let r = run(&s, p);
+        assert_eq!(r, vec![Ok(()), Ok(()), Err(AFFINITY_REASON.to_string())]);
     }
 
     #[test]

@@ -11,11 +11,13 @@ use std::collections::HashMap;
 
 use super::{node_affinity, Failure, FilterResult, PodCtx, TopoCounts, MAX_NODE_SCORE};
 use crate::selector::{Op, Requirement, Selector};
-use crate::snapshot::{Effect, NodeInfo, PodInfo, Snapshot};
+use crate::snapshot::{Effect, NodeInfo, PodInfo, Snapshot, CONTROLLER_KEY};
 
 pub const REASON: &str = "node(s) didn't match pod topology spread constraints";
 pub const MISSING_LABEL_REASON: &str =
     "node(s) didn't match pod topology spread constraints (missing required label)";
+
+static EMPTY: std::sync::LazyLock<HashMap<String, u32>> = std::sync::LazyLock::new(HashMap::new);
 
 pub const HOSTNAME: &str = "kubernetes.io/hostname";
 pub const ZONE: &str = "topology.kubernetes.io/zone";
@@ -45,6 +47,30 @@ impl Constraint {
             SpreadSelector::Labels(s) => s.matches(p.labels()),
             SpreadSelector::Controller(uid) => p.controller_uid.as_deref() == Some(uid.as_str()),
         }
+    }
+
+    /// A label every counted pod carries, to look candidates up in the snapshot's index.
+    fn hint(&self) -> Option<(&str, &str)> {
+        match &self.selector {
+            SpreadSelector::Labels(s) => s.equality_hint(),
+            SpreadSelector::Controller(uid) => Some((CONTROLLER_KEY, uid.as_str())),
+        }
+    }
+
+    /// Matching pods on a node: straight from the index when the selector is one label,
+    /// else a scan the index may prove unnecessary.
+    fn count_in(&self, snap: &Snapshot, node: &NodeInfo, namespace: &str) -> i64 {
+        let exact = match &self.selector {
+            SpreadSelector::Labels(s) => s.single_equality().is_some(),
+            SpreadSelector::Controller(_) => true,
+        };
+        if let Some((k, v)) = self.hint() {
+            let n = snap.pod_label_count(namespace, k, v, &node.name);
+            if n == 0 || (exact && node.terminating == 0) {
+                return i64::from(n);
+            }
+        }
+        self.count(node, namespace)
     }
 
     fn count(&self, node: &NodeInfo, namespace: &str) -> i64 {
@@ -146,8 +172,49 @@ pub struct PreFilterState {
 impl PreFilterState {
     pub fn compute(pod: &PodCtx, cons: &Constraints, snap: &Snapshot) -> PreFilterState {
         let cs = cons.hard.clone();
-        let mut counts = vec![HashMap::new(); cs.len()];
-        if !cs.is_empty() {
+        let mut counts: Vec<HashMap<String, i64>> = vec![HashMap::new(); cs.len()];
+        let ns = &pod.info.namespace;
+        let unfiltered = |c: &Constraint| {
+            !c.honor_node_taints
+                && (!c.honor_node_affinity
+                    || (pod.node_selector.is_none() && pod.required_node_affinity.is_none()))
+        };
+        if cs.len() == 1 && unfiltered(&cs[0]) {
+            // Every node with the key counts: domains come from the node label index and
+            // matching pods from the pod label index.
+            let c = &cs[0];
+            if let Some(values) = snap.node_label_values(&c.topology_key) {
+                for v in values.keys() {
+                    counts[0].insert(v.clone(), 0);
+                }
+            }
+            let mut add = |node: &NodeInfo| {
+                if let Some(v) = node.label(&c.topology_key) {
+                    let n = c.count_in(snap, node, ns);
+                    if let Some(x) = counts[0].get_mut(v) {
+                        *x += n;
+                    }
+                }
+            };
+            match c
+                .hint()
+                .and_then(|(k, v)| snap.nodes_with_pod_label(ns, k, v).map(|m| (k, v, m)))
+            {
+                Some((_, _, nodes)) => {
+                    for name in nodes.keys() {
+                        if let Some(node) = snap.node(name).filter(|n| n.node.is_some()) {
+                            add(node);
+                        }
+                    }
+                }
+                None if c.hint().is_some() => {}
+                None => snap
+                    .nodes()
+                    .iter()
+                    .filter(|n| n.node.is_some())
+                    .for_each(add),
+            }
+        } else if !cs.is_empty() {
             for node in snap.nodes() {
                 if node.node.is_none() || !has_all_keys(&cs, node) {
                     continue;
@@ -157,8 +224,13 @@ impl PreFilterState {
                         continue;
                     }
                     let v = node.label(&c.topology_key).unwrap_or_default();
-                    let n = c.count(node, &pod.info.namespace);
-                    *counts[i].entry(v.to_string()).or_insert(0) += n;
+                    let n = c.count_in(snap, node, ns);
+                    match counts[i].get_mut(v) {
+                        Some(x) => *x += n,
+                        None => {
+                            counts[i].insert(v.to_string(), n);
+                        }
+                    }
                 }
             }
         }
@@ -276,9 +348,9 @@ impl PreScoreState {
                 ((sz + 2) as f64).ln()
             })
             .collect();
-        for node in nodes {
+        let count_node = |node: &NodeInfo, pairs: &mut TopoCounts| {
             if node.node.is_none() || (require_all && !has_all_keys(&cs, node)) {
-                continue;
+                return;
             }
             for c in &cs {
                 if c.topology_key == HOSTNAME || !c.includes(pod, node) {
@@ -290,9 +362,35 @@ impl PreScoreState {
                 if !pairs.contains(&c.topology_key, v) {
                     continue;
                 }
-                let n = c.count(node, &pod.info.namespace);
+                let n = c.count_in(snap, node, &pod.info.namespace);
                 pairs.add(&c.topology_key, v, n);
             }
+        };
+        // Candidate nodes from the pod label index when every constraint has a hint.
+        let hinted: Option<Vec<&HashMap<String, u32>>> = cs
+            .iter()
+            .filter(|c| c.topology_key != HOSTNAME)
+            .map(|c| {
+                c.hint().map(|(k, v)| {
+                    snap.nodes_with_pod_label(&pod.info.namespace, k, v)
+                        .unwrap_or(&EMPTY)
+                })
+            })
+            .collect();
+        match hinted {
+            Some(maps) => {
+                let mut seen_nodes = std::collections::HashSet::new();
+                for m in maps {
+                    for name in m.keys() {
+                        if seen_nodes.insert(name.as_str()) {
+                            if let Some(node) = snap.node(name) {
+                                count_node(node, &mut pairs);
+                            }
+                        }
+                    }
+                }
+            }
+            None => nodes.iter().for_each(|n| count_node(n, &mut pairs)),
         }
         Some(PreScoreState {
             constraints: cs,
@@ -304,7 +402,7 @@ impl PreScoreState {
     }
 
     /// The raw score of the `j`th feasible node (lower is better before normalizing).
-    pub fn score(&self, j: usize, node: &NodeInfo) -> i64 {
+    pub fn score(&self, snap: &Snapshot, j: usize, node: &NodeInfo) -> i64 {
         if self.ignored[j] {
             return 0;
         }
@@ -312,7 +410,7 @@ impl PreScoreState {
         for (i, c) in self.constraints.iter().enumerate() {
             if let Some(v) = node.label(&c.topology_key) {
                 let cnt = if c.topology_key == HOSTNAME {
-                    c.count(node, &self.namespace)
+                    c.count_in(snap, node, &self.namespace)
                 } else {
                     self.pairs.get(&c.topology_key, v)
                 };
@@ -447,7 +545,7 @@ mod tests {
         let mut sc: Vec<i64> = feasible
             .iter()
             .enumerate()
-            .map(|(j, &ix)| st.score(j, &s.nodes()[ix]))
+            .map(|(j, &ix)| st.score(&s, j, &s.nodes()[ix]))
             .collect();
         st.normalize(&mut sc);
         assert!(sc[2] > sc[0], "{sc:?}");
