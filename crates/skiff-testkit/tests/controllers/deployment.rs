@@ -429,3 +429,397 @@ async fn rolling_update_never_exceeds_surge_or_unavailable() {
         "{evs:?}"
     );
 }
+
+#[tokio::test]
+async fn recreate_starts_no_new_pod_before_every_old_pod_is_gone() {
+    let server = TestServer::start_with(|_| {}).await.unwrap();
+    let client = server.client().await.unwrap();
+    namespace(&client, "recreate").await;
+    // Bound pods terminate gracefully: the kubelet keeps them 1 s after deletion starts.
+    let _kubelet = kubelet(
+        client.clone(),
+        "recreate",
+        Kubelet {
+            bind: true,
+            ready_after: Duration::from_millis(50),
+            linger: Duration::from_secs(1),
+        },
+    );
+    let deps: Api<Deployment> = Api::namespaced(client.clone(), "recreate");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "recreate");
+    deps.create(
+        &PostParams::default(),
+        &deployment("db", 3, json!({"type": "Recreate"}), "v1"),
+    )
+    .await
+    .unwrap();
+    wait_complete(&deps, "db", "v1").await;
+
+    let list = pods.list(&ListParams::default()).await.unwrap();
+    let rv = list.metadata.resource_version.clone().unwrap();
+    let mut old: BTreeMap<String, Pod> = list
+        .items
+        .into_iter()
+        .map(|p| (p.metadata.name.clone().unwrap(), p))
+        .collect();
+    assert_eq!(old.len(), 3);
+    let mut stream = pods
+        .watch(&WatchParams::default().timeout(60), &rv)
+        .await
+        .unwrap()
+        .boxed();
+    set_image(&deps, "db", "v2").await;
+    let mut saw_terminating = false;
+    let mut new_pods = std::collections::BTreeSet::new();
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    while new_pods.len() < 3 {
+        let ev = tokio::time::timeout_at(deadline, stream.next())
+            .await
+            .expect("new pods in time")
+            .expect("watch open")
+            .unwrap();
+        match ev {
+            WatchEvent::Added(p) | WatchEvent::Modified(p) => {
+                let name = p.metadata.name.clone().unwrap();
+                if image_of(&p) == "v1" {
+                    saw_terminating |= p.metadata.deletion_timestamp.is_some();
+                    old.insert(name, p);
+                } else if !old.is_empty() {
+                    panic!("new pod {name} while old pods remain: {:?}", old.keys());
+                } else {
+                    new_pods.insert(name);
+                }
+            }
+            WatchEvent::Deleted(p) => {
+                old.remove(p.metadata.name.as_deref().unwrap());
+            }
+            _ => {}
+        }
+    }
+    assert!(
+        saw_terminating,
+        "old pods went through graceful termination"
+    );
+    wait_complete(&deps, "db", "v2").await;
+}
+
+#[tokio::test]
+async fn rollback_to_a_revision_re_bumps_it_and_history_is_pruned() {
+    let server = TestServer::start_with(|_| {}).await.unwrap();
+    let client = server.client().await.unwrap();
+    namespace(&client, "undo").await;
+    let _kubelet = kubelet(
+        client.clone(),
+        "undo",
+        Kubelet {
+            bind: false,
+            ready_after: Duration::ZERO,
+            linger: Duration::ZERO,
+        },
+    );
+    let deps: Api<Deployment> = Api::namespaced(client.clone(), "undo");
+    let sets: Api<ReplicaSet> = Api::namespaced(client.clone(), "undo");
+    let mut d = deployment("api", 2, rolling(json!(1), json!(0)), "v1");
+    d.metadata.annotations = Some(
+        [(
+            "kubernetes.io/change-cause".to_string(),
+            "first".to_string(),
+        )]
+        .into(),
+    );
+    d.spec.as_mut().unwrap().revision_history_limit = Some(2);
+    deps.create(&PostParams::default(), &d).await.unwrap();
+    wait_complete(&deps, "api", "v1").await;
+    for (i, image) in ["v2", "v3"].into_iter().enumerate() {
+        let p = json!({
+            "metadata": {"annotations": {"kubernetes.io/change-cause": format!("step {}", i + 2)}},
+            "spec": {"template": {"spec": {"containers": [{"name": "c", "image": image}]}}}
+        });
+        deps.patch("api", &PatchParams::default(), &Patch::Strategic(p))
+            .await
+            .unwrap();
+        wait_complete(&deps, "api", image).await;
+    }
+    let all = sets_of(&sets, "api").await;
+    let by_rev: BTreeMap<String, ReplicaSet> = all.iter().map(|r| (rev(r), r.clone())).collect();
+    assert_eq!(by_rev.keys().cloned().collect::<Vec<_>>(), ["1", "2", "3"]);
+    let cause = |r: &ReplicaSet| {
+        r.metadata.annotations.as_ref().unwrap()["kubernetes.io/change-cause"].clone()
+    };
+    assert_eq!(cause(&by_rev["1"]), "first");
+    assert_eq!(cause(&by_rev["3"]), "step 3");
+
+    // What `kubectl rollout undo --to-revision=1` does (it sends a JSON patch; the e2e
+    // script runs the real kubectl): the template of revision 1 without the hash label, and
+    // its change-cause.
+    let mut template = by_rev["1"].spec.as_ref().unwrap().template.clone().unwrap();
+    template
+        .metadata
+        .as_mut()
+        .unwrap()
+        .labels
+        .as_mut()
+        .unwrap()
+        .remove("pod-template-hash");
+    let patch = json!({
+        "metadata": {"annotations": {"kubernetes.io/change-cause": "first"}},
+        "spec": {"template": template}
+    });
+    deps.patch("api", &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        .unwrap();
+    let d = wait_complete(&deps, "api", "v1").await;
+    assert_eq!(
+        d.metadata.annotations.as_ref().unwrap()["deployment.kubernetes.io/revision"],
+        "4"
+    );
+    let all = eventually(LIMIT, "revision 1 pruned to the limit", || async {
+        let all = sets_of(&sets, "api").await;
+        (all.len() == 3).then_some(all)
+    })
+    .await;
+    let rs1 = all
+        .iter()
+        .find(|r| r.metadata.uid == by_rev["1"].metadata.uid)
+        .expect("the old ReplicaSet is reused, not recreated");
+    assert_eq!(rev(rs1), "4");
+    assert_eq!(
+        rs1.metadata.annotations.as_ref().unwrap()["deployment.kubernetes.io/revision-history"],
+        "1"
+    );
+    assert_eq!(spec_size(rs1), 2);
+
+    // One more rollout: revisions 2 (oldest) is pruned to keep 2 old sets, those at 0.
+    set_image(&deps, "api", "v5").await;
+    wait_complete(&deps, "api", "v5").await;
+    let revs = eventually(LIMIT, "history limited to 2 old sets", || async {
+        let mut revs: Vec<String> = sets_of(&sets, "api").await.iter().map(rev).collect();
+        revs.sort();
+        (revs.len() == 3).then_some(revs)
+    })
+    .await;
+    assert_eq!(revs, ["3", "4", "5"]);
+}
+
+#[tokio::test]
+async fn paused_deployment_scales_but_does_not_roll_out_until_resumed() {
+    let server = TestServer::start_with(|_| {}).await.unwrap();
+    let client = server.client().await.unwrap();
+    namespace(&client, "pause").await;
+    let _kubelet = kubelet(
+        client.clone(),
+        "pause",
+        Kubelet {
+            bind: false,
+            ready_after: Duration::ZERO,
+            linger: Duration::ZERO,
+        },
+    );
+    let deps: Api<Deployment> = Api::namespaced(client.clone(), "pause");
+    let sets: Api<ReplicaSet> = Api::namespaced(client.clone(), "pause");
+    deps.create(
+        &PostParams::default(),
+        &deployment("web", 2, rolling(json!("25%"), json!("25%")), "v1"),
+    )
+    .await
+    .unwrap();
+    wait_complete(&deps, "web", "v1").await;
+    let pp = PatchParams::default();
+    deps.patch("web", &pp, &Patch::Merge(json!({"spec": {"paused": true}})))
+        .await
+        .unwrap();
+    let progressing = |d: &Deployment| {
+        d.status
+            .as_ref()?
+            .conditions
+            .as_ref()?
+            .iter()
+            .find(|c| c.type_ == "Progressing")
+            .map(|c| {
+                (
+                    c.status.clone(),
+                    c.reason.clone().unwrap_or_default(),
+                    c.message.clone().unwrap_or_default(),
+                )
+            })
+    };
+    eventually(LIMIT, "DeploymentPaused", || async {
+        let d = deps.get("web").await.ok()?;
+        (progressing(&d)?
+            == (
+                "Unknown".into(),
+                "DeploymentPaused".into(),
+                "Deployment is paused".into(),
+            ))
+            .then_some(())
+    })
+    .await;
+    set_image(&deps, "web", "v2").await;
+    deps.patch("web", &pp, &Patch::Merge(json!({"spec": {"replicas": 4}})))
+        .await
+        .unwrap();
+    // Scaling happens; the rollout does not.
+    eventually(LIMIT, "scaled to 4 while paused", || async {
+        let d = deps.get("web").await.ok()?;
+        let s = d.status.as_ref()?;
+        (s.observed_generation >= d.metadata.generation && s.available_replicas == Some(4))
+            .then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let all = sets_of(&sets, "web").await;
+    assert_eq!(all.len(), 1, "no new ReplicaSet while paused");
+    assert_eq!(spec_size(&all[0]), 4);
+
+    deps.patch(
+        "web",
+        &pp,
+        &Patch::Merge(json!({"spec": {"paused": false}})),
+    )
+    .await
+    .unwrap();
+    let d = wait_complete(&deps, "web", "v2").await;
+    assert_eq!(
+        d.metadata.annotations.as_ref().unwrap()["deployment.kubernetes.io/revision"],
+        "2"
+    );
+    let evs = events_for(&client, "pause", "web").await;
+    assert!(
+        evs.iter().any(
+            |e| e.starts_with("ScalingReplicaSet Scaled up replica set web-")
+                && e.ends_with(" to 4 from 2")
+        ),
+        "{evs:?}"
+    );
+}
+
+#[tokio::test]
+async fn scaling_mid_rollout_is_proportional() {
+    let server = TestServer::start_with(|_| {}).await.unwrap();
+    let client = server.client().await.unwrap();
+    namespace(&client, "prop").await;
+    let deps: Api<Deployment> = Api::namespaced(client.clone(), "prop");
+    let sets: Api<ReplicaSet> = Api::namespaced(client.clone(), "prop");
+    // Ready pods for v1 only: the v2 rollout gets stuck half way.
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "prop");
+    let kubelet_v1 = kubelet(
+        client.clone(),
+        "prop",
+        Kubelet {
+            bind: false,
+            ready_after: Duration::ZERO,
+            linger: Duration::ZERO,
+        },
+    );
+    deps.create(
+        &PostParams::default(),
+        &deployment("web", 10, rolling(json!(3), json!(2)), "v1"),
+    )
+    .await
+    .unwrap();
+    wait_complete(&deps, "web", "v1").await;
+    set_image(&deps, "web", "never-ready").await;
+    // 10 + 3 surge: the new set gets 5 (3 surge + 2 unavailable), the old keeps 8.
+    let sizes = || async {
+        let mut v: Vec<(String, i32)> = sets_of(&sets, "web")
+            .await
+            .iter()
+            .map(|r| {
+                (
+                    r.spec
+                        .as_ref()
+                        .unwrap()
+                        .template
+                        .as_ref()
+                        .unwrap()
+                        .spec
+                        .as_ref()
+                        .unwrap()
+                        .containers[0]
+                        .image
+                        .clone()
+                        .unwrap(),
+                    spec_size(r),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    eventually(LIMIT, "stuck at 8 old + 5 new", || async {
+        (sizes().await == [("never-ready".to_string(), 5), ("v1".to_string(), 8)]).then_some(())
+    })
+    .await;
+    deps.patch(
+        "web",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"replicas": 20}})),
+    )
+    .await
+    .unwrap();
+    // 20 + 3 surge = 23 allowed, 10 more: old 8*23/13 ≈ 14 (+6), new 5*23/13 ≈ 9 (+4).
+    eventually(LIMIT, "proportional scale-up", || async {
+        (sizes().await == [("never-ready".to_string(), 9), ("v1".to_string(), 14)]).then_some(())
+    })
+    .await;
+    let all = sets_of(&sets, "web").await;
+    for r in &all {
+        let a = r.metadata.annotations.as_ref().unwrap();
+        assert_eq!(a["deployment.kubernetes.io/desired-replicas"], "20");
+        assert_eq!(a["deployment.kubernetes.io/max-replicas"], "23");
+    }
+    kubelet_v1.abort();
+    let _ = pods;
+}
+
+#[tokio::test]
+async fn progress_deadline_exceeded_when_new_pods_never_become_ready() {
+    let server = TestServer::start_with(|_| {}).await.unwrap();
+    let client = server.client().await.unwrap();
+    namespace(&client, "stuck").await;
+    let _kubelet = kubelet(
+        client.clone(),
+        "stuck",
+        Kubelet {
+            bind: false,
+            ready_after: Duration::ZERO,
+            linger: Duration::ZERO,
+        },
+    );
+    let deps: Api<Deployment> = Api::namespaced(client.clone(), "stuck");
+    let mut d = deployment("web", 2, rolling(json!(1), json!(0)), "v1");
+    d.spec.as_mut().unwrap().progress_deadline_seconds = Some(2);
+    deps.create(&PostParams::default(), &d).await.unwrap();
+    wait_complete(&deps, "web", "v1").await;
+    set_image(&deps, "web", "never-ready").await;
+    let started = tokio::time::Instant::now();
+    let cond = eventually(
+        Duration::from_secs(15),
+        "ProgressDeadlineExceeded",
+        || async {
+            let d = deps.get("web").await.ok()?;
+            d.status?.conditions?.into_iter().find(|c| {
+                c.type_ == "Progressing" && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
+            })
+        },
+    )
+    .await;
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(2),
+        "not before the deadline: {took:?}"
+    );
+    assert!(
+        took < Duration::from_secs(6),
+        "requeued for the deadline: {took:?}"
+    );
+    assert_eq!(cond.status, "False");
+    let msg = cond.message.unwrap();
+    assert!(
+        msg.starts_with("ReplicaSet \"web-") && msg.ends_with("\" has timed out progressing."),
+        "{msg}"
+    );
+    // The old pods stay: maxUnavailable 0.
+    let d = deps.get("web").await.unwrap();
+    assert_eq!(d.status.unwrap().available_replicas, Some(2));
+}
