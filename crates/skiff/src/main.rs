@@ -128,6 +128,11 @@ struct ServerArgs {
     #[arg(long, default_value = "50s", value_parser = parse_duration, value_name = "DURATION")]
     node_monitor_grace_period: std::time::Duration,
 
+    /// Terminated pods kept before the pod garbage collector deletes the oldest (0: never;
+    /// kube-controller-manager's flag).
+    #[arg(long, default_value_t = 12500, value_name = "N")]
+    terminated_pod_gc_threshold: usize,
+
     /// Register this many simulated nodes (fake-node-0 …), which run pods without containers.
     #[arg(long, default_value_t = 0, value_name = "N")]
     fake_nodes: usize,
@@ -205,6 +210,7 @@ impl From<ServerArgs> for server::ServerOptions {
             disable_scheduler: a.disable_scheduler,
             controllers: skiff_controllers::Options {
                 node_monitor_grace_period: a.node_monitor_grace_period,
+                terminated_pod_gc_threshold: a.terminated_pod_gc_threshold,
                 ..Default::default()
             },
             scheduler: skiff_scheduler::Config::default(),
@@ -311,6 +317,8 @@ mod tests {
             "dedicated=gpu:NoSchedule",
             "--node-monitor-grace-period",
             "2s",
+            "--terminated-pod-gc-threshold",
+            "100",
         ])
         .unwrap();
         let Command::Server(a) = cli.command else {
@@ -318,6 +326,7 @@ mod tests {
         };
         let o = server::ServerOptions::from(a);
         assert_eq!(o.fake_nodes.count, 3);
+        assert_eq!(o.controllers.terminated_pod_gc_threshold, 100);
         assert_eq!(o.fake_nodes.capacity["memory"], "32Gi");
         assert_eq!(o.fake_nodes.labels["pool"], "gpu");
         assert_eq!(o.fake_nodes.taints, vec!["dedicated=gpu:NoSchedule"]);
