@@ -250,3 +250,49 @@ async fn higher_priority_pod_preempts_and_is_nominated() {
     );
     c.rt.shutdown().await;
 }
+
+#[tokio::test]
+async fn admission_refuses_bad_scheduling_specs() {
+    let c = Cluster::start().await;
+    let mut p = pod("bad-affinity", "1");
+    p["spec"]["affinity"] = json!({"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+        {"labelSelector": {"matchLabels": {"app": "web"}}}
+    ]}});
+    let p: Pod = serde_json::from_value(p).unwrap();
+    let e = c.client.create(&p).await.unwrap_err();
+    assert_eq!(e.code, 422);
+    assert!(
+        e.message.contains("spec.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[0].topologyKey: Required value: can not be empty"),
+        "{}",
+        e.message
+    );
+
+    let mut p = pod("unknown-class", "1");
+    p["spec"]["priorityClassName"] = json!("gold");
+    let p: Pod = serde_json::from_value(p).unwrap();
+    let e = c.client.create(&p).await.unwrap_err();
+    assert_eq!(e.code, 403);
+    assert_eq!(
+        e.message,
+        "pods \"unknown-class\" is forbidden: no PriorityClass with name gold was found"
+    );
+
+    let mut p = pod("self-promoted", "1");
+    p["spec"]["priority"] = json!(1000);
+    let p: Pod = serde_json::from_value(p).unwrap();
+    let e = c.client.create(&p).await.unwrap_err();
+    assert_eq!(e.code, 403);
+    assert!(e.message.contains("the integer value of priority (1000) must not be provided in pod spec; priority admission controller computed 0 from the given PriorityClass name"), "{}", e.message);
+
+    // The system classes exist and resolve.
+    let mut p = pod("critical", "1");
+    p["spec"]["priorityClassName"] = json!("system-node-critical");
+    let created = c.pod(p).await;
+    let spec = created.spec.unwrap();
+    assert_eq!(spec.priority, Some(2_000_001_000));
+    assert_eq!(
+        spec.preemption_policy.as_deref(),
+        Some("PreemptLowerPriority")
+    );
+    c.rt.shutdown().await;
+}

@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 use crate::registry::Resource;
 use crate::status::FieldError;
 
+mod affinity;
 mod batch;
 mod cluster;
 pub(crate) mod core;

@@ -181,6 +181,16 @@ pub(crate) fn validate_pod_spec(spec: &Value, path: &str) -> Errs {
         arr(spec, "tolerations"),
         &child(path, "tolerations"),
     ));
+    if let Some(a) = get(spec, "affinity") {
+        errs.extend(super::affinity::validate_affinity(
+            a,
+            &child(path, "affinity"),
+        ));
+    }
+    errs.extend(super::affinity::validate_topology_spread(
+        arr(spec, "topologySpreadConstraints"),
+        &child(path, "topologySpreadConstraints"),
+    ));
     for (i, s) in arr(spec, "imagePullSecrets").iter().enumerate() {
         if str_of(s, "name").is_empty() {
             errs.push(FieldError::required(
