@@ -646,7 +646,14 @@ impl Simulator {
             }
         }
 
-        // Graceful deletion: containers stop, then the pod goes for good.
+        let node_octets = node::pod_network(i).octets();
+        let place = Placement {
+            host_ip: node::internal_ip(i),
+            pod_ip: ip.map(|o| Ipv4Addr::new(node_octets[0], node_octets[1], node_octets[2], o)),
+        };
+
+        // Graceful deletion: containers stop (the pod is reported terminal), then the pod goes
+        // for good, as the kubelet's status manager does.
         if let Some(since) = terminating_since {
             let grace = pod
                 .metadata
@@ -657,6 +664,28 @@ impl Simulator {
             let due = since + jiff::SignedDuration::try_from(stop).unwrap_or_default();
             if !life.is_finished() && due > now {
                 return Ok(Action::RequeueAfter(self.clock.until(due)));
+            }
+            if !life.is_finished() {
+                let killed = life.killed(policy, now);
+                let released = {
+                    let mut pods = self.pods.lock();
+                    match pods.get_mut(key).filter(|p| *p.uid == *uid) {
+                        Some(p) => {
+                            p.life = killed.clone();
+                            p.ip.take()
+                        }
+                        None => None,
+                    }
+                };
+                if let Some(octet) = released {
+                    self.nodes.lock()[i].ipam.release(octet);
+                }
+                if !self
+                    .write_status(&pod, &uid, &killed, &script, &place, now)
+                    .await?
+                {
+                    return Ok(Action::Done);
+                }
             }
             let opts = DeleteOptions {
                 grace_period_seconds: Some(0),
@@ -674,37 +703,52 @@ impl Simulator {
             };
         }
 
-        let node_octets = node::pod_network(i).octets();
-        let place = Placement {
-            host_ip: node::internal_ip(i),
-            pod_ip: ip.map(|o| Ipv4Addr::new(node_octets[0], node_octets[1], node_octets[2], o)),
-        };
-        let desired = pod::status(&pod, &life, &script, &place, now);
-        if pod.status.as_ref() != Some(&desired) {
-            let res = self
-                .client
-                .modify_status::<Pod>(pod.metadata.namespace.as_deref(), name_of(&pod), |p| {
-                    if p.metadata.uid.as_deref() != Some(uid.as_str()) {
-                        return false;
-                    }
-                    let next = pod::status(p, &life, &script, &place, now);
-                    if p.status.as_ref() == Some(&next) {
-                        return false;
-                    }
-                    p.status = Some(next);
-                    true
-                })
-                .await;
-            match res {
-                Ok(_) => {}
-                Err(e) if e.code == 404 => return Ok(Action::Done),
-                Err(e) => return Err(e),
-            }
+        if !self
+            .write_status(&pod, &uid, &life, &script, &place, now)
+            .await?
+        {
+            return Ok(Action::Done);
         }
         Ok(match wake {
             Some(at) => Action::RequeueAfter(self.clock.until(at).max(Duration::from_millis(1))),
             None => Action::Done,
         })
+    }
+
+    /// Writes the status `life` renders to, unless the pod already shows it. False when the
+    /// pod is gone (or replaced by another of the same name).
+    async fn write_status(
+        &self,
+        pod: &Pod,
+        uid: &str,
+        life: &Life,
+        script: &pod::Script,
+        place: &Placement,
+        now: Timestamp,
+    ) -> Result<bool, ApiError> {
+        let desired = pod::status(pod, life, script, place, now);
+        if pod.status.as_ref() == Some(&desired) {
+            return Ok(true);
+        }
+        let res = self
+            .client
+            .modify_status::<Pod>(pod.metadata.namespace.as_deref(), name_of(pod), |p| {
+                if p.metadata.uid.as_deref() != Some(uid) {
+                    return false;
+                }
+                let next = pod::status(p, life, script, place, now);
+                if p.status.as_ref() == Some(&next) {
+                    return false;
+                }
+                p.status = Some(next);
+                true
+            })
+            .await;
+        match res {
+            Ok(p) => Ok(p.metadata.uid.as_deref() == Some(uid)),
+            Err(e) if e.code == 404 => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 }
 

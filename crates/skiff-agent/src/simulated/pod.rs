@@ -335,6 +335,30 @@ impl Life {
     pub fn is_finished(&self) -> bool {
         matches!(self.stage, Stage::Exited { .. })
     }
+
+    /// The life of a pod whose containers were stopped at `now` because it is being deleted
+    /// (the kubelet reports such pods terminal before deleting them). Servers (restartPolicy
+    /// Always) are taken to exit 0 on SIGTERM; run-to-completion containers stopped before
+    /// they finished exit 143 (128 + SIGTERM), so their pods end Failed.
+    pub fn killed(&self, policy: RestartPolicy, now: Timestamp) -> Life {
+        let code = match policy {
+            RestartPolicy::Always => 0,
+            _ => 143,
+        };
+        let started = match self.stage {
+            Stage::Running { since } => since,
+            _ => now,
+        };
+        Life {
+            stage: Stage::Exited { failed: code != 0 },
+            restarts: self.restarts,
+            last: Some(Exit {
+                code,
+                started,
+                finished: now,
+            }),
+        }
+    }
 }
 
 /// The node facts a status carries.
@@ -942,6 +966,35 @@ mod tests {
         assert_eq!(term.reason.as_deref(), Some("Completed"));
         assert_eq!(cond(&st, "Ready").reason.as_deref(), Some("PodCompleted"));
         assert_eq!(cond(&st, "Ready").status, "False");
+    }
+
+    #[test]
+    fn deleted_pods_are_reported_terminal() {
+        let p = pod("Always", json!({}));
+        let (s, _) = script(&p, Duration::ZERO);
+        let mut life = Life::new(t("00:00"));
+        life.advance(&s, RestartPolicy::Always, t("00:00"));
+        let killed = life.killed(RestartPolicy::Always, t("00:30"));
+        let st = status(&p, &killed, &s, &place(), t("00:30"));
+        assert_eq!(st.phase.as_deref(), Some("Succeeded"));
+        let term = st.container_statuses.as_ref().unwrap()[0]
+            .state
+            .as_ref()
+            .unwrap()
+            .terminated
+            .clone()
+            .unwrap();
+        assert_eq!(term.started_at, Some(k8s_time(t("00:00"))));
+        assert_eq!(term.finished_at, Some(k8s_time(t("00:30"))));
+        assert_eq!(
+            st.pod_ip.as_deref(),
+            Some("10.42.0.2"),
+            "the IP stays in the status"
+        );
+        // A Job pod stopped before it finished fails.
+        let killed = Life::new(t("00:00")).killed(RestartPolicy::Never, t("00:01"));
+        let st = status(&p, &killed, &s, &place(), t("00:01"));
+        assert_eq!(st.phase.as_deref(), Some("Failed"));
     }
 
     #[test]

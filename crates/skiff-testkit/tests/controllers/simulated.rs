@@ -4,9 +4,10 @@
 
 use std::time::Duration;
 
+use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::api::{Api, DeleteParams, PostParams};
+use kube::api::{Api, DeleteParams, PostParams, WatchEvent, WatchParams};
 use serde_json::json;
 use skiff_testkit::TestServer;
 
@@ -262,16 +263,41 @@ async fn bound_pods_run_finish_fail_crash_loop_and_delete_gracefully() {
     let unready = wait_pod(&pods, "unready", "running", |p| phase(p) == "Running").await;
     assert_eq!(condition(&unready, "Ready").as_deref(), Some("False"));
 
-    // Graceful deletion: terminating, then gone for good.
-    let dp = DeleteParams::default();
-    pods.delete("web", &dp).await.unwrap();
-    eventually(Duration::from_secs(10), "web gone", || async {
-        match pods.get("web").await {
-            Err(kube::Error::Api(e)) if e.code == 404 => Some(()),
-            _ => None,
+    // Graceful deletion: the pod is reported terminal (containers stopped), then deleted for
+    // good; a watch sees both.
+    let rv = pods
+        .get("web")
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap();
+    let mut events = pods
+        .watch(&WatchParams::default().fields("metadata.name=web"), &rv)
+        .await
+        .unwrap()
+        .boxed();
+    pods.delete("web", &DeleteParams::default()).await.unwrap();
+    let mut seen = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(ev) = events.next().await {
+            match ev.unwrap() {
+                WatchEvent::Modified(p) => seen.push((
+                    p.metadata.deletion_timestamp.is_some(),
+                    phase(&p).to_string(),
+                )),
+                WatchEvent::Deleted(_) => break,
+                _ => {}
+            }
         }
     })
-    .await;
+    .await
+    .expect("web deleted");
+    assert!(
+        seen.iter()
+            .any(|(terminating, ph)| *terminating && ph == "Succeeded"),
+        "no terminal status before deletion: {seen:?}"
+    );
 
     // Its address went back to the node's range: the next pod there gets it.
     let ip = st.pod_ip.clone();
