@@ -26,7 +26,7 @@ check "create the example configmap, deployment and service" 'service/web create
   k create -f $EX/configmap.yaml -f $EX/deployment.yaml -f $EX/service.yaml
 check "configmap table shows DATA" "web-config +2 " k get configmaps -n demo
 check "deployment table columns" "NAME +READY +UP-TO-DATE +AVAILABLE +AGE" k get deployments -n demo
-check "deployment -o wide adds containers, images, selector" "web +0/2 +0 +0 +[0-9]+s +web +nginx:1\.27 +app=web" \
+check "deployment -o wide adds containers, images, selector" "web +0/2 +[0-2] +0 +[0-9]+s +web +nginx:1\.27 +app=web" \
   k get deployment web -n demo -o wide
 check "service gets a ClusterIP from 10.43.0.0/16" "web +ClusterIP +10\.43\.[0-9]+\.[0-9]+ +<none> +80/TCP" k get svc web -n demo
 check "-o yaml shows upstream defaults (strategy)" "maxSurge: 25%" k get deployment web -n demo -o yaml
