@@ -349,6 +349,49 @@ mod tests {
     }
 
     #[test]
+    fn custom_resource_definitions_keep_their_schemas() {
+        // JSONSchemaProps is recursive and names fields `$ref`, `x-kubernetes-…`; `default`
+        // and `example` are free-form JSON.
+        let crd = json!({
+            "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": "widgets.example.com"},
+            "spec": {"group": "example.com", "scope": "Namespaced",
+                     "names": {"plural": "widgets", "kind": "Widget"},
+                     "versions": [{"name": "v1", "served": true, "storage": true,
+                        "subresources": {"status": {}, "scale": {"specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.replicas"}},
+                        "additionalPrinterColumns": [{"name": "Color", "type": "string", "jsonPath": ".spec.color"}],
+                        "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                            "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": true,
+                                     "required": ["color"],
+                                     "properties": {"color": {"type": "string", "enum": ["red", "blue"], "default": "red"},
+                                                    "size": {"x-kubernetes-int-or-string": true, "anyOf": [{"type": "integer"}, {"type": "string"}]},
+                                                    "tags": {"type": "object", "additionalProperties": {"type": "string"}},
+                                                    "items": {"type": "array", "items": {"type": "object", "properties": {"x": {"type": "integer", "example": 1}}}}},
+                                     "x-kubernetes-validations": [{"rule": "self.color != ''", "message": "m"}]}}}}}],
+                     "conversion": {"strategy": "None"}}
+        });
+        assert!(unknown(
+            "apiextensions.k8s.io",
+            "v1",
+            "CustomResourceDefinition",
+            &crd
+        )
+        .is_empty());
+        let mut bad = crd.clone();
+        bad["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["typo"] =
+            json!(1);
+        assert_eq!(
+            unknown(
+                "apiextensions.k8s.io",
+                "v1",
+                "CustomResourceDefinition",
+                &bad
+            ),
+            vec!["spec.versions[0].schema.openAPIV3Schema.properties.spec.typo"]
+        );
+    }
+
+    #[test]
     fn remove_keeps_order() {
         let mut v = json!({"a": 1, "spec": {"x": 1, "bad": 2, "y": [{"z": 1, "bad": 3}]}, "b": 2});
         remove(
