@@ -41,8 +41,6 @@ pub struct Catalog {
     pub resources: Vec<&'static Resource>,
     /// Names of CRDs being deleted: their objects can be read and deleted, not created.
     pub terminating: HashSet<String>,
-    /// Changes whenever the served set does (discovery ETags, OpenAPI hashes).
-    pub fingerprint: u64,
     /// OpenAPI v3 documents of the custom group-versions, made on first request.
     pub(crate) openapi: std::sync::OnceLock<crate::openapi::CustomDocs>,
 }
@@ -127,6 +125,27 @@ impl CustomResources {
     pub fn is_terminating(&self, res: &Resource) -> bool {
         res.custom
             .is_some_and(|i| self.catalog.read().terminating.contains(&i.crd_name))
+    }
+
+    /// Stops serving the resources of CRD `name` (its objects are gone).
+    fn forget(&self, name: &str) {
+        let mut c = self.catalog.write();
+        let resources: Vec<&'static Resource> = c
+            .resources
+            .iter()
+            .copied()
+            .filter(|r| r.custom.is_none_or(|i| i.crd_name != name))
+            .collect();
+        if resources.len() == c.resources.len() {
+            return;
+        }
+        let mut terminating = c.terminating.clone();
+        terminating.remove(name);
+        *c = Arc::new(Catalog {
+            resources,
+            terminating,
+            openapi: Default::default(),
+        });
     }
 
     fn replace(&self, next: Catalog) -> bool {
@@ -309,18 +328,14 @@ fn catalog_of(crds: &BTreeMap<String, Value>) -> (Catalog, HashMap<String, Strin
             .then_with(|| meta::name(a).cmp(meta::name(b)))
     });
     let mut catalog = Catalog::default();
-    let mut h: u64 = 0xcbf29ce484222325;
     for c in served {
         for r in crd::intern(c) {
-            h = (h ^ (r as *const Resource as u64)).wrapping_mul(0x100000001b3);
             catalog.resources.push(r);
         }
         if meta::is_deleting(c) {
             catalog.terminating.insert(meta::name(c).to_string());
-            h = h.wrapping_mul(31).wrapping_add(1);
         }
     }
-    catalog.fingerprint = h;
     (catalog, conflicts)
 }
 
@@ -436,6 +451,9 @@ async fn reconcile(
             .iter()
             .any(|f| f == CLEANUP_FINALIZER);
     if cleaning && delete_instances(srv, crd_obj).await? == 0 {
+        // Stop serving before the CRD itself goes, so no client sees the CRD gone and its
+        // resource still there.
+        srv.crds.forget(&name);
         srv.guaranteed_update(crd_res, None, &name, UpdateMode::Internal, false, |cur| {
             let mut next = cur.clone();
             let f: Vec<String> = meta::finalizers(cur)
@@ -510,6 +528,9 @@ pub(crate) fn check_unknown_body(
     obj: &Value,
     directive: Directive,
 ) -> Result<(), ApiError> {
+    if res.custom.is_none() {
+        return Ok(());
+    }
     let findings = unknown_findings(res, obj);
     let kind = obj
         .get("kind")

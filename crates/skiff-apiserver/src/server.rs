@@ -380,6 +380,9 @@ impl ApiServer {
     ) -> Result<Response<Body>, ApiError> {
         let accept = codec::negotiate(req.headers())?;
         let res = r.resource;
+        if let Some(w) = res.custom.and_then(|c| c.deprecation_warning.as_deref()) {
+            crate::warnings::add(w);
+        }
         let ns = r.namespace.as_deref();
         let dry_run = q.all("dryRun").contains(&"All");
         if let Some(v) = q.get("dryRun") {

@@ -188,12 +188,7 @@ fn build(crd: &Value, version: &Value, storage: &str) -> Resource {
         .then(
             || match version.get("deprecationWarning").and_then(Value::as_str) {
                 Some(w) => w.to_string(),
-                None => format!(
-                    "{}/{} {} is deprecated",
-                    s(crd, "/spec/group"),
-                    s(version, "/name"),
-                    kind
-                ),
+                None => default_deprecation_warning(crd, s(version, "/name"), kind),
             },
         );
     let info: &'static CustomInfo = Box::leak(Box::new(CustomInfo {
@@ -247,6 +242,29 @@ fn build(crd: &Value, version: &Value, storage: &str) -> Resource {
         },
         custom: Some(info),
     }
+}
+
+/// Upstream's default warning for a deprecated version: `<group>/<version> <Kind> is
+/// deprecated`, naming the highest-priority served version that is not deprecated.
+fn default_deprecation_warning(crd: &Value, version: &str, kind: &str) -> String {
+    let group = s(crd, "/spec/group");
+    let mut w = format!("{group}/{version} {kind} is deprecated");
+    let mut better: Vec<&str> = crd
+        .pointer("/spec/versions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|v| {
+            v.get("served").and_then(Value::as_bool) == Some(true)
+                && v.get("deprecated").and_then(Value::as_bool) != Some(true)
+        })
+        .map(|v| s(v, "/name"))
+        .collect();
+    better.sort_by(|a, b| compare_versions(a, b));
+    if let Some(v) = better.first() {
+        w.push_str(&format!("; use {group}/{v} {kind}"));
+    }
+    w
 }
 
 /// Upstream's kube-aware version order: GA before beta before alpha, higher numbers first,

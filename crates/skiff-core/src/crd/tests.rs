@@ -356,3 +356,22 @@ fn unknown_fields_for_strict_validation() {
     let e = FieldErrorKind::TooMany;
     assert_eq!(e.reason(), "FieldValueTooMany");
 }
+
+#[test]
+fn deprecated_versions_warn() {
+    let mut crd = widget_crd();
+    crd["spec"]["versions"][0]["deprecated"] = json!(true);
+    default_crd(&mut crd);
+    let rs = intern(&crd);
+    assert_eq!(
+        rs[1].custom.unwrap().deprecation_warning.as_deref(),
+        Some("example.com/v1beta1 Widget is deprecated; use example.com/v1 Widget")
+    );
+    assert!(rs[0].custom.unwrap().deprecation_warning.is_none());
+    crd["spec"]["versions"][0]["deprecationWarning"] = json!("v1beta1 goes away in 2027");
+    let rs = intern(&crd);
+    assert_eq!(
+        rs[1].custom.unwrap().deprecation_warning.as_deref(),
+        Some("v1beta1 goes away in 2027")
+    );
+}

@@ -728,6 +728,7 @@ async fn deleting_a_crd_deletes_its_objects() {
         }
     })
     .await;
+    // No longer served once the CRD is gone.
     let r = raw(
         &c,
         "GET",
@@ -768,4 +769,217 @@ async fn a_restarted_server_serves_its_crds() {
     assert_eq!(b.data["spec"]["color"], "blue");
     let l = raw(&c, "GET", "/apis/restart.skiff.dev/v1", &[], vec![]).await;
     assert_eq!(l.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn invalid_crds_are_refused_and_name_conflicts_reported() {
+    let c = client(M).await;
+    let crds: Api<CustomResourceDefinition> = Api::all(c.clone());
+    let mut bad = crd("bad.skiff.dev", "nuts", "Nut", "Namespaced");
+    bad.metadata.name = Some("wrong.bad.skiff.dev".into());
+    bad.spec.versions[1].storage = true;
+    bad.spec.versions[0].schema = None;
+    let s = expect_status(
+        crds.create(&PostParams::default(), &bad).await,
+        422,
+        "Invalid",
+    );
+    for want in [
+        "metadata.name: Invalid value: \"wrong.bad.skiff.dev\": must be spec.names.plural+\".\"+spec.group",
+        "spec.versions: Invalid value: \"v1,v1beta1\": must have exactly one version marked as storage version",
+        "spec.versions[0].schema.openAPIV3Schema: Required value: schemas are required",
+    ] {
+        assert!(s.message.contains(want), "{want} not in {}", s.message);
+    }
+    let mut unstructural = crd("bad.skiff.dev", "nuts", "Nut", "Namespaced");
+    unstructural.spec.versions[0].schema = Some(from_json(
+        json!({"openAPIV3Schema": {"type": "object", "properties": {"spec": {"properties": {}}}}}),
+    ));
+    let s = expect_status(
+        crds.create(&PostParams::default(), &unstructural).await,
+        422,
+        "Invalid",
+    );
+    assert!(s.message.contains("spec.versions[0].schema.openAPIV3Schema.properties[spec].type: Required value: must not be empty for specified object fields"), "{}", s.message);
+
+    // A second CRD of the group claiming a taken kind is not served.
+    establish(&c, &crd("clash.skiff.dev", "firsts", "First", "Namespaced")).await;
+    let mut second = crd("clash.skiff.dev", "seconds", "First", "Namespaced");
+    second.spec.names.singular = Some("second".into());
+    second.spec.names.short_names = Some(vec!["snd".into()]);
+    crds.create(&PostParams::default(), &second).await.unwrap();
+    let got = eventually(5, "NamesAccepted=False", || {
+        let crds = crds.clone();
+        async move {
+            let g = crds.get("seconds.clash.skiff.dev").await.ok()?;
+            let conds = g.status?.conditions?;
+            conds
+                .into_iter()
+                .find(|c| c.type_ == "NamesAccepted" && c.status == "False")
+        }
+    })
+    .await;
+    assert_eq!(got.reason.as_deref(), Some("NameConflict"));
+    assert_eq!(
+        got.message.as_deref(),
+        Some("kind \"First\" is already in use")
+    );
+    let r = raw(&c, "GET", "/apis/clash.skiff.dev/v1/seconds", &[], vec![]).await;
+    assert_eq!(r.status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn watch_namespace_deletion_and_garbage_collection() {
+    use futures::{StreamExt, TryStreamExt};
+    use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+    use kube::api::{WatchEvent, WatchParams};
+
+    let c = client(M).await;
+    establish(&c, &crd("life.skiff.dev", "cogs", "Cog", "Namespaced")).await;
+    let ns = namespace(&c, "crd-life").await;
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(c.clone(), &ns, &ar("life.skiff.dev", "v1", "Cog", "cogs"));
+    // A watch with a label selector sees only matching objects, in the served version.
+    let mut w = api
+        .watch(&WatchParams::default().labels("watched=yes"), "0")
+        .await
+        .unwrap()
+        .boxed();
+    let mut watched = obj("w1", json!({"color": "red"}));
+    watched.metadata.labels = Some([("watched".to_string(), "yes".to_string())].into());
+    api.create(
+        &PostParams::default(),
+        &obj("other", json!({"color": "red"})),
+    )
+    .await
+    .unwrap();
+    api.create(&PostParams::default(), &watched).await.unwrap();
+    let ev = tokio::time::timeout(Duration::from_secs(5), w.try_next())
+        .await
+        .expect("an event")
+        .unwrap()
+        .unwrap();
+    match ev {
+        WatchEvent::Added(o) => {
+            assert_eq!(o.metadata.name.as_deref(), Some("w1"));
+            assert_eq!(o.data["spec"]["replicas"], 1, "defaulted");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+
+    // Garbage collection: an object owned by a ConfigMap goes with it.
+    let cms: Api<ConfigMap> = Api::namespaced(c.clone(), &ns);
+    let cm = cms
+        .create(
+            &PostParams::default(),
+            &from_json(json!({"metadata": {"name": "owner"}})),
+        )
+        .await
+        .unwrap();
+    let mut owned = obj("owned", json!({"color": "blue"}));
+    owned.metadata.owner_references = Some(vec![from_json(json!({
+        "apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": cm.metadata.uid.unwrap()
+    }))]);
+    api.create(&PostParams::default(), &owned).await.unwrap();
+    cms.delete("owner", &DeleteParams::default()).await.unwrap();
+    eventually(10, "the owned object to be collected", || {
+        let api = api.clone();
+        async move {
+            matches!(api.get("owned").await, Err(kube::Error::Api(s)) if s.code == 404)
+                .then_some(())
+        }
+    })
+    .await;
+
+    // Namespace deletion deletes custom objects too.
+    let nss: Api<Namespace> = Api::all(c.clone());
+    nss.delete(&ns, &DeleteParams::default()).await.unwrap();
+    eventually(10, "the namespace to go", || {
+        let nss = nss.clone();
+        let ns = ns.clone();
+        async move {
+            matches!(nss.get(&ns).await, Err(kube::Error::Api(s)) if s.code == 404).then_some(())
+        }
+    })
+    .await;
+    let r = raw(
+        &c,
+        "GET",
+        &format!("/apis/life.skiff.dev/v1/namespaces/{ns}/cogs"),
+        &[],
+        vec![],
+    )
+    .await;
+    assert_eq!(r.json()["items"], json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_terminating_crd_waits_for_its_objects_and_refuses_new_ones() {
+    let c = client(M).await;
+    let mut def = crd("hold.skiff.dev", "latches", "Latch", "Cluster");
+    def.spec.versions[1].deprecated = Some(true);
+    establish(&c, &def).await;
+    let api: Api<DynamicObject> =
+        Api::all_with(c.clone(), &ar("hold.skiff.dev", "v1", "Latch", "latches"));
+    // A deprecated version answers with a warning.
+    let r = raw(
+        &c,
+        "GET",
+        "/apis/hold.skiff.dev/v1beta1/latches",
+        &[],
+        vec![],
+    )
+    .await;
+    assert_eq!(
+        r.headers["warning"].to_str().unwrap(),
+        "299 - \"hold.skiff.dev/v1beta1 Latch is deprecated; use hold.skiff.dev/v1 Latch\""
+    );
+    let mut held = obj("held", json!({"color": "red"}));
+    held.metadata.finalizers = Some(vec!["skiff.dev/hold".into()]);
+    api.create(&PostParams::default(), &held).await.unwrap();
+    let crds: Api<CustomResourceDefinition> = Api::all(c.clone());
+    crds.delete("latches.hold.skiff.dev", &DeleteParams::default())
+        .await
+        .unwrap();
+    let cond = eventually(5, "Terminating", || {
+        let crds = crds.clone();
+        async move {
+            let g = crds.get("latches.hold.skiff.dev").await.ok()?;
+            g.status?
+                .conditions?
+                .into_iter()
+                .find(|c| c.type_ == "Terminating" && c.status == "True")
+        }
+    })
+    .await;
+    assert_eq!(cond.reason.as_deref(), Some("InstanceDeletionInProgress"));
+    // The object is being deleted, held by its finalizer; nothing new may be created.
+    let h = api.get("held").await.unwrap();
+    assert!(h.metadata.deletion_timestamp.is_some());
+    let s = expect_status(
+        api.create(&PostParams::default(), &obj("new", json!({"color": "red"})))
+            .await,
+        405,
+        "MethodNotAllowed",
+    );
+    assert!(s.message.contains("terminating"), "{}", s.message);
+    // Releasing the object lets the CRD go.
+    api.patch(
+        "held",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .unwrap();
+    eventually(10, "the CRD to go", || {
+        let crds = crds.clone();
+        async move {
+            matches!(
+                crds.get("latches.hold.skiff.dev").await,
+                Err(kube::Error::Api(s)) if s.code == 404
+            )
+            .then_some(())
+        }
+    })
+    .await;
 }
