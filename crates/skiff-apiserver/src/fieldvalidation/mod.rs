@@ -29,8 +29,9 @@
 //! a 500 without a reason, as upstream answers); duplicate keys of the configuration are
 //! refused under `Strict` (400 `error strict decoding YAML: …`) and warned about under `Warn`.
 //!
-//! Request handlers call [`check_request_body`] on create and update bodies, and
-//! [`patch_body_findings`] then [`check_patched`] on patches ([`check_apply`] for apply).
+//! Request handlers call [`check_request_body`] on create and update bodies, a [`PatchCheck`]
+//! on each patched object (worked out once per patch), and [`check_apply`] on apply
+//! configurations.
 //! For other code (custom resources prune with their own schemas): build [`Finding`]s, e.g.
 //! `Finding::Unknown(path)`, and pass them with the request's [`Directive`] to [`report`] with
 //! [`body_error`] (create/update) or [`patch_error`] (patches) as the error to give under
