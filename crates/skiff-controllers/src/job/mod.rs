@@ -182,7 +182,11 @@ impl Controller {
                     };
                     let before = f.len();
                     f.retain(|n| n != TRACKING_FINALIZER);
-                    f.len() != before
+                    let changed = f.len() != before;
+                    if f.is_empty() {
+                        x.metadata.finalizers = None;
+                    }
+                    changed
                 },
             )
             .await;
