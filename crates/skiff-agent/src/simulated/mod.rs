@@ -282,12 +282,15 @@ impl Simulator {
         let name = node::name(i);
         let now = self.clock.now_k8s();
         let want = node::node(&self.tpl, i, &now);
-        let created = match self.client.create(&want).await {
-            Ok(n) => n,
+        // A new Node is created with its status (one write); a Node taken over has its
+        // status reported after.
+        let (created, fresh) = match self.client.create(&want).await {
+            Ok(n) => (n, true),
             Err(e) if e.code == 409 => {
                 let labels = node::labels(&self.tpl, &name);
                 let cidr = node::pod_cidr(i);
-                self.client
+                let n = self
+                    .client
                     .modify::<Node>(None, &name, |n| {
                         let mut changed = false;
                         let l = n.metadata.labels.get_or_insert_with(BTreeMap::new);
@@ -305,7 +308,8 @@ impl Simulator {
                         }
                         changed
                     })
-                    .await?
+                    .await?;
+                (n, false)
             }
             Err(e) => return Err(e),
         };
@@ -321,7 +325,13 @@ impl Simulator {
         if stopped {
             return Ok(());
         }
-        self.report_status(i).await?;
+        let reported = created
+            .status
+            .as_ref()
+            .is_some_and(|s| node::conditions_healthy(s.conditions.as_deref()));
+        if !fresh || !reported {
+            self.report_status(i).await?;
+        }
         self.renew_lease(i, Some(&node_uid)).await
     }
 

@@ -308,3 +308,72 @@ async fn bound_pods_run_finish_fail_crash_loop_and_delete_gracefully() {
     // web had the lowest address; unready holds the next one.
     assert_eq!(web2.status.unwrap().pod_ip, ip);
 }
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Scale check, ignored by default (heavy): `SKIFF_SIM_NODES` (default 1000) nodes register,
+/// and within one renewal period (10 s) plus slack every Lease is renewed again. Prints the
+/// registration time, the renewal lag and the process's resident memory growth.
+/// `SKIFF_SIM_NODES=5000 cargo test -p skiff-testkit --test controllers simulated_scale -- --ignored --nocapture`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn simulated_scale() {
+    let n: usize = std::env::var("SKIFF_SIM_NODES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let rss0 = rss_kib();
+    let t0 = tokio::time::Instant::now();
+    let server = TestServer::start_with(|o| o.fake_nodes.count = n)
+        .await
+        .unwrap();
+    let client = server.client().await.unwrap();
+    let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-node-lease");
+    let first = eventually(Duration::from_secs(300), "every lease", || async {
+        let l = leases.list(&Default::default()).await.ok()?;
+        (l.items.len() == n).then_some(l.items)
+    })
+    .await;
+    let registered = t0.elapsed();
+    let renew_of = |l: &Lease| {
+        l.spec
+            .as_ref()
+            .and_then(|s| s.renew_time.as_ref())
+            .map(|t| t.0)
+    };
+    let before: std::collections::HashMap<String, _> = first
+        .iter()
+        .map(|l| (l.metadata.name.clone().unwrap(), renew_of(l)))
+        .collect();
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let after = leases.list(&Default::default()).await.unwrap().items;
+    let now = k8s_openapi::jiff::Timestamp::now();
+    let mut stale = 0;
+    let mut worst = Duration::ZERO;
+    for l in &after {
+        let r = renew_of(l);
+        if r <= before[l.metadata.name.as_deref().unwrap()] {
+            stale += 1;
+        }
+        if let Some(r) = r {
+            worst = worst.max(Duration::try_from(now.duration_since(r)).unwrap_or_default());
+        }
+    }
+    let rss = rss_kib().saturating_sub(rss0);
+    println!(
+        "{n} simulated nodes: registered in {registered:?}; leases not renewed within 12 s: {stale}; \
+         oldest renewal {worst:?} old; RSS growth {rss} KiB ({} bytes/node, whole server incl. caches)",
+        rss * 1024 / n as u64
+    );
+    assert_eq!(stale, 0);
+    assert!(worst < Duration::from_secs(12));
+}
