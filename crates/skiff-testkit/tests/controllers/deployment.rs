@@ -23,6 +23,9 @@ use crate::{eventually, namespace};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
+/// Pod states in the order a watch delivered them (`None`: deleted).
+type PodLog = Arc<Mutex<Vec<(String, Option<Pod>)>>>;
+
 fn deployment(name: &str, replicas: i32, strategy: serde_json::Value, image: &str) -> Deployment {
     serde_json::from_value(json!({
         "metadata": {"name": name},
@@ -74,6 +77,7 @@ fn kubelet(client: kube::Client, ns: &str, k: Kubelet) -> tokio::task::JoinHandl
     tokio::spawn(async move {
         let mut seen: HashMap<String, tokio::time::Instant> = HashMap::new();
         let mut dying: HashMap<String, tokio::time::Instant> = HashMap::new();
+        let mut ips: HashMap<String, String> = HashMap::new();
         loop {
             let Ok(list) = pods.list(&ListParams::default()).await else {
                 tokio::time::sleep(Duration::from_millis(30)).await;
@@ -121,7 +125,12 @@ fn kubelet(client: kube::Client, ns: &str, k: Kubelet) -> tokio::task::JoinHandl
                     .round(k8s_openapi::jiff::Unit::Second)
                     .unwrap()
                     .to_string();
-                let status = json!({"status": {"phase": "Running", "conditions": [
+                let n = ips.len();
+                let ip = ips
+                    .entry(uid.clone())
+                    .or_insert_with(|| format!("10.42.{}.{}", n / 250, n % 250 + 2))
+                    .clone();
+                let status = json!({"status": {"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}], "conditions": [
                     {"type": "Ready", "status": "True", "lastTransitionTime": t},
                     {"type": "ContainersReady", "status": "True", "lastTransitionTime": t},
                     {"type": "PodScheduled", "status": "True", "lastTransitionTime": t}
@@ -301,7 +310,7 @@ async fn rolling_update_never_exceeds_surge_or_unavailable() {
     let pod_list = pods.list(&ListParams::default()).await.unwrap();
     let rv_pods = pod_list.metadata.resource_version.clone().unwrap();
     let set_log: Arc<Mutex<Vec<(String, i32)>>> = Arc::default();
-    let pod_log: Arc<Mutex<Vec<(String, Option<Pod>)>>> = Arc::default();
+    let pod_log: PodLog = Arc::default();
     let w1 = {
         let log = set_log.clone();
         let mut s = sets
@@ -822,4 +831,121 @@ async fn progress_deadline_exceeded_when_new_pods_never_become_ready() {
     // The old pods stay: maxUnavailable 0.
     let d = deps.get("web").await.unwrap();
     assert_eq!(d.status.unwrap().available_replicas, Some(2));
+}
+
+/// The sorted ready addresses of an Endpoints object.
+fn addresses(e: &k8s_openapi::api::core::v1::Endpoints) -> Vec<String> {
+    let mut v: Vec<String> = e
+        .subsets
+        .iter()
+        .flatten()
+        .flat_map(|s| s.addresses.iter().flatten().map(|a| a.ip.clone()))
+        .collect();
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn blue_green_switch_moves_the_endpoints_at_once() {
+    use k8s_openapi::api::core::v1::{Endpoints, Service};
+    let server = TestServer::start_with(|_| {}).await.unwrap();
+    let client = server.client().await.unwrap();
+    namespace(&client, "bg").await;
+    let _kubelet = kubelet(
+        client.clone(),
+        "bg",
+        Kubelet {
+            bind: false,
+            ready_after: Duration::ZERO,
+            linger: Duration::ZERO,
+        },
+    );
+    let deps: Api<Deployment> = Api::namespaced(client.clone(), "bg");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "bg");
+    let svcs: Api<Service> = Api::namespaced(client.clone(), "bg");
+    let eps: Api<Endpoints> = Api::namespaced(client.clone(), "bg");
+    for version in ["blue", "green"] {
+        let d: Deployment = serde_json::from_value(json!({
+            "metadata": {"name": format!("shop-{version}")},
+            "spec": {
+                "replicas": 2,
+                "selector": {"matchLabels": {"app": "shop", "version": version}},
+                "template": {
+                    "metadata": {"labels": {"app": "shop", "version": version}},
+                    "spec": {"containers": [{"name": "c", "image": "v1"}]}
+                }
+            }
+        }))
+        .unwrap();
+        deps.create(&PostParams::default(), &d).await.unwrap();
+    }
+    let svc: Service = serde_json::from_value(json!({
+        "metadata": {"name": "shop"},
+        "spec": {"selector": {"app": "shop", "version": "blue"}, "ports": [{"port": 80}]}
+    }))
+    .unwrap();
+    svcs.create(&PostParams::default(), &svc).await.unwrap();
+    wait_complete(&deps, "shop-blue", "v1").await;
+    wait_complete(&deps, "shop-green", "v1").await;
+    let ips_of = |version: &'static str| {
+        let pods = pods.clone();
+        async move {
+            let mut v: Vec<String> = pods
+                .list(&ListParams::default().labels(&format!("version={version}")))
+                .await
+                .unwrap()
+                .items
+                .into_iter()
+                .filter_map(|p| p.status?.pod_ip)
+                .collect();
+            v.sort();
+            v
+        }
+    };
+    let blue = ips_of("blue").await;
+    let green = ips_of("green").await;
+    assert_eq!((blue.len(), green.len()), (2, 2));
+    let current = eventually(LIMIT, "endpoints of blue", || async {
+        let e = eps.get("shop").await.ok()?;
+        (addresses(&e) == blue).then_some(e)
+    })
+    .await;
+    let rv = current.metadata.resource_version.clone().unwrap();
+    let mut stream = eps
+        .watch(
+            &WatchParams::default()
+                .fields("metadata.name=shop")
+                .timeout(30),
+            &rv,
+        )
+        .await
+        .unwrap()
+        .boxed();
+    let started = tokio::time::Instant::now();
+    svcs.patch(
+        "shop",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"selector": {"app": "shop", "version": "green"}}})),
+    )
+    .await
+    .unwrap();
+    let took = loop {
+        let ev = tokio::time::timeout(Duration::from_secs(10), stream.next())
+            .await
+            .expect("endpoints change in time")
+            .expect("watch open")
+            .unwrap();
+        if let WatchEvent::Modified(e) = ev {
+            let a = addresses(&e);
+            assert!(
+                a.iter().all(|ip| green.contains(ip) || blue.contains(ip)),
+                "{a:?}"
+            );
+            if a == green {
+                break started.elapsed();
+            }
+        }
+    };
+    println!("endpoints followed the selector switch in {took:?}");
+    assert!(took < Duration::from_millis(500), "took {took:?}");
 }
