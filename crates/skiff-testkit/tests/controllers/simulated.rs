@@ -377,3 +377,57 @@ async fn simulated_scale() {
     assert_eq!(stale, 0);
     assert!(worst < Duration::from_secs(12));
 }
+
+/// Pod throughput check, ignored by default (heavy): `SKIFF_SIM_PODS` (default 2000) pods bound
+/// by nodeName across 100 simulated nodes are created 32 at a time; prints the create rate and
+/// the rate at which they became Ready (the simulator should keep up with creates).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn simulated_pod_throughput() {
+    let n: usize = std::env::var("SKIFF_SIM_PODS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
+    let server = TestServer::start_with(|o| {
+        o.fake_nodes.count = 100;
+        o.disable_scheduler = true;
+    })
+    .await
+    .unwrap();
+    let client = server.client().await.unwrap();
+    namespace(&client, "tp").await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "tp");
+    let t0 = tokio::time::Instant::now();
+    futures::stream::iter(0..n)
+        .for_each_concurrent(32, |i| {
+            let pods = pods.clone();
+            async move {
+                let p = bound_pod(
+                    &format!("p{i}"),
+                    &format!("fake-node-{}", i % 100),
+                    "Always",
+                    json!({}),
+                );
+                pods.create(&PostParams::default(), &p).await.unwrap();
+            }
+        })
+        .await;
+    let created = t0.elapsed();
+    eventually(Duration::from_secs(600), "every pod ready", || async {
+        let l = pods.list(&Default::default()).await.ok()?;
+        let ready = l
+            .items
+            .iter()
+            .filter(|p| condition(p, "Ready").as_deref() == Some("True"))
+            .count();
+        (ready == n).then_some(())
+    })
+    .await;
+    let all_ready = t0.elapsed();
+    println!(
+        "{n} pods: created in {created:?} ({:.0}/s); all Ready after {all_ready:?} ({:.0}/s); ratio {:.2}",
+        n as f64 / created.as_secs_f64(),
+        n as f64 / all_ready.as_secs_f64(),
+        created.as_secs_f64() / all_ready.as_secs_f64()
+    );
+}
