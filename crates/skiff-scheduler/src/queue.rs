@@ -87,7 +87,8 @@ impl QueuedPod {
 enum Place {
     Active(u64),
     Backoff(u64),
-    Unschedulable(Instant),
+    /// Since when, and the key of its entry in `Queue::unschedulable`.
+    Unschedulable(Instant, u64),
     Gated,
     InFlight,
 }
@@ -122,9 +123,13 @@ pub struct Queue {
     pods: HashMap<PodKey, (QueuedPod, Place)>,
     active: BinaryHeap<ActiveKey>,
     backoff: BinaryHeap<Reverse<(Instant, u64, PodKey)>>,
+    /// Unschedulable pods by when they became so.
+    unschedulable_set: std::collections::BTreeMap<(Instant, u64), PodKey>,
     seq: u64,
     cycle: u64,
     move_request_cycle: u64,
+    /// How many unschedulable pods wait for pods (an upper bound; 0 skips the scan).
+    waiting_for_pods: usize,
 }
 
 impl Queue {
@@ -175,12 +180,8 @@ impl Queue {
                     qp.timestamp = now;
                     self.push_active(&key);
                 }
-                Place::Unschedulable(_) if changed => {
-                    if qp.backoff_expiry() > now {
-                        self.push_backoff(&key);
-                    } else {
-                        self.push_active(&key);
-                    }
+                Place::Unschedulable(..) if changed => {
+                    self.move_one(&key, now);
                 }
                 _ => {}
             }
@@ -203,7 +204,9 @@ impl Queue {
 
     /// Forgets a pod (deleted, or bound by someone else).
     pub fn delete(&mut self, key: &str) {
-        self.pods.remove(key);
+        if let Some((_, Place::Unschedulable(since, seq))) = self.pods.remove(key) {
+            self.unschedulable_set.remove(&(since, seq));
+        }
     }
 
     /// Moves back-off pods whose time has come to the active queue, and pods unschedulable
@@ -218,14 +221,12 @@ impl Queue {
                 self.push_active(&key);
             }
         }
-        let stale: Vec<PodKey> = self
-            .pods
-            .iter()
-            .filter(|(_, (_, p))| matches!(p, Place::Unschedulable(since) if now.duration_since(*since) >= MAX_UNSCHEDULABLE))
-            .map(|(k, _)| k.clone())
-            .collect();
-        for k in stale {
-            self.move_one(&k, now);
+        while let Some((&(since, seq), _)) = self.unschedulable_set.first_key_value() {
+            if now.duration_since(since) < MAX_UNSCHEDULABLE {
+                break;
+            }
+            let key = self.unschedulable_set.remove(&(since, seq)).expect("entry");
+            self.move_one(&key, now);
         }
     }
 
@@ -250,7 +251,7 @@ impl Queue {
 
     /// The pod was scheduled (or needs no more attempts).
     pub fn done(&mut self, key: &str) {
-        self.pods.remove(key);
+        self.delete(key);
     }
 
     /// The attempt failed because nothing fits: the pod waits as unschedulable, or in
@@ -267,7 +268,13 @@ impl Queue {
         if self.move_request_cycle >= qp.cycle {
             self.push_backoff(&qp.key);
         } else {
-            *place = Place::Unschedulable(now);
+            self.seq += 1;
+            *place = Place::Unschedulable(now, self.seq);
+            self.unschedulable_set
+                .insert((now, self.seq), qp.key.clone());
+            if waits_for_pods {
+                self.waiting_for_pods += 1;
+            }
         }
     }
 
@@ -284,9 +291,12 @@ impl Queue {
     }
 
     fn move_one(&mut self, key: &str, now: Instant) {
-        let Some((qp, _)) = self.pods.get(key) else {
+        let Some((qp, place)) = self.pods.get(key) else {
             return;
         };
+        if let Place::Unschedulable(since, seq) = *place {
+            self.unschedulable_set.remove(&(since, seq));
+        }
         if qp.backoff_expiry() > now {
             self.push_backoff(key);
         } else {
@@ -297,29 +307,31 @@ impl Queue {
     /// A cluster event that may make pods fit (node added or changed, pod deleted, ...):
     /// every unschedulable pod goes back, to back-off if its back-off has not ended.
     pub fn move_all(&mut self, now: Instant) {
-        let keys: Vec<PodKey> = self
-            .pods
-            .iter()
-            .filter(|(_, (_, p))| matches!(p, Place::Unschedulable(_)))
-            .map(|(k, _)| k.clone())
+        let keys: Vec<PodKey> = std::mem::take(&mut self.unschedulable_set)
+            .into_values()
             .collect();
         for k in keys {
             self.move_one(&k, now);
         }
+        self.waiting_for_pods = 0;
         self.move_request_cycle = self.cycle;
     }
 
     /// A pod was placed: unschedulable pods whose failure depended on other pods go back.
     pub fn move_waiting_for_pods(&mut self, now: Instant) {
+        if self.waiting_for_pods == 0 {
+            return;
+        }
         let keys: Vec<PodKey> = self
-            .pods
-            .iter()
-            .filter(|(_, (qp, p))| qp.waits_for_pods && matches!(p, Place::Unschedulable(_)))
-            .map(|(k, _)| k.clone())
+            .unschedulable_set
+            .values()
+            .filter(|k| self.pods.get(*k).is_some_and(|(qp, _)| qp.waits_for_pods))
+            .cloned()
             .collect();
         for k in keys {
             self.move_one(&k, now);
         }
+        self.waiting_for_pods = 0;
     }
 
     /// Whether a pod is ready to pop now.
@@ -338,13 +350,9 @@ impl Queue {
     pub fn next_wakeup(&self) -> Option<Instant> {
         let b = self.backoff.peek().map(|Reverse((at, _, _))| *at);
         let u = self
-            .pods
-            .values()
-            .filter_map(|(_, p)| match p {
-                Place::Unschedulable(since) => Some(*since + MAX_UNSCHEDULABLE),
-                _ => None,
-            })
-            .min();
+            .unschedulable_set
+            .first_key_value()
+            .map(|((since, _), _)| *since + MAX_UNSCHEDULABLE);
         match (b, u) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -358,7 +366,7 @@ impl Queue {
             match p {
                 Place::Active(_) => c.0 += 1,
                 Place::Backoff(_) => c.1 += 1,
-                Place::Unschedulable(_) => c.2 += 1,
+                Place::Unschedulable(..) => c.2 += 1,
                 Place::Gated => c.3 += 1,
                 Place::InFlight => {}
             }
@@ -511,6 +519,28 @@ mod tests {
         q.move_all(t0); // a node was added while the pod was being scheduled
         q.unschedulable(&qp, t0, false);
         assert_eq!(q.lens(), (0, 1, 0, 0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn placed_pods_wake_only_pods_waiting_for_pods() {
+        let mut q = Queue::new();
+        let t0 = Instant::now();
+        q.add(p("affine", 0), t0);
+        q.add(p("big", 0), t0);
+        let a = q.pop(t0).unwrap();
+        let b = q.pop(t0).unwrap();
+        q.unschedulable(&a, t0, true);
+        q.unschedulable(&b, t0, false);
+        q.move_waiting_for_pods(t0 + Duration::from_secs(2));
+        assert_eq!(q.lens(), (1, 0, 1, 0));
+        assert!(q.has_ready(t0 + Duration::from_secs(2)));
+        assert_eq!(
+            q.pop(t0 + Duration::from_secs(2)).unwrap().key,
+            "default/affine"
+        );
+        // Deleting the other forgets its unschedulable entry too.
+        q.delete("default/big");
+        assert_eq!(q.next_wakeup(), None);
     }
 
     #[tokio::test(start_paused = true)]
