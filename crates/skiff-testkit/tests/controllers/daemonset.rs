@@ -31,6 +31,16 @@ fn node_of(p: &Pod) -> Option<String> {
 /// One round of a scheduler and kubelet: bind pods to their target nodes, mark bound pods
 /// Running and Ready, finish graceful deletions.
 pub async fn kubelet_round(pods: &Api<Pod>) {
+    kubelet_round_on(pods, None, |_| true).await
+}
+
+/// [`kubelet_round`] binding pods without a target node to `default`, and marking ready only
+/// the pods `ready` accepts.
+pub async fn kubelet_round_on(
+    pods: &Api<Pod>,
+    default: Option<&str>,
+    ready: impl Fn(&Pod) -> bool,
+) {
     let Ok(list) = pods.list(&ListParams::default()).await else {
         return;
     };
@@ -51,7 +61,9 @@ pub async fn kubelet_round(pods: &Api<Pod>) {
         let node = match node_of(&p) {
             Some(n) => n,
             None => {
-                let Some(t) = target(&p) else { continue };
+                let Some(t) = target(&p).or(default.map(str::to_string)) else {
+                    continue;
+                };
                 let body = json!({"apiVersion": "v1", "kind": "Binding",
                     "metadata": {"name": name}, "target": {"apiVersion": "v1", "kind": "Node", "name": t}});
                 let _ = pods
@@ -66,12 +78,15 @@ pub async fn kubelet_round(pods: &Api<Pod>) {
             }
         };
         let _ = node;
-        let ready = p
+        if !ready(&p) {
+            continue;
+        }
+        let is_ready = p
             .status
             .as_ref()
             .and_then(|s| s.conditions.as_ref())
             .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
-        if !ready {
+        if !is_ready {
             mark_ready(pods, &name).await;
         }
     }
@@ -94,9 +109,15 @@ pub async fn mark_ready(pods: &Api<Pod>, name: &str) {
 }
 
 async fn make_node(nodes: &Api<Node>, name: &str, labels: serde_json::Value) {
+    // Ready with a fresh heartbeat, so that node lifecycle leaves its pods alone.
+    let now = k8s_openapi::jiff::Timestamp::now()
+        .round(k8s_openapi::jiff::TimestampRound::new().smallest(k8s_openapi::jiff::Unit::Second))
+        .unwrap()
+        .to_string();
     let n: Node = serde_json::from_value(json!({
         "metadata": {"name": name, "labels": labels},
-        "status": {"conditions": [{"type": "Ready", "status": "True"}]}
+        "status": {"conditions": [{"type": "Ready", "status": "True",
+            "lastHeartbeatTime": now, "lastTransitionTime": now}]}
     }))
     .unwrap();
     nodes.create(&PostParams::default(), &n).await.unwrap();

@@ -18,6 +18,7 @@ mod nodelifecycle;
 mod replicaset;
 mod serviceaccount;
 mod simulated;
+mod statefulset;
 
 /// Creates namespace `name`.
 pub async fn namespace(client: &kube::Client, name: &str) {
