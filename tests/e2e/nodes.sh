@@ -93,6 +93,23 @@ check "the node is Ready again" "condition met" k wait --for=condition=Ready nod
 poll "its taints are gone" 10 jsonpath_is node/fake-node-2 "" '{.spec.taints[*].key}'
 check "the evicted pod finishes terminating" "condition met" k wait --for=delete pod/tolerant --timeout=15s
 
+# --- a restart takes the nodes and their pods over ---
+IP_BEFORE=$(k get pod slow-unready -o 'jsonpath={.status.podIP}')
+stop_server
+start_server --fake-nodes 3 --node-monitor-grace-period 3s || exit 1
+check "nodes are Ready after a restart" "condition met" k wait --for=condition=Ready node --all --timeout=20s
+check_eq "labels users set survive" "fake-node-0" k get nodes -l disk=ssd -o 'jsonpath={.items[*].metadata.name}'
+check_eq "a running pod keeps its IP" "$IP_BEFORE" k get pod slow-unready -o 'jsonpath={.status.podIP}'
+sed 's/fake-node-0/fake-node-2/' "$EX/web.yaml" >"$WORK/web2.yaml"
+check "a new pod on the same node" "pod/web created" k apply -f "$WORK/web2.yaml"
+check "becomes Ready" "condition met" k wait --for=condition=Ready pod/web --timeout=15s
+web_ip=$(k get pod web -o 'jsonpath={.status.podIP}')
+if [ -n "$web_ip" ] && [ "$web_ip" != "$IP_BEFORE" ]; then
+  pass "and gets another address ($web_ip, not $IP_BEFORE)"
+else
+  fail "and gets another address" "got '$web_ip', the running pod has '$IP_BEFORE'"
+fi
+
 # --- bad flags ---
 check_fails "a malformed --fake-node-taint stops the server at start" "invalid taint" \
   "$SKIFF_BIN" server --data-dir "$WORK/bad" --bind-address 127.0.0.1 --https-listen-port "$(free_port)" \

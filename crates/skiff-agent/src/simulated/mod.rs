@@ -614,7 +614,7 @@ impl Simulator {
         let policy = RestartPolicy::of(&pod);
 
         // Advance the pod's life and find its address.
-        let (life, ip, wake, warn, terminating_since) = {
+        let (life, ip, wake, warn, terminating_since, backed_off, no_ip) = {
             let mut nodes = self.nodes.lock();
             let mut pods = self.pods.lock();
             if pods.get(key).is_some_and(|p| *p.uid != *uid) {
@@ -632,7 +632,10 @@ impl Simulator {
                 terminating_since: None,
                 warned: false,
             });
+            let restarts_before = sim.life.restarts;
             let wake = sim.life.advance(&script, policy, now);
+            let backed_off = sim.life.restarts > restarts_before
+                && matches!(sim.life.stage, pod::Stage::BackOff { .. });
             let host_network = pod.spec.as_ref().and_then(|s| s.host_network) == Some(true);
             if sim.life.is_finished() {
                 if let Some(octet) = sim.ip.take() {
@@ -647,13 +650,54 @@ impl Simulator {
             if pod.metadata.deletion_timestamp.is_some() && sim.terminating_since.is_none() {
                 sim.terminating_since = Some(now);
             }
-            (sim.life.clone(), sim.ip, wake, warn, sim.terminating_since)
+            let no_ip = sim.ip.is_none() && !host_network && !sim.life.is_finished();
+            (
+                sim.life.clone(),
+                sim.ip,
+                wake,
+                warn,
+                sim.terminating_since,
+                backed_off,
+                no_ip,
+            )
         };
         if warn {
             for p in &problems {
                 self.recorder
                     .warning(pod.as_ref(), "InvalidSimulationAnnotation", p.to_string());
             }
+        }
+
+        if backed_off {
+            let containers = pod
+                .spec
+                .as_ref()
+                .map(|s| s.containers.as_slice())
+                .unwrap_or(&[]);
+            for c in containers {
+                self.recorder.warning(
+                    pod.as_ref(),
+                    "BackOff",
+                    format!(
+                        "Back-off restarting failed container {} in pod {}_{}({uid})",
+                        c.name,
+                        name_of(&pod),
+                        pod.metadata.namespace.as_deref().unwrap_or("")
+                    ),
+                );
+            }
+        }
+        if no_ip && terminating_since.is_none() {
+            // The node's pod range is full: the sandbox cannot be made; try again later.
+            self.recorder.warning(
+                pod.as_ref(),
+                "FailedCreatePodSandBox",
+                format!(
+                    "Failed to create pod sandbox: no free address in {}",
+                    node::pod_cidr(i)
+                ),
+            );
+            return Ok(Action::RequeueAfter(Duration::from_secs(5)));
         }
 
         let node_octets = node::pod_network(i).octets();

@@ -247,6 +247,21 @@ async fn bound_pods_run_finish_fail_crash_loop_and_delete_gracefully() {
             .exit_code,
         1
     );
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), "sim");
+    eventually(Duration::from_secs(5), "a BackOff event", || async {
+        let l = events.list(&Default::default()).await.ok()?;
+        l.items
+            .iter()
+            .any(|e| {
+                e.reason.as_deref() == Some("BackOff")
+                    && e.involved_object.name.as_deref() == Some("loops")
+                    && e.message.as_deref().is_some_and(|m| {
+                        m.starts_with("Back-off restarting failed container c in pod loops_sim(")
+                    })
+            })
+            .then_some(())
+    })
+    .await;
 
     // Readiness scripted to fail: Running, not Ready.
     pods.create(
