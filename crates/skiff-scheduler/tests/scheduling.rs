@@ -296,3 +296,45 @@ async fn admission_refuses_bad_scheduling_specs() {
     );
     c.rt.shutdown().await;
 }
+
+/// Throughput through the API server (debug builds are slow; run with `--release
+/// --ignored --nocapture` for a figure): 100 nodes, 2,000 pods created, until all are bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn throughput_two_thousand_pods() {
+    let c = Cluster::start().await;
+    for i in 0..100 {
+        c.node(&format!("n{i}"), "64", json!({}), json!([])).await;
+    }
+    let pods = c.rt.cache.synced::<Pod>().await;
+    let start = std::time::Instant::now();
+    let mut creates = tokio::task::JoinSet::new();
+    for i in 0..2000 {
+        let client = c.client.clone();
+        creates.spawn(async move {
+            let p: Pod = serde_json::from_value(pod(&format!("p{i}"), "10m")).unwrap();
+            client.create(&p).await.unwrap();
+        });
+        if creates.len() >= 64 {
+            creates.join_next().await;
+        }
+    }
+    while creates.join_next().await.is_some() {}
+    let created = start.elapsed();
+    eventually("all bound", || async {
+        let bound = pods
+            .list()
+            .iter()
+            .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some())
+            .count();
+        (bound == 2000).then_some(())
+    })
+    .await;
+    let all = start.elapsed();
+    println!(
+        "2000 pods: created in {created:?} ({:.0}/s), all bound after {all:?} ({:.0}/s)",
+        2000.0 / created.as_secs_f64(),
+        2000.0 / all.as_secs_f64()
+    );
+    c.rt.shutdown().await;
+}
