@@ -710,4 +710,93 @@ mod tests {
         d.spec.as_mut().unwrap().revision_history_limit = None;
         assert!(history_to_prune(&d, &old).is_empty());
     }
+
+    fn set_size(rs: &mut ReplicaSet, n: i32) {
+        rs.spec.as_mut().unwrap().replicas = Some(n);
+    }
+
+    fn set_available(rs: &mut ReplicaSet, n: i32) {
+        let total = size(rs);
+        let st = rs.status.as_mut().unwrap();
+        st.available_replicas = Some(n);
+        st.replicas = total;
+    }
+
+    /// Runs a whole rolling update on a model cluster where pods are created and deleted at
+    /// once and new pods become available one step after they appear, applying the step
+    /// functions as the controller does, and checks the bounds after every write.
+    fn simulate(r: i32, surge: serde_json::Value, unavailable: serde_json::Value) -> usize {
+        let d = dep(r, surge.clone(), unavailable.clone());
+        let (max_total, min_avail) = (r + max_surge(&d), r - max_unavailable(&d));
+        let mut old = rs("old", "2026-01-01T00:00:00Z", r, r);
+        let mut new = rs("new", "2026-01-01T00:01:00Z", 0, 0);
+        let ctx = format!("replicas {r}, maxSurge {surge}, maxUnavailable {unavailable}");
+        let check = |old: &ReplicaSet, new: &ReplicaSet| {
+            let total = size(old) + size(new);
+            let avail = available(old) + available(new);
+            assert!(total <= max_total, "{ctx}: {total} > {max_total}");
+            assert!(avail >= min_avail, "{ctx}: {avail} available < {min_avail}");
+        };
+        for step in 0..200 {
+            if size(&new) == r && available(&new) == r && size(&old) == 0 {
+                return step;
+            }
+            // The kubelet: pods of the new set become available (one step late).
+            let ready_now = available(&new).max(0);
+            let created = size(&new);
+            // The controller: grow the new set, else shrink the old one.
+            let all = [&old, &new];
+            let grow = new_rs_new_replicas(&d, &all, &new);
+            if grow != size(&new) {
+                set_size(&mut new, grow);
+            } else {
+                for (name, to) in scale_down_old(&d, std::slice::from_ref(&old), Some(&new)) {
+                    assert_eq!(name, "old");
+                    assert!(to < size(&old));
+                    set_size(&mut old, to);
+                    let a = available(&old).min(to);
+                    set_available(&mut old, a);
+                }
+            }
+            check(&old, &new);
+            let now_available = created.max(ready_now).min(size(&new));
+            set_available(&mut new, now_available);
+            check(&old, &new);
+        }
+        panic!("{ctx}: the rollout did not finish");
+    }
+
+    #[test]
+    fn every_rolling_update_finishes_within_its_bounds() {
+        let surges = [
+            json!(0),
+            json!(1),
+            json!(3),
+            json!("25%"),
+            json!("50%"),
+            json!("100%"),
+        ];
+        let unavailables = [
+            json!(0),
+            json!(1),
+            json!(2),
+            json!("25%"),
+            json!("50%"),
+            json!("100%"),
+        ];
+        let mut runs = 0;
+        for r in 1..=12 {
+            for s in &surges {
+                for u in &unavailables {
+                    if (s == &json!(0) || s == &json!("0%")) && u == &json!(0) {
+                        continue; // refused by validation
+                    }
+                    let steps = simulate(r, s.clone(), u.clone());
+                    assert!(steps > 0);
+                    runs += 1;
+                }
+            }
+        }
+        assert_eq!(runs, 12 * 35);
+    }
 }

@@ -536,4 +536,26 @@ mod tests {
         );
         assert_eq!(c.last_update_time, Some(Time(ts("2026-01-01T00:02:00Z"))));
     }
+
+    #[test]
+    fn replica_failure_is_copied_from_the_replica_sets_and_cleared() {
+        let t = ts("2026-01-01T00:00:00Z");
+        let d = dep(json!({}));
+        let mut new = rs("web-new", 3, 0, 0);
+        new.status.as_mut().unwrap().conditions = Some(vec![serde_json::from_value(json!({
+            "type": "ReplicaFailure", "status": "True", "reason": "FailedCreate",
+            "message": "pods \"web-new-x\" is forbidden: exceeded quota",
+            "lastTransitionTime": "2026-01-01T00:00:00Z"
+        }))
+        .unwrap()]);
+        let s = rollout_status(&d, &[&new], Some(&new), t);
+        let f = get(&s, REPLICA_FAILURE).unwrap();
+        assert_eq!(f.reason.as_deref(), Some("FailedCreate"));
+        assert!(f.message.as_deref().unwrap().contains("exceeded quota"));
+        let mut d2 = d.clone();
+        d2.status = Some(s);
+        let healthy = rs("web-new", 3, 0, 0);
+        let s = rollout_status(&d2, &[&healthy], Some(&healthy), t);
+        assert!(get(&s, REPLICA_FAILURE).is_none());
+    }
 }

@@ -949,3 +949,64 @@ async fn blue_green_switch_moves_the_endpoints_at_once() {
     println!("endpoints followed the selector switch in {took:?}");
     assert!(took < Duration::from_millis(500), "took {took:?}");
 }
+
+#[tokio::test]
+async fn a_hash_collision_bumps_collision_count_and_picks_another_name() {
+    let server = TestServer::start_with(|_| {}).await.unwrap();
+    let client = server.client().await.unwrap();
+    namespace(&client, "first").await;
+    namespace(&client, "second").await;
+    // The hash depends on the template only: learn it in one namespace...
+    let first: Api<ReplicaSet> = Api::namespaced(client.clone(), "first");
+    Api::<Deployment>::namespaced(client.clone(), "first")
+        .create(
+            &PostParams::default(),
+            &deployment("web", 1, rolling(json!(1), json!(0)), "v1"),
+        )
+        .await
+        .unwrap();
+    let taken = eventually(LIMIT, "the first ReplicaSet", || async {
+        sets_of(&first, "web")
+            .await
+            .first()
+            .and_then(|r| r.metadata.name.clone())
+    })
+    .await;
+    // ...and take that name in another with a foreign ReplicaSet.
+    let second: Api<ReplicaSet> = Api::namespaced(client.clone(), "second");
+    let foreign: ReplicaSet = serde_json::from_value(json!({
+        "metadata": {"name": taken, "labels": {"app": "other"}},
+        "spec": {
+            "replicas": 0,
+            "selector": {"matchLabels": {"app": "other"}},
+            "template": {
+                "metadata": {"labels": {"app": "other"}},
+                "spec": {"containers": [{"name": "c", "image": "other"}]}
+            }
+        }
+    }))
+    .unwrap();
+    second
+        .create(&PostParams::default(), &foreign)
+        .await
+        .unwrap();
+    let deps: Api<Deployment> = Api::namespaced(client.clone(), "second");
+    deps.create(
+        &PostParams::default(),
+        &deployment("web", 1, rolling(json!(1), json!(0)), "v1"),
+    )
+    .await
+    .unwrap();
+    let d = eventually(LIMIT, "a ReplicaSet under another name", || async {
+        let d = deps.get("web").await.ok()?;
+        let ours = sets_of(&second, "web").await;
+        (ours.len() == 1 && ours[0].metadata.name.as_deref() != Some(taken.as_str())).then_some(d)
+    })
+    .await;
+    assert_eq!(d.status.unwrap().collision_count, Some(1));
+    let untouched = second.get(&taken).await.unwrap();
+    assert!(
+        untouched.metadata.owner_references.is_none(),
+        "the foreign set is left alone"
+    );
+}
