@@ -229,34 +229,35 @@ fn message(idx: u16, buf: &[u8], depth: usize) -> Result<Option<Value>, Error> {
             out.insert(f.json.to_string(), v);
         }
     }
-    Ok(Some(either(m.special, out)))
+    Ok(either(m.special, out))
 }
 
-/// The JSON form of apiextensions' either-or schema types, from their decoded fields.
-fn either(s: Special, mut fields: Map<String, Value>) -> Value {
+/// The JSON form of apiextensions' either-or schema types, from their decoded fields; `None`
+/// (unset) when neither side is set, which Go writes as `null`.
+fn either(s: Special, mut fields: Map<String, Value>) -> Option<Value> {
     let non_empty = |v: &Option<Value>| matches!(v, Some(Value::Array(a)) if !a.is_empty());
     match s {
         Special::SchemaOrArray => {
             let list = fields.remove("jSONSchemas");
             if non_empty(&list) {
-                list.unwrap_or(Value::Null)
+                list
             } else {
-                fields.remove("schema").unwrap_or(Value::Null)
+                fields.remove("schema")
             }
         }
         Special::SchemaOrBool => match fields.remove("schema") {
-            Some(v) => v,
-            None => fields.remove("allows").unwrap_or(Value::Bool(false)),
+            Some(v) => Some(v),
+            None => Some(fields.remove("allows").unwrap_or(Value::Bool(false))),
         },
         Special::SchemaOrStringArray => {
             let list = fields.remove("property");
             if non_empty(&list) {
-                list.unwrap_or(Value::Null)
+                list
             } else {
-                fields.remove("schema").unwrap_or(Value::Null)
+                fields.remove("schema")
             }
         }
-        _ => Value::Object(fields),
+        _ => Some(Value::Object(fields)),
     }
 }
 
