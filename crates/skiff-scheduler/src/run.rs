@@ -125,6 +125,24 @@ fn nominated_of(p: &Pod) -> Option<&str> {
         .filter(|n| !n.is_empty())
 }
 
+/// Whether two versions of a placed pod look the same to the scheduler (only status details
+/// it does not use differ).
+fn same_for_scheduling(a: &Pod, b: &Pod) -> bool {
+    let phase = |p: &Pod| {
+        matches!(
+            p.status.as_ref().and_then(|s| s.phase.as_deref()),
+            Some("Succeeded") | Some("Failed")
+        )
+    };
+    let start = |p: &Pod| p.status.as_ref().and_then(|s| s.start_time.clone());
+    a.spec == b.spec
+        && a.metadata.labels == b.metadata.labels
+        && a.metadata.deletion_timestamp == b.metadata.deletion_timestamp
+        && a.metadata.owner_references == b.metadata.owner_references
+        && phase(a) == phase(b)
+        && start(a) == start(b)
+}
+
 /// Whether a failure depended on other pods' placement.
 fn waits_for_pods(fit: &FitError) -> bool {
     fit.statuses.iter().any(|(_, f)| {
@@ -224,6 +242,12 @@ impl Loop {
             return;
         };
         if let Some(node) = node_of(new) {
+            if c.old.as_ref().is_some_and(|o| same_for_scheduling(o, new))
+                && self.sched.snapshot.pod_node(&key) == Some(node)
+            {
+                // A status heartbeat of a placed pod: nothing the scheduler uses changed.
+                return;
+            }
             self.assumed.remove(&key);
             self.queue.delete(&key);
             let was_placed = c.old.as_ref().and_then(|o| node_of(o)).is_some();
