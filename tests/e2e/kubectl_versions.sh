@@ -45,6 +45,13 @@ for V in $VERSIONS; do
   check_fails "1.$V: diff with a change exits 1 and shows it" "\+  replicas: 4" kv diff -f "$M"
   check "1.$V: create namespace" "namespace/created-1-$V created" kv create namespace "created-1-$V"
   check "1.$V: explain deployment.spec.replicas" "replicas.*<integer>" kv explain deployment.spec.replicas
+  if [ "$V" -le 28 ]; then
+    # The old explain reads every model of /openapi/v2 (gnostic protobuf, kube-openapi's parser).
+    check "1.$V: explain from OpenAPI v2" "RESOURCE: strategy <Object>" \
+      kv explain deployment.spec.strategy --output=plaintext-openapiv2
+    check "1.$V: explain from OpenAPI v2 follows references into lists" "containerPort.*<integer>" \
+      kv explain pods.spec.containers.ports --output=plaintext-openapiv2
+  fi
   check "1.$V: delete -f" "deployment.apps \"web\" deleted" kv delete -f "$M"
   check "1.$V: delete the created namespace" "namespace \"created-1-$V\" deleted" kv delete namespace "created-1-$V" --wait=false
 done
