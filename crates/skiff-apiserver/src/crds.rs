@@ -110,15 +110,22 @@ impl CustomResources {
             .find(|r| r.group == group && r.version == version && r.kind == kind)
     }
 
-    /// The storage version's resource of the custom resource stored under
-    /// `/registry/<group>/<plural>/`.
+    /// A resource through which the objects stored under `/registry/<group>/<plural>/` are
+    /// reached: the storage version's, or (when that version is not served) the
+    /// highest-priority served one; every version shares the keys.
     pub fn by_storage(&self, group: &str, plural: &str) -> Option<&'static Resource> {
         let c = self.catalog.read();
-        c.resources.iter().copied().find(|r| {
-            r.group == group
-                && r.plural == plural
-                && r.custom.is_some_and(|i| i.storage_version == r.version)
-        })
+        let mut versions = c
+            .resources
+            .iter()
+            .copied()
+            .filter(|r| r.group == group && r.plural == plural);
+        let first = versions.clone().next()?;
+        Some(
+            versions
+                .find(|r| r.custom.is_some_and(|i| i.storage_version == r.version))
+                .unwrap_or(first),
+        )
     }
 
     /// Whether the CRD of `res` is being deleted.

@@ -447,15 +447,12 @@ async fn finish_namespace(srv: &ApiServer, ns: &str) -> Result<(), ApiError> {
     let mut remaining: BTreeMap<String, usize> = BTreeMap::new();
     let mut finalizers: BTreeMap<String, usize> = BTreeMap::new();
     let mut seen = HashSet::new();
+    // Custom resources too: every served version (they share their keys; the first one
+    // seen of each is used).
     let custom = srv.crds.snapshot();
-    let custom_storage = custom
-        .resources
-        .iter()
-        .copied()
-        .filter(|r| r.custom.is_some_and(|c| c.storage_version == r.version));
     for res in registry::RESOURCES
         .iter()
-        .chain(custom_storage)
+        .chain(custom.resources.iter().copied())
         .filter(|r| r.namespaced)
     {
         let sres = crate::objects::storage_resource(res);

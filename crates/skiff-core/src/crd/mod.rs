@@ -397,6 +397,20 @@ pub fn validate_crd(obj: &Value) -> Vec<FieldError> {
             ));
         }
     }
+    // Kubernetes' own groups need an approved API review (upstream's KEP-1111 rule).
+    let protected = ["k8s.io", "kubernetes.io"]
+        .iter()
+        .any(|d| group == *d || group.ends_with(&format!(".{d}")));
+    let approval = obj
+        .pointer("/metadata/annotations/api-approved.kubernetes.io")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if protected && approval.is_empty() {
+        errs.push(FieldError::required(
+            "metadata.annotations[api-approved.kubernetes.io]",
+            "protected groups must have approval annotation \"api-approved.kubernetes.io\", see https://github.com/kubernetes/enhancements/pull/1111",
+        ));
+    }
     match s(obj, "/spec/scope") {
         "Namespaced" | "Cluster" => {}
         "" => errs.push(FieldError::required("spec.scope", "")),

@@ -244,6 +244,15 @@ fn crd_defaults_and_validation() {
     assert!(validate_crd(&no_served)
         .iter()
         .any(|e| e.detail == "must have at least one version marked as served"));
+    let mut protected = crd.clone();
+    protected["metadata"]["name"] = json!("widgets.x.k8s.io");
+    protected["spec"]["group"] = json!("x.k8s.io");
+    assert_eq!(
+        validate_crd(&protected)[0].to_string(),
+        "metadata.annotations[api-approved.kubernetes.io]: Required value: protected groups must have approval annotation \"api-approved.kubernetes.io\", see https://github.com/kubernetes/enhancements/pull/1111"
+    );
+    protected["metadata"]["annotations"] = json!({"api-approved.kubernetes.io": "https://github.com/kubernetes/enhancements/pull/1111"});
+    assert!(validate_crd(&protected).is_empty());
     let mut moved = crd.clone();
     moved["spec"]["scope"] = json!("Cluster");
     let e = validate_crd_update(&moved, &crd);

@@ -954,8 +954,14 @@ async fn a_terminating_crd_waits_for_its_objects_and_refuses_new_ones() {
     .await;
     assert_eq!(cond.reason.as_deref(), Some("InstanceDeletionInProgress"));
     // The object is being deleted, held by its finalizer; nothing new may be created.
-    let h = api.get("held").await.unwrap();
-    assert!(h.metadata.deletion_timestamp.is_some());
+    eventually(5, "the object to be marked for deletion", || {
+        let api = api.clone();
+        async move {
+            let h = api.get("held").await.ok()?;
+            h.metadata.deletion_timestamp.map(|_| ())
+        }
+    })
+    .await;
     let s = expect_status(
         api.create(&PostParams::default(), &obj("new", json!({"color": "red"})))
             .await,
@@ -976,6 +982,82 @@ async fn a_terminating_crd_waits_for_its_objects_and_refuses_new_ones() {
         async move {
             matches!(
                 crds.get("latches.hold.skiff.dev").await,
+                Err(kube::Error::Api(s)) if s.code == 404
+            )
+            .then_some(())
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crd_update_changes_the_served_versions() {
+    let c = client(M).await;
+    let def = crd("update.skiff.dev", "valves", "Valve", "Namespaced");
+    establish(&c, &def).await;
+    let ns = namespace(&c, "crd-update").await;
+    let v1: Api<DynamicObject> = Api::namespaced_with(
+        c.clone(),
+        &ns,
+        &ar("update.skiff.dev", "v1", "Valve", "valves"),
+    );
+    v1.create(&PostParams::default(), &obj("old", json!({"color": "red"})))
+        .await
+        .unwrap();
+    // v2 becomes the storage version; v1 stops being served.
+    let crds: Api<CustomResourceDefinition> = Api::all(c.clone());
+    let mut cur = crds.get("valves.update.skiff.dev").await.unwrap();
+    let mut v2 = cur.spec.versions[0].clone();
+    v2.name = "v2".into();
+    cur.spec.versions[0].served = false;
+    cur.spec.versions[0].storage = false;
+    cur.spec.versions.push(v2);
+    crds.replace("valves.update.skiff.dev", &PostParams::default(), &cur)
+        .await
+        .unwrap();
+    let v2: Api<DynamicObject> = Api::namespaced_with(
+        c.clone(),
+        &ns,
+        &ar("update.skiff.dev", "v2", "Valve", "valves"),
+    );
+    let old = eventually(5, "v2 to be served", || {
+        let v2 = v2.clone();
+        async move { v2.get("old").await.ok() }
+    })
+    .await;
+    assert_eq!(old.types.unwrap().api_version, "update.skiff.dev/v2");
+    let r = raw(
+        &c,
+        "GET",
+        &format!("/apis/update.skiff.dev/v1/namespaces/{ns}/valves"),
+        &[],
+        vec![],
+    )
+    .await;
+    assert_eq!(r.status, 404, "v1 is no longer served");
+    let got = eventually(5, "storedVersions [v1, v2]", || {
+        let crds = crds.clone();
+        async move {
+            let g = crds.get("valves.update.skiff.dev").await.ok()?;
+            let sv = g.status?.stored_versions?;
+            (sv == vec!["v1".to_string(), "v2".to_string()]).then_some(sv)
+        }
+    })
+    .await;
+    assert_eq!(got.len(), 2);
+    let g = raw(&c, "GET", "/apis/update.skiff.dev", &[], vec![])
+        .await
+        .json();
+    assert_eq!(g["preferredVersion"]["version"], "v2");
+    // Deleting the CRD still reaches the objects through the served version.
+    crds.delete("valves.update.skiff.dev", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually(10, "the CRD to go", || {
+        let crds = crds.clone();
+        async move {
+            matches!(
+                crds.get("valves.update.skiff.dev").await,
                 Err(kube::Error::Api(s)) if s.code == 404
             )
             .then_some(())
