@@ -349,8 +349,25 @@ impl Loop {
                         Err(NoPreemption(m)) => fit.post_filter_msg = m,
                     }
                 }
+                // Lower-priority pods nominated to the chosen node lose the nomination
+                // (upstream's getLowerPriorityNominatedPods).
+                let mut displaced = Vec::new();
                 if let Some(c) = &candidate {
+                    displaced = self
+                        .sched
+                        .snapshot
+                        .nominated_on(&c.node)
+                        .iter()
+                        .filter(|p| p.priority < ctx.info.priority)
+                        .map(|p| (p.namespace.clone(), p.name.clone(), p.key.clone()))
+                        .collect();
+                    for (_, _, key) in &displaced {
+                        self.sched.snapshot.clear_nomination(key);
+                    }
                     self.sched.snapshot.nominate(ctx.info.clone(), &c.node);
+                    if !displaced.is_empty() {
+                        self.queue.move_all(now);
+                    }
                 }
                 self.queue.unschedulable(&qp, now, waits_for_pods(&fit));
                 let msg = fit.to_string();
@@ -360,6 +377,14 @@ impl Loop {
                 let clock = self.rt.clock;
                 writes.spawn(async move {
                     record_failure(&client, &recorder, clock, &pod, &msg, candidate).await;
+                    for (ns, name, _) in displaced {
+                        let _ = client
+                            .modify_status::<Pod>(Some(&ns), &name, |p| {
+                                let st = p.status.get_or_insert_with(Default::default);
+                                st.nominated_node_name.take().is_some()
+                            })
+                            .await;
+                    }
                     Outcome::Recorded
                 });
             }
