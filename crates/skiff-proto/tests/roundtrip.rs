@@ -733,3 +733,67 @@ fn nesting_deeper_than_json_bodies_allow_is_refused() {
     };
     assert!(skiff_proto::decode_body(&body("apps/v1", "ControllerRevision", &rev)).is_ok());
 }
+
+mod never_panics {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn valid_pod() -> Vec<u8> {
+        let pod = core::Pod {
+            metadata: meta("p", "default"),
+            spec: Some(core::PodSpec {
+                containers: vec![core::Container {
+                    resources: Some(core::ResourceRequirements {
+                        limits: BTreeMap::from([("cpu".to_string(), q("1"))]),
+                        ..Default::default()
+                    }),
+                    liveness_probe: Some(core::Probe {
+                        handler: Some(core::ProbeHandler {
+                            tcp_socket: Some(core::TcpSocketAction {
+                                port: Some(IntOrString {
+                                    r#type: Some(0),
+                                    int_val: Some(80),
+                                    str_val: None,
+                                }),
+                                host: None,
+                            }),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }),
+                    ..container("c", "busybox")
+                }],
+                ..Default::default()
+            }),
+            status: None,
+        };
+        body("v1", "Pod", &pod)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Corrupted bodies decode or fail with an error; they never panic.
+        #[test]
+        fn corrupted_bodies(edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6), cut in any::<prop::sample::Index>()) {
+            let mut b = valid_pod();
+            for (at, byte) in edits {
+                let i = 4 + at.index(b.len() - 4);
+                b[i] = byte;
+            }
+            let len = 4 + cut.index(b.len() - 3);
+            let _ = skiff_proto::decode_body(&b);
+            let _ = skiff_proto::decode_body(&b[..len]);
+        }
+
+        /// Arbitrary bytes after the prefix, and as the object of every kind.
+        #[test]
+        fn arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..256), root in any::<prop::sample::Index>()) {
+            let mut b = b"k8s\0".to_vec();
+            b.extend(&bytes);
+            let _ = skiff_proto::decode_body(&b);
+            let r = &skiff_proto::table::ROOTS[root.index(skiff_proto::table::ROOTS.len())];
+            let _ = skiff_proto::decode_message(&format!("{}/{}", r.group, r.version), r.kind, &bytes);
+        }
+    }
+}
