@@ -338,3 +338,43 @@ async fn throughput_two_thousand_pods() {
     );
     c.rt.shutdown().await;
 }
+
+#[tokio::test]
+async fn preemptor_is_nominated_while_its_victim_terminates() {
+    let c = Cluster::start().await;
+    c.node("n1", "2", json!({}), json!([])).await;
+    for (name, value) in [("low", 10), ("high", 1000)] {
+        let pc: PriorityClass =
+            serde_json::from_value(json!({"metadata": {"name": name}, "value": value})).unwrap();
+        c.client.create(&pc).await.unwrap();
+    }
+    let mut v = pod("slow-victim", "2");
+    v["spec"]["priorityClassName"] = json!("low");
+    v["spec"]["terminationGracePeriodSeconds"] = json!(300);
+    c.pod(v).await;
+    eventually("victim bound", || c.node_of("slow-victim")).await;
+    let mut h = pod("urgent", "2");
+    h["spec"]["priorityClassName"] = json!("high");
+    c.pod(h).await;
+    let nominated = eventually("urgent nominated", || async {
+        c.get("urgent").await?.status?.nominated_node_name
+    })
+    .await;
+    assert_eq!(nominated, "n1");
+    let victim = c.get("slow-victim").await.expect("still terminating");
+    assert!(victim.metadata.deletion_timestamp.is_some());
+    let conds = victim.status.unwrap().conditions.unwrap();
+    let dt = conds
+        .iter()
+        .find(|c| c.type_ == "DisruptionTarget")
+        .expect("DisruptionTarget");
+    assert_eq!(dt.reason.as_deref(), Some("PreemptionByScheduler"));
+    assert_eq!(
+        dt.message.as_deref(),
+        Some("default-scheduler: preempting to accommodate a higher priority pod")
+    );
+    // The terminating victim still holds its cpu: the preemptor waits.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(c.node_of("urgent").await.is_none());
+    c.rt.shutdown().await;
+}
