@@ -22,6 +22,8 @@
 //! the status subresource (its status strategy keeps metadata changes); Skiff's status
 //! subresource keeps only `status`, so the annotation is written through the main resource.
 
+#[cfg(test)]
+mod paused;
 pub mod revision;
 pub mod rollout;
 pub mod sync;

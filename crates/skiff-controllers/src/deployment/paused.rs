@@ -1,0 +1,199 @@
+//! The Deployment controller (with the ReplicaSet controller) against an in-process API server
+//! on tokio's paused clock: progress deadlines and minReadySeconds are checked to the second
+//! without waiting for them.
+
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::Pod;
+use serde_json::json;
+use skiff_runtime::Runtime;
+
+async fn runtime() -> (Runtime, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        skiff_store::sqlite::SqliteStore::open(&dir.path().join("state.db"), Default::default())
+            .unwrap();
+    let api = skiff_apiserver::ApiServer::new(store, Default::default());
+    api.bootstrap().await.unwrap();
+    let rt = Runtime::new(api);
+    let opts = crate::Options::default();
+    super::start(&rt, &opts);
+    crate::replicaset::start(&rt, &opts);
+    (rt, dir)
+}
+
+fn deployment(spec: serde_json::Value) -> Deployment {
+    let mut spec = spec;
+    spec["selector"] = json!({"matchLabels": {"app": "web"}});
+    spec["template"] = json!({"metadata": {"labels": {"app": "web"}},
+        "spec": {"containers": [{"name": "c", "image": "v1"}]}});
+    serde_json::from_value(
+        json!({"metadata": {"name": "web", "namespace": "default"}, "spec": spec}),
+    )
+    .unwrap()
+}
+
+/// Plays the kubelet: every pod becomes Running and Ready at once (on the runtime's clock).
+fn kubelet(rt: &Runtime) {
+    let client = rt.client("kubelet");
+    let pods = rt.cache.informer::<Pod>();
+    let clock = rt.clock;
+    rt.spawn(async move {
+        loop {
+            for p in pods.list() {
+                if crate::pods::is_ready(&p) || p.metadata.deletion_timestamp.is_some() {
+                    continue;
+                }
+                let now = clock.now_k8s();
+                let name = p.metadata.name.clone().unwrap_or_default();
+                let _ = client
+                    .modify_status::<Pod>(Some("default"), &name, |p| {
+                        let st = p.status.get_or_insert_with(Default::default);
+                        st.phase = Some("Running".into());
+                        st.conditions = Some(vec![serde_json::from_value(json!({
+                            "type": "Ready", "status": "True", "lastTransitionTime": now
+                        }))
+                        .unwrap()]);
+                        true
+                    })
+                    .await;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+}
+
+fn progressing(rt: &Runtime) -> Option<(String, String)> {
+    let d = rt
+        .cache
+        .informer::<Deployment>()
+        .get(Some("default"), "web")?;
+    let c = d
+        .status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == "Progressing")?
+        .clone();
+    Some((c.status, c.reason.unwrap_or_default()))
+}
+
+/// (image, size) of every ReplicaSet, sorted.
+fn sizes(rt: &Runtime) -> Vec<(String, i32)> {
+    let mut v: Vec<(String, i32)> = rt
+        .cache
+        .informer::<ReplicaSet>()
+        .list()
+        .iter()
+        .map(|r| {
+            let spec = r.spec.as_ref().unwrap();
+            let image = spec
+                .template
+                .as_ref()
+                .unwrap()
+                .spec
+                .as_ref()
+                .unwrap()
+                .containers[0]
+                .image
+                .clone()
+                .unwrap();
+            (image, spec.replicas.unwrap_or(0))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// Advances paused time by `n` seconds in 100 ms steps, letting the store's threads (which
+/// tokio does not see) catch up in real time between steps.
+async fn secs(n: u64) {
+    for _ in 0..n * 10 {
+        std::thread::sleep(Duration::from_millis(2));
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_progress_deadline_passes_on_time_without_a_resync() {
+    let (rt, _dir) = runtime().await;
+    let client = rt.client("test");
+    rt.cache.informer::<Deployment>().synced().await;
+    // No kubelet: the pods never become ready.
+    client
+        .create(&deployment(
+            json!({"replicas": 2, "progressDeadlineSeconds": 30}),
+        ))
+        .await
+        .unwrap();
+    secs(2).await;
+    let (status, reason) = progressing(&rt).unwrap();
+    assert_eq!(status, "True");
+    assert!(
+        reason == "NewReplicaSetCreated" || reason == "ReplicaSetUpdated",
+        "{reason}"
+    );
+    secs(27).await; // 29 s after creation
+    assert_eq!(
+        progressing(&rt).unwrap().0,
+        "True",
+        "not before the deadline"
+    );
+    secs(4).await; // 33 s: past the deadline, at second precision
+    assert_eq!(
+        progressing(&rt).unwrap(),
+        ("False".to_string(), "ProgressDeadlineExceeded".to_string())
+    );
+    rt.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn min_ready_seconds_gates_every_rolling_step() {
+    let (rt, _dir) = runtime().await;
+    let client = rt.client("test");
+    rt.cache.informer::<Deployment>().synced().await;
+    kubelet(&rt);
+    client
+        .create(&deployment(json!({
+            "replicas": 2,
+            "minReadySeconds": 10,
+            "strategy": {"type": "RollingUpdate",
+                "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+        })))
+        .await
+        .unwrap();
+    secs(12).await;
+    assert_eq!(sizes(&rt), [("v1".to_string(), 2)]);
+    let d = rt
+        .cache
+        .informer::<Deployment>()
+        .get(Some("default"), "web")
+        .unwrap();
+    assert_eq!(d.status.as_ref().unwrap().available_replicas, Some(2));
+
+    client
+        .merge_patch::<Deployment>(
+            Some("default"),
+            "web",
+            &json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "v2"}]}}}}),
+        )
+        .await
+        .unwrap();
+    // One surge pod, ready at once but not available for 10 s: the old set waits.
+    secs(5).await;
+    assert_eq!(sizes(&rt), [("v1".to_string(), 2), ("v2".to_string(), 1)]);
+    secs(7).await; // 12 s: the first new pod is available; one old one goes, one new comes.
+    assert_eq!(sizes(&rt), [("v1".to_string(), 1), ("v2".to_string(), 2)]);
+    secs(5).await; // 17 s: the second new pod is not yet available.
+    assert_eq!(sizes(&rt), [("v1".to_string(), 1), ("v2".to_string(), 2)]);
+    secs(7).await; // 24 s: done.
+    assert_eq!(sizes(&rt), [("v1".to_string(), 0), ("v2".to_string(), 2)]);
+    assert_eq!(
+        progressing(&rt).unwrap(),
+        ("True".to_string(), "NewReplicaSetAvailable".to_string())
+    );
+    rt.shutdown().await;
+}
