@@ -90,6 +90,28 @@ metadata: {name: ssa}
 spec: {cronSpec: "1 1 * * *", image: "y"}
 EOF
 
+# --- kubectl edit (a merge patch for custom kinds) ---
+check "kubectl edit" "crontab.stable.example.com/nightly edited" \
+  env KUBE_EDITOR="sed -i -e s/backup:1.5/backup:1.6/" kubectl --cache-dir "$WORK/cache" edit crontab nightly
+check_eq "edited" "registry.example/backup:1.6" k get ct nightly -o 'jsonpath={.spec.image}'
+
+# --- every kubectl from 1.27 to 1.33 applies, changes and deletes a custom object ---
+KUBECTL_DIR=${KUBECTL_DIR:-/usr/lib/google-cloud-sdk/bin}
+for V in ${VERSIONS:-27 28 29 30 31 32 33}; do
+  KV="$KUBECTL_DIR/kubectl.1.$V"
+  [ -x "$KV" ] || { fail "kubectl 1.$V is installed at $KV"; continue; }
+  kv() { "$KV" --cache-dir "$WORK/cache-1.$V" "$@"; }
+  sed "s/name: nightly/name: v1-$V/" "$EX/crontab.yaml" >"$WORK/ct-$V.yaml"
+  check "1.$V: apply a custom object" "crontab.stable.example.com/v1-$V created" kv apply -f "$WORK/ct-$V.yaml"
+  sed -i 's/backup:1.4/backup:1.5/' "$WORK/ct-$V.yaml"
+  check "1.$V: apply a change" "crontab.stable.example.com/v1-$V configured" kv apply -f "$WORK/ct-$V.yaml"
+  check_eq "1.$V: changed and defaulted" "registry.example/backup:1.5 1" \
+    kv get crontab "v1-$V" -o 'jsonpath={.spec.image} {.spec.replicas}'
+  check "1.$V: printer columns" "NAME +SCHEDULE +REPLICAS +AGE" kv get crontabs
+  check "1.$V: explain" "cronSpec" kv explain crontab.spec
+  check "1.$V: delete" "crontab.stable.example.com \"v1-$V\" deleted" kv delete -f "$WORK/ct-$V.yaml"
+done
+
 # --- deleting the CRD deletes its objects ---
 check "delete the CRD" 'customresourcedefinition.apiextensions.k8s.io "crontabs.stable.example.com" deleted' \
   k delete crd crontabs.stable.example.com --timeout=30s
