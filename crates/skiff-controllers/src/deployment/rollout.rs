@@ -371,7 +371,9 @@ pub fn scale(
         _ => None,
     };
     if let Some(rs) = target {
-        if size(rs) == r {
+        // Already the right size: nothing, unless it records another size (which would keep
+        // this a scaling event forever).
+        if size(rs) == r && revision::desired_replicas(rs).is_none_or(|x| x == r) {
             return ScalePlan::None;
         }
         return ScalePlan::Sizes(vec![(name(rs), r)]);
@@ -650,6 +652,14 @@ mod tests {
         assert_eq!(
             scale(&d, Some(&new), std::slice::from_ref(&old), 3),
             ScalePlan::None
+        );
+        // The right size but recorded for another: the annotations are brought up to date,
+        // or every sync would be a scaling event.
+        let stale = annotated(rs("new", "2026-01-01T00:01:00Z", 3, 3), 5, 6);
+        assert!(is_scaling_event(&d, std::slice::from_ref(&stale)));
+        assert_eq!(
+            scale(&d, Some(&stale), std::slice::from_ref(&old), 3),
+            ScalePlan::Sizes(vec![("new".into(), 3)])
         );
         // Nothing active: the newest old set (no new set yet) takes it.
         let older = rs("older", "2025-01-01T00:00:00Z", 0, 0);
