@@ -28,10 +28,32 @@ pub const FIELD_MANAGER: &str = "kube-scheduler";
 /// Binding and failure writes in flight at once.
 const MAX_IN_FLIGHT: usize = 512;
 
-/// Starts the scheduler on the runtime; it stops with the runtime.
+/// Starts the scheduler on the runtime; it stops with the runtime. Should the loop ever
+/// panic, it is restarted from a fresh snapshot rather than leaving pods unscheduled.
 pub fn start(rt: &Runtime, config: Config) {
     let r = rt.clone();
-    rt.spawn(run(r, config));
+    rt.spawn(async move {
+        loop {
+            let mut task = AbortOnDrop(tokio::spawn(run(r.clone(), config)));
+            match (&mut task.0).await {
+                Err(e) if e.is_panic() => {
+                    tracing::error!("scheduler loop panicked; restarting");
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+                _ => break,
+            }
+        }
+    });
+}
+
+/// Aborts the task when dropped (the runtime stopping aborts the supervisor, and with it the
+/// loop).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// What a background write reports back to the loop.
