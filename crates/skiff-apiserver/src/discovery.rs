@@ -300,4 +300,33 @@ mod tests {
         assert_eq!(deploy["shortNames"][0], "deploy");
         assert_eq!(deploy["scope"], "Namespaced");
     }
+
+    #[test]
+    fn custom_groups_follow_the_built_in_ones() {
+        let c = crate::openapi::tests::widget_catalog();
+        let list = api_group_list(&c);
+        let groups = list["groups"].as_array().unwrap();
+        let last = groups.last().unwrap();
+        assert_eq!(last["name"], "example.com");
+        assert_eq!(last["preferredVersion"]["version"], "v1");
+        assert_eq!(last["versions"][1]["groupVersion"], "example.com/v1beta1");
+        assert_eq!(api_group("example.com", &c).unwrap()["kind"], "APIGroup");
+        let l = api_resource_list("example.com", "v1", &c).unwrap();
+        let names: Vec<&str> = l["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, vec!["widgets", "widgets/scale", "widgets/status"]);
+        let agg = aggregated(false, "v2", &c);
+        let item = agg["items"].as_array().unwrap().last().unwrap().clone();
+        assert_eq!(item["versions"][0]["version"], "v1");
+        assert_eq!(item["versions"][1]["resources"][0]["resource"], "widgets");
+        // The ETag follows the document.
+        let a = serde_json::to_vec(&agg).unwrap();
+        let b = serde_json::to_vec(&aggregated(false, "v2", &Catalog::default())).unwrap();
+        assert_ne!(etag(&a), etag(&b));
+        assert_eq!(etag(&a), etag(&a.clone()));
+    }
 }

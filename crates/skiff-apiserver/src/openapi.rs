@@ -607,7 +607,7 @@ fn custom_docs(custom: &Catalog) -> CustomDocs {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -724,5 +724,71 @@ mod tests {
         assert!(patch["requestBody"]["content"]
             .get("application/strategic-merge-patch+json")
             .is_none());
+    }
+
+    /// A catalog serving one CRD (`widgets.example.com`, v1 and v1beta1, v1 scalable).
+    pub(crate) fn widget_catalog() -> Catalog {
+        let mut crd = json!({
+            "metadata": {"name": "widgets.example.com"},
+            "spec": {"group": "example.com", "scope": "Namespaced",
+                "names": {"plural": "widgets", "kind": "Widget"},
+                "versions": [
+                    {"name": "v1beta1", "served": true, "storage": false,
+                     "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}},
+                    {"name": "v1", "served": true, "storage": true,
+                     "subresources": {"status": {}, "scale": {"specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.replicas"}},
+                     "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                        "spec": {"type": "object", "description": "The spec.", "properties": {"replicas": {"type": "integer"}}}}}}}]}
+        });
+        skiff_core::crd::default_crd(&mut crd);
+        Catalog {
+            resources: skiff_core::crd::intern(&crd),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn custom_documents_resolve_and_describe_the_kind() {
+        let c = widget_catalog();
+        let idx = index_with(&c);
+        assert!(idx["paths"]["apis/example.com/v1"]["serverRelativeURL"]
+            .as_str()
+            .unwrap()
+            .starts_with("/openapi/v3/apis/example.com/v1?hash="));
+        assert!(idx["paths"]["apis/apps/v1"].is_object(), "built-ins stay");
+        for gv in ["apis/example.com/v1", "apis/example.com/v1beta1"] {
+            let doc: Value = serde_json::from_slice(&document_with(&c, gv).unwrap()).unwrap();
+            let mut found = Vec::new();
+            refs(&doc, &mut found);
+            let schemas = doc["components"]["schemas"].as_object().unwrap();
+            for r in found {
+                let name = r.strip_prefix("#/components/schemas/").unwrap();
+                assert!(schemas.contains_key(name), "{gv}: {r} does not resolve");
+            }
+        }
+        let doc: Value =
+            serde_json::from_slice(&document_with(&c, "apis/example.com/v1").unwrap()).unwrap();
+        let w = &doc["components"]["schemas"]["com.example.v1.Widget"];
+        assert_eq!(w["properties"]["spec"]["description"], "The spec.");
+        assert_eq!(w["properties"]["kind"]["type"], "string");
+        assert_eq!(
+            doc["components"]["schemas"]["com.example.v1.WidgetList"]
+                ["x-kubernetes-group-version-kind"][0]["kind"],
+            "WidgetList"
+        );
+        let scale =
+            &doc["paths"]["/apis/example.com/v1/namespaces/{namespace}/widgets/{name}/scale"];
+        assert_eq!(
+            scale["put"]["x-kubernetes-group-version-kind"]["kind"],
+            "Scale"
+        );
+        assert!(doc["components"]["schemas"]["io.k8s.api.autoscaling.v1.Scale"].is_object());
+        let post = &doc["paths"]["/apis/example.com/v1/namespaces/{namespace}/widgets"]["post"];
+        assert_eq!(
+            post["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+            "#/components/schemas/com.example.v1.Widget"
+        );
+        assert!(document_with(&c, "apis/example.com/v2").is_none());
+        assert!(document_with(&Catalog::default(), "apis/example.com/v1").is_none());
     }
 }
