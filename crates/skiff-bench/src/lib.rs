@@ -15,6 +15,7 @@ use anyhow::Context as _;
 use bytes::Bytes;
 
 mod client;
+mod cluster_sections;
 mod kubeconfig;
 mod machine;
 mod pods;
@@ -48,6 +49,17 @@ pub struct BenchOptions {
     /// temporary folder]. Put it on the disk you want measured.
     #[arg(long, value_name = "DIR")]
     pub work_dir: Option<PathBuf>,
+    /// Run only the API server's benchmarks (sections 1-5) or only the control plane's on
+    /// simulated nodes (sections 6-8) [default: both].
+    #[arg(long, value_enum, value_name = "PART")]
+    pub only: Option<Part>,
+}
+
+/// A part of the benchmark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Part {
+    Api,
+    Cluster,
 }
 
 /// How much each benchmark does.
@@ -65,6 +77,14 @@ struct Sizes {
     watch_interval: Duration,
     fresh_starts: usize,
     restarts: usize,
+    /// Simulated nodes and replicas of the Deployment benchmark.
+    rollout_nodes: u64,
+    rollout_replicas: u64,
+    /// Simulated nodes and pod bursts of the scheduler benchmark.
+    sched_nodes: u64,
+    sched_bursts: Vec<u64>,
+    /// Simulated nodes of the memory benchmark.
+    memory_nodes: u64,
 }
 
 impl Sizes {
@@ -83,6 +103,11 @@ impl Sizes {
                 watch_interval: Duration::from_millis(50),
                 fresh_starts: 3,
                 restarts: 1,
+                rollout_nodes: 100,
+                rollout_replicas: 1_000,
+                sched_nodes: 500,
+                sched_bursts: vec![2_000],
+                memory_nodes: 500,
             }
         } else {
             Sizes {
@@ -98,6 +123,11 @@ impl Sizes {
                 watch_interval: Duration::from_millis(50),
                 fresh_starts: 5,
                 restarts: 3,
+                rollout_nodes: 1_000,
+                rollout_replicas: 10_000,
+                sched_nodes: 5_000,
+                sched_bursts: vec![10_000, 50_000],
+                memory_nodes: 5_000,
             }
         }
     }
@@ -130,33 +160,56 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
     ));
 
     let machine = machine::describe(&bench.bin, &bench.work);
-    let fresh = bench.fresh_starts().await;
-    let mut sqlite = bench.sqlite_baselines("before the Skiff runs").await;
-    let creates = bench.create_runs().await;
-    sqlite.extend(bench.sqlite_baselines("after the Skiff runs").await);
-    let loaded = bench.loaded_server().await;
+    let api = opts.only != Some(Part::Cluster);
+    let mut sections = Vec::new();
+    let mut api_rate = None;
+    if api {
+        let fresh = bench.fresh_starts().await;
+        let mut sqlite = bench.sqlite_baselines("before the Skiff runs").await;
+        let creates = bench.create_runs().await;
+        sqlite.extend(bench.sqlite_baselines("after the Skiff runs").await);
+        let loaded = bench.loaded_server().await;
+        api_rate = creates.iter().find_map(|r| {
+            r.outcome
+                .as_ref()
+                .ok()
+                .map(|o| stats::rate(o.created, o.elapsed))
+        });
+        let s = &bench.sizes;
+        sections.extend([
+            sections::create_section(s.creates, s.clients, &creates, &sqlite),
+            sections::reads_section(s.list_pods, loaded.get, loaded.list),
+            sections::watch_section(s.watch_interval, loaded.watch),
+            sections::memory_section(&loaded.memory),
+            sections::startup_section(fresh, loaded.restarts, s.list_pods),
+        ]);
+    }
+    if opts.only != Some(Part::Api) {
+        let cluster = bench.cluster_runs().await;
+        sections.extend([
+            cluster_sections::rollout_section(&cluster, api_rate),
+            cluster_sections::scheduler_section(&cluster),
+            cluster_sections::nodes_memory_section(&cluster),
+        ]);
+    }
 
-    let s = &bench.sizes;
     let report = Report {
         commands: commands(&opts),
         machine,
         notes: vec![format!(
             "The load generator and the server share the machine's CPUs, so every Skiff figure \
              includes the client's own cost (TLS, HTTP, JSON). Servers run with `--disable-agent` \
-             on 127.0.0.1; each scenario that writes starts from a fresh data directory.{}",
+             on 127.0.0.1; each scenario that writes starts from a fresh data directory. Sections \
+             1 to 5 measure the API server alone (`--disable-controller-manager \
+             --disable-scheduler`); sections 6 to 8 run the whole control plane on simulated \
+             nodes.{}",
             if opts.quick {
                 " **This is a `--quick` run: smaller counts than the full benchmark.**"
             } else {
                 ""
             }
         )],
-        sections: vec![
-            sections::create_section(s.creates, s.clients, &creates, &sqlite),
-            sections::reads_section(s.list_pods, loaded.get, loaded.list),
-            sections::watch_section(s.watch_interval, loaded.watch),
-            sections::memory_section(&loaded.memory),
-            sections::startup_section(fresh, loaded.restarts, s.list_pods),
-        ],
+        sections,
     };
     write_report(&opts.out, &report.render())?;
     progress(format!("wrote {}", opts.out.display()));
@@ -176,6 +229,11 @@ fn commands(opts: &BenchOptions) -> Vec<String> {
     let mut cmd = format!("skiff bench --out {}", opts.out.display());
     if opts.quick {
         cmd.push_str(" --quick");
+    }
+    match opts.only {
+        Some(Part::Api) => cmd.push_str(" --only api"),
+        Some(Part::Cluster) => cmd.push_str(" --only cluster"),
+        None => {}
     }
     vec![
         "make bench".into(),
@@ -231,11 +289,114 @@ struct Bench {
 }
 
 impl Bench {
+    /// The API server alone.
     fn launch(&self, name: &str) -> Launch {
         Launch {
             bin: self.bin.clone(),
             data_dir: self.work.join(name),
             log_path: self.work.join(format!("{name}.log")),
+            args: vec![
+                "--disable-controller-manager".into(),
+                "--disable-scheduler".into(),
+            ],
+        }
+    }
+
+    /// The whole control plane with `nodes` simulated nodes (room for many small pods each).
+    fn launch_cluster(&self, name: &str, nodes: u64) -> Launch {
+        Launch {
+            bin: self.bin.clone(),
+            data_dir: self.work.join(name),
+            log_path: self.work.join(format!("{name}.log")),
+            args: vec![
+                "--fake-nodes".into(),
+                nodes.to_string(),
+                "--fake-node-capacity".into(),
+                "cpu=64,memory=256Gi,pods=110".into(),
+            ],
+        }
+    }
+
+    /// Sections 6 to 8: a Deployment rollout, scheduler bursts and node memory, each on a
+    /// fresh server with simulated nodes.
+    async fn cluster_runs(&self) -> cluster_sections::ClusterFigures {
+        use scenarios::cluster;
+        let s = &self.sizes;
+        progress(format!(
+            "Deployment of {} replicas on {} simulated nodes",
+            s.rollout_replicas, s.rollout_nodes
+        ));
+        let launch = self.launch_cluster("rollout", s.rollout_nodes);
+        let (replicas, nodes) = (s.rollout_replicas, s.rollout_nodes);
+        let rollout = bounded("rollout", Duration::from_secs(900), async {
+            let (server, _) = ServerProcess::start(&launch).await?;
+            cluster::wait_nodes_ready(&server.endpoint, nodes, Duration::from_secs(120)).await?;
+            let out = cluster::rollout(&server.endpoint, replicas, Duration::from_secs(600)).await;
+            if let Err(e) = server.stop().await {
+                progress(e);
+            }
+            out
+        })
+        .await;
+
+        let mut schedule = Vec::new();
+        for (i, pods) in s.sched_bursts.iter().copied().enumerate() {
+            progress(format!(
+                "scheduling {pods} pending pods on {} simulated nodes",
+                s.sched_nodes
+            ));
+            let launch = self.launch_cluster(&format!("sched-{i}"), s.sched_nodes);
+            let (nodes, clients) = (s.sched_nodes, s.clients);
+            schedule.push(
+                bounded("scheduler burst", Duration::from_secs(900), async {
+                    let (server, _) = ServerProcess::start(&launch).await?;
+                    cluster::wait_nodes_ready(&server.endpoint, nodes, Duration::from_secs(300))
+                        .await?;
+                    let out = cluster::schedule_burst(
+                        &server.endpoint,
+                        "bench-sched",
+                        pods,
+                        clients,
+                        Duration::from_secs(600),
+                    )
+                    .await;
+                    if let Err(e) = server.stop().await {
+                        progress(e);
+                    }
+                    out
+                })
+                .await,
+            );
+        }
+
+        progress(format!("memory of {} simulated nodes", s.memory_nodes));
+        let (base_launch, nodes_launch) = (
+            self.launch_cluster("memory-0", 0),
+            self.launch_cluster("memory-n", s.memory_nodes),
+        );
+        let memory_nodes = s.memory_nodes;
+        let memory = bounded("node memory", Duration::from_secs(600), async {
+            let (base, _) = ServerProcess::start(&base_launch).await?;
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let base_mem = base.memory()?;
+            base.stop().await?;
+            let (server, _) = ServerProcess::start(&nodes_launch).await?;
+            cluster::wait_nodes_ready(&server.endpoint, memory_nodes, Duration::from_secs(300))
+                .await?;
+            // Let heartbeats settle into their steady state.
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            let with = server.memory()?;
+            server.stop().await?;
+            Ok((base_mem, with))
+        })
+        .await;
+        cluster_sections::ClusterFigures {
+            nodes: s.rollout_nodes,
+            rollout,
+            sched_nodes: s.sched_nodes,
+            schedule,
+            memory_nodes: s.memory_nodes,
+            memory,
         }
     }
 

@@ -31,6 +31,8 @@ pub(crate) struct Launch {
     pub data_dir: PathBuf,
     /// The server's stdout and stderr go here (appended).
     pub log_path: PathBuf,
+    /// More `skiff server` flags (simulated nodes, components turned off).
+    pub args: Vec<String>,
 }
 
 impl ServerProcess {
@@ -63,6 +65,7 @@ impl ServerProcess {
             .arg("--disable-agent")
             .arg("--write-kubeconfig")
             .arg(&kubeconfig_path)
+            .args(&launch.args)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)

@@ -1,0 +1,264 @@
+//! Report sections of the control-plane benchmarks on simulated nodes (issue goals: a
+//! Deployment's pods made Ready at ≥ 0.8× the API's create rate; the scheduler binding at
+//! ≥ 3,000 pods/s and never slower than creates; simulated nodes cheap in memory).
+
+use crate::process::Memory;
+use crate::report::{verdict, Section, Table};
+use crate::scenarios::cluster::{RolloutOutcome, ScheduleOutcome};
+use crate::stats::{fmt_count, fmt_duration, fmt_mib, fmt_rate, rate};
+
+/// Pods made Ready per second over API creates per second, at least.
+pub(crate) const GOAL_READY_TO_CREATE: f64 = 0.8;
+/// Pods bound and persisted per second, at least.
+pub(crate) const GOAL_BIND_RATE: f64 = 3_000.0;
+/// Simulator state per node, at most (the whole server's growth is an upper bound of it).
+pub(crate) const GOAL_NODE_BYTES: u64 = 4 * 1024;
+
+/// The cluster benchmarks' raw figures.
+pub(crate) struct ClusterFigures {
+    pub nodes: u64,
+    pub rollout: Result<RolloutOutcome, String>,
+    pub sched_nodes: u64,
+    pub schedule: Vec<Result<ScheduleOutcome, String>>,
+    pub memory_nodes: u64,
+    /// RSS of a control plane without nodes, and with `memory_nodes` simulated nodes.
+    pub memory: Result<(Memory, Memory), String>,
+}
+
+/// Section 6: a Deployment rolled out on simulated nodes.
+pub(crate) fn rollout_section(f: &ClusterFigures, api_creates_per_sec: Option<f64>) -> Section {
+    let mut section = Section {
+        title: "6. A Deployment on simulated nodes".into(),
+        method: format!(
+            "`skiff server --fake-nodes {}` (controllers, scheduler and simulated kubelets in \
+             the one process); one Deployment of many replicas is created and its status read \
+             every 100 ms until every replica is Ready. The API's own create rate is the \
+             HTTP/1.1 row of section 1, measured in the same run.",
+            f.nodes
+        ),
+        ..Default::default()
+    };
+    match &f.rollout {
+        Ok(o) => {
+            let ready_rate = rate(o.replicas, o.ready_after);
+            let mut table = Table::new(&["what", "value", "goal"]);
+            table.row(vec![
+                "replicas".into(),
+                fmt_count(o.replicas),
+                String::new(),
+            ]);
+            table.row(vec![
+                "all pods created (status.replicas)".into(),
+                fmt_duration(o.created_after),
+                String::new(),
+            ]);
+            table.row(vec![
+                "all pods Ready".into(),
+                fmt_duration(o.ready_after),
+                String::new(),
+            ]);
+            table.row(vec![
+                "pods made Ready per second".into(),
+                fmt_rate(ready_rate),
+                String::new(),
+            ]);
+            match api_creates_per_sec {
+                Some(api) if api > 0.0 => {
+                    let ratio = ready_rate / api;
+                    table.row(vec![
+                        "Ready per second ÷ API creates per second".into(),
+                        format!("{ratio:.2}"),
+                        format!(
+                            "≥ {GOAL_READY_TO_CREATE} — {}",
+                            verdict(ratio >= GOAL_READY_TO_CREATE)
+                        ),
+                    ]);
+                }
+                _ => section
+                    .notes
+                    .push("No API create rate was measured in this run, so no ratio.".into()),
+            }
+            section.table = Some(table);
+        }
+        Err(e) => section.error = Some(e.clone()),
+    }
+    section
+}
+
+/// Section 7: the scheduler binding bursts of pending pods.
+pub(crate) fn scheduler_section(f: &ClusterFigures) -> Section {
+    let mut section = Section {
+        title: "7. Scheduling a burst of pending pods".into(),
+        method: format!(
+            "`skiff server --fake-nodes {}` with default plugins. Pods without a node are \
+             created by 64 HTTP/1.1 clients; the time runs from the first create until no pod \
+             of the burst is left without a node (a one-item page of \
+             `fieldSelector=spec.nodeName=`, read every 100 ms). Bound means the binding is \
+             persisted. Simulated kubelets start the bound pods meanwhile, as real ones would.",
+            f.sched_nodes
+        ),
+        ..Default::default()
+    };
+    let mut table = Table::new(&[
+        "pods",
+        "created in",
+        "create rate",
+        "all bound in",
+        "bound per second",
+        "bound ÷ created per second",
+        "goal",
+    ]);
+    for r in &f.schedule {
+        match r {
+            Ok(o) => {
+                let create_rate = rate(o.create.created, o.create.elapsed);
+                let bind_rate = rate(o.pods, o.all_bound_after);
+                let ratio = bind_rate / create_rate.max(1e-9);
+                table.row(vec![
+                    fmt_count(o.pods),
+                    fmt_duration(o.create.elapsed),
+                    fmt_rate(create_rate),
+                    fmt_duration(o.all_bound_after),
+                    fmt_rate(bind_rate),
+                    format!("{ratio:.2}"),
+                    format!(
+                        "≥ {} — {}; ratio ≥ 1 — {}",
+                        fmt_rate(GOAL_BIND_RATE),
+                        verdict(bind_rate >= GOAL_BIND_RATE),
+                        verdict(ratio >= 1.0)
+                    ),
+                ]);
+                if o.create.errors > 0 {
+                    section.notes.push(format!(
+                        "{} pods: {} create errors (first: {}).",
+                        o.pods,
+                        o.create.errors,
+                        o.create.first_error.clone().unwrap_or_default()
+                    ));
+                }
+            }
+            Err(e) => section.notes.push(format!("not measured: {e}")),
+        }
+    }
+    section.notes.push(
+        "\"Bound per second\" counts pods over the time from the first create to the last \
+         binding, so it can never exceed the create rate: a ratio near 1 means the scheduler kept \
+         up with the API. Per-pod decision latency (goal p99 ≤ 1 ms) is not measured here yet."
+            .into(),
+    );
+    section.table = Some(table);
+    section
+}
+
+/// Section 8: memory of simulated nodes.
+pub(crate) fn nodes_memory_section(f: &ClusterFigures) -> Section {
+    let mut section = Section {
+        title: "8. Memory of simulated nodes".into(),
+        method: format!(
+            "Resident memory of a control plane with no nodes, and of one with {} simulated \
+             nodes once all are Ready; the difference per node includes everything a node costs \
+             the server (its Node and Lease objects in the store's index and the shared cache, \
+             heartbeats), so it bounds the simulator's own state from above.",
+            f.memory_nodes
+        ),
+        ..Default::default()
+    };
+    match &f.memory {
+        Ok((base, with)) => {
+            let per = with.rss.saturating_sub(base.rss) / f.memory_nodes.max(1);
+            let mut table = Table::new(&["what", "VmRSS", "goal"]);
+            table.row(vec!["no nodes".into(), fmt_mib(base.rss), String::new()]);
+            table.row(vec![
+                format!("{} simulated nodes", fmt_count(f.memory_nodes)),
+                fmt_mib(with.rss),
+                String::new(),
+            ]);
+            table.row(vec![
+                "per node (whole server)".into(),
+                format!("{per} B"),
+                format!(
+                    "simulator state ≤ {} B — {}",
+                    GOAL_NODE_BYTES,
+                    if per <= GOAL_NODE_BYTES {
+                        verdict(true)
+                    } else {
+                        "not shown by this bound".into()
+                    }
+                ),
+            ]);
+            section.table = Some(table);
+        }
+        Err(e) => section.error = Some(e.clone()),
+    }
+    section
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::scenarios::create::CreateOutcome;
+    use crate::stats::Samples;
+
+    fn figures() -> ClusterFigures {
+        let create = CreateOutcome {
+            created: 10_000,
+            errors: 0,
+            first_error: None,
+            elapsed: Duration::from_secs(2),
+            latency: Samples::default(),
+            body_bytes: 900,
+            cpu: None,
+        };
+        ClusterFigures {
+            nodes: 1_000,
+            rollout: Ok(RolloutOutcome {
+                replicas: 10_000,
+                created_after: Duration::from_secs(2),
+                ready_after: Duration::from_secs(4),
+            }),
+            sched_nodes: 5_000,
+            schedule: vec![Ok(ScheduleOutcome {
+                pods: 10_000,
+                create,
+                all_bound_after: Duration::from_millis(2_500),
+            })],
+            memory_nodes: 5_000,
+            memory: Ok((
+                Memory {
+                    rss: 20 << 20,
+                    peak_rss: 20 << 20,
+                },
+                Memory {
+                    rss: (20 << 20) + 5_000 * 3_000,
+                    peak_rss: 0,
+                },
+            )),
+        }
+    }
+
+    fn rendered(s: &Section) -> String {
+        s.table
+            .as_ref()
+            .map(|t| format!("{:?}", t.rows))
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn ratios_and_verdicts() {
+        let f = figures();
+        // 2,500 Ready/s against 5,000 creates/s: 0.50, under the 0.8 goal.
+        let r = rendered(&rollout_section(&f, Some(5_000.0)));
+        assert!(r.contains("\"0.50\""), "{r}");
+        assert!(r.contains("not met"), "{r}");
+        let r = rendered(&rollout_section(&f, Some(2_000.0)));
+        assert!(r.contains("\"1.25\"") && !r.contains("not met"), "{r}");
+        // 4,000 bound/s against 5,000 created/s: rate met, ratio not.
+        let r = rendered(&scheduler_section(&f));
+        assert!(r.contains("\"0.80\""), "{r}");
+        assert!(r.contains("met; ratio ≥ 1 — ❌ not met"), "{r}");
+        let r = rendered(&nodes_memory_section(&f));
+        assert!(r.contains("3000 B"), "{r}");
+    }
+}
