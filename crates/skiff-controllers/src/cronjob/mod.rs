@@ -11,6 +11,8 @@
 //! at the next fire time. Decisions are in [`logic`].
 
 pub mod logic;
+#[cfg(test)]
+mod paused;
 
 use std::sync::Arc;
 use std::time::Duration;
