@@ -196,7 +196,7 @@ pub struct History {
 /// How storing a new revision went.
 pub enum Stored {
     /// Stored (or already there with the same data and owner).
-    Done(ControllerRevision),
+    Done(Box<ControllerRevision>),
     /// Its name is taken by a different revision: bump the collision count and try again.
     Collision,
 }
@@ -256,7 +256,7 @@ impl History {
         match self.client.create(rev).await {
             Ok(r) => {
                 self.revisions.wait_for_revision(revision_of(&r)).await;
-                Ok(Stored::Done(r))
+                Ok(Stored::Done(Box::new(r)))
             }
             Err(e) if e.code == 409 => {
                 let ns = rev.metadata.namespace.as_deref();
@@ -272,7 +272,7 @@ impl History {
                 let data = rev.data.as_ref().map(|d| canonical(d.0.clone()));
                 let same_data = data.is_some_and(|d| data_matches(&existing, &d));
                 if same_owner && same_data {
-                    Ok(Stored::Done(existing))
+                    Ok(Stored::Done(Box::new(existing)))
                 } else {
                     Ok(Stored::Collision)
                 }

@@ -326,7 +326,7 @@ impl Controller {
                 let name = history::revision_name(ds.metadata.name.as_deref().unwrap_or(""), &hash);
                 let rev = history::new_revision(ds, name, labels, patch.clone(), next);
                 match self.history.create(&rev).await? {
-                    Stored::Done(r) => break Arc::new(r),
+                    Stored::Done(r) => break Arc::new(*r),
                     Stored::Collision => {
                         collisions += 1;
                         tries += 1;

@@ -235,7 +235,7 @@ impl Controller {
                         history::revision_name(set.metadata.name.as_deref().unwrap_or(""), &hash);
                     let rev = history::new_revision(set, name, labels, patch.clone(), next);
                     match self.history.create(&rev).await? {
-                        Stored::Done(r) => break Arc::new(r),
+                        Stored::Done(r) => break Arc::new(*r),
                         Stored::Collision => {
                             collisions += 1;
                             tries += 1;
