@@ -535,3 +535,252 @@ mod tests {
         assert_eq!(un, vec![user]);
     }
 }
+
+/// The node lifecycle and taint eviction controllers together against an in-process API
+/// server on tokio's paused clock, with upstream's default timers (50 s grace, 300 s
+/// tolerations): the test plays the kubelet.
+///
+/// A store write blocks on a thread outside the runtime, and paused time jumps to the next
+/// timer whenever the runtime is idle. So the test waits for writes by busy-polling (the
+/// runtime never idles, time stands still) and lets time pass only by its own sleeps, which no
+/// controller timer is due before.
+#[cfg(test)]
+mod paused {
+    use std::time::Duration;
+
+    use k8s_openapi::api::coordination::v1::Lease;
+    use k8s_openapi::api::core::v1::{Event, Node, Pod};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+    use serde_json::json;
+    use skiff_runtime::{Client, Runtime};
+
+    async fn runtime() -> (Runtime, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = skiff_store::sqlite::SqliteStore::open(
+            &dir.path().join("state.db"),
+            Default::default(),
+        )
+        .unwrap();
+        let api = skiff_apiserver::ApiServer::new(store, Default::default());
+        api.bootstrap().await.unwrap();
+        (Runtime::new(api), dir)
+    }
+
+    /// Waits, without letting paused time move, until `check` holds.
+    async fn until(what: &str, check: impl Fn() -> bool) {
+        for _ in 0..20_000 {
+            if check() {
+                return;
+            }
+            std::thread::sleep(Duration::from_micros(500));
+            tokio::task::yield_now().await;
+        }
+        panic!("never: {what}");
+    }
+
+    async fn bound_ready_pod(
+        rt: &Runtime,
+        client: &Client,
+        name: &str,
+        tolerations: serde_json::Value,
+    ) {
+        let mut spec = json!({"nodeName": "n1", "containers": [{"name": "c", "image": "nginx"}]});
+        if !tolerations.is_null() {
+            spec["tolerations"] = tolerations;
+        }
+        let p: Pod = serde_json::from_value(
+            json!({"metadata": {"name": name, "namespace": "default"}, "spec": spec}),
+        )
+        .unwrap();
+        client.create(&p).await.unwrap();
+        let now = rt.clock.now_k8s();
+        client
+            .modify_status::<Pod>(Some("default"), name, |p| {
+                let st = p.status.get_or_insert_with(Default::default);
+                st.phase = Some("Running".into());
+                st.conditions = Some(vec![serde_json::from_value(
+                    json!({"type": "Ready", "status": "True", "lastTransitionTime": now}),
+                )
+                .unwrap()]);
+                true
+            })
+            .await
+            .unwrap();
+    }
+
+    fn pod(rt: &Runtime, name: &str) -> Option<std::sync::Arc<Pod>> {
+        rt.cache.informer::<Pod>().get(Some("default"), name)
+    }
+
+    fn terminating(rt: &Runtime, name: &str) -> bool {
+        pod(rt, name).is_none_or(|p| p.metadata.deletion_timestamp.is_some())
+    }
+
+    fn node(rt: &Runtime) -> std::sync::Arc<Node> {
+        rt.cache.informer::<Node>().get(None, "n1").unwrap()
+    }
+
+    fn has_taint(rt: &Runtime, key: &str, effect: &str) -> bool {
+        node(rt)
+            .spec
+            .as_ref()
+            .and_then(|s| s.taints.as_ref())
+            .is_some_and(|ts| ts.iter().any(|t| t.key == key && t.effect == effect))
+    }
+
+    fn node_events(rt: &Runtime) -> Vec<String> {
+        rt.cache
+            .informer::<Event>()
+            .list()
+            .iter()
+            .filter(|e| e.involved_object.name.as_deref() == Some("n1"))
+            .filter_map(|e| e.reason.clone())
+            .collect()
+    }
+
+    const UNREACHABLE: &str = "node.kubernetes.io/unreachable";
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_node_goes_unknown_and_its_pods_leave_by_their_tolerations() {
+        let (rt, _dir) = runtime().await;
+        let client = rt.client("test");
+        let pods = rt.cache.synced::<Pod>().await;
+        rt.cache.synced::<Event>().await;
+        rt.cache.synced::<Node>().await;
+
+        // The kubelet registers, heartbeats once and runs three pods, then goes silent.
+        let now = rt.clock.now_k8s();
+        let n: Node = serde_json::from_value(json!({
+            "metadata": {"name": "n1"},
+            "status": {"conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
+                "lastHeartbeatTime": now, "lastTransitionTime": now}]}
+        }))
+        .unwrap();
+        client.create(&n).await.unwrap();
+        let lease: Lease = serde_json::from_value(json!({
+            "metadata": {"name": "n1", "namespace": "kube-node-lease"},
+            "spec": {"holderIdentity": "n1", "leaseDurationSeconds": 40,
+                     "renewTime": MicroTime(rt.clock.now())}
+        }))
+        .unwrap();
+        client.create(&lease).await.unwrap();
+        bound_ready_pod(&rt, &client, "plain", serde_json::Value::Null).await;
+        bound_ready_pod(
+            &rt,
+            &client,
+            "short",
+            json!([{"key": UNREACHABLE, "operator": "Exists",
+                    "effect": "NoExecute", "tolerationSeconds": 60}]),
+        )
+        .await;
+        bound_ready_pod(
+            &rt,
+            &client,
+            "daemon",
+            json!([{"key": UNREACHABLE, "operator": "Exists", "effect": "NoExecute"},
+                   {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute"}]),
+        )
+        .await;
+        until("pods cached", || {
+            pods.len() == 3
+                && ["plain", "short", "daemon"]
+                    .iter()
+                    .all(|p| crate::pods::is_ready(&pod(&rt, p).unwrap()))
+        })
+        .await;
+
+        // The controllers start and see the node.
+        let opts = crate::Options::default();
+        super::start(&rt, &opts);
+        crate::tainteviction::start(&rt, &opts);
+        until("RegisteredNode", || {
+            node_events(&rt).contains(&"RegisteredNode".to_string())
+        })
+        .await;
+        assert_eq!(super::ready_status(&node(&rt)), Some("True"));
+
+        // Still Ready within the 50 s grace period.
+        tokio::time::sleep(Duration::from_secs(45)).await;
+        assert_eq!(super::ready_status(&node(&rt)), Some("True"));
+        assert!(!has_taint(&rt, UNREACHABLE, "NoExecute"));
+
+        // Past it: Unknown, tainted, pods not ready, an event.
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        until("tainted", || {
+            has_taint(&rt, UNREACHABLE, "NoExecute") && has_taint(&rt, UNREACHABLE, "NoSchedule")
+        })
+        .await;
+        assert_eq!(super::ready_status(&node(&rt)), Some("Unknown"));
+        until("pods not ready", || {
+            ["plain", "short", "daemon"]
+                .iter()
+                .all(|p| !crate::pods::is_ready(&pod(&rt, p).unwrap()))
+        })
+        .await;
+        until("NodeNotReady", || {
+            node_events(&rt).contains(&"NodeNotReady".to_string())
+        })
+        .await;
+
+        // 60 s toleration: gone after a minute (counted from the taint, at 50-55 s), not before.
+        tokio::time::sleep(Duration::from_secs(45)).await; // 100 s
+        assert!(!terminating(&rt, "short"));
+        tokio::time::sleep(Duration::from_secs(20)).await; // 120 s
+        until("short evicted", || terminating(&rt, "short")).await;
+        let dt = pod(&rt, "short")
+            .and_then(|p| p.status.clone()?.conditions)
+            .and_then(|cs| cs.into_iter().find(|c| c.type_ == "DisruptionTarget"));
+        assert_eq!(
+            dt.unwrap().reason.as_deref(),
+            Some(crate::tainteviction::REASON)
+        );
+
+        // The DefaultTolerationSeconds pod stays five minutes, the daemon pod for good.
+        assert_eq!(
+            pod(&rt, "plain")
+                .unwrap()
+                .spec
+                .as_ref()
+                .unwrap()
+                .tolerations
+                .as_ref()
+                .unwrap()
+                .iter()
+                .find(|t| t.key.as_deref() == Some(UNREACHABLE))
+                .and_then(|t| t.toleration_seconds),
+            Some(300)
+        );
+        tokio::time::sleep(Duration::from_secs(220)).await; // 340 s
+        assert!(!terminating(&rt, "plain"));
+        tokio::time::sleep(Duration::from_secs(30)).await; // 370 s
+        until("plain evicted", || terminating(&rt, "plain")).await;
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        assert!(!terminating(&rt, "daemon"));
+
+        // The kubelet comes back: Ready again, taints gone.
+        client
+            .merge_patch::<Lease>(
+                Some("kube-node-lease"),
+                "n1",
+                &json!({"spec": {"renewTime": MicroTime(rt.clock.now())}}),
+            )
+            .await
+            .unwrap();
+        let now = rt.clock.now_k8s();
+        client
+            .modify_status::<Node>(None, "n1", |n| {
+                n.status.as_mut().unwrap().conditions = Some(vec![serde_json::from_value(json!({
+                    "type": "Ready", "status": "True", "reason": "KubeletReady",
+                    "lastHeartbeatTime": now, "lastTransitionTime": now}))
+                .unwrap()]);
+                true
+            })
+            .await
+            .unwrap();
+        until("untainted", || {
+            super::ready_status(&node(&rt)) == Some("True")
+                && !has_taint(&rt, UNREACHABLE, "NoExecute")
+        })
+        .await;
+    }
+}
