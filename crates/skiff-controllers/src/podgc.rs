@@ -335,3 +335,115 @@ mod tests {
         assert!(!out_of_service(&node("Unknown", false)));
     }
 }
+
+/// The pod GC against an in-process API server on tokio's paused clock, with upstream's
+/// timers (a pass every 20 s, a 40 s quarantine). Writes are awaited by busy-polling so that
+/// paused time moves only by the test's own sleeps (see `nodelifecycle::paused`).
+#[cfg(test)]
+mod paused {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use k8s_openapi::api::core::v1::Pod;
+    use parking_lot::Mutex;
+    use serde_json::json;
+    use skiff_runtime::cache::Notification;
+    use skiff_runtime::{Client, Runtime};
+
+    async fn until(what: &str, check: impl Fn() -> bool) {
+        for _ in 0..20_000 {
+            if check() {
+                return;
+            }
+            std::thread::sleep(Duration::from_micros(500));
+            tokio::task::yield_now().await;
+        }
+        panic!("never: {what}");
+    }
+
+    async fn pod(client: &Client, name: &str, node: Option<&str>, phase: &str) {
+        let mut spec = json!({"containers": [{"name": "c", "image": "nginx"}]});
+        if let Some(n) = node {
+            spec["nodeName"] = json!(n);
+        }
+        let p: Pod = serde_json::from_value(
+            json!({"metadata": {"name": name, "namespace": "default"}, "spec": spec}),
+        )
+        .unwrap();
+        client.create(&p).await.unwrap();
+        client
+            .modify_status::<Pod>(Some("default"), name, |p| {
+                p.status.get_or_insert_with(Default::default).phase = Some(phase.into());
+                true
+            })
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn terminated_pods_beyond_the_threshold_and_orphans_after_the_quarantine() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = skiff_store::sqlite::SqliteStore::open(
+            &dir.path().join("state.db"),
+            Default::default(),
+        )
+        .unwrap();
+        let api = skiff_apiserver::ApiServer::new(store, Default::default());
+        api.bootstrap().await.unwrap();
+        let rt = Runtime::new(api);
+        let client = rt.client("test");
+        let pods = rt.cache.synced::<Pod>().await;
+        for name in ["done-1", "done-2", "done-3", "done-4"] {
+            pod(&client, name, Some("n1"), "Succeeded").await;
+        }
+        pod(&client, "orphan", Some("ghost"), "Running").await;
+        pod(&client, "pending", None, "Pending").await;
+        until("cached", || pods.len() == 6).await;
+        // Remember the last state of "orphan" before it goes.
+        let last: Arc<Mutex<Option<Pod>>> = Arc::default();
+        let mut sub = pods.subscribe();
+        let seen = last.clone();
+        rt.spawn(async move {
+            while let Some(Notification::Changed(c)) = sub.recv().await {
+                if let Some(p) = &c.new {
+                    if p.metadata.name.as_deref() == Some("orphan") {
+                        *seen.lock() = Some((**p).clone());
+                    }
+                }
+            }
+        });
+
+        let opts = crate::Options {
+            terminated_pod_gc_threshold: 2,
+            ..Default::default()
+        };
+        super::start(&rt, &opts);
+        let exists = |n: &str| pods.get(Some("default"), n).is_some();
+
+        // The first pass (20 s) removes the two oldest terminated pods.
+        tokio::time::sleep(Duration::from_secs(25)).await;
+        until("two terminated pods collected", || {
+            !exists("done-1") && !exists("done-2")
+        })
+        .await;
+        assert!(exists("done-3") && exists("done-4"));
+        // The orphan waits out the 40 s quarantine from when its node was first missed.
+        tokio::time::sleep(Duration::from_secs(30)).await; // 55 s
+        assert!(exists("orphan"));
+        tokio::time::sleep(Duration::from_secs(30)).await; // 85 s
+        until("orphan collected", || !exists("orphan")).await;
+        let before = last.lock().clone().expect("orphan seen");
+        let st = before.status.unwrap();
+        assert_eq!(st.phase.as_deref(), Some("Failed"));
+        let dt = st
+            .conditions
+            .unwrap()
+            .into_iter()
+            .find(|c| c.type_ == "DisruptionTarget")
+            .unwrap();
+        assert_eq!(dt.reason.as_deref(), Some("DeletionByPodGC"));
+        assert_eq!(dt.message.as_deref(), Some("PodGC: node no longer exists"));
+        // Unscheduled, not terminating: left alone.
+        assert!(exists("pending"));
+    }
+}
