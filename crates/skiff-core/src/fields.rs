@@ -204,6 +204,13 @@ fn is(res: &Resource, group: &str, kind: &str) -> bool {
 pub fn convert_label(res: &Resource, label: &str) -> Result<String, String> {
     let unsupported = || Err(format!("field label not supported: {label}"));
     let ok = |l: &str| Ok(l.to_string());
+    // A CRD version's selectableFields.
+    if res
+        .custom
+        .is_some_and(|c| c.selectable_fields.iter().any(|f| f == label))
+    {
+        return ok(label);
+    }
     if is(res, "events.k8s.io", "Event") {
         return match label {
             "reason" | "source" | "type" | "metadata.namespace" | "metadata.name" => ok(label),

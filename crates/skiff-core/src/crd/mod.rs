@@ -46,6 +46,9 @@ pub struct CustomInfo {
     pub scale: Option<ScalePaths>,
     /// Whether the version is deprecated, and the warning to send.
     pub deprecation_warning: Option<String>,
+    /// `selectableFields`: field selector labels beyond `metadata.name`/`metadata.namespace`
+    /// (`spec.color` for the JSONPath `.spec.color`).
+    pub selectable_fields: Vec<String>,
 }
 
 /// One `additionalPrinterColumns` entry.
@@ -203,6 +206,14 @@ fn build(crd: &Value, version: &Value, storage: &str) -> Resource {
         status,
         scale: scale.clone(),
         deprecation_warning,
+        selectable_fields: version
+            .get("selectableFields")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|f| f.get("jsonPath").and_then(Value::as_str))
+            .map(|p| p.trim_start_matches('.').to_string())
+            .collect(),
     }));
     let kind: &'static str = leak(kind);
     let mut subresources = Vec::new();
@@ -524,6 +535,7 @@ pub fn validate_crd(obj: &Value) -> Vec<FieldError> {
         }
         validate_subresources(v, &p, &mut errs);
         validate_columns(v, &p, &mut errs);
+        validate_selectable_fields(v, &p, &mut errs);
     }
     errs
 }
@@ -644,6 +656,64 @@ fn validate_subresources(v: &Value, p: &str, errs: &mut Vec<FieldError>) {
             sel,
             "should be a json path under either .spec or .status",
         ));
+    }
+}
+
+/// `selectableFields`: at most 8, each a simple path to a string, integer or boolean field of
+/// the schema, no two the same.
+fn validate_selectable_fields(v: &Value, p: &str, errs: &mut Vec<FieldError>) {
+    let Some(fields) = v.get("selectableFields").and_then(Value::as_array) else {
+        return;
+    };
+    if fields.len() > 8 {
+        errs.push(FieldError {
+            kind: crate::status::FieldErrorKind::TooMany,
+            field: format!("{p}.selectableFields"),
+            detail: "must have at most 8 items".into(),
+        });
+    }
+    let schema = v.pointer("/schema/openAPIV3Schema");
+    let mut seen = Vec::new();
+    for (i, f) in fields.iter().enumerate() {
+        let fp = format!("{p}.selectableFields[{i}].jsonPath");
+        let jp = s(f, "/jsonPath");
+        if jp.is_empty() {
+            errs.push(FieldError::required(fp, ""));
+            continue;
+        }
+        if !jp.starts_with('.')
+            || jp[1..]
+                .split('.')
+                .any(|seg| seg.is_empty() || seg.contains(['[', ']', ' ', '*', '?', '@', '(', ')']))
+        {
+            errs.push(FieldError::invalid(fp, jp, "must be a simple json path"));
+            continue;
+        }
+        if seen.contains(&jp) {
+            errs.push(FieldError::duplicate(fp, jp));
+            continue;
+        }
+        seen.push(jp);
+        let mut node = schema;
+        for seg in jp[1..].split('.') {
+            node = node.and_then(|n| n.pointer(&format!("/properties/{seg}")));
+        }
+        match node.map(|n| s(n, "/type")) {
+            Some("string" | "integer" | "boolean") => {}
+            Some(_) if node.is_some_and(|n| n.get("x-kubernetes-int-or-string").is_some()) => {}
+            Some(t) => errs.push(FieldError::invalid(
+                fp,
+                jp,
+                format!(
+                    "selectable field type must be one of: string, integer, boolean, not {t:?}"
+                ),
+            )),
+            None => errs.push(FieldError::invalid(
+                fp,
+                jp,
+                "is an invalid path: does not refer to a field in the schema",
+            )),
+        }
     }
 }
 

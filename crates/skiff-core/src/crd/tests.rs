@@ -384,3 +384,50 @@ fn deprecated_versions_warn() {
         Some("v1beta1 goes away in 2027")
     );
 }
+
+#[test]
+fn selectable_fields() {
+    let mut crd = widget_crd();
+    crd["spec"]["versions"][1]["selectableFields"] =
+        json!([{"jsonPath": ".spec.size"}, {"jsonPath": ".spec.replicas"}]);
+    default_crd(&mut crd);
+    assert!(validate_crd(&crd).is_empty(), "{:?}", validate_crd(&crd));
+    let v1 = intern(&crd)[0];
+    assert_eq!(
+        v1.custom.unwrap().selectable_fields,
+        vec!["spec.size", "spec.replicas"]
+    );
+    assert_eq!(
+        crate::fields::convert_label(v1, "spec.size").unwrap(),
+        "spec.size"
+    );
+    assert!(crate::fields::convert_label(v1, "spec.name").is_err());
+    let obj = json!({"metadata": {"name": "a"}, "spec": {"size": "small", "replicas": 3}});
+    assert_eq!(
+        crate::fields::field_value(v1, &obj, "spec.replicas").as_deref(),
+        Some("3")
+    );
+    crd["spec"]["versions"][1]["selectableFields"] =
+        json!([{"jsonPath": ".spec.tags"}, {"jsonPath": ".spec.nope"}, {"jsonPath": "spec.size"}]);
+    let msgs: Vec<String> = validate_crd(&crd).iter().map(|e| e.to_string()).collect();
+    assert_eq!(msgs.len(), 3, "{msgs:?}");
+    assert!(msgs[0].contains("selectable field type must be one of"));
+    assert!(msgs[1].contains("does not refer to a field in the schema"));
+    assert!(msgs[2].contains("must be a simple json path"));
+}
+
+#[test]
+fn metadata_name_restrictions() {
+    let s = json!({"type": "object", "properties": {"metadata": {"type": "object",
+        "properties": {"name": {"type": "string", "maxLength": 5}}}}});
+    let e: Vec<String> = crate::schema::validate(&s, &json!({"metadata": {"name": "toolong"}}))
+        .iter()
+        .map(|e| e.to_string())
+        .collect();
+    assert_eq!(
+        e,
+        vec!["metadata.name: Too long: may not be more than 5 bytes"]
+    );
+    assert!(crate::schema::validate(&s, &json!({"metadata": {"name": "ok"}})).is_empty());
+    assert!(crate::schema::structural::check(&s, "x").is_empty());
+}

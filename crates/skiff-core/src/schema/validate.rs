@@ -19,6 +19,17 @@ use crate::status::{FieldError, FieldErrorKind};
 pub fn validate(schema: &Value, obj: &Value) -> Vec<FieldError> {
     let mut errs = Vec::new();
     check(schema, obj, "", true, &mut errs);
+    // The one part of metadata a CRD may restrict: the name (and generateName) as strings.
+    for field in ["name", "generateName"] {
+        let sub = schema.pointer(&format!("/properties/metadata/properties/{field}"));
+        let value = obj
+            .pointer(&format!("/metadata/{field}"))
+            .and_then(Value::as_str);
+        if let (Some(sub), Some(v)) = (sub, value) {
+            let path = format!("metadata.{field}");
+            check_string(sub, v, &path, &path, &mut errs);
+        }
+    }
     errs
 }
 

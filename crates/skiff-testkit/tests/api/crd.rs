@@ -1065,3 +1065,43 @@ async fn a_crd_update_changes_the_served_versions() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn selectable_fields_are_field_selectors() {
+    let c = client(M).await;
+    let mut def = crd("select.skiff.dev", "knobs", "Knob", "Namespaced");
+    def.spec.versions[0].selectable_fields =
+        Some(vec![from_json(json!({"jsonPath": ".spec.color"}))]);
+    establish(&c, &def).await;
+    let ns = namespace(&c, "crd-select").await;
+    let api: Api<DynamicObject> = Api::namespaced_with(
+        c.clone(),
+        &ns,
+        &ar("select.skiff.dev", "v1", "Knob", "knobs"),
+    );
+    for (n, color) in [("a", "red"), ("b", "blue"), ("c", "blue")] {
+        api.create(&PostParams::default(), &obj(n, json!({"color": color})))
+            .await
+            .unwrap();
+    }
+    let l = api
+        .list(&ListParams::default().fields("spec.color=blue"))
+        .await
+        .unwrap();
+    let names: Vec<String> = l
+        .items
+        .into_iter()
+        .map(|o| o.metadata.name.unwrap())
+        .collect();
+    assert_eq!(names, vec!["b", "c"]);
+    let s = expect_status(
+        api.list(&ListParams::default().fields("spec.size=M")).await,
+        400,
+        "BadRequest",
+    );
+    assert!(
+        s.message.contains("field label not supported: spec.size"),
+        "{}",
+        s.message
+    );
+}
