@@ -187,11 +187,15 @@ pub fn find_new<'a>(d: &Deployment, sets: &'a [ReplicaSet]) -> Option<&'a Replic
 }
 
 /// Upstream's `NewRSNewReplicas`: the size the new ReplicaSet may grow to now.
+///
+/// Upstream counts the ReplicaSets' sizes; Skiff counts, per ReplicaSet, the larger of its
+/// size and the pods it still reports, so that an old ReplicaSet just scaled down holds its
+/// place until its pods are really gone: maxSurge then bounds pods, not only sizes.
 pub fn new_rs_new_replicas(d: &Deployment, all: &[&ReplicaSet], new: &ReplicaSet) -> i32 {
     if is_recreate(d) {
         return replicas(d);
     }
-    let current: i32 = all.iter().map(|r| size(r)).sum();
+    let current: i32 = all.iter().map(|r| size(r).max(actual(r))).sum();
     let max_total = replicas(d) + max_surge(d);
     if current >= max_total {
         return size(new);
@@ -539,6 +543,11 @@ mod tests {
             10,
             "never beyond replicas"
         );
+        // The old set was scaled to 2 but still runs 4 pods: they count until they are gone.
+        let mut lingering = rs("old", "2026-01-01T00:00:00Z", 2, 2);
+        lingering.status.as_mut().unwrap().replicas = 4;
+        let new = rs("new", "2026-01-01T00:01:00Z", 8, 8);
+        assert_eq!(new_rs_new_replicas(&d, &[&lingering, &new], &new), 9);
     }
 
     #[test]
