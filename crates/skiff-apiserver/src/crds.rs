@@ -567,6 +567,40 @@ pub(crate) fn check_unknown_patched(
     })
 }
 
+/// A server-side apply configuration of a custom object may only name fields its schema
+/// declares: structured-merge-diff refuses the rest in every fieldValidation mode, with a 500
+/// that has no reason, as upstream answers (kubernetes/kubernetes#139253).
+pub(crate) fn check_unknown_apply(res: &Resource, config: &Value) -> Result<(), ApiError> {
+    let Some(info) = res.custom.filter(|i| i.schema.is_object()) else {
+        return Ok(());
+    };
+    let found = skiff_core::schema::unknown_fields(&info.schema, config);
+    if found.is_empty() {
+        return Ok(());
+    }
+    let errs: Vec<String> = found
+        .iter()
+        .map(|p| format!(".{p}: field not declared in schema"))
+        .collect();
+    let detail = if errs.len() == 1 {
+        errs[0].clone()
+    } else {
+        format!("errors:\n  {}", errs.join("\n  "))
+    };
+    Err(ApiError::new(
+        500,
+        "",
+        format!(
+            "failed to create typed patch object ({}/{}; {}/{}, Kind={}): {detail}",
+            str_at(config, "/metadata/namespace"),
+            str_at(config, "/metadata/name"),
+            res.group,
+            res.version,
+            res.kind
+        ),
+    ))
+}
+
 fn unknown_findings(res: &Resource, obj: &Value) -> Vec<Finding> {
     match res.custom {
         Some(info) if info.schema.is_object() => {

@@ -660,6 +660,7 @@ impl ApiServer {
         let fv = opts.field_validation;
         if let Patch::Apply(config) = &patch {
             fieldvalidation::check_apply(res, config, body, fv)?;
+            crate::crds::check_unknown_apply(res, config)?;
             return self
                 .server_side_apply(res, ns, name, config, mode, dry_run, opts)
                 .await;

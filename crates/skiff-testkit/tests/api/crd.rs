@@ -14,7 +14,7 @@ use kube::api::{
 use serde_json::{json, Value};
 use skiff_testkit::TestServer;
 
-use crate::{client, eventually, expect_status, from_json, namespace, raw};
+use crate::{api_error, client, eventually, expect_status, from_json, namespace, raw};
 
 const M: &str = "crd";
 
@@ -365,6 +365,22 @@ async fn namespaced_objects_crud_selectors_patches_and_apply() {
     assert!(
         applied.data["spec"].pointer("/extra/free/form").is_none(),
         "dropped by its manager"
+    );
+    // A field the schema does not declare fails an apply, as structured-merge-diff does.
+    let s = api_error(
+        api.patch(
+            "c",
+            &PatchParams::apply("tester"),
+            &Patch::Apply(json!({"apiVersion": "crud.skiff.dev/v1", "kind": "Widget",
+                "metadata": {"name": "c"}, "spec": {"color": "blue", "colour": "blue"}})),
+        )
+        .await,
+    );
+    assert_eq!(s.code, 500);
+    assert_eq!(
+        s.message,
+        // The configuration's namespace (none here), as upstream names the patch object.
+        "failed to create typed patch object (/c; crud.skiff.dev/v1, Kind=Widget): .spec.colour: field not declared in schema"
     );
     // Delete one, then the collection.
     api.delete("a", &DeleteParams::default()).await.unwrap();
