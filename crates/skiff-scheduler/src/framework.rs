@@ -448,6 +448,43 @@ mod tests {
     }
 
     #[test]
+    fn controller_pods_spread_by_default() {
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+        let owned = |mut p: k8s_openapi::api::core::v1::Pod| {
+            p.metadata.owner_references = Some(vec![OwnerReference {
+                api_version: "apps/v1".into(),
+                kind: "ReplicaSet".into(),
+                name: "web".into(),
+                uid: "rs-1".into(),
+                controller: Some(true),
+                ..Default::default()
+            }]);
+            p
+        };
+        let mut s = Scheduler::new(Config::default());
+        s.snapshot = snapshot(
+            vec![
+                node("big", "64", "64Gi", "110"),
+                node("small", "4", "8Gi", "110"),
+            ],
+            vec![
+                on(owned(pod("web-0", "100m", "")), "big"),
+                on(owned(pod("web-1", "100m", "")), "big"),
+            ],
+        );
+        // A bare pod goes where most room is left...
+        assert_eq!(
+            s.schedule(Arc::new(pod("bare", "100m", ""))).unwrap().node,
+            "big"
+        );
+        // ...but a replica goes where its siblings are not.
+        let r = s
+            .schedule(Arc::new(owned(pod("web-2", "100m", ""))))
+            .unwrap();
+        assert_eq!(r.node, "small");
+    }
+
+    #[test]
     fn no_nodes() {
         let mut s = Scheduler::new(Config::default());
         let e = s.schedule(Arc::new(pod("p", "", ""))).unwrap_err();
@@ -491,7 +528,7 @@ mod tests {
             match_labels: Some(BTreeMap::from([("app".to_string(), "new".to_string())])),
             match_expressions: None,
         };
-        for variant in ["plain", "topology-spread", "anti-affinity"] {
+        for variant in ["plain", "replicaset", "topology-spread", "anti-affinity"] {
             let mut times = Vec::new();
             for i in 0..1000 {
                 let mut p = with_labels(
@@ -500,6 +537,18 @@ mod tests {
                 );
                 let spec = p.spec.as_mut().unwrap();
                 match variant {
+                    "replicaset" => {
+                        p.metadata.owner_references = Some(vec![
+                            k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+                                api_version: "apps/v1".into(),
+                                kind: "ReplicaSet".into(),
+                                name: "web".into(),
+                                uid: "rs-1".into(),
+                                controller: Some(true),
+                                ..Default::default()
+                            },
+                        ])
+                    }
                     "topology-spread" => {
                         spec.topology_spread_constraints = Some(vec![TopologySpreadConstraint {
                             label_selector: Some(sel()),

@@ -291,22 +291,25 @@ pub fn filter(state: &PreFilterState, pod: &PodCtx, node: &NodeInfo) -> FilterRe
 
 /// Soft-constraint scoring state over the feasible nodes.
 #[derive(Debug, Default)]
-pub struct PreScoreState {
+pub struct PreScoreState<'a> {
     constraints: Vec<Constraint>,
     ignored: Vec<bool>,
     weights: Vec<f64>,
     pairs: TopoCounts,
     namespace: String,
+    /// Per constraint whose selector is exactly one label (or a controller): matching pods
+    /// per node, straight from the snapshot's index.
+    direct: Vec<Option<&'a HashMap<String, u32>>>,
 }
 
-impl PreScoreState {
+impl<'a> PreScoreState<'a> {
     /// `feasible` indexes `snap.nodes()`; `None` when there is nothing to score.
     pub fn compute(
         pod: &PodCtx,
         cons: &Constraints,
-        snap: &Snapshot,
+        snap: &'a Snapshot,
         feasible: &[usize],
-    ) -> Option<PreScoreState> {
+    ) -> Option<PreScoreState<'a>> {
         if cons.soft.is_empty() || feasible.is_empty() {
             return None;
         }
@@ -392,12 +395,27 @@ impl PreScoreState {
             }
             None => nodes.iter().for_each(|n| count_node(n, &mut pairs)),
         }
+        let direct = cs
+            .iter()
+            .map(|c| {
+                let exact = match &c.selector {
+                    SpreadSelector::Labels(s) => s.single_equality().is_some(),
+                    SpreadSelector::Controller(_) => true,
+                };
+                let (k, v) = c.hint().filter(|_| exact)?;
+                Some(
+                    snap.nodes_with_pod_label(&pod.info.namespace, k, v)
+                        .unwrap_or(&EMPTY),
+                )
+            })
+            .collect();
         Some(PreScoreState {
             constraints: cs,
             ignored,
             weights,
             pairs,
             namespace: pod.info.namespace.clone(),
+            direct,
         })
     }
 
@@ -410,7 +428,12 @@ impl PreScoreState {
         for (i, c) in self.constraints.iter().enumerate() {
             if let Some(v) = node.label(&c.topology_key) {
                 let cnt = if c.topology_key == HOSTNAME {
-                    c.count_in(snap, node, &self.namespace)
+                    match self.direct[i] {
+                        Some(m) if node.terminating == 0 => {
+                            i64::from(m.get(&node.name).copied().unwrap_or(0))
+                        }
+                        _ => c.count_in(snap, node, &self.namespace),
+                    }
                 } else {
                     self.pairs.get(&c.topology_key, v)
                 };
