@@ -11,6 +11,8 @@
 //! finished Jobs after ttlSecondsAfterFinished.
 
 pub mod logic;
+#[cfg(test)]
+mod paused;
 pub mod ttl;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
