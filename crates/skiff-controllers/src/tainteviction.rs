@@ -393,3 +393,97 @@ mod tests {
         assert_eq!(decide(&[taint("x", "NoExecute")], &[all]), Decision::Keep);
     }
 }
+
+/// The taint eviction controller against an in-process API server on tokio's paused clock.
+/// Writes are awaited by busy-polling so that paused time moves only by the test's own sleeps
+/// (see `nodelifecycle::paused`).
+#[cfg(test)]
+mod paused {
+    use std::time::Duration;
+
+    use k8s_openapi::api::core::v1::{Event, Node, Pod};
+    use serde_json::json;
+    use skiff_runtime::Runtime;
+
+    async fn until(what: &str, check: impl Fn() -> bool) {
+        for _ in 0..20_000 {
+            if check() {
+                return;
+            }
+            std::thread::sleep(Duration::from_micros(500));
+            tokio::task::yield_now().await;
+        }
+        panic!("never: {what}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_taint_removed_in_time_cancels_the_eviction() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = skiff_store::sqlite::SqliteStore::open(
+            &dir.path().join("state.db"),
+            Default::default(),
+        )
+        .unwrap();
+        let api = skiff_apiserver::ApiServer::new(store, Default::default());
+        api.bootstrap().await.unwrap();
+        let rt = Runtime::new(api);
+        let client = rt.client("test");
+        let pods = rt.cache.synced::<Pod>().await;
+        let nodes = rt.cache.synced::<Node>().await;
+        let events = rt.cache.synced::<Event>().await;
+        let n: Node = serde_json::from_value(json!({"metadata": {"name": "n1"}})).unwrap();
+        client.create(&n).await.unwrap();
+        for (name, secs) in [("patient", 60), ("hasty", 10)] {
+            let p: Pod = serde_json::from_value(json!({
+                "metadata": {"name": name, "namespace": "default"},
+                "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "nginx"}],
+                         "tolerations": [{"key": "maintenance", "operator": "Exists",
+                                          "effect": "NoExecute", "tolerationSeconds": secs}]}
+            }))
+            .unwrap();
+            client.create(&p).await.unwrap();
+        }
+        until("cached", || pods.len() == 2 && nodes.len() == 1).await;
+        super::start(&rt, &crate::Options::default());
+
+        let taint = json!({"spec": {"taints": [{"key": "maintenance", "effect": "NoExecute"}]}});
+        client
+            .merge_patch::<Node>(None, "n1", &taint)
+            .await
+            .unwrap();
+        let gone = |n: &str| {
+            pods.get(Some("default"), n)
+                .is_none_or(|p| p.metadata.deletion_timestamp.is_some())
+        };
+        let messages = || -> Vec<String> {
+            events
+                .list()
+                .iter()
+                .filter(|e| e.reason.as_deref() == Some("TaintManagerEviction"))
+                .filter_map(|e| e.message.clone())
+                .collect()
+        };
+        // 10 s: the hasty pod goes; the patient one stays.
+        tokio::time::sleep(Duration::from_secs(15)).await;
+        until("hasty evicted", || gone("hasty")).await;
+        assert!(!gone("patient"));
+        // The taint goes at 30 s: the patient pod's eviction is cancelled.
+        tokio::time::sleep(Duration::from_secs(15)).await;
+        // Awaiting the write would let paused time jump to the pending eviction: poll instead.
+        let c = client.clone();
+        let write = tokio::spawn(async move {
+            c.merge_patch::<Node>(None, "n1", &json!({"spec": {"taints": null}}))
+                .await
+                .unwrap();
+        });
+        until("taint removed", || write.is_finished()).await;
+        until("cancel event", || {
+            messages().contains(&"Cancelling deletion of Pod default/patient".to_string())
+        })
+        .await;
+        tokio::time::sleep(Duration::from_secs(120)).await;
+        assert!(!gone("patient"));
+        assert!(messages().contains(&"Marking for deletion Pod default/hasty".to_string()));
+        assert!(!messages().contains(&"Marking for deletion Pod default/patient".to_string()));
+    }
+}
