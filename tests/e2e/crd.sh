@@ -68,6 +68,9 @@ check "kubectl get shows the printer columns" "NAME +SCHEDULE +REPLICAS +AGE" k 
 check "the row" "nightly +0 3 \* \* \* +1 " k get crontabs
 check "-o wide adds priority columns" "NAME +SCHEDULE +REPLICAS +IMAGE +AGE" k get crontabs -o wide
 check "get all includes the category" "crontab.stable.example.com/nightly" k get all
+check "get -w streams Table rows" "nightly +0 3 \* \* \* +1 " timeout 3 kubectl --cache-dir "$WORK/cache" get crontabs -w
+check "sort-by a printer-column field" "NAME +SCHEDULE" k get crontabs --sort-by=.spec.replicas
+check "describe" "Cron Spec: +0 3 \* \* \*" k describe crontab nightly
 check "explain reads the schema" "cronSpec.*<string>.*-required-" k explain crontab.spec
 check "explain field descriptions" "How many copies run at once" k explain crontab.spec.replicas
 
