@@ -30,6 +30,13 @@ check_eq "the server accepted the names" "True" \
 check_eq "stored versions" "v1" k get crd crontabs.stable.example.com -o 'jsonpath={.status.storedVersions[*]}'
 check "kubectl get crd" "crontabs.stable.example.com" k get crd
 
+# --- changing the CRD (kubectl's three-way patch) serves the change ---
+sed 's/shortNames: \[ct\]/shortNames: [ct, cts]/' "$EX/crontab-crd.yaml" >"$WORK/crd2.yaml"
+check "re-apply the CRD with another short name" "crontabs.stable.example.com configured" k apply -f "$WORK/crd2.yaml"
+check_eq "the new short name is accepted" "ct cts" \
+  k get crd crontabs.stable.example.com -o 'jsonpath={.status.acceptedNames.shortNames[*]}'
+check "kubectl resolves the new short name" "No resources found" k get cts
+
 # --- custom objects: accepted and defaulted, refused on bad fields ---
 check "apply a custom object (strict validation)" "crontab.stable.example.com/nightly created" \
   k apply -f "$EX/crontab.yaml"
