@@ -378,3 +378,22 @@ async fn preemptor_is_nominated_while_its_victim_terminates() {
     assert!(c.node_of("urgent").await.is_none());
     c.rt.shutdown().await;
 }
+
+#[tokio::test]
+async fn global_default_priority_class_applies_to_pods_without_one() {
+    let c = Cluster::start().await;
+    let before = c.pod(pod("before", "1")).await.spec.unwrap();
+    assert_eq!(before.priority, Some(0));
+    assert_eq!(before.priority_class_name, None);
+    let pc: PriorityClass = serde_json::from_value(json!({
+        "metadata": {"name": "normal"}, "value": 500, "globalDefault": true,
+        "preemptionPolicy": "Never"
+    }))
+    .unwrap();
+    c.client.create(&pc).await.unwrap();
+    let after = c.pod(pod("after", "1")).await.spec.unwrap();
+    assert_eq!(after.priority, Some(500));
+    assert_eq!(after.priority_class_name.as_deref(), Some("normal"));
+    assert_eq!(after.preemption_policy.as_deref(), Some("Never"));
+    c.rt.shutdown().await;
+}
