@@ -1010,3 +1010,75 @@ async fn a_hash_collision_bumps_collision_count_and_picks_another_name() {
         "the foreign set is left alone"
     );
 }
+
+#[tokio::test]
+async fn orphan_replica_sets_are_adopted_and_unmatched_ones_released() {
+    let server = TestServer::start_with(|_| {}).await.unwrap();
+    let client = server.client().await.unwrap();
+    namespace(&client, "adopt").await;
+    let _kubelet = kubelet(
+        client.clone(),
+        "adopt",
+        Kubelet {
+            bind: false,
+            ready_after: Duration::ZERO,
+            linger: Duration::ZERO,
+        },
+    );
+    let sets: Api<ReplicaSet> = Api::namespaced(client.clone(), "adopt");
+    let deps: Api<Deployment> = Api::namespaced(client.clone(), "adopt");
+    // An orphan ReplicaSet with the Deployment's template (and labels the selector matches).
+    let orphan: ReplicaSet = serde_json::from_value(json!({
+        "metadata": {"name": "legacy", "labels": {"app": "web"}},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "c", "image": "v1"}]}
+            }
+        }
+    }))
+    .unwrap();
+    sets.create(&PostParams::default(), &orphan).await.unwrap();
+    deps.create(
+        &PostParams::default(),
+        &deployment("web", 2, rolling(json!(1), json!(0)), "v1"),
+    )
+    .await
+    .unwrap();
+    let d = wait_complete(&deps, "web", "v1").await;
+    let all = sets_of(&sets, "web").await;
+    assert_eq!(
+        all.len(),
+        1,
+        "the orphan is the new ReplicaSet: no second one"
+    );
+    let legacy = &all[0];
+    assert_eq!(legacy.metadata.name.as_deref(), Some("legacy"));
+    let owner = &legacy.metadata.owner_references.as_ref().expect("adopted")[0];
+    assert_eq!(Some(&owner.uid), d.metadata.uid.as_ref());
+    assert_eq!(rev(legacy), "1");
+
+    // Relabelled out of the selector: released, and a new ReplicaSet takes over.
+    sets.patch(
+        "legacy",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"labels": {"app": "retired"}}})),
+    )
+    .await
+    .unwrap();
+    eventually(LIMIT, "released and replaced", || async {
+        let legacy = sets.get("legacy").await.ok()?;
+        let free = legacy
+            .metadata
+            .owner_references
+            .as_ref()
+            .is_none_or(|r| r.is_empty());
+        let ours = sets_of(&sets, "web").await;
+        (free && ours.len() == 1 && ours[0].metadata.name.as_deref() != Some("legacy"))
+            .then_some(())
+    })
+    .await;
+    wait_complete(&deps, "web", "v1").await;
+}
