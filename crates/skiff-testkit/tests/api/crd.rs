@@ -105,6 +105,7 @@ async fn a_crd_is_served_within_a_second_and_reports_its_conditions() {
         &crd("served.skiff.dev", "gizmos", "Gizmo", "Namespaced"),
     )
     .await;
+    eprintln!("crd served after {took:?}");
     assert!(took < Duration::from_secs(1), "served after {took:?}");
 
     let crds: Api<CustomResourceDefinition> = Api::all(c.clone());
