@@ -125,6 +125,10 @@ pub enum Deleted {
     Pending(Value),
 }
 
+/// How many times a create with `generateName` tries another name after a collision
+/// (upstream's RetryGenerateName tries 7 more).
+const GENERATE_NAME_RETRIES: usize = 7;
+
 /// The storage resource behind `res` (core events for events.k8s.io events).
 pub fn storage_resource(res: &'static Resource) -> &'static Resource {
     if res.group == "events.k8s.io" && res.plural == "events" {
@@ -485,10 +489,19 @@ impl ApiServer {
                 "create not allowed while custom resource definition is terminating",
             ));
         }
-        let (object, bytes) = self.prepare_create(res, namespace, obj, manager).await?;
+        // A generated name that collides is generated again, as upstream does since 1.30
+        // (RetryGenerateName): the client asked for any free name, not this one.
+        let generated = meta::name(&obj).is_empty()
+            && obj
+                .pointer("/metadata/generateName")
+                .and_then(Value::as_str)
+                .is_some_and(|g| !g.is_empty());
+        let mut retry = generated.then(|| obj.clone());
+        let mut attempts = 0;
+        let (mut object, mut bytes) = self.prepare_create(res, namespace, obj, manager).await?;
         let sres = storage_resource(res);
-        let name = meta::name(&object).to_string();
-        let key = sres.key(namespace, &name);
+        let mut name = meta::name(&object).to_string();
+        let mut key = sres.key(namespace, &name);
         if dry_run {
             if self
                 .store
@@ -506,11 +519,24 @@ impl ApiServer {
                 revision: None,
             });
         }
-        let rev = self
-            .store
-            .create(&key, bytes.clone())
-            .await
-            .map_err(|e| store_error(res, &name, e))?;
+        let rev = loop {
+            match self.store.create(&key, bytes.clone()).await {
+                Ok(rev) => break rev,
+                Err(StoreError::AlreadyExists(_)) if attempts < GENERATE_NAME_RETRIES => {
+                    let Some(original) = retry.take() else {
+                        return Err(ApiError::already_exists(res, &name));
+                    };
+                    attempts += 1;
+                    retry = Some(original.clone());
+                    (object, bytes) = self
+                        .prepare_create(res, namespace, original, manager)
+                        .await?;
+                    name = meta::name(&object).to_string();
+                    key = sres.key(namespace, &name);
+                }
+                Err(e) => return Err(store_error(res, &name, e)),
+            }
+        };
         self.metrics.object_written(res.plural);
         Ok(Created {
             object,
@@ -1212,4 +1238,152 @@ pub fn parse_resource_version(rv: &str) -> Result<Option<i64>, ApiError> {
         .filter(|v| *v >= 0)
         .map(Some)
         .ok_or_else(|| ApiError::bad_request(format!("invalid resource version: {rv}")))
+}
+
+#[cfg(test)]
+mod generate_name_tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+    use serde_json::json;
+    use skiff_core::registry;
+    use skiff_store::sqlite::{SqliteOptions, SqliteStore};
+    use skiff_store::{
+        DynStore, ListOptions, ListResult, ReadAt, Revision, Store, StoreError, Watch,
+    };
+
+    use crate::server::{ApiOptions, ApiServer};
+
+    /// A store whose first `collisions` creates of keys under `prefix` fail as if the name were
+    /// taken.
+    struct Colliding {
+        inner: DynStore,
+        prefix: &'static str,
+        collisions: AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl Store for Colliding {
+        async fn create(&self, key: &str, value: Bytes) -> skiff_store::Result<Revision> {
+            if key.starts_with(self.prefix)
+                && self
+                    .collisions
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                    .is_ok()
+            {
+                return Err(StoreError::AlreadyExists(key.to_string()));
+            }
+            self.inner.create(key, value).await
+        }
+        async fn update(
+            &self,
+            key: &str,
+            expected: Revision,
+            value: Bytes,
+        ) -> skiff_store::Result<Revision> {
+            self.inner.update(key, expected, value).await
+        }
+        async fn delete(
+            &self,
+            key: &str,
+            expected: Option<Revision>,
+        ) -> skiff_store::Result<skiff_store::KeyValue> {
+            self.inner.delete(key, expected).await
+        }
+        async fn get(
+            &self,
+            key: &str,
+            at: ReadAt,
+        ) -> skiff_store::Result<(Option<skiff_store::KeyValue>, Revision)> {
+            self.inner.get(key, at).await
+        }
+        async fn list(&self, opts: ListOptions) -> skiff_store::Result<ListResult> {
+            self.inner.list(opts).await
+        }
+        async fn count(&self, prefix: &str) -> skiff_store::Result<usize> {
+            self.inner.count(prefix).await
+        }
+        async fn watch(&self, prefix: &str, after: Revision) -> skiff_store::Result<Watch> {
+            self.inner.watch(prefix, after).await
+        }
+        fn current_revision(&self) -> Revision {
+            self.inner.current_revision()
+        }
+        fn compacted_revision(&self) -> Revision {
+            self.inner.compacted_revision()
+        }
+        async fn compact(&self, revision: Revision) -> skiff_store::Result<()> {
+            self.inner.compact(revision).await
+        }
+    }
+
+    async fn server(collisions: usize) -> (tempfile::TempDir, Arc<ApiServer>) {
+        let dir = tempfile::tempdir().unwrap();
+        let inner: DynStore =
+            SqliteStore::open(&dir.path().join("db"), SqliteOptions::default()).unwrap();
+        let store: DynStore = Arc::new(Colliding {
+            inner,
+            prefix: "/registry/core/configmaps/",
+            collisions: AtomicUsize::new(collisions),
+        });
+        let api = ApiServer::new(store, ApiOptions::default());
+        api.bootstrap().await.unwrap();
+        (dir, api)
+    }
+
+    fn cm(extra: serde_json::Value) -> serde_json::Value {
+        let mut v = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {}});
+        json_patch::merge(&mut v, &extra);
+        v
+    }
+
+    #[tokio::test]
+    async fn a_generated_name_that_collides_is_generated_again() {
+        let (_dir, api) = server(3).await;
+        let res = registry::lookup("", "v1", "configmaps").unwrap();
+        let out = api
+            .create_object(
+                res,
+                Some("default"),
+                cm(json!({"metadata": {"generateName": "web-"}})),
+                false,
+            )
+            .await
+            .expect("created after three collisions");
+        let name = out
+            .pointer("/metadata/name")
+            .and_then(|n| n.as_str())
+            .unwrap();
+        assert!(
+            name.starts_with("web-") && name.len() == "web-".len() + 5,
+            "{name}"
+        );
+    }
+
+    #[tokio::test]
+    async fn retries_are_bounded_and_given_names_are_not_retried() {
+        let (_dir, api) = server(100).await;
+        let res = registry::lookup("", "v1", "configmaps").unwrap();
+        let e = api
+            .create_object(
+                res,
+                Some("default"),
+                cm(json!({"metadata": {"generateName": "web-"}})),
+                false,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, 409);
+        let e = api
+            .create_object(
+                res,
+                Some("default"),
+                cm(json!({"metadata": {"name": "fixed"}})),
+                false,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!((e.code, e.reason), (409, "AlreadyExists"));
+    }
 }
