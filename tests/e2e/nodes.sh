@@ -74,6 +74,11 @@ check "the pod on it is evicted" "condition met" k wait --for=delete pod/web --t
 poll "the eviction event" 10 sh -c "kubectl --cache-dir '$WORK/cache' get events | grep -E 'TaintManagerEviction +pod/web +Marking for deletion Pod default/web'"
 check "untaint" "node/fake-node-0 untainted" k taint nodes fake-node-0 maintenance-
 
+# --- kubectl drain: cordon, evict (pods/eviction), wait until the kubelet finished them ---
+check "kubectl drain" "node/fake-node-1 drained" k drain fake-node-1 --force --ignore-daemonsets --timeout=60s
+check_eq "no pods left on it" "" k get pods --field-selector spec.nodeName=fake-node-1 -o 'jsonpath={.items[*].metadata.name}'
+check "uncordon it" "node/fake-node-1 uncordoned" k uncordon fake-node-1
+
 # --- node death by annotation ---
 sed 's/tolerationSeconds: 20/tolerationSeconds: 4/' "$EX/tolerant.yaml" >"$WORK/tolerant.yaml"
 check "a pod tolerating unreachable for 4 s" "pod/tolerant created" k apply -f "$WORK/tolerant.yaml"

@@ -316,3 +316,83 @@ async fn a_noexecute_taint_evicts_at_once_and_pods_of_deleted_nodes_are_collecte
     .await;
     assert!(pods.get_opt("tolerant").await.unwrap().is_some());
 }
+
+#[tokio::test]
+async fn pods_of_a_dead_node_are_replaced_on_the_others() {
+    let server = TestServer::start_with(|o| {
+        o.fake_nodes.count = 3;
+        o.controllers.node_monitor_grace_period = Duration::from_secs(2);
+    })
+    .await
+    .unwrap();
+    let client = server.client().await.unwrap();
+    namespace(&client, "rep").await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "rep");
+    let nodes: Api<Node> = Api::all(client.clone());
+    let sets: Api<k8s_openapi::api::apps::v1::ReplicaSet> = Api::namespaced(client.clone(), "rep");
+    let rs = serde_json::from_value(json!({
+        "metadata": {"name": "web"},
+        "spec": {
+            "replicas": 6,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {
+                    "tolerations": [
+                        {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 1},
+                        {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 1}
+                    ],
+                    "containers": [{"name": "c", "image": "nginx"}]
+                }
+            }
+        }
+    }))
+    .unwrap();
+    sets.create(&PostParams::default(), &rs).await.unwrap();
+    let live = || async {
+        let l = pods.list(&ListParams::default()).await.ok()?;
+        Some(
+            l.items
+                .into_iter()
+                .filter(|p| p.metadata.deletion_timestamp.is_none())
+                .collect::<Vec<_>>(),
+        )
+    };
+    let running = eventually(Duration::from_secs(20), "6 ready pods", || async {
+        let l = live().await?;
+        (l.len() == 6
+            && l.iter()
+                .all(|p| ready_condition(p).as_deref() == Some("True")))
+        .then_some(l)
+    })
+    .await;
+    let victim_node = running[0].spec.as_ref().unwrap().node_name.clone().unwrap();
+
+    nodes
+        .patch(
+            &victim_node,
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"metadata": {"annotations": {"sim.skiff.dev/heartbeat": "stopped"}}}),
+            ),
+        )
+        .await
+        .unwrap();
+    // Evicted after their 1 s toleration, replaced, and the scheduler keeps the replacements
+    // off the tainted node.
+    eventually(
+        Duration::from_secs(30),
+        "6 ready pods elsewhere",
+        || async {
+            let l = live().await?;
+            let ok = l.len() == 6
+                && l.iter().all(|p| {
+                    ready_condition(p).as_deref() == Some("True")
+                        && p.spec.as_ref().and_then(|s| s.node_name.as_deref())
+                            != Some(victim_node.as_str())
+                });
+            ok.then_some(())
+        },
+    )
+    .await;
+}
