@@ -20,6 +20,10 @@ pub const TRACKING_FINALIZER: &str = "batch.kubernetes.io/job-tracking";
 pub const COMPLETION_INDEX: &str = "batch.kubernetes.io/job-completion-index";
 /// The environment variable that carries the index into containers.
 pub const COMPLETION_INDEX_ENV: &str = "JOB_COMPLETION_INDEX";
+/// How many failures of its index came before a pod (backoffLimitPerIndex).
+pub const INDEX_FAILURE_COUNT: &str = "batch.kubernetes.io/job-index-failure-count";
+/// How many failures of its index before a pod were ignored by the pod failure policy.
+pub const INDEX_IGNORED_FAILURE_COUNT: &str = "batch.kubernetes.io/job-index-ignored-failure-count";
 /// The first back-off after a pod failure (upstream's `DefaultJobPodFailureBackOff`).
 pub const POD_FAILURE_BACKOFF: Duration = Duration::from_secs(10);
 /// The longest back-off (upstream's `MaxJobPodFailureBackOff`).
@@ -482,6 +486,92 @@ pub fn past_backoff_limit_on_failure(job: &Job, pods: &[Arc<Pod>]) -> bool {
     }
 }
 
+/// `backoffLimitPerIndex`, for Indexed Jobs that set it.
+pub fn backoff_limit_per_index(job: &Job) -> Option<i32> {
+    if !is_indexed(job) {
+        return None;
+    }
+    job.spec.as_ref()?.backoff_limit_per_index
+}
+
+fn annotation_count(pod: &Pod, key: &str) -> i32 {
+    pod.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(key))
+        .and_then(|v| v.parse::<i32>().ok())
+        .filter(|v| *v >= 0)
+        .unwrap_or(0)
+}
+
+/// Upstream's `isIndexFailed`: the pod failed, and either a FailIndex rule matched or its
+/// counted failure exhausts the index's backoffLimitPerIndex.
+pub fn is_index_failed(job: &Job, pod: &Pod) -> bool {
+    let Some(limit) = backoff_limit_per_index(job) else {
+        return false;
+    };
+    if !is_pod_failed(pod, job) {
+        return false;
+    }
+    let counted = match failure_policy(job) {
+        Some(pol) => {
+            let m = match_failure_policy(pol, pod);
+            if m.action.as_deref() == Some("FailIndex") {
+                return true;
+            }
+            m.counts
+        }
+        None => true,
+    };
+    counted && annotation_count(pod, INDEX_FAILURE_COUNT) >= limit
+}
+
+/// The failure counts a replacement of `failed` (a failed pod of the same index) carries:
+/// (failures, ignored failures).
+pub fn replacement_counts(job: &Job, failed: &Pod) -> (i32, i32) {
+    let mut f = annotation_count(failed, INDEX_FAILURE_COUNT);
+    let mut ig = annotation_count(failed, INDEX_IGNORED_FAILURE_COUNT);
+    if is_pod_failed(failed, job) {
+        let counts = failure_policy(job).is_none_or(|pol| match_failure_policy(pol, failed).counts);
+        if counts {
+            f += 1;
+        } else {
+            ig += 1;
+        }
+    }
+    (f, ig)
+}
+
+/// The most recently finished failed pod of each index (the one a replacement follows).
+pub fn last_failed_per_index(
+    job: &Job,
+    pods: &[Arc<Pod>],
+    completions: i32,
+) -> HashMap<i32, Arc<Pod>> {
+    let mut out: HashMap<i32, Arc<Pod>> = HashMap::new();
+    for p in pods.iter().filter(|p| is_pod_failed(p, job)) {
+        let Some(i) = valid_index(p, completions) else {
+            continue;
+        };
+        let newer = out.get(&i).is_none_or(|q| finish_time(p) > finish_time(q));
+        if newer {
+            out.insert(i, p.clone());
+        }
+    }
+    out
+}
+
+/// How long until index pods may be recreated after `last_failed` (per-index back-off: the
+/// same doubling, counting the index's failures).
+pub fn index_backoff_remaining(job: &Job, last_failed: &Pod, now: Timestamp) -> Duration {
+    let (f, ig) = replacement_counts(job, last_failed);
+    let rec = BackoffRecord {
+        failures_after_last_success: (f + ig).max(0) as u32,
+        last_failure: finish_time(last_failed),
+    };
+    rec.remaining(now)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -685,5 +775,38 @@ mod tests {
         ));
         assert_eq!(list.len(), 1);
         assert_eq!(list[0].status, "False");
+    }
+
+    #[test]
+    fn indexes_fail_after_their_own_backoff_limit() {
+        let j =
+            job(json!({"completions": 3, "completionMode": "Indexed", "backoffLimitPerIndex": 1}));
+        let mut first = (*failed_pod("2026-01-01T00:00:00Z", 1)).clone();
+        first.metadata.annotations = Some([(COMPLETION_INDEX.to_string(), "2".to_string())].into());
+        assert!(!is_index_failed(&j, &first), "one failure allowed");
+        assert_eq!(replacement_counts(&j, &first), (1, 0));
+        let mut second = first.clone();
+        second
+            .metadata
+            .annotations
+            .as_mut()
+            .unwrap()
+            .insert(INDEX_FAILURE_COUNT.to_string(), "1".to_string());
+        assert!(is_index_failed(&j, &second));
+        let now: Timestamp = "2026-01-01T00:00:25Z".parse().unwrap();
+        // The second failure of the index waits 20 s.
+        assert_eq!(index_backoff_remaining(&j, &second, now), Duration::ZERO);
+        assert_eq!(
+            index_backoff_remaining(&j, &second, "2026-01-01T00:00:05Z".parse().unwrap()),
+            Duration::from_secs(15)
+        );
+        let pods = vec![Arc::new(first.clone()), Arc::new(second.clone())];
+        assert_eq!(last_failed_per_index(&j, &pods, 3).len(), 1);
+        // FailIndex fails the index at once.
+        let fi = job(
+            json!({"completions": 3, "completionMode": "Indexed", "backoffLimitPerIndex": 5,
+            "podFailurePolicy": {"rules": [{"action": "FailIndex", "onExitCodes": {"operator": "In", "values": [1]}}]}}),
+        );
+        assert!(is_index_failed(&fi, &first));
     }
 }

@@ -158,6 +158,8 @@ struct SyncCtx {
     uncounted_failed: HashSet<String>,
     prev_indexes: BTreeSet<i32>,
     indexes: BTreeSet<i32>,
+    /// Indexes failed for good (backoffLimitPerIndex).
+    failed_indexes: BTreeSet<i32>,
     new_backoff: BackoffRecord,
     /// FailureTarget, Failed, SuccessCriteriaMet or Complete, once decided.
     finished: Option<JobCondition>,
@@ -281,6 +283,7 @@ impl Controller {
         job: &Job,
         n: usize,
         indexes: &[i32],
+        failure_counts: &HashMap<i32, (i32, i32)>,
     ) -> (i32, i64, Option<ApiError>) {
         let Some(spec) = job.spec.as_ref() else {
             return (0, 0, None);
@@ -328,6 +331,14 @@ impl Controller {
                     .get_or_insert_with(Default::default)
                     .insert(COMPLETION_INDEX.to_string(), v);
                 p.metadata.generate_name = Some(format!("{name}-{ix}-"));
+                if backoff_limit_per_index(job).is_some() {
+                    let (f, ig) = failure_counts.get(ix).copied().unwrap_or((0, 0));
+                    let a = p.metadata.annotations.get_or_insert_with(Default::default);
+                    a.insert(INDEX_FAILURE_COUNT.to_string(), f.to_string());
+                    if ig > 0 {
+                        a.insert(INDEX_IGNORED_FAILURE_COUNT.to_string(), ig.to_string());
+                    }
+                }
                 if let Some(s) = p.spec.as_mut() {
                     s.hostname = Some(format!("{name}-{ix}"));
                 }
@@ -413,17 +424,51 @@ impl Controller {
         if diff <= 0 {
             return (active, 0, None, None);
         }
-        let wait = cx.new_backoff.remaining(self.clock.now());
-        if !wait.is_zero() {
-            return (active, 0, Some(wait), None);
+        let per_index = backoff_limit_per_index(job).is_some();
+        if !per_index {
+            let wait = cx.new_backoff.remaining(self.clock.now());
+            if !wait.is_zero() {
+                return (active, 0, Some(wait), None);
+            }
         }
         let n = (diff as usize).min(MAX_CREATE_DELETE);
+        let comps = completions(job).unwrap_or(0);
+        let mut counts = HashMap::new();
         let indexes = if is_indexed(job) {
-            first_pending_indexes(&cx.indexes, &cx.active, n, completions(job).unwrap_or(0))
+            let mut skip = cx.indexes.clone();
+            skip.extend(cx.failed_indexes.iter().copied());
+            let pending = first_pending_indexes(&skip, &cx.active, n, comps);
+            if per_index {
+                // Each index waits out its own back-off; its replacement carries the count.
+                let last = last_failed_per_index(job, &cx.pods, comps);
+                let now = self.clock.now();
+                let mut ready = Vec::new();
+                let mut soonest: Option<Duration> = None;
+                for i in pending {
+                    match last.get(&i) {
+                        Some(p) => {
+                            let wait = index_backoff_remaining(job, p, now);
+                            if wait.is_zero() {
+                                counts.insert(i, replacement_counts(job, p));
+                                ready.push(i);
+                            } else {
+                                soonest = Some(soonest.map_or(wait, |s| s.min(wait)));
+                            }
+                        }
+                        None => ready.push(i),
+                    }
+                }
+                if ready.is_empty() {
+                    return (active, 0, soonest, None);
+                }
+                ready
+            } else {
+                pending
+            }
         } else {
             Vec::new()
         };
-        let (created, rev, err) = self.create_pods(job, n, &indexes).await;
+        let (created, rev, err) = self.create_pods(job, n, &indexes, &counts).await;
         active += created;
         (active, rev, None, err)
     }
@@ -488,6 +533,7 @@ impl Controller {
                 .collect(),
             prev_indexes: BTreeSet::new(),
             indexes: BTreeSet::new(),
+            failed_indexes: BTreeSet::new(),
             new_backoff: BackoffRecord::default(),
             finished: None,
             pods,
@@ -612,6 +658,40 @@ impl Controller {
                 }
             }
             cx.succeeded = cx.indexes.len() as i32;
+            if backoff_limit_per_index(&job).is_some() {
+                let prev = job
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.failed_indexes.as_deref())
+                    .unwrap_or("");
+                cx.failed_indexes = parse_indexes(prev, comps);
+                for p in &cx.pods {
+                    if has_tracking_finalizer(p) && is_index_failed(&job, p) {
+                        if let Some(i) = valid_index(p, comps) {
+                            cx.failed_indexes.insert(i);
+                        }
+                    }
+                }
+                let max = job.spec.as_ref().and_then(|s| s.max_failed_indexes);
+                let nfailed = cx.failed_indexes.len() as i32;
+                if cx.finished.is_none() {
+                    if max.is_some_and(|m| nfailed > m) {
+                        cx.finished = Some(new_condition(
+                            "FailureTarget",
+                            "MaxFailedIndexesExceeded",
+                            "Job has exceeded the specified maximal number of failed indexes",
+                            now_k8s.clone(),
+                        ));
+                    } else if nfailed > 0 && nfailed + cx.succeeded >= comps {
+                        cx.finished = Some(new_condition(
+                            "FailureTarget",
+                            "FailedIndexes",
+                            "Job has failed indexes",
+                            now_k8s.clone(),
+                        ));
+                    }
+                }
+            }
         }
 
         let mut newest = 0;
@@ -768,6 +848,7 @@ impl Controller {
                 }
             }
         }
+        let per_index = backoff_limit_per_index(job).is_some();
         let st = job.status.as_mut().expect("status");
         if indexed {
             cx.indexes.extend(new_indexes);
@@ -777,6 +858,13 @@ impl Controller {
             }
             st.succeeded = Some(cx.indexes.len() as i32);
             st.completed_indexes = Some(s);
+            if per_index {
+                let f = Some(format_indexes(&cx.failed_indexes));
+                if st.failed_indexes != f {
+                    *needs_flush = true;
+                    st.failed_indexes = f;
+                }
+            }
         }
         let mut finished = cx.finished.take();
         let conds = st.conditions.get_or_insert_with(Vec::new);

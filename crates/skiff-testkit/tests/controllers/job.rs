@@ -571,3 +571,52 @@ async fn jobs_run_to_completion_on_simulated_nodes() {
     assert_eq!(j.status.as_ref().unwrap().failed, Some(1));
     binder.abort();
 }
+
+#[tokio::test]
+async fn indexed_job_with_backoff_limit_per_index_fails_only_the_exhausted_index() {
+    let server = TestServer::start_with(|_| {}).await.unwrap();
+    let client = server.client().await.unwrap();
+    namespace(&client, "job-pix").await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "job-pix");
+    let jobs: Api<Job> = Api::namespaced(client.clone(), "job-pix");
+    jobs.create(
+        &PostParams::default(),
+        &job(
+            "pix",
+            json!({"completions": 3, "parallelism": 3, "completionMode": "Indexed", "backoffLimitPerIndex": 1}),
+        ),
+    )
+    .await
+    .unwrap();
+    let index_of = |p: &Pod| {
+        p.metadata.annotations.as_ref().unwrap()["batch.kubernetes.io/job-completion-index"].clone()
+    };
+    let a = wait_active(&pods, "pix", 3).await;
+    for p in &a {
+        assert_eq!(
+            p.metadata.annotations.as_ref().unwrap()["batch.kubernetes.io/job-index-failure-count"],
+            "0"
+        );
+        match index_of(p).as_str() {
+            "1" => finish(&pods, p, 1).await,
+            _ => finish(&pods, p, 0).await,
+        }
+    }
+    // Index 1 gets one retry (after its back-off), counted in the annotation.
+    let retry = eventually(Duration::from_secs(20), "index 1 retried", || async {
+        active(&pods, "pix").await.into_iter().next()
+    })
+    .await;
+    assert_eq!(index_of(&retry), "1");
+    assert_eq!(
+        retry.metadata.annotations.as_ref().unwrap()["batch.kubernetes.io/job-index-failure-count"],
+        "1"
+    );
+    finish(&pods, &retry, 1).await;
+    let j = wait_condition(&jobs, "pix", "Failed", T).await;
+    let st = j.status.as_ref().unwrap();
+    assert_eq!(cond(&j, "Failed").reason.as_deref(), Some("FailedIndexes"));
+    assert_eq!(st.failed_indexes.as_deref(), Some("1"));
+    assert_eq!(st.completed_indexes.as_deref(), Some("0,2"));
+    assert_eq!(st.failed, Some(2));
+}
