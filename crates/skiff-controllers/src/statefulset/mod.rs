@@ -14,6 +14,8 @@
 //! `create Claim www-web-0 Pod web-0 in StatefulSet web success`, and their failures.
 
 pub mod identity;
+#[cfg(test)]
+mod paused;
 pub mod plan;
 
 use std::collections::{BTreeMap, HashSet};
@@ -447,11 +449,12 @@ impl Controller {
                 if claim.metadata.deletion_timestamp.is_some() {
                     continue;
                 }
-                let Some(refs) =
-                    identity::claim_owner_refs(&claim, set, Some((&pname, &puid)), !in_range)
-                else {
+                // Nothing to change (or not ours to change): no write.
+                if identity::claim_owner_refs(&claim, set, Some((&pname, &puid)), !in_range)
+                    .is_none()
+                {
                     continue;
-                };
+                }
                 let set2 = set.clone();
                 let res = self
                     .client
@@ -467,7 +470,6 @@ impl Controller {
                         }
                     })
                     .await;
-                let _ = refs;
                 match res {
                     Ok(c) => newest = newest.max(revision_of(&c)),
                     Err(e) if e.code == 404 => {}
