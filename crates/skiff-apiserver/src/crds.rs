@@ -316,12 +316,32 @@ pub fn desired_status(crd: &Value, conflict: Option<&str>, now: &str) -> Value {
     status
 }
 
+/// Whether the CRD's current names are the ones the server accepted.
+fn names_accepted(crd: &Value) -> bool {
+    let accepted = crd
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .is_some_and(|cs| {
+            cs.iter().any(|c| {
+                c.get("type").and_then(Value::as_str) == Some("NamesAccepted")
+                    && c.get("status").and_then(Value::as_str) == Some("True")
+            })
+        });
+    accepted && crd.pointer("/status/acceptedNames") == crd.pointer("/spec/names")
+}
+
 /// Builds the catalog from the stored CRDs; returns the refused names.
 fn catalog_of(crds: &BTreeMap<String, Value>) -> (Catalog, HashMap<String, String>) {
+    // CRDs whose current names were already accepted keep them; then the oldest first
+    // (creation times have second resolution, so a name breaks ties).
     let mut ordered: Vec<&Value> = crds.values().collect();
     ordered.sort_by(|a, b| {
-        str_at(a, "/metadata/creationTimestamp")
-            .cmp(str_at(b, "/metadata/creationTimestamp"))
+        names_accepted(b)
+            .cmp(&names_accepted(a))
+            .then_with(|| {
+                str_at(a, "/metadata/creationTimestamp")
+                    .cmp(str_at(b, "/metadata/creationTimestamp"))
+            })
             .then_with(|| meta::name(a).cmp(meta::name(b)))
     });
     let conflicts = name_conflicts(&ordered);
@@ -643,6 +663,20 @@ mod tests {
         );
         assert!(!out.contains_key("foos.x.io"));
         assert!(!out.contains_key("foos.y.io"), "other groups do not clash");
+    }
+
+    #[test]
+    fn accepted_names_win_over_an_alphabetically_earlier_newcomer() {
+        let mut z = crd("zs.x.io", "zs", "Foo", &[], "2024-01-01T00:00:00Z");
+        z["status"] = desired_status(&z, None, "2024-01-01T00:00:00Z");
+        let a = crd("as.x.io", "as", "Foo", &[], "2024-01-01T00:00:00Z");
+        let mut crds = BTreeMap::new();
+        crds.insert("a".to_string(), a);
+        crds.insert("z".to_string(), z);
+        let (catalog, conflicts) = catalog_of(&crds);
+        assert!(conflicts.contains_key("as.x.io"));
+        assert_eq!(catalog.resources.len(), 1);
+        assert_eq!(catalog.resources[0].plural, "zs");
     }
 
     #[test]
