@@ -844,6 +844,10 @@ mod tests {
         let per_node = std::mem::size_of::<NodeSim>();
         println!("simulator state per node: {per_node} bytes");
         assert!(per_node <= 4096);
+        // Per pod: the entry plus its key and uid on the heap (typical lengths).
+        let per_pod = std::mem::size_of::<PodSim>() + std::mem::size_of::<String>() + 40 + 36;
+        println!("simulator state per pod: about {per_pod} bytes");
+        assert!(per_pod <= 512);
     }
 
     #[test]

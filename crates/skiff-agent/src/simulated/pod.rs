@@ -36,6 +36,10 @@ pub const EXIT_CODE: &str = "sim.skiff.dev/exit-code";
 /// `"false"`: readiness never passes (Running, not Ready).
 pub const READY: &str = "sim.skiff.dev/ready";
 
+/// The status reason and message of a pod failed at its activeDeadlineSeconds (the kubelet's).
+pub const DEADLINE_REASON: &str = "DeadlineExceeded";
+pub const DEADLINE_MESSAGE: &str = "Pod was active on the node longer than the specified deadline";
+
 /// First crash back-off and its cap (the kubelet's).
 pub const BACKOFF_INITIAL: Duration = Duration::from_secs(10);
 pub const BACKOFF_MAX: Duration = Duration::from_secs(300);
@@ -75,6 +79,8 @@ pub struct Script {
     pub exit_code: i32,
     /// Whether readiness passes.
     pub ready: bool,
+    /// `spec.activeDeadlineSeconds`: the pod is failed this long after it started.
+    pub active_deadline: Option<Duration>,
 }
 
 /// An annotation the simulator could not read (it falls back to the default).
@@ -136,6 +142,12 @@ pub fn script(pod: &Pod, start_delay: Duration) -> (Script, Vec<ScriptError>) {
         },
         exit_code: 0,
         ready: true,
+        active_deadline: pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.active_deadline_seconds)
+            .filter(|s| *s > 0)
+            .map(|s| Duration::from_secs(s as u64)),
     };
     if let Some(v) = get(START_DELAY) {
         match parse_duration(v) {
@@ -213,6 +225,10 @@ pub struct Life {
     pub stage: Stage,
     pub restarts: i32,
     pub last: Option<Exit>,
+    /// When the kubelet took the pod on (its startTime).
+    pub started: Timestamp,
+    /// Failed for running past `activeDeadlineSeconds`.
+    pub deadline_exceeded: bool,
 }
 
 fn time_of(t: &Option<Time>) -> Option<Timestamp> {
@@ -230,6 +246,8 @@ impl Life {
             stage: Stage::Starting { since: now },
             restarts: 0,
             last: None,
+            started: now,
+            deadline_exceeded: false,
         }
     }
 
@@ -275,11 +293,47 @@ impl Life {
             stage,
             restarts,
             last,
+            started: time_of(&st.start_time).unwrap_or(now),
+            deadline_exceeded: st.reason.as_deref() == Some(DEADLINE_REASON),
         }
     }
 
-    /// Moves through every transition due by `now`; returns when the next one is due.
+    /// Moves through every transition due by `now`, failing the pod at its active deadline;
+    /// returns when the next one is due.
     pub fn advance(
+        &mut self,
+        script: &Script,
+        policy: RestartPolicy,
+        now: Timestamp,
+    ) -> Option<Timestamp> {
+        let deadline = script.active_deadline.map(|d| self.started + secs(d));
+        let until = deadline.map_or(now, |d| d.min(now));
+        let next = self.step(script, policy, until);
+        if self.is_finished() {
+            return None;
+        }
+        match deadline {
+            Some(d) if d <= now => {
+                // The kubelet kills the containers (SIGKILL: 137) and fails the pod.
+                let started = match self.stage {
+                    Stage::Running { since } => since,
+                    _ => d,
+                };
+                self.last = Some(Exit {
+                    code: 137,
+                    started,
+                    finished: d,
+                });
+                self.stage = Stage::Exited { failed: true };
+                self.deadline_exceeded = true;
+                None
+            }
+            Some(d) => Some(next.map_or(d, |n| n.min(d))),
+            None => next,
+        }
+    }
+
+    fn step(
         &mut self,
         script: &Script,
         policy: RestartPolicy,
@@ -357,6 +411,8 @@ impl Life {
                 started,
                 finished: now,
             }),
+            started: self.started,
+            deadline_exceeded: false,
         }
     }
 }
@@ -778,8 +834,8 @@ pub fn status(
         container_statuses: Some(containers),
         init_container_statuses: (!init_statuses.is_empty()).then_some(init_statuses),
         qos_class: old.and_then(|s| s.qos_class.clone()),
-        message: None,
-        reason: None,
+        message: life.deadline_exceeded.then(|| DEADLINE_MESSAGE.to_string()),
+        reason: life.deadline_exceeded.then(|| DEADLINE_REASON.to_string()),
         nominated_node_name: old.and_then(|s| s.nominated_node_name.clone()),
         ..old.cloned().unwrap_or_default()
     }
@@ -855,7 +911,8 @@ mod tests {
                 start_delay: Duration::from_secs(2),
                 run: Some(Duration::from_millis(500)),
                 exit_code: 3,
-                ready: false
+                ready: false,
+                active_deadline: None,
             }
         );
         let (s, e) = script(
@@ -940,6 +997,64 @@ mod tests {
         let mut stored = p.clone();
         stored.status = Some(st.clone());
         assert_eq!(status(&stored, &life, &s, &place(), t("00:09")), st);
+    }
+
+    #[test]
+    fn active_deadline_fails_the_pod() {
+        let mut p = pod("Always", json!({}));
+        p.spec.as_mut().unwrap().active_deadline_seconds = Some(30);
+        let (s, _) = script(&p, Duration::ZERO);
+        let mut life = Life::new(t("00:00"));
+        assert_eq!(
+            life.advance(&s, RestartPolicy::Always, t("00:00")),
+            Some(t("00:30"))
+        );
+        assert_eq!(life.advance(&s, RestartPolicy::Always, t("00:45")), None);
+        assert!(life.deadline_exceeded);
+        let st = status(&p, &life, &s, &place(), t("00:45"));
+        assert_eq!(st.phase.as_deref(), Some("Failed"));
+        assert_eq!(st.reason.as_deref(), Some(DEADLINE_REASON));
+        assert_eq!(st.message.as_deref(), Some(DEADLINE_MESSAGE));
+        let term = st.container_statuses.as_ref().unwrap()[0]
+            .state
+            .as_ref()
+            .unwrap()
+            .terminated
+            .clone()
+            .unwrap();
+        assert_eq!(term.exit_code, 137);
+        assert_eq!(term.finished_at, Some(k8s_time(t("00:30"))));
+        // A Job pod that finishes first is not touched; the deadline wakes before the exit.
+        let mut p = pod("Never", json!({RUN_SECONDS: "10"}));
+        p.spec.as_mut().unwrap().active_deadline_seconds = Some(5);
+        let (s, _) = script(&p, Duration::ZERO);
+        let mut life = Life::new(t("00:00"));
+        assert_eq!(
+            life.advance(&s, RestartPolicy::Never, t("00:00")),
+            Some(t("00:05"))
+        );
+        let mut stored = p.clone();
+        stored.status = Some(status(&p, &life, &s, &place(), t("00:00")));
+        life.advance(&s, RestartPolicy::Never, t("00:20"));
+        assert!(life.deadline_exceeded);
+        stored.status = Some(status(&stored, &life, &s, &place(), t("00:20")));
+        assert!(Life::from_status(&stored, t("00:30")).deadline_exceeded);
+    }
+
+    #[test]
+    fn host_network_pods_have_the_node_address() {
+        let mut p = pod("Always", json!({}));
+        p.spec.as_mut().unwrap().host_network = Some(true);
+        let (s, _) = script(&p, Duration::ZERO);
+        let mut life = Life::new(t("00:00"));
+        life.advance(&s, RestartPolicy::Always, t("00:00"));
+        let place = Placement {
+            host_ip: Ipv4Addr::new(198, 18, 0, 1),
+            pod_ip: None,
+        };
+        let st = status(&p, &life, &s, &place, t("00:00"));
+        assert_eq!(st.pod_ip.as_deref(), Some("198.18.0.1"));
+        assert_eq!(st.pod_ips.unwrap()[0].ip, "198.18.0.1");
     }
 
     #[test]
