@@ -288,6 +288,8 @@ async fn daemonset_follows_nodes_labels_and_taints_and_rolls_out() {
         Duration::from_secs(10),
         "status with 1 misscheduled",
         || async {
+            // Pods being deleted still count until the kubelet finishes them.
+            kubelet_round(&pods).await;
             let s = sets.get("agent").await.unwrap().status?;
             (s.desired_number_scheduled == 1
                 && s.current_number_scheduled == 1
@@ -442,6 +444,147 @@ async fn daemonset_follows_nodes_labels_and_taints_and_rolls_out() {
     })
     .await;
     for n in ["dsn-a", "dsn-b", "dsn-c", "dsn-d"] {
+        let _ = nodes.delete(n, &DeleteParams::default()).await;
+    }
+}
+
+fn available(p: &Pod) -> bool {
+    p.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+#[tokio::test]
+async fn daemonset_surges_and_waits_for_on_delete() {
+    let server = TestServer::start_with(|o| o.disable_scheduler = true)
+        .await
+        .unwrap();
+    let client = server.client().await.unwrap();
+    namespace(&client, "dss").await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "dss");
+    let sets: Api<DaemonSet> = Api::namespaced(client.clone(), "dss");
+    let nodes: Api<Node> = Api::all(client.clone());
+    let names = ["dss-a", "dss-b", "dss-c"];
+    for n in names {
+        make_node(&nodes, n, json!({"pool": "surge"})).await;
+    }
+    let ds: DaemonSet = serde_json::from_value(json!({
+        "metadata": {"name": "surge"},
+        "spec": {
+            "selector": {"matchLabels": {"app": "surge"}},
+            "updateStrategy": {"type": "RollingUpdate",
+                               "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+            "template": {
+                "metadata": {"labels": {"app": "surge"}},
+                "spec": {"nodeSelector": {"pool": "surge"},
+                         "containers": [{"name": "c", "image": "busybox:1"}]}
+            }
+        }
+    }))
+    .unwrap();
+    sets.create(&PostParams::default(), &ds).await.unwrap();
+    eventually(Duration::from_secs(10), "3 available", || async {
+        kubelet_round(&pods).await;
+        let s = sets.get("surge").await.unwrap().status?;
+        (s.number_available == Some(3)).then_some(())
+    })
+    .await;
+
+    // maxSurge 1, maxUnavailable 0: a new pod starts beside an old one, the old one goes once
+    // the new one is ready; every node keeps an available pod, at most one extra pod exists.
+    sets.patch(
+        "surge",
+        &PatchParams::default(),
+        &Patch::Strategic(json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "busybox:2"}]}}}})),
+    )
+    .await
+    .unwrap();
+    let most = std::sync::atomic::AtomicUsize::new(0);
+    let bare = std::sync::atomic::AtomicUsize::new(0);
+    eventually(Duration::from_secs(20), "surge rollout done", || async {
+        let m = placement(&pods).await;
+        let total: usize = m.values().map(Vec::len).sum();
+        most.fetch_max(total, std::sync::atomic::Ordering::Relaxed);
+        let without = names
+            .iter()
+            .filter(|n| !m.get(**n).is_some_and(|v| v.iter().any(available)))
+            .count();
+        bare.fetch_max(without, std::sync::atomic::Ordering::Relaxed);
+        kubelet_round(&pods).await;
+        let s = sets.get("surge").await.unwrap().status?;
+        let m = placement(&pods).await;
+        let images: Vec<String> = m
+            .values()
+            .flatten()
+            .map(|p| {
+                p.spec.as_ref().unwrap().containers[0]
+                    .image
+                    .clone()
+                    .unwrap()
+            })
+            .collect();
+        (s.observed_generation == Some(2)
+            && s.updated_number_scheduled == Some(3)
+            && s.number_available == Some(3)
+            && images.len() == 3
+            && images.iter().all(|i| i == "busybox:2"))
+        .then_some(())
+    })
+    .await;
+    assert_eq!(bare.into_inner(), 0, "no node lost its available pod");
+    let most = most.into_inner();
+    assert!(
+        most <= 4,
+        "at most one surge pod at a time, saw {most} pods"
+    );
+    assert_eq!(most, 4, "a surge pod was started");
+
+    // OnDelete: a new template replaces nothing until a pod is deleted.
+    sets.patch(
+        "surge",
+        &PatchParams::default(),
+        &Patch::Merge(
+            json!({"spec": {"updateStrategy": {"type": "OnDelete", "rollingUpdate": null},
+            "template": {"spec": {"containers": [{"name": "c", "image": "busybox:3"}]}}}}),
+        ),
+    )
+    .await
+    .unwrap();
+    eventually(Duration::from_secs(10), "generation 3 observed", || async {
+        let s = sets.get("surge").await.unwrap().status?;
+        (s.observed_generation == Some(3) && s.updated_number_scheduled == Some(0)).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let m = placement(&pods).await;
+    assert!(m
+        .values()
+        .flatten()
+        .all(|p| p.spec.as_ref().unwrap().containers[0].image.as_deref() == Some("busybox:2")));
+    let victim = m["dss-b"][0].metadata.name.clone().unwrap();
+    pods.delete(&victim, &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually(
+        Duration::from_secs(10),
+        "dss-b replaced at the new template",
+        || async {
+            kubelet_round(&pods).await;
+            let m = placement(&pods).await;
+            let img = |n: &str| {
+                m.get(n)
+                    .and_then(|v| v.first())
+                    .and_then(|p| p.spec.as_ref()?.containers[0].image.clone())
+            };
+            (img("dss-b").as_deref() == Some("busybox:3")
+                && img("dss-a").as_deref() == Some("busybox:2")
+                && img("dss-c").as_deref() == Some("busybox:2"))
+            .then_some(())
+        },
+    )
+    .await;
+    for n in names {
         let _ = nodes.delete(n, &DeleteParams::default()).await;
     }
 }

@@ -259,16 +259,21 @@ async fn statefulset_orders_pods_and_manages_claims() {
         owners(&c2),
         vec![("Pod".to_string(), "web-2".to_string(), true)]
     );
-    eventually(Duration::from_secs(10), "web-1 terminating", || async {
-        kubelet_round_on(&pods, Some("stsn-1"), |_| true).await;
-        terminating("web-1").await.then_some(())
-    })
-    .await;
     eventually(Duration::from_secs(10), "only web-0", || async {
         kubelet_round_on(&pods, Some("stsn-1"), |_| true).await;
         (live_names(&pods).await == ["web-0"]).then_some(())
     })
     .await;
+    {
+        // The watch saw web-2 gone before web-1 began terminating.
+        let seen = seen.lock().unwrap();
+        let gone2 = seen
+            .iter()
+            .position(|e| e.0 == "DELETED" && e.1 == "web-2")
+            .unwrap();
+        let term1 = seen.iter().position(|e| e.1 == "web-1" && e.3).unwrap();
+        assert!(gone2 < term1, "web-1 waited for web-2 to be gone");
+    }
     let c1 = pvcs.get("www-web-1").await.unwrap();
     assert_eq!(
         owners(&c1),
