@@ -250,10 +250,12 @@ pub fn start(rt: &Runtime, opts: &crate::Options) {
                     let p = ch.object();
                     let Some(node) = p.node_name() else { continue };
                     if ch.new.is_some() && crate::pods::is_ready(p) {
+                        // A node without a Ready condition has not reported yet: left alone
+                        // until the grace period marks it.
                         let unready = c
                             .nodes
                             .get(None, node)
-                            .is_some_and(|n| ready_status(&n) != Some("True"));
+                            .is_some_and(|n| ready_status(&n).is_some_and(|s| s != "True"));
                         if unready {
                             q.add(node.to_string());
                         }
@@ -406,7 +408,9 @@ impl Reconciler for Controller {
                 })
                 .await?;
         }
-        if ready.as_deref() != Some("True") {
+        // Pods on a node that reports (or was marked) not ready are not ready either; a node
+        // that never reported is left alone until the grace period marks it Unknown.
+        if ready.as_deref().is_some_and(|s| s != "True") {
             self.mark_pods_not_ready(name).await?;
         }
         Ok(match remaining {
@@ -584,7 +588,17 @@ mod paused {
         name: &str,
         tolerations: serde_json::Value,
     ) {
-        let mut spec = json!({"nodeName": "n1", "containers": [{"name": "c", "image": "nginx"}]});
+        on_node_ready_pod(rt, client, "n1", name, tolerations).await
+    }
+
+    async fn on_node_ready_pod(
+        rt: &Runtime,
+        client: &Client,
+        node: &str,
+        name: &str,
+        tolerations: serde_json::Value,
+    ) {
+        let mut spec = json!({"nodeName": node, "containers": [{"name": "c", "image": "nginx"}]});
         if !tolerations.is_null() {
             spec["tolerations"] = tolerations;
         }
@@ -681,8 +695,12 @@ mod paused {
                    {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute"}]),
         )
         .await;
+        // A node that has not reported yet (no Ready condition) and a ready pod on it.
+        let fresh: Node = serde_json::from_value(json!({"metadata": {"name": "fresh"}})).unwrap();
+        client.create(&fresh).await.unwrap();
+        on_node_ready_pod(&rt, &client, "fresh", "newbie", serde_json::Value::Null).await;
         until("pods cached", || {
-            pods.len() == 3
+            pods.len() == 4
                 && ["plain", "short", "daemon"]
                     .iter()
                     .all(|p| crate::pods::is_ready(&pod(&rt, p).unwrap()))
@@ -699,9 +717,10 @@ mod paused {
         .await;
         assert_eq!(super::ready_status(&node(&rt)), Some("True"));
 
-        // Still Ready within the 50 s grace period.
+        // Still Ready within the 50 s grace period; the fresh node's pod is left alone.
         tokio::time::sleep(Duration::from_secs(45)).await;
         assert_eq!(super::ready_status(&node(&rt)), Some("True"));
+        assert!(crate::pods::is_ready(&pod(&rt, "newbie").unwrap()));
         assert!(!has_taint(&rt, UNREACHABLE, "NoExecute"));
 
         // Past it: Unknown, tainted, pods not ready, an event.
