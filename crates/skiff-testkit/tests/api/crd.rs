@@ -1023,15 +1023,27 @@ async fn a_crd_update_changes_the_served_versions() {
         .unwrap();
     // v2 becomes the storage version; v1 stops being served.
     let crds: Api<CustomResourceDefinition> = Api::all(c.clone());
-    let mut cur = crds.get("valves.update.skiff.dev").await.unwrap();
-    let mut v2 = cur.spec.versions[0].clone();
-    v2.name = "v2".into();
-    cur.spec.versions[0].served = false;
-    cur.spec.versions[0].storage = false;
-    cur.spec.versions.push(v2);
-    crds.replace("valves.update.skiff.dev", &PostParams::default(), &cur)
-        .await
-        .unwrap();
+    // Read, change, replace; again if the server's own status write came in between (409).
+    eventually(5, "the CRD update", || {
+        let crds = crds.clone();
+        async move {
+            let mut cur = crds.get("valves.update.skiff.dev").await.ok()?;
+            let mut v2 = cur.spec.versions[0].clone();
+            v2.name = "v2".into();
+            cur.spec.versions[0].served = false;
+            cur.spec.versions[0].storage = false;
+            cur.spec.versions.push(v2);
+            match crds
+                .replace("valves.update.skiff.dev", &PostParams::default(), &cur)
+                .await
+            {
+                Ok(updated) => Some(updated),
+                Err(kube::Error::Api(s)) if s.code == 409 => None,
+                Err(e) => panic!("updating the CRD: {e}"),
+            }
+        }
+    })
+    .await;
     let v2: Api<DynamicObject> = Api::namespaced_with(
         c.clone(),
         &ns,
