@@ -81,6 +81,10 @@ check_eq "the template is back at the first image" "busybox:1.36" jp ds/node-age
 eventually_eq "every pod runs the first image" "busybox:1.36 busybox:1.36 busybox:1.36 " \
   sh -c "kubectl --cache-dir $WORK/cache get pods -l app=node-agent -o 'jsonpath={range .items[*]}{.spec.containers[0].image}{\"\\n\"}{end}' | sort | tr '\n' ' '"
 check "rollout history ds: revision 1 became 3" "REVISION +CHANGE-CAUSE +2 +<none> +3 +<none>" oneline k rollout history ds/node-agent
+check "rollout undo ds --to-revision=2" "daemonset.apps/node-agent rolled back" k rollout undo ds/node-agent --to-revision=2
+check "rollout status ds after undo --to-revision" "successfully rolled out" k rollout status ds/node-agent --timeout=90s
+check_eq "the template is at the second image" "busybox:1.37" jp ds/node-agent '{.spec.template.spec.containers[0].image}'
+check "rollout history ds: revision 2 became 4" "REVISION +CHANGE-CAUSE +3 +<none> +4 +<none>" oneline k rollout history ds/node-agent
 check "describe ds shows SuccessfulCreate events" "SuccessfulCreate .*daemonset-controller +Created pod: node-agent-" \
   k describe ds node-agent
 

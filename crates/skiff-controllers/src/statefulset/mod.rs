@@ -412,7 +412,7 @@ impl Controller {
     }
 
     /// Keeps pod identity labels and claim ownership in line for existing pods; creates
-    /// missing claims of pods in range.
+    /// missing claims of pending pods in range.
     async fn fix_pods(
         &self,
         set: &StatefulSet,
@@ -439,7 +439,11 @@ impl Controller {
                         Err(e) => return Err(e),
                     }
                 }
-                newest = newest.max(self.create_claims(set, *ord).await?);
+                // Like upstream, missing claims are made again only for pods not yet
+                // running (a running pod's volume is in use).
+                if pods::phase(p) == "Pending" {
+                    newest = newest.max(self.create_claims(set, *ord).await?);
+                }
             }
             for (_, want) in identity::claims(set, *ord) {
                 let cname = want.metadata.name.clone().unwrap_or_default();
