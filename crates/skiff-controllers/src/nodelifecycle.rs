@@ -3,7 +3,8 @@
 //! A node is healthy while its kubelet keeps renewing its Lease in `kube-node-lease` (or
 //! posting status). The controller notes, by its own clock, when it last saw either change
 //! (upstream's probe timestamp, immune to clock skew between machines). When nothing changed for
-//! `--node-monitor-grace-period`, every node condition becomes Unknown with reason
+//! `--node-monitor-grace-period` (a minute, upstream's node startup grace period, for a node
+//! that never posted Ready), every node condition becomes Unknown with reason
 //! `NodeStatusUnknown` ("Kubelet stopped posting node status."), the node gets a `NodeNotReady`
 //! event, and its pods get `Ready=False`.
 //!
@@ -34,6 +35,10 @@ use crate::daemonset::nodes::{TAINT_NOT_READY, TAINT_UNREACHABLE, TAINT_UNSCHEDU
 pub const COMPONENT: &str = "node-controller";
 /// The Lease namespace kubelets heartbeat in.
 pub const LEASE_NAMESPACE: &str = "kube-node-lease";
+
+/// How long a node that never posted a Ready condition may take before it is marked Unknown
+/// (upstream's `--node-startup-grace-period`).
+pub const NODE_STARTUP_GRACE: Duration = Duration::from_secs(60);
 
 /// The reason and message of conditions the controller marks Unknown.
 pub const UNKNOWN_REASON: &str = "NodeStatusUnknown";
@@ -346,7 +351,12 @@ impl Reconciler for Controller {
                 format!("Node {name} event: Registered Node {name} in Controller"),
             );
         }
-        let remaining = probe.remaining(now, self.grace);
+        // A node that never posted Ready gets upstream's startup grace period instead.
+        let grace = match ready_status(&node) {
+            None => NODE_STARTUP_GRACE,
+            Some(_) => self.grace,
+        };
+        let remaining = probe.remaining(now, grace);
         let now_k8s = self.clock.now_k8s();
         let mut current = node.clone();
 
@@ -730,6 +740,12 @@ mod paused {
         })
         .await;
         assert_eq!(super::ready_status(&node(&rt)), Some("Unknown"));
+        let fresh = || rt.cache.informer::<Node>().get(None, "fresh").unwrap();
+        assert_eq!(
+            super::ready_status(&fresh()),
+            None,
+            "startup grace is a minute"
+        );
         until("pods not ready", || {
             ["plain", "short", "daemon"]
                 .iter()
@@ -746,6 +762,16 @@ mod paused {
         assert!(!terminating(&rt, "short"));
         tokio::time::sleep(Duration::from_secs(20)).await; // 120 s
         until("short evicted", || terminating(&rt, "short")).await;
+        let never = fresh()
+            .status
+            .clone()
+            .and_then(|s| s.conditions)
+            .and_then(|cs| cs.into_iter().find(|c| c.type_ == "Ready"))
+            .expect("fresh marked");
+        assert_eq!(
+            (never.status.as_str(), never.reason.as_deref()),
+            ("Unknown", Some("NodeStatusNeverUpdated"))
+        );
         let dt = pod(&rt, "short")
             .and_then(|p| p.status.clone()?.conditions)
             .and_then(|cs| cs.into_iter().find(|c| c.type_ == "DisruptionTarget"));
