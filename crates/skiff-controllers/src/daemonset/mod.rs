@@ -295,7 +295,30 @@ impl Controller {
         &self,
         ds: &DaemonSet,
     ) -> Result<(Arc<ControllerRevision>, Vec<Arc<ControllerRevision>>, i32), ApiError> {
-        let revs = self.history.claim(ds, |l| selects(ds, l)).await?;
+        let mut revs = self.history.claim(ds, |l| selects(ds, l)).await?;
+        // Revisions without the hash label get their name as one (upstream does the same, so
+        // that a collision never matters).
+        for r in revs.iter_mut() {
+            let has = r
+                .metadata
+                .labels
+                .as_ref()
+                .is_some_and(|l| l.contains_key(REVISION_HASH_LABEL));
+            if has {
+                continue;
+            }
+            let name = r.metadata.name.clone().unwrap_or_default();
+            let patch = serde_json::json!({"metadata": {"labels": {REVISION_HASH_LABEL: name}}});
+            match self
+                .client
+                .merge_patch::<ControllerRevision>(r.metadata.namespace.as_deref(), &name, &patch)
+                .await
+            {
+                Ok(updated) => *r = Arc::new(updated),
+                Err(e) if e.code == 404 => {}
+                Err(e) => return Err(e),
+            }
+        }
         let template = ds
             .spec
             .as_ref()
@@ -762,5 +785,71 @@ impl Reconciler for Controller {
             Some(d) => Action::RequeueAfter(d),
             None => Action::Done,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn node(v: serde_json::Value) -> Node {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn only_scheduling_relevant_node_changes_wake_daemonsets() {
+        let base = json!({"metadata": {"name": "n", "labels": {"a": "1"}},
+            "spec": {}, "status": {"conditions": [{"type": "Ready", "status": "True",
+                "lastHeartbeatTime": "2026-01-01T00:00:00Z"}]}});
+        let a = node(base.clone());
+        let mut heartbeat = base.clone();
+        heartbeat["status"]["conditions"][0]["lastHeartbeatTime"] = json!("2026-01-01T00:00:10Z");
+        assert!(
+            !node_changed(&a, &node(heartbeat)),
+            "a heartbeat changes nothing"
+        );
+        let mut labels = base.clone();
+        labels["metadata"]["labels"]["b"] = json!("2");
+        assert!(node_changed(&a, &node(labels)));
+        let mut taint = base.clone();
+        taint["spec"]["taints"] = json!([{"key": "k", "effect": "NoSchedule"}]);
+        assert!(node_changed(&a, &node(taint)));
+        let mut cordon = base.clone();
+        cordon["spec"]["unschedulable"] = json!(true);
+        assert!(node_changed(&a, &node(cordon)));
+        let mut unready = base;
+        unready["status"]["conditions"][0]["status"] = json!("Unknown");
+        assert!(node_changed(&a, &node(unready)));
+    }
+
+    #[test]
+    fn template_hash_follows_the_template_and_collisions() {
+        let ds: DaemonSet = serde_json::from_value(json!({
+            "metadata": {"name": "d"},
+            "spec": {"selector": {"matchLabels": {"a": "b"}},
+                     "template": {"metadata": {"labels": {"a": "b"}},
+                                  "spec": {"containers": [{"name": "c", "image": "x"}]}}}
+        }))
+        .unwrap();
+        let h = template_hash(&ds, None);
+        assert_eq!(template_hash(&ds, None), h);
+        assert_ne!(template_hash(&ds, Some(1)), h);
+        let mut other = ds.clone();
+        other
+            .spec
+            .as_mut()
+            .unwrap()
+            .template
+            .spec
+            .as_mut()
+            .unwrap()
+            .containers[0]
+            .image = Some("y".into());
+        assert_ne!(template_hash(&other, None), h);
+        // Labels and annotations of the DaemonSet itself do not matter.
+        let mut relabelled = ds.clone();
+        relabelled.metadata.labels = Some([("x".to_string(), "y".to_string())].into());
+        assert_eq!(template_hash(&relabelled, None), h);
     }
 }

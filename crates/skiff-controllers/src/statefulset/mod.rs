@@ -721,3 +721,26 @@ impl Reconciler for Controller {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_revision_gives_back_its_template() {
+        let t: PodTemplateSpec = serde_json::from_value(serde_json::json!({
+            "metadata": {"labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "c", "image": "nginx:1"}]}
+        }))
+        .unwrap();
+        let rev = ControllerRevision {
+            data: Some(k8s_openapi::apimachinery::pkg::runtime::RawExtension(
+                history::template_patch(&t),
+            )),
+            metadata: Default::default(),
+            revision: 1,
+        };
+        assert_eq!(template_of(&rev), Some(t));
+        assert_eq!(template_of(&ControllerRevision::default()), None);
+    }
+}
