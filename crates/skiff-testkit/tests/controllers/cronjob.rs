@@ -182,10 +182,17 @@ async fn cronjob_fires_tracks_status_and_prunes_history() {
         jobs.get_opt(&name).await.ok()?.is_none().then_some(())
     })
     .await;
-    assert!(reasons(&client, "cj-allow", "tick").await.contains(&(
+    let deleted = (
         "SuccessfulDelete".to_string(),
-        format!("Deleted job {name}")
-    )));
+        format!("Deleted job {name}"),
+    );
+    eventually(T, "SuccessfulDelete event", || async {
+        reasons(&client, "cj-allow", "tick")
+            .await
+            .contains(&deleted)
+            .then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]
