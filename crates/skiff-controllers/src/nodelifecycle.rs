@@ -4,7 +4,7 @@
 //! posting status). The controller notes, by its own clock, when it last saw either change
 //! (upstream's probe timestamp, immune to clock skew between machines). When nothing changed for
 //! `--node-monitor-grace-period` (a minute, upstream's node startup grace period, for a node
-//! that never posted Ready), every node condition becomes Unknown with reason
+//! that never posted Ready), the kubelet's conditions become Unknown with reason
 //! `NodeStatusUnknown` ("Kubelet stopped posting node status."), the node gets a `NodeNotReady`
 //! event, and its pods get `Ready=False`.
 //!
@@ -81,29 +81,37 @@ impl Probe {
     }
 }
 
-/// The conditions of a node whose kubelet went silent: every condition Unknown (Ready added if
-/// it was never posted). `None` when they are all Unknown already.
+/// The conditions the kubelet reports, which the controller marks Unknown
+/// (NetworkUnavailable and others are not the kubelet's and stay as they are).
+const KUBELET_CONDITIONS: [&str; 4] = ["Ready", "MemoryPressure", "DiskPressure", "PIDPressure"];
+
+/// The conditions of a node whose kubelet went silent: the kubelet's conditions Unknown (added,
+/// with reason `NodeStatusNeverUpdated`, if never posted), others untouched. `None` when they are
+/// Unknown already.
 pub fn unknown_conditions(conds: &[NodeCondition], now: &Time) -> Option<Vec<NodeCondition>> {
     let mut out = conds.to_vec();
     let mut changed = false;
-    if !out.iter().any(|c| c.type_ == "Ready") {
-        out.push(NodeCondition {
-            type_: "Ready".into(),
-            status: "Unknown".into(),
-            reason: Some("NodeStatusNeverUpdated".into()),
-            message: Some("Kubelet never posted node status.".into()),
-            last_heartbeat_time: None,
-            last_transition_time: Some(now.clone()),
-        });
-        changed = true;
-    }
-    for c in out.iter_mut() {
-        if c.status != "Unknown" {
-            c.status = "Unknown".into();
-            c.reason = Some(UNKNOWN_REASON.into());
-            c.message = Some(UNKNOWN_MESSAGE.into());
-            c.last_transition_time = Some(now.clone());
-            changed = true;
+    for t in KUBELET_CONDITIONS {
+        match out.iter_mut().find(|c| c.type_ == t) {
+            None => {
+                out.push(NodeCondition {
+                    type_: t.into(),
+                    status: "Unknown".into(),
+                    reason: Some("NodeStatusNeverUpdated".into()),
+                    message: Some("Kubelet never posted node status.".into()),
+                    last_heartbeat_time: None,
+                    last_transition_time: Some(now.clone()),
+                });
+                changed = true;
+            }
+            Some(c) if c.status != "Unknown" => {
+                c.status = "Unknown".into();
+                c.reason = Some(UNKNOWN_REASON.into());
+                c.message = Some(UNKNOWN_MESSAGE.into());
+                c.last_transition_time = Some(now.clone());
+                changed = true;
+            }
+            Some(_) => {}
         }
     }
     changed.then_some(out)
@@ -495,9 +503,27 @@ mod tests {
     #[test]
     fn silent_nodes_get_every_condition_unknown() {
         let now = Time(ts("01:00"));
-        let conds = vec![cond("MemoryPressure", "False"), cond("Ready", "True")];
+        let conds = vec![
+            cond("MemoryPressure", "False"),
+            cond("Ready", "True"),
+            cond("NetworkUnavailable", "False"),
+        ];
         let out = unknown_conditions(&conds, &now).unwrap();
-        for c in &out {
+        let network = out
+            .iter()
+            .find(|c| c.type_ == "NetworkUnavailable")
+            .unwrap();
+        assert_eq!(network.status, "False", "not the kubelet's: untouched");
+        let never: Vec<&str> = out
+            .iter()
+            .filter(|c| c.reason.as_deref() == Some("NodeStatusNeverUpdated"))
+            .map(|c| c.type_.as_str())
+            .collect();
+        assert_eq!(never, vec!["DiskPressure", "PIDPressure"]);
+        for c in out
+            .iter()
+            .filter(|c| c.type_ == "MemoryPressure" || c.type_ == "Ready")
+        {
             assert_eq!(c.status, "Unknown");
             assert_eq!(c.reason.as_deref(), Some(UNKNOWN_REASON));
             assert_eq!(c.message.as_deref(), Some(UNKNOWN_MESSAGE));

@@ -264,6 +264,9 @@ pub fn conditions(old: Option<&[NodeCondition]>, now: &Time) -> Vec<NodeConditio
         .collect()
 }
 
+/// The node conditions the kubelet owns.
+const OWN_CONDITIONS: [&str; 4] = ["MemoryPressure", "DiskPressure", "PIDPressure", "Ready"];
+
 /// Whether `conds` are what a healthy kubelet reports (all four present, pressure False, Ready
 /// True): if not, the node's status must be written again (the node lifecycle controller marked
 /// it Unknown while its heartbeats were stopped, or someone edited it).
@@ -289,7 +292,20 @@ pub fn status(tpl: &Template, index: usize, old: Option<&NodeStatus>, now: &Time
     NodeStatus {
         capacity: Some(quantities.clone()),
         allocatable: Some(quantities),
-        conditions: Some(conditions(old.and_then(|s| s.conditions.as_deref()), now)),
+        conditions: Some({
+            let old_conds = old.and_then(|s| s.conditions.as_deref());
+            let mut c = conditions(old_conds, now);
+            // Conditions other components own (NetworkUnavailable, node problem detector's)
+            // are kept, as the kubelet keeps them.
+            c.extend(
+                old_conds
+                    .into_iter()
+                    .flatten()
+                    .filter(|o| !OWN_CONDITIONS.contains(&o.type_.as_str()))
+                    .cloned(),
+            );
+            c
+        }),
         addresses: Some(vec![
             NodeAddress {
                 type_: "InternalIP".into(),
@@ -445,5 +461,19 @@ mod tests {
             .find(|c| c.type_ == "Ready")
             .unwrap();
         assert_eq!(ready.last_transition_time.as_ref(), Some(&t1));
+
+        // Someone else's condition survives a report.
+        let mut with_foreign = first.clone();
+        with_foreign
+            .conditions
+            .as_mut()
+            .unwrap()
+            .push(NodeCondition {
+                type_: "NetworkUnavailable".into(),
+                status: "False".into(),
+                ..Default::default()
+            });
+        let again = status(&tpl(), 0, Some(&with_foreign), &t1);
+        assert_eq!(again.conditions.as_ref().unwrap().len(), 5);
     }
 }
