@@ -148,6 +148,11 @@ struct ServerArgs {
     /// A taint of each simulated node, key=value:Effect (repeatable).
     #[arg(long = "fake-node-taint", value_name = "TAINT")]
     fake_node_taints: Vec<String>,
+
+    /// How long pods on simulated nodes stay Pending (ContainerCreating) before they run
+    /// (the sim.skiff.dev/start-delay annotation overrides it per pod), e.g. 500ms, 2s.
+    #[arg(long, default_value = "0s", value_parser = parse_duration, value_name = "DURATION")]
+    fake_node_pod_start_delay: std::time::Duration,
 }
 
 type Pairs = std::collections::BTreeMap<String, String>;
@@ -219,6 +224,7 @@ impl From<ServerArgs> for server::ServerOptions {
                 capacity: a.fake_node_capacity,
                 labels: a.fake_node_labels.unwrap_or_default(),
                 taints: a.fake_node_taints,
+                pod_start_delay: a.fake_node_pod_start_delay,
                 ..Default::default()
             },
         }
@@ -319,6 +325,8 @@ mod tests {
             "2s",
             "--terminated-pod-gc-threshold",
             "100",
+            "--fake-node-pod-start-delay",
+            "500ms",
         ])
         .unwrap();
         let Command::Server(a) = cli.command else {
@@ -327,6 +335,10 @@ mod tests {
         let o = server::ServerOptions::from(a);
         assert_eq!(o.fake_nodes.count, 3);
         assert_eq!(o.controllers.terminated_pod_gc_threshold, 100);
+        assert_eq!(
+            o.fake_nodes.pod_start_delay,
+            std::time::Duration::from_millis(500)
+        );
         assert_eq!(o.fake_nodes.capacity["memory"], "32Gi");
         assert_eq!(o.fake_nodes.labels["pool"], "gpu");
         assert_eq!(o.fake_nodes.taints, vec!["dedicated=gpu:NoSchedule"]);
