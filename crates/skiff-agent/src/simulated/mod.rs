@@ -6,14 +6,14 @@
 //! 5 minutes (upstream's `nodeStatusReportFrequency`; sooner when the status is not what a
 //! healthy kubelet reports, such as after the node lifecycle controller marked it Unknown), and
 //! moves the pods bound to them through their lives ([`pod`]): Pending → Running with an IP
-//! from the node's pod CIDR ([`ipam`]) → Ready, finishing or crash-looping as scripted, and
-//! graceful deletion ending in a delete with grace period 0 and a uid precondition, as the
-//! kubelet's status manager does.
+//! from the node's pod CIDR ([`ipam`]) → Ready, finishing, failing at activeDeadlineSeconds or
+//! crash-looping as scripted, and graceful deletion: the pod reported terminal, then deleted
+//! with grace period 0 and a uid precondition, as the kubelet's status manager does.
 //!
-//! Cost: one task ticks every second for every node's heartbeats (renewals spread evenly over
-//! the 10 s period and written concurrently), and one work queue with a pool of workers serves
-//! every pod; per node the simulator keeps a few dozen bytes ([`NodeSim`]), per pod its
-//! [`pod::Life`] and IP. A node annotated `sim.skiff.dev/heartbeat: stopped` behaves like a
+//! Cost: one task ticks (every second, or a tenth of a shorter renewal interval) for every
+//! node's heartbeats (renewals spread evenly over the period and written 64 at a time), and one
+//! work queue with a pool of workers serves every pod; per node the simulator keeps 72 bytes
+//! ([`NodeSim`]), per pod its [`pod::Life`] and IP (about 250 bytes). A node annotated `sim.skiff.dev/heartbeat: stopped` behaves like a
 //! dead kubelet: no Lease renewals, no status reports, no pod updates, until the annotation
 //! goes.
 
