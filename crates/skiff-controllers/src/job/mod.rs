@@ -27,7 +27,7 @@ use skiff_runtime::cache::{key, key_of, split_key, Notification};
 use skiff_runtime::client::revision_of;
 use skiff_runtime::controller::{self, Action, Reconciler};
 use skiff_runtime::events::Recorder;
-use skiff_runtime::{Client, Clock, Informer, Runtime, WorkQueue};
+use skiff_runtime::{selector, Client, Clock, Informer, Runtime, WorkQueue};
 
 use crate::pods::{self, controller_of};
 use logic::*;
@@ -134,8 +134,25 @@ fn watch_pods(rt: &Runtime, ctl: Arc<Controller>, queue: WorkQueue) {
                 }
             };
             for p in [&c.old, &c.new].into_iter().flatten() {
-                if let Some(r) = controller_of(&p.metadata).filter(|r| r.kind == "Job") {
-                    queue.add(key(p.metadata.namespace.as_deref(), &r.name));
+                match controller_of(&p.metadata) {
+                    Some(r) if r.kind == "Job" => {
+                        queue.add(key(p.metadata.namespace.as_deref(), &r.name));
+                    }
+                    Some(_) => {}
+                    None if p.metadata.deletion_timestamp.is_none() => {
+                        // An orphan: a Job whose selector matches may adopt it.
+                        let ns = p.metadata.namespace.as_deref().unwrap_or("");
+                        for j in ctl.jobs.list_namespace(ns) {
+                            let sel = j.spec.as_ref().and_then(|s| s.selector.as_ref());
+                            if sel.is_some_and(|s| {
+                                !selector::is_empty(s)
+                                    && selector::matches(s, p.metadata.labels.as_ref())
+                            }) {
+                                queue.add(key_of(&j.metadata));
+                            }
+                        }
+                    }
+                    None => {}
                 }
             }
             if let Some(p) = &c.new {
@@ -473,6 +490,98 @@ impl Controller {
         (active, rev, None, err)
     }
 
+    /// Upstream's pod claiming: the pods this Job controls, after adopting orphans its
+    /// selector matches (not while the Job is being deleted) and releasing controlled pods it
+    /// no longer matches.
+    async fn claim(&self, job: &Job) -> Result<Vec<Arc<Pod>>, ApiError> {
+        let uid = job.metadata.uid.clone().unwrap_or_default();
+        let ns = job.metadata.namespace.as_deref().unwrap_or("");
+        let selector = job.spec.as_ref().and_then(|s| s.selector.as_ref());
+        let selects = |p: &Pod| {
+            selector.is_some_and(|sel| {
+                !selector::is_empty(sel) && selector::matches(sel, p.metadata.labels.as_ref())
+            })
+        };
+        let deleting = job.metadata.deletion_timestamp.is_some();
+        let mut mine = Vec::new();
+        for p in self.pods.list_namespace(ns) {
+            match controller_of(&p.metadata) {
+                Some(r) if r.uid == uid => {
+                    if selects(&p) || deleting || selector.is_none() {
+                        mine.push(p);
+                    } else {
+                        self.release(&p, &uid).await?;
+                    }
+                }
+                Some(_) => {}
+                None => {
+                    if !deleting && p.metadata.deletion_timestamp.is_none() && selects(&p) {
+                        if let Some(adopted) = self.adopt(job, &p).await? {
+                            mine.push(Arc::new(adopted));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(mine)
+    }
+
+    async fn adopt(&self, job: &Job, pod: &Pod) -> Result<Option<Pod>, ApiError> {
+        let want = pod.metadata.uid.clone();
+        let r = pods::controller_ref(job);
+        let res = self
+            .client
+            .modify::<Pod>(
+                pod.metadata.namespace.as_deref(),
+                pod.metadata.name.as_deref().unwrap_or(""),
+                |p| {
+                    if p.metadata.uid != want || controller_of(&p.metadata).is_some() {
+                        return false;
+                    }
+                    p.metadata
+                        .owner_references
+                        .get_or_insert_with(Vec::new)
+                        .push(r.clone());
+                    true
+                },
+            )
+            .await;
+        match res {
+            Ok(p) if controller_of(&p.metadata).is_some_and(|c| c.uid == r.uid) => {
+                self.pods
+                    .wait_for_revision_timeout(revision_of(&p), Duration::from_secs(5))
+                    .await;
+                Ok(Some(p))
+            }
+            Ok(_) => Ok(None),
+            Err(e) if e.code == 404 => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn release(&self, pod: &Pod, uid: &str) -> Result<(), ApiError> {
+        let res = self
+            .client
+            .modify::<Pod>(
+                pod.metadata.namespace.as_deref(),
+                pod.metadata.name.as_deref().unwrap_or(""),
+                |p| {
+                    let Some(refs) = p.metadata.owner_references.as_mut() else {
+                        return false;
+                    };
+                    let before = refs.len();
+                    refs.retain(|r| r.uid != uid);
+                    refs.len() != before
+                },
+            )
+            .await;
+        match res {
+            Ok(_) => Ok(()),
+            Err(e) if e.code == 404 => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     async fn write_status(&self, job: &mut Job) -> Result<(), ApiError> {
         let stored = self.client.update_status(job).await?;
         self.jobs
@@ -508,7 +617,7 @@ impl Controller {
         }
         let status = job.status.get_or_insert_with(JobStatus::default);
         let uncounted = status.uncounted_terminated_pods.clone().unwrap_or_default();
-        let pods: Vec<Arc<Pod>> = self.pods.owned_by(&job_uid);
+        let pods: Vec<Arc<Pod>> = self.claim(&job).await?;
         let active: Vec<Arc<Pod>> = pods
             .iter()
             .filter(|p| pods::is_active(p))

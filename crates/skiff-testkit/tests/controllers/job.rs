@@ -620,3 +620,45 @@ async fn indexed_job_with_backoff_limit_per_index_fails_only_the_exhausted_index
     assert_eq!(st.completed_indexes.as_deref(), Some("0,2"));
     assert_eq!(st.failed, Some(2));
 }
+
+#[tokio::test]
+async fn job_with_a_manual_selector_adopts_matching_orphans() {
+    let server = TestServer::start_with(|_| {}).await.unwrap();
+    let client = server.client().await.unwrap();
+    namespace(&client, "job-adopt").await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "job-adopt");
+    let jobs: Api<Job> = Api::namespaced(client.clone(), "job-adopt");
+    let orphan: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "orphan", "labels": {"app": "batch"}},
+        "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}
+    }))
+    .unwrap();
+    pods.create(&PostParams::default(), &orphan).await.unwrap();
+    let mut j = job(
+        "adopter",
+        json!({"manualSelector": true, "selector": {"matchLabels": {"app": "batch"}}}),
+    );
+    j.spec.as_mut().unwrap().template.metadata =
+        Some(serde_json::from_value(json!({"labels": {"app": "batch"}})).unwrap());
+    let created = jobs.create(&PostParams::default(), &j).await.unwrap();
+    let adopted = eventually(T, "orphan adopted", || async {
+        let p = pods.get("orphan").await.ok()?;
+        let r = p.metadata.owner_references.clone()?.into_iter().next()?;
+        (r.controller == Some(true)).then_some(r)
+    })
+    .await;
+    assert_eq!(adopted.kind, "Job");
+    assert_eq!(Some(adopted.uid), created.metadata.uid);
+    // The adopted pod is the one active pod: no other is made.
+    let j = eventually(T, "active 1", || async {
+        let j = jobs.get("adopter").await.ok()?;
+        (j.status.as_ref()?.active == Some(1)).then_some(j)
+    })
+    .await;
+    assert!(j.status.unwrap().start_time.is_some());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        pods.list(&ListParams::default()).await.unwrap().items.len(),
+        1
+    );
+}
