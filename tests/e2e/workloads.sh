@@ -85,6 +85,13 @@ check "rollout undo ds --to-revision=2" "daemonset.apps/node-agent rolled back" 
 check "rollout status ds after undo --to-revision" "successfully rolled out" k rollout status ds/node-agent --timeout=90s
 check_eq "the template is at the second image" "busybox:1.37" jp ds/node-agent '{.spec.template.spec.containers[0].image}'
 check "rollout history ds: revision 2 became 4" "REVISION +CHANGE-CAUSE +3 +<none> +4 +<none>" oneline k rollout history ds/node-agent
+# Surge: a new pod starts beside each old one before the old one goes.
+check_ok "switch the DaemonSet to maxSurge 1, maxUnavailable 0" k patch ds node-agent --type merge \
+  -p '{"spec":{"updateStrategy":{"rollingUpdate":{"maxSurge":1,"maxUnavailable":0}}}}'
+check_ok "set image for a surge rollout" k set image ds/node-agent agent=busybox:1.38
+check "rollout status ds after the surge rollout" "successfully rolled out" k rollout status ds/node-agent --timeout=90s
+eventually_eq "every pod runs the surge image" "busybox:1.38 busybox:1.38 busybox:1.38 " \
+  sh -c "kubectl --cache-dir $WORK/cache get pods -l app=node-agent -o 'jsonpath={range .items[*]}{.spec.containers[0].image}{\"\\n\"}{end}' | sort | tr '\n' ' '"
 check "describe ds shows SuccessfulCreate events" "SuccessfulCreate .*daemonset-controller +Created pod: node-agent-" \
   k describe ds node-agent
 
