@@ -69,7 +69,9 @@ check() {
   shift 2
   local out
   out=$("$@" 2>&1)
-  if printf '%s' "$out" | grep -Eq -- "$want"; then
+  # A here-string, not a pipe: grep -q stops reading at the first match, and with pipefail
+  # the writer's SIGPIPE on a long output would count as no match.
+  if grep -Eq -- "$want" <<<"$out"; then
     pass "$desc"
   else
     fail "$desc" "wanted /$want/, got: $out"
@@ -96,7 +98,7 @@ check_fails() {
   local out rc
   out=$("$@" 2>&1)
   rc=$?
-  if [ $rc -ne 0 ] && printf '%s' "$out" | grep -Eq -- "$want"; then
+  if [ $rc -ne 0 ] && grep -Eq -- "$want" <<<"$out"; then
     pass "$desc"
   else
     fail "$desc" "wanted failure matching /$want/, rc=$rc, got: $out"
