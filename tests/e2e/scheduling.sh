@@ -35,7 +35,8 @@ count_is() {
 
 # describe_has pod regex: `kubectl describe pod` output matches.
 describe_has() {
-  k describe pod -n scheduling-demo "$1" 2>&1 | grep -Eq -- "$2"
+  # Not a pipe: grep -q's early exit would fail the pipeline under pipefail.
+  grep -Eq -- "$2" <<<"$(k describe pod -n scheduling-demo "$1" 2>&1)"
 }
 
 start_server --fake-nodes 3 --fake-node-capacity cpu=4,memory=16Gi,pods=110 || exit 1
