@@ -44,6 +44,9 @@ check_eq "pod CIDR" "10.42.1.0/24" k get node fake-node-1 -o 'jsonpath={.spec.po
 check_eq "capacity" "4 16Gi 110" k get node fake-node-0 -o 'jsonpath={.status.capacity.cpu} {.status.capacity.memory} {.status.capacity.pods}'
 check_eq "container runtime" "skiff-simulated://0.1" k get node fake-node-0 -o 'jsonpath={.status.nodeInfo.containerRuntimeVersion}'
 check "a Lease per node" "fake-node-0 +fake-node-0" k get leases -n kube-node-lease
+check "describe node shows the kubelet version" "Kubelet Version: +v1\.32\." k describe node fake-node-0
+check "describe node shows the Ready condition" "Ready +True .*KubeletReady +kubelet is posting ready status" k describe node fake-node-0
+check "describe node shows the kubelet's runtime" "Container Runtime Version: +skiff-simulated://0\.1" k describe node fake-node-0
 
 check "kubectl label" "node/fake-node-0 labeled" k label node fake-node-0 disk=ssd
 check_eq "label selector finds it" "fake-node-0" k get nodes -l disk=ssd -o 'jsonpath={.items[*].metadata.name}'
