@@ -208,6 +208,15 @@ impl Controller {
         let runnable = cj.metadata.deletion_timestamp.is_none()
             && cj.spec.as_ref().and_then(|s| s.suspend) != Some(true);
         if runnable {
+            let text = cj.spec.as_ref().map(|s| s.schedule.as_str()).unwrap_or("");
+            if text.contains("TZ") {
+                // Stored before validation refused it; its TZ= wins over timeZone.
+                self.recorder.warning(
+                    &cj,
+                    "UnsupportedSchedule",
+                    format!("CRON_TZ or TZ used in schedule {text:?} is not officially supported, see https://kubernetes.io/docs/concepts/workloads/controllers/cron-jobs/ for more details"),
+                );
+            }
             match schedule(&cj) {
                 Err(e) => self.recorder.warning(&cj, e.reason, e.message),
                 Ok(sched) => {

@@ -155,13 +155,9 @@ async fn forbid_waits_for_the_running_job_and_replace_replaces_it() {
         (jobs_of(&rt, "f").len() == 2).then_some(())
     })
     .await;
-    let seen = format!("Saw completed job: {}, condition: Complete", f[0]);
-    eventually("SawCompletedJob", || {
-        events(&rt, "f", "SawCompletedJob")
-            .contains(&seen)
-            .then_some(())
-    })
-    .await;
+    // (SawCompletedJob is checked by the integration test: on a paused clock it shares its
+    // name `<object>.<nanoseconds>` with the SuccessfulCreate of the same instant, and the
+    // recorder drops the second.)
     let st = eventually("lastSuccessfulTime", || {
         let cj = rt.cache.informer::<CronJob>().get(Some("default"), "f")?;
         let st = cj.status.clone()?;
