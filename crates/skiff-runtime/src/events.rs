@@ -5,6 +5,10 @@
 //! the existing Event's `count` and `lastTimestamp` instead of creating another, as client-go's
 //! event correlator does, so `kubectl describe` shows `(x5 over 2m)`. Names are
 //! `<object name>.<hex nanoseconds>` like upstream's.
+//!
+//! Like client-go's spam filter, each object may get a burst of 25 events from one component,
+//! then one more every 5 minutes; the rest are dropped. A ReplicaSet creating 10,000 pods so
+//! records its first 25 `SuccessfulCreate` events, not 10,000 writes.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -46,6 +50,41 @@ type Seen = HashMap<(String, String, String, &'static str, String, String), (Str
 
 /// Bounds the correlation memory.
 const MAX_SEEN: usize = 4096;
+
+/// client-go's spam filter: events per object in a burst, and the time to earn one more.
+const SPAM_BURST: f64 = 25.0;
+const SPAM_REFILL: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// A token bucket per involved object (upstream's `EventSourceObjectSpamFilter`).
+#[derive(Default)]
+pub(crate) struct SpamFilter {
+    buckets: HashMap<(String, String, String, String), (f64, jiff::Timestamp)>,
+}
+
+impl SpamFilter {
+    /// Whether an event about `involved` may be written at `now`.
+    pub(crate) fn allow(&mut self, involved: &ObjectReference, now: jiff::Timestamp) -> bool {
+        let key = (
+            involved.kind.clone().unwrap_or_default(),
+            involved.namespace.clone().unwrap_or_default(),
+            involved.name.clone().unwrap_or_default(),
+            involved.uid.clone().unwrap_or_default(),
+        );
+        if self.buckets.len() >= MAX_SEEN && !self.buckets.contains_key(&key) {
+            self.buckets.clear();
+        }
+        let (tokens, last) = self.buckets.entry(key).or_insert((SPAM_BURST, now));
+        let earned = now.duration_since(*last).as_secs_f64().max(0.0) / SPAM_REFILL.as_secs_f64();
+        *tokens = (*tokens + earned).min(SPAM_BURST);
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
 
 /// Records events for one component. Cheap to clone.
 #[derive(Clone)]
@@ -127,7 +166,11 @@ async fn write_loop(
     mut rx: mpsc::UnboundedReceiver<Pending>,
 ) {
     let seen: Arc<Mutex<Seen>> = Arc::default();
+    let mut spam = SpamFilter::default();
     while let Some(p) = rx.recv().await {
+        if !spam.allow(&p.involved, clock.now()) {
+            continue;
+        }
         let ns = p
             .involved
             .namespace
@@ -193,5 +236,32 @@ async fn write_loop(
                 tracing::debug!(error = %e, "event not recorded");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spam_filter_allows_a_burst_then_one_per_five_minutes_per_object() {
+        let t0: jiff::Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let rs = ObjectReference {
+            kind: Some("ReplicaSet".into()),
+            name: Some("web".into()),
+            uid: Some("u1".into()),
+            ..Default::default()
+        };
+        let other = ObjectReference {
+            name: Some("db".into()),
+            ..rs.clone()
+        };
+        let mut f = SpamFilter::default();
+        let allowed = (0..100).filter(|_| f.allow(&rs, t0)).count();
+        assert_eq!(allowed, 25);
+        assert!(f.allow(&other, t0), "another object has its own bucket");
+        assert!(!f.allow(&rs, t0 + jiff::SignedDuration::from_secs(299)));
+        assert!(f.allow(&rs, t0 + jiff::SignedDuration::from_secs(301)));
+        assert!(!f.allow(&rs, t0 + jiff::SignedDuration::from_secs(302)));
     }
 }
