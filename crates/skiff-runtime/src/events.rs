@@ -159,6 +159,12 @@ pub fn reference<K: Object>(obj: &K) -> ObjectReference {
     }
 }
 
+/// The time part of an event's name: now, or just after the previous name's if the clock has
+/// not moved on since.
+fn unique_nanos(now: i128, last: i128) -> i128 {
+    now.max(last + 1)
+}
+
 async fn write_loop(
     client: Client,
     component: &'static str,
@@ -167,6 +173,7 @@ async fn write_loop(
 ) {
     let seen: Arc<Mutex<Seen>> = Arc::default();
     let mut spam = SpamFilter::default();
+    let mut last_nanos: i128 = 0;
     while let Some(p) = rx.recv().await {
         if !spam.allow(&p.involved, clock.now()) {
             continue;
@@ -198,10 +205,12 @@ async fn write_loop(
                 continue;
             }
         }
+        // Names stay unique even when the clock stands still (paused in tests) or repeats.
+        last_nanos = unique_nanos(clock.now().as_nanosecond(), last_nanos);
         let name = format!(
             "{}.{:x}",
             p.involved.name.as_deref().unwrap_or("event"),
-            clock.now().as_nanosecond()
+            last_nanos
         );
         let ev = Event {
             metadata: ObjectMeta {
@@ -242,6 +251,15 @@ async fn write_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn event_names_stay_unique_when_the_clock_stands_still() {
+        let a = unique_nanos(1_000, 0);
+        let b = unique_nanos(1_000, a);
+        let c = unique_nanos(999, b);
+        assert_eq!((a, b, c), (1_000, 1_001, 1_002));
+        assert_eq!(unique_nanos(5_000, c), 5_000);
+    }
 
     #[test]
     fn spam_filter_allows_a_burst_then_one_per_five_minutes_per_object() {
