@@ -36,6 +36,14 @@ check "explain --recursive shows maps of quantities" "limits${TAB}<map\[string\]
 check "explain --recursive shows IntOrString" "maxSurge${TAB}<IntOrString>" k explain deployment --recursive
 check "explain --recursive shows the selector as required" "selector${TAB}<LabelSelector> -required-" \
   k explain deployment --recursive
+check "explain a nested field path: the rolling update's fields" "maxUnavailable${TAB}<IntOrString>" \
+  k explain deployment.spec.strategy.rollingUpdate
+check "explain a nested field path names its type" "FIELD: rollingUpdate <RollingUpdateDeployment>" \
+  k explain deployment.spec.strategy.rollingUpdate
+check "explain pods --recursive lists the containers as required" "^    containers${TAB}<\[\]Container> -required-" \
+  k explain pods --recursive
+check "explain pods --recursive reaches node affinity terms" "nodeSelectorTerms${TAB}<\[\]NodeSelectorTerm> -required-" \
+  k explain pods --recursive
 
 # --- short names and other groups ---
 check "explain svc.spec.ports (short name)" "FIELD: ports <\[\]ServicePort>" k explain svc.spec.ports
