@@ -18,6 +18,7 @@ pub mod endpointslice;
 pub mod history;
 pub mod job;
 pub mod nodelifecycle;
+pub mod podcontrol;
 pub mod podgc;
 pub mod pods;
 pub mod replicaset;

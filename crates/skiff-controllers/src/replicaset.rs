@@ -20,11 +20,11 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use skiff_core::ApiError;
 use skiff_runtime::cache::{key_of, split_key};
-use skiff_runtime::client::revision_of;
 use skiff_runtime::controller::{self, Action, Reconciler};
 use skiff_runtime::events::Recorder;
 use skiff_runtime::{selector, Client, Clock, Informer, Object, Runtime, WorkQueue};
 
+use crate::podcontrol;
 use crate::pods::{self, controller_of, deletion_order};
 
 /// Most pods created or deleted in one sync (upstream's `BurstReplicas`).
@@ -423,24 +423,7 @@ impl<R: Replicated> Controller<R> {
                 futures::future::join_all((0..batch).map(|_| self.client.create(&pod))).await;
             let mut failed = None;
             for r in results {
-                match r {
-                    Ok(p) => {
-                        newest = newest.max(revision_of(&p));
-                        self.recorder.normal(
-                            owner,
-                            "SuccessfulCreate",
-                            format!("Created pod: {}", p.metadata.name.as_deref().unwrap_or("")),
-                        );
-                    }
-                    Err(e) => {
-                        self.recorder.warning(
-                            owner,
-                            "FailedCreate",
-                            format!("Error creating: {}", e.message),
-                        );
-                        failed.get_or_insert(e);
-                    }
-                }
+                podcontrol::record_create(&self.recorder, owner, r, &mut newest, &mut failed);
             }
             if failed.is_some() {
                 return (newest, failed);
@@ -450,37 +433,7 @@ impl<R: Replicated> Controller<R> {
     }
 
     async fn delete_pods(&self, owner: &R, victims: &[Arc<Pod>]) -> (i64, Option<ApiError>) {
-        let results = futures::future::join_all(victims.iter().map(|p| {
-            let ns = p.metadata.namespace.as_deref();
-            let name = p.metadata.name.as_deref().unwrap_or("");
-            let uid = p.metadata.uid.as_deref().unwrap_or("");
-            self.client.delete_uid::<Pod>(ns, name, uid)
-        }))
-        .await;
-        let mut failed = None;
-        let mut newest = 0;
-        for (p, r) in victims.iter().zip(results) {
-            let name = p.metadata.name.as_deref().unwrap_or("");
-            match r {
-                Ok(left) => {
-                    if let Some(l) = left {
-                        newest = newest.max(revision_of(&l));
-                    }
-                    self.recorder
-                        .normal(owner, "SuccessfulDelete", format!("Deleted pod: {name}"));
-                }
-                Err(e) if e.code == 404 || e.code == 409 => {}
-                Err(e) => {
-                    self.recorder.warning(
-                        owner,
-                        "FailedDelete",
-                        format!("Error deleting: {}", e.message),
-                    );
-                    failed.get_or_insert(e);
-                }
-            }
-        }
-        (newest, failed)
+        podcontrol::delete_pods(&self.client, &self.recorder, owner, victims).await
     }
 }
 

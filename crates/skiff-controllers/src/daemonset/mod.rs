@@ -25,13 +25,13 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use parking_lot::Mutex;
 use skiff_core::ApiError;
 use skiff_runtime::cache::{key, key_of, split_key, Notification};
-use skiff_runtime::client::revision_of;
 use skiff_runtime::controller::{self, Action, Reconciler};
 use skiff_runtime::events::Recorder;
 use skiff_runtime::{selector, Client, Clock, Informer, Object, Runtime, WorkQueue};
 use tokio::time::Instant;
 
 use crate::history::{self, History, Stored, REVISION_HASH_LABEL};
+use crate::podcontrol;
 use crate::pods::{self, controller_of};
 use crate::replicaset::slow_start_batches;
 use plan::{Current, NodeFit, PodsByNode};
@@ -453,24 +453,7 @@ impl Controller {
             .await;
             let mut failed = None;
             for r in results {
-                match r {
-                    Ok(p) => {
-                        newest = newest.max(revision_of(&p));
-                        self.recorder.normal(
-                            ds,
-                            "SuccessfulCreate",
-                            format!("Created pod: {}", p.metadata.name.as_deref().unwrap_or("")),
-                        );
-                    }
-                    Err(e) => {
-                        self.recorder.warning(
-                            ds,
-                            "FailedCreate",
-                            format!("Error creating: {}", e.message),
-                        );
-                        failed.get_or_insert(e);
-                    }
-                }
+                podcontrol::record_create(&self.recorder, ds, r, &mut newest, &mut failed);
             }
             if failed.is_some() {
                 return (newest, failed);
@@ -480,36 +463,7 @@ impl Controller {
     }
 
     async fn delete_pods(&self, ds: &DaemonSet, victims: &[Arc<Pod>]) -> (i64, Option<ApiError>) {
-        let results = futures::future::join_all(victims.iter().map(|p| {
-            let ns = p.metadata.namespace.as_deref();
-            let name = p.metadata.name.as_deref().unwrap_or("");
-            let uid = p.metadata.uid.as_deref().unwrap_or("");
-            self.client.delete_uid::<Pod>(ns, name, uid)
-        }))
-        .await;
-        let (mut newest, mut failed) = (0, None);
-        for (p, r) in victims.iter().zip(results) {
-            let name = p.metadata.name.as_deref().unwrap_or("");
-            match r {
-                Ok(left) => {
-                    if let Some(l) = left {
-                        newest = newest.max(revision_of(&l));
-                    }
-                    self.recorder
-                        .normal(ds, "SuccessfulDelete", format!("Deleted pod: {name}"));
-                }
-                Err(e) if e.code == 404 || e.code == 409 => {}
-                Err(e) => {
-                    self.recorder.warning(
-                        ds,
-                        "FailedDelete",
-                        format!("Error deleting: {}", e.message),
-                    );
-                    failed.get_or_insert(e);
-                }
-            }
-        }
-        (newest, failed)
+        podcontrol::delete_pods(&self.client, &self.recorder, ds, victims).await
     }
 
     /// Applies the failed-pod back-off: the failed pods that may be deleted now, and how

@@ -29,6 +29,7 @@ use skiff_runtime::controller::{self, Action, Reconciler};
 use skiff_runtime::events::Recorder;
 use skiff_runtime::{selector, Client, Clock, Informer, Runtime, WorkQueue};
 
+use crate::podcontrol;
 use crate::pods::{self, controller_of};
 use logic::*;
 
@@ -373,24 +374,8 @@ impl Controller {
             done += batch;
             let mut failed = None;
             for r in results {
-                match r {
-                    Ok(p) => {
-                        created += 1;
-                        newest = newest.max(revision_of(&p));
-                        self.recorder.normal(
-                            job,
-                            "SuccessfulCreate",
-                            format!("Created pod: {}", p.metadata.name.as_deref().unwrap_or("")),
-                        );
-                    }
-                    Err(e) => {
-                        self.recorder.warning(
-                            job,
-                            "FailedCreate",
-                            format!("Error creating: {}", e.message),
-                        );
-                        failed.get_or_insert(e);
-                    }
+                if podcontrol::record_create(&self.recorder, job, r, &mut newest, &mut failed) {
+                    created += 1;
                 }
             }
             if failed.is_some() {
