@@ -144,6 +144,9 @@ pub(crate) async fn schedule_burst(
         create.created,
         create.first_error.clone().unwrap_or_default()
     );
+    // A fresh connection: the server closes keep-alive connections idle for 30 s, as long as
+    // a big burst's creates may take.
+    let mut conn = endpoint.connect(Proto::Http1).await?;
     loop {
         if !any_unscheduled(&mut conn, namespace).await? {
             return Ok(ScheduleOutcome {
