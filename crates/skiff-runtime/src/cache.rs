@@ -258,12 +258,21 @@ impl<K> Clone for Informer<K> {
     }
 }
 
-/// Subscribers may fall this many changes behind before they get a resync.
-const CHANNEL_CAPACITY: usize = 1 << 16;
+/// How many changes a subscriber may fall behind before it gets a resync. The channel's
+/// buffer is allocated whole up front (about 40 bytes a slot), so only the kinds that change
+/// in bursts get a deep one: pods (a 10,000-replica rollout), then nodes and leases
+/// (heartbeats of thousands of nodes).
+fn channel_capacity(kind: &str) -> usize {
+    match kind {
+        "Pod" => 1 << 16,
+        "Node" | "Lease" => 1 << 13,
+        _ => 1 << 10,
+    }
+}
 
 impl<K: Object> Informer<K> {
     fn new() -> Informer<K> {
-        let (tx, _) = broadcast::channel(CHANNEL_CAPACITY);
+        let (tx, _) = broadcast::channel(channel_capacity(K::KIND));
         let (revision, _) = tokio::sync::watch::channel(0);
         Informer {
             inner: Arc::new(Inner {
@@ -675,6 +684,34 @@ mod tests {
             panic!("resync")
         };
         assert!(c.new.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_that_falls_behind_gets_a_resync() {
+        use k8s_openapi::api::core::v1::ConfigMap;
+        let dir = tempfile::tempdir().unwrap();
+        let store: DynStore =
+            SqliteStore::open(&dir.path().join("db"), SqliteOptions::default()).unwrap();
+        let cache = Cache::new(store.clone(), crate::Tasks::new());
+        let maps = cache.synced::<ConfigMap>().await;
+        let mut sub = maps.subscribe();
+        let res = resource_of::<ConfigMap>();
+        let n = channel_capacity("ConfigMap") + 8;
+        let mut last = 0;
+        for i in 0..n {
+            let body = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": format!("c{i}"), "namespace": "a"}});
+            last = store
+                .create(
+                    &res.key(Some("a"), &format!("c{i}")),
+                    Bytes::from(serde_json::to_vec(&body).unwrap()),
+                )
+                .await
+                .unwrap();
+        }
+        maps.wait_for_revision(last).await;
+        assert_eq!(maps.len(), n);
+        assert!(matches!(sub.recv().await, Some(Notification::Resync)));
     }
 
     #[test]
