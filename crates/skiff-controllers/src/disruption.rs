@@ -19,7 +19,7 @@ use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetStatu
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use skiff_core::ApiError;
-use skiff_runtime::cache::{key_of, split_key, Notification};
+use skiff_runtime::cache::{key_of, split_key};
 use skiff_runtime::controller::{self, Action, Reconciler};
 use skiff_runtime::events::Recorder;
 use skiff_runtime::{selector, Client, Clock, Informer, Runtime, WorkQueue};
@@ -95,29 +95,23 @@ pub fn start(rt: &Runtime, opts: &crate::Options) {
     rt.spawn(async move {
         ctl.budgets.synced().await;
         ctl.pods.synced().await;
+        let resync = |c: Arc<Controller>, q: WorkQueue| move || c.enqueue_all(&q);
+        let q = queue.clone();
+        ctl.budgets.for_each_change(
+            &rt2.tasks,
+            move |ch| q.add(key_of(&ch.object().metadata)),
+            resync(ctl.clone(), queue.clone()),
+        );
         let (c, q) = (ctl.clone(), queue.clone());
-        let mut pdb_sub = ctl.budgets.subscribe();
-        let mut pod_sub = ctl.pods.subscribe();
-        rt2.spawn(async move {
-            loop {
-                tokio::select! {
-                    n = pdb_sub.recv() => match n {
-                        Some(Notification::Changed(ch)) => q.add(key_of(&ch.object().metadata)),
-                        Some(Notification::Resync) => c.enqueue_all(&q),
-                        None => return,
-                    },
-                    n = pod_sub.recv() => match n {
-                        Some(Notification::Changed(ch)) => {
-                            for p in [&ch.old, &ch.new].into_iter().flatten() {
-                                c.enqueue_for_pod(p, &q);
-                            }
-                        }
-                        Some(Notification::Resync) => c.enqueue_all(&q),
-                        None => return,
-                    },
+        ctl.pods.for_each_change(
+            &rt2.tasks,
+            move |ch| {
+                for p in [&ch.old, &ch.new].into_iter().flatten() {
+                    c.enqueue_for_pod(p, &q);
                 }
-            }
-        });
+            },
+            resync(ctl.clone(), queue.clone()),
+        );
         ctl.enqueue_all(&queue);
         controller::run(ctl, queue, workers).await;
     });

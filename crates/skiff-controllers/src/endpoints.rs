@@ -21,7 +21,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use skiff_core::ApiError;
-use skiff_runtime::cache::{key, key_of, split_key, Notification};
+use skiff_runtime::cache::{key, key_of, split_key};
 use skiff_runtime::controller::{self, Action, Reconciler};
 use skiff_runtime::{selector, Client, Informer, Runtime, WorkQueue};
 
@@ -205,36 +205,30 @@ pub fn start(rt: &Runtime, opts: &crate::Options) {
         ctl.endpoints.synced().await;
         ctl.slices.synced().await;
         ctl.nodes.synced().await;
+        let resync = |c: Arc<Controller>, q: WorkQueue| move || c.enqueue_all(&q);
+        let q = queue.clone();
+        ctl.services.for_each_change(
+            &rt2.tasks,
+            move |ch| q.add(key_of(&ch.object().metadata)),
+            resync(ctl.clone(), queue.clone()),
+        );
         let (c, q) = (ctl.clone(), queue.clone());
-        let mut svc_sub = ctl.services.subscribe();
-        let mut pod_sub = ctl.pods.subscribe();
-        let mut ep_sub = ctl.endpoints.subscribe();
-        rt2.spawn(async move {
-            loop {
-                tokio::select! {
-                    n = svc_sub.recv() => match n {
-                        Some(Notification::Changed(ch)) => q.add(key_of(&ch.object().metadata)),
-                        Some(Notification::Resync) => c.enqueue_all(&q),
-                        None => return,
-                    },
-                    n = pod_sub.recv() => match n {
-                        Some(Notification::Changed(ch)) => {
-                            for p in [&ch.old, &ch.new].into_iter().flatten() {
-                                c.enqueue_for_pod(p, &q);
-                            }
-                        }
-                        Some(Notification::Resync) => c.enqueue_all(&q),
-                        None => return,
-                    },
-                    // Someone else changed or deleted an Endpoints we manage: put it back.
-                    n = ep_sub.recv() => match n {
-                        Some(Notification::Changed(ch)) => q.add(key_of(&ch.object().metadata)),
-                        Some(Notification::Resync) => c.enqueue_all(&q),
-                        None => return,
-                    },
+        ctl.pods.for_each_change(
+            &rt2.tasks,
+            move |ch| {
+                for p in [&ch.old, &ch.new].into_iter().flatten() {
+                    c.enqueue_for_pod(p, &q);
                 }
-            }
-        });
+            },
+            resync(ctl.clone(), queue.clone()),
+        );
+        // Someone else changed or deleted an Endpoints we manage: put it back.
+        let q = queue.clone();
+        ctl.endpoints.for_each_change(
+            &rt2.tasks,
+            move |ch| q.add(key_of(&ch.object().metadata)),
+            resync(ctl.clone(), queue.clone()),
+        );
         ctl.enqueue_all(&queue);
         controller::run(ctl, queue, workers).await;
     });

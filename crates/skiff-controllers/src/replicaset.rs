@@ -229,58 +229,49 @@ fn spawn<R: Replicated>(rt: &Runtime, opts: &crate::Options) {
     });
 }
 
+fn enqueue_all<R: Replicated>(ctl: &Controller<R>, queue: &WorkQueue) {
+    for o in ctl.owners.list() {
+        queue.add(key_of(o.metadata()));
+    }
+}
+
 fn watch_owners<R: Replicated>(rt: &Runtime, ctl: Arc<Controller<R>>, queue: WorkQueue) {
-    let mut sub = ctl.owners.subscribe();
-    rt.spawn(async move {
-        while let Some(n) = sub.recv().await {
-            match n {
-                skiff_runtime::cache::Notification::Changed(c) => {
-                    queue.add(key_of(c.object().metadata()))
-                }
-                skiff_runtime::cache::Notification::Resync => {
-                    for o in ctl.owners.list() {
-                        queue.add(key_of(o.metadata()));
-                    }
-                }
-            }
-        }
-    });
+    let q = queue.clone();
+    let owners = ctl.owners.clone();
+    owners.for_each_change(
+        &rt.tasks,
+        move |ch| q.add(key_of(ch.object().metadata())),
+        move || enqueue_all(&ctl, &queue),
+    );
 }
 
 fn watch_pods<R: Replicated>(rt: &Runtime, ctl: Arc<Controller<R>>, queue: WorkQueue) {
-    let mut sub = ctl.pods.subscribe();
-    rt.spawn(async move {
-        while let Some(n) = sub.recv().await {
-            let c = match n {
-                skiff_runtime::cache::Notification::Changed(c) => c,
-                skiff_runtime::cache::Notification::Resync => {
-                    for o in ctl.owners.list() {
-                        queue.add(key_of(o.metadata()));
-                    }
-                    continue;
-                }
-            };
-            for p in [&c.old, &c.new].into_iter().flatten() {
+    let (c, q) = (ctl.clone(), queue.clone());
+    let pods = ctl.pods.clone();
+    pods.for_each_change(
+        &rt.tasks,
+        move |ch| {
+            for p in [&ch.old, &ch.new].into_iter().flatten() {
                 let ns = p.metadata.namespace.as_deref();
                 match controller_of(&p.metadata) {
                     Some(r) if r.kind == R::KIND => {
                         queue.add(skiff_runtime::cache::key(ns, &r.name));
                     }
                     Some(_) => {}
-                    None => {
-                        // An orphan: any owner whose selector matches may adopt it.
-                        if p.metadata.deletion_timestamp.is_none() {
-                            for o in ctl.owners.list_namespace(ns.unwrap_or("")) {
-                                if o.selects(p.metadata.labels.as_ref()) {
-                                    queue.add(key_of(o.metadata()));
-                                }
+                    // An orphan: any owner whose selector matches may adopt it.
+                    None if p.metadata.deletion_timestamp.is_none() => {
+                        for o in ctl.owners.list_namespace(ns.unwrap_or("")) {
+                            if o.selects(p.metadata.labels.as_ref()) {
+                                queue.add(key_of(o.metadata()));
                             }
                         }
                     }
+                    None => {}
                 }
             }
-        }
-    });
+        },
+        move || enqueue_all(&c, &q),
+    );
 }
 
 /// Slow-start batch sizes for creating `n` pods: 1, 2, 4, … (upstream's `slowStartBatch`).

@@ -313,6 +313,26 @@ impl<K: Object> Informer<K> {
         }
     }
 
+    /// Runs `on_change` for every change and `on_resync` whenever the subscription fell behind,
+    /// on a task of `tasks`, until the informer stops: the event-handler loop controllers
+    /// share. The subscription starts now, so nothing after this call is missed.
+    pub fn for_each_change(
+        &self,
+        tasks: &crate::Tasks,
+        mut on_change: impl FnMut(&Change<K>) + Send + 'static,
+        mut on_resync: impl FnMut() + Send + 'static,
+    ) {
+        let mut sub = self.subscribe();
+        tasks.spawn(async move {
+            while let Some(n) = sub.recv().await {
+                match n {
+                    Notification::Changed(c) => on_change(&c),
+                    Notification::Resync => on_resync(),
+                }
+            }
+        });
+    }
+
     pub fn get(&self, namespace: Option<&str>, name: &str) -> Option<Arc<K>> {
         self.inner
             .state
