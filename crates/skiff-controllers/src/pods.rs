@@ -4,6 +4,7 @@
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
@@ -70,6 +71,20 @@ pub fn available_at(pod: &Pod, min_ready_seconds: i32, now: Timestamp) -> Option
         }
         _ => None,
     }
+}
+
+/// How long until the first of `pods` that is ready but not yet available becomes available
+/// (plus a 10 ms margin), for a controller to look again then; `None` if none is waiting.
+pub fn next_available<'a>(
+    pods: impl IntoIterator<Item = &'a Arc<Pod>>,
+    min_ready_seconds: i32,
+    clock: &skiff_runtime::Clock,
+) -> Option<std::time::Duration> {
+    let now = clock.now();
+    pods.into_iter()
+        .filter_map(|p| available_at(p, min_ready_seconds, now))
+        .min()
+        .map(|t| clock.until(t) + std::time::Duration::from_millis(10))
 }
 
 /// The controller reference to `owner` a dependent carries.

@@ -510,14 +510,12 @@ impl<R: Replicated> Reconciler for Controller<R> {
             return Err(ApiError::internal(e.1));
         }
         // Look again when a ready pod becomes available.
-        let next = active
-            .iter()
-            .filter_map(|p| pods::available_at(p, owner.min_ready_seconds(), now))
-            .min();
-        Ok(match next {
-            Some(t) => Action::RequeueAfter(self.clock.until(t) + Duration::from_millis(10)),
-            None => Action::Done,
-        })
+        Ok(
+            match pods::next_available(&active, owner.min_ready_seconds(), &self.clock) {
+                Some(d) => Action::RequeueAfter(d),
+                None => Action::Done,
+            },
+        )
     }
 }
 

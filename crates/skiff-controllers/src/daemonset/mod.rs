@@ -730,11 +730,7 @@ impl Reconciler for Controller {
             return Err(e);
         }
         // Look again when a ready pod becomes available.
-        let next = all_pods
-            .iter()
-            .filter_map(|p| pods::available_at(p, min_ready, now))
-            .min()
-            .map(|t| self.clock.until(t) + Duration::from_millis(10));
+        let next = pods::next_available(&all_pods, min_ready, &self.clock);
         Ok(match next.into_iter().chain(requeue).min() {
             Some(d) => Action::RequeueAfter(d),
             None => Action::Done,

@@ -710,11 +710,7 @@ impl Reconciler for Controller {
         if let Some(e) = first_err {
             return Err(e);
         }
-        let next = pods_now
-            .values()
-            .filter_map(|p| pods::available_at(p, min_ready, now))
-            .min()
-            .map(|t| self.clock.until(t) + Duration::from_millis(10));
+        let next = pods::next_available(pods_now.values(), min_ready, &self.clock);
         Ok(match next.into_iter().chain(requeue).min() {
             Some(d) => Action::RequeueAfter(d),
             None => Action::Done,
