@@ -49,8 +49,9 @@ pub struct BenchOptions {
     /// temporary folder]. Put it on the disk you want measured.
     #[arg(long, value_name = "DIR")]
     pub work_dir: Option<PathBuf>,
-    /// Run only the API server's benchmarks (sections 1-5) or only the control plane's on
-    /// simulated nodes (sections 6-8) [default: both].
+    /// Run only the API server's benchmarks (sections 1-5), only its create throughput
+    /// (section 1), only the control plane's on simulated nodes (sections 6-8), or only one
+    /// of those (6: rollout, 7: scheduler) [default: all].
     #[arg(long, value_enum, value_name = "PART")]
     pub only: Option<Part>,
 }
@@ -59,7 +60,10 @@ pub struct BenchOptions {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Part {
     Api,
+    Create,
     Cluster,
+    Rollout,
+    Scheduler,
 }
 
 /// How much each benchmark does.
@@ -160,15 +164,13 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
     ));
 
     let machine = machine::describe(&bench.bin, &bench.work);
-    let api = opts.only != Some(Part::Cluster);
+    let api = matches!(opts.only, None | Some(Part::Api | Part::Create));
     let mut sections = Vec::new();
     let mut api_rate = None;
     if api {
-        let fresh = bench.fresh_starts().await;
         let mut sqlite = bench.sqlite_baselines("before the Skiff runs").await;
         let creates = bench.create_runs().await;
         sqlite.extend(bench.sqlite_baselines("after the Skiff runs").await);
-        let loaded = bench.loaded_server().await;
         api_rate = creates.iter().find_map(|r| {
             r.outcome
                 .as_ref()
@@ -176,21 +178,38 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
                 .map(|o| stats::rate(o.created, o.elapsed))
         });
         let s = &bench.sizes;
+        sections.push(sections::create_section(
+            s.creates, s.clients, &creates, &sqlite,
+        ));
+    }
+    if api && opts.only != Some(Part::Create) {
+        let fresh = bench.fresh_starts().await;
+        let loaded = bench.loaded_server().await;
+        let s = &bench.sizes;
         sections.extend([
-            sections::create_section(s.creates, s.clients, &creates, &sqlite),
             sections::reads_section(s.list_pods, loaded.get, loaded.list),
             sections::watch_section(s.watch_interval, loaded.watch),
             sections::memory_section(&loaded.memory),
             sections::startup_section(fresh, loaded.restarts, s.list_pods),
         ]);
     }
-    if opts.only != Some(Part::Api) {
-        let cluster = bench.cluster_runs().await;
-        sections.extend([
-            cluster_sections::rollout_section(&cluster, api_rate),
-            cluster_sections::scheduler_section(&cluster),
-            cluster_sections::nodes_memory_section(&cluster),
-        ]);
+    let all_cluster = matches!(opts.only, None | Some(Part::Cluster));
+    let wanted = ClusterParts {
+        rollout: all_cluster || opts.only == Some(Part::Rollout),
+        scheduler: all_cluster || opts.only == Some(Part::Scheduler),
+        memory: all_cluster,
+    };
+    if wanted.rollout || wanted.scheduler || wanted.memory {
+        let cluster = bench.cluster_runs(&wanted).await;
+        if wanted.rollout {
+            sections.push(cluster_sections::rollout_section(&cluster, api_rate));
+        }
+        if wanted.scheduler {
+            sections.push(cluster_sections::scheduler_section(&cluster));
+        }
+        if wanted.memory {
+            sections.push(cluster_sections::nodes_memory_section(&cluster));
+        }
     }
 
     let report = Report {
@@ -232,7 +251,10 @@ fn commands(opts: &BenchOptions) -> Vec<String> {
     }
     match opts.only {
         Some(Part::Api) => cmd.push_str(" --only api"),
+        Some(Part::Create) => cmd.push_str(" --only create"),
         Some(Part::Cluster) => cmd.push_str(" --only cluster"),
+        Some(Part::Rollout) => cmd.push_str(" --only rollout"),
+        Some(Part::Scheduler) => cmd.push_str(" --only scheduler"),
         None => {}
     }
     vec![
@@ -271,6 +293,18 @@ async fn bounded<T>(
         progress(format!("{what}: {e}"));
     }
     result
+}
+
+/// Which control-plane benchmarks run.
+struct ClusterParts {
+    rollout: bool,
+    scheduler: bool,
+    memory: bool,
+}
+
+/// The result of a benchmark this run left out.
+fn not_run<T>() -> Result<T, String> {
+    Err("not run".into())
 }
 
 /// What the loaded server measured.
@@ -319,7 +353,34 @@ impl Bench {
 
     /// Sections 6 to 8: a Deployment rollout, scheduler bursts and node memory, each on a
     /// fresh server with simulated nodes.
-    async fn cluster_runs(&self) -> cluster_sections::ClusterFigures {
+    async fn cluster_runs(&self, wanted: &ClusterParts) -> cluster_sections::ClusterFigures {
+        let s = &self.sizes;
+        let rollout = if wanted.rollout {
+            self.rollout_run().await
+        } else {
+            not_run()
+        };
+        let mut schedule = Vec::new();
+        if wanted.scheduler {
+            schedule = self.scheduler_runs().await;
+        }
+        let memory = if wanted.memory {
+            self.node_memory_run().await
+        } else {
+            not_run()
+        };
+        cluster_sections::ClusterFigures {
+            nodes: s.rollout_nodes,
+            rollout,
+            sched_nodes: s.sched_nodes,
+            schedule,
+            memory_nodes: s.memory_nodes,
+            memory,
+        }
+    }
+
+    /// Section 6: a big Deployment from zero to Ready.
+    async fn rollout_run(&self) -> Result<scenarios::cluster::RolloutOutcome, String> {
         use scenarios::cluster;
         let s = &self.sizes;
         progress(format!(
@@ -328,7 +389,7 @@ impl Bench {
         ));
         let launch = self.launch_cluster("rollout", s.rollout_nodes);
         let (replicas, nodes) = (s.rollout_replicas, s.rollout_nodes);
-        let rollout = bounded("rollout", Duration::from_secs(900), async {
+        bounded("rollout", Duration::from_secs(900), async {
             let (server, _) = ServerProcess::start(&launch).await?;
             cluster::wait_nodes_ready(&server.endpoint, nodes, Duration::from_secs(120)).await?;
             let out = cluster::rollout(&server.endpoint, replicas, Duration::from_secs(600)).await;
@@ -337,8 +398,13 @@ impl Bench {
             }
             out
         })
-        .await;
+        .await
+    }
 
+    /// Section 7: bursts of pending pods bound by the scheduler.
+    async fn scheduler_runs(&self) -> Vec<Result<scenarios::cluster::ScheduleOutcome, String>> {
+        use scenarios::cluster;
+        let s = &self.sizes;
         let mut schedule = Vec::new();
         for (i, pods) in s.sched_bursts.iter().copied().enumerate() {
             progress(format!(
@@ -368,14 +434,20 @@ impl Bench {
                 .await,
             );
         }
+        schedule
+    }
 
+    /// Section 8: what simulated nodes cost in memory.
+    async fn node_memory_run(&self) -> Result<(process::Memory, process::Memory), String> {
+        use scenarios::cluster;
+        let s = &self.sizes;
         progress(format!("memory of {} simulated nodes", s.memory_nodes));
         let (base_launch, nodes_launch) = (
             self.launch_cluster("memory-0", 0),
             self.launch_cluster("memory-n", s.memory_nodes),
         );
         let memory_nodes = s.memory_nodes;
-        let memory = bounded("node memory", Duration::from_secs(600), async {
+        bounded("node memory", Duration::from_secs(600), async {
             let (base, _) = ServerProcess::start(&base_launch).await?;
             tokio::time::sleep(Duration::from_secs(2)).await;
             let base_mem = base.memory()?;
@@ -389,15 +461,7 @@ impl Bench {
             server.stop().await?;
             Ok((base_mem, with))
         })
-        .await;
-        cluster_sections::ClusterFigures {
-            nodes: s.rollout_nodes,
-            rollout,
-            sched_nodes: s.sched_nodes,
-            schedule,
-            memory_nodes: s.memory_nodes,
-            memory,
-        }
+        .await
     }
 
     /// Start to ready on fresh data directories.
