@@ -1,7 +1,9 @@
 //! `/metrics` in the Prometheus text format: request counts and latencies by verb and resource,
-//! open watches, object writes.
+//! open watches, object writes; components running in the same process (the scheduler) add
+//! their own families through [`Metrics::add_source`].
 
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, RwLock};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -36,7 +38,12 @@ pub struct Metrics {
     pub latency: Family<VerbLabels, Histogram>,
     pub watchers: Gauge<i64, std::sync::atomic::AtomicI64>,
     pub writes: Family<ResourceLabels, Counter<u64, AtomicU64>>,
+    /// Renderers of other components' metrics, appended in the text format.
+    sources: RwLock<Vec<MetricsSource>>,
 }
+
+/// Appends metric families, in the Prometheus text format, to `/metrics`.
+pub type MetricsSource = Arc<dyn Fn(&mut String) + Send + Sync>;
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -75,6 +82,7 @@ impl Default for Metrics {
             latency,
             watchers,
             writes,
+            sources: RwLock::new(Vec::new()),
         }
     }
 }
@@ -86,10 +94,35 @@ impl Metrics {
             .inc();
     }
 
+    /// Adds a component's metrics to `/metrics`.
+    pub fn add_source(&self, source: MetricsSource) {
+        self.sources
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(source);
+    }
+
     pub fn encode(&self) -> String {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("metrics encode");
+        let sources = self.sources.read().unwrap_or_else(|e| e.into_inner());
+        if !sources.is_empty() {
+            // The registry ends the exposition with `# EOF`; other families go before it.
+            let eof = out.rfind("# EOF").unwrap_or(out.len());
+            let tail = out.split_off(eof);
+            for s in sources.iter() {
+                s(&mut out);
+            }
+            out.push_str(&tail);
+        }
         out
+    }
+}
+
+impl crate::server::ApiServer {
+    /// The server's metrics (for components that add their own, see [`Metrics::add_source`]).
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 }

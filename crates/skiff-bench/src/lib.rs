@@ -87,6 +87,8 @@ struct Sizes {
     /// Simulated nodes and pod bursts of the scheduler benchmark.
     sched_nodes: u64,
     sched_bursts: Vec<u64>,
+    /// Pods of each burst with anti-affinity or topology spread (one server for both).
+    sched_variant_pods: u64,
     /// Simulated nodes of the memory benchmark.
     memory_nodes: u64,
 }
@@ -111,6 +113,7 @@ impl Sizes {
                 rollout_replicas: 1_000,
                 sched_nodes: 500,
                 sched_bursts: vec![2_000],
+                sched_variant_pods: 1_000,
                 memory_nodes: 500,
             }
         } else {
@@ -131,6 +134,7 @@ impl Sizes {
                 rollout_replicas: 10_000,
                 sched_nodes: 5_000,
                 sched_bursts: vec![10_000, 50_000],
+                sched_variant_pods: 10_000,
                 memory_nodes: 5_000,
             }
         }
@@ -401,18 +405,20 @@ impl Bench {
         .await
     }
 
-    /// Section 7: bursts of pending pods bound by the scheduler.
+    /// Section 7: bursts of pending pods bound by the scheduler: plain pods on a fresh server
+    /// per burst, then, on one more server whose nodes are labelled with zones, a burst with
+    /// hostname anti-affinity followed by one with zone spreading.
     async fn scheduler_runs(&self) -> Vec<Result<scenarios::cluster::ScheduleOutcome, String>> {
-        use scenarios::cluster;
+        use scenarios::cluster::{self, Shape};
         let s = &self.sizes;
         let mut schedule = Vec::new();
+        let (nodes, clients) = (s.sched_nodes, s.clients);
         for (i, pods) in s.sched_bursts.iter().copied().enumerate() {
             progress(format!(
                 "scheduling {pods} pending pods on {} simulated nodes",
                 s.sched_nodes
             ));
             let launch = self.launch_cluster(&format!("sched-{i}"), s.sched_nodes);
-            let (nodes, clients) = (s.sched_nodes, s.clients);
             schedule.push(
                 bounded("scheduler burst", Duration::from_secs(900), async {
                     let (server, _) = ServerProcess::start(&launch).await?;
@@ -421,6 +427,7 @@ impl Bench {
                     let out = cluster::schedule_burst(
                         &server.endpoint,
                         "bench-sched",
+                        Shape::Plain,
                         pods,
                         clients,
                         Duration::from_secs(600),
@@ -433,6 +440,44 @@ impl Bench {
                 })
                 .await,
             );
+        }
+        let pods = s.sched_variant_pods;
+        progress(format!(
+            "scheduling {pods} pods with anti-affinity, then {pods} with topology spread, on {nodes} simulated nodes in {} zones",
+            cluster::ZONES
+        ));
+        let launch = self.launch_cluster("sched-variants", nodes);
+        let variants = bounded("scheduler variants", Duration::from_secs(900), async {
+            let (server, _) = ServerProcess::start(&launch).await?;
+            cluster::wait_nodes_ready(&server.endpoint, nodes, Duration::from_secs(300)).await?;
+            cluster::label_zones(&server.endpoint, nodes, cluster::ZONES).await?;
+            let mut out = Vec::new();
+            for (ns, shape) in [
+                ("bench-anti", Shape::AntiAffinity),
+                ("bench-spread", Shape::TopologySpread),
+            ] {
+                out.push(
+                    cluster::schedule_burst(
+                        &server.endpoint,
+                        ns,
+                        shape,
+                        pods,
+                        clients,
+                        Duration::from_secs(600),
+                    )
+                    .await
+                    .map_err(|e| format!("{}: {e:#}", shape.describe())),
+                );
+            }
+            if let Err(e) = server.stop().await {
+                progress(e);
+            }
+            anyhow::Ok(out)
+        })
+        .await;
+        match variants {
+            Ok(out) => schedule.extend(out),
+            Err(e) => schedule.push(Err(e)),
         }
         schedule
     }

@@ -5,6 +5,7 @@
 //! [`framework`], the scheduling [`queue`] (time passed in), and [`preemption`] decisions.
 
 pub mod framework;
+pub mod metrics;
 pub mod plugins;
 pub mod preemption;
 pub mod queue;

@@ -18,6 +18,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::framework::{Config, FitError, Scheduler};
+use crate::metrics::SchedulerMetrics;
 use crate::plugins::{inter_pod_affinity as ipa, pod_topology_spread as pts, PodCtx};
 use crate::preemption::{self, Candidate, NoPreemption, Pdb};
 use crate::queue::{responsible, Queue, QueuedPod, SCHEDULER_NAME};
@@ -29,12 +30,18 @@ pub const FIELD_MANAGER: &str = "kube-scheduler";
 const MAX_IN_FLIGHT: usize = 512;
 
 /// Starts the scheduler on the runtime; it stops with the runtime. Should the loop ever
-/// panic, it is restarted from a fresh snapshot rather than leaving pods unscheduled.
+/// panic, it is restarted from a fresh snapshot rather than leaving pods unscheduled. Its
+/// metrics are served on the API server's `/metrics`.
 pub fn start(rt: &Runtime, config: Config) {
+    let metrics = Arc::new(SchedulerMetrics::default());
+    let m = metrics.clone();
+    rt.api
+        .metrics()
+        .add_source(Arc::new(move |out| m.render(out)));
     let r = rt.clone();
     rt.spawn(async move {
         loop {
-            let mut task = AbortOnDrop(tokio::spawn(run(r.clone(), config)));
+            let mut task = AbortOnDrop(tokio::spawn(run(r.clone(), config, metrics.clone())));
             match (&mut task.0).await {
                 Err(e) if e.is_panic() => {
                     tracing::error!("scheduler loop panicked; restarting");
@@ -70,10 +77,11 @@ struct Loop {
     client: Client,
     recorder: Recorder,
     rt: Runtime,
+    metrics: Arc<SchedulerMetrics>,
 }
 
 /// Runs the scheduler until the runtime stops it.
-pub async fn run(rt: Runtime, config: Config) {
+pub async fn run(rt: Runtime, config: Config, metrics: Arc<SchedulerMetrics>) {
     let nodes = rt.cache.informer::<Node>();
     let pods = rt.cache.informer::<Pod>();
     let namespaces = rt.cache.informer::<Namespace>();
@@ -92,6 +100,7 @@ pub async fn run(rt: Runtime, config: Config) {
         client: rt.client(FIELD_MANAGER),
         recorder: rt.recorder(SCHEDULER_NAME),
         rt: rt.clone(),
+        metrics,
     };
     lp.resync(&nodes, &pods, &namespaces);
     tracing::info!(nodes = lp.sched.snapshot.num_nodes(), "scheduler started");
@@ -341,8 +350,14 @@ impl Loop {
                 return;
             }
         };
+        // Real time, not the runtime's clock: this measures the work (see `metrics`).
+        let started = std::time::Instant::now();
         let ctx = PodCtx::new(pod.clone());
-        match self.sched.schedule_ctx(&ctx) {
+        let decision = self.sched.schedule_ctx(&ctx);
+        if decision.is_ok() {
+            self.metrics.algorithm_duration.observe(started.elapsed());
+        }
+        match decision {
             Ok(r) => {
                 self.sched.assume(&pod, &r.node);
                 self.assumed.insert(qp.key.clone(), r.node.clone());

@@ -397,3 +397,23 @@ async fn global_default_priority_class_applies_to_pods_without_one() {
     assert_eq!(after.preemption_policy.as_deref(), Some("Never"));
     c.rt.shutdown().await;
 }
+
+#[tokio::test]
+async fn decisions_are_timed_on_the_api_servers_metrics() {
+    let c = Cluster::start().await;
+    c.node("n1", "4", json!({}), json!([])).await;
+    c.pod(pod("a", "1")).await;
+    c.pod(pod("b", "1")).await;
+    eventually("a bound", || c.node_of("a")).await;
+    eventually("b bound", || c.node_of("b")).await;
+    let text = c.rt.api.metrics().encode();
+    let name = skiff_scheduler::metrics::ALGORITHM_DURATION;
+    assert!(
+        text.contains(&format!("{name}_count 2\n")),
+        "two decisions timed: {text}"
+    );
+    assert!(text.contains(&format!("{name}_bucket{{le=\"+Inf\"}} 2\n")));
+    // The scheduler's family comes before the exposition's end marker.
+    assert!(text.find(name) < text.find("# EOF"), "{text}");
+    c.rt.shutdown().await;
+}

@@ -1,6 +1,8 @@
 //! Control-plane benchmarks on simulated nodes: how fast a big Deployment becomes Ready
 //! (controllers, scheduler and simulated kubelets together), how fast the scheduler binds a
-//! burst of pending pods, and what simulated nodes cost in memory. Progress is read with
+//! burst of pending pods (plain, and with pod anti-affinity or topology spread as upstream's
+//! scheduler_perf workloads) with its per-pod decision latency read from the scheduler's
+//! `/metrics` histogram, and what simulated nodes cost in memory. Progress is read with
 //! cheap requests (one Deployment, or a one-item page of unscheduled pods), so polling does
 //! not load the server being measured.
 
@@ -10,7 +12,8 @@ use bytes::Bytes;
 use http::{Method, StatusCode};
 
 use crate::client::{expect_status, Conn, Endpoint, Proto};
-use crate::scenarios::create::{create_pods, CreateOutcome, CreatePlan};
+use crate::pods::pod_name;
+use crate::scenarios::create::{create_bodies, CreateOutcome, CreatePlan};
 
 /// How often progress is read.
 const POLL: Duration = Duration::from_millis(100);
@@ -88,13 +91,159 @@ pub(crate) async fn rollout(
     }
 }
 
+/// What the pods of a scheduler burst ask for, after upstream's scheduler_perf workloads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Shape {
+    /// The plain benchmark pod (default plugins, nothing between pods).
+    Plain,
+    /// SchedulingPodAntiAffinity: required anti-affinity on `kubernetes.io/hostname` among
+    /// the pods of the same group (groups of [`ANTI_AFFINITY_GROUP`] pods).
+    AntiAffinity,
+    /// TopologySpreading: `maxSkew` 1 on `topology.kubernetes.io/zone`, `DoNotSchedule`,
+    /// among all pods of the burst.
+    TopologySpread,
+}
+
+/// Pods per anti-affinity group: as upstream's 5,000-node workload, whose 2,000 pods share
+/// one group.
+pub(crate) const ANTI_AFFINITY_GROUP: u64 = 2_000;
+/// Zones the nodes of the variant runs are spread across (labelled round-robin).
+pub(crate) const ZONES: u64 = 3;
+pub(crate) const ZONE_KEY: &str = "topology.kubernetes.io/zone";
+
+impl Shape {
+    /// How the report names the shape.
+    pub(crate) fn describe(self) -> &'static str {
+        match self {
+            Shape::Plain => "plain pods",
+            Shape::AntiAffinity => "hostname anti-affinity",
+            Shape::TopologySpread => "zone spread",
+        }
+    }
+
+    /// The body of the `i`th pod.
+    pub(crate) fn pod_json(self, namespace: &str, name: &str, i: u64) -> Vec<u8> {
+        let plain = crate::pods::pod_json(namespace, name);
+        if self == Shape::Plain {
+            return plain;
+        }
+        let mut pod: serde_json::Value = serde_json::from_slice(&plain).expect("pod json");
+        let labels = pod["metadata"]["labels"]
+            .as_object_mut()
+            .expect("the benchmark pod has labels");
+        match self {
+            Shape::Plain => {}
+            Shape::AntiAffinity => {
+                let group = format!("g{}", i / ANTI_AFFINITY_GROUP);
+                labels.insert("anti-group".into(), group.clone().into());
+                pod["spec"]["affinity"] = serde_json::json!({
+                    "podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{
+                        "labelSelector": {"matchLabels": {"anti-group": group}},
+                        "topologyKey": "kubernetes.io/hostname"
+                    }]}
+                });
+            }
+            Shape::TopologySpread => {
+                labels.insert("spread".into(), "zone".into());
+                pod["spec"]["topologySpreadConstraints"] = serde_json::json!([{
+                    "maxSkew": 1,
+                    "topologyKey": ZONE_KEY,
+                    "whenUnsatisfiable": "DoNotSchedule",
+                    "labelSelector": {"matchLabels": {"spread": "zone"}}
+                }]);
+            }
+        }
+        serde_json::to_vec(&pod).expect("a json value always serializes")
+    }
+}
+
 /// Pending pods created in a burst, then bound by the scheduler.
 #[derive(Debug, Clone)]
 pub(crate) struct ScheduleOutcome {
+    pub shape: Shape,
     pub pods: u64,
     pub create: CreateOutcome,
     /// From the first create until no pod is left unscheduled.
     pub all_bound_after: Duration,
+    /// The scheduler's decisions during the burst, from its `/metrics` histogram.
+    pub decisions: Result<Decisions, String>,
+}
+
+/// Per-pod decision latency over a burst.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Decisions {
+    pub count: u64,
+    pub p50: Duration,
+    pub p99: Duration,
+}
+
+/// The scheduler's decision latency histogram on `/metrics`.
+pub(crate) const DECISION_METRIC: &str = "scheduler_scheduling_algorithm_duration_seconds";
+
+/// Cumulative buckets `(upper bound in seconds, count)` of `family` in a Prometheus text
+/// exposition, in order (`+Inf` as infinity).
+pub(crate) fn histogram_buckets(text: &str, family: &str) -> Vec<(f64, u64)> {
+    let prefix = format!("{family}_bucket{{le=\"");
+    text.lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix(&prefix)?;
+            let (le, count) = rest.split_once("\"} ")?;
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
+            Some((le, count.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+/// Percentiles of the observations between two readings of a cumulative histogram, each
+/// interpolated linearly within its bucket (as Prometheus' `histogram_quantile`).
+pub(crate) fn decisions_between(before: &[(f64, u64)], after: &[(f64, u64)]) -> Option<Decisions> {
+    let delta: Vec<(f64, u64)> = after
+        .iter()
+        .map(|&(le, n)| {
+            let was = before.iter().find(|(b, _)| *b == le).map_or(0, |&(_, c)| c);
+            (le, n.saturating_sub(was))
+        })
+        .collect();
+    let total = delta.last()?.1;
+    if total == 0 {
+        return None;
+    }
+    let quantile = |q: f64| {
+        let rank = q * total as f64;
+        let mut lower = (0.0, 0u64);
+        for &(le, cum) in &delta {
+            if cum as f64 >= rank {
+                if le.is_infinite() {
+                    return lower.0;
+                }
+                let inside = (cum - lower.1) as f64;
+                let frac = if inside > 0.0 {
+                    (rank - lower.1 as f64) / inside
+                } else {
+                    1.0
+                };
+                return lower.0 + (le - lower.0) * frac;
+            }
+            lower = (le, cum);
+        }
+        lower.0
+    };
+    Some(Decisions {
+        count: total,
+        p50: Duration::from_secs_f64(quantile(0.5)),
+        p99: Duration::from_secs_f64(quantile(0.99)),
+    })
+}
+
+async fn decision_buckets(conn: &mut Conn) -> anyhow::Result<Vec<(f64, u64)>> {
+    let body = conn.get_ok("/metrics").await?;
+    let buckets = histogram_buckets(&String::from_utf8_lossy(&body), DECISION_METRIC);
+    anyhow::ensure!(!buckets.is_empty(), "no {DECISION_METRIC} on /metrics");
+    Ok(buckets)
 }
 
 /// Whether any pod in `namespace` has no node yet (one-item page of a field selector).
@@ -106,10 +255,12 @@ async fn any_unscheduled(conn: &mut Conn, namespace: &str) -> anyhow::Result<boo
     Ok(v["items"].as_array().is_some_and(|a| !a.is_empty()))
 }
 
-/// Creates `pods` pending pods with `clients` clients and waits until all are bound.
+/// Creates `pods` pending pods of `shape` in a new `namespace` with `clients` clients and
+/// waits until all are bound.
 pub(crate) async fn schedule_burst(
     endpoint: &Endpoint,
     namespace: &str,
+    shape: Shape,
     pods: u64,
     clients: usize,
     limit: Duration,
@@ -136,8 +287,12 @@ pub(crate) async fn schedule_burst(
         h2_connections: 1,
         max_time: limit,
     };
+    let bodies = (0..pods)
+        .map(|i| Bytes::from(shape.pod_json(namespace, &pod_name(&plan.prefix, i), i)))
+        .collect();
+    let before = decision_buckets(&mut conn).await;
     let started = Instant::now();
-    let create = create_pods(endpoint, &plan).await?;
+    let create = create_bodies(endpoint, &plan, bodies).await?;
     anyhow::ensure!(
         create.created == pods,
         "created {} of {pods} pods: {}",
@@ -149,10 +304,19 @@ pub(crate) async fn schedule_burst(
     let mut conn = endpoint.connect(Proto::Http1).await?;
     loop {
         if !any_unscheduled(&mut conn, namespace).await? {
+            let all_bound_after = started.elapsed();
+            let after = decision_buckets(&mut conn).await;
+            let decisions = match (before, after) {
+                (Ok(b), Ok(a)) => decisions_between(&b, &a)
+                    .ok_or_else(|| "no decisions recorded during the burst".to_string()),
+                (Err(e), _) | (_, Err(e)) => Err(format!("{e:#}")),
+            };
             return Ok(ScheduleOutcome {
+                shape,
                 pods,
                 create,
-                all_bound_after: started.elapsed(),
+                all_bound_after,
+                decisions,
             });
         }
         anyhow::ensure!(
@@ -161,6 +325,40 @@ pub(crate) async fn schedule_burst(
         );
         tokio::time::sleep(POLL).await;
     }
+}
+
+/// Labels simulated node `fake-node-i` with zone `zone-(i mod zones)`, as a cloud provider
+/// would (the simulated kubelet keeps labels set through the API).
+pub(crate) async fn label_zones(endpoint: &Endpoint, nodes: u64, zones: u64) -> anyhow::Result<()> {
+    const CONNS: u64 = 16;
+    let mut tasks = Vec::new();
+    for c in 0..CONNS {
+        let mut conn = endpoint.connect(Proto::Http1).await?;
+        tasks.push(tokio::spawn(async move {
+            let mut i = c;
+            while i < nodes {
+                let path = format!("/api/v1/nodes/fake-node-{i}");
+                let body = serde_json::to_vec(&serde_json::json!({
+                    "metadata": {"labels": {ZONE_KEY: format!("zone-{}", i % zones)}}
+                }))?;
+                let (status, resp) = conn
+                    .call(
+                        Method::PATCH,
+                        &path,
+                        Some("application/merge-patch+json"),
+                        body.into(),
+                    )
+                    .await?;
+                expect_status(&path, status, &resp, &[StatusCode::OK])?;
+                i += CONNS;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok(())
 }
 
 /// Waits until `count` nodes are registered and Ready.
@@ -198,5 +396,53 @@ pub(crate) async fn wait_nodes_ready(
             "{ready} of {count} nodes Ready after {limit:?}"
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEXT: &str = "# TYPE scheduler_scheduling_algorithm_duration_seconds histogram
+scheduler_scheduling_algorithm_duration_seconds_bucket{le=\"0.0001\"} 10
+scheduler_scheduling_algorithm_duration_seconds_bucket{le=\"0.001\"} 110
+scheduler_scheduling_algorithm_duration_seconds_bucket{le=\"0.01\"} 120
+scheduler_scheduling_algorithm_duration_seconds_bucket{le=\"+Inf\"} 120
+scheduler_scheduling_algorithm_duration_seconds_count 120
+";
+
+    #[test]
+    fn decision_percentiles_from_histogram_deltas() {
+        let after = histogram_buckets(TEXT, DECISION_METRIC);
+        assert_eq!(after.len(), 4);
+        assert!(after[3].0.is_infinite());
+        let before = vec![(0.0001, 10), (0.001, 10), (0.01, 10), (f64::INFINITY, 10)];
+        // 110 new decisions: 100 in (0.1 ms, 1 ms], 10 in (1 ms, 10 ms].
+        let d = decisions_between(&before, &after).unwrap();
+        assert_eq!(d.count, 110);
+        // Rank 55 of the 100 in the second bucket: 0.1 + 0.9 * 55 / 100 ms.
+        assert!(d.p50.as_micros().abs_diff(595) <= 1, "{d:?}");
+        // Rank 108.9: 8.9 of the 10 in (1, 10] ms.
+        assert!(d.p99.as_micros().abs_diff(9010) <= 1, "{d:?}");
+        assert!(decisions_between(&after, &after).is_none());
+    }
+
+    #[test]
+    fn variant_pods_carry_their_constraints() {
+        let v: serde_json::Value =
+            serde_json::from_slice(&Shape::AntiAffinity.pod_json("ns", "p", 2_500)).unwrap();
+        assert_eq!(v["metadata"]["labels"]["anti-group"], "g1");
+        let term = &v["spec"]["affinity"]["podAntiAffinity"]
+            ["requiredDuringSchedulingIgnoredDuringExecution"][0];
+        assert_eq!(term["labelSelector"]["matchLabels"]["anti-group"], "g1");
+        assert_eq!(term["topologyKey"], "kubernetes.io/hostname");
+        let v: serde_json::Value =
+            serde_json::from_slice(&Shape::TopologySpread.pod_json("ns", "p", 0)).unwrap();
+        assert_eq!(v["spec"]["topologySpreadConstraints"][0]["maxSkew"], 1);
+        assert_eq!(v["metadata"]["labels"]["spread"], "zone");
+        assert_eq!(
+            Shape::Plain.pod_json("ns", "p", 0),
+            crate::pods::pod_json("ns", "p")
+        );
     }
 }

@@ -55,16 +55,24 @@ pub(crate) async fn create_pods(
     plan: &CreatePlan,
 ) -> anyhow::Result<CreateOutcome> {
     // Bodies are built up front so the load generator spends its CPU on requests only.
-    let bodies: Arc<Vec<Bytes>> = Arc::new(
-        (0..plan.total)
-            .map(|i| {
-                Bytes::from(pods::pod_json(
-                    &plan.namespace,
-                    &pods::pod_name(&plan.prefix, i),
-                ))
-            })
-            .collect(),
-    );
+    let bodies = (0..plan.total)
+        .map(|i| {
+            Bytes::from(pods::pod_json(
+                &plan.namespace,
+                &pods::pod_name(&plan.prefix, i),
+            ))
+        })
+        .collect();
+    create_bodies(endpoint, plan, bodies).await
+}
+
+/// Runs the plan with the Pod bodies given (one per pod, `plan.total` of them).
+pub(crate) async fn create_bodies(
+    endpoint: &Endpoint,
+    plan: &CreatePlan,
+    bodies: Vec<Bytes>,
+) -> anyhow::Result<CreateOutcome> {
+    let bodies: Arc<Vec<Bytes>> = Arc::new(bodies);
     let body_bytes = bodies.first().map_or(0, |b| b.len());
     let path: Arc<str> = format!("/api/v1/namespaces/{}/pods", plan.namespace).into();
 
