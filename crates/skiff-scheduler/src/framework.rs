@@ -113,7 +113,23 @@ pub struct CycleState {
 
 impl CycleState {
     pub fn compute(pod: &PodCtx, snap: &Snapshot) -> CycleState {
-        let constraints = pts::Constraints::of(pod);
+        CycleState::with_constraints(pod, pts::Constraints::of(pod, snap), snap)
+    }
+
+    /// Asks the snapshot for the counts by domain the pod's terms and constraints need, then
+    /// computes the state from them.
+    pub fn prepare(pod: &PodCtx, snap: &mut Snapshot) -> CycleState {
+        let constraints = pts::Constraints::of(pod, snap);
+        ipa::register(pod, snap);
+        pts::register(pod, &constraints, snap);
+        CycleState::with_constraints(pod, constraints, snap)
+    }
+
+    fn with_constraints(
+        pod: &PodCtx,
+        constraints: pts::Constraints,
+        snap: &Snapshot,
+    ) -> CycleState {
         CycleState {
             ipa: ipa::PreFilterState::compute(pod, snap),
             pts: pts::PreFilterState::compute(pod, &constraints, snap),
@@ -220,9 +236,9 @@ impl Scheduler {
 
     /// As [`Scheduler::schedule`], returning the cycle state with a failure (for preemption).
     pub fn schedule_ctx(&mut self, ctx: &PodCtx) -> Result<ScheduleResult, Box<Failed>> {
+        let state = CycleState::prepare(ctx, &mut self.snapshot);
         let snap = &self.snapshot;
         let all = snap.num_nodes();
-        let state = CycleState::compute(ctx, snap);
         if all == 0 {
             return Err(Box::new(Failed {
                 fit: FitError {
@@ -482,6 +498,31 @@ mod tests {
             .schedule(Arc::new(owned(pod("web-2", "100m", ""))))
             .unwrap();
         assert_eq!(r.node, "small");
+    }
+
+    #[test]
+    fn service_pods_spread_by_default() {
+        let web = |name: &str| with_labels(pod(name, "100m", ""), &[("app", "web")]);
+        let mut s = Scheduler::new(Config::default());
+        s.snapshot = snapshot(
+            vec![
+                node("big", "64", "64Gi", "110"),
+                node("small", "4", "8Gi", "110"),
+            ],
+            vec![on(web("web-0"), "big"), on(web("web-1"), "big")],
+        );
+        // Without a Service, a bare pod goes where most room is left...
+        assert_eq!(s.schedule(Arc::new(web("web-2"))).unwrap().node, "big");
+        // ...with one selecting it, away from the pods the Service selects.
+        s.snapshot.upsert_service(
+            "default",
+            "web",
+            BTreeMap::from([("app".to_string(), "web".to_string())]),
+        );
+        assert_eq!(s.schedule(Arc::new(web("web-2"))).unwrap().node, "small");
+        // A pod the Service does not select is not spread by it.
+        let api = with_labels(pod("api", "100m", ""), &[("app", "api")]);
+        assert_eq!(s.schedule(Arc::new(api)).unwrap().node, "big");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The scheduler as a control loop over Skiff's in-process runtime, after kube-scheduler's
 //! `scheduleOne`: it keeps the snapshot in step with the shared informer cache (nodes, pods,
-//! namespaces), pops pods from the scheduling queue, assumes each decision in the snapshot and
+//! namespaces, and Services for default spreading), pops pods from the scheduling queue, assumes each decision in the snapshot and
 //! binds through `pods/binding` in the background (a `Scheduled` event on success), and when
 //! nothing fits sets `PodScheduled=False` (reason `Unschedulable`, the FitError as message)
 //! and records a `FailedScheduling` warning. Preemption nominates the pod
@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Namespace, Node, Pod, PodCondition};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod, PodCondition, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use skiff_runtime::cache::{Change, Informer, Notification};
 use skiff_runtime::{Client, Recorder, Runtime};
@@ -86,13 +86,16 @@ pub async fn run(rt: Runtime, config: Config, metrics: Arc<SchedulerMetrics>) {
     let pods = rt.cache.informer::<Pod>();
     let namespaces = rt.cache.informer::<Namespace>();
     let pdbs = rt.cache.informer::<PodDisruptionBudget>();
+    let services = rt.cache.informer::<Service>();
     let mut node_sub = nodes.subscribe();
     let mut pod_sub = pods.subscribe();
     let mut ns_sub = namespaces.subscribe();
+    let mut svc_sub = services.subscribe();
     nodes.synced().await;
     pods.synced().await;
     namespaces.synced().await;
     pdbs.synced().await;
+    services.synced().await;
     let mut lp = Loop {
         sched: Scheduler::new(config),
         queue: Queue::new(),
@@ -102,7 +105,7 @@ pub async fn run(rt: Runtime, config: Config, metrics: Arc<SchedulerMetrics>) {
         rt: rt.clone(),
         metrics,
     };
-    lp.resync(&nodes, &pods, &namespaces);
+    lp.resync(&nodes, &pods, &namespaces, &services);
     tracing::info!(nodes = lp.sched.snapshot.num_nodes(), "scheduler started");
     let mut writes: JoinSet<Outcome> = JoinSet::new();
     loop {
@@ -111,17 +114,22 @@ pub async fn run(rt: Runtime, config: Config, metrics: Arc<SchedulerMetrics>) {
         tokio::select! {
             n = node_sub.recv() => match n {
                 Some(Notification::Changed(c)) => lp.on_node(&c),
-                Some(Notification::Resync) => lp.resync(&nodes, &pods, &namespaces),
+                Some(Notification::Resync) => lp.resync(&nodes, &pods, &namespaces, &services),
                 None => break,
             },
             n = pod_sub.recv() => match n {
                 Some(Notification::Changed(c)) => lp.on_pod(&c),
-                Some(Notification::Resync) => lp.resync(&nodes, &pods, &namespaces),
+                Some(Notification::Resync) => lp.resync(&nodes, &pods, &namespaces, &services),
                 None => break,
             },
             n = ns_sub.recv() => match n {
                 Some(Notification::Changed(c)) => lp.on_namespace(&c),
-                Some(Notification::Resync) => lp.resync(&nodes, &pods, &namespaces),
+                Some(Notification::Resync) => lp.resync(&nodes, &pods, &namespaces, &services),
+                None => break,
+            },
+            n = svc_sub.recv() => match n {
+                Some(Notification::Changed(c)) => lp.on_service(&c),
+                Some(Notification::Resync) => lp.resync(&nodes, &pods, &namespaces, &services),
                 None => break,
             },
             Some(done) = writes.join_next(), if !writes.is_empty() => {
@@ -133,6 +141,17 @@ pub async fn run(rt: Runtime, config: Config, metrics: Arc<SchedulerMetrics>) {
             _ = tokio::time::sleep_until(wake.unwrap_or_else(Instant::now)), if wake.is_some() && !ready => {}
         }
     }
+}
+
+fn service_selector(s: &Service) -> (&str, &str, std::collections::BTreeMap<String, String>) {
+    (
+        s.metadata.namespace.as_deref().unwrap_or(""),
+        s.metadata.name.as_deref().unwrap_or(""),
+        s.spec
+            .as_ref()
+            .and_then(|sp| sp.selector.clone())
+            .unwrap_or_default(),
+    )
 }
 
 fn node_changed(old: &Node, new: &Node) -> bool {
@@ -191,9 +210,19 @@ fn waits_for_pods(fit: &FitError) -> bool {
 }
 
 impl Loop {
-    fn resync(&mut self, nodes: &Informer<Node>, pods: &Informer<Pod>, nss: &Informer<Namespace>) {
+    fn resync(
+        &mut self,
+        nodes: &Informer<Node>,
+        pods: &Informer<Pod>,
+        nss: &Informer<Namespace>,
+        services: &Informer<Service>,
+    ) {
         let now = Instant::now();
         let mut snap = crate::snapshot::Snapshot::new();
+        for s in services.list() {
+            let (ns, name, selector) = service_selector(&s);
+            snap.upsert_service(ns, name, selector);
+        }
         for n in nodes.list() {
             snap.upsert_node(n);
         }
@@ -256,6 +285,15 @@ impl Loop {
             None => {
                 self.sched.snapshot.namespace_labels.remove(&name);
             }
+        }
+    }
+
+    /// Services only change how pods spread (a score), so nothing is re-queued.
+    fn on_service(&mut self, c: &Change<Service>) {
+        let (ns, name, selector) = service_selector(c.object());
+        match &c.new {
+            Some(_) => self.sched.snapshot.upsert_service(ns, name, selector),
+            None => self.sched.snapshot.remove_service(ns, name),
         }
     }
 

@@ -13,7 +13,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 pub(crate) static NO_LABELS: BTreeMap<String, String> = BTreeMap::new();
 
 /// A selector operator.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Op {
     In,
     NotIn,
@@ -38,7 +38,7 @@ impl Op {
 }
 
 /// One requirement: `key op values`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Requirement {
     pub key: String,
     pub op: Op,
@@ -75,7 +75,7 @@ impl Requirement {
 }
 
 /// A compiled label selector.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Selector {
     nothing: bool,
     reqs: Vec<Requirement>,

@@ -2,6 +2,12 @@
 //! node its Node, the pods bound or assumed to it with their summed requests (exact and
 //! non-zero), used host ports, and which of its pods carry affinity terms. It is kept up to
 //! date incrementally as nodes and pods come and go, so nothing is rebuilt per scheduled pod.
+//!
+//! Beyond upstream's lists of nodes with affinity pods, it keeps the counts the affinity and
+//! spreading plugins would otherwise gather per pod: placed pods by label and node, the same
+//! counted by topology domain for the `(label, topology key)` pairs plugins asked for
+//! ([`Snapshot::register_topology`]), and existing pods' required anti-affinity terms grouped
+//! when identical, each group counted by domain ([`Snapshot::anti_groups`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -74,7 +80,7 @@ impl HostPort {
 }
 
 /// A pod affinity term, compiled (upstream's `AffinityTerm`).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct AffinityTerm {
     pub namespaces: Vec<String>,
     pub namespace_selector: Option<Selector>,
@@ -262,6 +268,14 @@ impl PodInfo {
             && self.preferred_anti_affinity.is_empty())
     }
 
+    /// Whether the pod has terms that score other pods (required affinity, at the hard
+    /// weight, and preferred terms; required anti-affinity only filters).
+    pub fn has_scoring_affinity(&self) -> bool {
+        !(self.required_affinity.is_empty()
+            && self.preferred_affinity.is_empty()
+            && self.preferred_anti_affinity.is_empty())
+    }
+
     /// When the pod started (status.startTime, else its creation), for preemption order.
     pub fn start_time(&self) -> Option<&Time> {
         self.pod
@@ -294,6 +308,7 @@ pub struct NodeInfo {
     pub non_zero_memory: i64,
     pub pods: Vec<Arc<PodInfo>>,
     pub pods_with_affinity: usize,
+    pub pods_with_scoring_affinity: usize,
     pub pods_with_required_anti_affinity: usize,
     /// Pods being deleted (still counted for resources, not for spreading).
     pub terminating: usize,
@@ -345,6 +360,9 @@ impl NodeInfo {
         if p.has_affinity() {
             self.pods_with_affinity += 1;
         }
+        if p.has_scoring_affinity() {
+            self.pods_with_scoring_affinity += 1;
+        }
         if !p.required_anti_affinity.is_empty() {
             self.pods_with_required_anti_affinity += 1;
         }
@@ -370,6 +388,9 @@ impl NodeInfo {
         self.non_zero_memory -= p.non_zero_memory;
         if p.has_affinity() {
             self.pods_with_affinity -= 1;
+        }
+        if p.has_scoring_affinity() {
+            self.pods_with_scoring_affinity -= 1;
         }
         if !p.required_anti_affinity.is_empty() {
             self.pods_with_required_anti_affinity -= 1;
@@ -399,15 +420,89 @@ pub struct Snapshot {
     /// Pods nominated to nodes by preemption, waiting for their victims to go.
     nominated: HashMap<String, Vec<Arc<PodInfo>>>,
     nominated_node: HashMap<PodKey, String>,
-    /// Placed pods by label: namespace → key → value → node → how many (controllers under
-    /// [`CONTROLLER_KEY`]), so selectors find the few nodes with matching pods.
+    /// Placed pods by label: namespace → key → value → pods per node and per registered
+    /// topology domain (controllers under [`CONTROLLER_KEY`]), so selectors find the few
+    /// nodes or domains with matching pods.
     pod_labels: HashMap<String, LabelIndex>,
     /// Real nodes by label: key → value → how many nodes (topology domains).
     node_labels: HashMap<String, HashMap<String, u32>>,
+    /// Existing pods' required anti-affinity terms, identical ones grouped (free slots
+    /// `None`).
+    anti_groups: Vec<Option<AntiGroup>>,
+    anti_index: HashMap<AffinityTerm, usize>,
+    anti_free: Vec<usize>,
+    /// Nodes holding pods with scoring affinity terms, and how many.
+    scoring_affinity_nodes: HashMap<String, u32>,
+    /// Services' selectors: namespace → name → selector (for default spreading).
+    services: HashMap<String, HashMap<String, BTreeMap<String, String>>>,
 }
 
-/// key → value → node → pods.
-type LabelIndex = HashMap<String, HashMap<String, HashMap<String, u32>>>;
+/// key → value → the pods so labelled.
+type LabelIndex = HashMap<String, HashMap<String, LabelEntry>>;
+
+/// How many placed pods of one topology domain match; terminating pods are counted apart
+/// (topology spreading leaves them out, inter-pod affinity counts them).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PairCount {
+    pub all: u32,
+    pub terminating: u32,
+}
+
+impl PairCount {
+    /// Pods not being deleted.
+    pub fn live(&self) -> u32 {
+        self.all - self.terminating
+    }
+}
+
+/// Topology value → matching pods (no zero entries).
+pub type PairCounts = HashMap<String, PairCount>;
+
+/// Placed pods of one namespace labelled `key=value`.
+#[derive(Debug, Clone, Default)]
+pub struct LabelEntry {
+    /// Node name → pods.
+    nodes: HashMap<String, u32>,
+    /// The same pods by domain, for each topology key registered for this label. Shared with
+    /// the pre-filter state of the attempt under way (which is gone before the next change).
+    topo: Vec<(String, Arc<PairCounts>)>,
+}
+
+/// Identical required anti-affinity terms of placed pods, and the domains they cover.
+#[derive(Debug, Clone)]
+pub struct AntiGroup {
+    pub term: AffinityTerm,
+    /// Pods carrying the term.
+    pub pods: u32,
+    /// Topology value (of the term's key) → pods there with the term.
+    pub pairs: Arc<PairCounts>,
+}
+
+fn bump_pair(m: &mut PairCounts, value: &str, delta: i64, terminating: bool) {
+    let adjust = |x: u32| (i64::from(x) + delta).max(0) as u32;
+    match m.get_mut(value) {
+        Some(c) => {
+            c.all = adjust(c.all);
+            if terminating {
+                c.terminating = adjust(c.terminating);
+            }
+            if c.all == 0 {
+                m.remove(value);
+            }
+        }
+        None if delta > 0 => {
+            let n = delta as u32;
+            m.insert(
+                value.to_string(),
+                PairCount {
+                    all: n,
+                    terminating: if terminating { n } else { 0 },
+                },
+            );
+        }
+        None => {}
+    }
+}
 
 /// The pseudo label under which pods are indexed by their controller's uid.
 pub const CONTROLLER_KEY: &str = "\u{0}controller";
@@ -462,6 +557,20 @@ impl Snapshot {
     pub fn upsert_node(&mut self, node: Arc<Node>) {
         let name = node.metadata.name.clone().unwrap_or_default();
         let i = self.slot(&name);
+        let relabelled = self.nodes[i]
+            .node
+            .as_ref()
+            .is_none_or(|o| o.metadata.labels != node.metadata.labels)
+            && !self.nodes[i].pods.is_empty();
+        // Counts by domain follow the node's labels: its pods leave the old domains.
+        let pods = if relabelled {
+            self.nodes[i].pods.clone()
+        } else {
+            Vec::new()
+        };
+        for p in &pods {
+            self.index_pod(p, i, -1);
+        }
         if let Some(old) = self.nodes[i].node.take() {
             self.index_node(&old, -1);
         } else {
@@ -469,6 +578,9 @@ impl Snapshot {
         }
         self.index_node(&node, 1);
         self.nodes[i].set_node(node);
+        for p in &pods {
+            self.index_pod(p, i, 1);
+        }
     }
 
     fn index_node(&mut self, node: &Node, delta: i64) {
@@ -481,27 +593,218 @@ impl Snapshot {
         }
     }
 
-    fn index_pod(&mut self, p: &PodInfo, node: &str, delta: i64) {
+    /// Accounts for a pod placed on (`delta` 1) or leaving (-1) node slot `i`, in the label
+    /// index, its registered domain counts, the anti-affinity groups and the affinity lists.
+    fn index_pod(&mut self, p: &PodInfo, i: usize, delta: i64) {
+        let Snapshot {
+            nodes,
+            pod_labels,
+            anti_groups,
+            anti_index,
+            anti_free,
+            scoring_affinity_nodes,
+            ..
+        } = self;
+        let node = &nodes[i];
         let ctl = p
             .controller_uid
             .as_ref()
             .map(|u| (CONTROLLER_KEY, u.as_str()));
         let labels = p.labels().iter().map(|(k, v)| (k.as_str(), v.as_str()));
-        let by_key = match self.pod_labels.get_mut(&p.namespace) {
+        let by_key = match pod_labels.get_mut(&p.namespace) {
             Some(m) => m,
-            None => self.pod_labels.entry(p.namespace.clone()).or_default(),
+            None => pod_labels.entry(p.namespace.clone()).or_default(),
         };
         for (k, v) in labels.chain(ctl) {
             let by_value = match by_key.get_mut(k) {
                 Some(m) => m,
                 None => by_key.entry(k.to_string()).or_default(),
             };
-            let by_node = match by_value.get_mut(v) {
+            let entry = match by_value.get_mut(v) {
                 Some(m) => m,
-                None => by_value.entry(v.to_string()).or_default(),
+                None if delta > 0 => by_value.entry(v.to_string()).or_default(),
+                None => continue,
             };
-            bump(by_node, node, delta);
+            bump(&mut entry.nodes, &node.name, delta);
+            for (key, counts) in &mut entry.topo {
+                if let Some(tv) = node.label(key) {
+                    bump_pair(Arc::make_mut(counts), tv, delta, p.terminating);
+                }
+            }
+            if entry.nodes.is_empty() {
+                by_value.remove(v);
+            }
         }
+        for t in &p.required_anti_affinity {
+            let g = match anti_index.get(t) {
+                Some(&g) => g,
+                None if delta > 0 => {
+                    let group = AntiGroup {
+                        term: t.clone(),
+                        pods: 0,
+                        pairs: Arc::default(),
+                    };
+                    let g = match anti_free.pop() {
+                        Some(g) => {
+                            anti_groups[g] = Some(group);
+                            g
+                        }
+                        None => {
+                            anti_groups.push(Some(group));
+                            anti_groups.len() - 1
+                        }
+                    };
+                    anti_index.insert(t.clone(), g);
+                    g
+                }
+                None => continue,
+            };
+            let Some(group) = anti_groups[g].as_mut() else {
+                continue;
+            };
+            group.pods = (i64::from(group.pods) + delta).max(0) as u32;
+            if let Some(tv) = node.label(&t.topology_key) {
+                bump_pair(Arc::make_mut(&mut group.pairs), tv, delta, false);
+            }
+            if group.pods == 0 {
+                anti_groups[g] = None;
+                anti_index.remove(t);
+                anti_free.push(g);
+            }
+        }
+        if p.has_scoring_affinity() {
+            bump(scoring_affinity_nodes, &node.name, delta);
+        }
+    }
+
+    /// Keeps the placed pods of `namespace` labelled `key=value` counted by the domains of
+    /// `topology_key` from now on (plugins call this before an attempt, then read
+    /// [`Snapshot::topology_counts`]).
+    pub fn register_topology(
+        &mut self,
+        namespace: &str,
+        key: &str,
+        value: &str,
+        topology_key: &str,
+    ) {
+        let registered = self
+            .pod_labels
+            .get(namespace)
+            .and_then(|m| m.get(key))
+            .and_then(|m| m.get(value))
+            .is_some_and(|e| e.topo.iter().any(|(k, _)| k == topology_key));
+        if registered {
+            return;
+        }
+        let mut counts = PairCounts::new();
+        let entry = self
+            .pod_labels
+            .entry(namespace.to_string())
+            .or_default()
+            .entry(key.to_string())
+            .or_default()
+            .entry(value.to_string())
+            .or_default();
+        for (name, n) in &entry.nodes {
+            let Some(node) = self.index.get(name).map(|&i| &self.nodes[i]) else {
+                continue;
+            };
+            let Some(tv) = node.label(topology_key) else {
+                continue;
+            };
+            bump_pair(&mut counts, tv, i64::from(*n), false);
+            if node.terminating > 0 {
+                let dying = node
+                    .pods
+                    .iter()
+                    .filter(|p| p.terminating && p.namespace == namespace)
+                    .filter(|p| {
+                        if key == CONTROLLER_KEY {
+                            p.controller_uid.as_deref() == Some(value)
+                        } else {
+                            p.labels().get(key).map(String::as_str) == Some(value)
+                        }
+                    })
+                    .count() as u32;
+                if let Some(c) = counts.get_mut(tv) {
+                    c.terminating += dying;
+                }
+            }
+        }
+        entry
+            .topo
+            .push((topology_key.to_string(), Arc::new(counts)));
+    }
+
+    /// The placed pods of `namespace` labelled `key=value` per domain of `topology_key`;
+    /// `None` unless registered ([`Snapshot::register_topology`]).
+    pub fn topology_counts(
+        &self,
+        namespace: &str,
+        key: &str,
+        value: &str,
+        topology_key: &str,
+    ) -> Option<&Arc<PairCounts>> {
+        self.pod_labels
+            .get(namespace)?
+            .get(key)?
+            .get(value)?
+            .topo
+            .iter()
+            .find(|(k, _)| k == topology_key)
+            .map(|(_, c)| c)
+    }
+
+    /// Placed pods' required anti-affinity terms, identical terms counted together.
+    pub fn anti_groups(&self) -> impl Iterator<Item = &AntiGroup> {
+        self.anti_groups.iter().flatten()
+    }
+
+    /// Records a Service's selector (an empty one selects no pod for spreading).
+    pub fn upsert_service(
+        &mut self,
+        namespace: &str,
+        name: &str,
+        selector: BTreeMap<String, String>,
+    ) {
+        self.services
+            .entry(namespace.to_string())
+            .or_default()
+            .insert(name.to_string(), selector);
+    }
+
+    pub fn remove_service(&mut self, namespace: &str, name: &str) {
+        if let Some(m) = self.services.get_mut(namespace) {
+            m.remove(name);
+            if m.is_empty() {
+                self.services.remove(namespace);
+            }
+        }
+    }
+
+    /// The selectors of the Services of the pod's namespace that select it, merged (upstream's
+    /// `GetPodServices` then `labels.Merge`); `None` when no Service with a selector does.
+    pub fn services_selecting(&self, pod: &PodInfo) -> Option<BTreeMap<String, String>> {
+        let labels = pod.labels();
+        let mut merged = BTreeMap::new();
+        for sel in self.services.get(&pod.namespace)?.values() {
+            if sel.iter().all(|(k, v)| labels.get(k) == Some(v)) {
+                merged.extend(sel.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
+        }
+        (!merged.is_empty()).then_some(merged)
+    }
+
+    /// Whether any placed pod has required anti-affinity terms.
+    pub fn has_anti_affinity_pods(&self) -> bool {
+        !self.anti_index.is_empty()
+    }
+
+    /// Nodes holding pods with scoring affinity terms (required affinity, preferred terms).
+    pub fn nodes_with_scoring_affinity(&self) -> impl Iterator<Item = &NodeInfo> {
+        self.scoring_affinity_nodes
+            .keys()
+            .filter_map(|n| self.node(n))
     }
 
     /// The nodes holding placed pods of `namespace` labelled `key=value`, with how many.
@@ -515,6 +818,7 @@ impl Snapshot {
             .get(namespace)
             .and_then(|m| m.get(key))
             .and_then(|m| m.get(value))
+            .map(|e| &e.nodes)
     }
 
     /// How many placed pods of `namespace` on `node` are labelled `key=value`.
@@ -580,7 +884,7 @@ impl Snapshot {
         let i = self.slot(node);
         self.placed
             .insert(p.key.clone(), (node.to_string(), p.uid.clone()));
-        self.index_pod(&p, node, 1);
+        self.index_pod(&p, i, 1);
         self.nodes[i].add_pod(p);
     }
 
@@ -590,7 +894,7 @@ impl Snapshot {
         let i = *self.index.get(&node)?;
         let p = self.nodes[i].remove_pod(&uid, key);
         if let Some(p) = &p {
-            self.index_pod(p, &node, -1);
+            self.index_pod(p, i, -1);
         }
         if self.nodes[i].node.is_none() && self.nodes[i].pods.is_empty() {
             self.drop_slot(i);
@@ -812,6 +1116,147 @@ mod tests {
         assert_eq!(s.node_label_values("zone").unwrap()["a"], 1);
         s.remove_node("n2");
         assert!(!s.node_label_values("zone").unwrap().contains_key("b"));
+    }
+
+    fn anti(mut p: Pod, app: &str, key: &str) -> Pod {
+        use k8s_openapi::api::core::v1::{Affinity, PodAffinityTerm, PodAntiAffinity};
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+        p.spec.as_mut().unwrap().affinity = Some(Affinity {
+            pod_anti_affinity: Some(PodAntiAffinity {
+                required_during_scheduling_ignored_during_execution: Some(vec![PodAffinityTerm {
+                    label_selector: Some(LabelSelector {
+                        match_labels: Some(BTreeMap::from([("app".into(), app.into())])),
+                        match_expressions: None,
+                    }),
+                    topology_key: key.into(),
+                    ..Default::default()
+                }]),
+                preferred_during_scheduling_ignored_during_execution: None,
+            }),
+            ..Default::default()
+        });
+        p
+    }
+
+    #[test]
+    fn registered_domain_counts_follow_pods_and_node_labels() {
+        let mut s = snapshot(
+            vec![
+                label(node("n1", "4", "8Gi", "110"), "zone", "a"),
+                label(node("n2", "4", "8Gi", "110"), "zone", "a"),
+                label(node("n3", "4", "8Gi", "110"), "zone", "b"),
+            ],
+            vec![
+                on(with_labels(pod("w0", "", ""), &[("app", "web")]), "n1"),
+                on(with_labels(pod("w1", "", ""), &[("app", "web")]), "n2"),
+            ],
+        );
+        assert!(s.topology_counts("default", "app", "web", "zone").is_none());
+        s.register_topology("default", "app", "web", "zone");
+        let get = |s: &Snapshot, v: &str| {
+            s.topology_counts("default", "app", "web", "zone")
+                .and_then(|m| m.get(v).copied())
+                .unwrap_or_default()
+        };
+        assert_eq!(get(&s, "a").all, 2);
+        s.upsert_pod(Arc::new(on(
+            with_labels(pod("w2", "", ""), &[("app", "web")]),
+            "n3",
+        )));
+        assert_eq!(get(&s, "b").all, 1);
+        // A pod being deleted still counts, apart.
+        let mut dying = on(with_labels(pod("w0", "", ""), &[("app", "web")]), "n1");
+        dying.metadata.deletion_timestamp = Some(Time(Default::default()));
+        s.upsert_pod(Arc::new(dying));
+        assert_eq!(
+            get(&s, "a"),
+            PairCount {
+                all: 2,
+                terminating: 1
+            }
+        );
+        assert_eq!(get(&s, "a").live(), 1);
+        // n2 moves to zone b: its pod moves with it.
+        s.upsert_node(Arc::new(label(node("n2", "4", "8Gi", "110"), "zone", "b")));
+        assert_eq!(
+            get(&s, "a"),
+            PairCount {
+                all: 1,
+                terminating: 1
+            }
+        );
+        assert_eq!(get(&s, "b").all, 2);
+        s.remove_pod("default/w2");
+        s.remove_pod("default/w1");
+        assert_eq!(get(&s, "b").all, 0);
+        s.remove_pod("default/w0");
+        assert!(s.nodes_with_pod_label("default", "app", "web").is_none());
+    }
+
+    #[test]
+    fn identical_anti_affinity_terms_are_grouped_by_domain() {
+        let host = "kubernetes.io/hostname";
+        let mut s = snapshot(
+            vec![node("n1", "4", "8Gi", "110"), node("n2", "4", "8Gi", "110")],
+            vec![
+                on(anti(pod("a", "", ""), "web", host), "n1"),
+                on(anti(pod("b", "", ""), "web", host), "n2"),
+                on(anti(pod("c", "", ""), "web", host), "n2"),
+                on(anti(pod("d", "", ""), "db", host), "n1"),
+            ],
+        );
+        assert!(s.has_anti_affinity_pods());
+        let groups: Vec<&AntiGroup> = s.anti_groups().collect();
+        assert_eq!(groups.len(), 2);
+        let web = groups
+            .iter()
+            .find(|g| g.term.selector.single_equality() == Some(("app", "web")))
+            .unwrap();
+        assert_eq!(web.pods, 3);
+        assert_eq!(web.pairs["n1"].all, 1);
+        assert_eq!(web.pairs["n2"].all, 2);
+        for k in ["default/a", "default/b", "default/c", "default/d"] {
+            s.remove_pod(k);
+        }
+        assert!(!s.has_anti_affinity_pods());
+        assert_eq!(s.anti_groups().count(), 0);
+        // Freed slots are reused.
+        s.upsert_pod(Arc::new(on(anti(pod("e", "", ""), "x", host), "n1")));
+        assert_eq!(s.anti_groups.len(), 2);
+        assert_eq!(s.anti_groups().count(), 1);
+    }
+
+    #[test]
+    fn services_selecting_a_pod_merge_their_selectors() {
+        let mut s = Snapshot::new();
+        let p = PodInfo::new(Arc::new(with_labels(
+            pod("p", "", ""),
+            &[("app", "web"), ("tier", "front")],
+        )));
+        assert_eq!(s.services_selecting(&p), None);
+        s.upsert_service(
+            "default",
+            "a",
+            BTreeMap::from([("app".into(), "web".into())]),
+        );
+        s.upsert_service(
+            "default",
+            "b",
+            BTreeMap::from([("tier".into(), "front".into())]),
+        );
+        s.upsert_service(
+            "default",
+            "c",
+            BTreeMap::from([("tier".into(), "back".into())]),
+        );
+        s.upsert_service("default", "headless", BTreeMap::new());
+        let m = s.services_selecting(&p).unwrap();
+        assert_eq!(m.len(), 2);
+        assert_eq!(m["app"], "web");
+        assert_eq!(m["tier"], "front");
+        s.remove_service("default", "a");
+        s.remove_service("default", "b");
+        assert_eq!(s.services_selecting(&p), None);
     }
 
     #[test]

@@ -4,7 +4,11 @@
 //!
 //! As upstream, a pre-filter pass counts matching pods per topology pair once per pod, the
 //! per-node filter then only looks up the node's pairs, and preemption adjusts the counts as
-//! it removes and re-adds victims.
+//! it removes and re-adds victims. The pairs come from counts the snapshot keeps: existing
+//! pods' anti-affinity terms grouped when identical (so a pod is checked against each
+//! distinct term once, not against every pod that has it), and the domains of pods with one
+//! `key=value` label for the incoming pod's own terms ([`register`]). Pods and clusters
+//! without affinity terms cost nothing.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -58,22 +62,45 @@ fn matches_all(terms: &[crate::snapshot::AffinityTerm], p: &PodInfo, ns: &NsLabe
     terms.iter().all(|t| t.matches(p, ns))
 }
 
+/// The incoming pod's required terms whose pods the snapshot can count by domain: one
+/// `key=value` selector in listed namespaces (and at most one affinity term, whose pods then
+/// carry that label); `None` when some term needs a scan.
+fn exact_terms(pod: &PodCtx) -> Option<impl Iterator<Item = (usize, &AffinityTerm)>> {
+    let req = &pod.info.required_affinity;
+    let anti = &pod.info.required_anti_affinity;
+    let exact =
+        |t: &AffinityTerm| t.namespace_selector.is_none() && t.selector.single_equality().is_some();
+    if req.len() > 1 || !req.iter().chain(anti.iter()).all(exact) {
+        return None;
+    }
+    Some(req.iter().chain(anti.iter()).enumerate())
+}
+
+/// Asks the snapshot to count, by domain, the pods the incoming pod's required terms select
+/// (before [`PreFilterState::compute`]).
+pub fn register(pod: &PodCtx, snap: &mut Snapshot) {
+    let Some(terms) = exact_terms(pod) else {
+        return;
+    };
+    for (_, t) in terms {
+        let (k, v) = t.selector.single_equality().expect("exact");
+        for ns in &t.namespaces {
+            snap.register_topology(ns, k, v, &t.topology_key);
+        }
+    }
+}
+
 impl PreFilterState {
     pub fn compute(pod: &PodCtx, snap: &Snapshot) -> PreFilterState {
         let mut s = PreFilterState::default();
         let ns = &snap.namespace_labels;
         let own =
             !pod.info.required_affinity.is_empty() || !pod.info.required_anti_affinity.is_empty();
-        // Existing pods' anti-affinity: only nodes holding such pods.
-        for node in snap.nodes() {
-            if node.node.is_some() && node.pods_with_required_anti_affinity > 0 {
-                for p in node
-                    .pods
-                    .iter()
-                    .filter(|p| !p.required_anti_affinity.is_empty())
-                {
-                    s.account_existing(pod, p, node, ns, 1);
-                }
+        // Existing pods' anti-affinity: each distinct term once, with its domains.
+        for g in snap.anti_groups() {
+            if g.term.matches(&pod.info, ns) {
+                s.existing_anti
+                    .add_base(&g.term.topology_key, g.pairs.clone());
             }
         }
         s.active = own || s.existing_anti.any_positive();
@@ -114,17 +141,23 @@ impl PreFilterState {
     /// listed namespaces (and there is at most one affinity term); false when a scan is
     /// needed.
     fn count_exact(&mut self, pod: &PodCtx, snap: &Snapshot) -> bool {
-        let req = &pod.info.required_affinity;
-        let anti = &pod.info.required_anti_affinity;
-        let exact = |t: &AffinityTerm| {
-            t.namespace_selector.is_none() && t.selector.single_equality().is_some()
-        };
-        if req.len() > 1 || !req.iter().chain(anti.iter()).all(exact) {
+        let Some(terms) = exact_terms(pod) else {
             return false;
-        }
-        for (i, t) in req.iter().chain(anti.iter()).enumerate() {
+        };
+        let req = &pod.info.required_affinity;
+        for (i, t) in terms {
             let (k, v) = t.selector.single_equality().expect("exact");
             for ns in &t.namespaces {
+                if let Some(counts) = snap.topology_counts(ns, k, v, &t.topology_key) {
+                    let target = if i < req.len() {
+                        &mut self.affinity
+                    } else {
+                        &mut self.anti
+                    };
+                    target.add_base(&t.topology_key, counts.clone());
+                    continue;
+                }
+                // Not registered: count from the nodes holding such pods.
                 let Some(by_node) = snap.nodes_with_pod_label(ns, k, v) else {
                     continue;
                 };
@@ -284,7 +317,13 @@ impl PreScoreState {
         } else {
             Some(HashSet::new())
         };
-        for node in snap.nodes() {
+        // Without preferred terms of its own, only nodes with pods whose terms score count.
+        let nodes: Box<dyn Iterator<Item = &NodeInfo>> = if has_own {
+            Box::new(snap.nodes().iter())
+        } else {
+            Box::new(snap.nodes_with_scoring_affinity())
+        };
+        for node in nodes {
             if node.node.is_none() {
                 continue;
             }
@@ -292,11 +331,11 @@ impl PreScoreState {
                 && cands
                     .as_ref()
                     .is_none_or(|c| c.contains(node.name.as_str()));
-            if !own_here && node.pods_with_affinity == 0 {
+            if !own_here && node.pods_with_scoring_affinity == 0 {
                 continue;
             }
             for p in &node.pods {
-                if !own_here && !p.has_affinity() {
+                if !own_here && !p.has_scoring_affinity() {
                     continue;
                 }
                 active = true;

@@ -9,12 +9,13 @@
 //! profile weighs them.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Pod;
 
 use crate::selector::{NodeSelectorTerms, NodeTerm, Selector};
-use crate::snapshot::{Effect, PodInfo, Taint};
+use crate::snapshot::{Effect, PairCounts, PodInfo, Taint};
 
 pub mod balanced_allocation;
 pub mod inter_pod_affinity;
@@ -244,15 +245,26 @@ mod tests {
     }
 }
 
-/// Counts per topology pair: key → value → count.
+/// Counts per topology pair: shared layers straight from the snapshot (each a topology key
+/// and its value → pods map), plus this attempt's own adjustments (key → value → count).
 #[derive(Debug, Clone, Default)]
-pub struct TopoCounts(std::collections::HashMap<String, std::collections::HashMap<String, i64>>);
+pub struct TopoCounts {
+    base: Vec<(String, Arc<PairCounts>)>,
+    delta: HashMap<String, HashMap<String, i64>>,
+}
 
 impl TopoCounts {
+    /// Adds a layer of counts kept by the snapshot.
+    pub fn add_base(&mut self, key: &str, counts: Arc<PairCounts>) {
+        if !counts.is_empty() {
+            self.base.push((key.to_string(), counts));
+        }
+    }
+
     pub fn add(&mut self, key: &str, value: &str, delta: i64) {
-        let m = match self.0.get_mut(key) {
+        let m = match self.delta.get_mut(key) {
             Some(m) => m,
-            None => self.0.entry(key.to_string()).or_default(),
+            None => self.delta.entry(key.to_string()).or_default(),
         };
         match m.get_mut(value) {
             Some(c) => *c += delta,
@@ -263,7 +275,15 @@ impl TopoCounts {
     }
 
     pub fn get(&self, key: &str, value: &str) -> i64 {
-        self.0
+        let base: i64 = self
+            .base
+            .iter()
+            .filter(|(k, _)| k == key)
+            .filter_map(|(_, m)| m.get(value))
+            .map(|c| i64::from(c.all))
+            .sum();
+        base + self
+            .delta
             .get(key)
             .and_then(|m| m.get(value))
             .copied()
@@ -271,27 +291,52 @@ impl TopoCounts {
     }
 
     pub fn contains(&self, key: &str, value: &str) -> bool {
-        self.0.get(key).is_some_and(|m| m.contains_key(value))
+        self.delta.get(key).is_some_and(|m| m.contains_key(value))
+            || self
+                .base
+                .iter()
+                .any(|(k, m)| k == key && m.contains_key(value))
     }
 
     /// Whether any pair has a positive count.
     pub fn any_positive(&self) -> bool {
-        self.0.values().any(|m| m.values().any(|c| *c > 0))
+        let delta_only = self
+            .delta
+            .iter()
+            .any(|(k, m)| m.iter().any(|(v, c)| *c > 0 && self.get(k, v) > 0));
+        delta_only
+            || self
+                .base
+                .iter()
+                .any(|(k, m)| m.keys().any(|v| self.get(k, v) > 0))
+    }
+
+    /// Each topology key with counts, once.
+    fn keys(&self) -> impl Iterator<Item = &str> {
+        let base = self
+            .base
+            .iter()
+            .enumerate()
+            .filter(|(i, (k, _))| !self.base[..*i].iter().any(|(o, _)| o == k))
+            .map(|(_, (k, _))| k.as_str());
+        let delta = self
+            .delta
+            .keys()
+            .filter(|k| !self.base.iter().any(|(o, _)| o == *k))
+            .map(String::as_str);
+        base.chain(delta)
     }
 
     /// Whether any of the node's labels names a pair with a positive count.
     pub fn node_hits(&self, node: &crate::snapshot::NodeInfo) -> bool {
-        self.0.iter().any(|(k, vals)| {
-            node.label(k)
-                .is_some_and(|v| vals.get(v).is_some_and(|c| *c > 0))
-        })
+        self.keys()
+            .any(|k| node.label(k).is_some_and(|v| self.get(k, v) > 0))
     }
 
     /// The sum of the counts of the pairs the node's labels name.
     pub fn node_sum(&self, node: &crate::snapshot::NodeInfo) -> i64 {
-        self.0
-            .iter()
-            .filter_map(|(k, vals)| node.label(k).and_then(|v| vals.get(v)))
+        self.keys()
+            .filter_map(|k| node.label(k).map(|v| self.get(k, v)))
             .sum()
     }
 }

@@ -3,15 +3,19 @@
 //! or 0 while fewer than `minDomains` domains exist) would exceed `maxSkew`; those with
 //! `ScheduleAnyway` score nodes by how few matching pods their domains hold, weighted by
 //! `log(domains + 2)`. `nodeAffinityPolicy` defaults to Honor and `nodeTaintsPolicy` to
-//! Ignore. Pods with no constraints of their own that belong to a ReplicaSet, StatefulSet or
-//! ReplicationController get upstream's system defaults (hostname maxSkew 3, zone maxSkew 5,
-//! both ScheduleAnyway), whose selector here is "pods of the same controller".
+//! Ignore. Pods with no constraints of their own get upstream's system defaults (hostname
+//! maxSkew 3, zone maxSkew 5, both ScheduleAnyway) when a Service, ReplicationController,
+//! ReplicaSet or StatefulSet selects them. Upstream's selector for those is the Services'
+//! selectors merged, narrowed by the controller's selector; here a pod of such a controller
+//! counts "pods of the same controller" (siblings share the template's labels, so the
+//! Services selecting one select all of them and add nothing), and a pod of no such
+//! controller counts the pods matching the merged selectors of the Services that select it.
 
 use std::collections::HashMap;
 
 use super::{node_affinity, Failure, FilterResult, PodCtx, TopoCounts, MAX_NODE_SCORE};
 use crate::selector::{Op, Requirement, Selector};
-use crate::snapshot::{Effect, NodeInfo, PodInfo, Snapshot, CONTROLLER_KEY};
+use crate::snapshot::{Effect, NodeInfo, PairCounts, PodInfo, Snapshot, CONTROLLER_KEY};
 
 pub const REASON: &str = "node(s) didn't match pod topology spread constraints";
 pub const MISSING_LABEL_REASON: &str =
@@ -57,6 +61,32 @@ impl Constraint {
         }
     }
 
+    /// The one label that selects exactly the counted pods (or the controller).
+    fn exact(&self) -> Option<(&str, &str)> {
+        match &self.selector {
+            SpreadSelector::Labels(s) => s.single_equality(),
+            SpreadSelector::Controller(uid) => Some((CONTROLLER_KEY, uid.as_str())),
+        }
+    }
+
+    /// Whether every node with the key counts (no node affinity or taint makes one skip).
+    fn unfiltered(&self, pod: &PodCtx) -> bool {
+        !self.honor_node_taints
+            && (!self.honor_node_affinity
+                || (pod.node_selector.is_none() && pod.required_node_affinity.is_none()))
+    }
+
+    /// Matching pods per domain as the snapshot keeps them, when registered (not for
+    /// hostnames, whose domains are the nodes themselves).
+    fn domain_counts<'s>(&self, snap: &'s Snapshot, namespace: &str) -> Option<&'s PairCounts> {
+        if self.topology_key == HOSTNAME {
+            return None;
+        }
+        let (k, v) = self.exact()?;
+        snap.topology_counts(namespace, k, v, &self.topology_key)
+            .map(|c| &**c)
+    }
+
     /// Matching pods on a node: straight from the index when the selector is one label,
     /// else a scan the index may prove unnecessary.
     fn count_in(&self, snap: &Snapshot, node: &NodeInfo, namespace: &str) -> i64 {
@@ -99,7 +129,7 @@ pub struct Constraints {
 }
 
 impl Constraints {
-    pub fn of(pod: &PodCtx) -> Constraints {
+    pub fn of(pod: &PodCtx, snap: &Snapshot) -> Constraints {
         let info = &pod.info;
         let explicit = info
             .pod
@@ -113,12 +143,18 @@ impl Constraints {
                 info.controller_kind.as_deref(),
                 Some("ReplicaSet" | "StatefulSet" | "ReplicationController")
             );
-            if let (true, Some(uid)) = (owned, info.controller_uid.as_ref()) {
+            let selector = match (owned, info.controller_uid.as_ref()) {
+                (true, Some(uid)) => Some(SpreadSelector::Controller(uid.clone())),
+                _ => snap
+                    .services_selecting(info)
+                    .map(|m| SpreadSelector::Labels(Selector::from_map(&m))),
+            };
+            if let Some(selector) = selector {
                 for (key, skew) in [(HOSTNAME, 3), (ZONE, 5)] {
                     out.soft.push(Constraint {
                         max_skew: skew,
                         topology_key: key.into(),
-                        selector: SpreadSelector::Controller(uid.clone()),
+                        selector: selector.clone(),
                         min_domains: 1,
                         honor_node_affinity: true,
                         honor_node_taints: false,
@@ -157,6 +193,19 @@ impl Constraints {
     }
 }
 
+/// Asks the snapshot to count, by domain, the pods the constraints select (before the
+/// pre-filter and pre-score states are computed).
+pub fn register(pod: &PodCtx, cons: &Constraints, snap: &mut Snapshot) {
+    for c in cons.hard.iter().chain(&cons.soft) {
+        if c.topology_key == HOSTNAME {
+            continue;
+        }
+        if let Some((k, v)) = c.exact() {
+            snap.register_topology(&pod.info.namespace, k, v, &c.topology_key);
+        }
+    }
+}
+
 fn has_all_keys(cs: &[Constraint], node: &NodeInfo) -> bool {
     cs.iter().all(|c| node.label(&c.topology_key).is_some())
 }
@@ -174,12 +223,19 @@ impl PreFilterState {
         let cs = cons.hard.clone();
         let mut counts: Vec<HashMap<String, i64>> = vec![HashMap::new(); cs.len()];
         let ns = &pod.info.namespace;
-        let unfiltered = |c: &Constraint| {
-            !c.honor_node_taints
-                && (!c.honor_node_affinity
-                    || (pod.node_selector.is_none() && pod.required_node_affinity.is_none()))
-        };
-        if cs.len() == 1 && unfiltered(&cs[0]) {
+        let fast = (cs.len() == 1 && cs[0].unfiltered(pod))
+            .then(|| cs[0].domain_counts(snap, ns))
+            .flatten();
+        if let Some(domains) = fast {
+            // Every node with the key counts, and the snapshot counts the pods by domain.
+            let c = &cs[0];
+            if let Some(values) = snap.node_label_values(&c.topology_key) {
+                for v in values.keys() {
+                    let n = domains.get(v).map_or(0, |p| i64::from(p.live()));
+                    counts[0].insert(v.clone(), n);
+                }
+            }
+        } else if cs.len() == 1 && cs[0].unfiltered(pod) {
             // Every node with the key counts: domains come from the node label index and
             // matching pods from the pod label index.
             let c = &cs[0];
@@ -300,6 +356,9 @@ pub struct PreScoreState<'a> {
     /// Per constraint whose selector is exactly one label (or a controller): matching pods
     /// per node, straight from the snapshot's index.
     direct: Vec<Option<&'a HashMap<String, u32>>>,
+    /// Per constraint whose domains the snapshot counts (and no node is left out): those
+    /// counts, used instead of `pairs`.
+    domains: Vec<Option<&'a PairCounts>>,
 }
 
 impl<'a> PreScoreState<'a> {
@@ -351,12 +410,22 @@ impl<'a> PreScoreState<'a> {
                 ((sz + 2) as f64).ln()
             })
             .collect();
+        // Domains counted by the snapshot need no pass over the nodes.
+        let whole = !require_all || cs.len() == 1;
+        let domains: Vec<Option<&PairCounts>> = cs
+            .iter()
+            .map(|c| {
+                (whole && c.unfiltered(pod))
+                    .then(|| c.domain_counts(snap, &pod.info.namespace))
+                    .flatten()
+            })
+            .collect();
         let count_node = |node: &NodeInfo, pairs: &mut TopoCounts| {
             if node.node.is_none() || (require_all && !has_all_keys(&cs, node)) {
                 return;
             }
-            for c in &cs {
-                if c.topology_key == HOSTNAME || !c.includes(pod, node) {
+            for (i, c) in cs.iter().enumerate() {
+                if c.topology_key == HOSTNAME || domains[i].is_some() || !c.includes(pod, node) {
                     continue;
                 }
                 let Some(v) = node.label(&c.topology_key) else {
@@ -372,7 +441,9 @@ impl<'a> PreScoreState<'a> {
         // Candidate nodes from the pod label index when every constraint has a hint.
         let hinted: Option<Vec<&HashMap<String, u32>>> = cs
             .iter()
-            .filter(|c| c.topology_key != HOSTNAME)
+            .zip(&domains)
+            .filter(|(c, d)| c.topology_key != HOSTNAME && d.is_none())
+            .map(|(c, _)| c)
             .map(|c| {
                 c.hint().map(|(k, v)| {
                     snap.nodes_with_pod_label(&pod.info.namespace, k, v)
@@ -416,6 +487,7 @@ impl<'a> PreScoreState<'a> {
             pairs,
             namespace: pod.info.namespace.clone(),
             direct,
+            domains,
         })
     }
 
@@ -434,6 +506,8 @@ impl<'a> PreScoreState<'a> {
                         }
                         _ => c.count_in(snap, node, &self.namespace),
                     }
+                } else if let Some(d) = self.domains[i] {
+                    d.get(v).map_or(0, |p| i64::from(p.live()))
                 } else {
                     self.pairs.get(&c.topology_key, v)
                 };
@@ -500,7 +574,7 @@ mod tests {
 
     fn results(s: &Snapshot, p: Pod, names: &[&str]) -> Vec<Result<(), String>> {
         let ctx = PodCtx::new(Arc::new(p));
-        let cons = Constraints::of(&ctx);
+        let cons = Constraints::of(&ctx, s);
         let st = PreFilterState::compute(&ctx, &cons, s);
         names
             .iter()
@@ -559,7 +633,7 @@ mod tests {
             vec![on(web("w0"), "a1"), on(web("w1"), "a2")],
         );
         let ctx = PodCtx::new(Arc::new(spread(web("w2"), ZONE, 1, "ScheduleAnyway", None)));
-        let cons = Constraints::of(&ctx);
+        let cons = Constraints::of(&ctx, &s);
         let feasible: Vec<usize> = ["a1", "a2", "b1"]
             .iter()
             .map(|n| s.nodes().iter().position(|x| x.name == *n).unwrap())
@@ -586,12 +660,78 @@ mod tests {
             controller: Some(true),
             ..Default::default()
         }]);
-        let c = Constraints::of(&PodCtx::new(Arc::new(p)));
+        let mut s = Snapshot::new();
+        let c = Constraints::of(&PodCtx::new(Arc::new(p)), &s);
         assert!(c.hard.is_empty());
         assert_eq!(c.soft.len(), 2);
         assert!(c.system_defaulted);
-        assert!(Constraints::of(&PodCtx::new(Arc::new(web("bare"))))
+        assert!(matches!(&c.soft[0].selector, SpreadSelector::Controller(u) if u == "rs-uid"));
+        assert!(Constraints::of(&PodCtx::new(Arc::new(web("bare"))), &s)
             .soft
             .is_empty());
+        // A Service selecting a bare pod gives it the defaults too, counting the pods its
+        // selector (merged with other selecting Services') takes.
+        s.upsert_service(
+            "default",
+            "web",
+            BTreeMap::from([("app".into(), "web".into())]),
+        );
+        s.upsert_service("default", "all", BTreeMap::new());
+        s.upsert_service(
+            "default",
+            "db",
+            BTreeMap::from([("app".into(), "db".into())]),
+        );
+        s.upsert_service(
+            "other",
+            "web",
+            BTreeMap::from([("tier".into(), "x".into())]),
+        );
+        let c = Constraints::of(&PodCtx::new(Arc::new(web("bare"))), &s);
+        assert!(c.system_defaulted);
+        assert_eq!(c.soft.len(), 2);
+        assert_eq!(c.soft[0].topology_key, HOSTNAME);
+        assert_eq!(c.soft[1].topology_key, ZONE);
+        assert_eq!(c.soft[1].max_skew, 5);
+        assert_eq!(c.soft[0].exact(), Some(("app", "web")));
+        let other = with_labels(pod("x", "", ""), &[("app", "api")]);
+        assert!(Constraints::of(&PodCtx::new(Arc::new(other)), &s)
+            .soft
+            .is_empty());
+        s.remove_service("default", "web");
+        assert!(Constraints::of(&PodCtx::new(Arc::new(web("bare"))), &s)
+            .soft
+            .is_empty());
+    }
+
+    #[test]
+    fn service_pods_spread_across_zones() {
+        // Zone a holds two pods of the Service, zone b none: a third goes to b, also when
+        // the counts come from the snapshot's domain counts.
+        let mut s = snapshot(
+            vec![zoned("a1", "a"), zoned("a2", "a"), zoned("b1", "b")],
+            vec![on(web("w0"), "a1"), on(web("w1"), "a2")],
+        );
+        s.upsert_service(
+            "default",
+            "web",
+            BTreeMap::from([("app".into(), "web".into())]),
+        );
+        let ctx = PodCtx::new(Arc::new(web("w2")));
+        let cons = Constraints::of(&ctx, &s);
+        register(&ctx, &cons, &mut s);
+        assert!(s.topology_counts("default", "app", "web", ZONE).is_some());
+        let feasible: Vec<usize> = ["a1", "a2", "b1"]
+            .iter()
+            .map(|n| s.nodes().iter().position(|x| x.name == *n).unwrap())
+            .collect();
+        let st = PreScoreState::compute(&ctx, &cons, &s, &feasible).unwrap();
+        let mut sc: Vec<i64> = feasible
+            .iter()
+            .enumerate()
+            .map(|(j, &ix)| st.score(&s, j, &s.nodes()[ix]))
+            .collect();
+        st.normalize(&mut sc);
+        assert!(sc[2] > sc[0] && sc[2] > sc[1], "{sc:?}");
     }
 }

@@ -16,6 +16,7 @@ mod endpoints;
 mod job;
 mod nodelifecycle;
 mod replicaset;
+mod scheduling;
 mod serviceaccount;
 mod simulated;
 mod statefulset;
