@@ -26,12 +26,27 @@ pub enum PathElement {
 impl PathElement {
     /// The `FieldsV1` key of this element.
     pub fn encode(&self) -> String {
-        match self {
-            PathElement::Field(f) => format!("f:{f}"),
-            PathElement::Key(k) => format!("k:{k}"),
-            PathElement::Value(v) => format!("v:{v}"),
-            PathElement::Index(i) => format!("i:{i}"),
-        }
+        let mut s = String::new();
+        self.encode_into(&mut s);
+        s
+    }
+
+    /// Appends the `FieldsV1` key of this element to `out`.
+    pub(crate) fn encode_into(&self, out: &mut String) {
+        let (prefix, rest) = match self {
+            PathElement::Field(f) => ("f:", f.as_str()),
+            PathElement::Key(k) => ("k:", k.as_str()),
+            PathElement::Value(v) => ("v:", v.as_str()),
+            PathElement::Index(i) => {
+                use std::fmt::Write;
+                out.push_str("i:");
+                write!(out, "{i}").expect("writing to a String");
+                return;
+            }
+        };
+        out.reserve(prefix.len() + rest.len());
+        out.push_str(prefix);
+        out.push_str(rest);
     }
 
     /// Parses a `FieldsV1` key (not `.`).
@@ -65,9 +80,16 @@ pub fn key_element(key: &str, item: &Value) -> Option<PathElement> {
     if !matches!(v, Value::String(_) | Value::Number(_) | Value::Bool(_)) {
         return None;
     }
-    let mut m = Map::with_capacity(1);
-    m.insert(key.to_string(), v.clone());
-    Some(PathElement::Key(Value::Object(m).to_string()))
+    // `{"<key>":<value>}`, as serde_json prints a map of one entry.
+    let mut out = Vec::with_capacity(key.len() + 16);
+    out.push(b'{');
+    serde_json::to_writer(&mut out, key).expect("a string serialises");
+    out.push(b':');
+    serde_json::to_writer(&mut out, v).expect("a scalar serialises");
+    out.push(b'}');
+    Some(PathElement::Key(
+        String::from_utf8(out).expect("serde_json writes UTF-8"),
+    ))
 }
 
 /// The element of an item of a set of primitives.
@@ -116,6 +138,26 @@ impl FieldSet {
 
     pub fn is_empty(&self) -> bool {
         !self.member && self.children.is_empty()
+    }
+
+    /// Whether the path to this node is itself a member.
+    pub(crate) fn is_member(&self) -> bool {
+        self.member
+    }
+
+    /// The node of child `pe`.
+    pub(crate) fn child(&self, pe: &PathElement) -> Option<&FieldSet> {
+        self.children.get(pe)
+    }
+
+    /// How many members the set has.
+    pub(crate) fn len(&self) -> usize {
+        usize::from(self.member) + self.children.values().map(FieldSet::len).sum::<usize>()
+    }
+
+    /// The nodes below this one, in the set's order.
+    pub(crate) fn children(&self) -> impl Iterator<Item = (&PathElement, &FieldSet)> {
+        self.children.iter()
     }
 
     /// Adds `path`.

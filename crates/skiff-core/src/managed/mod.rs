@@ -16,6 +16,7 @@
 //! update adds below the top level are members (`"."`), as upstream's `map[string]string`s are.
 
 pub mod fieldset;
+mod stored;
 mod walk;
 
 use serde_json::{json, Map, Value};
@@ -299,6 +300,20 @@ pub fn record_update(
     manager: Option<&Manager>,
     now: &str,
 ) -> Result<(), ManagedError> {
+    record(res, old, new, scope, manager, now, true)
+}
+
+/// [`record_update`], on the stored entries when `in_place` allows (the decoding path alone is
+/// what the equivalence tests compare against).
+fn record(
+    res: &Resource,
+    old: &Value,
+    new: &mut Value,
+    scope: Scope,
+    manager: Option<&Manager>,
+    now: &str,
+    in_place: bool,
+) -> Result<(), ManagedError> {
     let req = requested(new);
     match req {
         Requested::Clear => {
@@ -323,19 +338,34 @@ pub fn record_update(
     if changed.is_empty() && removed.is_empty() {
         return Ok(());
     }
+    if in_place && update_stored(new, &changed, &removed, m, now) {
+        return Ok(());
+    }
+    update_decoded(new, req, &changed, &removed, m, now)
+}
+
+/// [`record_update`]'s bookkeeping over decoded entries, re-encoding every one of them.
+fn update_decoded(
+    new: &mut Value,
+    req: Requested,
+    changed: &FieldSet,
+    removed: &FieldSet,
+    m: &Manager,
+    now: &str,
+) -> Result<(), ManagedError> {
     let mut base = match req {
         Requested::Replace => entries(new)?,
         // Entries that do not decode are dropped, as upstream resets broken managedFields.
         _ => entries(new).unwrap_or_default(),
     };
     for e in &mut base {
-        e.fields.remove_subtrees(&removed);
-        e.fields.remove_members(&changed);
+        e.fields.remove_subtrees(removed);
+        e.fields.remove_members(changed);
     }
     if !changed.is_empty() {
         match base.iter_mut().find(|e| e.is(m, Operation::Update)) {
             Some(e) => {
-                e.fields.union_with(&changed);
+                e.fields.union_with(changed);
                 e.time = Some(now.to_string());
             }
             None => base.push(Entry {
@@ -344,13 +374,113 @@ pub fn record_update(
                 api_version: m.api_version.to_string(),
                 time: Some(now.to_string()),
                 subresource: m.subresource.to_string(),
-                fields: changed,
+                fields: changed.clone(),
             }),
         }
     }
     base.retain(|e| !e.fields.is_empty());
     set_entries(new, &base);
     Ok(())
+}
+
+/// [`record_update`]'s bookkeeping done on the stored entries, with the same result as
+/// [`update_decoded`]: when every entry is canonical (see [`stored`]), an entry the write does
+/// not touch stays as it is, the manager's own entry that already owns every changed field (and
+/// nothing else below the removed ones) only gets the new `time`, and only the entries that lose fields (and the manager's, when it gains
+/// some) are decoded and re-encoded. Returns `false`, having changed nothing, when some entry is
+/// not canonical (so that the decoding path reports or resets it).
+fn update_stored(
+    new: &mut Value,
+    changed: &FieldSet,
+    removed: &FieldSet,
+    m: &Manager,
+    now: &str,
+) -> bool {
+    let Some(meta) = new.get_mut("metadata").and_then(Value::as_object_mut) else {
+        return false;
+    };
+    let list = match meta.get_mut("managedFields") {
+        Some(Value::Array(list)) => list,
+        None | Some(Value::Null) => {
+            if changed.is_empty() {
+                meta.shift_remove("managedFields");
+            } else {
+                let entry = new_entry(changed, m, now);
+                meta.insert("managedFields".into(), Value::Array(vec![entry]));
+            }
+            return true;
+        }
+        Some(_) => return false,
+    };
+    if !list.iter().all(stored::entry_is_canonical) {
+        return false;
+    }
+    let own = if changed.is_empty() {
+        None
+    } else {
+        list.iter().position(|e| stored::is_update_by(e, m))
+    };
+    // First decide and decode, then write, so that nothing is half-changed on the way out.
+    let mut rewrite: Vec<(usize, Entry)> = Vec::new();
+    let mut retime = None;
+    for (i, e) in list.iter().enumerate() {
+        let fields = stored::fields_v1(e);
+        if Some(i) == own {
+            if e.get("time").is_some()
+                && stored::contains_all(fields, changed)
+                && stored::removed_are_changed(fields, removed, changed)
+            {
+                retime = Some(i);
+                continue;
+            }
+        } else if !stored::touches(fields, changed, removed) {
+            continue;
+        }
+        let Ok(mut entry) = Entry::from_value(e) else {
+            return false;
+        };
+        entry.fields.remove_subtrees(removed);
+        entry.fields.remove_members(changed);
+        if Some(i) == own {
+            entry.fields.union_with(changed);
+            entry.time = Some(now.to_string());
+        }
+        rewrite.push((i, entry));
+    }
+    if let Some(i) = retime {
+        list[i]["time"] = Value::String(now.to_string());
+    }
+    let mut emptied = false;
+    for (i, entry) in rewrite {
+        if entry.fields.is_empty() {
+            list[i] = Value::Null;
+            emptied = true;
+        } else {
+            list[i] = entry.to_value();
+        }
+    }
+    if emptied {
+        list.retain(|e| !e.is_null());
+    }
+    if own.is_none() && !changed.is_empty() {
+        list.push(new_entry(changed, m, now));
+    }
+    if list.is_empty() {
+        meta.shift_remove("managedFields");
+    }
+    true
+}
+
+/// The entry of an `Update` by `m` that owns exactly `fields`.
+fn new_entry(fields: &FieldSet, m: &Manager, now: &str) -> Value {
+    entry_value(
+        m.name,
+        Operation::Update,
+        m.api_version,
+        Some(now),
+        m.subresource,
+        fields.to_fields_v1(),
+    )
 }
 
 /// Server-side apply of configuration `config` by `manager` to `live` (`None` when the object

@@ -215,10 +215,16 @@ fn diff_map(
         if nv.is_null() || filter.skips(k) {
             continue;
         }
-        let (meta, s) = schema.field(k);
+        let ov = present(old, k);
         let (cf, member) = filter.child(k);
+        // Equal values differ nowhere: skip them without building their nodes (but not
+        // `metadata`, whose managedFields no walk looks at and which rarely are all equal).
+        if cf != Filter::Meta && quick() && ov.is_some_and(|ov| same(ov, nv)) {
+            continue;
+        }
+        let (meta, s) = schema.field(k);
         let pe = PathElement::Field(k.clone());
-        match present(old, k) {
+        match ov {
             None => value_fields(changed.child(pe.clone()), nv, meta, s, cf, true, member),
             Some(ov) => diff_value(
                 changed.child(pe.clone()),
@@ -259,6 +265,12 @@ fn diff_value(
             diff_map(changed, removed, om, nm, schema, filter)
         }
         (Value::Array(oi), Value::Array(ni)) if !oi.is_empty() && !ni.is_empty() => {
+            if let Some(k) = meta.merge_key().filter(|_| quick()) {
+                if let (Some(ok), Some(nk)) = (item_keys(k, oi), item_keys(k, ni)) {
+                    diff_keyed(changed, removed, k, (oi, &ok), (ni, &nk), schema);
+                    return;
+                }
+            }
             match (list_kind(meta, oi), list_kind(meta, ni)) {
                 (ListKind::Keyed(oe), ListKind::Keyed(ne)) => {
                     let olds: HashMap<&PathElement, &Value> = oe.iter().zip(oi).collect();
@@ -268,6 +280,9 @@ fn diff_value(
                                 let (Value::Object(a), Value::Object(b)) = (oitem, item) else {
                                     continue;
                                 };
+                                if quick() && same_map(a, b) {
+                                    continue;
+                                }
                                 diff_map(
                                     changed.child(pe.clone()),
                                     removed.child(pe.clone()),
@@ -314,6 +329,138 @@ fn diff_value(
         _ if ov != nv => replaced(changed, removed),
         _ => {}
     }
+}
+
+/// Whether the walks take their shortcuts (the tests compare them with the plain walks).
+#[cfg(not(test))]
+fn quick() -> bool {
+    true
+}
+
+#[cfg(test)]
+thread_local! {
+    pub(crate) static PLAIN: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+#[cfg(test)]
+fn quick() -> bool {
+    !PLAIN.with(std::cell::Cell::get)
+}
+
+/// The merge-key values of the items of a short keyed list, when every item has a scalar one
+/// and no two are the same; `None` sends the list to [`list_kind`] (long lists, and lists it
+/// treats as atomic).
+fn item_keys<'a>(key: &str, items: &'a [Value]) -> Option<Vec<&'a Value>> {
+    if items.len() > 32 {
+        return None;
+    }
+    let mut keys: Vec<&Value> = Vec::with_capacity(items.len());
+    for item in items {
+        let k = item
+            .get(key)
+            .filter(|v| matches!(v, Value::String(_) | Value::Number(_) | Value::Bool(_)))?;
+        if keys.iter().any(|seen| same_key(seen, k)) {
+            return None;
+        }
+        keys.push(k);
+    }
+    Some(keys)
+}
+
+/// Whether two merge-key values make the same path element (the same JSON text).
+fn same_key(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) if x.is_f64() || y.is_f64() => {
+            x.to_string() == y.to_string()
+        }
+        _ => a == b,
+    }
+}
+
+/// [`diff_value`] of two keyed lists whose items' keys are `ok` and `nk`: items are paired by
+/// key (usually at the same position), and path elements are made only for items that differ.
+fn diff_keyed(
+    changed: &mut FieldSet,
+    removed: &mut FieldSet,
+    key: &str,
+    (oi, ok): (&[Value], &[&Value]),
+    (ni, nk): (&[Value], &[&Value]),
+    schema: Schema,
+) {
+    for (j, (item, k)) in ni.iter().zip(nk).enumerate() {
+        let at = if ok.get(j).is_some_and(|o| same_key(o, k)) {
+            Some(j)
+        } else {
+            ok.iter().position(|o| same_key(o, k))
+        };
+        let pe = match at.map(|i| &oi[i]) {
+            Some(Value::Object(a)) => {
+                let Value::Object(b) = item else { continue };
+                if same_map(a, b) {
+                    continue;
+                }
+                let pe = key_element(key, item).expect("a scalar key");
+                diff_map(
+                    changed.child(pe.clone()),
+                    removed.child(pe.clone()),
+                    a,
+                    b,
+                    schema,
+                    Filter::None,
+                );
+                removed.close(&pe);
+                pe
+            }
+            Some(_) => continue,
+            None => {
+                let pe = key_element(key, item).expect("a scalar key");
+                value_fields(
+                    changed.child(pe.clone()),
+                    item,
+                    FieldMeta::DEFAULT,
+                    schema,
+                    Filter::None,
+                    true,
+                    true,
+                );
+                pe
+            }
+        };
+        changed.close(&pe);
+    }
+    for (item, k) in oi.iter().zip(ok) {
+        if !nk.iter().any(|n| same_key(n, k)) {
+            removed.insert(&[key_element(key, item).expect("a scalar key")]);
+        }
+    }
+}
+
+/// `a == b`, quicker for the usual case of maps whose keys are in the same order (an object
+/// and its changed copy), where it compares entry by entry instead of looking each key up.
+fn same(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Object(a), Value::Object(b)) => same_map(a, b),
+        (Value::Array(a), Value::Array(b)) => {
+            a.len() == b.len() && a.iter().zip(b).all(|(a, b)| same(a, b))
+        }
+        _ => a == b,
+    }
+}
+
+fn same_map(a: &Map<String, Value>, b: &Map<String, Value>) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    for ((ak, av), (bk, bv)) in a.iter().zip(b) {
+        if ak != bk {
+            // Another order: compare by key.
+            return a == b;
+        }
+        if !same(av, bv) {
+            return false;
+        }
+    }
+    true
 }
 
 /// A value replaced whole: what was below it is gone, the value itself is set.
