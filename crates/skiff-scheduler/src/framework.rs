@@ -288,7 +288,8 @@ impl Scheduler {
             evaluated += 1;
             match run_filters_with_nominated(ctx, &state, snap, node) {
                 Ok(()) => feasible.push(ix),
-                Err(f) => statuses.push((node.name.clone(), f)),
+                // Named only if the pod fits nowhere.
+                Err(f) => statuses.push((ix, f)),
             }
         }
         self.next_start = if slots == 0 {
@@ -297,6 +298,10 @@ impl Scheduler {
             (start + processed) % slots
         };
         if feasible.is_empty() {
+            let statuses = statuses
+                .into_iter()
+                .map(|(ix, f)| (nodes[ix].name.clone(), f))
+                .collect();
             return Err(Box::new(Failed {
                 fit: FitError {
                     num_all_nodes: all,

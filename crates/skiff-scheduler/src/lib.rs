@@ -4,6 +4,7 @@
 //! incrementally, filter and score [`plugins`] as pure functions, one scheduling attempt in
 //! [`framework`], the scheduling [`queue`] (time passed in), and [`preemption`] decisions.
 
+pub mod fasthash;
 pub mod framework;
 pub mod metrics;
 pub mod plugins;

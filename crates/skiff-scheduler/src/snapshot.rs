@@ -9,7 +9,9 @@
 //! ([`Snapshot::register_topology`]), and existing pods' required anti-affinity terms grouped
 //! when identical, each group counted by domain ([`Snapshot::anti_groups`]).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use crate::fasthash::Map;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Node, Pod, PodAffinityTerm};
@@ -135,7 +137,7 @@ impl AffinityTerm {
     pub fn matches(
         &self,
         pod: &PodInfo,
-        ns_labels: &HashMap<String, BTreeMap<String, String>>,
+        ns_labels: &Map<String, BTreeMap<String, String>>,
     ) -> bool {
         let ns_ok = self.namespaces.contains(&pod.namespace)
             || self
@@ -411,34 +413,34 @@ impl NodeInfo {
 #[derive(Debug, Default, Clone)]
 pub struct Snapshot {
     nodes: Vec<NodeInfo>,
-    index: HashMap<String, usize>,
+    index: Map<String, usize>,
     /// pod key → (node name, uid) of every placed pod.
-    placed: HashMap<PodKey, (String, String)>,
+    placed: Map<PodKey, (String, String)>,
     /// Namespace labels, for affinity terms with a namespaceSelector.
-    pub namespace_labels: HashMap<String, BTreeMap<String, String>>,
+    pub namespace_labels: Map<String, BTreeMap<String, String>>,
     real_nodes: usize,
     /// Pods nominated to nodes by preemption, waiting for their victims to go.
-    nominated: HashMap<String, Vec<Arc<PodInfo>>>,
-    nominated_node: HashMap<PodKey, String>,
+    nominated: Map<String, Vec<Arc<PodInfo>>>,
+    nominated_node: Map<PodKey, String>,
     /// Placed pods by label: namespace → key → value → pods per node and per registered
     /// topology domain (controllers under [`CONTROLLER_KEY`]), so selectors find the few
     /// nodes or domains with matching pods.
-    pod_labels: HashMap<String, LabelIndex>,
+    pod_labels: Map<String, LabelIndex>,
     /// Real nodes by label: key → value → how many nodes (topology domains).
-    node_labels: HashMap<String, HashMap<String, u32>>,
+    node_labels: Map<String, Map<String, u32>>,
     /// Existing pods' required anti-affinity terms, identical ones grouped (free slots
     /// `None`).
     anti_groups: Vec<Option<AntiGroup>>,
-    anti_index: HashMap<AffinityTerm, usize>,
+    anti_index: Map<AffinityTerm, usize>,
     anti_free: Vec<usize>,
     /// Nodes holding pods with scoring affinity terms, and how many.
-    scoring_affinity_nodes: HashMap<String, u32>,
+    scoring_affinity_nodes: Map<String, u32>,
     /// Services' selectors: namespace → name → selector (for default spreading).
-    services: HashMap<String, HashMap<String, BTreeMap<String, String>>>,
+    services: Map<String, Map<String, BTreeMap<String, String>>>,
 }
 
 /// key → value → the pods so labelled.
-type LabelIndex = HashMap<String, HashMap<String, LabelEntry>>;
+type LabelIndex = Map<String, Map<String, LabelEntry>>;
 
 /// How many placed pods of one topology domain match; terminating pods are counted apart
 /// (topology spreading leaves them out, inter-pod affinity counts them).
@@ -456,13 +458,13 @@ impl PairCount {
 }
 
 /// Topology value → matching pods (no zero entries).
-pub type PairCounts = HashMap<String, PairCount>;
+pub type PairCounts = Map<String, PairCount>;
 
 /// Placed pods of one namespace labelled `key=value`.
 #[derive(Debug, Clone, Default)]
 pub struct LabelEntry {
     /// Node name → pods.
-    nodes: HashMap<String, u32>,
+    nodes: Map<String, u32>,
     /// The same pods by domain, for each topology key registered for this label. Shared with
     /// the pre-filter state of the attempt under way (which is gone before the next change).
     topo: Vec<(String, Arc<PairCounts>)>,
@@ -507,7 +509,7 @@ fn bump_pair(m: &mut PairCounts, value: &str, delta: i64, terminating: bool) {
 /// The pseudo label under which pods are indexed by their controller's uid.
 pub const CONTROLLER_KEY: &str = "\u{0}controller";
 
-fn bump(m: &mut HashMap<String, u32>, k: &str, delta: i64) {
+fn bump(m: &mut Map<String, u32>, k: &str, delta: i64) {
     match m.get_mut(k) {
         Some(c) => {
             *c = (i64::from(*c) + delta).max(0) as u32;
@@ -696,7 +698,7 @@ impl Snapshot {
         if registered {
             return;
         }
-        let mut counts = PairCounts::new();
+        let mut counts = PairCounts::default();
         let entry = self
             .pod_labels
             .entry(namespace.to_string())
@@ -813,7 +815,7 @@ impl Snapshot {
         namespace: &str,
         key: &str,
         value: &str,
-    ) -> Option<&HashMap<String, u32>> {
+    ) -> Option<&Map<String, u32>> {
         self.pod_labels
             .get(namespace)
             .and_then(|m| m.get(key))
@@ -830,7 +832,7 @@ impl Snapshot {
     }
 
     /// The values of a node label key and how many nodes carry each (topology domains).
-    pub fn node_label_values(&self, key: &str) -> Option<&HashMap<String, u32>> {
+    pub fn node_label_values(&self, key: &str) -> Option<&Map<String, u32>> {
         self.node_labels.get(key)
     }
 

@@ -10,7 +10,9 @@
 //! `key=value` label for the incoming pod's own terms ([`register`]). Pods and clusters
 //! without affinity terms cost nothing.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
+
+use crate::fasthash::{Map, Set};
 
 use super::{Failure, FilterResult, PodCtx, TopoCounts, MAX_NODE_SCORE};
 use crate::snapshot::{AffinityTerm, NodeInfo, PodInfo, Snapshot};
@@ -23,7 +25,7 @@ pub const EXISTING_ANTI_AFFINITY_REASON: &str =
 /// Upstream's default `hardPodAffinityWeight`.
 const HARD_POD_AFFINITY_WEIGHT: i64 = 1;
 
-type NsLabels = HashMap<String, BTreeMap<String, String>>;
+type NsLabels = Map<String, BTreeMap<String, String>>;
 
 /// What the filter needs, computed once per pod.
 #[derive(Debug, Clone, Default)]
@@ -42,8 +44,8 @@ pub struct PreFilterState {
 fn candidate_nodes<'a>(
     snap: &'a Snapshot,
     terms: impl Iterator<Item = &'a AffinityTerm>,
-) -> Option<HashSet<&'a str>> {
-    let mut out = HashSet::new();
+) -> Option<Set<&'a str>> {
+    let mut out = Set::default();
     for t in terms {
         if t.namespace_selector.is_some() {
             return None;
@@ -315,7 +317,7 @@ impl PreScoreState {
                     .map(|(_, t)| t),
             )
         } else {
-            Some(HashSet::new())
+            Some(Set::default())
         };
         // Without preferred terms of its own, only nodes with pods whose terms score count.
         let nodes: Box<dyn Iterator<Item = &NodeInfo>> = if has_own {

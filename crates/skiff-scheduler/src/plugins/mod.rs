@@ -8,8 +8,8 @@
 //! Scores are 0..=100 after each plugin's normalization, then weighted as upstream's default
 //! profile weighs them.
 
+use crate::fasthash::Map;
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Pod;
@@ -43,21 +43,65 @@ pub enum Code {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
     pub code: Code,
-    pub reasons: Vec<Cow<'static, str>>,
+    pub reasons: Reasons,
+}
+
+/// A failure's reasons: nearly always one, held without an allocation (a filter fails on
+/// most nodes it sees in a busy cluster, and the reasons are read only if no node fits).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reasons {
+    One(Cow<'static, str>),
+    Many(Vec<Cow<'static, str>>),
+}
+
+impl std::ops::Deref for Reasons {
+    type Target = [Cow<'static, str>];
+
+    fn deref(&self) -> &Self::Target {
+        match self {
+            Reasons::One(r) => std::slice::from_ref(r),
+            Reasons::Many(v) => v,
+        }
+    }
+}
+
+impl<'a> IntoIterator for &'a Reasons {
+    type Item = &'a Cow<'static, str>;
+    type IntoIter = std::slice::Iter<'a, Cow<'static, str>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl From<Vec<Cow<'static, str>>> for Reasons {
+    fn from(mut v: Vec<Cow<'static, str>>) -> Reasons {
+        if v.len() == 1 {
+            Reasons::One(v.pop().expect("one"))
+        } else {
+            Reasons::Many(v)
+        }
+    }
+}
+
+impl PartialEq<Vec<&str>> for Reasons {
+    fn eq(&self, other: &Vec<&str>) -> bool {
+        self.len() == other.len() && self.iter().zip(other).all(|(a, b)| a == b)
+    }
 }
 
 impl Failure {
     pub fn unschedulable(reason: impl Into<Cow<'static, str>>) -> Failure {
         Failure {
             code: Code::Unschedulable,
-            reasons: vec![reason.into()],
+            reasons: Reasons::One(reason.into()),
         }
     }
 
     pub fn unresolvable(reason: impl Into<Cow<'static, str>>) -> Failure {
         Failure {
             code: Code::UnschedulableAndUnresolvable,
-            reasons: vec![reason.into()],
+            reasons: Reasons::One(reason.into()),
         }
     }
 }
@@ -250,7 +294,7 @@ mod tests {
 #[derive(Debug, Clone, Default)]
 pub struct TopoCounts {
     base: Vec<(String, Arc<PairCounts>)>,
-    delta: HashMap<String, HashMap<String, i64>>,
+    delta: Map<String, Map<String, i64>>,
 }
 
 impl TopoCounts {

@@ -50,7 +50,7 @@ pub fn filter(pod: &PodCtx, node: &NodeInfo) -> FilterResult {
     } else {
         Err(Failure {
             code: Code::Unschedulable,
-            reasons,
+            reasons: reasons.into(),
         })
     }
 }

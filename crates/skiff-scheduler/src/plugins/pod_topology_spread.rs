@@ -11,7 +11,7 @@
 //! Services selecting one select all of them and add nothing), and a pod of no such
 //! controller counts the pods matching the merged selectors of the Services that select it.
 
-use std::collections::HashMap;
+use crate::fasthash::{Map, Set};
 
 use super::{node_affinity, Failure, FilterResult, PodCtx, TopoCounts, MAX_NODE_SCORE};
 use crate::selector::{Op, Requirement, Selector};
@@ -21,7 +21,7 @@ pub const REASON: &str = "node(s) didn't match pod topology spread constraints";
 pub const MISSING_LABEL_REASON: &str =
     "node(s) didn't match pod topology spread constraints (missing required label)";
 
-static EMPTY: std::sync::LazyLock<HashMap<String, u32>> = std::sync::LazyLock::new(HashMap::new);
+static EMPTY: std::sync::LazyLock<Map<String, u32>> = std::sync::LazyLock::new(Map::default);
 
 pub const HOSTNAME: &str = "kubernetes.io/hostname";
 pub const ZONE: &str = "topology.kubernetes.io/zone";
@@ -214,14 +214,16 @@ fn has_all_keys(cs: &[Constraint], node: &NodeInfo) -> bool {
 #[derive(Debug, Clone, Default)]
 pub struct PreFilterState {
     constraints: Vec<Constraint>,
-    counts: Vec<HashMap<String, i64>>,
+    counts: Vec<Map<String, i64>>,
     mins: Vec<i64>,
+    /// Per constraint: 1 when it selects the incoming pod itself.
+    self_match: Vec<i64>,
 }
 
 impl PreFilterState {
     pub fn compute(pod: &PodCtx, cons: &Constraints, snap: &Snapshot) -> PreFilterState {
         let cs = cons.hard.clone();
-        let mut counts: Vec<HashMap<String, i64>> = vec![HashMap::new(); cs.len()];
+        let mut counts: Vec<Map<String, i64>> = vec![Map::default(); cs.len()];
         let ns = &pod.info.namespace;
         let fast = (cs.len() == 1 && cs[0].unfiltered(pod))
             .then(|| cs[0].domain_counts(snap, ns))
@@ -290,10 +292,12 @@ impl PreFilterState {
                 }
             }
         }
+        let self_match = cs.iter().map(|c| i64::from(c.selects(&pod.info))).collect();
         let mut s = PreFilterState {
             constraints: cs,
             counts,
             mins: Vec::new(),
+            self_match,
         };
         s.recompute_mins();
         s
@@ -326,7 +330,7 @@ impl PreFilterState {
     }
 }
 
-pub fn filter(state: &PreFilterState, pod: &PodCtx, node: &NodeInfo) -> FilterResult {
+pub fn filter(state: &PreFilterState, _pod: &PodCtx, node: &NodeInfo) -> FilterResult {
     for (i, c) in state.constraints.iter().enumerate() {
         let Some(v) = node.label(&c.topology_key) else {
             return Err(Failure::unresolvable(MISSING_LABEL_REASON));
@@ -336,7 +340,7 @@ pub fn filter(state: &PreFilterState, pod: &PodCtx, node: &NodeInfo) -> FilterRe
         } else {
             state.mins[i]
         };
-        let self_match = i64::from(c.selects(&pod.info));
+        let self_match = state.self_match[i];
         let matched = state.counts[i].get(v).copied().unwrap_or(0);
         if matched + self_match - min > c.max_skew {
             return Err(Failure::unschedulable(REASON));
@@ -355,7 +359,7 @@ pub struct PreScoreState<'a> {
     namespace: String,
     /// Per constraint whose selector is exactly one label (or a controller): matching pods
     /// per node, straight from the snapshot's index.
-    direct: Vec<Option<&'a HashMap<String, u32>>>,
+    direct: Vec<Option<&'a Map<String, u32>>>,
     /// Per constraint whose domains the snapshot counts (and no node is left out): those
     /// counts, used instead of `pairs`.
     domains: Vec<Option<&'a PairCounts>>,
@@ -378,7 +382,7 @@ impl<'a> PreScoreState<'a> {
         let mut ignored = vec![false; feasible.len()];
         let mut sizes = vec![0usize; cs.len()];
         let mut pairs = TopoCounts::default();
-        let mut seen: HashMap<(usize, &str), ()> = HashMap::new();
+        let mut seen: Map<(usize, &str), ()> = Map::default();
         for (j, &ix) in feasible.iter().enumerate() {
             let node = &nodes[ix];
             if require_all && !has_all_keys(&cs, node) {
@@ -439,7 +443,7 @@ impl<'a> PreScoreState<'a> {
             }
         };
         // Candidate nodes from the pod label index when every constraint has a hint.
-        let hinted: Option<Vec<&HashMap<String, u32>>> = cs
+        let hinted: Option<Vec<&Map<String, u32>>> = cs
             .iter()
             .zip(&domains)
             .filter(|(c, d)| c.topology_key != HOSTNAME && d.is_none())
@@ -453,7 +457,7 @@ impl<'a> PreScoreState<'a> {
             .collect();
         match hinted {
             Some(maps) => {
-                let mut seen_nodes = std::collections::HashSet::new();
+                let mut seen_nodes = Set::default();
                 for m in maps {
                     for name in m.keys() {
                         if seen_nodes.insert(name.as_str()) {
