@@ -523,6 +523,21 @@ mod tests {
         }
     }
 
+    proptest! {
+        /// The create's entry, built straight into JSON, is byte for byte the entry an update
+        /// from nothing records through a field set.
+        #[test]
+        fn created_matches_the_set(obj in arb_pod(), status: bool) {
+            let res = pods();
+            let scope = if status { Scope::Status } else { Scope::Main };
+            let m = Manager { name: "m", api_version: "v1", subresource: "" };
+            let direct = created(res, &obj, scope, &m, "t");
+            let mut via = obj.clone();
+            record(res, &Value::Null, &mut via, scope, Some(&m), "t", false).unwrap();
+            prop_assert_eq!(direct.to_string(), via["metadata"]["managedFields"].to_string());
+        }
+    }
+
     fn kubelet() -> Manager<'static> {
         Manager {
             name: "kubelet",

@@ -589,14 +589,22 @@ pub(crate) fn remove_at(obj: &mut Value, path: &[PathElement]) {
 /// The `FieldsV1` of an object a write adds whole (a create): [`object_fields`] with `added`,
 /// built straight into JSON, one key string per node, for the create path.
 pub(crate) fn object_fields_v1(res: &Resource, obj: &Value, scope: Scope) -> Map<String, Value> {
-    let mut out = Map::new();
-    if let Value::Object(m) = obj {
-        v1_fields(&mut out, m, Schema::of(res), Filter::Top(scope));
-    }
-    out
+    let Value::Object(m) = obj else {
+        return Map::new();
+    };
+    let mut entries = Vec::with_capacity(m.len());
+    v1_fields(&mut entries, m, Schema::of(res), Filter::Top(scope));
+    v1_map(false, entries)
 }
 
-fn v1_fields(out: &mut Map<String, Value>, m: &Map<String, Value>, schema: Schema, filter: Filter) {
+/// A node's entries: `f:<field>` and its node for each field of `m` a walk records, in `m`'s
+/// order.
+fn v1_fields(
+    out: &mut Vec<(String, Value)>,
+    m: &Map<String, Value>,
+    schema: Schema,
+    filter: Filter,
+) {
     for (k, v) in m {
         if v.is_null() || filter.skips(k) {
             continue;
@@ -607,23 +615,25 @@ fn v1_fields(out: &mut Map<String, Value>, m: &Map<String, Value>, schema: Schem
             let mut key = String::with_capacity(k.len() + 2);
             key.push_str("f:");
             key.push_str(k);
-            out.insert(key, Value::Object(node));
+            out.push((key, Value::Object(node)));
         }
     }
-    sort(out);
 }
 
-/// Sorts a node's keys as upstream writes them (`.` first, then by name), if they are not.
-fn sort(m: &mut Map<String, Value>) {
-    let mut prev: Option<&str> = None;
-    let sorted = m.keys().all(|k| {
-        let ok = prev.is_none_or(|p| p <= k.as_str());
-        prev = Some(k);
-        ok
-    });
-    if !sorted {
-        m.sort_keys();
+/// A node of `entries` (not empty), `.` first when it is a `member`, then the entries sorted as
+/// upstream writes them: each key hashed once into a map of the right size.
+fn v1_map(member: bool, mut entries: Vec<(String, Value)>) -> Map<String, Value> {
+    if !entries.is_sorted_by(|a, b| a.0 <= b.0) {
+        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     }
+    let mut out = Map::with_capacity(entries.len() + usize::from(member));
+    if member {
+        out.insert(".".into(), Value::Object(Map::new()));
+    }
+    for (k, v) in entries {
+        out.insert(k, v);
+    }
+    out
 }
 
 /// The node of value `v`: `None` when nothing in it is recorded, `{}` for a leaf.
@@ -634,43 +644,43 @@ fn v1_node(
     filter: Filter,
     member: bool,
 ) -> Option<Map<String, Value>> {
-    let mut out = Map::new();
     match v {
-        Value::Object(m) if m.is_empty() => return Some(out),
-        Value::Object(m) => {
-            if member {
-                out.insert(".".into(), Value::Object(Map::new()));
-            }
-            v1_fields(&mut out, m, schema, filter);
-            if out.len() == 1 && member {
-                out.clear();
-            } else if out.is_empty() {
-                return None;
+        Value::Object(m) if !m.is_empty() => {
+            let mut entries = Vec::with_capacity(m.len());
+            v1_fields(&mut entries, m, schema, filter);
+            match (entries.is_empty(), member) {
+                (false, _) => Some(v1_map(member, entries)),
+                (true, true) => Some(Map::new()),
+                (true, false) => None,
             }
         }
-        Value::Array(items) if items.is_empty() => return Some(out),
-        Value::Array(items) => {
+        Value::Array(items) if !items.is_empty() => {
             let Some(keys) = v1_item_keys(meta, items) else {
-                return Some(out);
+                return Some(Map::new());
             };
-            for (key, item) in keys.into_iter().zip(items) {
-                let mut node = Map::new();
-                if let Value::Object(im) = item {
-                    if !im.is_empty() {
-                        node.insert(".".into(), Value::Object(Map::new()));
-                        v1_fields(&mut node, im, schema, Filter::None);
-                        if node.len() == 1 {
-                            node.clear();
+            let entries = keys
+                .into_iter()
+                .zip(items)
+                .map(|(key, item)| {
+                    let node = match item {
+                        Value::Object(im) if !im.is_empty() => {
+                            let mut fields = Vec::with_capacity(im.len());
+                            v1_fields(&mut fields, im, schema, Filter::None);
+                            if fields.is_empty() {
+                                Map::new()
+                            } else {
+                                v1_map(true, fields)
+                            }
                         }
-                    }
-                }
-                out.insert(key, Value::Object(node));
-            }
-            sort(&mut out);
+                        _ => Map::new(),
+                    };
+                    (key, Value::Object(node))
+                })
+                .collect();
+            Some(v1_map(false, entries))
         }
-        _ => {}
+        _ => Some(Map::new()),
     }
-    Some(out)
 }
 
 /// The `FieldsV1` keys of the items of a keyed list or set, as [`list_kind`]; `None` for an
@@ -682,12 +692,13 @@ fn v1_item_keys(meta: FieldMeta, items: &[Value]) -> Option<Vec<String>> {
             .iter()
             .map(|i| {
                 let v = i.get(k).filter(|v| scalar(v))?;
-                let mut s = String::from("k:{");
-                s.push_str(&Value::String(k.to_string()).to_string());
-                s.push(':');
-                s.push_str(&v.to_string());
-                s.push('}');
-                Some(s)
+                let mut s = Vec::with_capacity(k.len() + 24);
+                s.extend_from_slice(b"k:{");
+                serde_json::to_writer(&mut s, k).expect("a string serialises");
+                s.push(b':');
+                serde_json::to_writer(&mut s, v).expect("a scalar serialises");
+                s.push(b'}');
+                Some(String::from_utf8(s).expect("serde_json writes UTF-8"))
             })
             .collect::<Option<_>>()?,
         Strategy::Merge { key: None } => items
