@@ -83,7 +83,18 @@ impl Graph {
     fn upsert(&mut self, kv: &KeyValue) {
         // Most objects have no owners, finalizers or deletion pending, and own nothing yet:
         // a byte scan says so without parsing (the uid is still indexed, for the owners).
-        if !self.by_key.contains_key(&kv.key) && !mentions_graph_fields(&kv.value) {
+        let plain = !mentions_graph_fields(&kv.value);
+        if plain {
+            // A known object that had and still has no owners, finalizers or deletion: the
+            // update changes nothing the graph keeps (a key's uid changes only through a
+            // delete, which removes the node).
+            if let Some(n) = self.by_key.get(&kv.key) {
+                if n.owners.is_empty() && n.finalizers.is_empty() && !n.deleting {
+                    return;
+                }
+            }
+        }
+        if plain && !self.by_key.contains_key(&kv.key) {
             if let Some(uid) = quick_uid(&kv.value) {
                 self.by_uid.insert(uid.clone(), kv.key.clone());
                 self.by_key.insert(

@@ -4,7 +4,7 @@
 //! registry store and the per-kind strategies' `PrepareForCreate`/`PrepareForUpdate`.
 
 use bytes::Bytes;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use skiff_core::managed::{self, Scope};
 use skiff_core::registry::{self, Resource};
 use skiff_core::{defaults, meta, validation, ApiError, FieldError};
@@ -150,6 +150,12 @@ pub fn to_external(res: &Resource, v: Value) -> Value {
     }
 }
 
+/// Whether `res` is served in another form than it is stored in ([`to_external`] and
+/// [`to_internal`] change the object).
+fn is_converted(res: &Resource) -> bool {
+    res.custom.is_some() || (res.group == "events.k8s.io" && res.plural == "events")
+}
+
 /// Converts an object in the form `res` serves to its stored form.
 pub fn to_internal(res: &Resource, v: Value) -> Value {
     if let Some(info) = res.custom {
@@ -164,6 +170,13 @@ pub fn to_internal(res: &Resource, v: Value) -> Value {
 
 /// Sets an object's `metadata.resourceVersion` (keeping canonical key order).
 pub fn set_revision(obj: &mut Value, rev: i64) {
+    // Stored objects carry a resourceVersion in its canonical place: replace it there.
+    if let Some(Value::String(rv)) = obj.pointer_mut("/metadata/resourceVersion") {
+        use std::fmt::Write as _;
+        rv.clear();
+        let _ = write!(rv, "{rev}");
+        return;
+    }
     if obj.is_object() {
         meta::metadata_mut(obj).insert("resourceVersion".into(), json!(rev.to_string()));
         meta::canonicalize(obj);
@@ -264,17 +277,20 @@ pub fn allow_create_on_update(res: &Resource) -> bool {
 }
 
 /// The spec-like part of an object: everything but metadata, status, kind and apiVersion.
-fn spec_part(v: &Value) -> Map<String, Value> {
-    v.as_object()
-        .map(|o| {
-            o.iter()
-                .filter(|(k, _)| {
-                    !matches!(k.as_str(), "metadata" | "status" | "kind" | "apiVersion")
-                })
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect()
-        })
-        .unwrap_or_default()
+/// Whether two objects differ outside metadata, status, kind and apiVersion (what counts as
+/// a spec change for `metadata.generation`), compared in place.
+fn spec_differs(a: &Value, b: &Value) -> bool {
+    fn rest(v: &Value) -> Vec<(&String, &Value)> {
+        let mut parts: Vec<(&String, &Value)> = v
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(k, _)| !matches!(k.as_str(), "metadata" | "status" | "kind" | "apiVersion"))
+            .collect();
+        parts.sort_unstable_by(|x, y| x.0.cmp(y.0));
+        parts
+    }
+    rest(a) != rest(b)
 }
 
 /// A pod's QoS class, as upstream's `GetPodQOS`.
@@ -709,8 +725,12 @@ impl ApiServer {
                 .read(sres, namespace, name)
                 .await
                 .map_err(|e| rename_not_found(e, res, name))?;
-            let old = to_external(res, old_internal.clone());
-            let desired = change(&old)?;
+            // Most kinds are served as stored: convert (a copy) only where forms differ.
+            let desired = if is_converted(res) {
+                change(&to_external(res, old_internal.clone()))?
+            } else {
+                change(&old_internal)?
+            };
             let desired = to_internal(res, check_kind(res, desired)?);
             if meta::name(&desired) != name {
                 return Err(ApiError::bad_request(format!(
@@ -1095,13 +1115,20 @@ fn prepare_update(
     let mut new = match mode {
         UpdateMode::Main | UpdateMode::Internal => desired,
         UpdateMode::Status => {
-            let mut n = old.clone();
-            let o = n.as_object_mut().expect("object");
-            match desired.get("status") {
-                Some(s) => o.insert("status".into(), s.clone()),
-                None => o.remove("status"),
-            };
-            n
+            // The old object with the desired status: copy all but the old status.
+            let mut desired = desired;
+            let status = desired.as_object_mut().and_then(|d| d.remove("status"));
+            let old = old.as_object().expect("object");
+            let mut n = serde_json::Map::with_capacity(old.len() + 1);
+            for (k, v) in old {
+                if k != "status" {
+                    n.insert(k.clone(), v.clone());
+                }
+            }
+            if let Some(s) = status {
+                n.insert("status".into(), s);
+            }
+            Value::Object(n)
         }
         UpdateMode::Finalize => {
             let mut n = old.clone();
@@ -1118,11 +1145,11 @@ fn prepare_update(
         }
     };
     {
+        let empty = serde_json::Map::new();
         let old_meta = old
             .get("metadata")
             .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default();
+            .unwrap_or(&empty);
         let m = meta::metadata_mut(&mut new);
         for k in [
             "name",
@@ -1173,12 +1200,15 @@ fn prepare_update(
     defaults::apply(sres, &mut new);
     // Custom objects without a status subresource count status changes too (upstream's
     // customResourceStrategy).
-    let changed = if sres.custom.is_some() && !sres.traits.status {
-        new.get("status") != old.get("status") || spec_part(&new) != spec_part(old)
-    } else {
-        spec_part(&new) != spec_part(old)
+    // Only kinds with a generation need to know (a status write never changes the spec).
+    let changed = || {
+        if sres.custom.is_some() && !sres.traits.status {
+            new.get("status") != old.get("status") || spec_differs(&new, old)
+        } else {
+            mode != UpdateMode::Status && spec_differs(&new, old)
+        }
     };
-    if sres.traits.generation && changed {
+    if sres.traits.generation && changed() {
         let g = old
             .pointer("/metadata/generation")
             .and_then(Value::as_i64)

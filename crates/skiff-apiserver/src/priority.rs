@@ -106,6 +106,11 @@ async fn global_default(api: &ApiServer) -> Result<Option<Class>, ApiError> {
         .map_err(internal)?;
     let mut best: Option<Class> = None;
     for kv in list.items {
+        // Stored objects are compact JSON: most classes are not the default, and a byte scan
+        // says so without parsing them.
+        if memchr::memmem::find(&kv.value, b"\"globalDefault\":true").is_none() {
+            continue;
+        }
         let v: Value = serde_json::from_slice(&kv.value).map_err(internal)?;
         if v.get("globalDefault").and_then(Value::as_bool) != Some(true) {
             continue;

@@ -321,3 +321,29 @@ fn pdb_and_ingress_rules() {
         vec!["spec.rules[0].http.paths[0].pathType: Required value: pathType must be specified"]
     );
 }
+
+/// A write that changes only the status is not validated as a whole again (what was stored
+/// was valid when written, and upstream's status strategies validate only the status
+/// update), while any other change still is.
+#[test]
+fn status_only_updates_skip_whole_object_validation() {
+    // A container without an image cannot be created; pretend one was stored anyway.
+    let stored = json!({"apiVersion": "v1", "kind": "Pod", "metadata": meta("p"),
+        "spec": {"containers": [{"name": "c"}]}});
+    let mut status_only = stored.clone();
+    status_only["status"] = json!({"phase": "Running"});
+    status_only["metadata"]["managedFields"] = json!([]);
+    assert_eq!(
+        update("", "pods", status_only, stored.clone()),
+        Vec::<String>::new()
+    );
+
+    let mut labelled = stored.clone();
+    labelled["metadata"]["labels"] = json!({"a": "b"});
+    assert!(
+        update("", "pods", labelled, stored.clone())
+            .iter()
+            .any(|e| e.contains("spec.containers[0].image: Required value")),
+        "a metadata change validates the whole pod"
+    );
+}

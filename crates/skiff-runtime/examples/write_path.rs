@@ -89,14 +89,16 @@ async fn main() {
 
     let t = Meter::start();
     let bodies = Arc::new(bodies);
+    let uids = Arc::new(parking_lot::Mutex::new(vec![String::new(); pods]));
     concurrently(pods, |i| {
-        let (api, bodies) = (api.clone(), bodies.clone());
+        let (api, bodies, uids) = (api.clone(), bodies.clone(), uids.clone());
         async move {
             let obj: serde_json::Value = serde_json::from_slice(&bodies[i]).expect("pod");
             let created = api
                 .create_object_as(pod_res, Some("default"), obj, false, Some("kubectl"))
                 .await
                 .expect("create");
+            uids.lock()[i] = skiff_core::meta::uid(&created).to_string();
             std::hint::black_box(serde_json::to_vec(&created).expect("encode"));
         }
     })
@@ -151,17 +153,16 @@ async fn main() {
     }
     if want("status") {
         let t = Meter::start();
-        let status = running(&now);
+        let status = Arc::new(serde_json::to_value(running(&now)).expect("status"));
+        let uids = Arc::new(uids.lock().clone());
         concurrently(pods, |i| {
-            let (client, status) = (client.clone(), status.clone());
+            let (client, status, uids) = (client.clone(), status.clone(), uids.clone());
             async move {
-                client
-                    .modify_status::<Pod>(Some("default"), &format!("p-{i}"), |p| {
-                        p.status = Some(status.clone());
-                        true
-                    })
+                let written = client
+                    .replace_status::<Pod>(Some("default"), &format!("p-{i}"), &uids[i], &status)
                     .await
                     .expect("status");
+                assert!(written);
             }
         })
         .await;

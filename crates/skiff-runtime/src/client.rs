@@ -25,6 +25,11 @@ fn to_value<K: Object>(obj: &K) -> Result<Value, ApiError> {
     serde_json::to_value(obj).map_err(|e| ApiError::internal(format!("encoding {}: {e}", K::KIND)))
 }
 
+/// Decodes a typed object straight from a borrowed `Value`, without copying it first.
+fn from_ref<K: Object>(v: &Value) -> Result<K, ApiError> {
+    K::deserialize(v).map_err(|e| ApiError::internal(format!("decoding {}: {e}", K::KIND)))
+}
+
 fn from_value<K: Object>(v: Value) -> Result<K, ApiError> {
     serde_json::from_value(v).map_err(|e| ApiError::internal(format!("decoding {}: {e}", K::KIND)))
 }
@@ -156,7 +161,7 @@ impl Client {
                 false,
                 Some(self.manager),
                 |cur| {
-                    let mut obj: K = from_value(cur.clone())?;
+                    let mut obj: K = from_ref(cur)?;
                     if !change(&mut obj) {
                         return Ok(cur.clone());
                     }
@@ -216,6 +221,67 @@ impl Client {
         from_value(v)
     }
 
+    /// Replaces the status of `name` if it is still the object `uid`, as the kubelet's status
+    /// patches do (they carry `metadata.uid` as a precondition). Unlike
+    /// [`Self::modify_status`], the object is not decoded into a typed copy and back, and
+    /// nothing is returned: the cheap path for writers that already know the status they
+    /// want. `Ok(false)` when the object is gone or is another object of the same name.
+    pub async fn replace_status<K: Object>(
+        &self,
+        ns: Option<&str>,
+        name: &str,
+        uid: &str,
+        status: &Value,
+    ) -> Result<bool, ApiError> {
+        let res = resource_of::<K>();
+        let mut replaced = false;
+        let written = self
+            .api
+            .guaranteed_update_as(
+                res,
+                scope::<K>(ns),
+                name,
+                UpdateMode::Status,
+                false,
+                Some(self.manager),
+                |cur| {
+                    if skiff_core::meta::uid(cur) != uid {
+                        replaced = true;
+                        return Err(ApiError::conflict(
+                            res,
+                            name,
+                            &format!(
+                                "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                                skiff_core::meta::uid(cur)
+                            ),
+                        ));
+                    }
+                    // Only the status of what is returned counts on the status subresource.
+                    let mut meta = serde_json::Map::new();
+                    meta.insert("name".into(), Value::String(name.to_string()));
+                    if let Some(ns) = scope::<K>(ns) {
+                        meta.insert("namespace".into(), Value::String(ns.to_string()));
+                    }
+                    let mut obj = serde_json::Map::new();
+                    for k in ["apiVersion", "kind"] {
+                        if let Some(v) = cur.get(k) {
+                            obj.insert(k.into(), v.clone());
+                        }
+                    }
+                    obj.insert("metadata".into(), Value::Object(meta));
+                    obj.insert("status".into(), status.clone());
+                    Ok(Value::Object(obj))
+                },
+            )
+            .await;
+        match written {
+            Ok(_) => Ok(true),
+            Err(_) if replaced => Ok(false),
+            Err(e) if e.code == 404 => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Deletes an object. `Ok(Some(obj))` when it is still there (finalizers or a grace
     /// period), `Ok(None)` when it is gone.
     pub async fn delete<K: Object>(
@@ -261,5 +327,80 @@ impl Client {
         self.api
             .evict(res, ns, pod, &serde_json::json!({}), false)
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::Pod;
+    use skiff_apiserver::ApiOptions;
+    use skiff_store::sqlite::{SqliteOptions, SqliteStore};
+
+    async fn api() -> (tempfile::TempDir, Arc<ApiServer>) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("db"), SqliteOptions::default()).unwrap();
+        let api = ApiServer::new(store, ApiOptions::default());
+        api.bootstrap().await.unwrap();
+        (dir, api)
+    }
+
+    fn pod(name: &str) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "default", "labels": {"app": "a"}},
+            "spec": {"containers": [{"name": "c", "image": "busybox"}]}
+        }))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn replace_status_writes_only_the_status_of_the_same_object() {
+        let (_dir, api) = api().await;
+        let client = Client::new(api, "kubelet");
+        let created = client.create(&pod("p")).await.unwrap();
+        let uid = created.metadata.uid.clone().unwrap();
+        let status = serde_json::json!({"phase": "Running", "podIP": "10.42.0.9"});
+
+        // Another uid (a pod deleted and made again under the name): nothing is written.
+        assert!(!client
+            .replace_status::<Pod>(Some("default"), "p", "other-uid", &status)
+            .await
+            .unwrap());
+        let same = client.get::<Pod>(Some("default"), "p").await.unwrap();
+        assert_eq!(
+            same.metadata.resource_version,
+            created.metadata.resource_version
+        );
+
+        assert!(client
+            .replace_status::<Pod>(Some("default"), "p", &uid, &status)
+            .await
+            .unwrap());
+        let got = client.get::<Pod>(Some("default"), "p").await.unwrap();
+        let st = got.status.clone().unwrap();
+        assert_eq!(st.phase.as_deref(), Some("Running"));
+        assert_eq!(st.pod_ip.as_deref(), Some("10.42.0.9"));
+        // The spec and metadata are the stored ones; the write is recorded under the
+        // client's manager for the status subresource.
+        assert_eq!(got.spec, created.spec);
+        assert_eq!(got.metadata.labels, created.metadata.labels);
+        let entry = got
+            .metadata
+            .managed_fields
+            .unwrap()
+            .into_iter()
+            .find(|e| {
+                e.manager.as_deref() == Some("kubelet")
+                    && e.subresource.as_deref() == Some("status")
+            })
+            .expect("a status entry for the kubelet");
+        assert_eq!(entry.operation.as_deref(), Some("Update"));
+
+        // A pod that is gone is no error.
+        assert!(!client
+            .replace_status::<Pod>(Some("default"), "missing", &uid, &status)
+            .await
+            .unwrap());
     }
 }

@@ -784,25 +784,17 @@ impl Simulator {
         if pod.status.as_ref() == Some(&desired) {
             return Ok(true);
         }
-        let res = self
-            .client
-            .modify_status::<Pod>(pod.metadata.namespace.as_deref(), name_of(pod), |p| {
-                if p.metadata.uid.as_deref() != Some(uid) {
-                    return false;
-                }
-                let next = pod::status(p, life, script, place, now);
-                if p.status.as_ref() == Some(&next) {
-                    return false;
-                }
-                p.status = Some(next);
-                true
-            })
-            .await;
-        match res {
-            Ok(p) => Ok(p.metadata.uid.as_deref() == Some(uid)),
-            Err(e) if e.code == 404 => Ok(false),
-            Err(e) => Err(e),
-        }
+        // As the kubelet's status manager: the status it wants, for the pod with this uid.
+        let status = serde_json::to_value(&desired)
+            .map_err(|e| ApiError::internal(format!("encoding a pod status: {e}")))?;
+        self.client
+            .replace_status::<Pod>(
+                pod.metadata.namespace.as_deref(),
+                name_of(pod),
+                uid,
+                &status,
+            )
+            .await
     }
 }
 

@@ -51,9 +51,38 @@ pub fn validate_create(res: &Resource, obj: &Value) -> Vec<FieldError> {
 pub fn validate_update(res: &Resource, new: &Value, old: &Value) -> Vec<FieldError> {
     let mut errs = meta::validate_object_meta(new, res.namespaced, name_fn(res), "metadata");
     errs.extend(meta::validate_object_meta_update(new, old, "metadata"));
-    errs.extend(kind_create(res, new, Some(old)));
+    // What was valid when stored stays valid: a write that changes only the status of a
+    // built-in kind (the status subresource's common case) is not validated as a whole again,
+    // as upstream's status strategies validate only the status update.
+    if res.custom.is_some() || !only_status_differs(new, old) {
+        errs.extend(kind_create(res, new, Some(old)));
+    }
     errs.extend(kind_update(res, new, old));
     errs
+}
+
+/// Whether `new` and `old` are equal but for `status` and the metadata the server itself
+/// keeps (managedFields, resourceVersion).
+fn only_status_differs(new: &Value, old: &Value) -> bool {
+    let (Some(n), Some(o)) = (new.as_object(), old.as_object()) else {
+        return false;
+    };
+    let same = |k: &str| k == "status" || n.get(k) == o.get(k);
+    let meta_same = || {
+        let (Some(nm), Some(om)) = (
+            n.get("metadata").and_then(Value::as_object),
+            o.get("metadata").and_then(Value::as_object),
+        ) else {
+            return false;
+        };
+        let kept = |k: &str| matches!(k, "managedFields" | "resourceVersion");
+        nm.iter().all(|(k, v)| kept(k) || om.get(k) == Some(v))
+            && om.iter().all(|(k, _)| kept(k) || nm.contains_key(k))
+    };
+    n.keys().all(|k| k == "metadata" || same(k))
+        && o.keys()
+            .all(|k| k == "metadata" || k == "status" || n.contains_key(k))
+        && meta_same()
 }
 
 /// The name function upstream uses for the kind's `metadata.name`.
