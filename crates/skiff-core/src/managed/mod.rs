@@ -16,6 +16,7 @@
 //! update adds below the top level are members (`"."`), as upstream's `map[string]string`s are.
 
 pub mod fieldset;
+mod memo;
 mod stored;
 mod walk;
 
@@ -274,9 +275,10 @@ pub fn requested(obj: &Value) -> Requested {
 }
 
 /// The `managedFields` of an object created by `manager` (an `Update` owning every field),
-/// built straight into `FieldsV1` without an intermediate set.
+/// built straight into `FieldsV1` without an intermediate set (or cloned from the last create
+/// of the same shape, see [`memo`]).
 pub fn created(res: &Resource, obj: &Value, scope: Scope, manager: &Manager, now: &str) -> Value {
-    let root = walk::object_fields_v1(res, obj, scope);
+    let root = memo::object_fields_v1(res, obj, scope);
     Value::Array(vec![entry_value(
         manager.name,
         Operation::Update,

@@ -299,7 +299,7 @@ pub(super) fn contains_all(stored: &Map<String, Value>, set: &FieldSet) -> bool 
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use proptest::prelude::*;
     use serde_json::{json, Value};
 
@@ -307,14 +307,14 @@ mod tests {
     use super::*;
     use crate::registry::{self, Resource};
 
-    fn pods() -> &'static Resource {
+    pub(crate) fn pods() -> &'static Resource {
         registry::lookup("", "v1", "pods").unwrap()
     }
 
     /// Pods drawn from small alphabets, so that successive writes often share, change and
     /// remove the same fields: labels (a map), finalizers (a set), keyed containers with keyed
     /// env and atomic args, and a status with a phase and keyed conditions.
-    fn arb_pod() -> impl Strategy<Value = Value> {
+    pub(crate) fn arb_pod() -> impl Strategy<Value = Value> {
         let container = (
             prop::option::of("[ab]"),
             prop::collection::btree_map("[AB]", "[ab]?", 0..3),

@@ -715,3 +715,75 @@ fn v1_item_keys(meta: FieldMeta, items: &[Value]) -> Option<Vec<String>> {
     };
     unique.then_some(keys)
 }
+
+/// Writes into `out` a byte string that determines [`object_fields_v1`] of `obj` for `res` and
+/// `scope`: the fields it records, nested, with the merge keys and set values of list items (as
+/// JSON), each name and value length-prefixed, so that two objects with the same string get the
+/// same `FieldsV1`. No allocation beyond `out`, no hashing: a cheap key for a memo.
+pub(crate) fn object_shape(res: &Resource, obj: &Value, scope: Scope, out: &mut Vec<u8>) {
+    out.clear();
+    if let Value::Object(m) = obj {
+        shape_fields(out, m, Schema::of(res), Filter::Top(scope));
+    }
+}
+
+fn shape_fields(out: &mut Vec<u8>, m: &Map<String, Value>, schema: Schema, filter: Filter) {
+    out.push(b'{');
+    for (k, v) in m {
+        if v.is_null() || filter.skips(k) {
+            continue;
+        }
+        let (meta, s) = schema.field(k);
+        out.push(b'f');
+        out.extend_from_slice(&(k.len() as u64).to_le_bytes());
+        out.extend_from_slice(k.as_bytes());
+        shape_value(out, v, meta, s, filter.child(k).0);
+    }
+    out.push(b'}');
+}
+
+fn shape_value(out: &mut Vec<u8>, v: &Value, meta: FieldMeta, schema: Schema, filter: Filter) {
+    let scalar = |v: &Value| matches!(v, Value::String(_) | Value::Number(_) | Value::Bool(_));
+    match v {
+        Value::Object(m) => shape_fields(out, m, schema, filter),
+        Value::Array(items) => {
+            out.push(b'[');
+            match meta.strategy {
+                Strategy::Merge { key: Some(k) } => {
+                    for item in items {
+                        match (item.get(k).filter(|v| scalar(v)), item) {
+                            (Some(kv), Value::Object(im)) => {
+                                out.push(b'k');
+                                shape_json(out, kv);
+                                shape_fields(out, im, schema, Filter::None);
+                            }
+                            _ => out.push(b'x'),
+                        }
+                    }
+                }
+                Strategy::Merge { key: None } => {
+                    for item in items {
+                        if scalar(item) {
+                            out.push(b'v');
+                            shape_json(out, item);
+                        } else {
+                            out.push(b'x');
+                        }
+                    }
+                }
+                _ => {}
+            }
+            out.push(b']');
+        }
+        _ => out.push(b's'),
+    }
+}
+
+/// `v` as JSON, length-prefixed.
+fn shape_json(out: &mut Vec<u8>, v: &Value) {
+    let at = out.len();
+    out.extend_from_slice(&[0; 8]);
+    serde_json::to_writer(&mut *out, v).expect("a scalar serialises");
+    let n = (out.len() - at - 8) as u64;
+    out[at..at + 8].copy_from_slice(&n.to_le_bytes());
+}

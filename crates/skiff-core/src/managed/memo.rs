@@ -1,0 +1,178 @@
+//! A per-thread memo of the `FieldsV1` a create records, by the shape of the object.
+//!
+//! The create's entry owns every field of the new object, so its `FieldsV1` depends only on
+//! the kind, the scope and the object's shape (its field names, and the merge keys and set
+//! values of its list items), not on its values: the pods of one ReplicaSet, or the events of
+//! one kind, all get the same one. Building it hashes every key into a `serde_json::Map`;
+//! cloning a built one copies the maps' tables without hashing. So each thread keeps, per kind
+//! and scope, the last shape it saw ([`walk::object_shape`], a byte string walked without
+//! allocating) and, once that shape comes again, the `FieldsV1` built for it; a create of the
+//! same shape clones it. The result is the same as building, byte for byte.
+
+use std::cell::RefCell;
+
+use serde_json::{Map, Value};
+
+use super::{walk, Scope};
+use crate::Resource;
+
+/// Kinds and scopes remembered per thread.
+const SLOTS: usize = 16;
+/// Shapes longer than this (objects with thousands of fields) are not remembered.
+const MAX_SHAPE: usize = 32 * 1024;
+
+struct Slot {
+    group: &'static str,
+    kind: &'static str,
+    scope: Scope,
+    shape: Vec<u8>,
+    /// Built once the shape has been seen twice in a row.
+    fields: Option<Map<String, Value>>,
+}
+
+#[derive(Default)]
+struct Memo {
+    shape: Vec<u8>,
+    slots: Vec<Slot>,
+}
+
+thread_local! {
+    static MEMO: RefCell<Memo> = RefCell::default();
+}
+
+/// [`walk::object_fields_v1`], cloned from this thread's memo when the object has the shape
+/// of the last one of its kind and scope.
+pub(super) fn object_fields_v1(res: &Resource, obj: &Value, scope: Scope) -> Map<String, Value> {
+    MEMO.with(|memo| {
+        let Ok(mut memo) = memo.try_borrow_mut() else {
+            return walk::object_fields_v1(res, obj, scope);
+        };
+        let Memo { shape, slots } = &mut *memo;
+        walk::object_shape(res, obj, scope, shape);
+        if shape.len() > MAX_SHAPE {
+            return walk::object_fields_v1(res, obj, scope);
+        }
+        let at = slots
+            .iter()
+            .position(|s| s.group == res.group && s.kind == res.kind && s.scope == scope);
+        let slot = match at {
+            Some(i) => &mut slots[i],
+            None => {
+                if slots.len() >= SLOTS {
+                    slots.remove(0);
+                }
+                slots.push(Slot {
+                    group: res.group,
+                    kind: res.kind,
+                    scope,
+                    shape: Vec::new(),
+                    fields: None,
+                });
+                slots.last_mut().expect("just pushed")
+            }
+        };
+        if slot.shape != *shape {
+            std::mem::swap(&mut slot.shape, shape);
+            slot.fields = None;
+            return walk::object_fields_v1(res, obj, scope);
+        }
+        if let Some(fields) = &slot.fields {
+            return fields.clone();
+        }
+        let fields = walk::object_fields_v1(res, obj, scope);
+        slot.fields = Some(fields.clone());
+        fields
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use serde_json::{json, Value};
+
+    use super::*;
+    use crate::managed::stored::tests::{arb_pod, pods};
+
+    /// The object with other values but the same shape: label values, images and condition
+    /// statuses changed.
+    fn revalued(mut v: Value) -> Value {
+        if let Some(Value::Object(labels)) = v.pointer_mut("/metadata/labels") {
+            for l in labels.values_mut() {
+                *l = json!("other");
+            }
+        }
+        if let Some(Value::Array(cs)) = v.pointer_mut("/spec/containers") {
+            for c in cs.iter_mut().filter(|c| c.get("image").is_some()) {
+                c["image"] = json!("other");
+            }
+        }
+        if let Some(Value::Array(cs)) = v.pointer_mut("/status/conditions") {
+            for c in cs {
+                c["status"] = json!("Unknown");
+            }
+        }
+        v
+    }
+
+    /// The object with other merge keys and set values: other `FieldsV1`, same field names.
+    fn rekeyed(mut v: Value) -> Value {
+        if let Some(Value::Array(cs)) = v.pointer_mut("/spec/containers") {
+            for c in cs {
+                c["name"] = json!(format!("{}x", c["name"].as_str().unwrap_or("")));
+            }
+        }
+        if let Some(Value::Array(fs)) = v.pointer_mut("/metadata/finalizers") {
+            for f in fs {
+                *f = json!(format!("{}x", f.as_str().unwrap_or("")));
+            }
+        }
+        v
+    }
+
+    proptest! {
+        /// Whatever this thread created before, the memo's `FieldsV1` is byte for byte the
+        /// one built for the object.
+        #[test]
+        fn memo_matches_building(
+            pool in prop::collection::vec(arb_pod(), 1..4),
+            order in prop::collection::vec((0usize..4, 0u8..3, any::<bool>()), 1..12),
+        ) {
+            let res = pods();
+            for (i, variant, status) in order {
+                let obj = pool[i % pool.len()].clone();
+                let obj = match variant {
+                    0 => obj,
+                    1 => revalued(obj),
+                    _ => rekeyed(obj),
+                };
+                let scope = if status { Scope::Status } else { Scope::Main };
+                let memo = Value::Object(object_fields_v1(res, &obj, scope));
+                let built = Value::Object(walk::object_fields_v1(res, &obj, scope));
+                prop_assert_eq!(memo.to_string(), built.to_string());
+            }
+        }
+    }
+
+    /// The second create of a shape builds and remembers; the third clones.
+    #[test]
+    fn a_shape_seen_twice_is_remembered() {
+        let res = pods();
+        let obj = json!({"metadata": {"name": "p", "labels": {"a": "b"}},
+            "spec": {"containers": [{"name": "c", "image": "i"}]}});
+        let has = |obj: &Value| {
+            object_fields_v1(res, obj, Scope::Main);
+            MEMO.with(|m| {
+                m.borrow()
+                    .slots
+                    .iter()
+                    .any(|s| s.kind == "Pod" && s.scope == Scope::Main && s.fields.is_some())
+            })
+        };
+        assert!(!has(&obj));
+        assert!(has(&obj));
+        assert!(has(&revalued(obj.clone())));
+        let mut other = obj.clone();
+        other["spec"]["containers"][0]["name"] = json!("d");
+        assert!(!has(&other));
+    }
+}
