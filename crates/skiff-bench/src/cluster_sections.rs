@@ -7,7 +7,7 @@ use crate::report::{verdict, Section, Table};
 use std::time::Duration;
 
 use crate::scenarios::cluster::{
-    RolloutOutcome, ScheduleOutcome, Shape, ANTI_AFFINITY_GROUP, DECISION_METRIC, ZONES, ZONE_KEY,
+    anti_affinity_group, RolloutOutcome, ScheduleOutcome, Shape, DECISION_METRIC, ZONES, ZONE_KEY,
 };
 use crate::stats::{fmt_count, fmt_duration, fmt_mib, fmt_rate, rate};
 
@@ -115,7 +115,7 @@ pub(crate) fn scheduler_section(f: &ClusterFigures) -> Section {
             DECISION_METRIC,
             ZONE_KEY,
             ZONES - 1,
-            fmt_count(ANTI_AFFINITY_GROUP),
+            fmt_count(anti_affinity_group(f.sched_nodes)),
         ),
         ..Default::default()
     };
@@ -292,7 +292,7 @@ mod tests {
                     }),
                 }),
                 Ok(ScheduleOutcome {
-                    shape: Shape::AntiAffinity,
+                    shape: Shape::AntiAffinity { group: 2_000 },
                     pods: 10_000,
                     create,
                     all_bound_after: Duration::from_millis(5_000),

@@ -453,7 +453,12 @@ impl Bench {
             cluster::label_zones(&server.endpoint, nodes, cluster::ZONES).await?;
             let mut out = Vec::new();
             for (ns, shape) in [
-                ("bench-anti", Shape::AntiAffinity),
+                (
+                    "bench-anti",
+                    Shape::AntiAffinity {
+                        group: cluster::anti_affinity_group(nodes),
+                    },
+                ),
                 ("bench-spread", Shape::TopologySpread),
             ] {
                 out.push(

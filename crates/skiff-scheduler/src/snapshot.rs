@@ -315,7 +315,16 @@ pub struct NodeInfo {
     /// Pods being deleted (still counted for resources, not for spreading).
     pub terminating: usize,
     pub used_ports: Vec<HostPort>,
+    /// The hostname and zone labels, the keys looked up for every node a pod is filtered
+    /// and scored on.
+    hostname: Option<String>,
+    zone: Option<String>,
 }
+
+/// The well-known label of a node's hostname.
+pub const HOSTNAME_LABEL: &str = "kubernetes.io/hostname";
+/// The well-known label of a node's zone.
+pub const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
 
 impl NodeInfo {
     pub fn new(node: Arc<Node>) -> NodeInfo {
@@ -340,6 +349,9 @@ impl NodeInfo {
             .collect();
         self.allocatable =
             Resources::from_list(node.status.as_ref().and_then(|s| s.allocatable.as_ref()));
+        let labels = node.metadata.labels.as_ref();
+        self.hostname = labels.and_then(|l| l.get(HOSTNAME_LABEL)).cloned();
+        self.zone = labels.and_then(|l| l.get(ZONE_LABEL)).cloned();
         self.node = Some(node);
     }
 
@@ -351,6 +363,14 @@ impl NodeInfo {
     }
 
     pub fn label(&self, key: &str) -> Option<&str> {
+        if self.node.is_some() {
+            if key == HOSTNAME_LABEL {
+                return self.hostname.as_deref();
+            }
+            if key == ZONE_LABEL {
+                return self.zone.as_deref();
+            }
+        }
         self.labels().get(key).map(String::as_str)
     }
 
@@ -841,9 +861,17 @@ impl Snapshot {
         let Some(&i) = self.index.get(name) else {
             return;
         };
+        // Pods left behind leave their domains with the node's labels.
+        let pods = self.nodes[i].pods.clone();
+        for p in &pods {
+            self.index_pod(p, i, -1);
+        }
         if let Some(old) = self.nodes[i].node.take() {
             self.index_node(&old, -1);
             self.real_nodes -= 1;
+        }
+        for p in &pods {
+            self.index_pod(p, i, 1);
         }
         if self.nodes[i].pods.is_empty() {
             self.drop_slot(i);
@@ -1188,6 +1216,9 @@ mod tests {
             }
         );
         assert_eq!(get(&s, "b").all, 2);
+        // A node going away takes its pods out of the domains.
+        s.remove_node("n3");
+        assert_eq!(get(&s, "b").all, 1);
         s.remove_pod("default/w2");
         s.remove_pod("default/w1");
         assert_eq!(get(&s, "b").all, 0);

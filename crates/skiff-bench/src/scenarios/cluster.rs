@@ -97,16 +97,19 @@ pub(crate) enum Shape {
     /// The plain benchmark pod (default plugins, nothing between pods).
     Plain,
     /// SchedulingPodAntiAffinity: required anti-affinity on `kubernetes.io/hostname` among
-    /// the pods of the same group (groups of [`ANTI_AFFINITY_GROUP`] pods).
-    AntiAffinity,
+    /// the pods of the same group of `group` pods (see [`anti_affinity_group`]).
+    AntiAffinity { group: u64 },
     /// TopologySpreading: `maxSkew` 1 on `topology.kubernetes.io/zone`, `DoNotSchedule`,
     /// among all pods of the burst.
     TopologySpread,
 }
 
-/// Pods per anti-affinity group: as upstream's 5,000-node workload, whose 2,000 pods share
-/// one group.
-pub(crate) const ANTI_AFFINITY_GROUP: u64 = 2_000;
+/// Pods per anti-affinity group on `nodes` nodes: two fifths of the nodes, as upstream's
+/// 5,000-node workload, whose 2,000 pods share one group (each group must fit, one pod per
+/// node).
+pub(crate) fn anti_affinity_group(nodes: u64) -> u64 {
+    (nodes * 2 / 5).max(1)
+}
 /// Zones the nodes of the variant runs are spread across (labelled round-robin).
 pub(crate) const ZONES: u64 = 3;
 pub(crate) const ZONE_KEY: &str = "topology.kubernetes.io/zone";
@@ -116,7 +119,7 @@ impl Shape {
     pub(crate) fn describe(self) -> &'static str {
         match self {
             Shape::Plain => "plain pods",
-            Shape::AntiAffinity => "hostname anti-affinity",
+            Shape::AntiAffinity { .. } => "hostname anti-affinity",
             Shape::TopologySpread => "zone spread",
         }
     }
@@ -133,8 +136,8 @@ impl Shape {
             .expect("the benchmark pod has labels");
         match self {
             Shape::Plain => {}
-            Shape::AntiAffinity => {
-                let group = format!("g{}", i / ANTI_AFFINITY_GROUP);
+            Shape::AntiAffinity { group } => {
+                let group = format!("g{}", i / group);
                 labels.insert("anti-group".into(), group.clone().into());
                 pod["spec"]["affinity"] = serde_json::json!({
                     "podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{
@@ -429,8 +432,10 @@ scheduler_scheduling_algorithm_duration_seconds_count 120
 
     #[test]
     fn variant_pods_carry_their_constraints() {
-        let v: serde_json::Value =
-            serde_json::from_slice(&Shape::AntiAffinity.pod_json("ns", "p", 2_500)).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(
+            &Shape::AntiAffinity { group: 2_000 }.pod_json("ns", "p", 2_500),
+        )
+        .unwrap();
         assert_eq!(v["metadata"]["labels"]["anti-group"], "g1");
         let term = &v["spec"]["affinity"]["podAntiAffinity"]
             ["requiredDuringSchedulingIgnoredDuringExecution"][0];
@@ -440,6 +445,7 @@ scheduler_scheduling_algorithm_duration_seconds_count 120
             serde_json::from_slice(&Shape::TopologySpread.pod_json("ns", "p", 0)).unwrap();
         assert_eq!(v["spec"]["topologySpreadConstraints"][0]["maxSkew"], 1);
         assert_eq!(v["metadata"]["labels"]["spread"], "zone");
+        assert_eq!(anti_affinity_group(5_000), 2_000);
         assert_eq!(
             Shape::Plain.pod_json("ns", "p", 0),
             crate::pods::pod_json("ns", "p")

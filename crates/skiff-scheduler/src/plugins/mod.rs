@@ -289,19 +289,23 @@ mod tests {
     }
 }
 
-/// Counts per topology pair: shared layers straight from the snapshot (each a topology key
-/// and its value → pods map), plus this attempt's own adjustments (key → value → count).
+/// Counts per topology pair: shared layers straight from the snapshot (per topology key, maps
+/// of value → pods), plus this attempt's own adjustments (key → value → count).
 #[derive(Debug, Clone, Default)]
 pub struct TopoCounts {
-    base: Vec<(String, Arc<PairCounts>)>,
+    base: Vec<(String, Vec<Arc<PairCounts>>)>,
     delta: Map<String, Map<String, i64>>,
 }
 
 impl TopoCounts {
     /// Adds a layer of counts kept by the snapshot.
     pub fn add_base(&mut self, key: &str, counts: Arc<PairCounts>) {
-        if !counts.is_empty() {
-            self.base.push((key.to_string(), counts));
+        if counts.is_empty() {
+            return;
+        }
+        match self.base.iter_mut().find(|(k, _)| k == key) {
+            Some((_, layers)) => layers.push(counts),
+            None => self.base.push((key.to_string(), vec![counts])),
         }
     }
 
@@ -318,20 +322,29 @@ impl TopoCounts {
         }
     }
 
-    pub fn get(&self, key: &str, value: &str) -> i64 {
-        let base: i64 = self
-            .base
+    fn layers_sum(layers: &[Arc<PairCounts>], value: &str) -> i64 {
+        layers
             .iter()
-            .filter(|(k, _)| k == key)
-            .filter_map(|(_, m)| m.get(value))
+            .filter_map(|m| m.get(value))
             .map(|c| i64::from(c.all))
-            .sum();
-        base + self
-            .delta
+            .sum()
+    }
+
+    fn delta_of(&self, key: &str, value: &str) -> i64 {
+        self.delta
             .get(key)
             .and_then(|m| m.get(value))
             .copied()
             .unwrap_or(0)
+    }
+
+    pub fn get(&self, key: &str, value: &str) -> i64 {
+        let base = self
+            .base
+            .iter()
+            .find(|(k, _)| k == key)
+            .map_or(0, |(_, layers)| Self::layers_sum(layers, value));
+        base + self.delta_of(key, value)
     }
 
     pub fn contains(&self, key: &str, value: &str) -> bool {
@@ -339,48 +352,47 @@ impl TopoCounts {
             || self
                 .base
                 .iter()
-                .any(|(k, m)| k == key && m.contains_key(value))
+                .any(|(k, ls)| k == key && ls.iter().any(|m| m.contains_key(value)))
     }
 
     /// Whether any pair has a positive count.
     pub fn any_positive(&self) -> bool {
-        let delta_only = self
+        let delta = self
             .delta
             .iter()
             .any(|(k, m)| m.iter().any(|(v, c)| *c > 0 && self.get(k, v) > 0));
-        delta_only
-            || self
-                .base
-                .iter()
-                .any(|(k, m)| m.keys().any(|v| self.get(k, v) > 0))
+        delta
+            || self.base.iter().any(|(k, layers)| {
+                layers
+                    .iter()
+                    .any(|m| m.keys().any(|v| self.get(k, v) > 0))
+            })
     }
 
-    /// Each topology key with counts, once.
-    fn keys(&self) -> impl Iterator<Item = &str> {
-        let base = self
-            .base
-            .iter()
-            .enumerate()
-            .filter(|(i, (k, _))| !self.base[..*i].iter().any(|(o, _)| o == k))
-            .map(|(_, (k, _))| k.as_str());
+    /// The count of each topology key with counts at the node's value of that key.
+    fn node_counts<'a>(
+        &'a self,
+        node: &'a crate::snapshot::NodeInfo,
+    ) -> impl Iterator<Item = i64> + 'a {
+        let base = self.base.iter().filter_map(move |(k, layers)| {
+            let v = node.label(k)?;
+            Some(Self::layers_sum(layers, v) + self.delta_of(k, v))
+        });
         let delta = self
             .delta
-            .keys()
-            .filter(|k| !self.base.iter().any(|(o, _)| o == *k))
-            .map(String::as_str);
+            .iter()
+            .filter(|(k, _)| !self.base.iter().any(|(o, _)| o == *k))
+            .filter_map(move |(k, m)| node.label(k).and_then(|v| m.get(v)).copied());
         base.chain(delta)
     }
 
     /// Whether any of the node's labels names a pair with a positive count.
     pub fn node_hits(&self, node: &crate::snapshot::NodeInfo) -> bool {
-        self.keys()
-            .any(|k| node.label(k).is_some_and(|v| self.get(k, v) > 0))
+        self.node_counts(node).any(|c| c > 0)
     }
 
     /// The sum of the counts of the pairs the node's labels name.
     pub fn node_sum(&self, node: &crate::snapshot::NodeInfo) -> i64 {
-        self.keys()
-            .filter_map(|k| node.label(k).map(|v| self.get(k, v)))
-            .sum()
+        self.node_counts(node).sum()
     }
 }
