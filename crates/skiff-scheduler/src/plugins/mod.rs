@@ -362,11 +362,10 @@ impl TopoCounts {
             .iter()
             .any(|(k, m)| m.iter().any(|(v, c)| *c > 0 && self.get(k, v) > 0));
         delta
-            || self.base.iter().any(|(k, layers)| {
-                layers
-                    .iter()
-                    .any(|m| m.keys().any(|v| self.get(k, v) > 0))
-            })
+            || self
+                .base
+                .iter()
+                .any(|(k, layers)| layers.iter().any(|m| m.keys().any(|v| self.get(k, v) > 0)))
     }
 
     /// The count of each topology key with counts at the node's value of that key.
