@@ -178,16 +178,20 @@ pub fn set_revision(obj: &mut Value, rev: i64) {
         return;
     }
     if obj.is_object() {
-        meta::metadata_mut(obj).insert("resourceVersion".into(), json!(rev.to_string()));
-        meta::canonicalize(obj);
+        meta::set_resource_version(obj, rev.to_string());
     }
 }
 
 /// Parses a stored value and sets its resourceVersion.
 pub fn decode_kv(kv: &KeyValue) -> Result<Value, ApiError> {
-    let mut v: Value = serde_json::from_slice(&kv.value)
+    // The resourceVersion goes into the (canonical) bytes before parsing, in its place:
+    // cheaper than inserting it into the parsed object and reordering its metadata.
+    let bytes = meta::inject_resource_version(&kv.value, kv.mod_revision);
+    let mut v: Value = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::internal(format!("stored object {} is corrupt: {e}", kv.key)))?;
-    set_revision(&mut v, kv.mod_revision);
+    if v.pointer("/metadata/resourceVersion").is_none() {
+        set_revision(&mut v, kv.mod_revision);
+    }
     Ok(v)
 }
 
@@ -1161,22 +1165,22 @@ fn prepare_update(
         ] {
             match old_meta.get(k) {
                 Some(v) => m.insert(k.into(), v.clone()),
-                None => m.remove(k),
+                None => m.shift_remove(k),
             };
         }
         if mode != UpdateMode::Internal {
             for k in ["deletionTimestamp", "deletionGracePeriodSeconds"] {
                 match old_meta.get(k) {
                     Some(v) => m.insert(k.into(), v.clone()),
-                    None => m.remove(k),
+                    None => m.shift_remove(k),
                 };
             }
         }
-        m.remove("resourceVersion");
-        m.remove("selfLink");
+        m.shift_remove("resourceVersion");
+        m.shift_remove("selfLink");
         for k in ["labels", "annotations", "finalizers", "ownerReferences"] {
             if m.get(k).is_some_and(Value::is_null) {
-                m.remove(k);
+                m.shift_remove(k);
             }
         }
     }
@@ -1184,7 +1188,7 @@ fn prepare_update(
         let o = new.as_object_mut().expect("object");
         match old.get("status") {
             Some(s) => o.insert("status".into(), s.clone()),
-            None => o.remove("status"),
+            None => o.shift_remove("status"),
         };
     }
     if mode == UpdateMode::Main && sres.kind == "Namespace" && sres.group.is_empty() {

@@ -115,17 +115,20 @@ const META_ORDER: &[&str] = &[
 /// order), then the rest as given, `status` last. Stored objects are kept in this order so that
 /// [`inject_resource_version`] can find `metadata.resourceVersion` without parsing.
 pub fn canonicalize(obj: &mut Value) {
+    if is_canonical(obj) {
+        return;
+    }
     let Some(o) = obj.as_object_mut() else { return };
     let mut out = Map::with_capacity(o.len());
     for k in ["kind", "apiVersion"] {
-        if let Some(v) = o.remove(k) {
+        if let Some(v) = o.shift_remove(k) {
             out.insert(k.to_string(), v);
         }
     }
-    if let Some(Value::Object(mut m)) = o.remove("metadata") {
+    if let Some(Value::Object(mut m)) = o.shift_remove("metadata") {
         let mut mo = Map::with_capacity(m.len());
         for k in META_ORDER {
-            if let Some(v) = m.remove(*k) {
+            if let Some(v) = m.shift_remove(*k) {
                 mo.insert((*k).to_string(), v);
             }
         }
@@ -134,7 +137,7 @@ pub fn canonicalize(obj: &mut Value) {
         }
         out.insert("metadata".into(), Value::Object(mo));
     }
-    let status = o.remove("status");
+    let status = o.shift_remove("status");
     for (k, v) in std::mem::take(o) {
         out.insert(k, v);
     }
@@ -142,6 +145,65 @@ pub fn canonicalize(obj: &mut Value) {
         out.insert("status".into(), st);
     }
     *o = out;
+}
+
+/// Sets `metadata.resourceVersion`, inserted in its canonical place.
+pub fn set_resource_version(obj: &mut Value, rv: String) {
+    let m = metadata_mut(obj);
+    if let Some(v) = m.get_mut("resourceVersion") {
+        *v = Value::String(rv);
+        return;
+    }
+    let rank = |k: &str| {
+        META_ORDER
+            .iter()
+            .position(|x| *x == k)
+            .unwrap_or(META_ORDER.len())
+    };
+    let own = rank("resourceVersion");
+    let at = m.keys().position(|k| rank(k) > own).unwrap_or(m.len());
+    m.shift_insert(at, "resourceVersion".into(), Value::String(rv));
+    canonicalize(obj);
+}
+
+/// Whether `obj` is already in [`canonicalize`]'s order (checked without moving anything,
+/// since most objects written were read in that order).
+fn is_canonical(obj: &Value) -> bool {
+    let Some(o) = obj.as_object() else {
+        return true;
+    };
+    // Top level: kind, apiVersion, metadata in this order before anything else, status last.
+    let rank = |k: &str| match k {
+        "kind" => 0,
+        "apiVersion" => 1,
+        "metadata" => 2,
+        "status" => 4,
+        _ => 3,
+    };
+    let mut last = 0;
+    for k in o.keys() {
+        let r = rank(k);
+        if r < last || (r == 4 && last == 4) {
+            return false;
+        }
+        last = r;
+    }
+    let Some(Value::Object(m)) = o.get("metadata") else {
+        return true;
+    };
+    // Metadata: the known fields in META_ORDER, then the others.
+    let mut last = 0;
+    for k in m.keys() {
+        let r = META_ORDER
+            .iter()
+            .position(|x| x == k)
+            .unwrap_or(META_ORDER.len());
+        if r < last {
+            return false;
+        }
+        last = r;
+    }
+    true
 }
 
 /// Sets `metadata.resourceVersion` inside canonical JSON bytes without parsing them: the first
@@ -210,8 +272,162 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     memchr::memmem::find(hay, needle)
 }
 
+/// The JSON bytes of an object without its `metadata.managedFields`, cut out of the bytes
+/// without parsing the rest (what in-process caches keep: no control loop reads them, and
+/// they are often the larger part of an object). `None` when there are none, or when the
+/// bytes are not an object whose top-level `metadata` comes before any nested value (stored
+/// objects are canonical: kind, apiVersion, metadata); then use the bytes as they are.
+pub fn without_managed_fields(bytes: &[u8]) -> Option<Vec<u8>> {
+    const META: &[u8] = b"\"metadata\":{";
+    let m = find(bytes, META)?;
+    // Only scalars (kind, apiVersion) may come before a top-level metadata.
+    if bytes.first() != Some(&b'{') || bytes[1..m].iter().any(|&b| b == b'{' || b == b'[') {
+        return None;
+    }
+    let mut at = m + META.len();
+    let mut first = true;
+    loop {
+        at = skip_space(bytes, at);
+        match bytes.get(at)? {
+            b'}' => return None,
+            b',' if !first => at = skip_space(bytes, at + 1),
+            _ if first => {}
+            _ => return None,
+        }
+        let key_start = at;
+        let key_end = skip_json_value(bytes, at)?;
+        let key = bytes.get(key_start + 1..key_end.checked_sub(1)?)?;
+        at = skip_space(bytes, key_end);
+        if bytes.get(at) != Some(&b':') {
+            return None;
+        }
+        let value_end = skip_json_value(bytes, skip_space(bytes, at + 1))?;
+        if key == b"managedFields" {
+            let (cut_from, cut_to) = if first {
+                // The first member: take the comma after it, if any.
+                let after = skip_space(bytes, value_end);
+                if bytes.get(after) == Some(&b',') {
+                    (key_start, after + 1)
+                } else {
+                    (key_start, value_end)
+                }
+            } else {
+                // Take the comma before it.
+                let comma = bytes[..key_start].iter().rposition(|&b| b == b',')?;
+                (comma, value_end)
+            };
+            let mut out = Vec::with_capacity(bytes.len() - (cut_to - cut_from));
+            out.extend_from_slice(&bytes[..cut_from]);
+            out.extend_from_slice(&bytes[cut_to..]);
+            return Some(out);
+        }
+        at = value_end;
+        first = false;
+    }
+}
+
+fn skip_space(b: &[u8], mut at: usize) -> usize {
+    while b.get(at).is_some_and(|c| c.is_ascii_whitespace()) {
+        at += 1;
+    }
+    at
+}
+
+/// The index just past the JSON value that starts at `at` (a string, an object, an array or
+/// a scalar); `None` when the bytes end first.
+fn skip_json_value(b: &[u8], at: usize) -> Option<usize> {
+    match *b.get(at)? {
+        b'"' => {
+            let mut i = at + 1;
+            loop {
+                i += memchr::memchr2(b'"', b'\\', b.get(i..)?)?;
+                if b[i] == b'\\' {
+                    i += 2;
+                } else {
+                    return Some(i + 1);
+                }
+            }
+        }
+        b'{' | b'[' => {
+            let mut depth = 0usize;
+            let mut i = at;
+            loop {
+                match *b.get(i)? {
+                    b'"' => {
+                        i = skip_json_value(b, i)?;
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return Some(i + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                i += 1;
+            }
+        }
+        _ => {
+            let len = b[at..]
+                .iter()
+                .position(|c| matches!(c, b',' | b'}' | b']') || c.is_ascii_whitespace())
+                .unwrap_or(b.len() - at);
+            Some(at + len)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn managed_fields_are_cut_out_of_the_bytes() {
+        let cases = [
+            // Last member of metadata (canonical order).
+            json!({
+                "kind": "Pod", "apiVersion": "v1",
+                "metadata": {
+                    "name": "p",
+                    "labels": {"managedFields": "x"},
+                    "managedFields": [{"manager": "m", "fieldsV1": {"f:a\\\"]}": {}}}],
+                    "annotations": {"a": "{\"managedFields\":[]}"}
+                },
+                "spec": {"x": [1, {"y": "]"}]}
+            }),
+            // First member, followed by others.
+            json!({"metadata": {"managedFields": [], "name": "p"}, "status": {}}),
+            // Only member.
+            json!({"metadata": {"managedFields": [{"a": 1}]}}),
+        ];
+        for v in cases {
+            let bytes = serde_json::to_vec(&v).unwrap();
+            let cut = without_managed_fields(&bytes).expect("cut");
+            let mut want = v.clone();
+            want["metadata"]
+                .as_object_mut()
+                .unwrap()
+                .remove("managedFields");
+            let got: Value = serde_json::from_slice(&cut).unwrap();
+            assert_eq!(got, want);
+        }
+        // Nothing to cut, or not the shape relied on.
+        for v in [
+            json!({"metadata": {"name": "p"}}),
+            json!({"spec": {"metadata": {"managedFields": []}}, "metadata": {"managedFields": []}}),
+            json!([1]),
+        ] {
+            assert_eq!(
+                without_managed_fields(&serde_json::to_vec(&v).unwrap()),
+                None
+            );
+        }
+        assert_eq!(
+            without_managed_fields(b"{\"metadata\":{\"managedFields\":[{\"a\""),
+            None
+        );
+    }
+
     use super::*;
     use serde_json::json;
 
@@ -230,6 +446,37 @@ mod tests {
             serde_json::to_string(&v).unwrap(),
             r#"{"kind":"Pod","apiVersion":"v1","metadata":{"name":"a","uid":"u","labels":{}},"spec":{}}"#
         );
+    }
+
+    #[test]
+    fn canonical_objects_are_left_as_they_are() {
+        for v in [
+            json!({"spec":{},"data":{},"metadata":{"labels":{},"x":1,"name":"a"},"status":{},"kind":"K"}),
+            json!({"kind":"K","apiVersion":"v1","metadata":{"name":"a","uid":"u","labels":{},"zz":1},"spec":{},"data":{},"status":{}}),
+            json!({"status":{},"spec":{}}),
+            json!({"metadata":{"managedFields":[],"name":"a"}}),
+        ] {
+            let mut once = v.clone();
+            canonicalize(&mut once);
+            assert!(is_canonical(&once), "{once}");
+            let mut twice = once.clone();
+            canonicalize(&mut twice);
+            assert_eq!(
+                serde_json::to_string(&twice).unwrap(),
+                serde_json::to_string(&once).unwrap()
+            );
+            // The rest keeps the order it was given in.
+            let keys: Vec<&String> = once.as_object().unwrap().keys().collect();
+            let spec = keys.iter().position(|k| *k == "spec");
+            let data = keys.iter().position(|k| *k == "data");
+            if let (Some(s), Some(d)) = (spec, data) {
+                assert!(s < d, "{once}");
+            }
+            assert_eq!(
+                is_canonical(&v),
+                serde_json::to_string(&v).unwrap() == serde_json::to_string(&once).unwrap()
+            );
+        }
     }
 
     #[test]

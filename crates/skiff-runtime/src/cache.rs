@@ -550,9 +550,12 @@ fn namespace_and_name<'a>(key: &'a str, prefix: &str) -> Option<(&'a str, &'a st
     })
 }
 
-/// Parses a stored object and sets its resourceVersion from the store revision.
+/// Parses a stored object and sets its resourceVersion from the store revision. The cache
+/// keeps no managedFields (as upstream's control loops trim them from their informers): no
+/// loop reads them, and a write of a cached copy without them keeps the stored ones.
 fn decode<K: Object>(kv: &KeyValue) -> Option<K> {
-    match serde_json::from_slice::<K>(&kv.value) {
+    let trimmed = skiff_core::meta::without_managed_fields(&kv.value);
+    match serde_json::from_slice::<K>(trimmed.as_deref().unwrap_or(&kv.value)) {
         Ok(mut o) => {
             o.metadata_mut().resource_version = Some(kv.mod_revision.to_string());
             Some(o)
