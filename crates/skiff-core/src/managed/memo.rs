@@ -6,14 +6,15 @@
 //! one kind, all get the same one. Building it hashes every key into a `serde_json::Map`;
 //! cloning a built one copies the maps' tables without hashing. So each thread keeps, per kind
 //! and scope, the last shape it saw ([`walk::object_shape`], a byte string walked without
-//! allocating) and, once that shape comes again, the `FieldsV1` built for it; a create of the
-//! same shape clones it. The result is the same as building, byte for byte.
+//! allocating) and, once that shape comes again, the entry built for it; a create of the same
+//! shape by the same manager clones it and sets its `time`. The result is the same as
+//! building, byte for byte.
 
 use std::cell::RefCell;
 
 use serde_json::{Map, Value};
 
-use super::{walk, Scope};
+use super::{entry_value, walk, Manager, Operation, Scope};
 use crate::Resource;
 
 /// Kinds and scopes remembered per thread.
@@ -26,8 +27,9 @@ struct Slot {
     kind: &'static str,
     scope: Scope,
     shape: Vec<u8>,
-    /// Built once the shape has been seen twice in a row.
-    fields: Option<Map<String, Value>>,
+    /// The entry, built once the shape has been seen twice in a row, and who it is for
+    /// (manager, apiVersion, subresource).
+    entry: Option<(Value, [String; 3])>,
 }
 
 #[derive(Default)]
@@ -40,17 +42,31 @@ thread_local! {
     static MEMO: RefCell<Memo> = RefCell::default();
 }
 
-/// [`walk::object_fields_v1`], cloned from this thread's memo when the object has the shape
-/// of the last one of its kind and scope.
-pub(super) fn object_fields_v1(res: &Resource, obj: &Value, scope: Scope) -> Map<String, Value> {
+/// The entry of a create of `obj` by `m` at `now`: an `Update` owning
+/// [`walk::object_fields_v1`], cloned from this thread's memo when the object has the shape of
+/// the last one of its kind and scope.
+pub(super) fn created_entry(
+    res: &Resource,
+    obj: &Value,
+    scope: Scope,
+    m: &Manager,
+    now: &str,
+) -> Value {
+    let build = |fields: Map<String, Value>| {
+        let fields = Value::Object(fields);
+        let op = Operation::Update;
+        entry_value(m.name, op, m.api_version, Some(now), m.subresource, fields)
+    };
     MEMO.with(|memo| {
         let Ok(mut memo) = memo.try_borrow_mut() else {
-            return walk::object_fields_v1(res, obj, scope);
+            return build(walk::object_fields_v1(res, obj, scope));
         };
         let Memo { shape, slots } = &mut *memo;
         walk::object_shape(res, obj, scope, shape);
         if shape.len() > MAX_SHAPE {
-            return walk::object_fields_v1(res, obj, scope);
+            shape.clear();
+            shape.shrink_to(MAX_SHAPE);
+            return build(walk::object_fields_v1(res, obj, scope));
         }
         let at = slots
             .iter()
@@ -66,22 +82,35 @@ pub(super) fn object_fields_v1(res: &Resource, obj: &Value, scope: Scope) -> Map
                     kind: res.kind,
                     scope,
                     shape: Vec::new(),
-                    fields: None,
+                    entry: None,
                 });
                 slots.last_mut().expect("just pushed")
             }
         };
         if slot.shape != *shape {
             std::mem::swap(&mut slot.shape, shape);
-            slot.fields = None;
-            return walk::object_fields_v1(res, obj, scope);
+            slot.entry = None;
+            return build(walk::object_fields_v1(res, obj, scope));
         }
-        if let Some(fields) = &slot.fields {
-            return fields.clone();
+        match &slot.entry {
+            Some((entry, [name, av, sub]))
+                if name == m.name && av == m.api_version && sub == m.subresource =>
+            {
+                let mut entry = entry.clone();
+                entry["time"] = Value::String(now.to_string());
+                entry
+            }
+            Some((entry, _)) => {
+                let fields = entry["fieldsV1"].as_object().cloned().unwrap_or_default();
+                build(fields)
+            }
+            None => {
+                let entry = build(walk::object_fields_v1(res, obj, scope));
+                let who = [m.name, m.api_version, m.subresource].map(str::to_string);
+                slot.entry = Some((entry.clone(), who));
+                entry
+            }
         }
-        let fields = walk::object_fields_v1(res, obj, scope);
-        slot.fields = Some(fields.clone());
-        fields
     })
 }
 
@@ -92,6 +121,19 @@ mod tests {
 
     use super::*;
     use crate::managed::stored::tests::{arb_pod, pods};
+
+    const MANAGERS: [Manager<'static>; 2] = [
+        Manager {
+            name: "a",
+            api_version: "v1",
+            subresource: "",
+        },
+        Manager {
+            name: "b",
+            api_version: "v1",
+            subresource: "",
+        },
+    ];
 
     /// The object with other values but the same shape: label values, images and condition
     /// statuses changed.
@@ -135,10 +177,12 @@ mod tests {
         #[test]
         fn memo_matches_building(
             pool in prop::collection::vec(arb_pod(), 1..4),
-            order in prop::collection::vec((0usize..4, 0u8..3, any::<bool>()), 1..12),
+            order in prop::collection::vec((0usize..4, 0u8..3, any::<bool>(), 0usize..2), 1..12),
         ) {
             let res = pods();
-            for (i, variant, status) in order {
+            for (n, (i, variant, status, who)) in order.into_iter().enumerate() {
+                let m = &MANAGERS[who];
+                let now = format!("t{n}");
                 let obj = pool[i % pool.len()].clone();
                 let obj = match variant {
                     0 => obj,
@@ -146,8 +190,9 @@ mod tests {
                     _ => rekeyed(obj),
                 };
                 let scope = if status { Scope::Status } else { Scope::Main };
-                let memo = Value::Object(object_fields_v1(res, &obj, scope));
-                let built = Value::Object(walk::object_fields_v1(res, &obj, scope));
+                let memo = created_entry(res, &obj, scope, m, &now);
+                let fields = Value::Object(walk::object_fields_v1(res, &obj, scope));
+                let built = entry_value(m.name, Operation::Update, m.api_version, Some(&now), m.subresource, fields);
                 prop_assert_eq!(memo.to_string(), built.to_string());
             }
         }
@@ -160,12 +205,12 @@ mod tests {
         let obj = json!({"metadata": {"name": "p", "labels": {"a": "b"}},
             "spec": {"containers": [{"name": "c", "image": "i"}]}});
         let has = |obj: &Value| {
-            object_fields_v1(res, obj, Scope::Main);
+            created_entry(res, obj, Scope::Main, &MANAGERS[0], "t");
             MEMO.with(|m| {
                 m.borrow()
                     .slots
                     .iter()
-                    .any(|s| s.kind == "Pod" && s.scope == Scope::Main && s.fields.is_some())
+                    .any(|s| s.kind == "Pod" && s.scope == Scope::Main && s.entry.is_some())
             })
         };
         assert!(!has(&obj));

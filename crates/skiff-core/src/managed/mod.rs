@@ -278,15 +278,7 @@ pub fn requested(obj: &Value) -> Requested {
 /// built straight into `FieldsV1` without an intermediate set (or cloned from the last create
 /// of the same shape, see [`memo`]).
 pub fn created(res: &Resource, obj: &Value, scope: Scope, manager: &Manager, now: &str) -> Value {
-    let root = memo::object_fields_v1(res, obj, scope);
-    Value::Array(vec![entry_value(
-        manager.name,
-        Operation::Update,
-        manager.api_version,
-        Some(now),
-        manager.subresource,
-        Value::Object(root),
-    )])
+    Value::Array(vec![memo::created_entry(res, obj, scope, manager, now)])
 }
 
 /// Records an `Update` by `manager` from `old` to `new` in `new`'s managedFields (which start

@@ -735,7 +735,7 @@ fn shape_fields(out: &mut Vec<u8>, m: &Map<String, Value>, schema: Schema, filte
         }
         let (meta, s) = schema.field(k);
         out.push(b'f');
-        out.extend_from_slice(&(k.len() as u64).to_le_bytes());
+        out.extend_from_slice(&(k.len() as u32).to_le_bytes());
         out.extend_from_slice(k.as_bytes());
         shape_value(out, v, meta, s, filter.child(k).0);
     }
@@ -782,8 +782,8 @@ fn shape_value(out: &mut Vec<u8>, v: &Value, meta: FieldMeta, schema: Schema, fi
 /// `v` as JSON, length-prefixed.
 fn shape_json(out: &mut Vec<u8>, v: &Value) {
     let at = out.len();
-    out.extend_from_slice(&[0; 8]);
+    out.extend_from_slice(&[0; 4]);
     serde_json::to_writer(&mut *out, v).expect("a scalar serialises");
-    let n = (out.len() - at - 8) as u64;
-    out[at..at + 8].copy_from_slice(&n.to_le_bytes());
+    let n = (out.len() - at - 4) as u32;
+    out[at..at + 4].copy_from_slice(&n.to_le_bytes());
 }
