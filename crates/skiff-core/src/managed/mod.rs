@@ -230,9 +230,14 @@ fn entry_value(
     Value::Object(m)
 }
 
+/// `obj`'s `metadata.managedFields` (without [`Value::pointer`]'s allocations per step).
+fn stored_list(obj: &Value) -> Option<&Value> {
+    obj.get("metadata")?.get("managedFields")
+}
+
 /// The entries of `obj`'s `metadata.managedFields`.
 pub fn entries(obj: &Value) -> Result<Vec<Entry>, ManagedError> {
-    match obj.pointer("/metadata/managedFields") {
+    match stored_list(obj) {
         None | Some(Value::Null) => Ok(Vec::new()),
         Some(Value::Array(a)) => a.iter().map(Entry::from_value).collect(),
         Some(_) => Err(ManagedError::BadFieldsV1("expected a list".into())),
@@ -264,7 +269,7 @@ pub enum Requested {
 }
 
 pub fn requested(obj: &Value) -> Requested {
-    match obj.pointer("/metadata/managedFields") {
+    match stored_list(obj) {
         None | Some(Value::Null) => Requested::Keep,
         Some(Value::Array(a)) if a.is_empty() => Requested::Keep,
         Some(Value::Array(a)) if a.iter().all(|e| e.as_object().is_some_and(Map::is_empty)) => {
@@ -315,7 +320,7 @@ fn record(
             return Ok(());
         }
         Requested::Keep => {
-            let kept = old.pointer("/metadata/managedFields").cloned();
+            let kept = stored_list(old).cloned();
             if let Some(m) = new.get_mut("metadata").and_then(Value::as_object_mut) {
                 match kept {
                     Some(k) => m.insert("managedFields".into(), k),
