@@ -315,6 +315,11 @@ pub(crate) trait Builder {
     fn mark(&mut self);
     /// Called on the parent once child `pe` is complete: drops it if it recorded nothing.
     fn close(&mut self, pe: &PathElement);
+    /// Records into the node of child `pe` with `f`, then closes it.
+    fn with_child(&mut self, pe: PathElement, f: impl FnOnce(&mut Self)) {
+        f(self.child(pe.clone()));
+        self.close(&pe);
+    }
 }
 
 impl Builder for FieldSet {
@@ -327,6 +332,25 @@ impl Builder for FieldSet {
     fn close(&mut self, pe: &PathElement) {
         if self.children.get(pe).is_some_and(FieldSet::is_empty) {
             self.children.remove(pe);
+        }
+    }
+    /// Without a copy of `pe`: a new node is kept only if it recorded something.
+    fn with_child(&mut self, pe: PathElement, f: impl FnOnce(&mut Self)) {
+        use std::collections::btree_map::Entry;
+        match self.children.entry(pe) {
+            Entry::Occupied(mut node) => {
+                f(node.get_mut());
+                if node.get().is_empty() {
+                    node.remove();
+                }
+            }
+            Entry::Vacant(slot) => {
+                let mut node = FieldSet::default();
+                f(&mut node);
+                if !node.is_empty() {
+                    slot.insert(node);
+                }
+            }
         }
     }
 }

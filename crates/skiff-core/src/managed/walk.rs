@@ -130,8 +130,9 @@ fn map_fields<B: Builder>(
         let (meta, s) = schema.field(k);
         let (cf, member) = filter.child(k);
         let pe = PathElement::Field(k.clone());
-        value_fields(b.child(pe.clone()), v, meta, s, cf, added, added && member);
-        b.close(&pe);
+        b.with_child(pe, |c| {
+            value_fields(c, v, meta, s, cf, added, added && member)
+        });
     }
 }
 
@@ -225,19 +226,11 @@ fn diff_map(
         let (meta, s) = schema.field(k);
         let pe = PathElement::Field(k.clone());
         match ov {
-            None => value_fields(changed.child(pe.clone()), nv, meta, s, cf, true, member),
-            Some(ov) => diff_value(
-                changed.child(pe.clone()),
-                removed.child(pe.clone()),
-                ov,
-                nv,
-                meta,
-                s,
-                cf,
-            ),
+            None => changed.with_child(pe, |c| value_fields(c, nv, meta, s, cf, true, member)),
+            Some(ov) => changed.with_child(pe.clone(), |c| {
+                removed.with_child(pe, |r| diff_value(c, r, ov, nv, meta, s, cf))
+            }),
         }
-        changed.close(&pe);
-        removed.close(&pe);
     }
     for (k, ov) in old {
         if ov.is_null() || filter.skips(k) || present(new, k).is_some() {
@@ -393,40 +386,26 @@ fn diff_keyed(
         } else {
             ok.iter().position(|o| same_key(o, k))
         };
-        let pe = match at.map(|i| &oi[i]) {
+        match at.map(|i| &oi[i]) {
             Some(Value::Object(a)) => {
                 let Value::Object(b) = item else { continue };
                 if same_map(a, b) {
                     continue;
                 }
                 let pe = key_element(key, item).expect("a scalar key");
-                diff_map(
-                    changed.child(pe.clone()),
-                    removed.child(pe.clone()),
-                    a,
-                    b,
-                    schema,
-                    Filter::None,
-                );
-                removed.close(&pe);
-                pe
+                changed.with_child(pe.clone(), |c| {
+                    removed.with_child(pe, |r| diff_map(c, r, a, b, schema, Filter::None))
+                });
             }
             Some(_) => continue,
             None => {
                 let pe = key_element(key, item).expect("a scalar key");
-                value_fields(
-                    changed.child(pe.clone()),
-                    item,
-                    FieldMeta::DEFAULT,
-                    schema,
-                    Filter::None,
-                    true,
-                    true,
-                );
-                pe
+                let meta = FieldMeta::DEFAULT;
+                changed.with_child(pe, |c| {
+                    value_fields(c, item, meta, schema, Filter::None, true, true)
+                });
             }
-        };
-        changed.close(&pe);
+        }
     }
     for (item, k) in oi.iter().zip(ok) {
         if !nk.iter().any(|n| same_key(n, k)) {
