@@ -1,0 +1,138 @@
+//! The CPU cost of a pod's whole life in the control plane, without HTTP or TLS: the API
+//! server, controllers, scheduler and simulated nodes in this process; pods created through
+//! the API server's storage path 64 at a time; the time and CPU until every pod is Running
+//! and Ready. For profiling (`perf`, `valgrind --tool=callgrind`: with few nodes, so that
+//! heartbeats, which follow wall time, weigh little); the figures users see come from
+//! `skiff bench`.
+//!
+//! `cargo run --release -p skiff --example control_plane -- [NODES] [PODS]`
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{Node, Pod};
+use skiff_apiserver::{ApiOptions, ApiServer};
+use skiff_store::sqlite::{SqliteOptions, SqliteStore};
+
+/// The allocator the `skiff` binary uses, so that costs here are the server's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const IN_FLIGHT: usize = 64;
+
+fn pod_json(name: &str) -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": "default", "labels": {"app": "bench"}},
+        "spec": {"containers": [{
+            "name": "web", "image": "docker.io/library/nginx:1.27.3-alpine",
+            "ports": [{"name": "http", "containerPort": 80}],
+            "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}}
+        }]}
+    })
+}
+
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("stat");
+    let after = &stat[stat.rfind(')').expect("comm") + 2..];
+    let f: Vec<f64> = after.split(' ').map(|x| x.parse().unwrap_or(0.0)).collect();
+    // utime and stime (fields 14 and 15 of the line), in ticks of 1/100 s.
+    (f[11] + f[12]) / 100.0
+}
+
+fn is_ready(p: &Pod) -> bool {
+    p.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+#[tokio::main]
+async fn main() {
+    let mut args = std::env::args().skip(1);
+    let nodes: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(100);
+    let pods: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(2000);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store =
+        SqliteStore::open(&dir.path().join("state.db"), SqliteOptions::default()).expect("store");
+    let api: Arc<ApiServer> = ApiServer::new(store, ApiOptions::default());
+    api.bootstrap().await.expect("bootstrap");
+    let rt = skiff_runtime::Runtime::new(api.clone());
+    skiff_controllers::start(&rt, &skiff_controllers::Options::default());
+    skiff_scheduler::start(&rt, skiff_scheduler::Config::default());
+    let fake = skiff_agent::simulated::Options {
+        count: nodes,
+        capacity: [("cpu", "64"), ("memory", "256Gi"), ("pods", "110")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        ..Default::default()
+    };
+    skiff_agent::simulated::start(&rt, &fake).expect("simulated nodes");
+
+    let node_inf = rt.cache.synced::<Node>().await;
+    while node_inf.len() < nodes {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Idle cost (heartbeats) over a short window, to tell apart from the pods' own.
+    let (idle_t, idle_c) = (Instant::now(), cpu_seconds());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let idle_rate = (cpu_seconds() - idle_c) / idle_t.elapsed().as_secs_f64();
+
+    let pod_res = skiff_core::registry::lookup("", "v1", "pods").expect("pods");
+    let pod_inf = rt.cache.synced::<Pod>().await;
+    let (start, cpu0) = (Instant::now(), cpu_seconds());
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..pods {
+        if set.len() >= IN_FLIGHT {
+            set.join_next().await.expect("task").expect("join");
+        }
+        let api = api.clone();
+        set.spawn(async move {
+            api.create_object_as(
+                pod_res,
+                Some("default"),
+                pod_json(&format!("p-{i}")),
+                false,
+                Some("kubectl"),
+            )
+            .await
+            .expect("create");
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        r.expect("join");
+    }
+    let created = start.elapsed();
+    loop {
+        let ready = pod_inf
+            .list_namespace("default")
+            .iter()
+            .filter(|p| is_ready(p))
+            .count();
+        if ready >= pods {
+            break;
+        }
+        if start.elapsed() > Duration::from_secs(600) {
+            panic!("{ready} of {pods} pods ready after 10 minutes");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let all = start.elapsed();
+    let cpu = cpu_seconds() - cpu0;
+    let pod_cpu = cpu - idle_rate * all.as_secs_f64();
+    println!(
+        "{nodes} nodes, {pods} pods: created in {:.0} ms ({:.0}/s), all Ready in {:.0} ms ({:.0}/s)",
+        created.as_secs_f64() * 1e3,
+        pods as f64 / created.as_secs_f64(),
+        all.as_secs_f64() * 1e3,
+        pods as f64 / all.as_secs_f64()
+    );
+    println!(
+        "CPU: {:.2} s in all, {:.0} µs per pod beyond the idle heartbeat load ({:.2} cores when idle)",
+        cpu,
+        pod_cpu * 1e6 / pods as f64,
+        idle_rate
+    );
+    rt.shutdown().await;
+}
