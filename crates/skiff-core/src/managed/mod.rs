@@ -384,10 +384,11 @@ fn update_decoded(
 
 /// [`record_update`]'s bookkeeping done on the stored entries, with the same result as
 /// [`update_decoded`]: when every entry is canonical (see [`stored`]), an entry the write does
-/// not touch stays as it is, the manager's own entry that already owns every changed field (and
-/// nothing else below the removed ones) only gets the new `time`, and only the entries that lose fields (and the manager's, when it gains
-/// some) are decoded and re-encoded. Returns `false`, having changed nothing, when some entry is
-/// not canonical (so that the decoding path reports or resets it).
+/// not touch stays as it is, one that loses fields loses them in place, the manager's own entry
+/// that already owns every changed field (and nothing else below the removed ones) only gets the
+/// new `time`, and only the manager's entry, when it gains fields, is decoded and re-encoded.
+/// Returns `false`, having changed nothing, when some entry is not canonical (so that the
+/// decoding path reports or resets it).
 fn update_stored(
     new: &mut Value,
     changed: &FieldSet,
@@ -421,18 +422,21 @@ fn update_stored(
     };
     // First decide and decode, then write, so that nothing is half-changed on the way out.
     let mut rewrite: Vec<(usize, Entry)> = Vec::new();
+    let mut prune = Vec::new();
     let mut retime = None;
     for (i, e) in list.iter().enumerate() {
         let fields = stored::fields_v1(e);
-        if Some(i) == own {
-            if e.get("time").is_some()
-                && stored::contains_all(fields, changed)
-                && stored::removed_are_changed(fields, removed, changed)
-            {
-                retime = Some(i);
-                continue;
+        if Some(i) != own {
+            if stored::touches(fields, changed, removed) {
+                prune.push(i);
             }
-        } else if !stored::touches(fields, changed, removed) {
+            continue;
+        }
+        if e.get("time").is_some()
+            && stored::contains_all(fields, changed)
+            && stored::removed_are_changed(fields, removed, changed)
+        {
+            retime = Some(i);
             continue;
         }
         let Ok(mut entry) = Entry::from_value(e) else {
@@ -440,16 +444,24 @@ fn update_stored(
         };
         entry.fields.remove_subtrees(removed);
         entry.fields.remove_members(changed);
-        if Some(i) == own {
-            entry.fields.union_with(changed);
-            entry.time = Some(now.to_string());
-        }
+        entry.fields.union_with(changed);
+        entry.time = Some(now.to_string());
         rewrite.push((i, entry));
     }
     if let Some(i) = retime {
         list[i]["time"] = Value::String(now.to_string());
     }
     let mut emptied = false;
+    for i in prune {
+        let left = match list[i].get_mut("fieldsV1") {
+            Some(Value::Object(fields)) => stored::remove_in_place(fields, removed, changed),
+            _ => false,
+        };
+        if !left {
+            list[i] = Value::Null;
+            emptied = true;
+        }
+    }
     for (i, entry) in rewrite {
         if entry.fields.is_empty() {
             list[i] = Value::Null;

@@ -286,6 +286,70 @@ fn members(node: &Map<String, Value>, top: bool) -> usize {
             .sum::<usize>()
 }
 
+/// Removes from canonical `FieldsV1` `stored` the subtrees at the members of `removed`, then
+/// the members of `changed`, leaving it in canonical form: what [`FieldSet::remove_subtrees`],
+/// [`FieldSet::remove_members`] and encoding the set again would give. Returns `false` when
+/// nothing is left (the entry goes).
+pub(super) fn remove_in_place(
+    stored: &mut Map<String, Value>,
+    removed: &FieldSet,
+    changed: &FieldSet,
+) -> bool {
+    let mut key = String::new();
+    prune(stored, true, removed, Prune::Subtrees, &mut key)
+        && prune(stored, true, changed, Prune::Members, &mut key)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Prune {
+    Subtrees,
+    Members,
+}
+
+/// [`remove_in_place`] on one node; `false` when the node is left empty and must go.
+fn prune(
+    node: &mut Map<String, Value>,
+    top: bool,
+    set: &FieldSet,
+    how: Prune,
+    key: &mut String,
+) -> bool {
+    let mut member = is_member(node, top);
+    if set.is_member() {
+        match how {
+            Prune::Subtrees => return false,
+            Prune::Members if member => {
+                member = false;
+                node.shift_remove(".");
+            }
+            Prune::Members => {}
+        }
+    }
+    for (pe, c) in set.children() {
+        key.clear();
+        pe.encode_into(key);
+        let gone = match node.get_mut(key.as_str()) {
+            Some(Value::Object(child)) => !prune(child, false, c, how, key),
+            _ => false,
+        };
+        if gone {
+            key.clear();
+            pe.encode_into(key);
+            node.shift_remove(key.as_str());
+        }
+    }
+    // `.` is still there exactly when the node is a member; without children a member is
+    // the leaf `{}` and anything else goes.
+    let children = node.len() - usize::from(node.keys().next().is_some_and(|k| k == "."));
+    if children > 0 {
+        return true;
+    }
+    if member {
+        node.clear();
+    }
+    member
+}
+
 /// Whether every member of `set` is a member of canonical `FieldsV1` `stored`.
 pub(super) fn contains_all(stored: &Map<String, Value>, set: &FieldSet) -> bool {
     fn walk(node: &Map<String, Value>, top: bool, set: &FieldSet, key: &mut String) -> bool {
