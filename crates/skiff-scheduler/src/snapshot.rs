@@ -316,9 +316,47 @@ pub struct NodeInfo {
     pub terminating: usize,
     pub used_ports: Vec<HostPort>,
     /// The hostname and zone labels, the keys looked up for every node a pod is filtered
-    /// and scored on.
-    hostname: Option<String>,
-    zone: Option<String>,
+    /// and scored on, kept in the node's own memory.
+    hostname: CachedLabel,
+    zone: CachedLabel,
+}
+
+/// A label value stored inline when short (hostnames and zones are), so reading it during a
+/// scan over thousands of nodes does not chase a pointer per node.
+#[derive(Debug, Clone, Default)]
+enum CachedLabel {
+    #[default]
+    Absent,
+    Inline {
+        len: u8,
+        buf: [u8; 63],
+    },
+    Heap(String),
+}
+
+impl CachedLabel {
+    fn new(value: Option<&String>) -> CachedLabel {
+        match value {
+            None => CachedLabel::Absent,
+            Some(v) if v.len() <= 63 => {
+                let mut buf = [0u8; 63];
+                buf[..v.len()].copy_from_slice(v.as_bytes());
+                CachedLabel::Inline {
+                    len: v.len() as u8,
+                    buf,
+                }
+            }
+            Some(v) => CachedLabel::Heap(v.clone()),
+        }
+    }
+
+    fn get(&self) -> Option<&str> {
+        match self {
+            CachedLabel::Absent => None,
+            CachedLabel::Inline { len, buf } => std::str::from_utf8(&buf[..usize::from(*len)]).ok(),
+            CachedLabel::Heap(s) => Some(s),
+        }
+    }
 }
 
 /// The well-known label of a node's hostname.
@@ -350,8 +388,8 @@ impl NodeInfo {
         self.allocatable =
             Resources::from_list(node.status.as_ref().and_then(|s| s.allocatable.as_ref()));
         let labels = node.metadata.labels.as_ref();
-        self.hostname = labels.and_then(|l| l.get(HOSTNAME_LABEL)).cloned();
-        self.zone = labels.and_then(|l| l.get(ZONE_LABEL)).cloned();
+        self.hostname = CachedLabel::new(labels.and_then(|l| l.get(HOSTNAME_LABEL)));
+        self.zone = CachedLabel::new(labels.and_then(|l| l.get(ZONE_LABEL)));
         self.node = Some(node);
     }
 
@@ -365,10 +403,10 @@ impl NodeInfo {
     pub fn label(&self, key: &str) -> Option<&str> {
         if self.node.is_some() {
             if key == HOSTNAME_LABEL {
-                return self.hostname.as_deref();
+                return self.hostname.get();
             }
             if key == ZONE_LABEL {
-                return self.zone.as_deref();
+                return self.zone.get();
             }
         }
         self.labels().get(key).map(String::as_str)
@@ -1290,6 +1328,27 @@ mod tests {
         s.remove_service("default", "a");
         s.remove_service("default", "b");
         assert_eq!(s.services_selecting(&p), None);
+    }
+
+    #[test]
+    fn hostname_and_zone_are_read_from_the_cache() {
+        let long = "z".repeat(70);
+        let n = NodeInfo::new(Arc::new(label(
+            label(node("n1", "4", "8Gi", "110"), ZONE_LABEL, "zone-a"),
+            "other",
+            "x",
+        )));
+        assert_eq!(n.label(HOSTNAME_LABEL), Some("n1"));
+        assert_eq!(n.label(ZONE_LABEL), Some("zone-a"));
+        assert_eq!(n.label("other"), Some("x"));
+        let n = NodeInfo::new(Arc::new(label(
+            node("n2", "4", "8Gi", "110"),
+            ZONE_LABEL,
+            &long,
+        )));
+        assert_eq!(n.label(ZONE_LABEL), Some(long.as_str()));
+        let bare = NodeInfo::new(Arc::new(Node::default()));
+        assert_eq!(bare.label(ZONE_LABEL), None);
     }
 
     #[test]
