@@ -705,6 +705,75 @@ impl ApiServer {
             .await
     }
 
+    /// A write of the server's own ([`UpdateMode::Internal`], no field manager) that edits
+    /// the newest object in place, without the copy [`Self::guaranteed_update`] makes for
+    /// comparing old and new: for kinds served as stored and without a generation, where an
+    /// internal write needs no such comparison (the binding the scheduler writes for every
+    /// pod). `edit` may run more than once, on conflicts.
+    pub async fn edit_internal<F>(
+        &self,
+        res: &'static Resource,
+        namespace: Option<&str>,
+        name: &str,
+        dry_run: bool,
+        mut edit: F,
+    ) -> Result<Value, ApiError>
+    where
+        F: FnMut(&mut Value) -> Result<(), ApiError>,
+    {
+        let sres = storage_resource(res);
+        if is_converted(res) || sres.traits.generation {
+            return self
+                .guaranteed_update(res, namespace, name, UpdateMode::Internal, dry_run, |cur| {
+                    let mut next = cur.clone();
+                    edit(&mut next)?;
+                    Ok(next)
+                })
+                .await;
+        }
+        let key = sres.key(namespace, name);
+        for _ in 0..64 {
+            let (mut obj, kv) = self
+                .read(sres, namespace, name)
+                .await
+                .map_err(|e| rename_not_found(e, res, name))?;
+            edit(&mut obj)?;
+            // What prepare_update does for an internal write, less what compares old and new.
+            {
+                let m = meta::metadata_mut(&mut obj);
+                m.shift_remove("resourceVersion");
+                m.shift_remove("selfLink");
+                for k in ["labels", "annotations", "finalizers", "ownerReferences"] {
+                    if m.get(k).is_some_and(Value::is_null) {
+                        m.shift_remove(k);
+                    }
+                }
+            }
+            defaults::apply(sres, &mut obj);
+            meta::canonicalize(&mut obj);
+            let bytes = serialize(&obj);
+            if bytes == kv.value || dry_run {
+                set_revision(&mut obj, kv.mod_revision);
+                return Ok(obj);
+            }
+            let deletes = meta::is_deleting(&obj)
+                && !blocks_deletion(&obj)
+                && obj
+                    .pointer("/metadata/deletionGracePeriodSeconds")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0)
+                    == 0;
+            let bytes = (!deletes).then_some(bytes);
+            if let Some(out) = self
+                .write(res, name, &key, kv.mod_revision, bytes, obj)
+                .await?
+            {
+                return Ok(out);
+            }
+        }
+        Err(too_many_conflicts(res, name))
+    }
+
     /// [`Self::guaranteed_update`] recording an `Update` managedFields entry for `manager`
     /// (without one, managedFields are carried over: the server's own writes, and applies,
     /// whose `change` records the `Apply` entry).

@@ -978,7 +978,7 @@ impl ApiServer {
         dry_run: bool,
     ) -> Result<(), ApiError> {
         let res = registry::lookup("", "v1", "pods").expect("pods");
-        self.guaranteed_update(res, ns, name, UpdateMode::Internal, dry_run, |cur| {
+        self.edit_internal(res, ns, name, dry_run, |cur| {
             if meta::is_deleting(cur) {
                 return Err(ApiError::conflict(
                     res,
@@ -997,10 +997,9 @@ impl ApiServer {
                     &format!("pod {name} is already assigned to node \"{current}\""),
                 ));
             }
-            let mut next = cur.clone();
-            next["spec"]["nodeName"] = json!(node);
-            set_condition(&mut next, "PodScheduled", "True", None);
-            Ok(next)
+            cur["spec"]["nodeName"] = json!(node);
+            set_condition(cur, "PodScheduled", "True", None);
+            Ok(())
         })
         .await?;
         Ok(())
