@@ -107,14 +107,30 @@ fn sizes(rt: &Runtime) -> Vec<(String, i32)> {
     v
 }
 
+/// Advances paused time in 100 ms steps until the ReplicaSets have `want` sizes, at most
+/// `n` seconds.
+async fn until(rt: &Runtime, n: u64, want: &[(String, i32)]) {
+    for _ in 0..n * 10 {
+        if sizes(rt) == want {
+            return;
+        }
+        tick().await;
+    }
+    assert_eq!(sizes(rt), want, "not within {n} s");
+}
+
 /// Advances paused time by `n` seconds in 100 ms steps, letting the store's threads (which
 /// tokio does not see) catch up in real time between steps.
 async fn secs(n: u64) {
     for _ in 0..n * 10 {
-        std::thread::sleep(Duration::from_millis(2));
-        tokio::task::yield_now().await;
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tick().await;
     }
+}
+
+async fn tick() {
+    std::thread::sleep(Duration::from_millis(2));
+    tokio::task::yield_now().await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -183,14 +199,23 @@ async fn min_ready_seconds_gates_every_rolling_step() {
         .await
         .unwrap();
     // One surge pod, ready at once but not available for 10 s: the old set waits.
-    secs(5).await;
+    secs(9).await;
     assert_eq!(sizes(&rt), [("v1".to_string(), 2), ("v2".to_string(), 1)]);
-    secs(7).await; // 12 s: the first new pod is available; one old one goes, one new comes.
-    assert_eq!(sizes(&rt), [("v1".to_string(), 1), ("v2".to_string(), 2)]);
-    secs(5).await; // 17 s: the second new pod is not yet available.
-    assert_eq!(sizes(&rt), [("v1".to_string(), 1), ("v2".to_string(), 2)]);
-    secs(7).await; // 24 s: done.
-    assert_eq!(sizes(&rt), [("v1".to_string(), 0), ("v2".to_string(), 2)]);
+    // Once it is available (10 s after it was ready, give or take the fake kubelet's
+    // polling and the store's real-time commits), one old pod goes and one new one comes.
+    let step = [("v1".to_string(), 1), ("v2".to_string(), 2)];
+    until(&rt, 6, &step).await;
+    // The second new pod is not available for another 10 s: the last old one waits.
+    secs(8).await;
+    assert_eq!(sizes(&rt), step);
+    until(&rt, 6, &[("v1".to_string(), 0), ("v2".to_string(), 2)]).await;
+    // The status follows the last step.
+    for _ in 0..20 {
+        if progressing(&rt).is_some_and(|(_, r)| r == "NewReplicaSetAvailable") {
+            break;
+        }
+        tick().await;
+    }
     assert_eq!(
         progressing(&rt).unwrap(),
         ("True".to_string(), "NewReplicaSetAvailable".to_string())

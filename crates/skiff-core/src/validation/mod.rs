@@ -178,22 +178,33 @@ fn kind_update(res: &Resource, new: &Value, old: &Value) -> Errs {
 // ---- field paths, as upstream's field.Path ----
 
 /// `path.name` (or `name` at the root).
+/// Paths are built for every field checked, error or not, so without the formatting
+/// machinery.
 pub(crate) fn child(path: &str, name: &str) -> String {
     if path.is_empty() {
         name.to_string()
     } else {
-        format!("{path}.{name}")
+        join(path, ".", name, "")
     }
 }
 
 /// `path[i]`.
 pub(crate) fn index(path: &str, i: usize) -> String {
-    format!("{path}[{i}]")
+    join(path, "[", itoa::Buffer::new().format(i), "]")
 }
 
 /// `path[key]`.
 pub(crate) fn key(path: &str, k: &str) -> String {
-    format!("{path}[{k}]")
+    join(path, "[", k, "]")
+}
+
+fn join(a: &str, b: &str, c: &str, d: &str) -> String {
+    let mut s = String::with_capacity(a.len() + b.len() + c.len() + d.len());
+    s.push_str(a);
+    s.push_str(b);
+    s.push_str(c);
+    s.push_str(d);
+    s
 }
 
 // ---- JSON access; null counts as absent ----

@@ -943,6 +943,10 @@ pub(crate) fn validate_pod_update(new: &Value, old: &Value) -> Errs {
         )),
         _ => {}
     }
+    // An unchanged spec (a status or metadata write) needs no copy to compare.
+    if ns == os {
+        return errs;
+    }
     let (Some(nm), Some(om)) = (ns.as_object(), os.as_object()) else {
         return errs;
     };
