@@ -4,7 +4,7 @@
 //! registry store and the per-kind strategies' `PrepareForCreate`/`PrepareForUpdate`.
 
 use bytes::Bytes;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use skiff_core::managed::{self, Scope};
 use skiff_core::registry::{self, Resource};
 use skiff_core::{defaults, meta, validation, ApiError, FieldError};
@@ -820,13 +820,28 @@ impl ApiServer {
                     ));
                 }
             }
-            let new = prepare_update(sres, &old_internal, desired, mode, res, name, manager)?;
-            let bytes = serialize(&new);
-            // Stored bytes are already in this canonical form: compare with them rather than
-            // serializing the old object again.
-            if bytes == kv.value {
-                return Ok(to_external(res, old_internal));
-            }
+            let (new, bytes) = if mode == UpdateMode::Status && is_pod(res) {
+                match prepare_pod_status(sres, old_internal, desired, res, manager)? {
+                    Ok(mut new) => {
+                        let bytes = serialize(&new);
+                        if bytes == kv.value {
+                            set_revision(&mut new, kv.mod_revision);
+                            return Ok(new);
+                        }
+                        (new, bytes)
+                    }
+                    Err(unchanged) => return Ok(unchanged),
+                }
+            } else {
+                let new = prepare_update(sres, &old_internal, desired, mode, res, name, manager)?;
+                let bytes = serialize(&new);
+                // Stored bytes are already in this canonical form: compare with them rather
+                // than serializing the old object again.
+                if bytes == kv.value {
+                    return Ok(to_external(res, old_internal));
+                }
+                (new, bytes)
+            };
             if dry_run {
                 // Nothing was written: the object keeps the revision it was read at.
                 let mut out = new;
@@ -1332,6 +1347,71 @@ fn prepare_update(
     Ok(new)
 }
 
+fn is_pod(res: &Resource) -> bool {
+    res.group.is_empty() && res.kind == "Pod" && res.custom.is_none()
+}
+
+/// [`prepare_update`] for a pod's status subresource (the kubelet's write, one or more per
+/// pod), without copying the old pod: the new pod is the old one with the desired status.
+/// Only the status can differ, so nothing else is validated again (upstream validates a pod
+/// status update's metadata and status only, and the metadata is the stored one), and the
+/// managedFields diff needs only the old status and metadata. `Ok(Err(old))` when the status
+/// is unchanged.
+fn prepare_pod_status(
+    sres: &'static Resource,
+    old: Value,
+    desired: Value,
+    served: &Resource,
+    manager: Option<&str>,
+) -> Result<Result<Value, Value>, ApiError> {
+    let mut desired = desired;
+    let status = desired
+        .as_object_mut()
+        .and_then(|d| d.shift_remove("status"));
+    if old.get("status") == status.as_ref() {
+        return Ok(Err(old));
+    }
+    let mut new = old;
+    let o = new.as_object_mut().expect("object");
+    let old_status = o.shift_remove("status");
+    if let Some(s) = status {
+        o.insert("status".into(), s);
+    }
+    {
+        let m = meta::metadata_mut(&mut new);
+        m.shift_remove("resourceVersion");
+        m.shift_remove("selfLink");
+    }
+    defaults::apply(sres, &mut new);
+    if let Some(name) = manager {
+        // What the diff looks at: the metadata (less its entries) and the status.
+        let mut view = Map::new();
+        if let Some(Value::Object(m)) = new.get("metadata") {
+            let m: Map<String, Value> = m
+                .iter()
+                .filter(|(k, _)| *k != "managedFields")
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            view.insert("metadata".into(), Value::Object(m));
+        }
+        if let Some(s) = old_status {
+            view.insert("status".into(), s);
+        }
+        let av = served.api_version();
+        let m = field_manager(name, &av, UpdateMode::Status);
+        managed::record_update(
+            sres,
+            &Value::Object(view),
+            &mut new,
+            managed_scope(sres, UpdateMode::Status),
+            Some(&m),
+            &meta::now_rfc3339(),
+        )?;
+    }
+    meta::canonicalize(&mut new);
+    Ok(Ok(new))
+}
+
 /// Parses a resourceVersion query or body value.
 pub fn parse_resource_version(rv: &str) -> Result<Option<i64>, ApiError> {
     if rv.is_empty() {
@@ -1488,5 +1568,88 @@ mod generate_name_tests {
             .await
             .unwrap_err();
         assert_eq!((e.code, e.reason), (409, "AlreadyExists"));
+    }
+}
+
+#[cfg(test)]
+mod pod_status_tests {
+    use serde_json::{json, Value};
+    use skiff_core::registry;
+
+    use super::*;
+
+    /// managedFields without their times (the two paths may straddle a second).
+    fn timeless(mut v: Value) -> Value {
+        if let Some(Value::Array(es)) = v.pointer_mut("/metadata/managedFields") {
+            for e in es {
+                e.as_object_mut().unwrap().remove("time");
+            }
+        }
+        v
+    }
+
+    /// The pod status path gives exactly what the general status path gives.
+    #[test]
+    fn pod_status_writes_match_the_general_path() {
+        let pods = registry::lookup("", "v1", "pods").unwrap();
+        let mut old = json!({
+            "kind": "Pod", "apiVersion": "v1",
+            "metadata": {"name": "p", "namespace": "d", "uid": "u", "resourceVersion": "7",
+                "creationTimestamp": "2024-01-01T00:00:00Z", "labels": {"a": "b"}},
+            "spec": {"containers": [{"name": "c", "image": "i"}], "nodeName": "n"},
+            "status": {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "True"}]}
+        });
+        defaults::apply(pods, &mut old);
+        let created = managed::created(
+            pods,
+            &old,
+            Scope::Main,
+            &field_manager("kubectl", "v1", UpdateMode::Main),
+            "2024-01-01T00:00:00Z",
+        );
+        meta::metadata_mut(&mut old).insert("managedFields".into(), created);
+        meta::canonicalize(&mut old);
+        let statuses = [
+            json!({"phase": "Running", "podIP": "10.0.0.1",
+                "conditions": [{"type": "Ready", "status": "True"}, {"type": "PodScheduled", "status": "True"}],
+                "containerStatuses": [{"name": "c", "image": "i", "imageID": "x", "ready": true, "restartCount": 0}]}),
+            json!({"phase": "Succeeded"}),
+            json!(null),
+        ];
+        for (i, st) in statuses.iter().enumerate() {
+            for manager in [Some("kubelet"), None] {
+                let mut desired = json!({"kind": "Pod", "apiVersion": "v1",
+                    "metadata": {"name": "p", "namespace": "d"}});
+                if !st.is_null() {
+                    desired["status"] = st.clone();
+                }
+                let general = prepare_update(
+                    pods,
+                    &old,
+                    desired.clone(),
+                    UpdateMode::Status,
+                    pods,
+                    "p",
+                    manager,
+                )
+                .unwrap();
+                let fast = prepare_pod_status(pods, old.clone(), desired, pods, manager)
+                    .unwrap()
+                    .expect("a change");
+                assert_eq!(
+                    serde_json::to_string(&timeless(fast)).unwrap(),
+                    serde_json::to_string(&timeless(general)).unwrap(),
+                    "status {i}, manager {manager:?}"
+                );
+            }
+        }
+        // Nothing to write when the status is the same.
+        let same = json!({"kind": "Pod", "apiVersion": "v1", "metadata": {"name": "p"},
+            "status": old["status"].clone()});
+        assert!(
+            prepare_pod_status(pods, old.clone(), same, pods, Some("kubelet"))
+                .unwrap()
+                .is_err()
+        );
     }
 }
