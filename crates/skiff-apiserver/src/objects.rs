@@ -739,16 +739,7 @@ impl ApiServer {
                 .map_err(|e| rename_not_found(e, res, name))?;
             edit(&mut obj)?;
             // What prepare_update does for an internal write, less what compares old and new.
-            {
-                let m = meta::metadata_mut(&mut obj);
-                m.shift_remove("resourceVersion");
-                m.shift_remove("selfLink");
-                for k in ["labels", "annotations", "finalizers", "ownerReferences"] {
-                    if m.get(k).is_some_and(Value::is_null) {
-                        m.shift_remove(k);
-                    }
-                }
-            }
+            clear_request_metadata(meta::metadata_mut(&mut obj));
             defaults::apply(sres, &mut obj);
             meta::canonicalize(&mut obj);
             let bytes = serialize(&obj);
@@ -756,14 +747,7 @@ impl ApiServer {
                 set_revision(&mut obj, kv.mod_revision);
                 return Ok(obj);
             }
-            let deletes = meta::is_deleting(&obj)
-                && !blocks_deletion(&obj)
-                && obj
-                    .pointer("/metadata/deletionGracePeriodSeconds")
-                    .and_then(Value::as_i64)
-                    .unwrap_or(0)
-                    == 0;
-            let bytes = (!deletes).then_some(bytes);
+            let bytes = (!deletes_when_written(&obj)).then_some(bytes);
             if let Some(out) = self
                 .write(res, name, &key, kv.mod_revision, bytes, obj)
                 .await?
@@ -848,15 +832,7 @@ impl ApiServer {
                 set_revision(&mut out, kv.mod_revision);
                 return Ok(to_external(res, out));
             }
-            // Removing the last finalizer of an object being deleted deletes it.
-            if meta::is_deleting(&new)
-                && !blocks_deletion(&new)
-                && new
-                    .pointer("/metadata/deletionGracePeriodSeconds")
-                    .and_then(Value::as_i64)
-                    .unwrap_or(0)
-                    == 0
-            {
+            if deletes_when_written(&new) {
                 match self
                     .write(res, name, &key, kv.mod_revision, None, new)
                     .await?
@@ -1260,13 +1236,7 @@ fn prepare_update(
                 };
             }
         }
-        m.shift_remove("resourceVersion");
-        m.shift_remove("selfLink");
-        for k in ["labels", "annotations", "finalizers", "ownerReferences"] {
-            if m.get(k).is_some_and(Value::is_null) {
-                m.shift_remove(k);
-            }
-        }
+        clear_request_metadata(m);
     }
     if mode == UpdateMode::Main && sres.traits.status {
         let o = new.as_object_mut().expect("object");
@@ -1347,6 +1317,30 @@ fn prepare_update(
     Ok(new)
 }
 
+/// Drops the metadata an update never stores: resourceVersion (the store's revision), selfLink,
+/// and lists or maps sent as null.
+fn clear_request_metadata(m: &mut Map<String, Value>) {
+    m.shift_remove("resourceVersion");
+    m.shift_remove("selfLink");
+    for k in ["labels", "annotations", "finalizers", "ownerReferences"] {
+        if m.get(k).is_some_and(Value::is_null) {
+            m.shift_remove(k);
+        }
+    }
+}
+
+/// Whether writing `obj` deletes it instead: it is being deleted with no grace period left and
+/// nothing (finalizers) holds it any more, as when its last finalizer is removed.
+fn deletes_when_written(obj: &Value) -> bool {
+    meta::is_deleting(obj)
+        && !blocks_deletion(obj)
+        && obj
+            .pointer("/metadata/deletionGracePeriodSeconds")
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+            == 0
+}
+
 fn is_pod(res: &Resource) -> bool {
     res.group.is_empty() && res.kind == "Pod" && res.custom.is_none()
 }
@@ -1377,11 +1371,7 @@ fn prepare_pod_status(
     if let Some(s) = status {
         o.insert("status".into(), s);
     }
-    {
-        let m = meta::metadata_mut(&mut new);
-        m.shift_remove("resourceVersion");
-        m.shift_remove("selfLink");
-    }
+    clear_request_metadata(meta::metadata_mut(&mut new));
     defaults::apply(sres, &mut new);
     if let Some(name) = manager {
         // What the diff looks at: the metadata (less its entries) and the status.
