@@ -170,13 +170,6 @@ pub fn to_internal(res: &Resource, v: Value) -> Value {
 
 /// Sets an object's `metadata.resourceVersion` (keeping canonical key order).
 pub fn set_revision(obj: &mut Value, rev: i64) {
-    // Stored objects carry a resourceVersion in its canonical place: replace it there.
-    if let Some(Value::String(rv)) = obj.pointer_mut("/metadata/resourceVersion") {
-        use std::fmt::Write as _;
-        rv.clear();
-        let _ = write!(rv, "{rev}");
-        return;
-    }
     if obj.is_object() {
         meta::set_resource_version(obj, rev.to_string());
     }
