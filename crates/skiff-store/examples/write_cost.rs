@@ -1,0 +1,215 @@
+//! What one create costs the SQLite store, next to raw SQLite inserting the same bytes.
+//!
+//! `cargo run --release -p skiff-store --example write_cost -- [N] [store|raw|both]`
+//!
+//! The store part opens a [`SqliteStore`] in a temporary directory and makes N creates of
+//! ~1 KiB values from 64 concurrent tasks (so batches form as they do in the server). The raw
+//! part inserts the same keys and bytes with rusqlite the way the benchmark's baseline does
+//! (WAL, `synchronous=FULL`, 64 rows per transaction) on its own thread. Each reports wall
+//! time, rate, and CPU time per row of the threads that do the work (from
+//! `/proc/self/task/*/schedstat`), so the two can be compared in one run. Under
+//! `valgrind --tool=callgrind --separate-threads=yes` the per-thread instruction counts are
+//! the repeatable figures.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use skiff_store::sqlite::{SqliteOptions, SqliteStore};
+use skiff_store::Store;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const WRITERS: usize = 64;
+
+/// CPU time (ns) of this process's threads, by name.
+fn thread_cpu() -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return out;
+    };
+    for t in dir.flatten() {
+        let p = t.path();
+        let name = std::fs::read_to_string(p.join("comm")).unwrap_or_default();
+        let ns = std::fs::read_to_string(p.join("schedstat"))
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0);
+        out.push((name.trim().to_owned(), ns));
+    }
+    out
+}
+
+/// CPU time (ns) of the calling thread.
+fn own_cpu() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn cpu_of(threads: &[(String, u64)], prefix: &str) -> u64 {
+    threads
+        .iter()
+        .filter(|(n, _)| n.starts_with(prefix))
+        .map(|(_, ns)| ns)
+        .sum()
+}
+
+fn process_cpu() -> Duration {
+    // utime + stime in clock ticks (fields 14 and 15 of /proc/self/stat).
+    let s = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let rest = s.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    let ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
+    Duration::from_millis(ticks * 10)
+}
+
+fn body(i: usize) -> Bytes {
+    let mut v = format!(
+        "{{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{{\"name\":\"bench-{i:06}\",\"namespace\":\"default\"}},\"spec\":{{"
+    )
+    .into_bytes();
+    while v.len() < 1020 {
+        v.extend_from_slice(b"\"x\":\"0123456789abcdef\",");
+    }
+    v.extend_from_slice(b"\"z\":1}}");
+    Bytes::from(v)
+}
+
+/// Names as the API benchmark makes them: one counter shared by all writers.
+fn key(i: usize) -> String {
+    format!("/registry/pods/default/bench-{i:06}")
+}
+
+fn per_row(ns: u64, rows: usize) -> f64 {
+    ns as f64 / 1000.0 / rows as f64
+}
+
+fn run_store(dir: &Path, n: usize) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let store = SqliteStore::open(&dir.join("state.db"), SqliteOptions::default()).unwrap();
+    let per = n / WRITERS;
+    let bodies: Arc<Vec<Bytes>> = Arc::new((0..WRITERS).map(body).collect());
+    let next = Arc::new(AtomicUsize::new(0));
+    let cpu0 = thread_cpu();
+    let p0 = process_cpu();
+    let t = Instant::now();
+    rt.block_on(async {
+        let tasks: Vec<_> = (0..WRITERS)
+            .map(|w| {
+                let store = store.clone();
+                let bodies = bodies.clone();
+                let next = next.clone();
+                tokio::spawn(async move {
+                    for _ in 0..per {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        store.create(&key(i), bodies[w].clone()).await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
+    let wall = t.elapsed();
+    let cpu1 = thread_cpu();
+    let p1 = process_cpu();
+    let rows = per * WRITERS;
+    let d = |p: &str| cpu_of(&cpu1, p).saturating_sub(cpu_of(&cpu0, p));
+    let stats = store.stats();
+    let wal = std::fs::metadata(dir.join("state.db-wal")).map_or(0, |m| m.len());
+    println!(
+        "store: {rows} creates in {:.3}s = {:.0}/s; process cpu {:.1} µs/create; writer {:.1} µs, checkpointer {:.1} µs per create; {} commits, largest batch {}, {} checkpoints, wal {} KiB",
+        wall.as_secs_f64(),
+        rows as f64 / wall.as_secs_f64(),
+        (p1 - p0).as_secs_f64() * 1e6 / rows as f64,
+        per_row(d("skiff-store-wri"), rows),
+        per_row(d("skiff-store-che"), rows),
+        stats.commits,
+        stats.largest_batch,
+        stats.checkpoints,
+        wal / 1024,
+    );
+    drop(store);
+}
+
+fn run_raw(dir: &Path, n: usize) {
+    let path = dir.join("raw.db");
+    let per = n / WRITERS;
+    let rows = per * WRITERS;
+    let t = Instant::now();
+    let cpu = std::thread::Builder::new()
+        .name("raw-sqlite".into())
+        .spawn(move || {
+            let c0 = own_cpu();
+            let mut conn = rusqlite::Connection::open(&path).unwrap();
+            let _: String = conn
+                .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+                .unwrap();
+            conn.execute_batch(
+                "PRAGMA synchronous=FULL;
+                 CREATE TABLE kv (revision INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, value BLOB NOT NULL);",
+            )
+            .unwrap();
+            let bodies: Vec<Bytes> = (0..WRITERS).map(body).collect();
+            let mut r = 0;
+            while r < rows {
+                let tx = conn.transaction().unwrap();
+                {
+                    let mut stmt = tx
+                        .prepare_cached("INSERT INTO kv (key, value) VALUES (?1, ?2)")
+                        .unwrap();
+                    for _ in 0..64 {
+                        if r >= rows {
+                            break;
+                        }
+                        stmt.execute(rusqlite::params![key(r), bodies[r % WRITERS].as_ref()])
+                            .unwrap();
+                        r += 1;
+                    }
+                }
+                tx.commit().unwrap();
+            }
+            own_cpu() - c0
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    let wall = t.elapsed();
+    println!(
+        "raw:   {rows} rows in {:.3}s = {:.0}/s ({:.1} µs wall, {:.1} µs cpu per row)",
+        wall.as_secs_f64(),
+        rows as f64 / wall.as_secs_f64(),
+        wall.as_secs_f64() * 1e6 / rows as f64,
+        per_row(cpu, rows),
+    );
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let n: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(20_000);
+    let mode = args.next().unwrap_or_else(|| "both".into());
+    let dir = tempfile::tempdir_in(
+        std::env::var("WRITE_COST_DIR")
+            .unwrap_or_else(|_| std::env::temp_dir().display().to_string()),
+    )
+    .unwrap();
+    if mode == "store" || mode == "both" {
+        run_store(dir.path(), n);
+    }
+    if mode == "raw" || mode == "both" {
+        run_raw(dir.path(), n);
+    }
+}
