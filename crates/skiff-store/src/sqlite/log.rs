@@ -2,8 +2,11 @@
 //!
 //! One row per revision in `log` (`rev` is the global revision and the rowid). A deletion is a
 //! tombstone row (`deleted = 1`, empty value) whose `prev_rev` names the row it deleted, so the
-//! deleted value is read from there. `meta` persists the current revision and the compaction
-//! point, so neither goes backwards across restarts even when compaction removed the rows.
+//! deleted value is read from there. `meta` persists the compaction point. The current revision
+//! is the newest row's: compaction only removes rows below the compaction point, which is at
+//! most the current revision, so the row of the current revision always stays and the revision
+//! never goes backwards across restarts. (`meta.current_rev`, which older versions updated on
+//! every commit, is still read as a lower bound.)
 //! Like etcd's MVCC store, the newest row of a key at or below a revision is its value there.
 
 use std::collections::BTreeMap;
@@ -89,8 +92,10 @@ pub(crate) fn set_meta(conn: &Connection, name: &str, value: i64) -> rusqlite::R
 /// Rebuilds the index of live keys and the revision counters from the database.
 pub(crate) fn load(conn: &Connection) -> rusqlite::Result<Loaded> {
     let max_rev: Option<i64> = conn.query_row("SELECT max(rev) FROM log", [], |r| r.get(0))?;
-    let current = meta(conn, "current_rev")?.max(max_rev.unwrap_or(0));
     let compacted = meta(conn, "compact_rev")?;
+    let current = meta(conn, "current_rev")?
+        .max(max_rev.unwrap_or(0))
+        .max(compacted);
     let compact_done = meta(conn, "compact_done")?;
     let mut index = BTreeMap::new();
     let mut stmt = conn.prepare(
@@ -118,22 +123,10 @@ pub(crate) fn load(conn: &Connection) -> rusqlite::Result<Loaded> {
     })
 }
 
-/// Appends one row to the log.
-pub(crate) fn append(
-    conn: &Connection,
-    rev: Revision,
-    key: &str,
-    create_rev: Revision,
-    prev_rev: Option<Revision>,
-    value: &[u8],
-    deleted: bool,
-) -> rusqlite::Result<()> {
-    conn.prepare_cached(
-        "INSERT INTO log(rev, key, create_rev, prev_rev, value, deleted) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?
-    .execute(params![rev, key, create_rev, prev_rev, value, deleted as i64])?;
-    Ok(())
-}
+/// Appends one row to the log: `(rev, key, create_rev, prev_rev, value, deleted)`. The writer
+/// prepares it once per batch and checks every row in memory first (see `writer`).
+pub(crate) const APPEND: &str = "INSERT INTO log(rev, key, create_rev, prev_rev, value, deleted) \
+                                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 
 /// Removes, among rows with `lo <= rev < hi`, those superseded by a newer row of the same key
 /// at or below `point`, and tombstones. Steps must run in increasing `rev` order so that no

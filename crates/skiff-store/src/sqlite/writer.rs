@@ -1,13 +1,25 @@
 //! The writer thread: group commit over the one write connection.
 //!
 //! Requests queue on a channel. The writer takes everything queued (up to a cap) into one
-//! transaction, runs each request inside its own SAVEPOINT (a failing request rolls back alone),
-//! assigns revisions in queue order with no gaps, commits once (one fsync for the batch), then
-//! publishes the batch to the in-memory index and watch window, and only then answers callers.
-//! Validation (exists, compare-and-swap) is checked against the in-memory index plus the
-//! batch's own earlier changes, so the database is only written, never read, on this path.
+//! transaction in three steps:
+//! 1. **Plan in memory.** Each request is checked (exists, compare-and-swap) against the
+//!    in-memory index plus the batch's own earlier changes, and a request that passes gets the
+//!    next revision, in queue order and with no gaps. A request that fails here (a logical
+//!    failure: already exists, not found, conflict) takes no revision and writes nothing, so it
+//!    fails alone without any SQL, let alone a savepoint.
+//! 2. **Write.** The planned rows are appended with one prepared statement. A row that passed
+//!    the plan cannot fail for a logical reason (`rev` is new, no other constraint), so an SQL
+//!    error here is the database failing (I/O, disk full): the whole transaction is rolled back
+//!    and every request of the batch that would have written gets the error. Nothing is
+//!    half-written and the revision counter goes back to where it was.
+//! 3. **Commit** once (one fsync for the batch), then publish the batch to the in-memory index
+//!    and watch window, and only then answer callers.
+//!
+//! Only the log rows are written per batch: the current revision is the newest row's (see
+//! `log::load`), so no counter row is updated on every commit.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -16,7 +28,7 @@ use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
 use super::log::{self, backend};
-use super::Shared;
+use super::{Live, Shared};
 use crate::{Event, EventKind, KeyValue, Revision, StoreError};
 
 /// One write request.
@@ -38,6 +50,9 @@ pub(crate) enum Op {
     SetCompactPoint(Revision),
     /// Removes one step of superseded rows below the compaction point.
     CompactStep,
+    /// Runs SQL on the write connection inside the batch's transaction (tests inject faults).
+    #[cfg(test)]
+    Sql(String),
 }
 
 pub(crate) enum Reply {
@@ -53,7 +68,7 @@ pub(crate) struct Request {
     pub reply: oneshot::Sender<Result<Reply, StoreError>>,
 }
 
-/// The writer's own view of counters, restored if a commit fails.
+/// The writer's own view of counters, restored if a batch fails.
 #[derive(Clone, Copy)]
 struct Counters {
     rev: Revision,
@@ -61,17 +76,61 @@ struct Counters {
     compact_done: Revision,
 }
 
+/// A multiply-rotate hash for the batch overlay (the keys are the batch's own, at most
+/// `max_batch` of them: no flooding concern, and SipHash showed up in profiles).
+#[derive(Default)]
+struct FastHasher(u64);
+
+impl Hasher for FastHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x517c_c1b7_2722_0a95;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let w = u64::from_le_bytes(c.try_into().unwrap_or_default());
+            self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(K);
+        }
+        for &b in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
+        }
+    }
+}
+
+type Overlay = HashMap<String, usize, BuildHasherDefault<FastHasher>>;
+
+/// What the plan decided for one request.
+enum Planned {
+    /// Writes `events[i]`.
+    Write(usize),
+    /// Failed validation; nothing to write.
+    Failed(StoreError),
+    SetCompactPoint(Revision),
+    /// Remove superseded rows with `lo <= rev < hi` (`n` rows, once written).
+    CompactStep {
+        lo: Revision,
+        hi: Revision,
+        point: Revision,
+        n: usize,
+    },
+    /// Nothing left to compact.
+    CompactDone,
+    #[cfg(test)]
+    Sql(String),
+}
+
 pub(crate) struct Writer {
     conn: Connection,
     shared: Arc<Shared>,
     counters: Counters,
     checkpoint: std::sync::mpsc::SyncSender<()>,
-}
-
-/// What one request did inside the batch, published after commit.
-struct Applied {
-    event: Option<Arc<Event>>,
-    result: Result<Reply, StoreError>,
+    // Per-batch buffers, kept to reuse their allocations.
+    planned: Vec<Planned>,
+    events: Vec<Arc<Event>>,
+    /// Keys written earlier in this batch: the index in `events` of their newest event.
+    overlay: Overlay,
 }
 
 impl Writer {
@@ -83,6 +142,7 @@ impl Writer {
         compact_done: Revision,
         checkpoint: std::sync::mpsc::SyncSender<()>,
     ) -> Self {
+        let cap = shared.opts.max_batch.max(1);
         Writer {
             conn,
             shared,
@@ -92,6 +152,9 @@ impl Writer {
                 compact_done,
             },
             checkpoint,
+            planned: Vec::with_capacity(cap),
+            events: Vec::with_capacity(cap),
+            overlay: Overlay::with_capacity_and_hasher(cap, Default::default()),
         }
     }
 
@@ -129,79 +192,130 @@ impl Writer {
 
     fn run_batch(&mut self, batch: &mut Vec<Request>) {
         let before = self.counters;
-        if let Err(e) = self
-            .conn
-            .prepare_cached("BEGIN IMMEDIATE")
-            .and_then(|mut s| s.execute([]))
-        {
-            let err = backend("beginning a transaction", e);
-            for req in batch.drain(..) {
-                let _ = req.reply.send(Err(err.clone()));
-            }
-            return;
-        }
-        // Keys changed earlier in this batch: their newest value (None: deleted).
-        let mut overlay: HashMap<String, Option<KeyValue>> = HashMap::new();
-        let mut applied = Vec::with_capacity(batch.len());
-        let mut wrote = false;
-        for req in batch.iter() {
-            let a = self.apply(&req.op, &mut overlay);
-            wrote |= a.result.is_ok();
-            applied.push(a);
-        }
-        let commit = if wrote {
-            log::set_meta(&self.conn, "current_rev", self.counters.rev).and_then(|()| self.commit())
+        self.plan(batch);
+        let has_sql = self
+            .planned
+            .iter()
+            .any(|p| !matches!(p, Planned::Failed(_) | Planned::CompactDone));
+        let written = if has_sql {
+            self.begin()
+                .and_then(|()| self.write())
+                .and_then(|()| self.commit())
         } else {
-            self.commit()
+            Ok(())
         };
-        if let Err(e) = commit {
-            let _ = self.conn.execute_batch("ROLLBACK");
+        if let Err(e) = written {
+            // The transaction may already be gone (SQLite rolls back on some I/O errors).
+            if !self.conn.is_autocommit() {
+                let _ = self.conn.execute_batch("ROLLBACK");
+            }
             self.counters = before;
-            let err = backend("committing", e);
-            for (req, a) in batch.drain(..).zip(applied) {
-                let result = match a.result {
-                    Ok(_) => Err(err.clone()),
-                    Err(e) => Err(e),
+            let err = backend("writing the batch", e);
+            for (req, p) in batch.drain(..).zip(self.planned.drain(..)) {
+                let result = match p {
+                    Planned::Failed(e) => Err(e),
+                    _ => Err(err.clone()),
                 };
                 let _ = req.reply.send(result);
             }
+            self.events.clear();
+            self.overlay.clear();
             return;
         }
-        if wrote {
-            let commits = self.shared.stats.commits.fetch_add(1, Ordering::Relaxed) + 1;
-            let events = applied.iter().filter(|a| a.event.is_some()).count() as u64;
-            self.shared
-                .stats
-                .writes
-                .fetch_add(events, Ordering::Relaxed);
-            self.shared
-                .stats
-                .largest_batch
-                .fetch_max(events, Ordering::Relaxed);
+        let writes = self.events.len() as u64;
+        if writes > 0 {
+            let stats = &self.shared.stats;
+            let commits = stats.commits.fetch_add(1, Ordering::Relaxed) + 1;
+            stats.writes.fetch_add(writes, Ordering::Relaxed);
+            stats.largest_batch.fetch_max(writes, Ordering::Relaxed);
             if commits.is_multiple_of(64) {
                 let _ = self.checkpoint.try_send(());
             }
         }
-        self.publish(&applied, overlay, before);
-        for (req, a) in batch.drain(..).zip(applied) {
-            let _ = req.reply.send(a.result);
+        self.publish(before);
+        for (req, p) in batch.drain(..).zip(self.planned.drain(..)) {
+            let result = match p {
+                Planned::Write(i) => {
+                    let ev = &self.events[i];
+                    Ok(match ev.kind {
+                        EventKind::Put => Reply::Revision(ev.kv.mod_revision),
+                        EventKind::Delete => Reply::Deleted(ev.kv.clone()),
+                    })
+                }
+                Planned::Failed(e) => Err(e),
+                Planned::SetCompactPoint(_) => Ok(Reply::Done),
+                Planned::CompactStep { hi, point, n, .. } => {
+                    self.shared
+                        .stats
+                        .compacted_rows
+                        .fetch_add(n as u64, Ordering::Relaxed);
+                    Ok(Reply::Stepped(hi >= point))
+                }
+                Planned::CompactDone => Ok(Reply::Stepped(true)),
+                #[cfg(test)]
+                Planned::Sql(_) => Ok(Reply::Done),
+            };
+            let _ = req.reply.send(result);
         }
+        self.events.clear();
+    }
+
+    /// Step 1: decides every request against memory, assigning revisions.
+    fn plan(&mut self, batch: &mut [Request]) {
+        let live = self.shared.live.read();
+        for req in batch.iter_mut() {
+            let p = plan_one(
+                &mut req.op,
+                &live,
+                &mut self.overlay,
+                &mut self.events,
+                &mut self.counters,
+                self.shared.opts.compact_step.max(1),
+            );
+            self.planned.push(p);
+        }
+    }
+
+    /// Step 2: runs the plan's SQL. Any error fails the whole batch.
+    fn write(&mut self) -> rusqlite::Result<()> {
+        let mut insert = self.conn.prepare_cached(log::APPEND)?;
+        for p in self.planned.iter_mut() {
+            match p {
+                Planned::Write(i) => {
+                    let ev = &self.events[*i];
+                    let deleted = ev.kind == EventKind::Delete;
+                    let value: &[u8] = if deleted { &[] } else { &ev.kv.value };
+                    insert.execute(rusqlite::params![
+                        ev.kv.mod_revision,
+                        ev.kv.key,
+                        ev.kv.create_revision,
+                        ev.prev.as_ref().map(|p| p.mod_revision),
+                        value,
+                        deleted as i64,
+                    ])?;
+                }
+                Planned::SetCompactPoint(point) => {
+                    log::set_meta(&self.conn, "compact_rev", *point)?
+                }
+                Planned::CompactStep { lo, hi, point, n } => {
+                    *n = log::compact_range(&self.conn, *lo, *hi, *point)?;
+                    log::set_meta(&self.conn, "compact_done", *hi)?;
+                }
+                #[cfg(test)]
+                Planned::Sql(sql) => self.conn.execute_batch(sql)?,
+                Planned::Failed(_) | Planned::CompactDone => {}
+            }
+        }
+        Ok(())
     }
 
     /// Makes a committed batch visible: window first (so a watch started from a revision read
     /// in the index finds its events), then the index and current revision, then wakes watchers.
-    fn publish(
-        &self,
-        applied: &[Applied],
-        overlay: HashMap<String, Option<KeyValue>>,
-        before: Counters,
-    ) {
+    fn publish(&mut self, before: Counters) {
         let rev = self.counters.rev;
         if rev != before.rev {
             let mut w = self.shared.window.write();
-            for ev in applied.iter().filter_map(|a| a.event.as_ref()) {
-                w.events.push_back(ev.clone());
-            }
+            w.events.extend(self.events.iter().cloned());
             while w.events.len() > w.cap {
                 w.events.pop_front();
             }
@@ -209,12 +323,13 @@ impl Writer {
         }
         {
             let mut live = self.shared.live.write();
-            for (key, kv) in overlay {
-                match kv {
-                    Some(kv) => {
-                        live.index.insert(key, kv);
+            for (key, i) in self.overlay.drain() {
+                let ev = &self.events[i];
+                match ev.kind {
+                    EventKind::Put => {
+                        live.index.insert(key, ev.kv.clone());
                     }
-                    None => {
+                    EventKind::Delete => {
                         live.index.remove(&key);
                     }
                 }
@@ -231,187 +346,254 @@ impl Writer {
         }
     }
 
-    fn lookup(&self, key: &str, overlay: &HashMap<String, Option<KeyValue>>) -> Option<KeyValue> {
-        match overlay.get(key) {
-            Some(kv) => kv.clone(),
-            None => self.shared.live.read().index.get(key).cloned(),
-        }
-    }
-
-    /// Runs one request inside its own savepoint.
-    fn apply(&mut self, op: &Op, overlay: &mut HashMap<String, Option<KeyValue>>) -> Applied {
-        // Validate against memory first: no SQL for a request that fails.
-        let next = self.counters.rev + 1;
-        let planned = match op {
-            Op::Create { key, value } => match self.lookup(key, overlay) {
-                Some(_) => Err(StoreError::AlreadyExists(key.clone())),
-                None => Ok(Event {
-                    kind: EventKind::Put,
-                    kv: KeyValue {
-                        key: key.clone(),
-                        value: value.clone(),
-                        create_revision: next,
-                        mod_revision: next,
-                    },
-                    prev: None,
-                }),
-            },
-            Op::Update {
-                key,
-                expected,
-                value,
-            } => match self.lookup(key, overlay) {
-                None => Err(StoreError::NotFound(key.clone())),
-                Some(cur) if cur.mod_revision != *expected => Err(StoreError::Conflict {
-                    key: key.clone(),
-                    expected: *expected,
-                    current: Some(Box::new(cur)),
-                }),
-                Some(cur) => Ok(Event {
-                    kind: EventKind::Put,
-                    kv: KeyValue {
-                        key: key.clone(),
-                        value: value.clone(),
-                        create_revision: cur.create_revision,
-                        mod_revision: next,
-                    },
-                    prev: Some(cur),
-                }),
-            },
-            Op::Delete { key, expected } => match self.lookup(key, overlay) {
-                None => Err(StoreError::NotFound(key.clone())),
-                Some(cur) if expected.is_some_and(|e| e != cur.mod_revision) => {
-                    Err(StoreError::Conflict {
-                        key: key.clone(),
-                        expected: expected.unwrap_or_default(),
-                        current: Some(Box::new(cur)),
-                    })
-                }
-                Some(cur) => Ok(Event {
-                    kind: EventKind::Delete,
-                    kv: KeyValue {
-                        mod_revision: next,
-                        ..cur.clone()
-                    },
-                    prev: Some(cur),
-                }),
-            },
-            Op::SetCompactPoint(point) => {
-                let point = (*point).max(self.counters.compact_point);
-                let r = self.in_savepoint(|c| log::set_meta(c, "compact_rev", point));
-                return match r {
-                    Ok(()) => {
-                        self.counters.compact_point = point;
-                        Applied {
-                            event: None,
-                            result: Ok(Reply::Done),
-                        }
-                    }
-                    Err(e) => Applied {
-                        event: None,
-                        result: Err(backend("setting the compaction point", e)),
-                    },
-                };
-            }
-            Op::CompactStep => {
-                let Counters {
-                    compact_point,
-                    compact_done,
-                    ..
-                } = self.counters;
-                if compact_done >= compact_point {
-                    return Applied {
-                        event: None,
-                        result: Ok(Reply::Stepped(true)),
-                    };
-                }
-                let hi = (compact_done + self.shared.opts.compact_step.max(1)).min(compact_point);
-                let r = self.in_savepoint(|c| {
-                    let n = log::compact_range(c, compact_done, hi, compact_point)?;
-                    log::set_meta(c, "compact_done", hi)?;
-                    Ok(n)
-                });
-                return match r {
-                    Ok(n) => {
-                        self.counters.compact_done = hi;
-                        self.shared
-                            .stats
-                            .compacted_rows
-                            .fetch_add(n as u64, Ordering::Relaxed);
-                        Applied {
-                            event: None,
-                            result: Ok(Reply::Stepped(hi >= compact_point)),
-                        }
-                    }
-                    Err(e) => Applied {
-                        event: None,
-                        result: Err(backend("compacting", e)),
-                    },
-                };
-            }
-        };
-        let event = match planned {
-            Ok(ev) => ev,
-            Err(e) => {
-                return Applied {
-                    event: None,
-                    result: Err(e),
-                }
-            }
-        };
-        let deleted = event.kind == EventKind::Delete;
-        let prev_rev = event.prev.as_ref().map(|p| p.mod_revision);
-        let value: &[u8] = if deleted { &[] } else { &event.kv.value };
-        let r = self.in_savepoint(|c| {
-            log::append(
-                c,
-                next,
-                &event.kv.key,
-                event.kv.create_revision,
-                prev_rev,
-                value,
-                deleted,
-            )
-        });
-        if let Err(e) = r {
-            return Applied {
-                event: None,
-                result: Err(backend("appending to the log", e)),
-            };
-        }
-        self.counters.rev = next;
-        overlay.insert(event.kv.key.clone(), (!deleted).then(|| event.kv.clone()));
-        let result = if deleted {
-            Reply::Deleted(event.kv.clone())
-        } else {
-            Reply::Revision(next)
-        };
-        Applied {
-            event: Some(Arc::new(event)),
-            result: Ok(result),
-        }
+    fn begin(&self) -> rusqlite::Result<()> {
+        self.conn
+            .prepare_cached("BEGIN IMMEDIATE")?
+            .execute([])
+            .map(|_| ())
     }
 
     fn commit(&self) -> rusqlite::Result<()> {
         self.conn.prepare_cached("COMMIT")?.execute([]).map(|_| ())
     }
+}
 
-    fn in_savepoint<T>(
-        &self,
-        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
-    ) -> rusqlite::Result<T> {
-        // Cached statements: these run twice per write, and parsing them each time showed up
-        // in profiles.
-        self.conn.prepare_cached("SAVEPOINT op")?.execute([])?;
-        match f(&self.conn) {
-            Ok(v) => {
-                self.conn.prepare_cached("RELEASE op")?.execute([])?;
-                Ok(v)
+/// The newest value of `key`: this batch's own change, else the index.
+fn lookup<'a>(
+    key: &str,
+    live: &'a Live,
+    overlay: &Overlay,
+    events: &'a [Arc<Event>],
+) -> Option<&'a KeyValue> {
+    match overlay.get(key) {
+        Some(&i) => match events[i].kind {
+            EventKind::Put => Some(&events[i].kv),
+            EventKind::Delete => None,
+        },
+        None => live.index.get(key),
+    }
+}
+
+/// Plans one request (see the module docs); a write gets the next revision.
+fn plan_one(
+    op: &mut Op,
+    live: &Live,
+    overlay: &mut Overlay,
+    events: &mut Vec<Arc<Event>>,
+    counters: &mut Counters,
+    compact_step: Revision,
+) -> Planned {
+    let next = counters.rev + 1;
+    let event = match op {
+        Op::Create { key, value } => match lookup(key, live, overlay, events) {
+            Some(_) => return Planned::Failed(StoreError::AlreadyExists(std::mem::take(key))),
+            None => Event {
+                kind: EventKind::Put,
+                kv: KeyValue {
+                    key: std::mem::take(key),
+                    value: std::mem::take(value),
+                    create_revision: next,
+                    mod_revision: next,
+                },
+                prev: None,
+            },
+        },
+        Op::Update {
+            key,
+            expected,
+            value,
+        } => match lookup(key, live, overlay, events) {
+            None => return Planned::Failed(StoreError::NotFound(std::mem::take(key))),
+            Some(cur) if cur.mod_revision != *expected => {
+                return Planned::Failed(StoreError::Conflict {
+                    key: std::mem::take(key),
+                    expected: *expected,
+                    current: Some(Box::new(cur.clone())),
+                })
             }
-            Err(e) => {
-                let _ = self.conn.execute_batch("ROLLBACK TO op; RELEASE op");
-                Err(e)
+            Some(cur) => Event {
+                kind: EventKind::Put,
+                kv: KeyValue {
+                    key: std::mem::take(key),
+                    value: std::mem::take(value),
+                    create_revision: cur.create_revision,
+                    mod_revision: next,
+                },
+                prev: Some(cur.clone()),
+            },
+        },
+        Op::Delete { key, expected } => match lookup(key, live, overlay, events) {
+            None => return Planned::Failed(StoreError::NotFound(std::mem::take(key))),
+            Some(cur) if expected.is_some_and(|e| e != cur.mod_revision) => {
+                return Planned::Failed(StoreError::Conflict {
+                    key: std::mem::take(key),
+                    expected: expected.unwrap_or_default(),
+                    current: Some(Box::new(cur.clone())),
+                })
             }
+            Some(cur) => Event {
+                kind: EventKind::Delete,
+                kv: KeyValue {
+                    mod_revision: next,
+                    ..cur.clone()
+                },
+                prev: Some(cur.clone()),
+            },
+        },
+        Op::SetCompactPoint(point) => {
+            let point = (*point).max(counters.compact_point);
+            counters.compact_point = point;
+            return Planned::SetCompactPoint(point);
         }
+        Op::CompactStep => {
+            let Counters {
+                compact_point,
+                compact_done,
+                ..
+            } = *counters;
+            if compact_done >= compact_point {
+                return Planned::CompactDone;
+            }
+            let hi = (compact_done + compact_step).min(compact_point);
+            counters.compact_done = hi;
+            return Planned::CompactStep {
+                lo: compact_done,
+                hi,
+                point: compact_point,
+                n: 0,
+            };
+        }
+        #[cfg(test)]
+        Op::Sql(sql) => return Planned::Sql(std::mem::take(sql)),
+    };
+    counters.rev = next;
+    let i = events.len();
+    match overlay.get_mut(event.kv.key.as_str()) {
+        Some(slot) => *slot = i,
+        None => {
+            overlay.insert(event.kv.key.clone(), i);
+        }
+    }
+    events.push(Arc::new(event));
+    Planned::Write(i)
+}
+
+#[cfg(test)]
+mod tests {
+    //! Failure handling of a batch when the database itself fails (here: the file may not
+    //! grow, as on a full disk), which in-memory validation cannot foresee.
+
+    use std::time::Duration;
+
+    use super::*;
+    use crate::sqlite::{SqliteOptions, SqliteStore};
+    use crate::{ReadAt, Store};
+
+    fn send(store: &SqliteStore, op: Op) -> oneshot::Receiver<Result<Reply, StoreError>> {
+        let (reply, rx) = oneshot::channel();
+        store
+            .tx
+            .as_ref()
+            .expect("open store")
+            .try_send(Request { op, reply })
+            .unwrap_or_else(|_| panic!("queue full"));
+        rx
+    }
+
+    fn create(key: String, size: usize) -> Op {
+        Op::Create {
+            key,
+            value: Bytes::from(vec![b'v'; size]),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_database_error_fails_the_whole_batch_and_leaves_nothing_half_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+        let r1 = store
+            .create("/f/existing", Bytes::from_static(b"x"))
+            .await
+            .unwrap();
+        assert_eq!(r1, 1);
+        let mut watch = store.watch("/f/", 1).await.unwrap();
+        let commits = store.stats().commits;
+
+        // Hold the index so that the writer stops in the first batch (which forbids the file
+        // to grow beyond its size) while everything else queues up behind it as one batch.
+        let guard = store.shared.live.write();
+        let limit = send(&store, Op::Sql("PRAGMA max_page_count = 1".into()));
+        std::thread::sleep(Duration::from_millis(100));
+        let mut small = Vec::new();
+        let mut big = Vec::new();
+        for i in 0..8 {
+            small.push(send(&store, create(format!("/f/small-{i}"), 16)));
+            big.push(send(&store, create(format!("/f/big-{i}"), 64 * 1024)));
+        }
+        let exists = send(&store, create("/f/existing".into(), 16));
+        let conflict = send(
+            &store,
+            Op::Update {
+                key: "/f/existing".into(),
+                expected: 7,
+                value: Bytes::new(),
+            },
+        );
+        drop(guard);
+
+        assert!(matches!(limit.await.unwrap(), Ok(Reply::Done)));
+        // Logical failures keep their own answer.
+        assert!(matches!(
+            exists.await.unwrap(),
+            Err(StoreError::AlreadyExists(k)) if k == "/f/existing"
+        ));
+        assert!(matches!(
+            conflict.await.unwrap(),
+            Err(StoreError::Conflict { expected: 7, current: Some(cur), .. }) if cur.mod_revision == 1
+        ));
+        // Every write of the batch fails, also the small ones that alone would have fit.
+        for rx in small.into_iter().chain(big) {
+            assert!(matches!(rx.await.unwrap(), Err(StoreError::Backend(_))));
+        }
+        assert_eq!(store.current_revision(), 1);
+        assert_eq!(store.count("/f/").await.unwrap(), 1);
+        assert_eq!(store.log_rows().await.unwrap(), 1);
+        assert_eq!(store.stats().commits, commits);
+        assert_eq!(
+            store.get("/f/small-0", ReadAt::Latest).await.unwrap().0,
+            None
+        );
+
+        // The writer goes on: the next write takes the next revision, and the watch sees it
+        // right after revision 1, with nothing from the failed batch in between.
+        store
+            .submit(Op::Sql("PRAGMA max_page_count = 1073741823".into()))
+            .await
+            .unwrap();
+        assert_eq!(store.create("/f/after", Bytes::new()).await.unwrap(), 2);
+        let events = watch.next().await.unwrap().unwrap();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].revision(), 2);
+        assert_eq!(events[0].kv.key, "/f/after");
+        drop(watch);
+        drop(store);
+
+        // And so does the database after a restart.
+        let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+        assert_eq!(store.current_revision(), 2);
+        assert_eq!(store.log_rows().await.unwrap(), 2);
+        let keys: Vec<String> = store
+            .list(crate::ListOptions {
+                prefix: "/f/".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|kv| kv.key)
+            .collect();
+        assert_eq!(keys, ["/f/after", "/f/existing"]);
     }
 }
