@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Pod;
 use skiff_core::ApiError;
-use skiff_runtime::client::revision_of;
+use skiff_runtime::client::{revision_of, Created};
 use skiff_runtime::events::Recorder;
 use skiff_runtime::{Client, Object};
 
@@ -17,17 +17,17 @@ use skiff_runtime::{Client, Object};
 pub fn record_create<K: Object>(
     recorder: &Recorder,
     owner: &K,
-    result: Result<Pod, ApiError>,
+    result: Result<Created, ApiError>,
     newest: &mut i64,
     failed: &mut Option<ApiError>,
 ) -> bool {
     match result {
         Ok(p) => {
-            *newest = (*newest).max(revision_of(&p));
+            *newest = (*newest).max(p.revision);
             recorder.normal(
                 owner,
                 "SuccessfulCreate",
-                format!("Created pod: {}", p.metadata.name.as_deref().unwrap_or("")),
+                format!("Created pod: {}", p.name),
             );
             true
         }

@@ -14,6 +14,26 @@ use skiff_core::ApiError;
 
 use crate::cache::{resource_of, Object};
 
+/// What a create stored, for writers that need no typed copy of the object back (decoding a
+/// pod costs about as much as encoding it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Created {
+    pub name: String,
+    pub uid: String,
+    /// The revision of the write (the object's resourceVersion).
+    pub revision: i64,
+}
+
+impl Created {
+    fn of(v: &Value) -> Created {
+        Created {
+            name: skiff_core::meta::name(v).to_string(),
+            uid: skiff_core::meta::uid(v).to_string(),
+            revision: skiff_core::meta::resource_version(v).parse().unwrap_or(0),
+        }
+    }
+}
+
 /// An in-process API client writing as one field manager. Cheap to clone.
 #[derive(Clone)]
 pub struct Client {
@@ -89,6 +109,35 @@ impl Client {
             )
             .await?;
         from_value(v)
+    }
+
+    /// Creates `obj` like [`Self::create`], returning only its name, uid and revision: the
+    /// cheap path for writers that create many objects (pods, events) and read them back
+    /// from the cache, if at all.
+    pub async fn create_summary<K: Object>(&self, obj: &K) -> Result<Created, ApiError> {
+        let ns = obj.metadata().namespace.clone();
+        self.create_value::<K>(ns.as_deref(), to_value(obj)?).await
+    }
+
+    /// Creates an object of kind `K` given as JSON (in `ns`, for namespaced kinds), returning
+    /// its name, uid and revision: for writers that build the JSON once and create it many
+    /// times.
+    pub async fn create_value<K: Object>(
+        &self,
+        ns: Option<&str>,
+        obj: Value,
+    ) -> Result<Created, ApiError> {
+        let v = self
+            .api
+            .create_object_as(
+                resource_of::<K>(),
+                scope::<K>(ns),
+                obj,
+                false,
+                Some(self.manager),
+            )
+            .await?;
+        Ok(Created::of(&v))
     }
 
     /// Replaces `obj`; its resourceVersion (if set) must be current, else 409 Conflict.
@@ -352,6 +401,36 @@ mod tests {
             "spec": {"containers": [{"name": "c", "image": "busybox"}]}
         }))
         .unwrap()
+    }
+
+    #[tokio::test]
+    async fn create_summary_reports_what_was_stored() {
+        let (_dir, api) = api().await;
+        let client = Client::new(api, "kube-controller-manager");
+        let mut p = pod("");
+        p.metadata.name = None;
+        p.metadata.generate_name = Some("web-".into());
+        let made = client.create_summary(&p).await.unwrap();
+        assert!(made.name.starts_with("web-") && made.name.len() > 4);
+        let got = client
+            .get::<Pod>(Some("default"), &made.name)
+            .await
+            .unwrap();
+        assert_eq!(got.metadata.uid.as_deref(), Some(made.uid.as_str()));
+        assert_eq!(revision_of(&got), made.revision);
+        let body = serde_json::to_value(pod("again")).unwrap();
+        let again = client
+            .create_value::<Pod>(Some("default"), body.clone())
+            .await
+            .unwrap();
+        assert_eq!(again.name, "again");
+        assert!(again.revision > made.revision);
+        // Errors are the API's: the same name again is a 409.
+        let err = client
+            .create_value::<Pod>(Some("default"), body)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code, 409);
     }
 
     #[tokio::test]

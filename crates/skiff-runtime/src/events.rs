@@ -233,7 +233,7 @@ async fn write_loop(
             reporting_instance: Some(component.to_string()),
             ..Default::default()
         };
-        match client.create(&ev).await {
+        match client.create_summary(&ev).await {
             Ok(_) => {
                 let mut s = seen.lock();
                 if s.len() >= MAX_SEEN {

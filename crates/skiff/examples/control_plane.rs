@@ -5,14 +5,21 @@
 //! heartbeats, which follow wall time, weigh little); the figures users see come from
 //! `skiff bench`.
 //!
-//! `cargo run --release -p skiff --example control_plane -- [NODES] [PODS]`
+//! `cargo run --release -p skiff --example control_plane -- [NODES] [PODS] [pods|deployment]`
+//!
+//! With `deployment`, one Deployment of PODS replicas makes the pods (as `make bench` does), so
+//! the Deployment and ReplicaSet controllers' work is counted too. At the end the store's writes
+//! during the run are tallied by resource (from a watch replaying the run's revisions), per pod.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::api::core::v1::{Node, Pod};
 use skiff_apiserver::{ApiOptions, ApiServer};
 use skiff_store::sqlite::{SqliteOptions, SqliteStore};
+use skiff_store::Store;
 
 /// The allocator the `skiff` binary uses, so that costs here are the server's.
 #[global_allocator]
@@ -30,6 +37,61 @@ fn pod_json(name: &str) -> serde_json::Value {
             "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}}
         }]}
     })
+}
+
+fn deployment_json(replicas: usize) -> serde_json::Value {
+    let pod = pod_json("unused");
+    serde_json::json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "bench", "namespace": "default"},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": "bench"}},
+            "template": {"metadata": {"labels": {"app": "bench"}}, "spec": pod["spec"].clone()}
+        }
+    })
+}
+
+/// The store's writes after `from` up to `to`, by resource (`group/plural`).
+async fn writes_by_resource(store: &dyn Store, from: i64, to: i64) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    let mut w = store.watch("/registry/", from).await.expect("watch");
+    'all: while let Some(batch) = w.next().await {
+        for ev in batch.expect("watch batch") {
+            if ev.kv.mod_revision > to {
+                break 'all;
+            }
+            let mut parts = ev.kv.key.trim_start_matches("/registry/").split('/');
+            let res = format!(
+                "{}/{}",
+                parts.next().unwrap_or(""),
+                parts.next().unwrap_or("")
+            );
+            *out.entry(res).or_default() += 1;
+            if ev.kv.mod_revision == to {
+                break 'all;
+            }
+        }
+    }
+    out
+}
+
+/// The newest revision after `since` of a write that is not a node heartbeat (Lease or Node),
+/// or `since`.
+async fn quiet_revision(store: &dyn Store, since: i64) -> i64 {
+    let mut newest = since;
+    let mut w = store.watch("/registry/", since).await.expect("watch");
+    while let Ok(Some(batch)) = tokio::time::timeout(Duration::from_millis(50), w.next()).await {
+        for ev in batch.expect("watch batch") {
+            let k = &ev.kv.key;
+            if !k.starts_with("/registry/coordination.k8s.io/leases/")
+                && !k.starts_with("/registry/core/nodes/")
+            {
+                newest = newest.max(ev.kv.mod_revision);
+            }
+        }
+    }
+    newest
 }
 
 fn cpu_seconds() -> f64 {
@@ -52,9 +114,11 @@ async fn main() {
     let mut args = std::env::args().skip(1);
     let nodes: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(100);
     let pods: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(2000);
+    let deployment = args.next().as_deref() == Some("deployment");
     let dir = tempfile::tempdir().expect("tempdir");
     let store =
         SqliteStore::open(&dir.path().join("state.db"), SqliteOptions::default()).expect("store");
+    let history = store.clone();
     let api: Arc<ApiServer> = ApiServer::new(store, ApiOptions::default());
     api.bootstrap().await.expect("bootstrap");
     let rt = skiff_runtime::Runtime::new(api.clone());
@@ -81,9 +145,23 @@ async fn main() {
 
     let pod_res = skiff_core::registry::lookup("", "v1", "pods").expect("pods");
     let pod_inf = rt.cache.synced::<Pod>().await;
+    let rev0 = history.current_revision();
+    let loops0 = skiff_runtime::controller::reconcile_counts();
     let (start, cpu0) = (Instant::now(), cpu_seconds());
     let mut set = tokio::task::JoinSet::new();
-    for i in 0..pods {
+    if deployment {
+        let res = skiff_core::registry::lookup("apps", "v1", "deployments").expect("deployments");
+        api.create_object_as(
+            res,
+            Some("default"),
+            deployment_json(pods),
+            false,
+            Some("kubectl"),
+        )
+        .await
+        .expect("create deployment");
+    }
+    for i in (0..pods).filter(|_| !deployment) {
         if set.len() >= IN_FLIGHT {
             set.join_next().await.expect("task").expect("join");
         }
@@ -103,13 +181,13 @@ async fn main() {
     while let Some(r) = set.join_next().await {
         r.expect("join");
     }
-    let created = start.elapsed();
+    let mut created = (!deployment).then(|| start.elapsed());
     loop {
-        let ready = pod_inf
-            .list_namespace("default")
-            .iter()
-            .filter(|p| is_ready(p))
-            .count();
+        let all = pod_inf.list_namespace("default");
+        if created.is_none() && all.len() >= pods {
+            created = Some(start.elapsed());
+        }
+        let ready = all.iter().filter(|p| is_ready(p)).count();
         if ready >= pods {
             break;
         }
@@ -119,6 +197,7 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let all = start.elapsed();
+    let created = created.unwrap_or(all);
     let cpu = cpu_seconds() - cpu0;
     let pod_cpu = cpu - idle_rate * all.as_secs_f64();
     println!(
@@ -134,5 +213,46 @@ async fn main() {
         pod_cpu * 1e6 / pods as f64,
         idle_rate
     );
+    // Work that trails the pods (events written by the recorders' queues, status counts):
+    // settled once nothing but heartbeats has been written for a second.
+    let mut last = (history.current_revision(), Instant::now());
+    loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let rev = quiet_revision(history.as_ref(), last.0).await;
+        if rev != last.0 {
+            last = (rev, Instant::now());
+        } else if last.1.elapsed() >= Duration::from_secs(1) {
+            break;
+        }
+    }
+    let settled = start.elapsed() - Duration::from_secs(1);
+    let settled_cpu = cpu_seconds() - cpu0 - idle_rate * (start.elapsed().as_secs_f64());
+    println!(
+        "settled (events and status counts written) after {:.0} ms: {:.0} µs per pod beyond the idle load",
+        settled.as_secs_f64() * 1e3,
+        settled_cpu * 1e6 / pods as f64
+    );
+    let rev1 = last.0;
+    let writes = writes_by_resource(history.as_ref(), rev0, rev1).await;
+    let total: usize = writes.values().sum();
+    let per: Vec<String> = writes
+        .iter()
+        .map(|(k, v)| format!("{k} {:.2}", *v as f64 / pods as f64))
+        .collect();
+    println!(
+        "writes: {:.2} per pod ({})",
+        total as f64 / pods as f64,
+        per.join(", ")
+    );
+    let loops: Vec<String> = skiff_runtime::controller::reconcile_counts()
+        .into_iter()
+        .map(|(name, n)| {
+            let before = loops0.iter().find(|(m, _)| *m == name).map_or(0, |l| l.1);
+            (name, n - before)
+        })
+        .filter(|(_, n)| *n > 0)
+        .map(|(name, n)| format!("{name} {:.2}", n as f64 / pods as f64))
+        .collect();
+    println!("reconciles per pod: {}", loops.join(", "));
     rt.shutdown().await;
 }

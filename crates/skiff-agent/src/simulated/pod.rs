@@ -23,7 +23,7 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::core::v1::{
     Container, ContainerState, ContainerStateRunning, ContainerStateTerminated,
-    ContainerStateWaiting, ContainerStatus, HostIP, Pod, PodCondition, PodIP, PodStatus,
+    ContainerStateWaiting, ContainerStatus, HostIP, Pod, PodCondition, PodIP, PodSpec, PodStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
@@ -536,7 +536,14 @@ pub fn status(
     now: Timestamp,
 ) -> PodStatus {
     let old = pod.status.as_ref();
-    let spec = pod.spec.clone().unwrap_or_default();
+    let no_spec;
+    let spec = match pod.spec.as_ref() {
+        Some(s) => s,
+        None => {
+            no_spec = PodSpec::default();
+            &no_spec
+        }
+    };
     let uid = pod.metadata.uid.as_deref().unwrap_or("");
     let restarts = life.restarts;
 

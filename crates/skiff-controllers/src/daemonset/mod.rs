@@ -448,7 +448,7 @@ impl Controller {
                 if let Some(spec) = p.spec.as_mut() {
                     spec.affinity = Some(nodes::with_node_affinity(spec.affinity.take(), node));
                 }
-                async move { self.client.create(&p).await }
+                async move { self.client.create_summary(&p).await }
             }))
             .await;
             let mut failed = None;

@@ -368,7 +368,7 @@ impl Controller {
         for batch in crate::replicaset::slow_start_batches(total) {
             let results = futures::future::join_all((done..done + batch).map(|i| {
                 let p = make(i);
-                async move { self.client.create(&p).await }
+                async move { self.client.create_summary(&p).await }
             }))
             .await;
             done += batch;
