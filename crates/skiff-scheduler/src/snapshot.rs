@@ -319,42 +319,43 @@ pub struct NodeInfo {
     /// and scored on, kept in the node's own memory.
     hostname: CachedLabel,
     zone: CachedLabel,
+    /// The snapshot's number for the zone value ([`Snapshot::zone_values`]); `NO_ZONE` when
+    /// the node has no zone or was not numbered by a snapshot.
+    zone_id: u32,
 }
 
-/// A label value stored inline when short (hostnames and zones are), so reading it during a
-/// scan over thousands of nodes does not chase a pointer per node.
+const NO_ZONE: u32 = u32::MAX;
+
+/// A hostname or zone label value kept where a scan over thousands of nodes reads it
+/// cheaply: the hostname is nearly always the node's name, which the scan reads anyway, and
+/// zone values are shared by every node of the zone (interned by the snapshot), so a few
+/// allocations stay in the cache however many nodes there are. Reading one validates
+/// nothing (an inline byte buffer would need a UTF-8 check per read, which cost more than
+/// the lookups the value is read for).
 #[derive(Debug, Clone, Default)]
 enum CachedLabel {
     #[default]
     Absent,
-    Inline {
-        len: u8,
-        buf: [u8; 63],
-    },
-    Heap(String),
+    /// The value is the node's name.
+    Name,
+    Value(Arc<str>),
 }
 
 impl CachedLabel {
-    fn new(value: Option<&String>) -> CachedLabel {
+    fn new(value: Option<&String>, name: &str) -> CachedLabel {
         match value {
             None => CachedLabel::Absent,
-            Some(v) if v.len() <= 63 => {
-                let mut buf = [0u8; 63];
-                buf[..v.len()].copy_from_slice(v.as_bytes());
-                CachedLabel::Inline {
-                    len: v.len() as u8,
-                    buf,
-                }
-            }
-            Some(v) => CachedLabel::Heap(v.clone()),
+            Some(v) if v == name => CachedLabel::Name,
+            Some(v) => CachedLabel::Value(Arc::from(v.as_str())),
         }
     }
 
-    fn get(&self) -> Option<&str> {
+    #[inline]
+    fn get<'a>(&'a self, name: &'a str) -> Option<&'a str> {
         match self {
             CachedLabel::Absent => None,
-            CachedLabel::Inline { len, buf } => std::str::from_utf8(&buf[..usize::from(*len)]).ok(),
-            CachedLabel::Heap(s) => Some(s),
+            CachedLabel::Name => Some(name),
+            CachedLabel::Value(v) => Some(v),
         }
     }
 }
@@ -388,8 +389,9 @@ impl NodeInfo {
         self.allocatable =
             Resources::from_list(node.status.as_ref().and_then(|s| s.allocatable.as_ref()));
         let labels = node.metadata.labels.as_ref();
-        self.hostname = CachedLabel::new(labels.and_then(|l| l.get(HOSTNAME_LABEL)));
-        self.zone = CachedLabel::new(labels.and_then(|l| l.get(ZONE_LABEL)));
+        self.hostname = CachedLabel::new(labels.and_then(|l| l.get(HOSTNAME_LABEL)), &self.name);
+        self.zone = CachedLabel::new(labels.and_then(|l| l.get(ZONE_LABEL)), &self.name);
+        self.zone_id = NO_ZONE;
         self.node = Some(node);
     }
 
@@ -400,13 +402,19 @@ impl NodeInfo {
             .unwrap_or(&NO_LABELS)
     }
 
+    /// The snapshot's number for the node's zone (`topology.kubernetes.io/zone`), so that
+    /// per-zone verdicts are read by index; `None` when it has none (or is not a snapshot's).
+    pub fn zone_id(&self) -> Option<u32> {
+        (self.node.is_some() && self.zone_id != NO_ZONE).then_some(self.zone_id)
+    }
+
     pub fn label(&self, key: &str) -> Option<&str> {
         if self.node.is_some() {
             if key == HOSTNAME_LABEL {
-                return self.hostname.get();
+                return self.hostname.get(&self.name);
             }
             if key == ZONE_LABEL {
-                return self.zone.get();
+                return self.zone.get(&self.name);
             }
         }
         self.labels().get(key).map(String::as_str)
@@ -495,6 +503,10 @@ pub struct Snapshot {
     scoring_affinity_nodes: Map<String, u32>,
     /// Services' selectors: namespace → name → selector (for default spreading).
     services: Map<String, Map<String, BTreeMap<String, String>>>,
+    /// Zone values, one allocation each, shared by the nodes of the zone, and numbered in
+    /// the order first seen (values are never forgotten: zones are few).
+    zones: Map<Arc<str>, u32>,
+    zone_values: Vec<Arc<str>>,
 }
 
 /// key → value → the pods so labelled.
@@ -638,6 +650,28 @@ impl Snapshot {
         }
         self.index_node(&node, 1);
         self.nodes[i].set_node(node);
+        let zone = match &self.nodes[i].zone {
+            CachedLabel::Value(v) => Some(v.clone()),
+            CachedLabel::Name => Some(Arc::from(self.nodes[i].name.as_str())),
+            CachedLabel::Absent => None,
+        };
+        if let Some(v) = zone {
+            let id = match self.zones.get(&*v) {
+                Some(&id) => id,
+                None => {
+                    let id = self.zone_values.len() as u32;
+                    self.zones.insert(v.clone(), id);
+                    self.zone_values.push(v.clone());
+                    id
+                }
+            };
+            let shared = self.zone_values[id as usize].clone();
+            let ni = &mut self.nodes[i];
+            if let CachedLabel::Value(_) = ni.zone {
+                ni.zone = CachedLabel::Value(shared);
+            }
+            ni.zone_id = id;
+        }
         for p in &pods {
             self.index_pod(p, i, 1);
         }
@@ -887,6 +921,12 @@ impl Snapshot {
             .and_then(|m| m.get(node))
             .copied()
             .unwrap_or(0)
+    }
+
+    /// The zone values numbered so far, indexed by [`NodeInfo::zone_id`] (some may no
+    /// longer be any node's).
+    pub fn zone_values(&self) -> &[Arc<str>] {
+        &self.zone_values
     }
 
     /// The values of a node label key and how many nodes carry each (topology domains).
@@ -1349,6 +1389,45 @@ mod tests {
         assert_eq!(n.label(ZONE_LABEL), Some(long.as_str()));
         let bare = NodeInfo::new(Arc::new(Node::default()));
         assert_eq!(bare.label(ZONE_LABEL), None);
+        // A hostname other than the node's name is kept as it is.
+        let n = NodeInfo::new(Arc::new(label(
+            node("n3", "4", "8Gi", "110"),
+            HOSTNAME_LABEL,
+            "host-3",
+        )));
+        assert_eq!(n.label(HOSTNAME_LABEL), Some("host-3"));
+    }
+
+    #[test]
+    fn zones_are_numbered_and_shared() {
+        let zoned = |n: &str, z: &str| label(node(n, "4", "8Gi", "110"), ZONE_LABEL, z);
+        let mut s = snapshot(
+            vec![zoned("a1", "a"), zoned("b1", "b"), zoned("a2", "a")],
+            vec![],
+        );
+        s.upsert_node(Arc::new(node("x", "4", "8Gi", "110")));
+        let id = |s: &Snapshot, n: &str| s.node(n).unwrap().zone_id();
+        assert_eq!(id(&s, "a1"), id(&s, "a2"));
+        assert_ne!(id(&s, "a1"), id(&s, "b1"));
+        assert_eq!(id(&s, "x"), None);
+        let zone = |s: &Snapshot, n: &str| s.zone_values()[id(s, n).unwrap() as usize].clone();
+        assert_eq!(&*zone(&s, "b1"), "b");
+        // One allocation per zone, whichever node it is read from.
+        let (a1, a2) = (s.node("a1").unwrap(), s.node("a2").unwrap());
+        assert!(std::ptr::eq(
+            a1.label(ZONE_LABEL).unwrap().as_ptr(),
+            a2.label(ZONE_LABEL).unwrap().as_ptr()
+        ));
+        // Relabelling moves the node to the other zone's number, or to none.
+        s.upsert_node(Arc::new(zoned("a2", "b")));
+        assert_eq!(id(&s, "a2"), id(&s, "b1"));
+        s.upsert_node(Arc::new(zoned("x", "c")));
+        assert_eq!(&*zone(&s, "x"), "c");
+        s.upsert_node(Arc::new(node("a1", "4", "8Gi", "110")));
+        assert_eq!(id(&s, "a1"), None);
+        // Pods on a placeholder (node not seen yet) have no zone either.
+        s.upsert_pod(Arc::new(on(pod("p", "", ""), "ghost")));
+        assert_eq!(id(&s, "ghost"), None);
     }
 
     #[test]

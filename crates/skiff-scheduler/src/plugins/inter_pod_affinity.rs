@@ -15,7 +15,9 @@ use std::collections::BTreeMap;
 use crate::fasthash::{Map, Set};
 
 use super::{Failure, FilterResult, PodCtx, TopoCounts, MAX_NODE_SCORE};
-use crate::snapshot::{AffinityTerm, NodeInfo, PodInfo, Snapshot};
+use std::sync::Arc;
+
+use crate::snapshot::{AffinityTerm, NodeInfo, PairCounts, PodInfo, Snapshot, HOSTNAME_LABEL};
 
 pub const AFFINITY_REASON: &str = "node(s) didn't match pod affinity rules";
 pub const ANTI_AFFINITY_REASON: &str = "node(s) didn't match pod anti-affinity rules";
@@ -37,6 +39,43 @@ pub struct PreFilterState {
     /// Pairs with pods matching one of the incoming pod's required anti-affinity terms.
     anti: TopoCounts,
     active: bool,
+    /// When every count is by hostname, straight from the snapshot, and the pod has no
+    /// required affinity (hostname anti-affinity, the common shape): the layers to read at
+    /// the node's hostname, so the filter looks that value up once and hashes it once per
+    /// layer. Dropped when the counts are adjusted ([`PreFilterState::update`]).
+    by_hostname: Option<HostnamePlan>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct HostnamePlan {
+    /// Pods matching one of the incoming pod's anti-affinity terms.
+    anti: Vec<Arc<PairCounts>>,
+    /// Existing pods whose anti-affinity selects the incoming pod.
+    existing: Vec<Arc<PairCounts>>,
+}
+
+impl HostnamePlan {
+    fn of(pod: &PodCtx, s: &PreFilterState) -> Option<HostnamePlan> {
+        if !pod.info.required_affinity.is_empty()
+            || pod
+                .info
+                .required_anti_affinity
+                .iter()
+                .any(|t| t.topology_key != HOSTNAME_LABEL)
+        {
+            return None;
+        }
+        Some(HostnamePlan {
+            anti: s.anti.only_layers(HOSTNAME_LABEL)?.to_vec(),
+            existing: s.existing_anti.only_layers(HOSTNAME_LABEL)?.to_vec(),
+        })
+    }
+
+    fn hits(layers: &[Arc<PairCounts>], value: &str) -> bool {
+        layers
+            .iter()
+            .any(|m| m.get(value).is_some_and(|c| c.all > 0))
+    }
 }
 
 /// Names of the nodes whose pods may match the terms (from the snapshot's pod label index),
@@ -107,9 +146,11 @@ impl PreFilterState {
         }
         s.active = own || s.existing_anti.any_positive();
         if !own {
+            s.by_hostname = HostnamePlan::of(pod, &s);
             return s;
         }
         if s.count_exact(pod, snap) {
+            s.by_hostname = HostnamePlan::of(pod, &s);
             return s;
         }
         // Pods matching all affinity terms carry the first term's label; anti-affinity
@@ -251,6 +292,7 @@ impl PreFilterState {
             !pod.info.required_affinity.is_empty() || !pod.info.required_anti_affinity.is_empty();
         self.account(pod, p, node, ns, delta, own);
         self.active = true;
+        self.by_hostname = None;
     }
 }
 
@@ -261,6 +303,19 @@ pub fn filter(
     node: &NodeInfo,
 ) -> FilterResult {
     if !state.active {
+        return Ok(());
+    }
+    if let Some(plan) = &state.by_hostname {
+        // Same verdicts as below: a node without the label is in no hostname domain.
+        let Some(v) = node.label(HOSTNAME_LABEL) else {
+            return Ok(());
+        };
+        if HostnamePlan::hits(&plan.anti, v) {
+            return Err(Failure::unschedulable(ANTI_AFFINITY_REASON));
+        }
+        if HostnamePlan::hits(&plan.existing, v) {
+            return Err(Failure::unschedulable(EXISTING_ANTI_AFFINITY_REASON));
+        }
         return Ok(());
     }
     let req = &pod.info.required_affinity;
@@ -518,6 +573,88 @@ mod tests {
         assert_eq!(r[0], Err(ANTI_AFFINITY_REASON.to_string()));
         assert_eq!(r[1], Ok(()));
         assert_eq!(r[2], Err(EXISTING_ANTI_AFFINITY_REASON.to_string()));
+    }
+
+    #[test]
+    fn hostname_plan_gives_the_general_verdicts() {
+        // Registered counts (as the scheduler's attempts have them) take the hostname plan;
+        // its verdicts are the general path's, also for a node whose hostname label is not
+        // its name and one without the label.
+        let existing = with_affinity(
+            with_labels(pod("x", "", ""), &[("app", "x")]),
+            None,
+            Some(term("web", "kubernetes.io/hostname")),
+        );
+        let mut renamed = zoned("r1", "b");
+        renamed
+            .metadata
+            .labels
+            .as_mut()
+            .unwrap()
+            .insert("kubernetes.io/hostname".into(), "other-host".into());
+        let mut bare = zoned("n1", "b");
+        bare.metadata
+            .labels
+            .as_mut()
+            .unwrap()
+            .remove("kubernetes.io/hostname");
+        let mut s = snapshot(
+            vec![
+                zoned("a1", "a"),
+                zoned("a2", "a"),
+                zoned("b1", "b"),
+                renamed,
+                bare,
+            ],
+            vec![
+                on(with_labels(pod("web-0", "", ""), &[("app", "web")]), "a1"),
+                on(with_labels(pod("web-r", "", ""), &[("app", "web")]), "r1"),
+                on(with_labels(pod("web-n", "", ""), &[("app", "web")]), "n1"),
+                on(existing, "b1"),
+            ],
+        );
+        assert_eq!(
+            s.node("r1").unwrap().label("kubernetes.io/hostname"),
+            Some("other-host")
+        );
+        let p = with_affinity(
+            with_labels(pod("web-1", "", ""), &[("app", "web")]),
+            None,
+            Some(term("web", "kubernetes.io/hostname")),
+        );
+        let ctx = PodCtx::new(Arc::new(p));
+        register(&ctx, &mut s);
+        let st = PreFilterState::compute(&ctx, &s);
+        assert!(st.by_hostname.is_some());
+        let mut general = st.clone();
+        general.by_hostname = None;
+        let verdict = |st: &PreFilterState, n: &str| {
+            filter(st, &ctx, &s.namespace_labels, s.node(n).unwrap())
+                .map_err(|f| f.reasons[0].to_string())
+        };
+        let names = ["a1", "a2", "b1", "r1", "n1"];
+        let planned: Vec<_> = names.iter().map(|n| verdict(&st, n)).collect();
+        let expected: Vec<_> = names.iter().map(|n| verdict(&general, n)).collect();
+        assert_eq!(planned, expected);
+        assert_eq!(
+            planned,
+            vec![
+                Err(ANTI_AFFINITY_REASON.to_string()),
+                Ok(()),
+                Err(EXISTING_ANTI_AFFINITY_REASON.to_string()),
+                Err(ANTI_AFFINITY_REASON.to_string()),
+                Ok(()),
+            ]
+        );
+        // A pod with required affinity, or a zone term, takes the general path.
+        let zone_anti = with_affinity(
+            with_labels(pod("web-2", "", ""), &[("app", "web")]),
+            None,
+            Some(term("web", "topology.kubernetes.io/zone")),
+        );
+        let ctx = PodCtx::new(Arc::new(zone_anti));
+        register(&ctx, &mut s);
+        assert!(PreFilterState::compute(&ctx, &s).by_hostname.is_none());
     }
 
     #[test]

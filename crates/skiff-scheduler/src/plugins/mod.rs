@@ -355,6 +355,18 @@ impl TopoCounts {
                 .any(|(k, ls)| k == key && ls.iter().any(|m| m.contains_key(value)))
     }
 
+    /// The snapshot's layers, when they are all of `key` and this attempt adjusted nothing.
+    pub fn only_layers(&self, key: &str) -> Option<&[Arc<PairCounts>]> {
+        if !self.delta.is_empty() {
+            return None;
+        }
+        match self.base.as_slice() {
+            [] => Some(&[]),
+            [(k, layers)] if k == key => Some(layers),
+            _ => None,
+        }
+    }
+
     /// Whether any pair has a positive count.
     pub fn any_positive(&self) -> bool {
         let delta = self

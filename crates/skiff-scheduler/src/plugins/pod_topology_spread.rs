@@ -218,6 +218,10 @@ pub struct PreFilterState {
     mins: Vec<i64>,
     /// Per constraint: 1 when it selects the incoming pod itself.
     self_match: Vec<i64>,
+    /// Per constraint on the zone: whether a node of each zone (by the snapshot's number,
+    /// [`NodeInfo::zone_id`]) would exceed the skew, decided once per pod rather than per
+    /// node. Empty once the counts are adjusted ([`PreFilterState::update`]).
+    by_zone: Vec<Option<Vec<bool>>>,
 }
 
 impl PreFilterState {
@@ -298,9 +302,28 @@ impl PreFilterState {
             counts,
             mins: Vec::new(),
             self_match,
+            by_zone: Vec::new(),
         };
         s.recompute_mins();
+        s.by_zone = (0..s.constraints.len())
+            .map(|i| {
+                (s.constraints[i].topology_key == ZONE)
+                    .then(|| snap.zone_values().iter().map(|z| s.exceeds(i, z)).collect())
+            })
+            .collect();
         s
+    }
+
+    /// Whether a node in domain `value` of constraint `i` would exceed its skew.
+    fn exceeds(&self, i: usize, value: &str) -> bool {
+        let c = &self.constraints[i];
+        let min = if (self.counts[i].len() as i64) < c.min_domains {
+            0
+        } else {
+            self.mins[i]
+        };
+        let matched = self.counts[i].get(value).copied().unwrap_or(0);
+        matched + self.self_match[i] - min > c.max_skew
     }
 
     fn recompute_mins(&mut self) {
@@ -327,22 +350,26 @@ impl PreFilterState {
             }
         }
         self.recompute_mins();
+        self.by_zone.clear();
     }
 }
 
 pub fn filter(state: &PreFilterState, _pod: &PodCtx, node: &NodeInfo) -> FilterResult {
     for (i, c) in state.constraints.iter().enumerate() {
-        let Some(v) = node.label(&c.topology_key) else {
-            return Err(Failure::unresolvable(MISSING_LABEL_REASON));
+        let decided = match (state.by_zone.get(i), node.zone_id()) {
+            (Some(Some(table)), Some(id)) => table.get(id as usize).copied(),
+            _ => None,
         };
-        let min = if (state.counts[i].len() as i64) < c.min_domains {
-            0
-        } else {
-            state.mins[i]
+        let exceeds = match decided {
+            Some(x) => x,
+            None => {
+                let Some(v) = node.label(&c.topology_key) else {
+                    return Err(Failure::unresolvable(MISSING_LABEL_REASON));
+                };
+                state.exceeds(i, v)
+            }
         };
-        let self_match = state.self_match[i];
-        let matched = state.counts[i].get(v).copied().unwrap_or(0);
-        if matched + self_match - min > c.max_skew {
+        if exceeds {
             return Err(Failure::unschedulable(REASON));
         }
     }
@@ -606,6 +633,60 @@ mod tests {
         assert_eq!(r[1], Err(REASON.to_string()));
         assert_eq!(r[2], Ok(()));
         assert_eq!(r[3], Err(MISSING_LABEL_REASON.to_string()));
+    }
+
+    #[test]
+    fn zone_verdicts_match_the_per_node_check() {
+        // Zones a (3 pods), b (1), c (0), a node without a zone, and a zone relabelled in
+        // after the first pods were counted: the per-zone table and the per-node lookup agree.
+        let mut s = snapshot(
+            vec![
+                zoned("a1", "a"),
+                zoned("a2", "a"),
+                zoned("b1", "b"),
+                zoned("c1", "c"),
+                node("x", "4", "8Gi", "110"),
+            ],
+            vec![
+                on(web("w0"), "a1"),
+                on(web("w1"), "a2"),
+                on(web("w2"), "a2"),
+                on(web("w3"), "b1"),
+            ],
+        );
+        s.upsert_node(Arc::new(zoned("x", "d")));
+        let names = ["a1", "a2", "b1", "c1", "x"];
+        for (skew, min_domains) in [(1, None), (2, None), (3, None), (1, Some(5))] {
+            let ctx = PodCtx::new(Arc::new(spread(
+                web("new"),
+                ZONE,
+                skew,
+                "DoNotSchedule",
+                min_domains,
+            )));
+            let cons = Constraints::of(&ctx, &s);
+            let st = PreFilterState::compute(&ctx, &cons, &s);
+            assert!(st.by_zone[0].is_some());
+            let mut per_node = st.clone();
+            per_node.by_zone.clear();
+            for n in names {
+                let node = s.node(n).unwrap();
+                assert!(node.zone_id().is_some());
+                assert_eq!(
+                    filter(&st, &ctx, node),
+                    filter(&per_node, &ctx, node),
+                    "skew {skew} minDomains {min_domains:?} node {n}"
+                );
+            }
+            // maxSkew 1: only the empty zones c and d take the pod.
+            if skew == 1 && min_domains.is_none() {
+                let ok: Vec<&str> = names
+                    .into_iter()
+                    .filter(|n| filter(&st, &ctx, s.node(n).unwrap()).is_ok())
+                    .collect();
+                assert_eq!(ok, vec!["c1", "x"]);
+            }
+        }
     }
 
     #[test]
