@@ -98,18 +98,27 @@ impl DeleteOptions {
 
 /// A created object as stored.
 pub struct Created {
-    /// The object in its stored form, without resourceVersion.
+    /// The object in its stored form, without resourceVersion (and without managedFields
+    /// when `managed_fields` holds them).
     pub object: Value,
     /// Its stored bytes.
     pub bytes: Bytes,
     /// Its revision; `None` for a dry run.
     pub revision: Option<i64>,
+    /// The JSON text of the managedFields the stored bytes carry and `object` does not: a
+    /// create's entry is written straight into the bytes, and only made a `Value` for a
+    /// caller that asks for the object.
+    pub managed_fields: Option<Vec<u8>>,
 }
 
 impl Created {
     /// The object as `res` serves it, with its resourceVersion set (none for a dry run).
     pub fn into_external(self, res: &Resource) -> Value {
         let mut out = self.object;
+        if let Some(text) = &self.managed_fields {
+            let mf = serde_json::from_slice(text).expect("managedFields written by this server");
+            meta::metadata_mut(&mut out).insert("managedFields".into(), mf);
+        }
         if let Some(rev) = self.revision {
             set_revision(&mut out, rev);
         }
@@ -290,46 +299,6 @@ fn spec_differs(a: &Value, b: &Value) -> bool {
     rest(a) != rest(b)
 }
 
-/// A pod's QoS class, as upstream's `GetPodQOS`.
-fn pod_qos(pod: &Value) -> &'static str {
-    let mut any = false;
-    let mut guaranteed = true;
-    let containers = pod
-        .pointer("/spec/containers")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .chain(
-            pod.pointer("/spec/initContainers")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten(),
-        );
-    for c in containers {
-        let req = c.pointer("/resources/requests").and_then(Value::as_object);
-        let lim = c.pointer("/resources/limits").and_then(Value::as_object);
-        for r in ["cpu", "memory"] {
-            let q = req.and_then(|m| m.get(r));
-            let l = lim.and_then(|m| m.get(r));
-            if q.is_some() || l.is_some() {
-                any = true;
-            }
-            match (q, l) {
-                (_, None) => guaranteed = false,
-                (Some(q), Some(l)) if q != l => guaranteed = false,
-                _ => {}
-            }
-        }
-    }
-    if !any {
-        "BestEffort"
-    } else if guaranteed {
-        "Guaranteed"
-    } else {
-        "Burstable"
-    }
-}
-
 /// The status an object starts with, as upstream's `PrepareForCreate` resets it.
 fn initial_status(res: &Resource, obj: &Value) -> Option<Value> {
     // Custom objects with a status subresource start without one.
@@ -338,7 +307,8 @@ fn initial_status(res: &Resource, obj: &Value) -> Option<Value> {
     }
     Some(match (res.group, res.kind) {
         ("", "Node") => return obj.get("status").cloned(),
-        ("", "Pod") => json!({"phase": "Pending", "qosClass": pod_qos(obj)}),
+        // Its qosClass is defaulted next, from the requests and limits after defaulting.
+        ("", "Pod") => json!({"phase": "Pending"}),
         ("", "Namespace") => json!({"phase": "Active"}),
         ("", "PersistentVolume") | ("", "PersistentVolumeClaim") => json!({"phase": "Pending"}),
         ("", "Service") | ("networking.k8s.io", "Ingress") => json!({"loadBalancer": {}}),
@@ -511,7 +481,8 @@ impl ApiServer {
                 .is_some_and(|g| !g.is_empty());
         let mut retry = generated.then(|| obj.clone());
         let mut attempts = 0;
-        let (mut object, mut bytes) = self.prepare_create(res, namespace, obj, manager).await?;
+        let (mut object, mut bytes, mut managed_fields) =
+            self.prepare_create(res, namespace, obj, manager).await?;
         let sres = storage_resource(res);
         let mut name = meta::name(&object).to_string();
         let mut key = sres.key(namespace, &name);
@@ -530,6 +501,7 @@ impl ApiServer {
                 object,
                 bytes,
                 revision: None,
+                managed_fields,
             });
         }
         let rev = loop {
@@ -541,7 +513,7 @@ impl ApiServer {
                     };
                     attempts += 1;
                     retry = Some(original.clone());
-                    (object, bytes) = self
+                    (object, bytes, managed_fields) = self
                         .prepare_create(res, namespace, original, manager)
                         .await?;
                     name = meta::name(&object).to_string();
@@ -555,6 +527,7 @@ impl ApiServer {
             object,
             bytes,
             revision: Some(rev),
+            managed_fields,
         })
     }
 
@@ -564,7 +537,7 @@ impl ApiServer {
         namespace: Option<&str>,
         obj: Value,
         manager: Option<&str>,
-    ) -> Result<(Value, Bytes), ApiError> {
+    ) -> Result<(Value, Bytes, Option<Vec<u8>>), ApiError> {
         let sres = storage_resource(res);
         let mut obj = check_kind(res, obj)?;
         let m = meta::metadata_mut(&mut obj);
@@ -660,23 +633,35 @@ impl ApiServer {
         if !errors.is_empty() {
             return Err(ApiError::invalid(res, &name, &errors));
         }
+        let mut spliced = None;
         if let Some(manager) = manager {
             let av = res.api_version();
             let m = field_manager(manager, &av, UpdateMode::Main);
             let scope = managed_scope(sres, UpdateMode::Main);
             let now = meta::now_rfc3339();
             if managed::requested(&obj) == managed::Requested::Keep {
-                // The common case, built straight into FieldsV1.
-                let mf = managed::created(sres, &obj, scope, &m, &now);
-                meta::metadata_mut(&mut obj).insert("managedFields".into(), mf);
+                // The common case: the entry goes straight into the stored text.
+                meta::canonicalize(&mut obj);
+                let mut text = Vec::with_capacity(1024);
+                managed::created_json(sres, &obj, scope, &m, &now, &mut text);
+                match meta::to_vec_with_managed_fields(&obj, &text) {
+                    Some(bytes) => spliced = Some((bytes, text)),
+                    None => {
+                        let mf = serde_json::from_slice(&text).expect("managedFields text");
+                        meta::metadata_mut(&mut obj).insert("managedFields".into(), mf);
+                    }
+                }
             } else {
                 managed::record_update(sres, &Value::Null, &mut obj, scope, Some(&m), &now)?;
             }
         }
+        if let Some((bytes, text)) = spliced {
+            return Ok((obj, Bytes::from(bytes), Some(text)));
+        }
         meta::canonicalize(&mut obj);
         // A new object carries no resourceVersion, so it is stored as it is.
         let bytes = Bytes::from(serde_json::to_vec(&obj).expect("json"));
-        Ok((obj, bytes))
+        Ok((obj, bytes, None))
     }
 
     /// Reads, changes and writes an object until the write wins the race. `change` gets the

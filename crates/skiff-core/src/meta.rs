@@ -166,6 +166,50 @@ pub fn set_resource_version(obj: &mut Value, rv: String) {
     canonicalize(obj);
 }
 
+/// The JSON text of `obj` (in canonical order, without `metadata.managedFields`) with
+/// `managed_fields` (the JSON text of a managedFields list) as its `metadata.managedFields`:
+/// byte for byte what serializing `obj` with that list inserted in its canonical place gives.
+/// `None` when that place is not the end of `metadata` (a field upstream does not know comes
+/// after it), or `obj` has no `metadata` object, or already has managedFields.
+pub fn to_vec_with_managed_fields(obj: &Value, managed_fields: &[u8]) -> Option<Vec<u8>> {
+    let o = obj.as_object()?;
+    let Some(Value::Object(m)) = o.get("metadata") else {
+        return None;
+    };
+    if m.keys()
+        .any(|k| k == "managedFields" || !META_ORDER.contains(&k.as_str()))
+    {
+        return None;
+    }
+    let mut out = Vec::with_capacity(2048 + managed_fields.len());
+    let key = |out: &mut Vec<u8>, k: &str| {
+        serde_json::to_writer(&mut *out, k).expect("string");
+        out.push(b':');
+    };
+    out.push(b'{');
+    for (i, (k, v)) in o.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        key(&mut out, k);
+        if k != "metadata" {
+            serde_json::to_writer(&mut out, v).expect("json");
+            continue;
+        }
+        out.push(b'{');
+        for (k, v) in m {
+            key(&mut out, k);
+            serde_json::to_writer(&mut out, v).expect("json");
+            out.push(b',');
+        }
+        key(&mut out, "managedFields");
+        out.extend_from_slice(managed_fields);
+        out.push(b'}');
+    }
+    out.push(b'}');
+    Some(out)
+}
+
 /// Whether `obj` is already in [`canonicalize`]'s order (checked without moving anything,
 /// since most objects written were read in that order).
 fn is_canonical(obj: &Value) -> bool {
@@ -429,7 +473,39 @@ mod tests {
     }
 
     use super::*;
+
     use serde_json::json;
+
+    /// Splicing the list's text in gives what inserting it and serializing gives, and the
+    /// objects where the end of metadata is not its place are left to the general path.
+    #[test]
+    fn managed_fields_spliced_as_serialized() {
+        let mf = json!([{"manager": "m\"x", "operation": "Update", "fieldsV1": {"f:a": {}}}]);
+        let text = serde_json::to_vec(&mf).unwrap();
+        for obj in [
+            json!({"kind": "Pod", "apiVersion": "v1", "metadata": {"name": "p", "uid": "u",
+                "labels": {"a": "b"}, "finalizers": ["f"]}, "spec": {"x": [1, "é\n"]}, "status": {}}),
+            json!({"metadata": {}}),
+            json!({"kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"k": "v"}}),
+        ] {
+            let mut inserted = obj.clone();
+            inserted["metadata"]["managedFields"] = mf.clone();
+            assert!(is_canonical(&inserted));
+            let spliced = to_vec_with_managed_fields(&obj, &text).expect("spliced");
+            assert_eq!(
+                String::from_utf8(spliced).unwrap(),
+                serde_json::to_string(&inserted).unwrap()
+            );
+        }
+        for obj in [
+            json!({"metadata": {"name": "p", "zzz": 1}}),
+            json!({"metadata": {"name": "p", "managedFields": []}}),
+            json!({"metadata": null}),
+            json!({"kind": "Pod"}),
+        ] {
+            assert_eq!(to_vec_with_managed_fields(&obj, &text), None, "{obj}");
+        }
+    }
 
     fn roundtrip(v: Value, rv: i64) -> Value {
         let mut v = v;

@@ -30,6 +30,9 @@ struct Slot {
     /// The entry, built once the shape has been seen twice in a row, and who it is for
     /// (manager, apiVersion, subresource).
     entry: Option<(Value, [String; 3])>,
+    /// The shape's `FieldsV1` as JSON text, for creates whose entry is written as text
+    /// ([`created_entry_json`]); it depends on the shape alone, not on the manager.
+    fields_json: Option<Vec<u8>>,
 }
 
 #[derive(Default)]
@@ -68,28 +71,11 @@ pub(super) fn created_entry(
             shape.shrink_to(MAX_SHAPE);
             return build(walk::object_fields_v1(res, obj, scope));
         }
-        let at = slots
-            .iter()
-            .position(|s| s.group == res.group && s.kind == res.kind && s.scope == scope);
-        let slot = match at {
-            Some(i) => &mut slots[i],
-            None => {
-                if slots.len() >= SLOTS {
-                    slots.remove(0);
-                }
-                slots.push(Slot {
-                    group: res.group,
-                    kind: res.kind,
-                    scope,
-                    shape: Vec::new(),
-                    entry: None,
-                });
-                slots.last_mut().expect("just pushed")
-            }
-        };
+        let slot = slot_for(slots, res, scope);
         if slot.shape != *shape {
             std::mem::swap(&mut slot.shape, shape);
             slot.entry = None;
+            slot.fields_json = None;
             return build(walk::object_fields_v1(res, obj, scope));
         }
         match &slot.entry {
@@ -112,6 +98,92 @@ pub(super) fn created_entry(
             }
         }
     })
+}
+
+/// This thread's slot for `res` and `scope`, made (in place of the oldest) if there is none.
+fn slot_for<'a>(slots: &'a mut Vec<Slot>, res: &Resource, scope: Scope) -> &'a mut Slot {
+    let at = slots
+        .iter()
+        .position(|s| s.group == res.group && s.kind == res.kind && s.scope == scope);
+    match at {
+        Some(i) => &mut slots[i],
+        None => {
+            if slots.len() >= SLOTS {
+                slots.remove(0);
+            }
+            slots.push(Slot {
+                group: res.group,
+                kind: res.kind,
+                scope,
+                shape: Vec::new(),
+                entry: None,
+                fields_json: None,
+            });
+            slots.last_mut().expect("just pushed")
+        }
+    }
+}
+
+/// Writes the entry [`created_entry`] gives as JSON text to `out`, without building it as a
+/// `Value`: the shape's `FieldsV1` text is remembered per thread (from the first create of a
+/// shape on), so a create of a known shape costs the shape walk and a copy.
+pub(super) fn created_entry_json(
+    res: &Resource,
+    obj: &Value,
+    scope: Scope,
+    m: &Manager,
+    now: &str,
+    out: &mut Vec<u8>,
+) {
+    let fields_text = || {
+        serde_json::to_vec(&Value::Object(walk::object_fields_v1(res, obj, scope)))
+            .expect("FieldsV1 serializes")
+    };
+    MEMO.with(|memo| {
+        let Ok(mut memo) = memo.try_borrow_mut() else {
+            return entry_json(m, now, &fields_text(), out);
+        };
+        let Memo { shape, slots } = &mut *memo;
+        walk::object_shape(res, obj, scope, shape);
+        if shape.len() > MAX_SHAPE {
+            shape.clear();
+            shape.shrink_to(MAX_SHAPE);
+            return entry_json(m, now, &fields_text(), out);
+        }
+        let slot = slot_for(slots, res, scope);
+        if slot.shape != *shape {
+            std::mem::swap(&mut slot.shape, shape);
+            slot.entry = None;
+            slot.fields_json = None;
+        }
+        let fields = slot.fields_json.get_or_insert_with(fields_text);
+        entry_json(m, now, fields, out);
+    })
+}
+
+/// An `Update` entry by `m` at `now` owning `fields` (JSON text of a `FieldsV1`), as
+/// [`super::entry_value`] builds it and serde_json writes it: the same keys in the same order.
+fn entry_json(m: &Manager, now: &str, fields: &[u8], out: &mut Vec<u8>) {
+    let string = |out: &mut Vec<u8>, s: &str| serde_json::to_writer(&mut *out, s).expect("string");
+    out.push(b'{');
+    if !m.name.is_empty() {
+        out.extend_from_slice(b"\"manager\":");
+        string(out, m.name);
+        out.push(b',');
+    }
+    out.extend_from_slice(b"\"operation\":");
+    string(out, Operation::Update.as_str());
+    out.extend_from_slice(b",\"apiVersion\":");
+    string(out, m.api_version);
+    out.extend_from_slice(b",\"time\":");
+    string(out, now);
+    out.extend_from_slice(b",\"fieldsType\":\"FieldsV1\",\"fieldsV1\":");
+    out.extend_from_slice(fields);
+    if !m.subresource.is_empty() {
+        out.extend_from_slice(b",\"subresource\":");
+        string(out, m.subresource);
+    }
+    out.push(b'}');
 }
 
 #[cfg(test)]
@@ -194,6 +266,40 @@ mod tests {
                 let fields = Value::Object(walk::object_fields_v1(res, &obj, scope));
                 let built = entry_value(m.name, Operation::Update, m.api_version, Some(&now), m.subresource, fields);
                 prop_assert_eq!(memo.to_string(), built.to_string());
+            }
+        }
+    }
+
+    proptest! {
+        /// The text written for a create is byte for byte the built entry's serialization,
+        /// whatever this thread created before, for managers whose names need escaping too.
+        #[test]
+        fn text_matches_building(
+            pool in prop::collection::vec(arb_pod(), 1..4),
+            order in prop::collection::vec((0usize..4, 0u8..3, any::<bool>(), 0usize..3), 1..12),
+        ) {
+            let res = pods();
+            let managers = [
+                MANAGERS[0],
+                Manager { name: "", api_version: "v1", subresource: "status" },
+                Manager { name: "k\"ubectl\u{e9}\n", api_version: "v1", subresource: "" },
+            ];
+            for (n, (i, variant, status, who)) in order.into_iter().enumerate() {
+                let m = &managers[who];
+                let now = format!("2026-11-27T10:00:{n:02}Z");
+                let obj = pool[i % pool.len()].clone();
+                let obj = match variant {
+                    0 => obj,
+                    1 => revalued(obj),
+                    _ => rekeyed(obj),
+                };
+                let scope = if status { Scope::Status } else { Scope::Main };
+                let mut text = Vec::new();
+                crate::managed::created_json(res, &obj, scope, m, &now, &mut text);
+                let fields = Value::Object(walk::object_fields_v1(res, &obj, scope));
+                let built = entry_value(m.name, Operation::Update, m.api_version, Some(&now), m.subresource, fields);
+                let built = serde_json::to_vec(&Value::Array(vec![built])).unwrap();
+                prop_assert_eq!(String::from_utf8(text).unwrap(), String::from_utf8(built).unwrap());
             }
         }
     }

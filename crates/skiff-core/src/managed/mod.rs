@@ -286,6 +286,21 @@ pub fn created(res: &Resource, obj: &Value, scope: Scope, manager: &Manager, now
     Value::Array(vec![memo::created_entry(res, obj, scope, manager, now)])
 }
 
+/// [`created`] as the JSON text it serializes to, appended to `out`, without building it as a
+/// `Value` (a create that only stores and answers the text needs nothing else).
+pub fn created_json(
+    res: &Resource,
+    obj: &Value,
+    scope: Scope,
+    manager: &Manager,
+    now: &str,
+    out: &mut Vec<u8>,
+) {
+    out.push(b'[');
+    memo::created_entry_json(res, obj, scope, manager, now, out);
+    out.push(b']');
+}
+
 /// Records an `Update` by `manager` from `old` to `new` in `new`'s managedFields (which start
 /// from `old`'s unless the request set them, see [`requested`]): the manager takes the fields it
 /// set or changed, removed fields leave every entry. `old` is `Value::Null` for a create.
