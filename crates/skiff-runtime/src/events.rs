@@ -1,6 +1,7 @@
 //! Events as upstream's event recorder writes them (core/v1 `Event`).
 //!
-//! A recorder never blocks its caller: events go through a channel to a writer task. The same
+//! A recorder never blocks its caller: events go through a channel to a writer task, which
+//! keeps up to 32 writes in flight so that a burst shares the store's commits. The same
 //! event (same object, type, reason and message from the same component) seen again updates
 //! the existing Event's `count` and `lastTimestamp` instead of creating another, as client-go's
 //! event correlator does, so `kubectl describe` shows `(x5 over 2m)`. Names are
@@ -11,11 +12,9 @@
 //! records its first 25 `SuccessfulCreate` events, not 10,000 writes.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
 use crate::cache::Object;
@@ -46,7 +45,7 @@ struct Pending {
 }
 
 /// Correlation key → (event namespace, event name, count).
-type Seen = HashMap<(String, String, String, &'static str, String, String), (String, String, i32)>;
+type Seen = HashMap<Key, (String, String, i32)>;
 
 /// Bounds the correlation memory.
 const MAX_SEEN: usize = 4096;
@@ -165,16 +164,56 @@ fn unique_nanos(now: i128, last: i128) -> i128 {
     now.max(last + 1)
 }
 
+/// Most event writes in flight per recorder. Writes share the store's group commits, so a
+/// burst of events (a `Scheduled` event per pod) costs a few commits rather than one each;
+/// events with the same correlation key still go one at a time, so a repeat always finds the
+/// Event it counts on.
+const MAX_IN_FLIGHT: usize = 32;
+
+type Key = (String, String, String, &'static str, String, String);
+
+/// What a finished write leaves for correlation: the key and, if the write succeeded, the
+/// Event's namespace, name and count.
+type Written = (Key, Option<(String, String, i32)>);
+
 async fn write_loop(
     client: Client,
     component: &'static str,
     clock: Clock,
     mut rx: mpsc::UnboundedReceiver<Pending>,
 ) {
-    let seen: Arc<Mutex<Seen>> = Arc::default();
+    let mut seen: Seen = HashMap::new();
     let mut spam = SpamFilter::default();
     let mut last_nanos: i128 = 0;
-    while let Some(p) = rx.recv().await {
+    let mut writes: tokio::task::JoinSet<Written> = tokio::task::JoinSet::new();
+    let mut in_flight: std::collections::HashSet<Key> = std::collections::HashSet::new();
+    let note = |seen: &mut Seen, in_flight: &mut std::collections::HashSet<Key>, done| {
+        if let Ok((key, result)) = done {
+            in_flight.remove(&key);
+            match result {
+                Some(v) => {
+                    if seen.len() >= MAX_SEEN && !seen.contains_key(&key) {
+                        seen.clear();
+                    }
+                    seen.insert(key, v);
+                }
+                None => {
+                    seen.remove(&key);
+                }
+            }
+        }
+    };
+    loop {
+        let p = tokio::select! {
+            p = rx.recv(), if writes.len() < MAX_IN_FLIGHT => match p {
+                Some(p) => p,
+                None => break,
+            },
+            Some(done) = writes.join_next() => {
+                note(&mut seen, &mut in_flight, done);
+                continue;
+            }
+        };
         if !spam.allow(&p.involved, clock.now()) {
             continue;
         }
@@ -184,7 +223,7 @@ async fn write_loop(
             .clone()
             .filter(|n| !n.is_empty())
             .unwrap_or_else(|| "default".to_string());
-        let key = (
+        let key: Key = (
             ns.clone(),
             p.involved.uid.clone().unwrap_or_default(),
             p.involved.name.clone().unwrap_or_default(),
@@ -192,26 +231,23 @@ async fn write_loop(
             p.reason.clone(),
             p.message.clone(),
         );
-        let now = clock.now_k8s();
-        let existing = seen.lock().get(&key).cloned();
-        if let Some((ens, ename, count)) = existing {
-            let patch = serde_json::json!({"count": count + 1, "lastTimestamp": now});
-            if client
-                .merge_patch::<Event>(Some(&ens), &ename, &patch)
-                .await
-                .is_ok()
-            {
-                seen.lock().insert(key, (ens, ename, count + 1));
-                continue;
+        // The same event is being written: wait for it, so this one counts on it.
+        while in_flight.contains(&key) {
+            match writes.join_next().await {
+                Some(done) => note(&mut seen, &mut in_flight, done),
+                None => break,
             }
         }
-        // Names stay unique even when the clock stands still (paused in tests) or repeats.
+        let now = clock.now_k8s();
+        // Names stay unique even when the clock stands still (paused in tests) or repeats,
+        // and follow the order events were recorded in.
         last_nanos = unique_nanos(clock.now().as_nanosecond(), last_nanos);
         let name = format!(
             "{}.{:x}",
             p.involved.name.as_deref().unwrap_or("event"),
             last_nanos
         );
+        let existing = seen.get(&key).cloned();
         let ev = Event {
             metadata: ObjectMeta {
                 name: Some(name.clone()),
@@ -224,7 +260,7 @@ async fn write_loop(
             type_: Some(p.kind.as_str().to_string()),
             count: Some(1),
             first_timestamp: Some(now.clone()),
-            last_timestamp: Some(now),
+            last_timestamp: Some(now.clone()),
             source: Some(EventSource {
                 component: Some(component.to_string()),
                 host: None,
@@ -233,24 +269,115 @@ async fn write_loop(
             reporting_instance: Some(component.to_string()),
             ..Default::default()
         };
-        match client.create_summary(&ev).await {
-            Ok(_) => {
-                let mut s = seen.lock();
-                if s.len() >= MAX_SEEN {
-                    s.clear();
+        in_flight.insert(key.clone());
+        let client = client.clone();
+        writes.spawn(async move {
+            // A repeat counts on the Event already written; if that is gone, a new one.
+            if let Some((ens, ename, count)) = existing {
+                let patch = serde_json::json!({"count": count + 1, "lastTimestamp": now});
+                if client
+                    .merge_patch::<Event>(Some(&ens), &ename, &patch)
+                    .await
+                    .is_ok()
+                {
+                    return (key, Some((ens, ename, count + 1)));
                 }
-                s.insert(key, (ns, name, 1));
             }
-            Err(e) => {
-                tracing::debug!(error = %e, "event not recorded");
-            }
-        }
+            let done = match client.create_summary(&ev).await {
+                Ok(_) => Some((ns, name, 1)),
+                Err(e) => {
+                    tracing::debug!(error = %e, "event not recorded");
+                    None
+                }
+            };
+            (key, done)
+        });
+    }
+    while let Some(done) = writes.join_next().await {
+        note(&mut seen, &mut in_flight, done);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::api::core::v1::Pod;
+    use skiff_apiserver::{ApiOptions, ApiServer};
+    use skiff_store::sqlite::{SqliteOptions, SqliteStore};
+    use std::sync::Arc;
+
+    fn pod(name: &str) -> Pod {
+        Pod {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("default".into()),
+                uid: Some(format!("uid-{name}")),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    /// Writes in flight side by side still correlate: repeats of one event count on the one
+    /// Event, every distinct event is written once, names follow the recording order.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_writes_keep_correlation_and_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("db"), SqliteOptions::default()).unwrap();
+        let api = ApiServer::new(store, ApiOptions::default());
+        api.bootstrap().await.unwrap();
+        let rt = crate::Runtime::new(api);
+        let rec = rt.recorder("default-scheduler");
+        let pods: Vec<Pod> = (0..100).map(|i| pod(&format!("p{i}"))).collect();
+        for (i, p) in pods.iter().enumerate() {
+            rec.normal(
+                p,
+                "Scheduled",
+                format!("Successfully assigned default/p{i}"),
+            );
+            if i % 10 == 0 {
+                rec.warning(&pods[0], "BackOff", "Back-off restarting failed container");
+            }
+        }
+        let events = rt.cache.synced::<Event>().await;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let backoff_count = || {
+            events
+                .list()
+                .iter()
+                .filter(|e| e.reason.as_deref() == Some("BackOff"))
+                .map(|e| e.count.unwrap_or(0))
+                .collect::<Vec<_>>()
+        };
+        while events.len() < 101 || backoff_count() != vec![10] {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} events, BackOff counts {:?}",
+                events.len(),
+                backoff_count()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert_eq!(events.len(), 101);
+        let mut scheduled: Vec<Arc<Event>> = events
+            .list()
+            .into_iter()
+            .filter(|e| e.reason.as_deref() == Some("Scheduled"))
+            .collect();
+        assert_eq!(scheduled.len(), 100);
+        // Names carry increasing nanoseconds in the order the events were recorded.
+        scheduled.sort_by_key(|e| {
+            let n = e.metadata.name.clone().unwrap();
+            i128::from_str_radix(n.rsplit_once('.').unwrap().1, 16).unwrap()
+        });
+        let order: Vec<String> = scheduled
+            .iter()
+            .map(|e| e.involved_object.name.clone().unwrap())
+            .collect();
+        let want: Vec<String> = (0..100).map(|i| format!("p{i}")).collect();
+        assert_eq!(order, want);
+        rt.shutdown().await;
+    }
 
     #[test]
     fn event_names_stay_unique_when_the_clock_stands_still() {
