@@ -11,6 +11,7 @@
 
 use serde_json::{json, Map, Value};
 
+use crate::meta::{lookup, lookup_mut};
 use crate::registry::Resource;
 
 /// Fills in the defaults upstream sets for `res` on create and update.
@@ -79,13 +80,13 @@ pub fn apply(res: &Resource, obj: &mut Value) {
 
 /// True when `k` is absent or null.
 fn missing(v: &Value, k: &str) -> bool {
-    v.get(k).is_none_or(Value::is_null)
+    lookup(v, k).is_none_or(Value::is_null)
 }
 
 /// Sets `k` to `d` when absent or null. No-op on non-objects.
 fn default(v: &mut Value, k: &str, d: Value) {
-    if let Some(m) = v.as_object_mut() {
-        if m.get(k).is_none_or(Value::is_null) {
+    if missing(v, k) {
+        if let Some(m) = v.as_object_mut() {
             m.insert(k.to_string(), d);
         }
     }
@@ -108,19 +109,19 @@ fn child<'a>(v: &'a mut Value, k: &str) -> &'a mut Value {
 
 /// The object at `k` if present.
 fn opt_child<'a>(v: &'a mut Value, k: &str) -> Option<&'a mut Value> {
-    v.get_mut(k).filter(|c| c.is_object())
+    lookup_mut(v, k).filter(|c| c.is_object())
 }
 
 /// The array elements at `k` (none when absent).
 fn list<'a>(v: &'a mut Value, k: &str) -> impl Iterator<Item = &'a mut Value> {
-    v.get_mut(k)
+    lookup_mut(v, k)
         .and_then(Value::as_array_mut)
         .into_iter()
         .flatten()
 }
 
 fn str_at<'a>(v: &'a Value, k: &str) -> &'a str {
-    v.get(k).and_then(Value::as_str).unwrap_or("")
+    lookup(v, k).and_then(Value::as_str).unwrap_or("")
 }
 
 /// Sets `k` to the map `m` unless it already holds a non-empty object.

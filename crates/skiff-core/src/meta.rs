@@ -92,6 +92,31 @@ pub fn new_uid() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
+/// Objects with at most this many fields are searched in order instead of by hash.
+const SCAN_UP_TO: usize = 16;
+
+/// `v.get(k)` for an object: the few fields of most Kubernetes objects are found by comparing
+/// names in order, which costs less than hashing the name (serde_json's maps hash with
+/// SipHash); larger objects are looked up by hash.
+#[inline]
+pub fn lookup<'a>(v: &'a Value, k: &str) -> Option<&'a Value> {
+    let Value::Object(m) = v else { return None };
+    if m.len() > SCAN_UP_TO {
+        return m.get(k);
+    }
+    m.iter().find(|(n, _)| n.as_str() == k).map(|(_, x)| x)
+}
+
+/// [`lookup`], mutably.
+#[inline]
+pub fn lookup_mut<'a>(v: &'a mut Value, k: &str) -> Option<&'a mut Value> {
+    let Value::Object(m) = v else { return None };
+    if m.len() > SCAN_UP_TO {
+        return m.get_mut(k);
+    }
+    m.iter_mut().find(|(n, _)| n.as_str() == k).map(|(_, x)| x)
+}
+
 /// Upstream's `ObjectMeta` field order.
 const META_ORDER: &[&str] = &[
     "name",
@@ -115,36 +140,52 @@ const META_ORDER: &[&str] = &[
 /// order), then the rest as given, `status` last. Stored objects are kept in this order so that
 /// [`inject_resource_version`] can find `metadata.resourceVersion` without parsing.
 pub fn canonicalize(obj: &mut Value) {
-    if is_canonical(obj) {
-        return;
-    }
     let Some(o) = obj.as_object_mut() else { return };
-    let mut out = Map::with_capacity(o.len());
-    for k in ["kind", "apiVersion"] {
-        if let Some(v) = o.shift_remove(k) {
-            out.insert(k.to_string(), v);
-        }
+    order_fields(o, top_rank);
+    if let Some(Value::Object(m)) = o.get_mut("metadata") {
+        order_fields(m, meta_rank);
     }
-    if let Some(Value::Object(mut m)) = o.shift_remove("metadata") {
-        let mut mo = Map::with_capacity(m.len());
-        for k in META_ORDER {
-            if let Some(v) = m.shift_remove(*k) {
-                mo.insert((*k).to_string(), v);
+}
+
+/// Where a top-level field goes: kind, apiVersion, metadata, the rest, status.
+fn top_rank(k: &str) -> usize {
+    match k {
+        "kind" => 0,
+        "apiVersion" => 1,
+        "metadata" => 2,
+        "status" => 4,
+        _ => 3,
+    }
+}
+
+/// Where a metadata field goes: upstream's fields in `ObjectMeta` order, then the others.
+fn meta_rank(k: &str) -> usize {
+    META_ORDER
+        .iter()
+        .position(|x| *x == k)
+        .unwrap_or(META_ORDER.len())
+}
+
+/// Sorts the fields of `m` by `rank`, keeping the order of equal ranks, by moving only the
+/// fields that are out of place (a client's `apiVersion` before `kind`, the `uid` a create
+/// appends): most objects need one or two moves, or none.
+fn order_fields(m: &mut Map<String, Value>, rank: fn(&str) -> usize) {
+    loop {
+        let mut last = 0;
+        let mut misplaced = None;
+        for k in m.keys() {
+            let r = rank(k);
+            if r < last {
+                misplaced = Some((k.clone(), r));
+                break;
             }
+            last = r;
         }
-        for (k, v) in m {
-            mo.insert(k, v);
-        }
-        out.insert("metadata".into(), Value::Object(mo));
+        let Some((key, r)) = misplaced else { return };
+        let (key, v) = m.shift_remove_entry(&key).expect("present");
+        let at = m.keys().position(|k| rank(k) > r).unwrap_or(m.len());
+        m.shift_insert(at, key, v);
     }
-    let status = o.shift_remove("status");
-    for (k, v) in std::mem::take(o) {
-        out.insert(k, v);
-    }
-    if let Some(st) = status {
-        out.insert("status".into(), st);
-    }
-    *o = out;
 }
 
 /// Sets `metadata.resourceVersion`, inserted in its canonical place.
@@ -210,44 +251,19 @@ pub fn to_vec_with_managed_fields(obj: &Value, managed_fields: &[u8]) -> Option<
     Some(out)
 }
 
-/// Whether `obj` is already in [`canonicalize`]'s order (checked without moving anything,
-/// since most objects written were read in that order).
+/// Whether `obj` is in [`canonicalize`]'s order.
+#[cfg(test)]
 fn is_canonical(obj: &Value) -> bool {
+    let sorted =
+        |m: &Map<String, Value>, rank: fn(&str) -> usize| m.keys().map(|k| rank(k)).is_sorted();
     let Some(o) = obj.as_object() else {
         return true;
     };
-    // Top level: kind, apiVersion, metadata in this order before anything else, status last.
-    let rank = |k: &str| match k {
-        "kind" => 0,
-        "apiVersion" => 1,
-        "metadata" => 2,
-        "status" => 4,
-        _ => 3,
-    };
-    let mut last = 0;
-    for k in o.keys() {
-        let r = rank(k);
-        if r < last || (r == 4 && last == 4) {
-            return false;
+    sorted(o, top_rank)
+        && match o.get("metadata") {
+            Some(Value::Object(m)) => sorted(m, meta_rank),
+            _ => true,
         }
-        last = r;
-    }
-    let Some(Value::Object(m)) = o.get("metadata") else {
-        return true;
-    };
-    // Metadata: the known fields in META_ORDER, then the others.
-    let mut last = 0;
-    for k in m.keys() {
-        let r = META_ORDER
-            .iter()
-            .position(|x| x == k)
-            .unwrap_or(META_ORDER.len());
-        if r < last {
-            return false;
-        }
-        last = r;
-    }
-    true
 }
 
 /// Sets `metadata.resourceVersion` inside canonical JSON bytes without parsing them: the first
@@ -475,6 +491,49 @@ mod tests {
     use super::*;
 
     use serde_json::json;
+
+    /// Objects come out in canonical order with the fields of equal rank in their given order,
+    /// whatever order they come in.
+    #[test]
+    fn canonical_order_from_any_order() {
+        let want = json!({"kind": "Pod", "apiVersion": "v1",
+            "metadata": {"name": "p", "namespace": "n", "uid": "u", "creationTimestamp": "t",
+                "labels": {"z": "1", "a": "2"}, "managedFields": [], "x-other": 1, "a-other": 2},
+            "spec": {"b": 1, "a": 2}, "data": {}, "status": {"phase": "P"}});
+        let text = serde_json::to_string(&want).unwrap();
+        let mut inputs = vec![
+            json!({"status": {"phase": "P"}, "spec": {"b": 1, "a": 2}, "apiVersion": "v1",
+                "metadata": {"x-other": 1, "creationTimestamp": "t", "labels": {"z": "1", "a": "2"},
+                    "uid": "u", "a-other": 2, "managedFields": [], "namespace": "n", "name": "p"},
+                "data": {}, "kind": "Pod"}),
+            json!({"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": "p", "namespace": "n", "labels": {"z": "1", "a": "2"},
+                    "managedFields": [], "x-other": 1, "a-other": 2, "uid": "u", "creationTimestamp": "t"},
+                "spec": {"b": 1, "a": 2}, "status": {"phase": "P"}, "data": {}}),
+            want.clone(),
+        ];
+        for v in &mut inputs {
+            canonicalize(v);
+            assert!(is_canonical(v));
+            assert_eq!(serde_json::to_string(v).unwrap(), text);
+        }
+    }
+
+    /// Looking up by scanning finds what hashing finds, in small and large objects.
+    #[test]
+    fn lookup_matches_get() {
+        let mut small = json!({"a": 1, "bb": 2, "": 3, "é": 4, "ab": null});
+        let mut large = Value::Object((0..40).map(|i| (format!("k{i}"), json!(i))).collect());
+        for v in [&mut small, &mut large] {
+            for k in ["a", "bb", "", "é", "ab", "abc", "k7", "k39", "k40"] {
+                assert_eq!(lookup(v, k), v.get(k), "{k}");
+                let want = v.get(k).cloned();
+                assert_eq!(lookup_mut(v, k).map(|x| x.clone()), want, "{k}");
+            }
+        }
+        assert_eq!(lookup(&json!([1]), "a"), None);
+        assert_eq!(lookup(&json!(null), "a"), None);
+    }
 
     /// Splicing the list's text in gives what inserting it and serializing gives, and the
     /// objects where the end of metadata is not its place are left to the general path.

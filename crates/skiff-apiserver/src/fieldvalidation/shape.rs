@@ -56,16 +56,20 @@ impl fmt::Display for FieldPath {
     }
 }
 
+/// The fields of one type by name, looked up for every field of every request body: hashed
+/// with foldhash rather than SipHash (the names come from the schema, not from clients).
+type Fields = HashMap<Box<str>, Shape, foldhash::fast::RandomState>;
+
 /// The compiled shapes of every kind with a schema.
 pub(crate) struct Shapes {
-    types: Vec<HashMap<Box<str>, Shape>>,
+    types: Vec<Fields>,
     kinds: HashMap<(&'static str, &'static str, &'static str), Shape>,
 }
 
 struct Compiler<'a> {
     defs: &'a Map<String, Value>,
     named: HashMap<String, Shape>,
-    types: Vec<HashMap<Box<str>, Shape>>,
+    types: Vec<Fields>,
 }
 
 impl Compiler<'_> {
@@ -79,7 +83,7 @@ impl Compiler<'_> {
         if let Some(props) = struct_properties(def) {
             // Registered before its fields, so recursive types end.
             let id = self.types.len();
-            self.types.push(HashMap::new());
+            self.types.push(Fields::default());
             self.named.insert(name.to_string(), Shape::Struct(id));
             let fields = props
                 .iter()
@@ -114,7 +118,7 @@ impl Compiler<'_> {
         }
         if let Some(props) = struct_properties(schema) {
             let id = self.types.len();
-            self.types.push(HashMap::new());
+            self.types.push(Fields::default());
             let fields = props
                 .iter()
                 .map(|(k, s)| (k.as_str().into(), self.shape(s)))

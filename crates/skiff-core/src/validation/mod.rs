@@ -8,6 +8,7 @@
 
 use serde_json::{Map, Value};
 
+use crate::meta::lookup;
 use crate::registry::Resource;
 use crate::status::FieldError;
 
@@ -211,12 +212,12 @@ fn join(a: &str, b: &str, c: &str, d: &str) -> String {
 
 /// A present, non-null field.
 pub(crate) fn get<'a>(v: &'a Value, k: &str) -> Option<&'a Value> {
-    v.get(k).filter(|x| !x.is_null())
+    lookup(v, k).filter(|x| !x.is_null())
 }
 
 /// A string field, or "".
 pub(crate) fn str_of<'a>(v: &'a Value, k: &str) -> &'a str {
-    v.get(k).and_then(Value::as_str).unwrap_or("")
+    lookup(v, k).and_then(Value::as_str).unwrap_or("")
 }
 
 /// An optional string field.
@@ -226,7 +227,7 @@ pub(crate) fn opt_str<'a>(v: &'a Value, k: &str) -> Option<&'a str> {
 
 /// An array field, or an empty slice.
 pub(crate) fn arr<'a>(v: &'a Value, k: &str) -> &'a [Value] {
-    v.get(k)
+    lookup(v, k)
         .and_then(Value::as_array)
         .map(Vec::as_slice)
         .unwrap_or(&[])
@@ -250,7 +251,7 @@ pub(crate) fn flag(v: &Value, k: &str) -> bool {
 /// A present sub-object (or `Value::Null`).
 pub(crate) fn sub<'a>(v: &'a Value, k: &str) -> &'a Value {
     static NULL: Value = Value::Null;
-    v.get(k).unwrap_or(&NULL)
+    lookup(v, k).unwrap_or(&NULL)
 }
 
 // ---- common checks ----
