@@ -162,7 +162,7 @@ async fn main() {
                     .replace_status::<Pod>(Some("default"), &format!("p-{i}"), &uids[i], &status)
                     .await
                     .expect("status");
-                assert!(written);
+                assert!(written.is_some());
             }
         })
         .await;

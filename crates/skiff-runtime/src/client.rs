@@ -272,16 +272,18 @@ impl Client {
 
     /// Replaces the status of `name` if it is still the object `uid`, as the kubelet's status
     /// patches do (they carry `metadata.uid` as a precondition). Unlike
-    /// [`Self::modify_status`], the object is not decoded into a typed copy and back, and
-    /// nothing is returned: the cheap path for writers that already know the status they
-    /// want. `Ok(false)` when the object is gone or is another object of the same name.
+    /// [`Self::modify_status`], the object is not decoded into a typed copy and back: the
+    /// status is encoded straight into the request (again only if a conflict makes the write
+    /// retry). The cheap path for writers that already know the status they want. Returns
+    /// the revision written, or `None` when the object is gone or is another object of the
+    /// same name.
     pub async fn replace_status<K: Object>(
         &self,
         ns: Option<&str>,
         name: &str,
         uid: &str,
-        status: &Value,
-    ) -> Result<bool, ApiError> {
+        status: &(impl serde::Serialize + ?Sized),
+    ) -> Result<Option<i64>, ApiError> {
         let res = resource_of::<K>();
         let mut replaced = false;
         let written = self
@@ -318,15 +320,20 @@ impl Client {
                         }
                     }
                     obj.insert("metadata".into(), Value::Object(meta));
-                    obj.insert("status".into(), status.clone());
+                    let status = serde_json::to_value(status).map_err(|e| {
+                        ApiError::internal(format!("encoding a {} status: {e}", K::KIND))
+                    })?;
+                    obj.insert("status".into(), status);
                     Ok(Value::Object(obj))
                 },
             )
             .await;
         match written {
-            Ok(_) => Ok(true),
-            Err(_) if replaced => Ok(false),
-            Err(e) if e.code == 404 => Ok(false),
+            Ok(v) => Ok(Some(
+                skiff_core::meta::resource_version(&v).parse().unwrap_or(0),
+            )),
+            Err(_) if replaced => Ok(None),
+            Err(e) if e.code == 404 => Ok(None),
             Err(e) => Err(e),
         }
     }
@@ -442,21 +449,25 @@ mod tests {
         let status = serde_json::json!({"phase": "Running", "podIP": "10.42.0.9"});
 
         // Another uid (a pod deleted and made again under the name): nothing is written.
-        assert!(!client
-            .replace_status::<Pod>(Some("default"), "p", "other-uid", &status)
-            .await
-            .unwrap());
+        assert_eq!(
+            client
+                .replace_status::<Pod>(Some("default"), "p", "other-uid", &status)
+                .await
+                .unwrap(),
+            None
+        );
         let same = client.get::<Pod>(Some("default"), "p").await.unwrap();
         assert_eq!(
             same.metadata.resource_version,
             created.metadata.resource_version
         );
 
-        assert!(client
+        let rev = client
             .replace_status::<Pod>(Some("default"), "p", &uid, &status)
             .await
-            .unwrap());
+            .unwrap();
         let got = client.get::<Pod>(Some("default"), "p").await.unwrap();
+        assert_eq!(rev, Some(revision_of(&got)), "the revision written");
         let st = got.status.clone().unwrap();
         assert_eq!(st.phase.as_deref(), Some("Running"));
         assert_eq!(st.pod_ip.as_deref(), Some("10.42.0.9"));
@@ -477,9 +488,22 @@ mod tests {
         assert_eq!(entry.operation.as_deref(), Some("Update"));
 
         // A pod that is gone is no error.
-        assert!(!client
-            .replace_status::<Pod>(Some("default"), "missing", &uid, &status)
+        assert_eq!(
+            client
+                .replace_status::<Pod>(Some("default"), "missing", &uid, &status)
+                .await
+                .unwrap(),
+            None
+        );
+        // A typed status is encoded the same way.
+        let typed: k8s_openapi::api::core::v1::PodStatus =
+            serde_json::from_value(serde_json::json!({"phase": "Succeeded"})).unwrap();
+        assert!(client
+            .replace_status::<Pod>(Some("default"), "p", &uid, &typed)
             .await
-            .unwrap());
+            .unwrap()
+            .is_some());
+        let got = client.get::<Pod>(Some("default"), "p").await.unwrap();
+        assert_eq!(got.status.unwrap().phase.as_deref(), Some("Succeeded"));
     }
 }

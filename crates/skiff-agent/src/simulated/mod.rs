@@ -172,6 +172,10 @@ struct PodSim {
     terminating_since: Option<Timestamp>,
     /// Whether a warning about its annotations was reported.
     warned: bool,
+    /// The revision of the status this simulator last wrote for the pod's current life: a
+    /// pod still at that revision shows what a render would give again (nobody else wrote
+    /// it since, and the life has not moved), so its sync needs no render.
+    written: Option<i64>,
 }
 
 struct Simulator {
@@ -438,6 +442,7 @@ impl Simulator {
                     life,
                     terminating_since: None,
                     warned: false,
+                    written: None,
                 },
             );
         }
@@ -614,7 +619,7 @@ impl Simulator {
         let policy = RestartPolicy::of(&pod);
 
         // Advance the pod's life and find its address.
-        let (life, ip, wake, warn, terminating_since, backed_off, no_ip) = {
+        let (shown, life, ip, wake, warn, terminating_since, backed_off, no_ip) = {
             let mut nodes = self.nodes.lock();
             let mut pods = self.pods.lock();
             if pods.get(key).is_some_and(|p| *p.uid != *uid) {
@@ -631,9 +636,14 @@ impl Simulator {
                 life: Life::from_status(&pod, now),
                 terminating_since: None,
                 warned: false,
+                written: None,
             });
             let restarts_before = sim.life.restarts;
+            let before = sim.life.clone();
             let wake = sim.life.advance(&script, policy, now);
+            if sim.life != before {
+                sim.written = None;
+            }
             let backed_off = sim.life.restarts > restarts_before
                 && matches!(sim.life.stage, pod::Stage::BackOff { .. });
             let host_network = pod.spec.as_ref().and_then(|s| s.host_network) == Some(true);
@@ -651,7 +661,10 @@ impl Simulator {
                 sim.terminating_since = Some(now);
             }
             let no_ip = sim.ip.is_none() && !host_network && !sim.life.is_finished();
+            let shown = sim.written == Some(skiff_runtime::client::revision_of(pod.as_ref()))
+                && sim.terminating_since.is_none();
             (
+                shown,
                 sim.life.clone(),
                 sim.ip,
                 wake,
@@ -734,9 +747,10 @@ impl Simulator {
                 if let Some(octet) = released {
                     self.nodes.lock()[i].ipam.release(octet);
                 }
-                if !self
+                if self
                     .write_status(&pod, &uid, &killed, &script, &place, now)
                     .await?
+                    .is_none()
                 {
                     return Ok(Action::Done);
                 }
@@ -757,11 +771,18 @@ impl Simulator {
             };
         }
 
-        if !self
-            .write_status(&pod, &uid, &life, &script, &place, now)
-            .await?
-        {
-            return Ok(Action::Done);
+        if !shown {
+            let Some(rev) = self
+                .write_status(&pod, &uid, &life, &script, &place, now)
+                .await?
+            else {
+                return Ok(Action::Done);
+            };
+            if let Some(p) = self.pods.lock().get_mut(key).filter(|p| *p.uid == *uid) {
+                if p.life == life {
+                    p.written = Some(rev);
+                }
+            }
         }
         Ok(match wake {
             Some(at) => Action::RequeueAfter(self.clock.until(at).max(Duration::from_millis(1))),
@@ -769,8 +790,9 @@ impl Simulator {
         })
     }
 
-    /// Writes the status `life` renders to, unless the pod already shows it. False when the
-    /// pod is gone (or replaced by another of the same name).
+    /// Writes the status `life` renders to, unless the pod already shows it. Returns the
+    /// revision the pod is at afterwards, or `None` when the pod is gone (or replaced by
+    /// another of the same name).
     async fn write_status(
         &self,
         pod: &Pod,
@@ -779,20 +801,18 @@ impl Simulator {
         script: &pod::Script,
         place: &Placement,
         now: Timestamp,
-    ) -> Result<bool, ApiError> {
+    ) -> Result<Option<i64>, ApiError> {
         let desired = pod::status(pod, life, script, place, now);
         if pod.status.as_ref() == Some(&desired) {
-            return Ok(true);
+            return Ok(Some(skiff_runtime::client::revision_of(pod)));
         }
         // As the kubelet's status manager: the status it wants, for the pod with this uid.
-        let status = serde_json::to_value(&desired)
-            .map_err(|e| ApiError::internal(format!("encoding a pod status: {e}")))?;
         self.client
             .replace_status::<Pod>(
                 pod.metadata.namespace.as_deref(),
                 name_of(pod),
                 uid,
-                &status,
+                &desired,
             )
             .await
     }
