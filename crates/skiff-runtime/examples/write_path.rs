@@ -159,7 +159,7 @@ async fn main() {
             let (client, status, uids) = (client.clone(), status.clone(), uids.clone());
             async move {
                 let written = client
-                    .replace_status::<Pod>(Some("default"), &format!("p-{i}"), &uids[i], &status)
+                    .replace_status::<Pod>(Some("default"), &format!("p-{i}"), &uids[i], &*status)
                     .await
                     .expect("status");
                 assert!(written.is_some());
