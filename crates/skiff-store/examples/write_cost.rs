@@ -1,9 +1,9 @@
 //! What one create costs the SQLite store, next to raw SQLite inserting the same bytes.
 //!
-//! `cargo run --release -p skiff-store --example write_cost -- [N] [store|raw|both]`
+//! `cargo run --release -p skiff-store --example write_cost -- [N] [store|raw|both] [SIZE]`
 //!
 //! The store part opens a [`SqliteStore`] in a temporary directory and makes N creates of
-//! ~1 KiB values from 64 concurrent tasks (so batches form as they do in the server). The raw
+//! SIZE-byte values (1024 by default) from 64 concurrent tasks (so batches form as they do in the server). The raw
 //! part inserts the same keys and bytes with rusqlite the way the benchmark's baseline does
 //! (WAL, `synchronous=FULL`, 64 rows per transaction) on its own thread. Each reports wall
 //! time, rate, and CPU time per row of the threads that do the work (from
@@ -71,12 +71,12 @@ fn process_cpu() -> Duration {
     Duration::from_millis(ticks * 10)
 }
 
-fn body(i: usize) -> Bytes {
+fn body(i: usize, size: usize) -> Bytes {
     let mut v = format!(
         "{{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{{\"name\":\"bench-{i:06}\",\"namespace\":\"default\"}},\"spec\":{{"
     )
     .into_bytes();
-    while v.len() < 1020 {
+    while v.len() + 23 < size {
         v.extend_from_slice(b"\"x\":\"0123456789abcdef\",");
     }
     v.extend_from_slice(b"\"z\":1}}");
@@ -92,7 +92,7 @@ fn per_row(ns: u64, rows: usize) -> f64 {
     ns as f64 / 1000.0 / rows as f64
 }
 
-fn run_store(dir: &Path, n: usize) {
+fn run_store(dir: &Path, n: usize, size: usize) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -100,7 +100,7 @@ fn run_store(dir: &Path, n: usize) {
         .unwrap();
     let store = SqliteStore::open(&dir.join("state.db"), SqliteOptions::default()).unwrap();
     let per = n / WRITERS;
-    let bodies: Arc<Vec<Bytes>> = Arc::new((0..WRITERS).map(body).collect());
+    let bodies: Arc<Vec<Bytes>> = Arc::new((0..WRITERS).map(|i| body(i, size)).collect());
     let next = Arc::new(AtomicUsize::new(0));
     let cpu0 = thread_cpu();
     let p0 = process_cpu();
@@ -145,7 +145,7 @@ fn run_store(dir: &Path, n: usize) {
     drop(store);
 }
 
-fn run_raw(dir: &Path, n: usize) {
+fn run_raw(dir: &Path, n: usize, size: usize) {
     let path = dir.join("raw.db");
     let per = n / WRITERS;
     let rows = per * WRITERS;
@@ -163,7 +163,7 @@ fn run_raw(dir: &Path, n: usize) {
                  CREATE TABLE kv (revision INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, value BLOB NOT NULL);",
             )
             .unwrap();
-            let bodies: Vec<Bytes> = (0..WRITERS).map(body).collect();
+            let bodies: Vec<Bytes> = (0..WRITERS).map(|i| body(i, size)).collect();
             let mut r = 0;
             while r < rows {
                 let tx = conn.transaction().unwrap();
@@ -201,15 +201,16 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let n: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(20_000);
     let mode = args.next().unwrap_or_else(|| "both".into());
+    let size: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(1024);
     let dir = tempfile::tempdir_in(
         std::env::var("WRITE_COST_DIR")
             .unwrap_or_else(|_| std::env::temp_dir().display().to_string()),
     )
     .unwrap();
     if mode == "store" || mode == "both" {
-        run_store(dir.path(), n);
+        run_store(dir.path(), n, size);
     }
     if mode == "raw" || mode == "both" {
-        run_raw(dir.path(), n);
+        run_raw(dir.path(), n, size);
     }
 }
