@@ -354,6 +354,20 @@ impl PreFilterState {
     }
 }
 
+impl PreFilterState {
+    /// Whether the node's zone, by the per-zone verdicts, exceeds a constraint's skew (false
+    /// when that is not decided per zone; see [`filter`]).
+    pub fn rejects_by_zone(&self, node: &NodeInfo) -> bool {
+        let Some(id) = node.zone_id() else {
+            return false;
+        };
+        self.by_zone
+            .iter()
+            .flatten()
+            .any(|table| table.get(id as usize).copied().unwrap_or(false))
+    }
+}
+
 pub fn filter(state: &PreFilterState, _pod: &PodCtx, node: &NodeInfo) -> FilterResult {
     for (i, c) in state.constraints.iter().enumerate() {
         let decided = match (state.by_zone.get(i), node.zone_id()) {
