@@ -97,14 +97,11 @@ fn child<'a>(v: &'a mut Value, k: &str) -> &'a mut Value {
     if !v.is_object() {
         *v = Value::Object(Map::new());
     }
-    let m = v.as_object_mut().expect("object");
-    let c = m
-        .entry(k.to_string())
-        .or_insert_with(|| Value::Object(Map::new()));
-    if !c.is_object() {
-        *c = Value::Object(Map::new());
+    if !lookup(v, k).is_some_and(Value::is_object) {
+        let m = v.as_object_mut().expect("object");
+        m.insert(k.to_string(), Value::Object(Map::new()));
     }
-    c
+    lookup_mut(v, k).expect("just made")
 }
 
 /// The object at `k` if present.

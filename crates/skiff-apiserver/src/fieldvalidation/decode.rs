@@ -27,6 +27,10 @@ pub(crate) struct Seen {
 struct Ctx {
     seen: Seen,
     max_depth: usize,
+    /// The fields of the objects being decoded, innermost last: an object's fields are
+    /// gathered here and moved into a map of the right size at its end, so maps never grow
+    /// (and rehash) field by field.
+    fields: Vec<(String, Value)>,
 }
 
 struct ValueSeed<'a> {
@@ -107,12 +111,16 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut out = Map::new();
+        let start = self.ctx.fields.len();
         while let Some(key) = map.next_key::<String>()? {
             let v = map.next_value_seed(ValueSeed {
                 ctx: &mut *self.ctx,
                 depth: self.depth + 1,
             })?;
+            self.ctx.fields.push((key, v));
+        }
+        let mut out = Map::with_capacity(self.ctx.fields.len() - start);
+        for (key, v) in self.ctx.fields.drain(start..) {
             match out.entry(key) {
                 serde_json::map::Entry::Vacant(e) => {
                     e.insert(v);
@@ -135,6 +143,7 @@ pub(crate) fn from_json(
     let mut ctx = Ctx {
         seen: Seen::default(),
         max_depth,
+        fields: Vec::new(),
     };
     let mut de = serde_json::Deserializer::from_slice(body);
     let r = ValueSeed {
@@ -157,6 +166,7 @@ pub(crate) fn from_yaml(
     let mut ctx = Ctx {
         seen: Seen::default(),
         max_depth,
+        fields: Vec::new(),
     };
     let r = ValueSeed {
         ctx: &mut ctx,
