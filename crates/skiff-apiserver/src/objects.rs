@@ -451,6 +451,31 @@ impl ApiServer {
         Ok(created.into_external(res))
     }
 
+    /// [`Self::create_object_as`] for in-process clients, which see objects as their informers
+    /// do: the object is answered without its managedFields (they are stored as usual), so a
+    /// create's entry is never decoded only to be dropped by the caller.
+    pub async fn create_object_trimmed(
+        &self,
+        res: &'static Resource,
+        namespace: Option<&str>,
+        obj: Value,
+        manager: Option<&str>,
+    ) -> Result<Value, ApiError> {
+        let mut created = self
+            .create_stored(res, namespace, obj, false, manager)
+            .await?;
+        if created.managed_fields.take().is_none() {
+            if let Some(m) = created
+                .object
+                .get_mut("metadata")
+                .and_then(Value::as_object_mut)
+            {
+                m.shift_remove("managedFields");
+            }
+        }
+        Ok(created.into_external(res))
+    }
+
     /// Creates an object and returns it as stored: the object (internal form, without
     /// resourceVersion), its stored bytes and its revision (`None` for a dry run). With a
     /// `manager`, an `Update` managedFields entry owning every field is recorded.
@@ -1510,6 +1535,60 @@ mod generate_name_tests {
             name.starts_with("web-") && name.len() == "web-".len() + 5,
             "{name}"
         );
+    }
+
+    /// A create answers the object as stored, managedFields included (written into the
+    /// stored text without a Value); the trimmed create answers it without them and stores
+    /// the same.
+    #[tokio::test]
+    async fn created_objects_carry_their_managed_fields_unless_trimmed() {
+        let (_dir, api) = server(0).await;
+        let res = registry::lookup("", "v1", "configmaps").unwrap();
+        let body = |n: &str| cm(json!({"metadata": {"name": n}, "data": {"k": "v"}}));
+        let full = api
+            .create_object_as(res, Some("default"), body("a"), false, Some("m"))
+            .await
+            .unwrap();
+        let trimmed = api
+            .create_object_trimmed(res, Some("default"), body("b"), Some("m"))
+            .await
+            .unwrap();
+        let read = |n: &'static str| {
+            let api = api.clone();
+            async move {
+                let (kv, _) = api
+                    .store
+                    .get(
+                        &format!("/registry/core/configmaps/default/{n}"),
+                        ReadAt::Latest,
+                    )
+                    .await
+                    .unwrap();
+                let mut v: serde_json::Value = serde_json::from_slice(&kv.unwrap().value).unwrap();
+                v["metadata"]
+                    .as_object_mut()
+                    .unwrap()
+                    .shift_remove("resourceVersion");
+                v
+            }
+        };
+        let entries = |v: &serde_json::Value| v.pointer("/metadata/managedFields").cloned();
+        let mf = entries(&full).expect("managedFields answered");
+        assert_eq!(mf[0]["manager"], "m");
+        assert_eq!(mf[0]["fieldsV1"]["f:data"], json!({".": {}, "f:k": {}}));
+        let stored_a = read("a").await;
+        assert_eq!(entries(&stored_a), Some(mf));
+        let mut answered = full.clone();
+        answered["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .shift_remove("resourceVersion");
+        assert_eq!(
+            serde_json::to_string(&answered).unwrap(),
+            serde_json::to_string(&stored_a).unwrap()
+        );
+        assert_eq!(entries(&trimmed), None);
+        assert!(entries(&read("b").await).is_some());
     }
 
     #[tokio::test]
