@@ -94,17 +94,17 @@ impl Client {
         from_value(v)
     }
 
-    /// Creates `obj` (in its metadata.namespace).
+    /// Creates `obj` (in its metadata.namespace). The answer comes without managedFields, as
+    /// informers hold objects.
     pub async fn create<K: Object>(&self, obj: &K) -> Result<K, ApiError> {
         let res = resource_of::<K>();
         let ns = obj.metadata().namespace.clone();
         let v = self
             .api
-            .create_object_as(
+            .create_object_trimmed(
                 res,
                 scope::<K>(ns.as_deref()),
                 to_value(obj)?,
-                false,
                 Some(self.manager),
             )
             .await?;
@@ -129,13 +129,7 @@ impl Client {
     ) -> Result<Created, ApiError> {
         let v = self
             .api
-            .create_object_as(
-                resource_of::<K>(),
-                scope::<K>(ns),
-                obj,
-                false,
-                Some(self.manager),
-            )
+            .create_object_trimmed(resource_of::<K>(), scope::<K>(ns), obj, Some(self.manager))
             .await?;
         Ok(Created::of(&v))
     }
