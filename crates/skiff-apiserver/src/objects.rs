@@ -227,13 +227,7 @@ pub fn store_error(res: &Resource, name: &str, e: StoreError) -> ApiError {
 
 fn serialize(v: &Value) -> Bytes {
     // Stored objects carry no resourceVersion: it is the store's mod revision.
-    let mut v = v.clone();
-    if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
-        m.remove("resourceVersion");
-        m.remove("selfLink");
-    }
-    meta::canonicalize(&mut v);
-    Bytes::from(serde_json::to_vec(&v).expect("json"))
+    Bytes::from(meta::to_stored_json(v))
 }
 
 fn parse_rv(rv: &str) -> Option<i64> {
@@ -685,7 +679,7 @@ impl ApiServer {
         }
         meta::canonicalize(&mut obj);
         // A new object carries no resourceVersion, so it is stored as it is.
-        let bytes = Bytes::from(serde_json::to_vec(&obj).expect("json"));
+        let bytes = Bytes::from(meta::to_stored_json(&obj));
         Ok((obj, bytes, None))
     }
 

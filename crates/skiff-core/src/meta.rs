@@ -117,6 +117,97 @@ pub fn lookup_mut<'a>(v: &'a mut Value, k: &str) -> Option<&'a mut Value> {
     m.iter_mut().find(|(n, _)| n.as_str() == k).map(|(_, x)| x)
 }
 
+/// Appends the compact JSON text of `v` to `out`: byte for byte what `serde_json::to_writer`
+/// writes, with strings that need no escape (nearly all of an object's) copied whole instead
+/// of byte by byte through serde_json's escape table.
+pub fn write_json(out: &mut Vec<u8>, v: &Value) {
+    match v {
+        Value::String(s) => write_json_str(out, s),
+        Value::Array(a) => {
+            out.push(b'[');
+            for (i, x) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_json(out, x);
+            }
+            out.push(b']');
+        }
+        Value::Object(m) => {
+            out.push(b'{');
+            for (i, (k, x)) in m.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_json_str(out, k);
+                out.push(b':');
+                write_json(out, x);
+            }
+            out.push(b'}');
+        }
+        scalar => serde_json::to_writer(&mut *out, scalar).expect("JSON scalar"),
+    }
+}
+
+/// A JSON string: copied between quotes when it holds no quote, backslash or control
+/// character, else escaped by serde_json.
+fn write_json_str(out: &mut Vec<u8>, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        serde_json::to_writer(&mut *out, s).expect("JSON string");
+    }
+}
+
+/// The text an object is stored as: in canonical order, without `metadata.resourceVersion`
+/// (the store's revision is the version) and `metadata.selfLink`, written from `obj` without
+/// copying it unless it is out of order.
+pub fn to_stored_json(obj: &Value) -> Vec<u8> {
+    if !is_canonical(obj) {
+        let mut v = obj.clone();
+        canonicalize(&mut v);
+        return to_stored_json(&v);
+    }
+    let mut out = Vec::with_capacity(2048);
+    let Value::Object(o) = obj else {
+        write_json(&mut out, obj);
+        return out;
+    };
+    out.push(b'{');
+    for (i, (k, v)) in o.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_json_str(&mut out, k);
+        out.push(b':');
+        match v {
+            Value::Object(m) if k == "metadata" => {
+                out.push(b'{');
+                let mut first = true;
+                for (k, x) in m {
+                    if k == "resourceVersion" || k == "selfLink" {
+                        continue;
+                    }
+                    if !first {
+                        out.push(b',');
+                    }
+                    first = false;
+                    write_json_str(&mut out, k);
+                    out.push(b':');
+                    write_json(&mut out, x);
+                }
+                out.push(b'}');
+            }
+            v => write_json(&mut out, v),
+        }
+    }
+    out.push(b'}');
+    out
+}
+
 /// Upstream's `ObjectMeta` field order.
 const META_ORDER: &[&str] = &[
     "name",
@@ -224,7 +315,7 @@ pub fn to_vec_with_managed_fields(obj: &Value, managed_fields: &[u8]) -> Option<
     }
     let mut out = Vec::with_capacity(2048 + managed_fields.len());
     let key = |out: &mut Vec<u8>, k: &str| {
-        serde_json::to_writer(&mut *out, k).expect("string");
+        write_json_str(out, k);
         out.push(b':');
     };
     out.push(b'{');
@@ -234,13 +325,13 @@ pub fn to_vec_with_managed_fields(obj: &Value, managed_fields: &[u8]) -> Option<
         }
         key(&mut out, k);
         if k != "metadata" {
-            serde_json::to_writer(&mut out, v).expect("json");
+            write_json(&mut out, v);
             continue;
         }
         out.push(b'{');
         for (k, v) in m {
             key(&mut out, k);
-            serde_json::to_writer(&mut out, v).expect("json");
+            write_json(&mut out, v);
             out.push(b',');
         }
         key(&mut out, "managedFields");
@@ -252,8 +343,7 @@ pub fn to_vec_with_managed_fields(obj: &Value, managed_fields: &[u8]) -> Option<
 }
 
 /// Whether `obj` is in [`canonicalize`]'s order.
-#[cfg(test)]
-fn is_canonical(obj: &Value) -> bool {
+pub fn is_canonical(obj: &Value) -> bool {
     let sorted =
         |m: &Map<String, Value>, rank: fn(&str) -> usize| m.keys().map(|k| rank(k)).is_sorted();
     let Some(o) = obj.as_object() else {
@@ -490,6 +580,7 @@ mod tests {
 
     use super::*;
 
+    use proptest::prelude::*;
     use serde_json::json;
 
     /// Objects come out in canonical order with the fields of equal rank in their given order,
@@ -516,6 +607,68 @@ mod tests {
             canonicalize(v);
             assert!(is_canonical(v));
             assert_eq!(serde_json::to_string(v).unwrap(), text);
+        }
+    }
+
+    fn arb_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            any::<u64>().prop_map(|n| json!(n)),
+            any::<f64>().prop_map(|f| json!(f)),
+            any::<String>().prop_map(Value::String),
+            "[a-z\"\\\\\n\t\u{1}\u{7f}é]{0,8}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 64, 8, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::vec(("[a-z\"\\\\\u{1}]{0,6}", inner), 0..6)
+                    .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        /// The writer's text is serde_json's, byte for byte.
+        #[test]
+        fn write_json_is_serde_jsons(v in arb_json()) {
+            let mut out = Vec::new();
+            write_json(&mut out, &v);
+            prop_assert_eq!(String::from_utf8(out).unwrap(), serde_json::to_string(&v).unwrap());
+        }
+
+        /// The stored text is what removing resourceVersion and selfLink from a canonical copy
+        /// and serializing it gives, for objects in any order.
+        #[test]
+        fn stored_json_is_the_canonical_copys(
+            spec in arb_json(),
+            rv_first in any::<bool>(),
+            self_link in any::<bool>(),
+        ) {
+            let mut meta = serde_json::Map::new();
+            if rv_first {
+                meta.insert("resourceVersion".into(), json!("5"));
+            }
+            meta.insert("name".into(), json!("n\"x"));
+            meta.insert("uid".into(), json!("u"));
+            if self_link {
+                meta.insert("selfLink".into(), json!("/x"));
+            }
+            if !rv_first {
+                meta.insert("resourceVersion".into(), json!("6"));
+            }
+            meta.insert("labels".into(), json!({"a": "b"}));
+            let obj = json!({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec});
+            let mut want = obj.clone();
+            let m = want["metadata"].as_object_mut().unwrap();
+            m.shift_remove("resourceVersion");
+            m.shift_remove("selfLink");
+            canonicalize(&mut want);
+            prop_assert_eq!(
+                String::from_utf8(to_stored_json(&obj)).unwrap(),
+                serde_json::to_string(&want).unwrap()
+            );
         }
     }
 
