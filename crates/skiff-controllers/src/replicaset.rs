@@ -292,8 +292,7 @@ pub fn count<R: Replicated>(owner: &R, active: &[Arc<Pod>], now: jiff::Timestamp
     let template_labels = owner
         .template()
         .and_then(|t| t.metadata.as_ref())
-        .and_then(|m| m.labels.clone())
-        .unwrap_or_default();
+        .and_then(|m| m.labels.as_ref());
     let min_ready = owner.min_ready_seconds();
     let mut c = Counts {
         replicas: active.len() as i32,
@@ -301,10 +300,11 @@ pub fn count<R: Replicated>(owner: &R, active: &[Arc<Pod>], now: jiff::Timestamp
         ..Default::default()
     };
     for p in active {
-        let labels = p.metadata.labels.clone().unwrap_or_default();
+        let labels = p.metadata.labels.as_ref();
         if template_labels
-            .iter()
-            .all(|(k, v)| labels.get(k) == Some(v))
+            .into_iter()
+            .flatten()
+            .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
         {
             c.fully_labeled += 1;
         }
