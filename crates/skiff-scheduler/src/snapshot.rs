@@ -507,6 +507,8 @@ pub struct Snapshot {
     /// the order first seen (values are never forgotten: zones are few).
     zones: Map<Arc<str>, u32>,
     zone_values: Vec<Arc<str>>,
+    /// Hostname label values carried by more than one node.
+    shared_hostnames: usize,
 }
 
 /// key → value → the pods so labelled.
@@ -683,8 +685,24 @@ impl Snapshot {
                 Some(m) => m,
                 None => self.node_labels.entry(k.clone()).or_default(),
             };
+            let before = m.get(v).copied().unwrap_or(0);
             bump(m, v, delta);
+            if k == HOSTNAME_LABEL {
+                let after = m.get(v).copied().unwrap_or(0);
+                match (before > 1, after > 1) {
+                    (false, true) => self.shared_hostnames += 1,
+                    (true, false) => self.shared_hostnames -= 1,
+                    _ => {}
+                }
+            }
         }
+    }
+
+    /// Whether no two nodes carry the same `kubernetes.io/hostname` (as always in practice):
+    /// then a node's hostname domain is the node alone, and a node without pods has no pod
+    /// in its domain.
+    pub fn hostnames_unique(&self) -> bool {
+        self.shared_hostnames == 0
     }
 
     /// Accounts for a pod placed on (`delta` 1) or leaving (-1) node slot `i`, in the label

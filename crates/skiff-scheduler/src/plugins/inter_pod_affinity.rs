@@ -52,10 +52,12 @@ struct HostnamePlan {
     anti: Vec<Arc<PairCounts>>,
     /// Existing pods whose anti-affinity selects the incoming pod.
     existing: Vec<Arc<PairCounts>>,
+    /// No two nodes share a hostname, so a node without pods is in no counted domain.
+    unique: bool,
 }
 
 impl HostnamePlan {
-    fn of(pod: &PodCtx, s: &PreFilterState) -> Option<HostnamePlan> {
+    fn of(pod: &PodCtx, s: &PreFilterState, snap: &Snapshot) -> Option<HostnamePlan> {
         if !pod.info.required_affinity.is_empty()
             || pod
                 .info
@@ -68,6 +70,7 @@ impl HostnamePlan {
         Some(HostnamePlan {
             anti: s.anti.only_layers(HOSTNAME_LABEL)?.to_vec(),
             existing: s.existing_anti.only_layers(HOSTNAME_LABEL)?.to_vec(),
+            unique: snap.hostnames_unique(),
         })
     }
 
@@ -146,11 +149,11 @@ impl PreFilterState {
         }
         s.active = own || s.existing_anti.any_positive();
         if !own {
-            s.by_hostname = HostnamePlan::of(pod, &s);
+            s.by_hostname = HostnamePlan::of(pod, &s, snap);
             return s;
         }
         if s.count_exact(pod, snap) {
-            s.by_hostname = HostnamePlan::of(pod, &s);
+            s.by_hostname = HostnamePlan::of(pod, &s, snap);
             return s;
         }
         // Pods matching all affinity terms carry the first term's label; anti-affinity
@@ -306,6 +309,9 @@ pub fn filter(
         return Ok(());
     }
     if let Some(plan) = &state.by_hostname {
+        if plan.unique && node.pods.is_empty() {
+            return Ok(());
+        }
         // Same verdicts as below: a node without the label is in no hostname domain.
         let Some(v) = node.label(HOSTNAME_LABEL) else {
             return Ok(());
@@ -655,6 +661,49 @@ mod tests {
         let ctx = PodCtx::new(Arc::new(zone_anti));
         register(&ctx, &mut s);
         assert!(PreFilterState::compute(&ctx, &s).by_hostname.is_none());
+    }
+
+    #[test]
+    fn empty_nodes_pass_unless_they_share_a_hostname() {
+        let p = || {
+            with_affinity(
+                with_labels(pod("web-1", "", ""), &[("app", "web")]),
+                None,
+                Some(term("web", "kubernetes.io/hostname")),
+            )
+        };
+        let mut s = snapshot(
+            vec![zoned("a1", "a"), zoned("a2", "a"), zoned("b1", "b")],
+            vec![on(
+                with_labels(pod("web-0", "", ""), &[("app", "web")]),
+                "a1",
+            )],
+        );
+        let verdict = |s: &mut Snapshot, n: &str| {
+            let ctx = PodCtx::new(Arc::new(p()));
+            register(&ctx, s);
+            let st = PreFilterState::compute(&ctx, s);
+            let plan = st.by_hostname.as_ref().expect("hostname plan");
+            (
+                plan.unique,
+                filter(&st, &ctx, &s.namespace_labels, s.node(n).unwrap()).is_ok(),
+            )
+        };
+        assert!(s.hostnames_unique());
+        assert_eq!(verdict(&mut s, "a2"), (true, true));
+        assert_eq!(verdict(&mut s, "a1"), (true, false));
+        // An empty node labelled with a1's hostname is in a1's domain.
+        let mut twin = zoned("twin", "b");
+        twin.metadata
+            .labels
+            .as_mut()
+            .unwrap()
+            .insert("kubernetes.io/hostname".into(), "a1".into());
+        s.upsert_node(Arc::new(twin));
+        assert!(!s.hostnames_unique());
+        assert_eq!(verdict(&mut s, "twin"), (false, false));
+        s.remove_node("twin");
+        assert!(s.hostnames_unique());
     }
 
     #[test]
