@@ -1,11 +1,12 @@
 //! What one create costs the SQLite store, next to raw SQLite inserting the same bytes.
 //!
-//! `cargo run --release -p skiff-store --example write_cost -- [N] [store|raw|both] [SIZE]`
+//! `[WRITERS=64] cargo run --release -p skiff-store --example write_cost -- [N] [store|raw|both] [SIZE]`
 //!
 //! The store part opens a [`SqliteStore`] in a temporary directory and makes N creates of
-//! SIZE-byte values (1024 by default) from 64 concurrent tasks (so batches form as they do in the server). The raw
-//! part inserts the same keys and bytes with rusqlite the way the benchmark's baseline does
-//! (WAL, `synchronous=FULL`, 64 rows per transaction) on its own thread. Each reports wall
+//! SIZE-byte values (1024 by default) from WRITERS concurrent tasks (so batches form as they
+//! do in the server; fewer writers show the per-commit cost). The raw part inserts the same
+//! keys and bytes with rusqlite the way the benchmark's baseline does (WAL,
+//! `synchronous=FULL`, 64 rows per transaction) on its own thread. Each reports wall
 //! time, rate, and CPU time per row of the threads that do the work (from
 //! `/proc/self/task/*/schedstat`), so the two can be compared in one run. Under
 //! `valgrind --tool=callgrind --separate-threads=yes` the per-thread instruction counts are
@@ -23,7 +24,13 @@ use skiff_store::Store;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const WRITERS: usize = 64;
+/// Concurrent writers (env `WRITERS`, 64 by default: the benchmark's client count).
+fn writers() -> usize {
+    std::env::var("WRITERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(64)
+}
 
 /// CPU time (ns) of this process's threads, by name.
 fn thread_cpu() -> Vec<(String, u64)> {
@@ -99,14 +106,14 @@ fn run_store(dir: &Path, n: usize, size: usize) {
         .build()
         .unwrap();
     let store = SqliteStore::open(&dir.join("state.db"), SqliteOptions::default()).unwrap();
-    let per = n / WRITERS;
-    let bodies: Arc<Vec<Bytes>> = Arc::new((0..WRITERS).map(|i| body(i, size)).collect());
+    let per = n / writers();
+    let bodies: Arc<Vec<Bytes>> = Arc::new((0..writers()).map(|i| body(i, size)).collect());
     let next = Arc::new(AtomicUsize::new(0));
     let cpu0 = thread_cpu();
     let p0 = process_cpu();
     let t = Instant::now();
     rt.block_on(async {
-        let tasks: Vec<_> = (0..WRITERS)
+        let tasks: Vec<_> = (0..writers())
             .map(|w| {
                 let store = store.clone();
                 let bodies = bodies.clone();
@@ -126,7 +133,7 @@ fn run_store(dir: &Path, n: usize, size: usize) {
     let wall = t.elapsed();
     let cpu1 = thread_cpu();
     let p1 = process_cpu();
-    let rows = per * WRITERS;
+    let rows = per * writers();
     let d = |p: &str| cpu_of(&cpu1, p).saturating_sub(cpu_of(&cpu0, p));
     let stats = store.stats();
     let wal = std::fs::metadata(dir.join("state.db-wal")).map_or(0, |m| m.len());
@@ -147,8 +154,8 @@ fn run_store(dir: &Path, n: usize, size: usize) {
 
 fn run_raw(dir: &Path, n: usize, size: usize) {
     let path = dir.join("raw.db");
-    let per = n / WRITERS;
-    let rows = per * WRITERS;
+    let per = n / writers();
+    let rows = per * writers();
     let t = Instant::now();
     let cpu = std::thread::Builder::new()
         .name("raw-sqlite".into())
@@ -163,7 +170,7 @@ fn run_raw(dir: &Path, n: usize, size: usize) {
                  CREATE TABLE kv (revision INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, value BLOB NOT NULL);",
             )
             .unwrap();
-            let bodies: Vec<Bytes> = (0..WRITERS).map(|i| body(i, size)).collect();
+            let bodies: Vec<Bytes> = (0..writers()).map(|i| body(i, size)).collect();
             let mut r = 0;
             while r < rows {
                 let tx = conn.transaction().unwrap();
@@ -175,7 +182,7 @@ fn run_raw(dir: &Path, n: usize, size: usize) {
                         if r >= rows {
                             break;
                         }
-                        stmt.execute(rusqlite::params![key(r), bodies[r % WRITERS].as_ref()])
+                        stmt.execute(rusqlite::params![key(r), bodies[r % writers()].as_ref()])
                             .unwrap();
                         r += 1;
                     }
