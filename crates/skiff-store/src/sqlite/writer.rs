@@ -175,7 +175,10 @@ impl Writer {
                     }
                 }
                 // Concurrent writers: give the next ones a moment to join this commit, until
-                // the batch is as large as the last one or the delay is up.
+                // the batch is twice the last one or the delay is up. Clients that each wait
+                // for their answer rarely double a batch, so under load the writer mostly
+                // waits the whole delay: fewer, larger commits (each costs a WAL write and an
+                // fsync, far more than a row) for at most `commit_delay` more latency.
                 if last_len < 2 || batch.len() >= cap || batch.len() >= last_len.max(2) * 2 {
                     break;
                 }
