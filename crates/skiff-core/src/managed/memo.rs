@@ -243,6 +243,15 @@ mod tests {
         v
     }
 
+    /// The object as it is (0), revalued (1) or rekeyed (2).
+    fn varied(obj: Value, variant: u8) -> Value {
+        match variant {
+            0 => obj,
+            1 => revalued(obj),
+            _ => rekeyed(obj),
+        }
+    }
+
     proptest! {
         /// Whatever this thread created before, the memo's `FieldsV1` is byte for byte the
         /// one built for the object.
@@ -255,12 +264,7 @@ mod tests {
             for (n, (i, variant, status, who)) in order.into_iter().enumerate() {
                 let m = &MANAGERS[who];
                 let now = format!("t{n}");
-                let obj = pool[i % pool.len()].clone();
-                let obj = match variant {
-                    0 => obj,
-                    1 => revalued(obj),
-                    _ => rekeyed(obj),
-                };
+                let obj = varied(pool[i % pool.len()].clone(), variant);
                 let scope = if status { Scope::Status } else { Scope::Main };
                 let memo = created_entry(res, &obj, scope, m, &now);
                 let fields = Value::Object(walk::object_fields_v1(res, &obj, scope));
@@ -287,12 +291,7 @@ mod tests {
             for (n, (i, variant, status, who)) in order.into_iter().enumerate() {
                 let m = &managers[who];
                 let now = format!("2026-11-27T10:00:{n:02}Z");
-                let obj = pool[i % pool.len()].clone();
-                let obj = match variant {
-                    0 => obj,
-                    1 => revalued(obj),
-                    _ => rekeyed(obj),
-                };
+                let obj = varied(pool[i % pool.len()].clone(), variant);
                 let scope = if status { Scope::Status } else { Scope::Main };
                 let mut text = Vec::new();
                 crate::managed::created_json(res, &obj, scope, m, &now, &mut text);
