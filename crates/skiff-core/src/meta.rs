@@ -152,7 +152,7 @@ pub fn write_json(out: &mut Vec<u8>, v: &Value) {
 /// A JSON string: copied between quotes when it holds no quote, backslash or control
 /// character, else escaped by serde_json.
 fn write_json_str(out: &mut Vec<u8>, s: &str) {
-    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+    if !needs_escape(s.as_bytes()) {
         out.reserve(s.len() + 2);
         out.push(b'"');
         out.extend_from_slice(s.as_bytes());
@@ -160,6 +160,30 @@ fn write_json_str(out: &mut Vec<u8>, s: &str) {
     } else {
         serde_json::to_writer(&mut *out, s).expect("JSON string");
     }
+}
+
+/// Whether `s` holds a byte JSON escapes (a quote, a backslash or a control character),
+/// tested eight bytes at a time.
+fn needs_escape(s: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // Whether any byte of `x` is zero / below 0x20 (exact as a yes or no for the word).
+    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH != 0;
+    let below_space = |x: u64| x.wrapping_sub(ONES * 0x20) & !x & HIGH != 0;
+    let mut words = s.chunks_exact(8);
+    for w in &mut words {
+        let x = u64::from_le_bytes(w.try_into().expect("eight bytes"));
+        if below_space(x)
+            || zero(x ^ (ONES * u64::from(b'"')))
+            || zero(x ^ (ONES * u64::from(b'\\')))
+        {
+            return true;
+        }
+    }
+    words
+        .remainder()
+        .iter()
+        .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
 }
 
 /// The text an object is stored as: in canonical order, without `metadata.resourceVersion`
@@ -669,6 +693,26 @@ mod tests {
                 String::from_utf8(to_stored_json(&obj)).unwrap(),
                 serde_json::to_string(&want).unwrap()
             );
+        }
+    }
+
+    /// The word-at-a-time test agrees with the byte-by-byte one at every position.
+    #[test]
+    fn escapes_found_anywhere() {
+        let slow = |s: &[u8]| s.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\');
+        for len in 0..24 {
+            let pool = b"azAZ09 ~\x7f\xff!#[";
+            let clean: Vec<u8> = (0..len).map(|i| pool[i % pool.len()]).collect();
+            assert!(!needs_escape(&clean));
+            for at in 0..len {
+                for b in [
+                    0u8, 0x1f, b'"', b'\\', b'\n', 0x20, 0x21, 0x5b, 0x5d, 0x80, 0xa2, 0xdc,
+                ] {
+                    let mut v = clean.clone();
+                    v[at] = b;
+                    assert_eq!(needs_escape(&v), slow(&v), "{v:?}");
+                }
+            }
         }
     }
 
