@@ -10,6 +10,10 @@ DATA_DIR ?= /var/lib/skiff
 PORT ?= 6443
 VENV := $(CURDIR)/.venv
 export CARGO_TERM_COLOR ?= never
+# A CI run builds a clean clone once: incremental caches would only cost disk (gigabytes).
+ifdef CI
+export CARGO_INCREMENTAL ?= 0
+endif
 
 .PHONY: run test bench deps deps-apt deps-python build release lint unit e2e python-e2e clean
 
