@@ -36,6 +36,9 @@ struct Node {
     owners: Vec<Owner>,
     deleting: bool,
     finalizers: Vec<String>,
+    /// The stored text of what the node was built from ([`graph_text`]), when it was read
+    /// from the bytes: an update with the same text changes nothing here.
+    text: Option<Box<[u8]>>,
 }
 
 /// The part of a stored object the graph reads.
@@ -104,8 +107,17 @@ impl Graph {
                         owners: Vec::new(),
                         deleting: false,
                         finalizers: Vec::new(),
+                        text: None,
                     },
                 );
+                return;
+            }
+        }
+        // An update that leaves uid, owners, finalizers and deletion as they were (a pod's
+        // binding and status writes) changes nothing the graph keeps.
+        let text = graph_text(&kv.value);
+        if let (Some(t), Some(n)) = (&text, self.by_key.get(&kv.key)) {
+            if n.text.as_deref() == Some(t.as_slice()) {
                 return;
             }
         }
@@ -130,6 +142,7 @@ impl Graph {
                 .collect(),
             deleting: m.deletion_timestamp.is_some(),
             finalizers: m.finalizers.unwrap_or_default(),
+            text: text.map(Vec::into_boxed_slice),
         };
         for o in &node.owners {
             self.dependents
@@ -183,6 +196,24 @@ impl Graph {
             self.dirty.extend(deps.iter().cloned());
         }
     }
+}
+
+/// The members of a stored object's metadata the graph reads (uid, owner references,
+/// finalizers, deletion timestamp), as their JSON text, read without parsing the object.
+fn graph_text(b: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    let ok = meta::metadata_members(b, |k, v| {
+        if matches!(
+            k,
+            b"uid" | b"ownerReferences" | b"finalizers" | b"deletionTimestamp"
+        ) {
+            out.extend_from_slice(k);
+            out.push(b':');
+            out.extend_from_slice(v);
+            out.push(b',');
+        }
+    });
+    ok.then_some(out)
 }
 
 /// Whether stored bytes may carry owner references, finalizers or a deletion timestamp.
@@ -682,5 +713,35 @@ mod tests {
         g.dirty.clear();
         g.remove(&owner.key);
         assert!(g.dirty.contains("/registry/core/pods/d/p"));
+    }
+
+    /// Updates that leave owners, finalizers and deletion alone are skipped; one that changes
+    /// them is taken.
+    #[test]
+    fn updates_of_other_fields_leave_the_graph_alone() {
+        let mut g = Graph::default();
+        let pod = |owner: &str, phase: &str, finalizers: serde_json::Value| {
+            KeyValue {
+            key: "/registry/core/pods/d/p".into(),
+            value: serde_json::to_vec(&json!({"kind": "Pod", "apiVersion": "v1",
+                "metadata": {"name": "p", "uid": "p1", "finalizers": finalizers,
+                    "ownerReferences": [{"uid": owner, "kind": "ReplicaSet", "apiVersion": "apps/v1", "name": "rs"}]},
+                "status": {"phase": phase}}))
+            .unwrap()
+            .into(),
+            create_revision: 2,
+            mod_revision: 2,
+        }
+        };
+        g.upsert(&pod("o1", "Pending", json!([])));
+        assert!(g.dirty.contains("/registry/core/pods/d/p"));
+        g.dirty.clear();
+        g.upsert(&pod("o1", "Running", json!([])));
+        assert!(g.dirty.is_empty(), "a status change is not the graph's");
+        g.upsert(&pod("o2", "Running", json!([])));
+        assert!(g.dependents["o2"].contains("/registry/core/pods/d/p"));
+        assert!(!g.dependents.contains_key("o1"));
+        g.upsert(&pod("o2", "Running", json!(["f"])));
+        assert_eq!(g.by_key["/registry/core/pods/d/p"].finalizers, ["f"]);
     }
 }

@@ -500,6 +500,53 @@ pub fn without_managed_fields(bytes: &[u8]) -> Option<Vec<u8>> {
     }
 }
 
+/// Calls `f` with the name and the raw JSON text of each member of a stored object's
+/// `metadata`, read from its bytes without parsing them (same layout as
+/// [`without_managed_fields`] expects: kind, apiVersion, then metadata). `false` when the
+/// bytes are not laid out that way.
+pub fn metadata_members<'a>(bytes: &'a [u8], mut f: impl FnMut(&'a [u8], &'a [u8])) -> bool {
+    const META: &[u8] = b"\"metadata\":{";
+    let Some(m) = find(bytes, META) else {
+        return false;
+    };
+    if bytes.first() != Some(&b'{') || bytes[1..m].iter().any(|&b| b == b'{' || b == b'[') {
+        return false;
+    }
+    let mut at = m + META.len() - 1;
+    let Some(end) = skip_json_value(bytes, at) else {
+        return false;
+    };
+    at += 1;
+    let mut first = true;
+    loop {
+        at = skip_space(bytes, at);
+        match bytes.get(at) {
+            Some(b'}') if at + 1 == end => return true,
+            Some(b',') if !first => at = skip_space(bytes, at + 1),
+            Some(b'"') if first => {}
+            _ => return false,
+        }
+        let key_start = at;
+        let Some(key_end) = skip_json_value(bytes, at) else {
+            return false;
+        };
+        at = skip_space(bytes, key_end);
+        if bytes.get(at) != Some(&b':') || bytes.get(key_start) != Some(&b'"') {
+            return false;
+        }
+        let value_start = skip_space(bytes, at + 1);
+        let Some(value_end) = skip_json_value(bytes, value_start) else {
+            return false;
+        };
+        f(
+            &bytes[key_start + 1..key_end - 1],
+            &bytes[value_start..value_end],
+        );
+        at = value_end;
+        first = false;
+    }
+}
+
 fn skip_space(b: &[u8], mut at: usize) -> usize {
     while b.get(at).is_some_and(|c| c.is_ascii_whitespace()) {
         at += 1;
@@ -713,6 +760,43 @@ mod tests {
                     assert_eq!(needs_escape(&v), slow(&v), "{v:?}");
                 }
             }
+        }
+    }
+
+    /// The members of metadata come out as written, nested values whole; other layouts are
+    /// refused.
+    #[test]
+    fn metadata_members_are_read_from_the_bytes() {
+        let text = br#"{"kind":"Pod","apiVersion":"v1","metadata":{"name":"p","uid":"u","ownerReferences":[{"uid":"o","name":"a}]\""}],"finalizers":["f"]},"spec":{"x":{"metadata":{}}}}"#;
+        let mut seen = Vec::new();
+        assert!(metadata_members(text, |k, v| seen.push((
+            String::from_utf8(k.to_vec()).unwrap(),
+            String::from_utf8(v.to_vec()).unwrap()
+        ))));
+        let want = [
+            ("name", r#""p""#),
+            ("uid", r#""u""#),
+            ("ownerReferences", r#"[{"uid":"o","name":"a}]\""}]"#),
+            ("finalizers", r#"["f"]"#),
+        ];
+        assert_eq!(seen.len(), want.len());
+        for ((k, v), (wk, wv)) in seen.iter().zip(want) {
+            assert_eq!((k.as_str(), v.as_str()), (wk, wv));
+        }
+        assert!(metadata_members(br#"{"metadata":{}}"#, |_, _| panic!(
+            "no members"
+        )));
+        for bad in [
+            &br#"{"spec":{"metadata":{"a":1}}}"#[..],
+            br#"{"metadata":{"a":1"#,
+            br#"[{"metadata":{}}]"#,
+            br#"{"metadata":{"a" 1}}"#,
+        ] {
+            assert!(
+                !metadata_members(bad, |_, _| {}),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 
