@@ -706,7 +706,9 @@ impl ApiServer {
     /// the newest object in place, without the copy [`Self::guaranteed_update`] makes for
     /// comparing old and new: for kinds served as stored and without a generation, where an
     /// internal write needs no such comparison (the binding the scheduler writes for every
-    /// pod). `edit` may run more than once, on conflicts.
+    /// pod). `edit` may run more than once, on conflicts. The stored object was defaulted when
+    /// it was written, so it is not defaulted again: `edit` must set only fields that have no
+    /// defaults of their own (or set them whole), as the binding's node name and condition.
     pub async fn edit_internal<F>(
         &self,
         res: &'static Resource,
@@ -735,9 +737,9 @@ impl ApiServer {
                 .await
                 .map_err(|e| rename_not_found(e, res, name))?;
             edit(&mut obj)?;
-            // What prepare_update does for an internal write, less what compares old and new.
+            // What prepare_update does for an internal write, less what compares old and new
+            // and the defaulting the stored object already had.
             clear_request_metadata(meta::metadata_mut(&mut obj));
-            defaults::apply(sres, &mut obj);
             meta::canonicalize(&mut obj);
             let bytes = serialize(&obj);
             if bytes == kv.value || dry_run {
@@ -1583,6 +1585,36 @@ mod generate_name_tests {
         );
         assert_eq!(entries(&trimmed), None);
         assert!(entries(&read("b").await).is_some());
+    }
+
+    /// A binding stores what defaulting the bound pod again would store: skipping that
+    /// defaulting in the in-place edit loses nothing.
+    #[tokio::test]
+    async fn a_bound_pod_needs_no_defaulting_again() {
+        let (_dir, api) = server(0).await;
+        let pods = registry::lookup("", "v1", "pods").unwrap();
+        let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+            "spec": {"containers": [{"name": "c", "image": "nginx",
+                "ports": [{"containerPort": 80}], "resources": {"limits": {"cpu": "1"}},
+                "readinessProbe": {"httpGet": {"port": 80}}}]}});
+        api.create_object_as(pods, Some("default"), pod, false, Some("m"))
+            .await
+            .unwrap();
+        api.bind_pod(Some("default"), "p", "node-1", false)
+            .await
+            .unwrap();
+        let (kv, _) = api
+            .store
+            .get("/registry/core/pods/default/p", ReadAt::Latest)
+            .await
+            .unwrap();
+        let stored: serde_json::Value = serde_json::from_slice(&kv.unwrap().value).unwrap();
+        assert_eq!(stored["spec"]["nodeName"], "node-1");
+        assert_eq!(stored["status"]["conditions"][0]["type"], "PodScheduled");
+        let mut again = stored.clone();
+        skiff_core::defaults::apply(pods, &mut again);
+        skiff_core::meta::canonicalize(&mut again);
+        assert_eq!(again.to_string(), stored.to_string());
     }
 
     #[tokio::test]
