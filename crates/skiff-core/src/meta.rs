@@ -195,38 +195,56 @@ pub fn to_stored_json(obj: &Value) -> Vec<u8> {
         canonicalize(&mut v);
         return to_stored_json(&v);
     }
-    let mut out = Vec::with_capacity(2048);
-    let Value::Object(o) = obj else {
-        write_json(&mut out, obj);
-        return out;
+    match obj {
+        Value::Object(o) => write_object(o, &["resourceVersion", "selfLink"], None),
+        _ => {
+            let mut out = Vec::new();
+            write_json(&mut out, obj);
+            out
+        }
+    }
+}
+
+/// The JSON text of the object `o` with the `metadata` members named in `skip` left out and,
+/// when given, `managedFields` (its JSON text) written last in `metadata`.
+fn write_object(o: &Map<String, Value>, skip: &[&str], managed_fields: Option<&[u8]>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(2048 + managed_fields.map_or(0, <[u8]>::len));
+    let key = |out: &mut Vec<u8>, k: &str| {
+        write_json_str(out, k);
+        out.push(b':');
     };
     out.push(b'{');
     for (i, (k, v)) in o.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        write_json_str(&mut out, k);
-        out.push(b':');
-        match v {
-            Value::Object(m) if k == "metadata" => {
-                out.push(b'{');
-                let mut first = true;
-                for (k, x) in m {
-                    if k == "resourceVersion" || k == "selfLink" {
-                        continue;
-                    }
-                    if !first {
-                        out.push(b',');
-                    }
-                    first = false;
-                    write_json_str(&mut out, k);
-                    out.push(b':');
-                    write_json(&mut out, x);
-                }
-                out.push(b'}');
-            }
-            v => write_json(&mut out, v),
+        key(&mut out, k);
+        let Value::Object(m) = v else {
+            write_json(&mut out, v);
+            continue;
+        };
+        if k != "metadata" {
+            write_json(&mut out, v);
+            continue;
         }
+        out.push(b'{');
+        let mut first = true;
+        for (k, x) in m.iter().filter(|(k, _)| !skip.contains(&k.as_str())) {
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            key(&mut out, k);
+            write_json(&mut out, x);
+        }
+        if let Some(text) = managed_fields {
+            if !first {
+                out.push(b',');
+            }
+            key(&mut out, "managedFields");
+            out.extend_from_slice(text);
+        }
+        out.push(b'}');
     }
     out.push(b'}');
     out
@@ -337,33 +355,7 @@ pub fn to_vec_with_managed_fields(obj: &Value, managed_fields: &[u8]) -> Option<
     {
         return None;
     }
-    let mut out = Vec::with_capacity(2048 + managed_fields.len());
-    let key = |out: &mut Vec<u8>, k: &str| {
-        write_json_str(out, k);
-        out.push(b':');
-    };
-    out.push(b'{');
-    for (i, (k, v)) in o.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        key(&mut out, k);
-        if k != "metadata" {
-            write_json(&mut out, v);
-            continue;
-        }
-        out.push(b'{');
-        for (k, v) in m {
-            key(&mut out, k);
-            write_json(&mut out, v);
-            out.push(b',');
-        }
-        key(&mut out, "managedFields");
-        out.extend_from_slice(managed_fields);
-        out.push(b'}');
-    }
-    out.push(b'}');
-    Some(out)
+    Some(write_object(o, &[], Some(managed_fields)))
 }
 
 /// Whether `obj` is in [`canonicalize`]'s order.
