@@ -8,6 +8,11 @@
 //! arrive rather than refreshing it at the start of every cycle, so there is no per-pod
 //! snapshot update to include; assuming the pod and binding come after and are not timed.
 //! As upstream, failed attempts (and preemption) are not observed.
+//!
+//! Also `scheduler_schedule_attempts_total` by `result` (upstream's counter): `scheduled` once
+//! a pod's binding is persisted (counted by the binding task as the write returns, so a reader
+//! polling it sees when bindings happen), `unschedulable` when no node fits, `error` when the
+//! binding write fails.
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -74,10 +79,19 @@ impl Histogram {
     }
 }
 
+/// The attempts counter's name, as upstream names it.
+pub const SCHEDULE_ATTEMPTS: &str = "scheduler_schedule_attempts_total";
+
 /// The scheduler's metrics.
 #[derive(Debug, Default)]
 pub struct SchedulerMetrics {
     pub algorithm_duration: Histogram,
+    /// Pods whose binding was persisted.
+    pub scheduled: AtomicU64,
+    /// Attempts that found no node.
+    pub unschedulable: AtomicU64,
+    /// Binding writes that failed.
+    pub errors: AtomicU64,
 }
 
 impl SchedulerMetrics {
@@ -87,6 +101,22 @@ impl SchedulerMetrics {
             "Scheduling algorithm latency in seconds (successful decisions)",
             out,
         );
+        let _ = writeln!(
+            out,
+            "# HELP {SCHEDULE_ATTEMPTS} Scheduling attempts by result (scheduled: binding persisted)"
+        );
+        let _ = writeln!(out, "# TYPE {SCHEDULE_ATTEMPTS} counter");
+        for (result, n) in [
+            ("error", &self.errors),
+            ("scheduled", &self.scheduled),
+            ("unschedulable", &self.unschedulable),
+        ] {
+            let _ = writeln!(
+                out,
+                "{SCHEDULE_ATTEMPTS}{{profile=\"default-scheduler\",result=\"{result}\"}} {}",
+                n.load(Ordering::Relaxed)
+            );
+        }
     }
 }
 
@@ -125,5 +155,23 @@ mod tests {
         assert!(out.contains("x_seconds_bucket{le=\"+Inf\"} 4\n"), "{out}");
         assert!(out.contains("x_seconds_count 4\n"), "{out}");
         assert!(out.contains("x_seconds_sum 1.001905\n"), "{out}");
+    }
+
+    #[test]
+    fn attempts_are_counted_by_result() {
+        let m = SchedulerMetrics::default();
+        m.scheduled.fetch_add(3, Ordering::Relaxed);
+        m.unschedulable.fetch_add(1, Ordering::Relaxed);
+        let mut out = String::new();
+        m.render(&mut out);
+        assert!(out.contains(
+            "scheduler_schedule_attempts_total{profile=\"default-scheduler\",result=\"scheduled\"} 3\n"
+        ), "{out}");
+        assert!(out.contains(
+            "scheduler_schedule_attempts_total{profile=\"default-scheduler\",result=\"unschedulable\"} 1\n"
+        ), "{out}");
+        assert!(out.contains(
+            "scheduler_schedule_attempts_total{profile=\"default-scheduler\",result=\"error\"} 0\n"
+        ), "{out}");
     }
 }

@@ -401,9 +401,18 @@ impl Loop {
                 self.assumed.insert(qp.key.clone(), r.node.clone());
                 let client = self.client.clone();
                 let recorder = self.recorder.clone();
+                let metrics = self.metrics.clone();
                 writes.spawn(async move {
                     let (ns, name) = qp.key.split_once('/').unwrap_or(("", &qp.key));
                     let res = client.bind(ns, name, &r.node).await;
+                    // Counted here, as the persisted binding returns, not when the loop
+                    // later reads the outcome: readers see when pods were bound.
+                    let counter = if res.is_ok() {
+                        &metrics.scheduled
+                    } else {
+                        &metrics.errors
+                    };
+                    counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     if res.is_ok() {
                         recorder.normal(
                             &*pod,
@@ -415,6 +424,9 @@ impl Loop {
                 });
             }
             Err(failed) => {
+                self.metrics
+                    .unschedulable
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let crate::framework::Failed { mut fit, state } = *failed;
                 let mut candidate = None;
                 if fit.num_all_nodes > 0 {
