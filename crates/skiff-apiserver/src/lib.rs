@@ -38,6 +38,7 @@ pub mod objects;
 pub mod openapi;
 pub mod openapi_v2;
 mod priority;
+pub mod recent;
 pub mod request;
 pub mod reviews;
 pub mod server;

@@ -359,6 +359,9 @@ impl ApiServer {
             .await
             .map_err(|e| store_error(res, name, e))?;
         let kv = kv.ok_or_else(|| ApiError::not_found(res, name))?;
+        if let Some(obj) = self.recent.take(&key, kv.mod_revision) {
+            return Ok((obj, kv));
+        }
         Ok((decode_kv(&kv)?, kv))
     }
 

@@ -54,6 +54,8 @@ pub struct ApiServer {
     pub(crate) service_alloc: tokio::sync::Mutex<()>,
     /// The custom resources served (CustomResourceDefinitions).
     pub(crate) crds: crate::crds::CustomResources,
+    /// Objects just written by in-process writers, for the next write's read.
+    pub(crate) recent: crate::recent::Recent,
     ready: AtomicBool,
     started: Instant,
 }
@@ -70,6 +72,7 @@ impl ApiServer {
             metrics: Metrics::default(),
             service_alloc: tokio::sync::Mutex::new(()),
             crds: Default::default(),
+            recent: Default::default(),
             ready: AtomicBool::new(false),
             started: Instant::now(),
         })
@@ -978,7 +981,7 @@ impl ApiServer {
         dry_run: bool,
     ) -> Result<(), ApiError> {
         let res = registry::lookup("", "v1", "pods").expect("pods");
-        self.edit_internal(res, ns, name, dry_run, |cur| {
+        let bound = self.edit_internal(res, ns, name, dry_run, |cur| {
             if meta::is_deleting(cur) {
                 return Err(ApiError::conflict(
                     res,
@@ -1002,6 +1005,10 @@ impl ApiServer {
             Ok(())
         })
         .await?;
+        // The kubelet's status write reads the pod next.
+        if !dry_run {
+            self.keep_written(res, ns, bound);
+        }
         Ok(())
     }
 

@@ -122,14 +122,29 @@ impl Client {
     /// Creates an object of kind `K` given as JSON (in `ns`, for namespaced kinds), returning
     /// its name, uid and revision: for writers that build the JSON once and create it many
     /// times.
+    ///
+    /// A pod is kept decoded by the server for its next write (the scheduler's binding reads
+    /// it at once) instead of being answered and dropped here.
     pub async fn create_value<K: Object>(
         &self,
         ns: Option<&str>,
         obj: Value,
     ) -> Result<Created, ApiError> {
+        let res = resource_of::<K>();
+        if K::KIND == "Pod" && K::GROUP.is_empty() {
+            let c = self
+                .api
+                .create_object_summary(res, scope::<K>(ns), obj, Some(self.manager))
+                .await?;
+            return Ok(Created {
+                name: c.name,
+                uid: c.uid,
+                revision: c.revision,
+            });
+        }
         let v = self
             .api
-            .create_object_trimmed(resource_of::<K>(), scope::<K>(ns), obj, Some(self.manager))
+            .create_object_trimmed(res, scope::<K>(ns), obj, Some(self.manager))
             .await?;
         Ok(Created::of(&v))
     }
