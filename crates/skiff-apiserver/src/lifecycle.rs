@@ -10,6 +10,7 @@
 //! The graph is kept in memory and every decision to delete is checked against the store
 //! first, so a lagging graph never deletes a live object.
 
+use skiff_core::meta::Fields as _;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -638,7 +639,8 @@ fn deletion_conditions(
 /// status stays the same (so a pass that changes nothing writes nothing).
 fn merge_conditions(ns: &mut Value, wanted: &[(&'static str, &'static str, &'static str, String)]) {
     let old: Vec<Value> = ns
-        .pointer("/status/conditions")
+        .at("status")
+        .field("conditions")
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();

@@ -6,6 +6,7 @@
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
 use skiff_core::managed::{self, Scope};
+use skiff_core::meta::Fields as _;
 use skiff_core::registry::{self, Resource};
 use skiff_core::{defaults, meta, validation, ApiError, FieldError};
 use skiff_store::{KeyValue, ReadAt, StoreError};
@@ -42,34 +43,34 @@ impl DeleteOptions {
         if v.is_null() {
             return Ok(o);
         }
-        if let Some(kind) = v.get("kind").and_then(Value::as_str) {
+        if let Some(kind) = v.field("kind").and_then(Value::as_str) {
             if kind != "DeleteOptions" {
                 return Err(ApiError::bad_request(format!(
                     "expected DeleteOptions, got {kind}"
                 )));
             }
         }
-        o.grace_period_seconds = v.get("gracePeriodSeconds").and_then(Value::as_i64);
+        o.grace_period_seconds = v.field("gracePeriodSeconds").and_then(Value::as_i64);
         o.propagation_policy = v
-            .get("propagationPolicy")
+            .field("propagationPolicy")
             .and_then(Value::as_str)
             .map(str::to_string);
         if o.propagation_policy.is_none() {
-            match v.get("orphanDependents").and_then(Value::as_bool) {
+            match v.field("orphanDependents").and_then(Value::as_bool) {
                 Some(true) => o.propagation_policy = Some("Orphan".into()),
                 Some(false) => o.propagation_policy = Some("Background".into()),
                 None => {}
             }
         }
-        if let Some(p) = v.get("preconditions") {
-            o.precondition_uid = p.get("uid").and_then(Value::as_str).map(str::to_string);
+        if let Some(p) = v.field("preconditions") {
+            o.precondition_uid = p.field("uid").and_then(Value::as_str).map(str::to_string);
             o.precondition_rv = p
-                .get("resourceVersion")
+                .field("resourceVersion")
                 .and_then(Value::as_str)
                 .map(str::to_string);
         }
         o.dry_run = v
-            .get("dryRun")
+            .field("dryRun")
             .and_then(Value::as_array)
             .is_some_and(|a| !a.is_empty());
         Ok(o)
@@ -191,7 +192,7 @@ pub fn decode_kv(kv: &KeyValue) -> Result<Value, ApiError> {
     let bytes = meta::inject_resource_version(&kv.value, kv.mod_revision);
     let mut v: Value = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::internal(format!("stored object {} is corrupt: {e}", kv.key)))?;
-    if v.pointer("/metadata/resourceVersion").is_none() {
+    if v.at("metadata").field("resourceVersion").is_none() {
         set_revision(&mut v, kv.mod_revision);
     }
     Ok(v)
@@ -300,7 +301,7 @@ fn initial_status(res: &Resource, obj: &Value) -> Option<Value> {
         return None;
     }
     Some(match (res.group, res.kind) {
-        ("", "Node") => return obj.get("status").cloned(),
+        ("", "Node") => return obj.field("status").cloned(),
         // Its qosClass is defaulted next, from the requests and limits after defaulting.
         ("", "Pod") => json!({"phase": "Pending"}),
         ("", "Namespace") => json!({"phase": "Active"}),
@@ -464,7 +465,7 @@ impl ApiServer {
         if created.managed_fields.take().is_none() {
             if let Some(m) = created
                 .object
-                .get_mut("metadata")
+                .field_mut("metadata")
                 .and_then(Value::as_object_mut)
             {
                 m.shift_remove("managedFields");
@@ -498,7 +499,8 @@ impl ApiServer {
         // (RetryGenerateName): the client asked for any free name, not this one.
         let generated = meta::name(&obj).is_empty()
             && obj
-                .pointer("/metadata/generateName")
+                .at("metadata")
+                .field("generateName")
                 .and_then(Value::as_str)
                 .is_some_and(|g| !g.is_empty());
         let mut retry = generated.then(|| obj.clone());
@@ -566,7 +568,7 @@ impl ApiServer {
         // Namespace from the URL; the body may repeat it but not contradict it.
         if res.namespaced {
             let ns = namespace.unwrap_or_default();
-            match m.get("namespace").and_then(Value::as_str) {
+            match m.field("namespace").and_then(Value::as_str) {
                 Some(b) if !b.is_empty() && b != ns => {
                     return Err(ApiError::bad_request(
                         "the namespace of the provided object does not match the namespace sent on the request",
@@ -578,7 +580,7 @@ impl ApiServer {
         } else {
             m.remove("namespace");
         }
-        if m.get("resourceVersion")
+        if m.field("resourceVersion")
             .and_then(Value::as_str)
             .is_some_and(|s| !s.is_empty())
         {
@@ -587,12 +589,12 @@ impl ApiServer {
             ));
         }
         let name = m
-            .get("name")
+            .field("name")
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_string();
         let generate = m
-            .get("generateName")
+            .field("generateName")
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_string();
@@ -979,16 +981,19 @@ impl ApiServer {
             // Graceful deletion: pods that may be running get their grace period.
             if sres.kind == "Pod" && sres.group.is_empty() {
                 let grace = opts.grace_period_seconds.unwrap_or_else(|| {
-                    cur.pointer("/spec/terminationGracePeriodSeconds")
+                    cur.at("spec")
+                        .field("terminationGracePeriodSeconds")
                         .and_then(Value::as_i64)
                         .unwrap_or(30)
                 });
                 let scheduled = cur
-                    .pointer("/spec/nodeName")
+                    .at("spec")
+                    .field("nodeName")
                     .and_then(Value::as_str)
                     .is_some_and(|n| !n.is_empty());
                 let phase = cur
-                    .pointer("/status/phase")
+                    .at("status")
+                    .field("phase")
                     .and_then(Value::as_str)
                     .unwrap_or("");
                 let grace = if !scheduled || phase == "Succeeded" || phase == "Failed" {
@@ -997,7 +1002,8 @@ impl ApiServer {
                     grace
                 };
                 let current_grace = cur
-                    .pointer("/metadata/deletionGracePeriodSeconds")
+                    .at("metadata")
+                    .field("deletionGracePeriodSeconds")
                     .and_then(Value::as_i64);
                 if grace > 0 && current_grace.is_none_or(|g| grace < g) {
                     let m = meta::metadata_mut(&mut next);
@@ -1044,7 +1050,8 @@ impl ApiServer {
             let ns_finalizing = sres.kind == "Namespace"
                 && sres.group.is_empty()
                 && cur
-                    .pointer("/spec/finalizers")
+                    .at("spec")
+                    .field("finalizers")
                     .and_then(Value::as_array)
                     .is_some_and(|a| !a.is_empty());
             if !finalizers.is_empty() || ns_finalizing {
@@ -1107,9 +1114,10 @@ fn is_service(res: &Resource) -> bool {
 /// `spec.finalizers`.
 pub fn blocks_deletion(obj: &Value) -> bool {
     !meta::finalizers(obj).is_empty()
-        || (obj.get("kind").and_then(Value::as_str) == Some("Namespace")
+        || (obj.field("kind").and_then(Value::as_str) == Some("Namespace")
             && obj
-                .pointer("/spec/finalizers")
+                .at("spec")
+                .field("finalizers")
                 .and_then(Value::as_array)
                 .is_some_and(|a| !a.is_empty()))
 }
@@ -1131,7 +1139,7 @@ pub fn check_kind(res: &Resource, obj: Value) -> Result<Value, ApiError> {
         )));
     };
     let want_av = res.api_version();
-    match o.get("apiVersion") {
+    match o.field("apiVersion") {
         None | Some(Value::Null) => {
             o.insert("apiVersion".into(), json!(want_av));
         }
@@ -1143,7 +1151,7 @@ pub fn check_kind(res: &Resource, obj: Value) -> Result<Value, ApiError> {
             )));
         }
     }
-    match o.get("kind") {
+    match o.field("kind") {
         None | Some(Value::Null) => {
             o.insert("kind".into(), json!(res.kind));
         }
@@ -1156,7 +1164,7 @@ pub fn check_kind(res: &Resource, obj: Value) -> Result<Value, ApiError> {
             )));
         }
     }
-    if let Some(m) = o.get("metadata") {
+    if let Some(m) = o.field("metadata") {
         if !m.is_object() && !m.is_null() {
             return Err(ApiError::bad_request(format!(
                 "{} in version \"{}\" cannot be handled as a {}: metadata must be an object",
@@ -1199,7 +1207,8 @@ fn prepare_update(
         UpdateMode::Finalize => {
             let mut n = old.clone();
             let f = desired
-                .pointer("/spec/finalizers")
+                .at("spec")
+                .field("finalizers")
                 .cloned()
                 .unwrap_or(json!([]));
             n.as_object_mut()
@@ -1213,7 +1222,7 @@ fn prepare_update(
     {
         let empty = serde_json::Map::new();
         let old_meta = old
-            .get("metadata")
+            .field("metadata")
             .and_then(Value::as_object)
             .unwrap_or(&empty);
         let m = meta::metadata_mut(&mut new);
@@ -1242,13 +1251,13 @@ fn prepare_update(
     }
     if mode == UpdateMode::Main && sres.traits.status {
         let o = new.as_object_mut().expect("object");
-        match old.get("status") {
+        match old.field("status") {
             Some(s) => o.insert("status".into(), s.clone()),
             None => o.shift_remove("status"),
         };
     }
     if mode == UpdateMode::Main && sres.kind == "Namespace" && sres.group.is_empty() {
-        let f = old.pointer("/spec/finalizers").cloned();
+        let f = old.at("spec").field("finalizers").cloned();
         if let Some(f) = f {
             new.as_object_mut()
                 .expect("object")
@@ -1263,14 +1272,15 @@ fn prepare_update(
     // Only kinds with a generation need to know (a status write never changes the spec).
     let changed = || {
         if sres.custom.is_some() && !sres.traits.status {
-            new.get("status") != old.get("status") || spec_differs(&new, old)
+            new.field("status") != old.field("status") || spec_differs(&new, old)
         } else {
             mode != UpdateMode::Status && spec_differs(&new, old)
         }
     };
     if sres.traits.generation && changed() {
         let g = old
-            .pointer("/metadata/generation")
+            .at("metadata")
+            .field("generation")
             .and_then(Value::as_i64)
             .unwrap_or(0)
             + 1;
@@ -1337,7 +1347,8 @@ fn deletes_when_written(obj: &Value) -> bool {
     meta::is_deleting(obj)
         && !blocks_deletion(obj)
         && obj
-            .pointer("/metadata/deletionGracePeriodSeconds")
+            .at("metadata")
+            .field("deletionGracePeriodSeconds")
             .and_then(Value::as_i64)
             .unwrap_or(0)
             == 0
@@ -1364,7 +1375,7 @@ fn prepare_pod_status(
     let status = desired
         .as_object_mut()
         .and_then(|d| d.shift_remove("status"));
-    if old.get("status") == status.as_ref() {
+    if old.field("status") == status.as_ref() {
         return Ok(Err(old));
     }
     let mut new = old;
@@ -1378,7 +1389,7 @@ fn prepare_pod_status(
     if let Some(name) = manager {
         // What the diff looks at: the metadata (less its entries) and the status.
         let mut view = Map::new();
-        if let Some(Value::Object(m)) = new.get("metadata") {
+        if let Some(Value::Object(m)) = new.field("metadata") {
             let m: Map<String, Value> = m
                 .iter()
                 .filter(|(k, _)| *k != "managedFields")

@@ -5,6 +5,7 @@
 //! by the client that disagrees with the class, is refused with 403 Forbidden.
 
 use serde_json::{json, Value};
+use skiff_core::meta::Fields as _;
 use skiff_core::registry::{self, Resource};
 use skiff_core::ApiError;
 use skiff_store::{ListOptions, ReadAt};
@@ -60,13 +61,14 @@ struct Class {
 fn class_of(v: &Value) -> Class {
     Class {
         name: v
-            .pointer("/metadata/name")
+            .at("metadata")
+            .field("name")
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_string(),
-        value: v.get("value").and_then(Value::as_i64).unwrap_or(0),
+        value: v.field("value").and_then(Value::as_i64).unwrap_or(0),
         policy: v
-            .get("preemptionPolicy")
+            .field("preemptionPolicy")
             .and_then(Value::as_str)
             .unwrap_or(PREEMPT_LOWER)
             .to_string(),
@@ -112,7 +114,7 @@ async fn global_default(api: &ApiServer) -> Result<Option<Class>, ApiError> {
             continue;
         }
         let v: Value = serde_json::from_slice(&kv.value).map_err(internal)?;
-        if v.get("globalDefault").and_then(Value::as_bool) != Some(true) {
+        if v.field("globalDefault").and_then(Value::as_bool) != Some(true) {
             continue;
         }
         let c = class_of(&v);
@@ -131,15 +133,16 @@ pub(crate) async fn admit_pod(
     pod: &mut Value,
 ) -> Result<(), ApiError> {
     let name = pod
-        .pointer("/metadata/name")
+        .at("metadata")
+        .field("name")
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_string();
-    let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) else {
+    let Some(spec) = pod.field_mut("spec").and_then(Value::as_object_mut) else {
         return Ok(());
     };
     let class_name = spec
-        .get("priorityClassName")
+        .field("priorityClassName")
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_string();
@@ -161,7 +164,7 @@ pub(crate) async fn admit_pod(
         Some(c) => (c.value, c.policy.clone()),
         None => (0, PREEMPT_LOWER.to_string()),
     };
-    if let Some(given) = spec.get("priority").and_then(Value::as_i64) {
+    if let Some(given) = spec.field("priority").and_then(Value::as_i64) {
         if given != value {
             return Err(ApiError::forbidden(
                 res,
@@ -170,7 +173,7 @@ pub(crate) async fn admit_pod(
             ));
         }
     }
-    if let Some(given) = spec.get("preemptionPolicy").and_then(Value::as_str) {
+    if let Some(given) = spec.field("preemptionPolicy").and_then(Value::as_str) {
         if given != policy {
             return Err(ApiError::forbidden(
                 res,

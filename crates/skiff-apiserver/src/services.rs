@@ -3,6 +3,7 @@
 //! 10.43.0.10 is kept for cluster DNS), NodePorts from 30000-32767 for NodePort and
 //! LoadBalancer Services, and 422 for an address or port already taken.
 
+use skiff_core::meta::Fields as _;
 use std::collections::HashSet;
 use std::net::Ipv4Addr;
 
@@ -38,13 +39,14 @@ struct Taken {
 
 fn needs_node_ports(svc: &Value) -> bool {
     matches!(
-        svc.pointer("/spec/type").and_then(Value::as_str),
+        svc.at("spec").field("type").and_then(Value::as_str),
         Some("NodePort") | Some("LoadBalancer")
     )
 }
 
 fn cluster_ip(svc: &Value) -> &str {
-    svc.pointer("/spec/clusterIP")
+    svc.at("spec")
+        .field("clusterIP")
         .and_then(Value::as_str)
         .unwrap_or("")
 }
@@ -73,7 +75,8 @@ impl ApiServer {
                 t.ips.insert(ip);
             }
             for p in v
-                .pointer("/spec/ports")
+                .at("spec")
+                .field("ports")
                 .and_then(Value::as_array)
                 .into_iter()
                 .flatten()
@@ -103,7 +106,8 @@ impl ApiServer {
         let uid = old.map(|o| skiff_core::meta::uid(o).to_string());
         let taken = self.taken(res, uid.as_deref()).await?;
         let svc_type = svc
-            .pointer("/spec/type")
+            .at("spec")
+            .field("type")
             .and_then(Value::as_str)
             .unwrap_or("ClusterIP")
             .to_string();
@@ -213,7 +217,8 @@ impl ApiServer {
 /// them out.
 fn keep_node_ports(svc: &mut Value, old: &Value) {
     let old_ports: Vec<(i64, String, i64)> = old
-        .pointer("/spec/ports")
+        .at("spec")
+        .field("ports")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()

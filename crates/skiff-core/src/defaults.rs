@@ -9,6 +9,7 @@
 //! Every default fills a field only when it is absent (or null), so applying twice is
 //! harmless; [`apply`] runs on create and update.
 
+use crate::meta::Fields as _;
 use serde_json::{json, Map, Value};
 
 use crate::meta::{lookup, lookup_mut};
@@ -60,7 +61,7 @@ pub fn apply(res: &Resource, obj: &mut Value) {
         ("networking.k8s.io", "NetworkPolicy") => network_policy(obj),
         ("networking.k8s.io", "IngressClass") => {
             let spec = child(obj, "spec");
-            if let Some(p) = spec.get_mut("parameters").filter(|p| p.is_object()) {
+            if let Some(p) = spec.field_mut("parameters").filter(|p| p.is_object()) {
                 default(p, "scope", json!("Cluster"));
             }
         }
@@ -140,7 +141,7 @@ fn pod_spec(spec: &mut Value) {
     default(spec, "terminationGracePeriodSeconds", json!(30));
     default(spec, "securityContext", json!({}));
     default(spec, "schedulerName", json!("default-scheduler"));
-    let host_network = spec.get("hostNetwork").and_then(Value::as_bool) == Some(true);
+    let host_network = spec.field("hostNetwork").and_then(Value::as_bool) == Some(true);
     for k in ["initContainers", "containers", "ephemeralContainers"] {
         for c in list(spec, k) {
             container(c, host_network);
@@ -166,7 +167,7 @@ fn container(c: &mut Value, host_network: bool) {
     for p in list(c, "ports") {
         default(p, "protocol", json!("TCP"));
         if host_network && missing(p, "hostPort") {
-            let cp = p.get("containerPort").cloned().unwrap_or(Value::Null);
+            let cp = p.field("containerPort").cloned().unwrap_or(Value::Null);
             default(p, "hostPort", cp);
         }
     }
@@ -188,7 +189,7 @@ fn container(c: &mut Value, host_network: bool) {
     }
     for e in list(c, "env") {
         if let Some(fr) = e
-            .get_mut("valueFrom")
+            .field_mut("valueFrom")
             .and_then(|v| opt_child(v, "fieldRef"))
         {
             default(fr, "apiVersion", json!("v1"));
@@ -265,7 +266,7 @@ fn volume(v: &mut Value) {
         default(a, "kind", json!("Shared"));
     }
     if let Some(t) = v
-        .get_mut("ephemeral")
+        .field_mut("ephemeral")
         .and_then(|e| opt_child(e, "volumeClaimTemplate"))
     {
         default(child(t, "spec"), "volumeMode", json!("Filesystem"));
@@ -305,7 +306,7 @@ fn pod(obj: &mut Value) {
             let Some(r) = opt_child(c, "resources") else {
                 continue;
             };
-            let Some(limits) = r.get("limits").and_then(Value::as_object).cloned() else {
+            let Some(limits) = r.field("limits").and_then(Value::as_object).cloned() else {
                 continue;
             };
             let req = child(r, "requests").as_object_mut().expect("object");
@@ -338,7 +339,7 @@ fn pod(obj: &mut Value) {
 /// unless the pod already tolerates them.
 fn default_tolerations(spec: &mut Value) {
     let tolerates = |spec: &Value, key: &str| {
-        spec.get("tolerations")
+        spec.field("tolerations")
             .and_then(Value::as_array)
             .is_some_and(|ts| {
                 ts.iter().any(|t| {
@@ -389,9 +390,9 @@ fn qos_class(spec: &Value) -> &'static str {
     let mut any = false;
     let mut guaranteed = true;
     for c in &containers {
-        let r = c.get("resources");
-        let req = r.and_then(|r| r.get("requests"));
-        let lim = r.and_then(|r| r.get("limits"));
+        let r = c.field("resources");
+        let req = r.and_then(|r| r.field("requests"));
+        let lim = r.and_then(|r| r.field("limits"));
         for res in ["cpu", "memory"] {
             let (rq, lq) = (nonzero(req, res), nonzero(lim, res));
             if rq.is_some() || lq.is_some() {
@@ -526,7 +527,11 @@ fn job(obj: &mut Value) {
     if let Some(labels) = template_labels(obj) {
         default_map(child(obj, "metadata"), "labels", labels);
     }
-    let manual = obj.pointer("/spec/manualSelector").and_then(Value::as_bool) == Some(true);
+    let manual = obj
+        .at("spec")
+        .field("manualSelector")
+        .and_then(Value::as_bool)
+        == Some(true);
     let uid = crate::meta::uid(obj).to_string();
     let name = crate::meta::name(obj).to_string();
     if manual || uid.is_empty() {
@@ -580,14 +585,14 @@ fn service(obj: &mut Value) {
     let ty = str_at(spec, "type").to_string();
     for p in list(spec, "ports") {
         default(p, "protocol", json!("TCP"));
-        let unset = match p.get("targetPort") {
+        let unset = match p.field("targetPort") {
             None | Some(Value::Null) => true,
             Some(Value::Number(n)) => n.as_i64() == Some(0),
             Some(Value::String(s)) => s.is_empty(),
             _ => false,
         };
         if unset {
-            let port = p.get("port").cloned().unwrap_or(Value::Null);
+            let port = p.field("port").cloned().unwrap_or(Value::Null);
             p["targetPort"] = port;
         }
     }
@@ -604,7 +609,7 @@ fn service(obj: &mut Value) {
     let ip = str_at(spec, "clusterIP").to_string();
     if ty != "ExternalName" && !ip.is_empty() {
         if spec
-            .get("clusterIPs")
+            .field("clusterIPs")
             .and_then(Value::as_array)
             .is_none_or(Vec::is_empty)
         {
@@ -612,7 +617,7 @@ fn service(obj: &mut Value) {
         }
         let headless_no_selector = ip == "None"
             && spec
-                .get("selector")
+                .field("selector")
                 .and_then(Value::as_object)
                 .is_none_or(Map::is_empty);
         let family = if ip.contains(':') { "IPv6" } else { "IPv4" };
@@ -623,7 +628,7 @@ fn service(obj: &mut Value) {
         };
         default(spec, "ipFamilyPolicy", json!(policy));
         if spec
-            .get("ipFamilies")
+            .field("ipFamilies")
             .and_then(Value::as_array)
             .is_none_or(Vec::is_empty)
         {
@@ -643,13 +648,13 @@ fn network_policy(obj: &mut Value) {
         }
     }
     if spec
-        .get("policyTypes")
+        .field("policyTypes")
         .and_then(Value::as_array)
         .is_none_or(Vec::is_empty)
     {
         let mut types = vec![json!("Ingress")];
         if spec
-            .get("egress")
+            .field("egress")
             .and_then(Value::as_array)
             .is_some_and(|e| !e.is_empty())
         {
@@ -736,7 +741,7 @@ fn node(obj: &mut Value) {
         return;
     };
     if missing(status, "allocatable") {
-        if let Some(cap) = status.get("capacity").filter(|c| c.is_object()).cloned() {
+        if let Some(cap) = status.field("capacity").filter(|c| c.is_object()).cloned() {
             status["allocatable"] = cap;
         }
     }

@@ -6,6 +6,7 @@
 //! A label the kind does not support is rejected with upstream's
 //! `field label not supported: <label>`; a supported field the object lacks reads as "".
 
+use crate::meta::Fields as _;
 use std::fmt;
 
 use serde_json::Value;
@@ -319,7 +320,7 @@ pub fn field_value(res: &Resource, obj: &Value, label: &str) -> Option<String> {
     let label = convert_label(res, label).ok()?;
     // events.k8s.io events are stored in core/v1 form; accept either form here.
     let converted;
-    let obj = if res.group == "events.k8s.io" && obj.get("regarding").is_some() {
+    let obj = if res.group == "events.k8s.io" && obj.field("regarding").is_some() {
         converted = crate::events::events_v1_to_core(obj);
         &converted
     } else {

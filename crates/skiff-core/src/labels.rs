@@ -6,6 +6,7 @@
 //! de-duplicated; `a=` and `a in ()` select the empty value; `!=` and `notin` match objects that
 //! lack the key; a null `LabelSelector` selects nothing while an empty one selects everything.
 
+use crate::meta::Fields as _;
 use std::fmt;
 
 use serde_json::{Map, Value};
@@ -240,7 +241,8 @@ impl Selector {
     pub fn matches_object(&self, obj: &Value) -> bool {
         static EMPTY: std::sync::OnceLock<Map<String, Value>> = std::sync::OnceLock::new();
         let labels = obj
-            .pointer("/metadata/labels")
+            .at("metadata")
+            .field("labels")
             .and_then(Value::as_object)
             .unwrap_or_else(|| EMPTY.get_or_init(Map::new));
         self.matches(labels)

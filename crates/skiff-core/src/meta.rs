@@ -5,35 +5,37 @@ use serde_json::{Map, Value};
 
 /// `metadata.name`, or "".
 pub fn name(obj: &Value) -> &str {
-    obj.pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or("")
+    obj.at("metadata").at("name").as_str().unwrap_or("")
 }
 
 /// `metadata.namespace`, or "".
 pub fn namespace(obj: &Value) -> &str {
-    obj.pointer("/metadata/namespace")
+    obj.at("metadata")
+        .field("namespace")
         .and_then(Value::as_str)
         .unwrap_or("")
 }
 
 /// `metadata.resourceVersion`, or "".
 pub fn resource_version(obj: &Value) -> &str {
-    obj.pointer("/metadata/resourceVersion")
+    obj.at("metadata")
+        .field("resourceVersion")
         .and_then(Value::as_str)
         .unwrap_or("")
 }
 
 /// `metadata.uid`, or "".
 pub fn uid(obj: &Value) -> &str {
-    obj.pointer("/metadata/uid")
+    obj.at("metadata")
+        .field("uid")
         .and_then(Value::as_str)
         .unwrap_or("")
 }
 
 /// `metadata.labels` as (key, value) pairs.
 pub fn labels(obj: &Value) -> impl Iterator<Item = (&str, &str)> {
-    obj.pointer("/metadata/labels")
+    obj.at("metadata")
+        .field("labels")
         .and_then(Value::as_object)
         .into_iter()
         .flat_map(|m| {
@@ -44,7 +46,8 @@ pub fn labels(obj: &Value) -> impl Iterator<Item = (&str, &str)> {
 
 /// `metadata.finalizers`.
 pub fn finalizers(obj: &Value) -> Vec<String> {
-    obj.pointer("/metadata/finalizers")
+    obj.at("metadata")
+        .field("finalizers")
         .and_then(Value::as_array)
         .map(|a| {
             a.iter()
@@ -56,7 +59,8 @@ pub fn finalizers(obj: &Value) -> Vec<String> {
 
 /// True when `metadata.deletionTimestamp` is set.
 pub fn is_deleting(obj: &Value) -> bool {
-    obj.pointer("/metadata/deletionTimestamp")
+    obj.at("metadata")
+        .field("deletionTimestamp")
         .is_some_and(|v| !v.is_null())
 }
 
@@ -73,8 +77,21 @@ pub fn metadata_mut(obj: &mut Value) -> &mut Map<String, Value> {
 }
 
 /// The current time as upstream writes `metav1.Time`: RFC 3339, seconds, UTC.
+/// Formatted once per second per thread: every write stamps a time, often several.
 pub fn now_rfc3339() -> String {
-    format_time(jiff::Timestamp::now())
+    use std::cell::RefCell;
+    thread_local! {
+        static LAST: RefCell<(i64, String)> = const { RefCell::new((i64::MIN, String::new())) };
+    }
+    let now = jiff::Timestamp::now();
+    let secs = now.as_second();
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        if last.0 != secs {
+            *last = (secs, format_time(now));
+        }
+        last.1.clone()
+    })
 }
 
 /// A timestamp as `2006-01-02T15:04:05Z`.
@@ -115,6 +132,64 @@ pub fn lookup_mut<'a>(v: &'a mut Value, k: &str) -> Option<&'a mut Value> {
         return m.get_mut(k);
     }
     m.iter_mut().find(|(n, _)| n.as_str() == k).map(|(_, x)| x)
+}
+
+/// [`lookup`] on a map.
+#[inline]
+pub fn lookup_in<'a>(m: &'a Map<String, Value>, k: &str) -> Option<&'a Value> {
+    if m.len() > SCAN_UP_TO {
+        return m.get(k);
+    }
+    m.iter().find(|(n, _)| n.as_str() == k).map(|(_, x)| x)
+}
+
+/// Field access through [`lookup`], for the write paths that read many fields of small
+/// objects: `v.at("k")` reads like `v["k"]` (null when absent or not an object),
+/// `v.field("k")` like `v.get("k")`, `v.field_mut("k")` like `v.get_mut("k")`.
+pub trait Fields {
+    /// The field, or null.
+    fn at(&self, k: &str) -> &Value;
+    /// The field, if present.
+    fn field(&self, k: &str) -> Option<&Value>;
+    /// The field, mutably, if present.
+    fn field_mut(&mut self, k: &str) -> Option<&mut Value>;
+}
+
+static NULL: Value = Value::Null;
+
+impl Fields for Value {
+    #[inline]
+    fn at(&self, k: &str) -> &Value {
+        lookup(self, k).unwrap_or(&NULL)
+    }
+    #[inline]
+    fn field(&self, k: &str) -> Option<&Value> {
+        lookup(self, k)
+    }
+    #[inline]
+    fn field_mut(&mut self, k: &str) -> Option<&mut Value> {
+        lookup_mut(self, k)
+    }
+}
+
+impl Fields for Map<String, Value> {
+    #[inline]
+    fn at(&self, k: &str) -> &Value {
+        lookup_in(self, k).unwrap_or(&NULL)
+    }
+    #[inline]
+    fn field(&self, k: &str) -> Option<&Value> {
+        lookup_in(self, k)
+    }
+    #[inline]
+    fn field_mut(&mut self, k: &str) -> Option<&mut Value> {
+        if self.len() > SCAN_UP_TO {
+            return self.get_mut(k);
+        }
+        self.iter_mut()
+            .find(|(n, _)| n.as_str() == k)
+            .map(|(_, x)| x)
+    }
 }
 
 /// Appends the compact JSON text of `v` to `out`: byte for byte what `serde_json::to_writer`
@@ -390,23 +465,27 @@ pub fn inject_resource_version_into(bytes: &[u8], rv: i64, out: &mut Vec<u8>) {
     let meta = find(bytes, b"\"metadata\":{");
     if let Some(m) = meta {
         let start = m + b"\"metadata\":{".len();
-        if let Some(p) = find(&bytes[start..], NEEDLE).map(|p| p + start) {
-            // Check nothing but scalar metadata precedes it: no nested object opened.
-            if !bytes[start..p].contains(&b'{') {
-                let vstart = p + NEEDLE.len();
-                if let Some(len) = bytes[vstart..].iter().position(|&b| b == b'"') {
-                    out.extend_from_slice(&bytes[..vstart]);
-                    out.extend_from_slice(rv.to_string().as_bytes());
-                    out.extend_from_slice(&bytes[vstart + len..]);
-                    return;
-                }
+        // Only scalar metadata may precede it: look no further than the first nested object.
+        let scalars_end = memchr::memchr(b'{', &bytes[start..]).map_or(bytes.len(), |e| start + e);
+        if let Some(p) = find(&bytes[start..scalars_end], NEEDLE).map(|p| p + start) {
+            let vstart = p + NEEDLE.len();
+            if let Some(len) = memchr::memchr(b'"', &bytes[vstart..]) {
+                out.extend_from_slice(&bytes[..vstart]);
+                out.extend_from_slice(itoa::Buffer::new().format(rv).as_bytes());
+                out.extend_from_slice(&bytes[vstart + len..]);
+                return;
             }
         }
         // Absent: insert after the scalar fields that precede it in canonical order.
         let mut at = start;
-        for k in ["name", "generateName", "namespace", "selfLink", "uid"] {
-            let key = format!("\"{k}\":\"");
-            if bytes[at..].starts_with(key.as_bytes()) {
+        for key in [
+            &b"\"name\":\""[..],
+            b"\"generateName\":\"",
+            b"\"namespace\":\"",
+            b"\"selfLink\":\"",
+            b"\"uid\":\"",
+        ] {
+            if bytes[at..].starts_with(key) {
                 let vs = at + key.len();
                 if let Some(len) = bytes[vs..].iter().position(|&b| b == b'"') {
                     at = vs + len + 1;
@@ -423,7 +502,7 @@ pub fn inject_resource_version_into(bytes: &[u8], rv: i64, out: &mut Vec<u8>) {
             out.push(b',');
         }
         out.extend_from_slice(NEEDLE);
-        out.extend_from_slice(rv.to_string().as_bytes());
+        out.extend_from_slice(itoa::Buffer::new().format(rv).as_bytes());
         out.push(b'"');
         if !empty && !needs_comma_before {
             out.push(b',');
@@ -434,8 +513,19 @@ pub fn inject_resource_version_into(bytes: &[u8], rv: i64, out: &mut Vec<u8>) {
     out.extend_from_slice(bytes);
 }
 
+/// The first occurrence of `needle` (non-empty) in `hay`: the needles here are short and
+/// found near the start, where building a `memmem` searcher costs more than the search.
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    memchr::memmem::find(hay, needle)
+    let (&first, rest) = needle.split_first()?;
+    let mut from = 0;
+    while let Some(i) = memchr::memchr(first, &hay[from..]) {
+        let at = from + i;
+        if hay[at + 1..].starts_with(rest) {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
 }
 
 /// The JSON bytes of an object without its `metadata.managedFields`, cut out of the bytes
@@ -806,6 +896,26 @@ mod tests {
         }
         assert_eq!(lookup(&json!([1]), "a"), None);
         assert_eq!(lookup(&json!(null), "a"), None);
+    }
+
+    #[test]
+    fn fields_read_like_indexing() {
+        let mut small = json!({"a": {"b": 1}, "bb": 2, "n": null});
+        let mut large = Value::Object((0..40).map(|i| (format!("k{i}"), json!(i))).collect());
+        for v in [&mut small, &mut large] {
+            for k in ["a", "bb", "n", "zz", "k7", "k39", "k40"] {
+                assert_eq!(v.at(k), &v[k], "{k}");
+                assert_eq!(v.field(k), v.get(k), "{k}");
+                let m = v.as_object().unwrap().clone();
+                assert_eq!(m.at(k), &v[k], "{k}");
+                assert_eq!(m.field(k), m.get(k), "{k}");
+                let want = v.get(k).cloned();
+                assert_eq!(v.field_mut(k).map(|x| x.clone()), want, "{k}");
+            }
+        }
+        assert_eq!(small.at("a").at("b"), &json!(1));
+        assert_eq!(json!("s").at("a"), &Value::Null);
+        assert_eq!(small.at("a").at("b").at("c"), &Value::Null);
     }
 
     /// Splicing the list's text in gives what inserting it and serializing gives, and the

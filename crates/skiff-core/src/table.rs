@@ -6,6 +6,7 @@
 //! APIService the kube-aggregator's. Ages use k8s.io/apimachinery/pkg/util/duration's
 //! `HumanDuration`.
 
+use crate::meta::Fields as _;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -477,7 +478,8 @@ fn template_containers_cells(o: &Value) -> [Value; 2] {
 }
 
 fn replicas(o: &Value) -> i64 {
-    o.pointer("/spec/replicas")
+    o.at("spec")
+        .field("replicas")
         .and_then(Value::as_i64)
         .unwrap_or(1)
 }
@@ -522,9 +524,11 @@ pub fn cells(res: &Resource, o: &Value, now: jiff::Timestamp) -> Vec<Value> {
         ("", "ReplicationController") => {
             replica_cells(o, now, format_labels(obj(o, "/spec/selector")))
         }
-        ("apps", "ReplicaSet") => {
-            replica_cells(o, now, format_label_selector(o.pointer("/spec/selector")))
-        }
+        ("apps", "ReplicaSet") => replica_cells(
+            o,
+            now,
+            format_label_selector(o.at("spec").field("selector")),
+        ),
         ("apps", "DaemonSet") => {
             let [c, im] = template_containers_cells(o);
             vec![
@@ -538,7 +542,7 @@ pub fn cells(res: &Resource, o: &Value, now: jiff::Timestamp) -> Vec<Value> {
                 age(o, now),
                 c,
                 im,
-                format_label_selector(o.pointer("/spec/selector")).into(),
+                format_label_selector(o.at("spec").field("selector")).into(),
             ]
         }
         ("batch", "Job") => job_cells(o, now),
@@ -548,7 +552,7 @@ pub fn cells(res: &Resource, o: &Value, now: jiff::Timestamp) -> Vec<Value> {
             } else {
                 "<none>".into()
             };
-            let suspend = match o.pointer("/spec/suspend").and_then(Value::as_bool) {
+            let suspend = match o.at("spec").field("suspend").and_then(Value::as_bool) {
                 Some(true) => "True",
                 Some(false) => "False",
                 None => "<unset>",
@@ -586,7 +590,7 @@ pub fn cells(res: &Resource, o: &Value, now: jiff::Timestamp) -> Vec<Value> {
             ]
         }
         ("networking.k8s.io", "IngressClass") => {
-            let params = match o.pointer("/spec/parameters").filter(|p| p.is_object()) {
+            let params = match o.at("spec").field("parameters").filter(|p| p.is_object()) {
                 None => "<none>".to_string(),
                 Some(p) => {
                     let mut out = s(p, "/kind").to_string();
@@ -635,7 +639,7 @@ pub fn cells(res: &Resource, o: &Value, now: jiff::Timestamp) -> Vec<Value> {
             vec![name, (len_of(o, "/secrets") as i64).into(), age(o, now)]
         }
         ("", "PersistentVolume") => {
-            let claim = match o.pointer("/spec/claimRef").filter(|c| c.is_object()) {
+            let claim = match o.at("spec").field("claimRef").filter(|c| c.is_object()) {
                 Some(c) => format!("{}/{}", s(c, "/namespace"), s(c, "/name")),
                 None => String::new(),
             };
@@ -678,7 +682,7 @@ pub fn cells(res: &Resource, o: &Value, now: jiff::Timestamp) -> Vec<Value> {
         ("apps", "Deployment") => {
             let [c, im] = template_containers_cells(o);
             let selector = match Selector::from_label_selector(
-                o.pointer("/spec/selector").unwrap_or(&Value::Null),
+                o.at("spec").field("selector").unwrap_or(&Value::Null),
             ) {
                 Ok(sel) => sel.to_string(),
                 Err(_) => "<invalid>".into(),
@@ -701,7 +705,8 @@ pub fn cells(res: &Resource, o: &Value, now: jiff::Timestamp) -> Vec<Value> {
         ("networking.k8s.io", "NetworkPolicy") => {
             let empty = json!({});
             let sel = o
-                .pointer("/spec/podSelector")
+                .at("spec")
+                .field("podSelector")
                 .filter(|v| !v.is_null())
                 .unwrap_or(&empty);
             vec![name, format_label_selector(Some(sel)).into(), age(o, now)]
@@ -850,7 +855,7 @@ pub fn cells(res: &Resource, o: &Value, now: jiff::Timestamp) -> Vec<Value> {
             ]
         }
         ("apiregistration.k8s.io", "APIService") => {
-            let service = match o.pointer("/spec/service").filter(|v| v.is_object()) {
+            let service = match o.at("spec").field("service").filter(|v| v.is_object()) {
                 Some(svc) => format!("{}/{}", s(svc, "/namespace"), s(svc, "/name")),
                 None => "Local".into(),
             };
@@ -1097,7 +1102,7 @@ fn service_cells(o: &Value, now: jiff::Timestamp) -> Vec<Value> {
 
 fn job_cells(o: &Value, now: jiff::Timestamp) -> Vec<Value> {
     let succeeded = i(o, "/status/succeeded");
-    let completions = match o.pointer("/spec/completions").and_then(Value::as_i64) {
+    let completions = match o.at("spec").field("completions").and_then(Value::as_i64) {
         Some(c) => format!("{succeeded}/{c}"),
         None => {
             let parallelism = i(o, "/spec/parallelism");
@@ -1139,7 +1144,7 @@ fn job_cells(o: &Value, now: jiff::Timestamp) -> Vec<Value> {
         age(o, now),
         c,
         im,
-        format_label_selector(o.pointer("/spec/selector")).into(),
+        format_label_selector(o.at("spec").field("selector")).into(),
     ]
 }
 
@@ -1160,7 +1165,7 @@ fn node_cells(o: &Value, now: jiff::Timestamp) -> Vec<Value> {
     if status.is_empty() {
         status.push("Unknown".into());
     }
-    if o.pointer("/spec/unschedulable").and_then(Value::as_bool) == Some(true) {
+    if o.at("spec").field("unschedulable").and_then(Value::as_bool) == Some(true) {
         status.push("SchedulingDisabled".into());
     }
     let mut roles: BTreeSet<String> = BTreeSet::new();

@@ -46,6 +46,7 @@ pub(crate) mod decode;
 pub mod shape;
 
 use serde_json::Value;
+use skiff_core::meta::Fields as _;
 use skiff_core::registry::Resource;
 use skiff_core::status::Cause;
 use skiff_core::ApiError;
@@ -254,12 +255,12 @@ pub(crate) fn duplicate_findings(body: &[u8], yaml_style: bool) -> Vec<Finding> 
 /// The kind and version a body names (`kind`, the version of `apiVersion`), or the target's.
 fn body_gvk<'a>(obj: &'a Value, target: SchemaKind<'a>) -> (&'a str, &'a str) {
     let kind = obj
-        .get("kind")
+        .field("kind")
         .and_then(Value::as_str)
         .filter(|k| !k.is_empty())
         .unwrap_or(target.kind);
     let version = obj
-        .get("apiVersion")
+        .field("apiVersion")
         .and_then(Value::as_str)
         .filter(|v| !v.is_empty())
         .map(|av| av.rsplit('/').next().unwrap_or(av))
@@ -515,7 +516,7 @@ pub fn check_apply(
             } else {
                 format!("errors:\n  {}", errs.join("\n  "))
             };
-            let meta = config.get("metadata");
+            let meta = config.field("metadata");
             let field = |k: &str| {
                 meta.and_then(|m| m.get(k))
                     .and_then(Value::as_str)

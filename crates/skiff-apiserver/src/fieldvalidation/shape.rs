@@ -7,6 +7,7 @@
 //! declared properties are opaque: nothing below them is checked. The walk only reads; removing
 //! what it found ([`remove`]) is a second step that runs only when something was found.
 
+use skiff_core::meta::Fields as _;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::OnceLock;
@@ -103,17 +104,17 @@ impl Compiler<'_> {
         let Some(o) = schema.as_object() else {
             return Shape::Any;
         };
-        if let Some(r) = o.get("$ref").and_then(Value::as_str) {
+        if let Some(r) = o.field("$ref").and_then(Value::as_str) {
             let name = r.rsplit('/').next().unwrap_or(r);
             return self.named(name);
         }
-        if let Some(Value::Array(all)) = o.get("allOf") {
+        if let Some(Value::Array(all)) = o.field("allOf") {
             if all.len() == 1 {
                 return self.shape(&all[0]);
             }
             return Shape::Any;
         }
-        if o.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true)) {
+        if o.field("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true)) {
             return Shape::Any;
         }
         if let Some(props) = struct_properties(schema) {
@@ -126,12 +127,12 @@ impl Compiler<'_> {
             self.types[id] = fields;
             return Shape::Struct(id);
         }
-        match o.get("type").and_then(Value::as_str) {
-            Some("array") => match o.get("items").map(|i| self.shape(i)) {
+        match o.field("type").and_then(Value::as_str) {
+            Some("array") => match o.field("items").map(|i| self.shape(i)) {
                 Some(s) if !s.is_any() => Shape::List(Box::new(s)),
                 _ => Shape::Any,
             },
-            Some("object") => match o.get("additionalProperties") {
+            Some("object") => match o.field("additionalProperties") {
                 Some(ap @ Value::Object(_)) => match self.shape(ap) {
                     Shape::Any => Shape::Any,
                     s => Shape::Map(Box::new(s)),
@@ -146,10 +147,10 @@ impl Compiler<'_> {
 /// The declared properties of a struct schema.
 fn struct_properties(schema: &Value) -> Option<&Map<String, Value>> {
     let o = schema.as_object()?;
-    if o.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true)) {
+    if o.field("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true)) {
         return None;
     }
-    o.get("properties")?.as_object().filter(|p| !p.is_empty())
+    o.field("properties")?.as_object().filter(|p| !p.is_empty())
 }
 
 impl Shapes {

@@ -13,6 +13,7 @@
 pub mod jsonpath;
 pub mod table;
 
+use crate::meta::Fields as _;
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
@@ -91,7 +92,8 @@ fn leak_list(v: Option<&Value>) -> &'static [&'static str] {
 
 /// The storage version of a CRD (the version with `storage: true`).
 pub fn storage_version(crd: &Value) -> Option<&str> {
-    crd.pointer("/spec/versions")?
+    crd.at("spec")
+        .field("versions")?
         .as_array()?
         .iter()
         .find(|v| v.get("storage").and_then(Value::as_bool) == Some(true))
@@ -107,7 +109,8 @@ pub fn intern(crd: &Value) -> Vec<&'static Resource> {
         return Vec::new();
     };
     let mut versions: Vec<&Value> = crd
-        .pointer("/spec/versions")
+        .at("spec")
+        .field("versions")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
@@ -123,9 +126,9 @@ pub fn intern(crd: &Value) -> Vec<&'static Resource> {
 fn intern_version(crd: &Value, version: &Value, storage: &str) -> &'static Resource {
     static TABLE: OnceLock<Mutex<HashMap<String, &'static Resource>>> = OnceLock::new();
     let key = json!({
-        "group": crd.pointer("/spec/group"),
-        "names": crd.pointer("/spec/names"),
-        "scope": crd.pointer("/spec/scope"),
+        "group": crd.at("spec").field("group"),
+        "names": crd.at("spec").field("names"),
+        "scope": crd.at("spec").field("scope"),
         "storage": storage,
         "version": version,
     })
@@ -153,16 +156,19 @@ fn build(crd: &Value, version: &Value, storage: &str) -> Resource {
         "" => format!("{kind}List"),
         x => x.to_string(),
     };
-    let status = version.pointer("/subresources/status").is_some();
-    let scale = version.pointer("/subresources/scale").map(|sc| ScalePaths {
-        spec_replicas: s(sc, "/specReplicasPath").to_string(),
-        status_replicas: s(sc, "/statusReplicasPath").to_string(),
-        label_selector: sc
-            .get("labelSelectorPath")
-            .and_then(Value::as_str)
-            .filter(|p| !p.is_empty())
-            .map(str::to_string),
-    });
+    let status = version.at("subresources").field("status").is_some();
+    let scale = version
+        .at("subresources")
+        .field("scale")
+        .map(|sc| ScalePaths {
+            spec_replicas: s(sc, "/specReplicasPath").to_string(),
+            status_replicas: s(sc, "/statusReplicasPath").to_string(),
+            label_selector: sc
+                .get("labelSelectorPath")
+                .and_then(Value::as_str)
+                .filter(|p| !p.is_empty())
+                .map(str::to_string),
+        });
     let mut columns: Vec<PrinterColumn> = version
         .get("additionalPrinterColumns")
         .and_then(Value::as_array)
@@ -242,8 +248,8 @@ fn build(crd: &Value, version: &Value, storage: &str) -> Resource {
         plural: leak(plural),
         singular: leak(&singular),
         namespaced: s(crd, "/spec/scope") == "Namespaced",
-        short_names: leak_list(crd.pointer("/spec/names/shortNames")),
-        categories: leak_list(crd.pointer("/spec/names/categories")),
+        short_names: leak_list(crd.at("spec").at("names").field("shortNames")),
+        categories: leak_list(crd.at("spec").at("names").field("categories")),
         verbs: RW_VERBS,
         subresources: Box::leak(subresources.into_boxed_slice()),
         traits: Traits {
@@ -261,7 +267,8 @@ fn default_deprecation_warning(crd: &Value, version: &str, kind: &str) -> String
     let group = s(crd, "/spec/group");
     let mut w = format!("{group}/{version} {kind} is deprecated");
     let mut better: Vec<&str> = crd
-        .pointer("/spec/versions")
+        .at("spec")
+        .field("versions")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
@@ -433,7 +440,8 @@ pub fn validate_crd(obj: &Value) -> Vec<FieldError> {
     }
     validate_names(obj, &mut errs);
     if obj
-        .pointer("/spec/preserveUnknownFields")
+        .at("spec")
+        .field("preserveUnknownFields")
         .and_then(Value::as_bool)
         == Some(true)
     {
@@ -463,7 +471,8 @@ pub fn validate_crd(obj: &Value) -> Vec<FieldError> {
         )),
     }
     let versions = obj
-        .pointer("/spec/versions")
+        .at("spec")
+        .field("versions")
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
@@ -551,7 +560,7 @@ fn version_names(versions: &[Value]) -> Value {
 }
 
 fn validate_names(obj: &Value, errs: &mut Vec<FieldError>) {
-    let names = obj.pointer("/spec/names").cloned().unwrap_or(json!({}));
+    let names = obj.at("spec").field("names").cloned().unwrap_or(json!({}));
     let plural = s(&names, "/plural");
     if plural.is_empty() {
         errs.push(FieldError::required("spec.names.plural", ""));
@@ -625,7 +634,7 @@ fn path_ok(p: &str, under: &[&str]) -> bool {
 }
 
 fn validate_subresources(v: &Value, p: &str, errs: &mut Vec<FieldError>) {
-    let Some(sc) = v.pointer("/subresources/scale") else {
+    let Some(sc) = v.at("subresources").field("scale") else {
         return;
     };
     let sp = format!("{p}.subresources.scale");
@@ -783,7 +792,8 @@ pub fn validate_crd_update(new: &Value, old: &Value) -> Vec<FieldError> {
     if let Some(storage) = storage_version(new) {
         // A version objects may be stored in cannot be dropped from spec.versions.
         for (i, sv) in new
-            .pointer("/status/storedVersions")
+            .at("status")
+            .field("storedVersions")
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
@@ -791,7 +801,8 @@ pub fn validate_crd_update(new: &Value, old: &Value) -> Vec<FieldError> {
         {
             let sv = sv.as_str().unwrap_or("");
             let present = new
-                .pointer("/spec/versions")
+                .at("spec")
+                .field("versions")
                 .and_then(Value::as_array)
                 .is_some_and(|vs| vs.iter().any(|v| s(v, "/name") == sv));
             if !present && sv != storage {

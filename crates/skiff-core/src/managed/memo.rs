@@ -10,6 +10,7 @@
 //! shape by the same manager clones it and sets its `time`. The result is the same as
 //! building, byte for byte.
 
+use crate::meta::Fields as _;
 use std::cell::RefCell;
 
 use serde_json::{Map, Value};
@@ -87,7 +88,11 @@ pub(super) fn created_entry(
                 entry
             }
             Some((entry, _)) => {
-                let fields = entry["fieldsV1"].as_object().cloned().unwrap_or_default();
+                let fields = entry
+                    .at("fieldsV1")
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default();
                 build(fields)
             }
             None => {

@@ -20,6 +20,7 @@ mod memo;
 mod stored;
 mod walk;
 
+use crate::meta::Fields as _;
 use serde_json::{json, Map, Value};
 
 use crate::status::{ApiError, Cause};
@@ -161,7 +162,7 @@ impl Entry {
 
     fn from_value(v: &Value) -> Result<Entry, ManagedError> {
         let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-        let operation = match v.get("operation").and_then(Value::as_str) {
+        let operation = match v.field("operation").and_then(Value::as_str) {
             Some("Apply") => Operation::Apply,
             Some("Update") => Operation::Update,
             other => {
@@ -170,7 +171,7 @@ impl Entry {
                 )))
             }
         };
-        match v.get("fieldsType").and_then(Value::as_str) {
+        match v.field("fieldsType").and_then(Value::as_str) {
             Some("FieldsV1") | None => {}
             Some(t) => {
                 return Err(ManagedError::BadFieldsV1(format!(
@@ -178,7 +179,7 @@ impl Entry {
                 )))
             }
         }
-        let fields = match v.get("fieldsV1") {
+        let fields = match v.field("fieldsV1") {
             Some(f) if !f.is_null() => FieldSet::from_fields_v1(f)?,
             _ => FieldSet::new(),
         };
@@ -186,7 +187,7 @@ impl Entry {
             manager: s("manager"),
             operation,
             api_version: s("apiVersion"),
-            time: v.get("time").and_then(Value::as_str).map(str::to_string),
+            time: v.field("time").and_then(Value::as_str).map(str::to_string),
             subresource: s("subresource"),
             fields,
         })
@@ -232,7 +233,7 @@ fn entry_value(
 
 /// `obj`'s `metadata.managedFields` (without [`Value::pointer`]'s allocations per step).
 fn stored_list(obj: &Value) -> Option<&Value> {
-    obj.get("metadata")?.get("managedFields")
+    obj.field("metadata")?.field("managedFields")
 }
 
 /// The entries of `obj`'s `metadata.managedFields`.
@@ -245,7 +246,7 @@ pub fn entries(obj: &Value) -> Result<Vec<Entry>, ManagedError> {
 }
 
 fn set_entries(obj: &mut Value, entries: &[Entry]) {
-    let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) else {
+    let Some(m) = obj.field_mut("metadata").and_then(Value::as_object_mut) else {
         return;
     };
     if entries.is_empty() {
@@ -336,7 +337,7 @@ fn record(
         }
         Requested::Keep => {
             let kept = stored_list(old).cloned();
-            if let Some(m) = new.get_mut("metadata").and_then(Value::as_object_mut) {
+            if let Some(m) = new.field_mut("metadata").and_then(Value::as_object_mut) {
                 match kept {
                     Some(k) => m.insert("managedFields".into(), k),
                     None => m.shift_remove("managedFields"),
@@ -411,10 +412,10 @@ fn update_stored(
     m: &Manager,
     now: &str,
 ) -> bool {
-    let Some(meta) = new.get_mut("metadata").and_then(Value::as_object_mut) else {
+    let Some(meta) = new.field_mut("metadata").and_then(Value::as_object_mut) else {
         return false;
     };
-    let list = match meta.get_mut("managedFields") {
+    let list = match meta.field_mut("managedFields") {
         Some(Value::Array(list)) => list,
         None | Some(Value::Null) => {
             if changed.is_empty() {
@@ -447,7 +448,7 @@ fn update_stored(
             }
             continue;
         }
-        if e.get("time").is_some()
+        if e.field("time").is_some()
             && stored::contains_all(fields, changed)
             && stored::removed_are_changed(fields, removed, changed)
         {
@@ -468,7 +469,7 @@ fn update_stored(
     }
     let mut emptied = false;
     for i in prune {
-        let left = match list[i].get_mut("fieldsV1") {
+        let left = match list[i].field_mut("fieldsV1") {
             Some(Value::Object(fields)) => stored::remove_in_place(fields, removed, changed),
             _ => false,
         };
@@ -538,7 +539,7 @@ pub fn apply(
         } else {
             vec![entry]
         };
-        if obj.get("metadata").is_none() {
+        if obj.field("metadata").is_none() {
             obj["metadata"] = json!({});
         }
         set_entries(&mut obj, &entries);

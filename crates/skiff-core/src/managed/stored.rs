@@ -9,6 +9,7 @@
 //! the stored `FieldsV1` directly: does a write's set share a member with it ([`touches`]), does
 //! it hold every member of a set ([`contains_all`]).
 
+use crate::meta::Fields as _;
 use std::cmp::Ordering;
 
 use serde_json::{Map, Value};
@@ -53,7 +54,7 @@ pub(super) fn entry_is_canonical(v: &Value) -> bool {
 /// The `FieldsV1` of a canonical entry.
 pub(super) fn fields_v1(entry: &Value) -> &Map<String, Value> {
     static EMPTY: std::sync::OnceLock<Map<String, Value>> = std::sync::OnceLock::new();
-    match entry.get("fieldsV1") {
+    match entry.field("fieldsV1") {
         Some(Value::Object(m)) => m,
         _ => EMPTY.get_or_init(Map::new),
     }
@@ -482,13 +483,13 @@ pub(super) mod tests {
             }
             4 => {
                 // FieldsV1 keys reversed.
-                if let Some(Value::Object(f)) = m.get_mut("fieldsV1") {
+                if let Some(Value::Object(f)) = m.field_mut("fieldsV1") {
                     *f = std::mem::take(f).into_iter().rev().collect();
                 }
             }
             5 => {
                 // A leaf written as `{".": {}}`.
-                if let Some(Value::Object(f)) = m.get_mut("fieldsV1") {
+                if let Some(Value::Object(f)) = m.field_mut("fieldsV1") {
                     if let Some((_, Value::Object(first))) = f.iter_mut().next() {
                         first.clear();
                         first.insert(".".into(), json!({}));
@@ -529,7 +530,7 @@ pub(super) mod tests {
                 }
                 let mut new = obj;
                 if carry {
-                    let mut list = live["metadata"]["managedFields"].clone();
+                    let mut list = live.at("metadata").at("managedFields").clone();
                     spoil(&mut list, spoiled);
                     new["metadata"]["managedFields"] = list;
                 }
@@ -553,7 +554,7 @@ pub(super) mod tests {
         {
             cs.reverse();
             for c in cs {
-                if let Some(ps) = c.get_mut("ports").and_then(Value::as_array_mut) {
+                if let Some(ps) = c.field_mut("ports").and_then(Value::as_array_mut) {
                     ps.reverse();
                 }
             }
@@ -598,7 +599,7 @@ pub(super) mod tests {
             let direct = created(res, &obj, scope, &m, "t");
             let mut via = obj.clone();
             record(res, &Value::Null, &mut via, scope, Some(&m), "t", false).unwrap();
-            prop_assert_eq!(direct.to_string(), via["metadata"]["managedFields"].to_string());
+            prop_assert_eq!(direct.to_string(), via.at("metadata").at("managedFields").to_string());
         }
     }
 
@@ -659,8 +660,8 @@ pub(super) mod tests {
         )
         .unwrap();
         assert_eq!(fast.to_string(), second.to_string());
-        let before = &first["metadata"]["managedFields"];
-        let after = &fast["metadata"]["managedFields"];
+        let before = &first.at("metadata").at("managedFields");
+        let after = &fast.at("metadata").at("managedFields");
         assert_eq!(after[0], before[0]);
         let mut moved = before[1].clone();
         moved["time"] = json!("t2");

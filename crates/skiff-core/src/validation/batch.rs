@@ -4,6 +4,7 @@
 //! `ValidateCronJobCreate`/`Update`, `validateScheduleFormat`, `validateTimeZone` and
 //! `ValidateJobTemplateSpec`.
 
+use crate::meta::Fields as _;
 use serde_json::{json, Value};
 
 use super::pod::validate_pod_template;
@@ -98,7 +99,7 @@ fn validate_job_spec(spec: &Value, path: &str) -> Errs {
     ] {
         nonnegative(spec, f, path, &mut errs);
     }
-    let mode = spec.get("completionMode").and_then(Value::as_str);
+    let mode = spec.field("completionMode").and_then(Value::as_str);
     if let Some(n) = int(spec, "backoffLimitPerIndex") {
         nonnegative(spec, "backoffLimitPerIndex", path, &mut errs);
         if mode != Some("Indexed") {
@@ -133,7 +134,7 @@ fn validate_job_spec(spec: &Value, path: &str) -> Errs {
             }
         }
     }
-    if let Some(p) = spec.get("podReplacementPolicy").and_then(Value::as_str) {
+    if let Some(p) = spec.field("podReplacementPolicy").and_then(Value::as_str) {
         if p != "TerminatingOrFailed" && p != "Failed" {
             errs.push(FieldError::not_supported(
                 child(path, "podReplacementPolicy"),
@@ -198,10 +199,10 @@ pub(crate) fn validate_job_update(new: &Value, old: &Value) -> Errs {
         if let (Some(n), Some(o)) = (nt.as_object_mut(), ot.as_object()) {
             n.insert(
                 "metadata".into(),
-                o.get("metadata").cloned().unwrap_or(Value::Null),
+                o.field("metadata").cloned().unwrap_or(Value::Null),
             );
             if let (Some(Value::Object(nsp)), Some(Value::Object(osp))) =
-                (n.get_mut("spec"), o.get("spec"))
+                (n.field_mut("spec"), o.field("spec"))
             {
                 for f in ["nodeSelector", "affinity", "tolerations", "schedulingGates"] {
                     match osp.get(f) {
@@ -241,7 +242,7 @@ pub(crate) fn validate_cron_job(cj: &Value, old: Option<&Value>) -> Errs {
     let spec = sub(cj, "spec");
     let old_spec = old.map(|o| sub(o, "spec"));
     let schedule = str_of(spec, "schedule");
-    let tz = spec.get("timeZone").and_then(Value::as_str);
+    let tz = spec.field("timeZone").and_then(Value::as_str);
     if schedule.is_empty() {
         errs.push(FieldError::required("spec.schedule", ""));
     } else {
@@ -264,7 +265,7 @@ pub(crate) fn validate_cron_job(cj: &Value, old: Option<&Value>) -> Errs {
         }
     }
     nonnegative(spec, "startingDeadlineSeconds", "spec", &mut errs);
-    if old_spec.is_none_or(|o| o.get("timeZone") != spec.get("timeZone")) {
+    if old_spec.is_none_or(|o| o.field("timeZone") != spec.field("timeZone")) {
         if let Some(tz) = tz {
             validate_time_zone(tz, &mut errs);
         }

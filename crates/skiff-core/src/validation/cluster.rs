@@ -7,6 +7,7 @@
 //! pkg/apis/coordination/validation (`ValidateLeaseSpec`) and kube-aggregator's
 //! `ValidateAPIService`.
 
+use crate::meta::Fields as _;
 use serde_json::Value;
 
 use super::names::{
@@ -626,7 +627,7 @@ pub(crate) fn validate_priority_class(pc: &Value) -> Errs {
         let why = match SYSTEM_PRIORITY_CLASSES.iter().find(|(n, _)| *n == name) {
             None => Some(format!("{name} is not a known system priority class")),
             Some((n, v)) if *v != value => Some(format!("value of {n} PriorityClass must be {v}")),
-            Some((n, _)) if pc.get("globalDefault").and_then(Value::as_bool) == Some(true) => {
+            Some((n, _)) if pc.field("globalDefault").and_then(Value::as_bool) == Some(true) => {
                 Some(format!("globalDefault of {n} PriorityClass must be false"))
             }
             _ => None,
@@ -643,7 +644,7 @@ pub(crate) fn validate_priority_class(pc: &Value) -> Errs {
             format!("maximum allowed value of a user defined priority is {HIGHEST_USER_PRIORITY}"),
         ));
     }
-    if let Some(p) = pc.get("preemptionPolicy") {
+    if let Some(p) = pc.field("preemptionPolicy") {
         match p.as_str() {
             Some("Never" | "PreemptLowerPriority") => {}
             Some("") => errs.push(FieldError::required("preemptionPolicy", "")),
@@ -820,7 +821,7 @@ pub(crate) fn validate_api_service(a: &Value) -> Errs {
         ));
     }
     let ca = str_of(spec, "caBundle");
-    let insecure = spec.get("insecureSkipTLSVerify").and_then(Value::as_bool) == Some(true);
+    let insecure = spec.field("insecureSkipTLSVerify").and_then(Value::as_bool) == Some(true);
     match get(spec, "service") {
         None => {
             if !ca.is_empty() {

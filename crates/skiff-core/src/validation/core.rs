@@ -4,6 +4,7 @@
 //! `ValidatePersistentVolumeClaim`(+`Update`), `ValidateServiceAccount`, `ValidateEventCreate`
 //! (core/v1 and events.k8s.io/v1), `ValidateResourceQuota` and `ValidateLimitRange`.
 
+use crate::meta::Fields as _;
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
@@ -391,7 +392,7 @@ pub(crate) fn validate_persistent_volume(pv: &Value) -> Errs {
         positive_quantity(v, &key("spec.capacity", k), &mut errs);
     }
     class_name(spec, &mut errs);
-    if let Some(m) = spec.get("volumeMode").and_then(Value::as_str) {
+    if let Some(m) = spec.field("volumeMode").and_then(Value::as_str) {
         if !VOLUME_MODES.contains(&m) {
             errs.push(FieldError::not_supported(
                 "spec.volumeMode",
@@ -483,12 +484,12 @@ pub(crate) fn validate_persistent_volume_claim(pvc: &Value) -> Errs {
     if let Some(s) = get(spec, "selector") {
         errs.extend(validate_label_selector(s, "spec.selector"));
     }
-    match sub(sub(spec, "resources"), "requests").get("storage") {
+    match sub(sub(spec, "resources"), "requests").field("storage") {
         None => errs.push(FieldError::required("spec.resources[storage]", "")),
         Some(v) => positive_quantity(v, "spec.resources[storage]", &mut errs),
     }
     class_name(spec, &mut errs);
-    if let Some(m) = spec.get("volumeMode").and_then(Value::as_str) {
+    if let Some(m) = spec.field("volumeMode").and_then(Value::as_str) {
         if !VOLUME_MODES.contains(&m) {
             errs.push(FieldError::not_supported(
                 "spec.volumeMode",
@@ -512,7 +513,7 @@ pub(crate) fn validate_persistent_volume_claim_update(new: &Value, old: &Value) 
     let mut ns = sub(new, "spec").clone();
     let mut os = sub(old, "spec").clone();
     if str_of(&os, "volumeName").is_empty() {
-        if let (Some(o), Some(v)) = (os.as_object_mut(), ns.get("volumeName")) {
+        if let (Some(o), Some(v)) = (os.as_object_mut(), ns.field("volumeName")) {
             o.insert("volumeName".into(), v.clone());
         }
     }
@@ -662,7 +663,7 @@ pub(crate) fn validate_events_event(ev: &Value) -> Errs {
         }
     }
     if ev
-        .get("deprecatedCount")
+        .field("deprecatedCount")
         .and_then(Value::as_i64)
         .is_some_and(|c| c != 0)
     {
@@ -673,7 +674,7 @@ pub(crate) fn validate_events_event(ev: &Value) -> Errs {
         errs.push(FieldError::invalid("source", "", "needs to be unset"));
     }
     if let Some(s) = get(ev, "series") {
-        if s.get("count").and_then(Value::as_i64).unwrap_or(0) < 2 {
+        if s.field("count").and_then(Value::as_i64).unwrap_or(0) < 2 {
             errs.push(FieldError::invalid(
                 "series.count",
                 "",

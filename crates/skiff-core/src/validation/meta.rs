@@ -2,6 +2,7 @@
 //! `ValidateObjectMetaUpdate`, `ValidateLabels`, `ValidateAnnotations`, `ValidateOwnerReferences`
 //! and `ValidateFinalizers`.
 
+use crate::meta::Fields as _;
 use serde_json::{Map, Value};
 
 use super::names::{is_qualified_name, is_valid_label_value, TOTAL_ANNOTATION_SIZE_LIMIT};
@@ -18,7 +19,7 @@ pub(crate) fn validate_object_meta(
     let mut errs = Errs::new();
     let empty = Value::Object(Map::new());
     let m = o
-        .get("metadata")
+        .field("metadata")
         .filter(|m| m.is_object())
         .unwrap_or(&empty);
     let generate_name = str_of(m, "generateName");
@@ -57,7 +58,7 @@ pub(crate) fn validate_object_meta(
             "not allowed on this type",
         ));
     }
-    if let Some(g) = m.get("generation").and_then(Value::as_i64) {
+    if let Some(g) = m.field("generation").and_then(Value::as_i64) {
         if g < 0 {
             errs.push(FieldError::invalid(
                 child(path, "generation"),
@@ -83,8 +84,8 @@ pub(crate) fn validate_object_meta(
 pub(crate) fn validate_object_meta_update(new: &Value, old: &Value, path: &str) -> Errs {
     let mut errs = Errs::new();
     let null = Value::Null;
-    let nm = new.get("metadata").unwrap_or(&null);
-    let om = old.get("metadata").unwrap_or(&null);
+    let nm = new.field("metadata").unwrap_or(&null);
+    let om = old.field("metadata").unwrap_or(&null);
     for f in ["name", "namespace", "uid", "creationTimestamp"] {
         immutable_field(nm, om, f, path, &mut errs);
     }
@@ -184,7 +185,7 @@ fn validate_owner_references(m: &Value, path: &str) -> Errs {
                 "/v1, Kind=Event is disallowed from being an owner",
             ));
         }
-        if r.get("controller").and_then(Value::as_bool) == Some(true) {
+        if r.field("controller").and_then(Value::as_bool) == Some(true) {
             let this = format!("{kind}/{name}");
             match &controller {
                 None => controller = Some(this),

@@ -6,6 +6,7 @@
 //! resource's group and kind. Objects arrive defaulted (see [`crate::defaults`]) and with the
 //! server-filled metadata (name, namespace, uid, creationTimestamp).
 
+use crate::meta::Fields as _;
 use serde_json::{Map, Value};
 
 use crate::meta::lookup;
@@ -71,8 +72,8 @@ fn only_status_differs(new: &Value, old: &Value) -> bool {
     let same = |k: &str| k == "status" || n.get(k) == o.get(k);
     let meta_same = || {
         let (Some(nm), Some(om)) = (
-            n.get("metadata").and_then(Value::as_object),
-            o.get("metadata").and_then(Value::as_object),
+            n.field("metadata").and_then(Value::as_object),
+            o.field("metadata").and_then(Value::as_object),
         ) else {
             return false;
         };
@@ -222,7 +223,7 @@ pub(crate) fn str_of<'a>(v: &'a Value, k: &str) -> &'a str {
 
 /// An optional string field.
 pub(crate) fn opt_str<'a>(v: &'a Value, k: &str) -> Option<&'a str> {
-    v.get(k).and_then(Value::as_str)
+    lookup(v, k).and_then(Value::as_str)
 }
 
 /// An array field, or an empty slice.
@@ -235,17 +236,17 @@ pub(crate) fn arr<'a>(v: &'a Value, k: &str) -> &'a [Value] {
 
 /// A map field, if an object.
 pub(crate) fn obj<'a>(v: &'a Value, k: &str) -> Option<&'a Map<String, Value>> {
-    v.get(k).and_then(Value::as_object)
+    lookup(v, k).and_then(Value::as_object)
 }
 
 /// An integer field.
 pub(crate) fn int(v: &Value, k: &str) -> Option<i64> {
-    v.get(k).and_then(Value::as_i64)
+    lookup(v, k).and_then(Value::as_i64)
 }
 
 /// A boolean field, false when absent.
 pub(crate) fn flag(v: &Value, k: &str) -> bool {
-    v.get(k).and_then(Value::as_bool).unwrap_or(false)
+    lookup(v, k).and_then(Value::as_bool).unwrap_or(false)
 }
 
 /// A present sub-object (or `Value::Null`).
@@ -295,7 +296,7 @@ pub(crate) fn dns1123_label_field(value: &str, path: &str, errs: &mut Errs) {
 /// A string field that must be one of `supported` (Required when empty).
 pub(crate) fn enum_field(v: &Value, k: &str, path: &str, supported: &[&str], errs: &mut Errs) {
     let p = child(path, k);
-    match v.get(k) {
+    match lookup(v, k) {
         None | Some(Value::Null) => errs.push(FieldError::required(p, "")),
         Some(Value::String(s)) if s.is_empty() => errs.push(FieldError::required(p, "")),
         Some(Value::String(s)) if supported.contains(&s.as_str()) => {}

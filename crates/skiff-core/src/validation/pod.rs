@@ -5,6 +5,7 @@
 //! `ValidatePodUpdate` (only images, activeDeadlineSeconds, added tolerations and removed
 //! scheduling gates may change).
 
+use crate::meta::Fields as _;
 use std::collections::{BTreeMap, HashSet};
 
 use serde_json::{Map, Value};
@@ -94,7 +95,7 @@ pub(crate) fn validate_pod_template(tpl: &Value, path: &str) -> Errs {
 pub(crate) fn validate_pod_spec(spec: &Value, path: &str) -> Errs {
     let mut errs = Errs::new();
     let volumes = validate_volumes(arr(spec, "volumes"), &child(path, "volumes"), &mut errs);
-    let host_network = spec.get("hostNetwork").and_then(Value::as_bool) == Some(true);
+    let host_network = spec.field("hostNetwork").and_then(Value::as_bool) == Some(true);
     let containers = arr(spec, "containers");
     let cpath = child(path, "containers");
     if containers.is_empty() {
@@ -571,7 +572,7 @@ pub(crate) fn validate_host_path(s: &Value, sp: &str, errs: &mut Errs) {
     if str_of(s, "path").is_empty() {
         errs.push(FieldError::required(child(sp, "path"), ""));
     }
-    if let Some(t) = s.get("type").and_then(Value::as_str) {
+    if let Some(t) = s.field("type").and_then(Value::as_str) {
         const TYPES: &[&str] = &[
             "",
             "BlockDevice",
@@ -808,7 +809,7 @@ fn validate_handler(h: &Value, path: &str, errs: &mut Errs) {
                     errs.push(FieldError::required(child(&p, "path"), ""));
                 }
                 port_num_or_name(sub(v, "port"), &child(&p, "port"), errs);
-                if let Some(s) = v.get("scheme").and_then(Value::as_str) {
+                if let Some(s) = v.field("scheme").and_then(Value::as_str) {
                     if s != "HTTP" && s != "HTTPS" {
                         errs.push(FieldError::not_supported(
                             child(&p, "scheme"),
@@ -957,7 +958,7 @@ pub(crate) fn validate_pod_update(new: &Value, old: &Value) -> Errs {
         if let Some(Value::Array(cs)) = mutated.get_mut(list) {
             if cs.len() == olds.len() {
                 for (c, o) in cs.iter_mut().zip(olds) {
-                    if let (Some(c), Some(img)) = (c.as_object_mut(), o.get("image")) {
+                    if let (Some(c), Some(img)) = (c.as_object_mut(), o.field("image")) {
                         c.insert("image".into(), img.clone());
                     }
                 }

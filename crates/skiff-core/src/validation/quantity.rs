@@ -122,14 +122,14 @@ impl Quantity {
             }
         };
         let (int_part, frac_part) = num.split_once('.').unwrap_or((num, ""));
-        let digits: String = format!("{int_part}{frac_part}");
-        let digits = digits.trim_start_matches('0');
-        // Keep at most 38 significant digits; a longer mantissa saturates.
-        let mantissa: i128 = if digits.is_empty() {
-            0
-        } else {
-            digits.parse::<i128>().unwrap_or(CAP)
-        };
+        // The digits of both parts as one integer; one that overflows i128 saturates.
+        let mantissa: i128 = int_part
+            .bytes()
+            .chain(frac_part.bytes())
+            .try_fold(0i128, |m, d| {
+                m.checked_mul(10)?.checked_add(i128::from(d - b'0'))
+            })
+            .unwrap_or(CAP);
         let scale = 9 + exp10 - frac_part.len() as i32;
         let mut nanos = if scale >= 0 {
             sat_mul(mantissa, pow10(scale as u32))
@@ -263,5 +263,18 @@ mod tests {
         assert!(Quantity::parse("1Xi").is_err());
         assert!(Quantity::parse("1.2.3").is_err());
         assert!(Quantity::parse("").is_err());
+    }
+
+    #[test]
+    fn long_mantissas_are_exact_until_they_saturate() {
+        // 38 digits fit an i128 exactly; leading zeros count for nothing.
+        let digits = "12345678901234567890123456789012345678";
+        let q = Quantity::parse(&format!("000{digits}n")).unwrap();
+        assert_eq!(q.nanos(), digits.parse::<i128>().unwrap());
+        assert_eq!(Quantity::parse("0001.250").unwrap().nanos(), 1_250_000_000);
+        assert_eq!(Quantity::parse("00.000n").unwrap().nanos(), 0);
+        // Beyond i128 the mantissa saturates, and so does the value.
+        let huge = Quantity::parse(&"9".repeat(60)).unwrap();
+        assert_eq!(huge.nanos(), CAP);
     }
 }

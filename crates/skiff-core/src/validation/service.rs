@@ -4,6 +4,7 @@
 //! `ValidateServiceUpdate`, `validateEndpointSubsets`) and pkg/apis/discovery/validation
 //! (`ValidateEndpointSlice`, immutable addressType).
 
+use crate::meta::Fields as _;
 use std::collections::HashSet;
 
 use serde_json::{json, Value};
@@ -96,7 +97,7 @@ pub(crate) fn validate_service(svc: &Value) -> Errs {
         if let Some(tp) = get(p, "targetPort") {
             port_num_or_name(tp, &child(&pp, "targetPort"), &mut errs);
         }
-        if let Some(ap) = p.get("appProtocol").and_then(Value::as_str) {
+        if let Some(ap) = p.field("appProtocol").and_then(Value::as_str) {
             for m in super::names::is_qualified_name(ap) {
                 errs.push(FieldError::invalid(child(&pp, "appProtocol"), ap, m));
             }
@@ -110,7 +111,9 @@ pub(crate) fn validate_service(svc: &Value) -> Errs {
         "" => errs.push(FieldError::required("spec.sessionAffinity", "")),
         "ClientIP" => {
             let t = spec
-                .pointer("/sessionAffinityConfig/clientIP/timeoutSeconds")
+                .at("sessionAffinityConfig")
+                .at("clientIP")
+                .field("timeoutSeconds")
                 .and_then(Value::as_i64);
             match t {
                 None => errs.push(FieldError::required(
@@ -238,7 +241,7 @@ pub(crate) fn validate_service(svc: &Value) -> Errs {
             ));
         }
     }
-    match spec.get("internalTrafficPolicy").and_then(Value::as_str) {
+    match spec.field("internalTrafficPolicy").and_then(Value::as_str) {
         None if matches!(ty, "NodePort" | "LoadBalancer" | "ClusterIP") => {
             errs.push(FieldError::required("spec.internalTrafficPolicy", ""))
         }
@@ -278,7 +281,7 @@ fn validate_cluster_ips(spec: &Value, errs: &mut Errs) {
             errs.push(FieldError::invalid(index("spec.clusterIPs", i), *s, m));
         }
     }
-    if let Some(p) = spec.get("ipFamilyPolicy").and_then(Value::as_str) {
+    if let Some(p) = spec.field("ipFamilyPolicy").and_then(Value::as_str) {
         const P: &[&str] = &["PreferDualStack", "RequireDualStack", "SingleStack"];
         if !P.contains(&p) {
             errs.push(FieldError::not_supported("spec.ipFamilyPolicy", p, P));
@@ -459,12 +462,12 @@ pub(crate) fn validate_endpoint_slice(es: &Value) -> Errs {
                 _ => {}
             }
         }
-        if let Some(n) = e.get("nodeName").and_then(Value::as_str) {
+        if let Some(n) = e.field("nodeName").and_then(Value::as_str) {
             for m in is_dns1123_subdomain(n) {
                 errs.push(FieldError::invalid(child(&ep, "nodeName"), n, m));
             }
         }
-        if let Some(h) = e.get("hostname").and_then(Value::as_str) {
+        if let Some(h) = e.field("hostname").and_then(Value::as_str) {
             dns1123_label_field(h, &child(&ep, "hostname"), &mut errs);
         }
     }

@@ -3,6 +3,7 @@
 //! `ValidateControllerRevision`, `ValidatePodTemplateSpecForReplicaSet`) and core's
 //! `ValidateReplicationControllerSpec`, plus the apps/v1 strategies' immutable selectors.
 
+use crate::meta::Fields as _;
 use serde_json::{json, Value};
 
 use super::pod::validate_pod_template;
@@ -272,7 +273,7 @@ pub(crate) fn validate_stateful_set(sts: &Value) -> Errs {
         template_labels_match(sel, tpl, "spec.template", &mut errs);
         // Mounts may name volumeClaimTemplates as well as pod volumes.
         let mut with_claims = tpl.clone();
-        if let Some(ps) = with_claims.get_mut("spec").and_then(Value::as_object_mut) {
+        if let Some(ps) = with_claims.field_mut("spec").and_then(Value::as_object_mut) {
             let vols = ps.entry("volumes").or_insert_with(|| json!([]));
             if let Some(vols) = vols.as_array_mut() {
                 for c in arr(spec, "volumeClaimTemplates") {
