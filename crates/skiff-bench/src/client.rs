@@ -1,6 +1,10 @@
 //! The load generator's HTTPS client: rustls (ring) with the admin client certificate, and one
 //! hyper connection per simulated client, HTTP/1.1 keep-alive or h2 as chosen by ALPN, so that
-//! each figure says exactly how many connections carried it.
+//! each figure says exactly how many connections carried it. The pod-create load uses the lean
+//! connections of [`lean`] instead, over the same TLS set-up.
+
+pub(crate) mod h1;
+pub(crate) mod lean;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,6 +19,7 @@ use rustls::ClientConfig;
 use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
 use crate::kubeconfig::Credentials;
@@ -53,8 +58,14 @@ impl Endpoint {
         })
     }
 
-    /// Opens a new connection.
-    pub(crate) async fn connect(&self, proto: Proto) -> anyhow::Result<Conn> {
+    /// The server's `host:port`.
+    pub(crate) fn authority(&self) -> &str {
+        &self.authority
+    }
+
+    /// Opens a TCP connection (no Nagle delay) and completes the TLS handshake, offering `proto`
+    /// by ALPN; fails unless the server chose it.
+    pub(crate) async fn connect_tls(&self, proto: Proto) -> anyhow::Result<TlsStream<TcpStream>> {
         let tcp = TcpStream::connect(self.addr)
             .await
             .with_context(|| format!("connecting to {}", self.addr))?;
@@ -67,7 +78,15 @@ impl Endpoint {
             .connect(self.server_name.clone(), tcp)
             .await
             .context("TLS handshake")?;
-        let io = TokioIo::new(tls);
+        if proto == Proto::H2 && tls.get_ref().1.alpn_protocol() != Some(b"h2") {
+            bail!("the server did not agree to h2 by ALPN");
+        }
+        Ok(tls)
+    }
+
+    /// Opens a new connection.
+    pub(crate) async fn connect(&self, proto: Proto) -> anyhow::Result<Conn> {
+        let io = TokioIo::new(self.connect_tls(proto).await?);
         let sender = match proto {
             Proto::Http1 => {
                 let (sender, conn) = hyper::client::conn::http1::handshake(io).await?;

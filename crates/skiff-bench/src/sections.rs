@@ -136,10 +136,14 @@ pub(crate) fn create_section(
         method: format!(
             "{} pods of {body_bytes} bytes of JSON (one container with image, ports, env, \
              resources, probe, labels) POSTed to `/api/v1/namespaces/default/pods` with unique \
-             names by {clients} concurrent clients, on a fresh server. Latency is per request, \
-             from send to the end of the response. The baseline inserts the same bytes into a \
-             fresh SQLite database on the same file system with the server's durability \
-             (`journal_mode=WAL`, `synchronous=FULL`), from one thread.",
+             names by {clients} concurrent clients, on a fresh server, one request in flight \
+             per client. The load generator is built like wrk or h2load, on one thread of its \
+             own: over HTTP/1.1 each client keeps its own TLS connection, writes pre-built request \
+             bytes and frames the response itself; over h2 the clients are streams of one \
+             connection driven by the `h2` crate. Every response must be 201 and is read to its \
+             end. Latency is per request, from send to the end of the response. The baseline \
+             inserts the same bytes into a fresh SQLite database on the same file system with \
+             the server's durability (`journal_mode=WAL`, `synchronous=FULL`), from one thread.",
             fmt_count(total)
         ),
         table: Some(table),

@@ -1,15 +1,19 @@
 //! Pod create throughput: many clients, each with a connection of its own (HTTP/1.1
 //! keep-alive) or sharing h2 connections, POST pre-built Pod bodies with unique names as fast
-//! as the server answers, until all are created or the time is up.
+//! as the server answers, until all are created or the time is up. The clients are the lean
+//! connections of [`crate::client::lean`] on a thread of their own, so the load generator,
+//! which shares the CPUs with the server, costs as little as a purpose-built one.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use anyhow::{anyhow, Context as _};
 use bytes::Bytes;
 use http::{Method, StatusCode};
 
-use crate::client::{expect_status, Conn, Endpoint, Proto};
+use crate::client::lean::{self, H1Conn, H2Conn};
+use crate::client::{expect_status, Endpoint, Proto};
 use crate::pods;
 use crate::stats::Samples;
 
@@ -55,86 +59,247 @@ pub(crate) async fn create_pods(
     plan: &CreatePlan,
 ) -> anyhow::Result<CreateOutcome> {
     // Bodies are built up front so the load generator spends its CPU on requests only.
+    let template = pods::PodBodies::new(&plan.namespace);
     let bodies = (0..plan.total)
-        .map(|i| {
-            Bytes::from(pods::pod_json(
-                &plan.namespace,
-                &pods::pod_name(&plan.prefix, i),
-            ))
-        })
+        .map(|i| Bytes::from(template.body(&pods::pod_name(&plan.prefix, i))))
         .collect();
     create_bodies(endpoint, plan, bodies).await
 }
 
-/// Runs the plan with the Pod bodies given (one per pod, `plan.total` of them).
+/// Runs the plan with the Pod bodies given (one per pod, `plan.total` of them), on the lean
+/// load generator ([`create_all`]).
 pub(crate) async fn create_bodies(
     endpoint: &Endpoint,
     plan: &CreatePlan,
-    bodies: Vec<Bytes>,
+    mut bodies: Vec<Bytes>,
 ) -> anyhow::Result<CreateOutcome> {
-    let bodies: Arc<Vec<Bytes>> = Arc::new(bodies);
-    let body_bytes = bodies.first().map_or(0, |b| b.len());
-    let path: Arc<str> = format!("/api/v1/namespaces/{}/pods", plan.namespace).into();
+    bodies.truncate(plan.total as usize);
+    create_all(
+        endpoint,
+        plan.proto,
+        plan.clients,
+        plan.h2_connections,
+        &plan.namespace,
+        bodies,
+        plan.max_time,
+    )
+    .await
+}
 
-    // Connect every client before the clock starts.
-    let mut conns: Vec<Conn> = Vec::with_capacity(plan.clients);
-    match plan.proto {
-        Proto::Http1 => {
-            for _ in 0..plan.clients {
-                conns.push(endpoint.connect(Proto::Http1).await?);
+/// POSTs each of `bodies` (Pod JSON) to `namespace`'s pods from `clients` concurrent clients,
+/// one request in flight per client, until all are sent, `max_time` has passed, or
+/// [`MAX_ERRORS`] requests failed. Over HTTP/1.1 each client has a connection of its own; over
+/// h2 the clients share `h2_connections` connections round-robin. Every response must be 201
+/// Created and is read to its end; latency is per request, from writing it to the end of the
+/// response.
+///
+/// The load runs on a thread of its own with a single-threaded runtime and the lean connections
+/// of [`crate::client::lean`], so the load generator costs the shared CPUs as little as it can
+/// (no connection tasks, channels or cross-thread wake-ups per request). Connecting, and
+/// building the HTTP/1.1 messages, happen before the clock starts.
+pub(crate) async fn create_all(
+    endpoint: &Endpoint,
+    proto: Proto,
+    clients: usize,
+    h2_connections: usize,
+    namespace: &str,
+    bodies: Vec<Bytes>,
+    max_time: Duration,
+) -> anyhow::Result<CreateOutcome> {
+    let endpoint = endpoint.clone();
+    let path = format!("/api/v1/namespaces/{namespace}/pods");
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("bench-load".into())
+        .spawn(move || {
+            let result = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(anyhow::Error::from)
+                .and_then(|rt| {
+                    rt.block_on(lean_run(
+                        &endpoint,
+                        proto,
+                        clients.max(1),
+                        h2_connections.max(1),
+                        &path,
+                        bodies,
+                        max_time,
+                    ))
+                });
+            let _ = tx.send(result);
+        })
+        .context("starting the load thread")?;
+    rx.await.context("the load thread ended without a result")?
+}
+
+/// What the clients share: the next body to send and the error count.
+struct Shared {
+    next: AtomicU64,
+    errors: AtomicU64,
+    total: usize,
+    deadline: Instant,
+}
+
+impl Shared {
+    /// The index of the next body to send, or `None` when the run is over at `now`.
+    fn take(&self, now: Instant) -> Option<usize> {
+        if now >= self.deadline || self.errors.load(Ordering::Relaxed) >= MAX_ERRORS {
+            return None;
+        }
+        let i = self.next.fetch_add(1, Ordering::Relaxed) as usize;
+        (i < self.total).then_some(i)
+    }
+
+    /// Counts the result of a request sent at `t0`, and returns the time now.
+    fn record(
+        &self,
+        result: anyhow::Result<()>,
+        t0: Instant,
+        latencies: &mut Vec<Duration>,
+        first_error: &mut Option<String>,
+    ) -> Instant {
+        let now = Instant::now();
+        match result {
+            Ok(()) => latencies.push(now - t0),
+            Err(e) => {
+                self.errors.fetch_add(1, Ordering::Relaxed);
+                first_error.get_or_insert_with(|| format!("{e:#}"));
             }
+        }
+        now
+    }
+}
+
+/// One client's record: latencies of its successful requests and its first error.
+type ClientRecord = (Vec<Duration>, Option<String>);
+
+async fn lean_run(
+    endpoint: &Endpoint,
+    proto: Proto,
+    clients: usize,
+    h2_connections: usize,
+    path: &str,
+    bodies: Vec<Bytes>,
+    max_time: Duration,
+) -> anyhow::Result<CreateOutcome> {
+    let total = bodies.len();
+    let body_bytes = bodies.first().map_or(0, |b| b.len());
+    let per_client = (total / clients + 1).max(16);
+    let mut tasks: Vec<tokio::task::JoinHandle<ClientRecord>> = Vec::with_capacity(clients);
+    let shared = |started: Instant| {
+        Arc::new(Shared {
+            next: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            total,
+            deadline: started + max_time,
+        })
+    };
+    let (started, shared) = match proto {
+        Proto::Http1 => {
+            let requests: Arc<Vec<Vec<u8>>> = Arc::new(
+                bodies
+                    .iter()
+                    .map(|b| {
+                        lean::h1_request(
+                            &Method::POST,
+                            path,
+                            endpoint.authority(),
+                            "application/json",
+                            b,
+                        )
+                    })
+                    .collect(),
+            );
+            drop(bodies);
+            let mut conns = Vec::with_capacity(clients);
+            for _ in 0..clients {
+                conns.push(H1Conn::new(endpoint.connect_tls(Proto::Http1).await?));
+            }
+            let started = Instant::now();
+            let shared = shared(started);
+            for mut conn in conns {
+                let (shared, requests, endpoint, path) = (
+                    shared.clone(),
+                    requests.clone(),
+                    endpoint.clone(),
+                    path.to_string(),
+                );
+                tasks.push(tokio::spawn(async move {
+                    let mut latencies = Vec::with_capacity(per_client);
+                    let mut first_error = None;
+                    let mut broken = false;
+                    let mut now = Instant::now();
+                    while let Some(i) = shared.take(now) {
+                        let t0 = now;
+                        if broken {
+                            // A failed exchange leaves the connection unusable: open another.
+                            match endpoint.connect_tls(Proto::Http1).await {
+                                Ok(tls) => {
+                                    conn = H1Conn::new(tls);
+                                    broken = false;
+                                }
+                                Err(e) => {
+                                    now =
+                                        shared.record(Err(e), t0, &mut latencies, &mut first_error);
+                                    continue;
+                                }
+                            }
+                        }
+                        let result = match conn.exchange(&requests[i]).await {
+                            Ok((status, body)) => created(&path, status, body),
+                            Err(e) => {
+                                broken = true;
+                                Err(anyhow!("{path}: {e}"))
+                            }
+                        };
+                        now = shared.record(result, t0, &mut latencies, &mut first_error);
+                    }
+                    (latencies, first_error)
+                }));
+            }
+            (started, shared)
         }
         Proto::H2 => {
-            let mut shared = Vec::new();
-            for _ in 0..plan.h2_connections.max(1) {
-                shared.push(endpoint.connect(Proto::H2).await?);
+            let bodies = Arc::new(bodies);
+            let mut connections = Vec::with_capacity(h2_connections);
+            for _ in 0..h2_connections {
+                let tls = endpoint.connect_tls(Proto::H2).await?;
+                connections.push(lean::h2_handshake(tls).await.context("h2 handshake")?);
             }
-            for i in 0..plan.clients {
-                conns.push(shared[i % shared.len()].clone());
+            let mut conns = Vec::with_capacity(clients);
+            for i in 0..clients {
+                conns.push(H2Conn::new(
+                    connections[i % connections.len()].clone(),
+                    endpoint.authority(),
+                    path,
+                    "application/json",
+                )?);
             }
-        }
-    }
-
-    let next = Arc::new(AtomicU64::new(0));
-    let errors = Arc::new(AtomicU64::new(0));
-    let started = Instant::now();
-    let deadline = started + plan.max_time;
-    let mut tasks = Vec::with_capacity(plan.clients);
-    for mut conn in conns {
-        let (next, errors, bodies, path) =
-            (next.clone(), errors.clone(), bodies.clone(), path.clone());
-        let total = plan.total;
-        tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::with_capacity((total as usize / 16).max(16));
-            let mut first_error = None;
-            loop {
-                if Instant::now() >= deadline || errors.load(Ordering::Relaxed) >= MAX_ERRORS {
-                    break;
-                }
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= total {
-                    break;
-                }
-                let body = bodies[i as usize].clone();
-                let t0 = Instant::now();
-                let result = conn
-                    .call(Method::POST, &path, Some("application/json"), body)
-                    .await
-                    .and_then(|(status, body)| {
-                        expect_status(&path, status, &body, &[StatusCode::CREATED])
-                    });
-                match result {
-                    Ok(()) => latencies.push(t0.elapsed()),
-                    Err(e) => {
-                        errors.fetch_add(1, Ordering::Relaxed);
-                        first_error.get_or_insert_with(|| format!("{e:#}"));
+            drop(connections);
+            let started = Instant::now();
+            let shared = shared(started);
+            for mut conn in conns {
+                let (shared, bodies, path) = (shared.clone(), bodies.clone(), path.to_string());
+                tasks.push(tokio::spawn(async move {
+                    let mut latencies = Vec::with_capacity(per_client);
+                    let mut first_error = None;
+                    let mut now = Instant::now();
+                    while let Some(i) = shared.take(now) {
+                        let t0 = now;
+                        let result = match conn.post(bodies[i].clone()).await {
+                            Ok((status, body)) => created(&path, status, &body),
+                            Err(e) => Err(anyhow!("{path}: {e}")),
+                        };
+                        now = shared.record(result, t0, &mut latencies, &mut first_error);
                     }
-                }
+                    (latencies, first_error)
+                }));
             }
-            (latencies, first_error)
-        }));
-    }
-    let mut all = Vec::with_capacity(plan.total as usize);
+            (started, shared)
+        }
+    };
+    let mut all = Vec::with_capacity(total);
     let mut first_error = None;
     for t in tasks {
         let (lat, err) = t.await?;
@@ -146,11 +311,50 @@ pub(crate) async fn create_bodies(
     let elapsed = started.elapsed();
     Ok(CreateOutcome {
         created: all.len() as u64,
-        errors: errors.load(Ordering::Relaxed),
+        errors: shared.errors.load(Ordering::Relaxed),
         first_error,
         elapsed,
         latency: Samples::new(all),
         body_bytes,
         cpu: None,
     })
+}
+
+/// An error naming the request unless `status` is 201 Created.
+fn created(path: &str, status: u16, body: &[u8]) -> anyhow::Result<()> {
+    let status = StatusCode::from_u16(status).map_err(|e| anyhow!("{path}: {e}"))?;
+    expect_status(path, status, body, &[StatusCode::CREATED])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_created_counts_as_success() {
+        assert!(created("/p", 201, b"{}").is_ok());
+        let err = created("/p", 409, b"{\"reason\":\"AlreadyExists\"}").unwrap_err();
+        assert!(err.to_string().contains("409"), "{err}");
+        assert!(err.to_string().contains("AlreadyExists"), "{err}");
+        assert!(created("/p", 200, b"").is_err());
+        assert!(created("/p", 1000, b"").is_err());
+    }
+
+    #[test]
+    fn clients_stop_at_the_total_the_deadline_or_too_many_errors() {
+        let now = Instant::now();
+        let shared = Shared {
+            next: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            total: 2,
+            deadline: now + Duration::from_secs(60),
+        };
+        assert_eq!(shared.take(now), Some(0));
+        assert_eq!(shared.take(now), Some(1));
+        assert_eq!(shared.take(now), None);
+        shared.next.store(0, Ordering::Relaxed);
+        assert_eq!(shared.take(now + Duration::from_secs(60)), None);
+        shared.errors.store(MAX_ERRORS, Ordering::Relaxed);
+        assert_eq!(shared.take(now), None);
+    }
 }
