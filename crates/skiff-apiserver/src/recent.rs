@@ -18,6 +18,7 @@
 
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 use serde_json::Value;
@@ -34,6 +35,9 @@ pub const DEFAULT_CAPACITY: usize = 4096;
 pub struct Recent {
     capacity: usize,
     inner: Mutex<Inner>,
+    /// Reads served from here, and reads that found another revision or nothing.
+    hits: AtomicU64,
+    misses: AtomicU64,
 }
 
 #[derive(Default)]
@@ -56,6 +60,8 @@ impl Recent {
         Recent {
             capacity,
             inner: Mutex::default(),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
         }
     }
 
@@ -90,8 +96,25 @@ impl Recent {
     /// The object stored under `key` at revision `rev`, if it was kept; an entry of another
     /// revision is stale and dropped.
     pub fn take(&self, key: &str, rev: i64) -> Option<Value> {
-        let entry = self.inner.lock().objects.remove(key)?;
-        (entry.0 == rev).then_some(entry.1)
+        let entry = self.inner.lock().objects.remove(key);
+        match entry {
+            Some((r, obj)) if r == rev => {
+                self.hits.fetch_add(1, Ordering::Relaxed);
+                Some(obj)
+            }
+            _ => {
+                self.misses.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+
+    /// How many reads took a kept object, and how many parsed the stored bytes.
+    pub fn hits_and_misses(&self) -> (u64, u64) {
+        (
+            self.hits.load(Ordering::Relaxed),
+            self.misses.load(Ordering::Relaxed),
+        )
     }
 
     /// How many objects are kept.
@@ -175,6 +198,12 @@ impl ApiServer {
         Ok(out)
     }
 
+    /// How many reads for a write took an object a write before had kept, and how many
+    /// parsed the stored bytes (for profiling examples).
+    pub fn kept_object_reads(&self) -> (u64, u64) {
+        self.recent.hits_and_misses()
+    }
+
     /// Keeps `obj`, which this server has just written (as an update of `res` answered it:
     /// internal form, resourceVersion set), for the next write of it. For in-process
     /// writers that drop what a write answers.
@@ -205,6 +234,7 @@ mod tests {
         r.put("/a".into(), 6, json!({"v": 6}));
         assert_eq!(r.take("/a", 6), Some(json!({"v": 6})));
         assert_eq!(r.take("/a", 6), None);
+        assert_eq!(r.hits_and_misses(), (1, 3));
     }
 
     #[test]

@@ -254,5 +254,11 @@ async fn main() {
         .map(|(name, n)| format!("{name} {:.2}", n as f64 / pods as f64))
         .collect();
     println!("reconciles per pod: {}", loops.join(", "));
+    let (hits, misses) = api.kept_object_reads();
+    println!(
+        "reads for writes: {:.2} per pod took the object the write before kept, {:.2} parsed the store",
+        hits as f64 / pods as f64,
+        misses as f64 / pods as f64
+    );
     rt.shutdown().await;
 }
