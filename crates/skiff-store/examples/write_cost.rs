@@ -1,6 +1,6 @@
 //! What one create costs the SQLite store, next to raw SQLite inserting the same bytes.
 //!
-//! `[WRITERS=64] cargo run --release -p skiff-store --example write_cost -- [N] [store|raw|both] [SIZE]`
+//! `[WRITERS=64] [PAGE_SIZE=4096] [WAL_RESTART=bytes|0] cargo run --release -p skiff-store --example write_cost -- [N] [store|raw|both] [SIZE]`
 //!
 //! The store part opens a [`SqliteStore`] in a temporary directory and makes N creates of
 //! SIZE-byte values (1024 by default) from WRITERS concurrent tasks (so batches form as they
@@ -30,6 +30,20 @@ fn writers() -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(64)
+}
+
+/// The store's options, from the environment: `PAGE_SIZE` for the new database, and
+/// `WAL_RESTART` (bytes; 0 lets the WAL grow until writes pause).
+fn options() -> SqliteOptions {
+    let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
+    let mut opts = SqliteOptions::default();
+    if let Some(size) = env("PAGE_SIZE") {
+        opts.page_size = size as u32;
+    }
+    if let Some(bytes) = env("WAL_RESTART") {
+        opts.wal_restart_bytes = (bytes > 0).then_some(bytes);
+    }
+    opts
 }
 
 /// CPU time (ns) of this process's threads, by name.
@@ -105,13 +119,14 @@ fn run_store(dir: &Path, n: usize, size: usize) {
         .enable_all()
         .build()
         .unwrap();
-    let store = SqliteStore::open(&dir.join("state.db"), SqliteOptions::default()).unwrap();
+    let store = SqliteStore::open(&dir.join("state.db"), options()).unwrap();
     let per = n / writers();
     let bodies: Arc<Vec<Bytes>> = Arc::new((0..writers()).map(|i| body(i, size)).collect());
     let next = Arc::new(AtomicUsize::new(0));
     let cpu0 = thread_cpu();
     let p0 = process_cpu();
     let t = Instant::now();
+    let mut latencies = Vec::with_capacity(n);
     rt.block_on(async {
         let tasks: Vec<_> = (0..writers())
             .map(|w| {
@@ -119,17 +134,23 @@ fn run_store(dir: &Path, n: usize, size: usize) {
                 let bodies = bodies.clone();
                 let next = next.clone();
                 tokio::spawn(async move {
+                    let mut latencies = Vec::with_capacity(per);
                     for _ in 0..per {
                         let i = next.fetch_add(1, Ordering::Relaxed);
+                        let t0 = Instant::now();
                         store.create(&key(i), bodies[w].clone()).await.unwrap();
+                        latencies.push(t0.elapsed());
                     }
+                    latencies
                 })
             })
             .collect();
         for t in tasks {
-            t.await.unwrap();
+            latencies.extend(t.await.unwrap());
         }
     });
+    latencies.sort_unstable();
+    let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
     let wall = t.elapsed();
     let cpu1 = thread_cpu();
     let p1 = process_cpu();
@@ -137,8 +158,9 @@ fn run_store(dir: &Path, n: usize, size: usize) {
     let d = |p: &str| cpu_of(&cpu1, p).saturating_sub(cpu_of(&cpu0, p));
     let stats = store.stats();
     let wal = std::fs::metadata(dir.join("state.db-wal")).map_or(0, |m| m.len());
+    let db = std::fs::metadata(dir.join("state.db")).map_or(0, |m| m.len());
     println!(
-        "store: {rows} creates in {:.3}s = {:.0}/s; process cpu {:.1} µs/create; writer {:.1} µs, checkpointer {:.1} µs per create; {} commits, largest batch {}, {} checkpoints, wal {} KiB",
+        "store: {rows} creates in {:.3}s = {:.0}/s; process cpu {:.1} µs/create; writer {:.1} µs, checkpointer {:.1} µs per create; {} commits, largest batch {}, {} checkpoints, wal {} KiB (at most {} frames, started over {} times; {} writer checkpoints, longest {:?}), db {} KiB; latency p50 {:?} p99 {:?} max {:?}",
         wall.as_secs_f64(),
         rows as f64 / wall.as_secs_f64(),
         (p1 - p0).as_secs_f64() * 1e6 / rows as f64,
@@ -148,6 +170,14 @@ fn run_store(dir: &Path, n: usize, size: usize) {
         stats.largest_batch,
         stats.checkpoints,
         wal / 1024,
+        stats.wal_max_frames,
+        stats.wal_restarts,
+        stats.writer_checkpoints,
+        stats.writer_checkpoint_max,
+        db / 1024,
+        pct(0.5),
+        pct(0.99),
+        latencies.last().copied().unwrap_or_default(),
     );
     drop(store);
 }

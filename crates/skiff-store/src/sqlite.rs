@@ -9,8 +9,11 @@
 //!   older revision query the log on a pool of read connections;
 //! - watches follow a window of recent events in memory and read the log when behind it
 //!   (see `watcher`);
-//! - compaction and WAL checkpoints run in small steps that never hold the write lock for long.
+//! - compaction runs in small steps that never hold the write lock for long, and WAL
+//!   checkpoints run in the background and keep the WAL bounded without stalling writers
+//!   (see `checkpoint`).
 
+mod checkpoint;
 mod log;
 mod watcher;
 mod writer;
@@ -58,6 +61,12 @@ pub struct SqliteOptions {
     pub auto_compact: Option<AutoCompact>,
     /// How often a passive WAL checkpoint runs (it also runs every 64 commits).
     pub checkpoint_interval: Duration,
+    /// When the WAL holds more than this many bytes, checkpoints run back to back and the
+    /// writer, between batches, finishes one so that the WAL starts over instead of growing
+    /// (see `checkpoint`). `None`: the WAL only starts over when writes pause.
+    pub wal_restart_bytes: Option<u64>,
+    /// Page size of a new database (existing databases keep theirs).
+    pub page_size: u32,
     /// Idle read connections kept open.
     pub read_connections: usize,
 }
@@ -74,6 +83,8 @@ impl Default for SqliteOptions {
             compact_step: 500,
             auto_compact: None,
             checkpoint_interval: Duration::from_secs(1),
+            wal_restart_bytes: Some(16 * 1024 * 1024),
+            page_size: 4096,
             read_connections: 4,
         }
     }
@@ -109,8 +120,16 @@ pub struct StoreStats {
     pub compacted_rows: u64,
     /// Log reads made by watchers that were behind the in-memory window.
     pub watch_log_reads: u64,
-    /// Passive WAL checkpoints run.
+    /// Passive WAL checkpoints run by the checkpoint thread.
     pub checkpoints: u64,
+    /// Times the WAL was seen to have started over.
+    pub wal_restarts: u64,
+    /// Most frames (pages) the WAL held at any checkpoint.
+    pub wal_max_frames: u64,
+    /// Checkpoints the writer ran between batches to let the WAL start over, and the
+    /// longest of them.
+    pub writer_checkpoints: u64,
+    pub writer_checkpoint_max: Duration,
 }
 
 #[derive(Default)]
@@ -147,6 +166,7 @@ pub(crate) struct Shared {
     readers: Mutex<Vec<Connection>>,
     closed: AtomicBool,
     stats: Stats,
+    wal: checkpoint::WalState,
 }
 
 impl Shared {
@@ -181,7 +201,7 @@ impl SqliteStore {
     /// Opens (or creates) the database at `path`, rebuilds the index from it and starts the
     /// writer, checkpoint and (if configured) compaction threads.
     pub fn open(path: &Path, opts: SqliteOptions) -> Result<Arc<SqliteStore>> {
-        let conn = log::open_connection(path, Role::Writer)
+        let conn = log::open_writer(path, opts.page_size)
             .map_err(|e| backend(&format!("opening {}", path.display()), e))?;
         let loaded = log::load(&conn).map_err(|e| backend("loading the log", e))?;
         let (notify, _) = watch::channel(loaded.current);
@@ -201,6 +221,7 @@ impl SqliteStore {
             readers: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
             stats: Stats::default(),
+            wal: checkpoint::WalState::default(),
             opts,
         });
 
@@ -210,7 +231,7 @@ impl SqliteStore {
         let ck_shared = shared.clone();
         std::thread::Builder::new()
             .name("skiff-store-checkpoint".into())
-            .spawn(move || checkpointer(checkpoint_conn, nudge_rx, ck_shared))
+            .spawn(move || checkpoint::run(checkpoint_conn, nudge_rx, ck_shared))
             .map_err(|e| StoreError::Backend(format!("starting the checkpoint thread: {e}")))?;
 
         let (tx, rx) = mpsc::channel(shared.opts.max_batch.max(1) * 4);
@@ -255,6 +276,15 @@ impl SqliteStore {
             compacted_rows: s.compacted_rows.load(Ordering::Relaxed),
             watch_log_reads: s.watch_log_reads.load(Ordering::Relaxed),
             checkpoints: s.checkpoints.load(Ordering::Relaxed),
+            wal_restarts: self.shared.wal.restarts.load(Ordering::Relaxed),
+            wal_max_frames: self.shared.wal.max_frames.load(Ordering::Relaxed),
+            writer_checkpoints: self.shared.wal.writer_checkpoints.load(Ordering::Relaxed),
+            writer_checkpoint_max: Duration::from_nanos(
+                self.shared
+                    .wal
+                    .writer_checkpoint_max_ns
+                    .load(Ordering::Relaxed),
+            ),
         }
     }
 
@@ -535,31 +565,6 @@ impl Drop for SqliteStore {
             if handle.thread().id() != std::thread::current().id() {
                 let _ = handle.join();
             }
-        }
-    }
-}
-
-/// Runs passive WAL checkpoints: when nudged by the writer and every `checkpoint_interval`.
-/// PASSIVE never waits for (or blocks) writers or readers; it copies what it can.
-fn checkpointer(conn: Connection, nudges: std::sync::mpsc::Receiver<()>, shared: Arc<Shared>) {
-    use std::sync::mpsc::RecvTimeoutError;
-    loop {
-        match nudges.recv_timeout(shared.opts.checkpoint_interval) {
-            Ok(()) | Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => return,
-        }
-        let r = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, i64>(2)?,
-            ))
-        });
-        match r {
-            Ok(_) => {
-                shared.stats.checkpoints.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(e) => tracing::warn!(error = %e, "sqlite: passive wal checkpoint failed"),
         }
     }
 }

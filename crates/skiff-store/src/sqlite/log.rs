@@ -55,8 +55,23 @@ pub(crate) enum Role {
     Checkpointer,
 }
 
+/// Opens the writer's connection; a new database gets pages of `page_size` bytes (an existing
+/// one keeps its own: SQLite cannot change the page size of a WAL database).
+pub(crate) fn open_writer(path: &Path, page_size: u32) -> rusqlite::Result<Connection> {
+    open(path, Role::Writer, Some(page_size))
+}
+
 pub(crate) fn open_connection(path: &Path, role: Role) -> rusqlite::Result<Connection> {
+    open(path, role, None)
+}
+
+fn open(path: &Path, role: Role, page_size: Option<u32>) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
+    if let Some(size) = page_size {
+        // Only takes effect before the database's first page is written (journal_mode=WAL
+        // writes it), and is ignored for an existing database.
+        conn.pragma_update(None, "page_size", size)?;
+    }
     conn.busy_timeout(Duration::from_secs(10))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;

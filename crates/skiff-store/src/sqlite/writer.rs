@@ -126,6 +126,8 @@ pub(crate) struct Writer {
     shared: Arc<Shared>,
     counters: Counters,
     checkpoint: std::sync::mpsc::SyncSender<()>,
+    /// Bytes of values written since the checkpoint thread was last nudged.
+    unnudged_bytes: u64,
     // Per-batch buffers, kept to reuse their allocations.
     planned: Vec<Planned>,
     events: Vec<Arc<Event>>,
@@ -152,6 +154,7 @@ impl Writer {
                 compact_done,
             },
             checkpoint,
+            unnudged_bytes: 0,
             planned: Vec::with_capacity(cap),
             events: Vec::with_capacity(cap),
             overlay: Overlay::with_capacity_and_hasher(cap, Default::default()),
@@ -190,6 +193,9 @@ impl Writer {
             }
             last_len = batch.len();
             self.run_batch(&mut batch);
+            if rx.is_empty() {
+                super::checkpoint::finish_for_restart(&self.conn, &self.shared.wal);
+            }
         }
     }
 
@@ -231,7 +237,20 @@ impl Writer {
             let commits = stats.commits.fetch_add(1, Ordering::Relaxed) + 1;
             stats.writes.fetch_add(writes, Ordering::Relaxed);
             stats.largest_batch.fetch_max(writes, Ordering::Relaxed);
-            if commits.is_multiple_of(64) {
+            // Nudge the checkpoint thread every 64 commits, and whenever a quarter of the WAL
+            // limit has been written, so that no checkpoint pass has much to copy.
+            self.unnudged_bytes += self
+                .events
+                .iter()
+                .map(|e| e.kv.value.len() as u64 + e.kv.key.len() as u64)
+                .sum::<u64>();
+            let quarter = self
+                .shared
+                .opts
+                .wal_restart_bytes
+                .map_or(u64::MAX, |b| b / 4);
+            if commits.is_multiple_of(64) || self.unnudged_bytes >= quarter {
+                self.unnudged_bytes = 0;
                 let _ = self.checkpoint.try_send(());
             }
         }
