@@ -417,3 +417,51 @@ async fn decisions_are_timed_on_the_api_servers_metrics() {
     assert!(text.find(name) < text.find("# EOF"), "{text}");
     c.rt.shutdown().await;
 }
+
+/// Threads of this process named `scheduler`.
+fn scheduler_threads() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .map(|d| {
+            d.filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("comm")).ok())
+                .filter(|c| c.trim() == "scheduler")
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_multi_threaded_runtime_the_loop_has_a_thread_of_its_own() {
+    let c = Cluster::start().await;
+    eventually("the scheduler thread", || async {
+        (scheduler_threads() == 1).then_some(())
+    })
+    .await;
+    c.node("n1", "4", json!({}), json!([])).await;
+    c.pod(pod("a", "1")).await;
+    c.pod(pod("b", "1")).await;
+    eventually("a bound", || c.node_of("a")).await;
+    eventually("b bound", || c.node_of("b")).await;
+    // Both bindings persisted and counted; the Scheduled events written on the runtime.
+    let scheduled =
+        "scheduler_schedule_attempts_total{profile=\"default-scheduler\",result=\"scheduled\"} 2\n";
+    eventually("two counted", || async {
+        c.rt.api
+            .metrics()
+            .encode()
+            .contains(scheduled)
+            .then_some(())
+    })
+    .await;
+    eventually("Scheduled event", || async {
+        c.events("b")
+            .await
+            .into_iter()
+            .find(|e| e.reason.as_deref() == Some("Scheduled"))
+    })
+    .await;
+    c.rt.shutdown().await;
+    eventually("the scheduler thread gone", || async {
+        (scheduler_threads() == 0).then_some(())
+    })
+    .await;
+}
