@@ -17,6 +17,8 @@ use crate::scenarios::create::{create_bodies, CreateOutcome, CreatePlan};
 
 /// How often progress is read.
 const POLL: Duration = Duration::from_millis(100);
+/// How often the scheduler's count of persisted bindings is read during a burst.
+pub(crate) const BIND_SAMPLE: Duration = Duration::from_millis(20);
 
 /// A Deployment rollout from zero.
 #[derive(Debug, Clone)]
@@ -166,10 +168,29 @@ pub(crate) struct ScheduleOutcome {
     pub shape: Shape,
     pub pods: u64,
     pub create: CreateOutcome,
-    /// From the first create until no pod is left unscheduled.
+    /// From the first create until the last binding was persisted (the scheduler's counter
+    /// reached the burst; else no pod was left unscheduled).
     pub all_bound_after: Duration,
+    /// When the first and the last binding of the burst were persisted, from the scheduler's
+    /// counter read every [`BIND_SAMPLE`].
+    pub bindings: Result<BindWindow, String>,
     /// The scheduler's decisions during the burst, from its `/metrics` histogram.
     pub decisions: Result<Decisions, String>,
+}
+
+/// When a burst's bindings were persisted, counted from the first create (each to within
+/// one reading of the counter).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BindWindow {
+    pub first: Duration,
+    pub last: Duration,
+}
+
+impl BindWindow {
+    /// From the first binding to the last.
+    pub(crate) fn span(&self) -> Duration {
+        self.last.saturating_sub(self.first)
+    }
 }
 
 /// Per-pod decision latency over a burst.
@@ -182,6 +203,59 @@ pub(crate) struct Decisions {
 
 /// The scheduler's decision latency histogram on `/metrics`.
 pub(crate) const DECISION_METRIC: &str = "scheduler_scheduling_algorithm_duration_seconds";
+/// The scheduler's count of pods whose binding was persisted, on `/metrics` (upstream's
+/// attempts counter, `result="scheduled"`).
+pub(crate) const SCHEDULED_METRIC: &str =
+    "scheduler_schedule_attempts_total{profile=\"default-scheduler\",result=\"scheduled\"}";
+
+/// The value of the sample named exactly `series` (name and labels) in a Prometheus text
+/// exposition.
+pub(crate) fn sample_value(text: &str, series: &str) -> Option<u64> {
+    text.lines().find_map(|l| {
+        let rest = l.strip_prefix(series)?.strip_prefix(' ')?;
+        rest.trim().parse().ok()
+    })
+}
+
+async fn scheduled_count(conn: &mut Conn) -> anyhow::Result<u64> {
+    let body = conn.get_ok("/metrics").await?;
+    sample_value(&String::from_utf8_lossy(&body), SCHEDULED_METRIC)
+        .ok_or_else(|| anyhow::anyhow!("no {SCHEDULED_METRIC} on /metrics"))
+}
+
+/// Reads the scheduler's count of persisted bindings every [`BIND_SAMPLE`] from `started`
+/// until it has grown by `pods` (or `limit` passes), and says when it first grew and when it
+/// got there.
+async fn watch_bindings(
+    mut conn: Conn,
+    base: u64,
+    pods: u64,
+    started: Instant,
+    limit: Duration,
+) -> anyhow::Result<BindWindow> {
+    let mut first = None;
+    let mut next = started;
+    loop {
+        let count = scheduled_count(&mut conn).await?;
+        let at = started.elapsed();
+        if count > base && first.is_none() {
+            first = Some(at);
+        }
+        if count >= base + pods {
+            return Ok(BindWindow {
+                first: first.unwrap_or(at),
+                last: at,
+            });
+        }
+        anyhow::ensure!(
+            at < limit,
+            "{} of {pods} pods bound after {limit:?}",
+            count.saturating_sub(base)
+        );
+        next += BIND_SAMPLE;
+        tokio::time::sleep_until(tokio::time::Instant::from_std(next.max(Instant::now()))).await;
+    }
+}
 
 /// Cumulative buckets `(upper bound in seconds, count)` of `family` in a Prometheus text
 /// exposition, in order (`+Inf` as infinity).
@@ -294,7 +368,13 @@ pub(crate) async fn schedule_burst(
         .map(|i| Bytes::from(shape.pod_json(namespace, &pod_name(&plan.prefix, i), i)))
         .collect();
     let before = decision_buckets(&mut conn).await;
+    // The bindings are timed by the scheduler's own counter, read on a connection of its own
+    // while the pods are created.
+    let mut sampler_conn = endpoint.connect(Proto::Http1).await?;
+    let base = scheduled_count(&mut sampler_conn).await;
     let started = Instant::now();
+    let sampler =
+        base.map(|base| tokio::spawn(watch_bindings(sampler_conn, base, pods, started, limit)));
     let create = create_bodies(endpoint, &plan, bodies).await?;
     anyhow::ensure!(
         create.created == pods,
@@ -302,12 +382,24 @@ pub(crate) async fn schedule_burst(
         create.created,
         create.first_error.clone().unwrap_or_default()
     );
+    let bindings = match sampler {
+        Ok(task) => match task.await {
+            Ok(Ok(w)) => Ok(w),
+            Ok(Err(e)) => Err(format!("{e:#}")),
+            Err(e) => Err(e.to_string()),
+        },
+        Err(e) => Err(format!("{e:#}")),
+    };
     // A fresh connection: the server closes keep-alive connections idle for 30 s, as long as
     // a big burst's creates may take.
     let mut conn = endpoint.connect(Proto::Http1).await?;
     loop {
+        // With the counter, this only confirms every pod has its node persisted.
         if !any_unscheduled(&mut conn, namespace).await? {
-            let all_bound_after = started.elapsed();
+            let all_bound_after = match &bindings {
+                Ok(w) => w.last,
+                Err(_) => started.elapsed(),
+            };
             let after = decision_buckets(&mut conn).await;
             let decisions = match (before, after) {
                 (Ok(b), Ok(a)) => decisions_between(&b, &a)
@@ -319,6 +411,7 @@ pub(crate) async fn schedule_burst(
                 pods,
                 create,
                 all_bound_after,
+                bindings,
                 decisions,
             });
         }
@@ -428,6 +521,22 @@ scheduler_scheduling_algorithm_duration_seconds_count 120
         // Rank 108.9: 8.9 of the 10 in (1, 10] ms.
         assert!(d.p99.as_micros().abs_diff(9010) <= 1, "{d:?}");
         assert!(decisions_between(&after, &after).is_none());
+    }
+
+    #[test]
+    fn scheduled_count_is_read_from_its_exact_series() {
+        let text =
+            "scheduler_schedule_attempts_total{profile=\"default-scheduler\",result=\"error\"} 2
+scheduler_schedule_attempts_total{profile=\"default-scheduler\",result=\"scheduled\"} 1234
+scheduler_schedule_attempts_total{profile=\"default-scheduler\",result=\"unschedulable\"} 7
+";
+        assert_eq!(sample_value(text, SCHEDULED_METRIC), Some(1234));
+        assert_eq!(sample_value(TEXT, SCHEDULED_METRIC), None);
+        let w = BindWindow {
+            first: Duration::from_millis(30),
+            last: Duration::from_millis(4_030),
+        };
+        assert_eq!(w.span(), Duration::from_secs(4));
     }
 
     #[test]
