@@ -383,29 +383,20 @@ impl ApiServer {
         let Some(kv) = kv else {
             return Err(ApiError::not_found(ns_res, namespace));
         };
-        // Only the two fields that matter are read, on every create.
-        #[derive(serde::Deserialize, Default)]
-        #[serde(default)]
-        struct NsState {
-            metadata: NsMeta,
-            status: NsStatus,
-        }
-        #[derive(serde::Deserialize, Default)]
-        #[serde(default, rename_all = "camelCase")]
-        struct NsMeta {
-            deletion_timestamp: Option<Value>,
-        }
-        #[derive(serde::Deserialize, Default)]
-        #[serde(default)]
-        struct NsStatus {
-            phase: Option<String>,
-        }
-        let ns: NsState = serde_json::from_slice(&kv.value).map_err(|e| {
-            ApiError::internal(format!("stored namespace {namespace} is corrupt: {e}"))
-        })?;
-        if ns.metadata.deletion_timestamp.is_some_and(|t| !t.is_null())
-            || ns.status.phase.as_deref() == Some("Terminating")
-        {
+        let known = self.namespace_states.lock().get(namespace).copied();
+        let terminating = match known {
+            Some((rev, terminating)) if rev == kv.mod_revision => terminating,
+            _ => {
+                let terminating = namespace_terminating(namespace, &kv.value)?;
+                let mut states = self.namespace_states.lock();
+                if states.len() > 10_000 {
+                    states.clear();
+                }
+                states.insert(namespace.to_string(), (kv.mod_revision, terminating));
+                terminating
+            }
+        };
+        if terminating {
             let mut e = ApiError::forbidden(
                 res,
                 name,
@@ -1424,6 +1415,31 @@ pub fn parse_resource_version(rv: &str) -> Result<Option<i64>, ApiError> {
         .filter(|v| *v >= 0)
         .map(Some)
         .ok_or_else(|| ApiError::bad_request(format!("invalid resource version: {rv}")))
+}
+
+/// Whether a stored namespace is terminating (being deleted, or in phase Terminating); only
+/// the two fields that say so are decoded.
+fn namespace_terminating(namespace: &str, stored: &[u8]) -> Result<bool, ApiError> {
+    #[derive(serde::Deserialize, Default)]
+    #[serde(default)]
+    struct NsState {
+        metadata: NsMeta,
+        status: NsStatus,
+    }
+    #[derive(serde::Deserialize, Default)]
+    #[serde(default, rename_all = "camelCase")]
+    struct NsMeta {
+        deletion_timestamp: Option<Value>,
+    }
+    #[derive(serde::Deserialize, Default)]
+    #[serde(default)]
+    struct NsStatus {
+        phase: Option<String>,
+    }
+    let ns: NsState = serde_json::from_slice(stored)
+        .map_err(|e| ApiError::internal(format!("stored namespace {namespace} is corrupt: {e}")))?;
+    Ok(ns.metadata.deletion_timestamp.is_some_and(|t| !t.is_null())
+        || ns.status.phase.as_deref() == Some("Terminating"))
 }
 
 #[cfg(test)]

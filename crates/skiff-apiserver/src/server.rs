@@ -56,6 +56,9 @@ pub struct ApiServer {
     pub(crate) crds: crate::crds::CustomResources,
     /// Objects just written by in-process writers, for the next write's read.
     pub(crate) recent: crate::recent::Recent,
+    /// Whether each namespace was terminating, by the revision of its stored object: every
+    /// create checks its namespace, and the stored namespace changes rarely.
+    pub(crate) namespace_states: parking_lot::Mutex<foldhash::HashMap<String, (i64, bool)>>,
     ready: AtomicBool,
     started: Instant,
 }
@@ -73,6 +76,7 @@ impl ApiServer {
             service_alloc: tokio::sync::Mutex::new(()),
             crds: Default::default(),
             recent: Default::default(),
+            namespace_states: Default::default(),
             ready: AtomicBool::new(false),
             started: Instant::now(),
         })
@@ -981,30 +985,31 @@ impl ApiServer {
         dry_run: bool,
     ) -> Result<(), ApiError> {
         let res = registry::lookup("", "v1", "pods").expect("pods");
-        let bound = self.edit_internal(res, ns, name, dry_run, |cur| {
-            if meta::is_deleting(cur) {
-                return Err(ApiError::conflict(
-                    res,
-                    name,
-                    &format!("pod {name} is being deleted, cannot be assigned to a host"),
-                ));
-            }
-            let current = cur
-                .pointer("/spec/nodeName")
-                .and_then(Value::as_str)
-                .unwrap_or("");
-            if !current.is_empty() {
-                return Err(ApiError::conflict(
-                    res,
-                    name,
-                    &format!("pod {name} is already assigned to node \"{current}\""),
-                ));
-            }
-            cur["spec"]["nodeName"] = json!(node);
-            set_condition(cur, "PodScheduled", "True", None);
-            Ok(())
-        })
-        .await?;
+        let bound = self
+            .edit_internal(res, ns, name, dry_run, |cur| {
+                if meta::is_deleting(cur) {
+                    return Err(ApiError::conflict(
+                        res,
+                        name,
+                        &format!("pod {name} is being deleted, cannot be assigned to a host"),
+                    ));
+                }
+                let current = cur
+                    .pointer("/spec/nodeName")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                if !current.is_empty() {
+                    return Err(ApiError::conflict(
+                        res,
+                        name,
+                        &format!("pod {name} is already assigned to node \"{current}\""),
+                    ));
+                }
+                cur["spec"]["nodeName"] = json!(node);
+                set_condition(cur, "PodScheduled", "True", None);
+                Ok(())
+            })
+            .await?;
         // The kubelet's status write reads the pod next.
         if !dry_run {
             self.keep_written(res, ns, bound);

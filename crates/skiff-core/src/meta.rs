@@ -261,6 +261,29 @@ fn needs_escape(s: &[u8]) -> bool {
         .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
 }
 
+/// The index of the first byte of `s` that JSON escapes in strings (a quote, a backslash or
+/// a control character), words of eight bytes at a time: where a JSON string's plain text
+/// ends.
+pub fn first_special(s: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH != 0;
+    let below_space = |x: u64| x.wrapping_sub(ONES * 0x20) & !x & HIGH != 0;
+    let special = |b: u8| b < 0x20 || b == b'"' || b == b'\\';
+    let mut at = 0;
+    for w in s.chunks_exact(8) {
+        let x = u64::from_le_bytes(w.try_into().expect("eight bytes"));
+        if below_space(x)
+            || zero(x ^ (ONES * u64::from(b'"')))
+            || zero(x ^ (ONES * u64::from(b'\\')))
+        {
+            return w.iter().position(|&b| special(b)).map(|i| at + i);
+        }
+        at += 8;
+    }
+    s[at..].iter().position(|&b| special(b)).map(|i| at + i)
+}
+
 /// The text an object is stored as: in canonical order, without `metadata.resourceVersion`
 /// (the store's revision is the version) and `metadata.selfLink`, written from `obj` without
 /// copying it unless it is out of order.
@@ -896,6 +919,25 @@ mod tests {
         }
         assert_eq!(lookup(&json!([1]), "a"), None);
         assert_eq!(lookup(&json!(null), "a"), None);
+    }
+
+    #[test]
+    fn first_special_finds_the_first_quote_backslash_or_control() {
+        let specials = [b'"', b'\\', 0, b'\n', 0x1f];
+        for len in 0..40 {
+            for at in 0..=len {
+                for &c in &specials {
+                    // Plain bytes around, including high ones that must not count.
+                    let mut s: Vec<u8> =
+                        (0..len).map(|i| [b'a', 0x7f, 0xc3, b' '][i % 4]).collect();
+                    if at < len {
+                        s[at] = c;
+                    }
+                    let want = s.iter().position(|&b| b < 0x20 || b == b'"' || b == b'\\');
+                    assert_eq!(first_special(&s), want, "{s:?}");
+                }
+            }
+        }
     }
 
     #[test]

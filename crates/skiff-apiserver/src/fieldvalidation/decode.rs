@@ -140,6 +140,19 @@ pub(crate) fn from_json(
     body: &[u8],
     max_depth: usize,
 ) -> Result<(Value, Seen), (serde_json::Error, Seen)> {
+    // Plain documents (nearly all) take the direct reader; it steps aside for anything
+    // that needs this one's reports.
+    if let Some(v) = super::fastjson::parse(body, max_depth) {
+        return Ok((v, Seen::default()));
+    }
+    from_json_full(body, max_depth)
+}
+
+/// [`from_json`] through serde_json's reader, with duplicate and depth reports.
+pub(crate) fn from_json_full(
+    body: &[u8],
+    max_depth: usize,
+) -> Result<(Value, Seen), (serde_json::Error, Seen)> {
     let mut ctx = Ctx {
         seen: Seen::default(),
         max_depth,

@@ -43,6 +43,7 @@
 //! JSON of the patched object, not Go's.
 
 pub(crate) mod decode;
+mod fastjson;
 pub mod shape;
 
 use serde_json::Value;
