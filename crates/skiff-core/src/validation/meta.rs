@@ -144,7 +144,12 @@ pub(crate) fn validate_annotations(ann: Option<&Map<String, Value>>, path: &str)
     let mut errs = Errs::new();
     let mut total = 0usize;
     for (k, v) in ann.into_iter().flatten() {
-        for msg in is_qualified_name(&k.to_lowercase()) {
+        let lower = if k.bytes().any(|b| b.is_ascii_uppercase() || !b.is_ascii()) {
+            std::borrow::Cow::Owned(k.to_lowercase())
+        } else {
+            std::borrow::Cow::Borrowed(k.as_str())
+        };
+        for msg in is_qualified_name(&lower) {
             errs.push(FieldError::invalid(path, k.as_str(), msg));
         }
         total += k.len() + v.as_str().map_or(0, str::len);

@@ -165,20 +165,10 @@ pub fn is_qualified_name(value: &str) -> Vec<String> {
 /// `labels::qualified_name_errors`, has it).
 pub(crate) fn qualified_name_errors(value: &str, regex_on_empty_name: bool) -> Vec<String> {
     let mut errs = Vec::new();
-    let parts: Vec<&str> = value.split('/').collect();
-    let name = match parts.as_slice() {
-        [name] => *name,
-        [prefix, name] => {
-            if prefix.is_empty() {
-                errs.push(format!("prefix part {}", empty_error()));
-            } else {
-                for m in is_dns1123_subdomain(prefix) {
-                    errs.push(format!("prefix part {m}"));
-                }
-            }
-            *name
-        }
-        _ => {
+    let (prefix, name) = match value.split_once('/') {
+        None => (None, value),
+        Some((prefix, name)) if !name.contains('/') => (Some(prefix), name),
+        Some(_) => {
             errs.push(format!(
                 "a qualified name {} with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')",
                 regex_error(QUALIFIED_NAME_MSG, QUALIFIED_NAME_FMT, &["MyName", "my.name", "123-abc"])
@@ -186,6 +176,15 @@ pub(crate) fn qualified_name_errors(value: &str, regex_on_empty_name: bool) -> V
             return errs;
         }
     };
+    if let Some(prefix) = prefix {
+        if prefix.is_empty() {
+            errs.push(format!("prefix part {}", empty_error()));
+        } else {
+            for m in is_dns1123_subdomain(prefix) {
+                errs.push(format!("prefix part {m}"));
+            }
+        }
+    }
     if name.is_empty() {
         errs.push(format!("name part {}", empty_error()));
     } else if name.len() > QUALIFIED_NAME_MAX_LEN {
