@@ -59,6 +59,9 @@ pub struct ApiServer {
     /// Whether each namespace was terminating, by the revision of its stored object: every
     /// create checks its namespace, and the stored namespace changes rarely.
     pub(crate) namespace_states: parking_lot::Mutex<foldhash::HashMap<String, (i64, bool)>>,
+    /// Whether pods created without a node are kept decoded for the in-process scheduler's
+    /// binding (set when it runs).
+    keep_pending_pods: AtomicBool,
     ready: AtomicBool,
     started: Instant,
 }
@@ -77,6 +80,7 @@ impl ApiServer {
             crds: Default::default(),
             recent: Default::default(),
             namespace_states: Default::default(),
+            keep_pending_pods: AtomicBool::new(false),
             ready: AtomicBool::new(false),
             started: Instant::now(),
         })
@@ -159,6 +163,13 @@ impl ApiServer {
             Err(e) if e.code == 409 => Ok(()),
             Err(e) => Err(e),
         }
+    }
+
+    /// Keeps pods created over the API without a node decoded for the next write of each,
+    /// the in-process scheduler's binding (which then needs no parse of the stored pod).
+    /// The scheduler turns this on when it starts.
+    pub fn set_keep_pending_pods(&self, on: bool) {
+        self.keep_pending_pods.store(on, Ordering::Relaxed);
     }
 
     pub fn is_ready(&self) -> bool {
@@ -468,10 +479,16 @@ impl ApiServer {
                     && res.custom.is_none();
                 match (accept, created.revision) {
                     // The common case: answer with the stored bytes, resourceVersion spliced in.
-                    (Accept::Json, Some(rev)) if same_form => Ok(codec::json_response(
-                        StatusCode::CREATED,
-                        meta::inject_resource_version(&created.bytes, rev),
-                    )),
+                    (Accept::Json, Some(rev)) if same_form => {
+                        let answer = codec::json_response(
+                            StatusCode::CREATED,
+                            meta::inject_resource_version(&created.bytes, rev),
+                        );
+                        if self.keep_pending_pods.load(Ordering::Relaxed) {
+                            self.keep_pending_pod(res, ns, created);
+                        }
+                        Ok(answer)
+                    }
                     _ => {
                         let obj = created.into_external(res);
                         Ok(self.object_response(StatusCode::CREATED, res, &obj, accept))

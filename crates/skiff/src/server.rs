@@ -146,6 +146,8 @@ pub async fn run(opts: ServerOptions, shutdown: impl Future<Output = ()>) -> any
     if opts.disable_scheduler {
         tracing::info!("scheduler disabled (--disable-scheduler)");
     } else {
+        // Its binding is the next write of each pod created without a node.
+        handler.set_keep_pending_pods(true);
         skiff_scheduler::start(&runtime, opts.scheduler);
     }
     if opts.fake_nodes.count > 0 {
