@@ -1,6 +1,6 @@
 //! What one create costs the SQLite store, next to raw SQLite inserting the same bytes.
 //!
-//! `[WRITERS=64] [PAGE_SIZE=4096] [WAL_RESTART=bytes|0] cargo run --release -p skiff-store --example write_cost -- [N] [store|raw|both] [SIZE]`
+//! `[WRITERS=64] [PAGE_SIZE=4096] [WAL_RESTART=bytes|0] [RANDOM_KEYS=1] cargo run --release -p skiff-store --example write_cost -- [N] [store|raw|both] [SIZE]`
 //!
 //! The store part opens a [`SqliteStore`] in a temporary directory and makes N creates of
 //! SIZE-byte values (1024 by default) from WRITERS concurrent tasks (so batches form as they
@@ -104,8 +104,14 @@ fn body(i: usize, size: usize) -> Bytes {
     Bytes::from(v)
 }
 
-/// Names as the API benchmark makes them: one counter shared by all writers.
+/// Names as the API benchmark makes them: one counter shared by all writers. With
+/// `RANDOM_KEYS=1`, names in no particular order instead (as a ReplicaSet's pods get random
+/// suffixes), so the key index is written at scattered pages.
 fn key(i: usize) -> String {
+    if std::env::var_os("RANDOM_KEYS").is_some() {
+        let h = (i as u64 ^ 0x9e37_79b9_7f4a_7c15).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        return format!("/registry/pods/default/web-{:016x}", h ^ (h >> 31));
+    }
     format!("/registry/pods/default/bench-{i:06}")
 }
 

@@ -193,8 +193,10 @@ impl Writer {
             }
             last_len = batch.len();
             self.run_batch(&mut batch);
-            if rx.is_empty() {
-                super::checkpoint::finish_for_restart(&self.conn, &self.shared.wal);
+            if let (Some(limit), true) = (self.shared.opts.wal_restart_bytes, rx.is_empty()) {
+                // At most a quarter of the limit (or 1 MiB) left to copy (see `checkpoint`).
+                let max_left = (limit / 4).max(1024 * 1024);
+                super::checkpoint::finish_for_restart(&self.conn, &self.shared.wal, max_left);
             }
         }
     }
@@ -239,11 +241,13 @@ impl Writer {
             stats.largest_batch.fetch_max(writes, Ordering::Relaxed);
             // Nudge the checkpoint thread every 64 commits, and whenever a quarter of the WAL
             // limit has been written, so that no checkpoint pass has much to copy.
-            self.unnudged_bytes += self
+            let bytes = self
                 .events
                 .iter()
                 .map(|e| e.kv.value.len() as u64 + e.kv.key.len() as u64)
                 .sum::<u64>();
+            self.shared.wal.written.fetch_add(bytes, Ordering::Release);
+            self.unnudged_bytes += bytes;
             let quarter = self
                 .shared
                 .opts
