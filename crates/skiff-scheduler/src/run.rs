@@ -22,7 +22,7 @@ use crate::metrics::SchedulerMetrics;
 use crate::plugins::{inter_pod_affinity as ipa, pod_topology_spread as pts, PodCtx};
 use crate::preemption::{self, Candidate, NoPreemption, Pdb};
 use crate::queue::{responsible, Queue, QueuedPod, SCHEDULER_NAME};
-use crate::snapshot::{pod_key, PodKey};
+use crate::snapshot::{node_changed, pod_key, PodKey};
 
 /// The field manager of the scheduler's writes.
 pub const FIELD_MANAGER: &str = "kube-scheduler";
@@ -299,13 +299,6 @@ fn service_selector(s: &Service) -> (&str, &str, std::collections::BTreeMap<Stri
     )
 }
 
-fn node_changed(old: &Node, new: &Node) -> bool {
-    old.metadata.labels != new.metadata.labels
-        || old.spec != new.spec
-        || old.status.as_ref().and_then(|s| s.allocatable.as_ref())
-            != new.status.as_ref().and_then(|s| s.allocatable.as_ref())
-}
-
 fn node_of(p: &Pod) -> Option<&str> {
     p.spec
         .as_ref()
@@ -406,6 +399,10 @@ impl Loop {
                 }
             }
             (old, Some(new)) => {
+                if self.sched.snapshot.holds_node(new) {
+                    // A heartbeat: nothing the scheduler reads changed.
+                    return;
+                }
                 let changed = old.as_ref().is_none_or(|o| node_changed(o, new));
                 self.sched.snapshot.upsert_node(new.clone());
                 if changed {

@@ -615,6 +615,19 @@ impl Snapshot {
         self.index.get(name).map(|&i| &self.nodes[i])
     }
 
+    /// Whether the snapshot already holds `node` as far as scheduling goes: it has a node of
+    /// that name whose labels, spec and allocatable are the same, so [`Self::upsert_node`]
+    /// would change nothing a plugin reads (a kubelet's heartbeat changes only conditions and
+    /// times). False for a node the snapshot lacks.
+    pub fn holds_node(&self, node: &Node) -> bool {
+        node.metadata
+            .name
+            .as_deref()
+            .and_then(|n| self.node(n))
+            .and_then(|ni| ni.node.as_deref())
+            .is_some_and(|old| !node_changed(old, node))
+    }
+
     fn slot(&mut self, name: &str) -> usize {
         if let Some(&i) = self.index.get(name) {
             return i;
@@ -1058,6 +1071,15 @@ impl Snapshot {
     }
 }
 
+/// Whether a node changed in what the scheduler reads of it: labels, spec (taints,
+/// cordon) or allocatable. Conditions, addresses, images and heartbeat times are not read.
+pub fn node_changed(old: &Node, new: &Node) -> bool {
+    old.metadata.labels != new.metadata.labels
+        || old.spec != new.spec
+        || old.status.as_ref().and_then(|s| s.allocatable.as_ref())
+            != new.status.as_ref().and_then(|s| s.allocatable.as_ref())
+}
+
 #[cfg(test)]
 pub(crate) mod testing {
     //! Builders for tests of the scheduler.
@@ -1202,6 +1224,61 @@ mod tests {
         });
         s.upsert_pod(Arc::new(done));
         assert_eq!(s.node("n1").unwrap().requested.milli_cpu, 0);
+    }
+
+    #[test]
+    fn a_heartbeat_leaves_the_snapshot_as_upserting_it_would() {
+        use k8s_openapi::api::core::v1::NodeCondition;
+        let nodes = || {
+            (0..3)
+                .map(|i| label(node(&format!("n{i}"), "4", "8Gi", "110"), ZONE_LABEL, "z"))
+                .collect::<Vec<_>>()
+        };
+        let pods = vec![on(pod("a", "1", "1Gi"), "n1")];
+        let mut skipped = snapshot(nodes(), pods.clone());
+        let mut upserted = snapshot(nodes(), pods);
+        let mut beat = label(node("n1", "4", "8Gi", "110"), ZONE_LABEL, "z");
+        beat.status.as_mut().unwrap().conditions = Some(vec![NodeCondition {
+            type_: "Ready".into(),
+            status: "True".into(),
+            ..Default::default()
+        }]);
+        assert!(skipped.holds_node(&beat));
+        upserted.upsert_node(Arc::new(beat.clone()));
+        // The general path leaves every node as the shortcut (doing nothing) does.
+        let strip = |ni: &NodeInfo| {
+            let mut c = ni.clone();
+            c.node = None;
+            format!("{c:?}")
+        };
+        for n in ["n0", "n1", "n2"] {
+            assert_eq!(
+                strip(skipped.node(n).unwrap()),
+                strip(upserted.node(n).unwrap())
+            );
+        }
+        for s in [&mut skipped, &mut upserted] {
+            s.upsert_pod(Arc::new(on(pod("b", "2", "1Gi"), "n2")));
+        }
+        assert_eq!(
+            strip(skipped.node("n2").unwrap()),
+            strip(upserted.node("n2").unwrap())
+        );
+        // What the scheduler reads does count.
+        let changed = [
+            label(beat.clone(), "pool", "gpu"),
+            taint(beat.clone(), "dedicated", "gpu", "NoSchedule"),
+            {
+                let mut n = beat.clone();
+                n.spec.as_mut().unwrap().unschedulable = Some(true);
+                n
+            },
+            label(node("n1", "8", "8Gi", "110"), ZONE_LABEL, "z"),
+        ];
+        for n in &changed {
+            assert!(!skipped.holds_node(n), "{n:?}");
+        }
+        assert!(!skipped.holds_node(&node("n9", "4", "8Gi", "110")));
     }
 
     #[test]
