@@ -18,7 +18,7 @@
 
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
 use serde_json::Value;
@@ -33,7 +33,7 @@ pub const DEFAULT_CAPACITY: usize = 4096;
 
 /// Decoded objects by storage key, each with the revision it was stored at.
 pub struct Recent {
-    capacity: usize,
+    capacity: AtomicUsize,
     inner: Mutex<Inner>,
     /// Reads served from here, and reads that found another revision or nothing.
     hits: AtomicU64,
@@ -58,7 +58,7 @@ impl Recent {
     /// Keeps at most `capacity` objects (none with 0).
     pub fn new(capacity: usize) -> Recent {
         Recent {
-            capacity,
+            capacity: AtomicUsize::new(capacity),
             inner: Mutex::default(),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
@@ -68,7 +68,8 @@ impl Recent {
     /// Keeps `obj`, stored under `key` at revision `rev`. `obj` must be exactly what parsing
     /// that stored value gives (internal form, resourceVersion set).
     pub fn put(&self, key: String, rev: i64, obj: Value) {
-        if self.capacity == 0 || rev <= 0 {
+        let capacity = self.capacity.load(Ordering::Relaxed);
+        if capacity == 0 || rev <= 0 {
             return;
         }
         let mut dropped = Vec::new();
@@ -78,7 +79,7 @@ impl Recent {
             if let Some(old) = inner.objects.insert(key, (rev, obj)) {
                 dropped.push(old.1);
             }
-            while inner.objects.len() > self.capacity || inner.order.len() > 2 * self.capacity {
+            while inner.objects.len() > capacity || inner.order.len() > 2 * capacity {
                 let Some((k, r)) = inner.order.pop_front() else {
                     break;
                 };
@@ -115,6 +116,25 @@ impl Recent {
             self.hits.load(Ordering::Relaxed),
             self.misses.load(Ordering::Relaxed),
         )
+    }
+
+    /// Keeps at most `capacity` objects from now on (none with 0); the oldest go now.
+    pub fn set_capacity(&self, capacity: usize) {
+        self.capacity.store(capacity, Ordering::Relaxed);
+        let mut inner = self.inner.lock();
+        while inner.objects.len() > capacity {
+            let Some((k, r)) = inner.order.pop_front() else {
+                break;
+            };
+            if inner.objects.get(&k).is_some_and(|e| e.0 == r) {
+                inner.objects.remove(&k);
+            }
+        }
+    }
+
+    /// Whether objects are kept at all.
+    pub fn keeps(&self) -> bool {
+        self.capacity.load(Ordering::Relaxed) > 0
     }
 
     /// How many objects are kept.
@@ -181,7 +201,7 @@ impl ApiServer {
             uid: meta::uid(&created.object).to_string(),
             revision: created.revision.unwrap_or(0),
         };
-        if !stored_as_served(res) {
+        if !stored_as_served(res) || !self.recent.keeps() {
             return Ok(out);
         }
         let mut object = created.object;
@@ -204,11 +224,17 @@ impl ApiServer {
         self.recent.hits_and_misses()
     }
 
+    /// Keeps at most `capacity` written objects (0: none, every read parses the store; for
+    /// comparing costs).
+    pub fn set_kept_objects_capacity(&self, capacity: usize) {
+        self.recent.set_capacity(capacity);
+    }
+
     /// Keeps `obj`, which this server has just written (as an update of `res` answered it:
     /// internal form, resourceVersion set), for the next write of it. For in-process
     /// writers that drop what a write answers.
     pub fn keep_written(&self, res: &'static Resource, namespace: Option<&str>, obj: Value) {
-        if !stored_as_served(res) {
+        if !stored_as_served(res) || !self.recent.keeps() {
             return;
         }
         let Ok(rev) = meta::resource_version(&obj).parse::<i64>() else {
@@ -392,6 +418,16 @@ mod tests {
     #[test]
     fn capacity_zero_keeps_nothing() {
         let r = Recent::new(0);
+        r.put("/a".into(), 1, json!(1));
+        assert!(r.is_empty());
+        let r = Recent::new(4);
+        for i in 1..=4 {
+            r.put(format!("/k{i}"), i, json!(i));
+        }
+        r.set_capacity(1);
+        assert_eq!(r.len(), 1);
+        assert_eq!(r.take("/k4", 4), Some(json!(4)));
+        r.set_capacity(0);
         r.put("/a".into(), 1, json!(1));
         assert!(r.is_empty());
     }

@@ -6,6 +6,8 @@
 //! `skiff bench`.
 //!
 //! `cargo run --release -p skiff --example control_plane -- [NODES] [PODS] [pods|deployment]`
+//! (`KEEP_WRITTEN=0` in the environment: the API server keeps no written objects for the next
+//! write's read, to compare costs.)
 //!
 //! With `deployment`, one Deployment of PODS replicas makes the pods (as `make bench` does), so
 //! the Deployment and ReplicaSet controllers' work is counted too. At the end the store's writes
@@ -120,6 +122,10 @@ async fn main() {
         SqliteStore::open(&dir.path().join("state.db"), SqliteOptions::default()).expect("store");
     let history = store.clone();
     let api: Arc<ApiServer> = ApiServer::new(store, ApiOptions::default());
+    // KEEP_WRITTEN=0: every read for a write parses the stored bytes (to compare costs).
+    if std::env::var("KEEP_WRITTEN").as_deref() == Ok("0") {
+        api.set_kept_objects_capacity(0);
+    }
     api.bootstrap().await.expect("bootstrap");
     let rt = skiff_runtime::Runtime::new(api.clone());
     skiff_controllers::start(&rt, &skiff_controllers::Options::default());
