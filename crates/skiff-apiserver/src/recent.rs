@@ -176,6 +176,23 @@ fn parsed_managed_fields(text: &[u8]) -> Option<Value> {
     })
 }
 
+/// Sets the resourceVersion of a created object in its canonical place, right after the
+/// `uid` every create sets, without the canonical reordering `set_revision` does for objects
+/// it knows less about.
+fn set_created_revision(obj: &mut Value, rev: i64) {
+    let m = meta::metadata_mut(obj);
+    match m.keys().position(|k| k == "uid") {
+        Some(at) if !m.contains_key("resourceVersion") => {
+            m.shift_insert(
+                at + 1,
+                "resourceVersion".into(),
+                Value::String(rev.to_string()),
+            );
+        }
+        _ => set_revision(obj, rev),
+    }
+}
+
 /// Whether `res` is served in the form it is stored in (what [`Recent`] keeps is the stored
 /// form, what writes answer the served one).
 fn stored_as_served(res: &'static Resource) -> bool {
@@ -212,7 +229,7 @@ impl ApiServer {
             // The end of metadata is its place (the stored text has it there too).
             meta::metadata_mut(&mut object).insert("managedFields".into(), mf);
         }
-        set_revision(&mut object, out.revision);
+        set_created_revision(&mut object, out.revision);
         let key = storage_resource(res).key(namespace, &out.name);
         self.recent.put(key, out.revision, object);
         Ok(out)
