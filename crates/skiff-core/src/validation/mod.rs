@@ -190,6 +190,16 @@ pub(crate) fn child(path: &str, name: &str) -> String {
     }
 }
 
+/// `path.name` when `needed` (the field has something to check), else an empty path that
+/// costs no allocation: most paths are built only to name errors that never happen.
+pub(crate) fn child_if(needed: bool, path: &str, name: &str) -> String {
+    if needed {
+        child(path, name)
+    } else {
+        String::new()
+    }
+}
+
 /// `path[i]`.
 pub(crate) fn index(path: &str, i: usize) -> String {
     join(path, "[", itoa::Buffer::new().format(i), "]")
@@ -295,12 +305,12 @@ pub(crate) fn dns1123_label_field(value: &str, path: &str, errs: &mut Errs) {
 
 /// A string field that must be one of `supported` (Required when empty).
 pub(crate) fn enum_field(v: &Value, k: &str, path: &str, supported: &[&str], errs: &mut Errs) {
-    let p = child(path, k);
+    let p = || child(path, k);
     match lookup(v, k) {
-        None | Some(Value::Null) => errs.push(FieldError::required(p, "")),
-        Some(Value::String(s)) if s.is_empty() => errs.push(FieldError::required(p, "")),
+        None | Some(Value::Null) => errs.push(FieldError::required(p(), "")),
+        Some(Value::String(s)) if s.is_empty() => errs.push(FieldError::required(p(), "")),
         Some(Value::String(s)) if supported.contains(&s.as_str()) => {}
-        Some(other) => errs.push(FieldError::not_supported(p, other.clone(), supported)),
+        Some(other) => errs.push(FieldError::not_supported(p(), other.clone(), supported)),
     }
 }
 

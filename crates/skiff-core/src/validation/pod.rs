@@ -17,7 +17,7 @@ use super::names::{
 };
 use super::quantity::Quantity;
 use super::{
-    arr, child, dns1123_label_field, enum_field, get, index, int, key, nonnegative, obj,
+    arr, child, child_if, dns1123_label_field, enum_field, get, index, int, key, nonnegative, obj,
     opt_enum_field, str_of, sub, Errs,
 };
 use crate::status::{FieldError, FieldErrorKind};
@@ -94,7 +94,12 @@ pub(crate) fn validate_pod_template(tpl: &Value, path: &str) -> Errs {
 /// `ValidatePodSpec`.
 pub(crate) fn validate_pod_spec(spec: &Value, path: &str) -> Errs {
     let mut errs = Errs::new();
-    let volumes = validate_volumes(arr(spec, "volumes"), &child(path, "volumes"), &mut errs);
+    let vols = arr(spec, "volumes");
+    let volumes = validate_volumes(
+        vols,
+        &child_if(!vols.is_empty(), path, "volumes"),
+        &mut errs,
+    );
     let host_network = spec.field("hostNetwork").and_then(Value::as_bool) == Some(true);
     let containers = arr(spec, "containers");
     let cpath = child(path, "containers");
@@ -112,9 +117,10 @@ pub(crate) fn validate_pod_spec(spec: &Value, path: &str) -> Errs {
             ));
         }
     }
-    let ipath = child(path, "initContainers");
+    let inits = arr(spec, "initContainers");
+    let ipath = child_if(!inits.is_empty(), path, "initContainers");
     let mut init_names: HashSet<&str> = containers.iter().map(|c| str_of(c, "name")).collect();
-    for (i, c) in arr(spec, "initContainers").iter().enumerate() {
+    for (i, c) in inits.iter().enumerate() {
         let p = index(&ipath, i);
         validate_container(c, &p, &volumes, &mut init_names, host_network, &mut errs);
         let sidecar = str_of(c, "restartPolicy") == "Always";
@@ -149,9 +155,10 @@ pub(crate) fn validate_pod_spec(spec: &Value, path: &str) -> Errs {
             "must provide `dnsConfig` when `dnsPolicy` is None",
         ));
     }
+    let selector = obj(spec, "nodeSelector");
     errs.extend(validate_labels(
-        obj(spec, "nodeSelector"),
-        &child(path, "nodeSelector"),
+        selector,
+        &child_if(selector.is_some(), path, "nodeSelector"),
     ));
     for f in ["serviceAccountName", "nodeName", "priorityClassName"] {
         let v = str_of(spec, f);
@@ -188,9 +195,10 @@ pub(crate) fn validate_pod_spec(spec: &Value, path: &str) -> Errs {
             &child(path, "affinity"),
         ));
     }
+    let spread = arr(spec, "topologySpreadConstraints");
     errs.extend(super::affinity::validate_topology_spread(
-        arr(spec, "topologySpreadConstraints"),
-        &child(path, "topologySpreadConstraints"),
+        spread,
+        &child_if(!spread.is_empty(), path, "topologySpreadConstraints"),
     ));
     for (i, s) in arr(spec, "imagePullSecrets").iter().enumerate() {
         if str_of(s, "name").is_empty() {
@@ -212,10 +220,11 @@ fn validate_container<'a>(
     errs: &mut Errs,
 ) {
     let name = str_of(c, "name");
-    let npath = child(p, "name");
-    dns1123_label_field(name, &npath, errs);
+    if name.is_empty() || !super::names::is_dns1123_label(name).is_empty() {
+        dns1123_label_field(name, &child(p, "name"), errs);
+    }
     if !name.is_empty() && !names.insert(name) {
-        errs.push(FieldError::duplicate(&npath, name));
+        errs.push(FieldError::duplicate(child(p, "name"), name));
     }
     let image = str_of(c, "image");
     if image.is_empty() {
@@ -235,8 +244,14 @@ fn validate_container<'a>(
         TERMINATION_MESSAGE_POLICIES,
         errs,
     );
-    validate_container_ports(arr(c, "ports"), &child(p, "ports"), host_network, errs);
-    validate_env(arr(c, "env"), &child(p, "env"), errs);
+    let ports = arr(c, "ports");
+    if !ports.is_empty() {
+        validate_container_ports(ports, &child(p, "ports"), host_network, errs);
+    }
+    let env = arr(c, "env");
+    if !env.is_empty() {
+        validate_env(env, &child(p, "env"), errs);
+    }
     for (i, e) in arr(c, "envFrom").iter().enumerate() {
         let ep = index(&child(p, "envFrom"), i);
         let prefix = str_of(e, "prefix");
@@ -268,13 +283,14 @@ fn validate_container<'a>(
             }
         }
     }
-    validate_volume_mounts(
-        arr(c, "volumeMounts"),
-        volumes,
-        &child(p, "volumeMounts"),
-        errs,
-    );
-    validate_resources(sub(c, "resources"), &child(p, "resources"), errs);
+    let mounts = arr(c, "volumeMounts");
+    if !mounts.is_empty() {
+        validate_volume_mounts(mounts, volumes, &child(p, "volumeMounts"), errs);
+    }
+    let resources = sub(c, "resources");
+    if !resources.is_null() {
+        validate_resources(resources, &child(p, "resources"), errs);
+    }
     for probe in ["livenessProbe", "readinessProbe", "startupProbe"] {
         if let Some(pr) = get(c, probe) {
             let pp = child(p, probe);
@@ -643,9 +659,9 @@ fn validate_volume_mounts(mounts: &[Value], vols: &HashSet<String>, path: &str, 
 
 /// Parses a quantity field; pushes upstream's parse error on failure.
 pub(crate) fn quantity(v: &Value, path: &str, errs: &mut Errs) -> Option<Quantity> {
-    let s = match v {
-        Value::String(s) => s.clone(),
-        Value::Number(n) => n.to_string(),
+    let s: std::borrow::Cow<str> = match v {
+        Value::String(s) => s.as_str().into(),
+        Value::Number(n) => n.to_string().into(),
         other => {
             errs.push(FieldError::invalid(
                 path,
@@ -658,7 +674,7 @@ pub(crate) fn quantity(v: &Value, path: &str, errs: &mut Errs) -> Option<Quantit
     match Quantity::parse(&s) {
         Ok(q) => Some(q),
         Err(e) => {
-            errs.push(FieldError::invalid(path, s, e));
+            errs.push(FieldError::invalid(path, s.as_ref(), e));
             None
         }
     }
