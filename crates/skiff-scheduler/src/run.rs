@@ -51,7 +51,7 @@ pub fn start(rt: &Runtime, config: Config) {
             // Informers and the event recorder start their tasks here, on the runtime.
             let inputs = Inputs::new(&r);
             let writes = main.clone();
-            let fut = run_with(r.clone(), config, metrics.clone(), inputs, writes, own_thread);
+            let fut = run_with(r.clone(), config, metrics.clone(), inputs, writes);
             let panicked = if own_thread {
                 match LoopThread::spawn(fut) {
                     Ok(t) => t.finished().await,
@@ -63,7 +63,6 @@ pub fn start(rt: &Runtime, config: Config) {
                             metrics.clone(),
                             Inputs::new(&r),
                             main.clone(),
-                            false,
                         );
                         task_finished(fut).await
                     }
@@ -212,19 +211,17 @@ struct Loop {
 pub async fn run(rt: Runtime, config: Config, metrics: Arc<SchedulerMetrics>) {
     let inputs = Inputs::new(&rt);
     let here = tokio::runtime::Handle::current();
-    run_with(rt, config, metrics, inputs, here, false).await
+    run_with(rt, config, metrics, inputs, here).await
 }
 
 /// Runs the scheduler until the runtime stops it; its binding and event writes run on
-/// `writes_on`. With `nap` (the loop on a thread of its own), while events keep coming it
-/// takes them in batches a millisecond apart rather than waking the thread for each.
+/// `writes_on`.
 pub async fn run_with(
     rt: Runtime,
     config: Config,
     metrics: Arc<SchedulerMetrics>,
     inputs: Inputs,
     writes_on: tokio::runtime::Handle,
-    nap: bool,
 ) {
     let Inputs {
         nodes,
@@ -256,79 +253,38 @@ pub async fn run_with(
     lp.resync(&nodes, &pods, &namespaces, &services);
     tracing::info!(nodes = lp.sched.snapshot.num_nodes(), "scheduler started");
     let mut writes: JoinSet<Outcome> = JoinSet::new();
-    // One step of the loop: handles the first of the events that is ready, or schedules a
-    // pod; `false` once the informers are gone.
-    macro_rules! step {
-        ($ready:expr, $wake:expr) => {
-            async {
-                let (ready, wake): (bool, Option<Instant>) = ($ready, $wake);
-                tokio::select! {
-                    n = node_sub.recv() => match n {
-                        Some(Notification::Changed(c)) => lp.on_node(&c),
-                        Some(Notification::Resync) => lp.resync(&nodes, &pods, &namespaces, &services),
-                        None => return false,
-                    },
-                    n = pod_sub.recv() => match n {
-                        Some(Notification::Changed(c)) => lp.on_pod(&c),
-                        Some(Notification::Resync) => lp.resync(&nodes, &pods, &namespaces, &services),
-                        None => return false,
-                    },
-                    n = ns_sub.recv() => match n {
-                        Some(Notification::Changed(c)) => lp.on_namespace(&c),
-                        Some(Notification::Resync) => lp.resync(&nodes, &pods, &namespaces, &services),
-                        None => return false,
-                    },
-                    n = svc_sub.recv() => match n {
-                        Some(Notification::Changed(c)) => lp.on_service(&c),
-                        Some(Notification::Resync) => lp.resync(&nodes, &pods, &namespaces, &services),
-                        None => return false,
-                    },
-                    Some(done) = writes.join_next(), if !writes.is_empty() => {
-                        if let Ok(o) = done {
-                            lp.on_outcome(o);
-                        }
-                    }
-                    _ = std::future::ready(()), if ready => lp.schedule_one(&pods, &pdbs, &mut writes),
-                    _ = tokio::time::sleep_until(wake.unwrap_or_else(Instant::now)), if wake.is_some() && !ready => {}
-                }
-                true
-            }
-        };
-    }
-    let mut last_event = Instant::now();
     loop {
         let ready = writes.len() < MAX_IN_FLIGHT && lp.queue.has_ready(Instant::now());
         let wake = lp.queue.next_wakeup();
-        if nap && !ready && last_event.elapsed() < BUSY {
-            // Busy: rather than park until the next event (a wake-up per event, several per
-            // pod), look once, and if nothing is there let events gather for a moment.
-            match poll_once(step!(ready, wake)) {
-                Some(true) => last_event = Instant::now(),
-                Some(false) => break,
-                None => tokio::time::sleep(NAP).await,
+        tokio::select! {
+            n = node_sub.recv() => match n {
+                Some(Notification::Changed(c)) => lp.on_node(&c),
+                Some(Notification::Resync) => lp.resync(&nodes, &pods, &namespaces, &services),
+                None => break,
+            },
+            n = pod_sub.recv() => match n {
+                Some(Notification::Changed(c)) => lp.on_pod(&c),
+                Some(Notification::Resync) => lp.resync(&nodes, &pods, &namespaces, &services),
+                None => break,
+            },
+            n = ns_sub.recv() => match n {
+                Some(Notification::Changed(c)) => lp.on_namespace(&c),
+                Some(Notification::Resync) => lp.resync(&nodes, &pods, &namespaces, &services),
+                None => break,
+            },
+            n = svc_sub.recv() => match n {
+                Some(Notification::Changed(c)) => lp.on_service(&c),
+                Some(Notification::Resync) => lp.resync(&nodes, &pods, &namespaces, &services),
+                None => break,
+            },
+            Some(done) = writes.join_next(), if !writes.is_empty() => {
+                if let Ok(o) = done {
+                    lp.on_outcome(o);
+                }
             }
-            continue;
+            _ = std::future::ready(()), if ready => lp.schedule_one(&pods, &pdbs, &mut writes),
+            _ = tokio::time::sleep_until(wake.unwrap_or_else(Instant::now)), if wake.is_some() && !ready => {}
         }
-        if !step!(ready, wake).await {
-            break;
-        }
-        last_event = Instant::now();
-    }
-}
-
-/// While events came less than this long ago, the loop thread naps between batches of them
-/// instead of waking for each.
-const BUSY: std::time::Duration = std::time::Duration::from_millis(20);
-/// How long the loop thread naps when busy and nothing is ready.
-const NAP: std::time::Duration = std::time::Duration::from_millis(1);
-
-/// Polls `fut` once, without arranging to be woken: its output if it was ready.
-fn poll_once<F: std::future::Future>(fut: F) -> Option<F::Output> {
-    let mut fut = std::pin::pin!(fut);
-    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    match fut.as_mut().poll(&mut cx) {
-        std::task::Poll::Ready(v) => Some(v),
-        std::task::Poll::Pending => None,
     }
 }
 
