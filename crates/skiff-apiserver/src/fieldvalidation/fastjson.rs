@@ -31,6 +31,9 @@ pub(crate) fn parse(body: &[u8], max_depth: usize) -> Option<Value> {
     (r.pos == body.len()).then_some(v)
 }
 
+/// Spare room in each object's map.
+const SLACK: usize = 4;
+
 struct Reader<'a> {
     text: &'a str,
     bytes: &'a [u8],
@@ -107,7 +110,9 @@ impl Reader<'_> {
                 _ => return None,
             }
         }
-        let mut map = Map::with_capacity(self.fields.len() - start);
+        // Room for a few more: defaulting adds fields to most objects of a request (a pod's
+        // spec, containers, metadata), and a map sized exactly would grow (and rehash) then.
+        let mut map = Map::with_capacity(self.fields.len() - start + SLACK);
         for (k, v) in self.fields.drain(start..) {
             if map.insert(k, v).is_some() {
                 // A duplicate: the full reader reports where.
