@@ -422,9 +422,6 @@ impl ApiServer {
         namespace: Option<&str>,
         created: Created,
     ) {
-        let Some(rev) = created.revision else {
-            return;
-        };
         let is_pod = res.group.is_empty() && res.kind == "Pod";
         let node = created
             .object
@@ -432,18 +429,9 @@ impl ApiServer {
             .at("nodeName")
             .as_str()
             .unwrap_or("");
-        if !is_pod || !node.is_empty() {
-            return;
+        if is_pod && node.is_empty() {
+            self.keep_created(res, namespace, created);
         }
-        let mut object = created.object;
-        if let Some(text) = &created.managed_fields {
-            let Ok(mf) = serde_json::from_slice(text) else {
-                return;
-            };
-            meta::metadata_mut(&mut object).insert("managedFields".into(), mf);
-        }
-        set_revision(&mut object, rev);
-        self.keep_written(res, namespace, object);
     }
 
     /// Creates an object of `res` (in external form) in `namespace`.
@@ -1788,47 +1776,5 @@ mod pod_status_tests {
                 .unwrap()
                 .is_err()
         );
-    }
-}
-
-#[cfg(test)]
-mod keep_pending_tests {
-    use serde_json::json;
-    use skiff_store::sqlite::{SqliteOptions, SqliteStore};
-    use skiff_store::{DynStore, ReadAt};
-
-    use crate::server::ApiServer;
-
-    /// A pod created without a node is kept as the store holds it (resourceVersion and
-    /// managedFields included), for the binding to take; one created on a node is not.
-    #[tokio::test]
-    async fn pending_pods_are_kept_as_stored() {
-        let dir = tempfile::tempdir().unwrap();
-        let store: DynStore =
-            SqliteStore::open(&dir.path().join("db"), SqliteOptions::default()).unwrap();
-        let api = ApiServer::new(store.clone(), crate::ApiOptions::default());
-        api.bootstrap().await.unwrap();
-        let res = skiff_core::registry::lookup("", "v1", "pods").unwrap();
-        let pod = |n: &str, node: &str| {
-            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": n},
-                "spec": {"nodeName": node, "containers": [{"name": "c", "image": "nginx"}]}})
-        };
-        for (n, node) in [("pending", ""), ("placed", "node-1")] {
-            let created = api
-                .create_stored(res, Some("default"), pod(n, node), false, Some("kubectl"))
-                .await
-                .unwrap();
-            let rev = created.revision.unwrap();
-            api.keep_pending_pod(res, Some("default"), created);
-            let key = format!("/registry/core/pods/default/{n}");
-            let (kv, _) = store.get(&key, ReadAt::Latest).await.unwrap();
-            let parsed = crate::objects::decode_kv(&kv.unwrap()).unwrap();
-            let kept = api.recent.take(&key, rev);
-            if node.is_empty() {
-                assert_eq!(kept, Some(parsed));
-            } else {
-                assert_eq!(kept, None);
-            }
-        }
     }
 }

@@ -24,7 +24,7 @@ use parking_lot::Mutex;
 use serde_json::Value;
 use skiff_core::{meta, registry::Resource, ApiError};
 
-use crate::objects::{set_revision, storage_resource};
+use crate::objects::{set_revision, storage_resource, Created};
 use crate::server::ApiServer;
 
 /// How many written objects are kept by default: the pods between their create and their
@@ -218,21 +218,35 @@ impl ApiServer {
             uid: meta::uid(&created.object).to_string(),
             revision: created.revision.unwrap_or(0),
         };
+        self.keep_created(res, namespace, created);
+        Ok(out)
+    }
+
+    /// Keeps a created object (for kinds stored as served) as the store holds it, with its
+    /// managedFields and resourceVersion, for the next write of it.
+    pub(crate) fn keep_created(
+        &self,
+        res: &'static Resource,
+        namespace: Option<&str>,
+        created: Created,
+    ) {
+        let Some(rev) = created.revision else {
+            return;
+        };
         if !stored_as_served(res) || !self.recent.keeps() {
-            return Ok(out);
+            return;
         }
         let mut object = created.object;
         if let Some(text) = &created.managed_fields {
             let Some(mf) = parsed_managed_fields(text) else {
-                return Ok(out);
+                return;
             };
             // The end of metadata is its place (the stored text has it there too).
             meta::metadata_mut(&mut object).insert("managedFields".into(), mf);
         }
-        set_created_revision(&mut object, out.revision);
-        let key = storage_resource(res).key(namespace, &out.name);
-        self.recent.put(key, out.revision, object);
-        Ok(out)
+        set_created_revision(&mut object, rev);
+        let key = storage_resource(res).key(namespace, meta::name(&object));
+        self.recent.put(key, rev, object);
     }
 
     /// How many reads for a write took an object a write before had kept, and how many
@@ -307,17 +321,59 @@ mod tests {
         assert!(r.inner.lock().order.len() <= 6);
     }
 
+    /// A bootstrapped server on a fresh store (the directory lives as long as the store).
+    async fn server() -> (
+        tempfile::TempDir,
+        skiff_store::DynStore,
+        std::sync::Arc<ApiServer>,
+    ) {
+        use skiff_store::sqlite::{SqliteOptions, SqliteStore};
+        let dir = tempfile::tempdir().unwrap();
+        let store: skiff_store::DynStore =
+            SqliteStore::open(&dir.path().join("db"), SqliteOptions::default()).unwrap();
+        let api = ApiServer::new(store.clone(), crate::ApiOptions::default());
+        api.bootstrap().await.unwrap();
+        (dir, store, api)
+    }
+
+    /// A pod created without a node is kept as the store holds it (resourceVersion and
+    /// managedFields included), for the binding to take; one created on a node is not.
+    #[tokio::test]
+    async fn pending_pods_are_kept_as_stored() {
+        let (_dir, store, api) = server().await;
+        let res = skiff_core::registry::lookup("", "v1", "pods").unwrap();
+        let pod = |n: &str, node: &str| {
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": n},
+                "spec": {"nodeName": node, "containers": [{"name": "c", "image": "nginx"}]}})
+        };
+        for (n, node) in [("pending", ""), ("placed", "node-1")] {
+            let created = api
+                .create_stored(res, Some("default"), pod(n, node), false, Some("kubectl"))
+                .await
+                .unwrap();
+            let rev = created.revision.unwrap();
+            api.keep_pending_pod(res, Some("default"), created);
+            let key = format!("/registry/core/pods/default/{n}");
+            let (kv, _) = store.get(&key, skiff_store::ReadAt::Latest).await.unwrap();
+            let parsed = crate::objects::decode_kv(&kv.unwrap()).unwrap();
+            let kept = api.recent.take(&key, rev);
+            if node.is_empty() {
+                assert_eq!(
+                    kept.map(|v| serde_json::to_string(&v).unwrap()),
+                    Some(serde_json::to_string(&parsed).unwrap())
+                );
+            } else {
+                assert_eq!(kept, None);
+            }
+        }
+    }
+
     /// What a create and a binding keep is, key order included, what parsing the stored
     /// bytes gives, and a status write over kept objects stores what it stores without them.
     #[tokio::test]
     async fn kept_objects_are_what_the_store_holds() {
-        use skiff_store::sqlite::{SqliteOptions, SqliteStore};
-        use skiff_store::{DynStore, ReadAt};
-        let dir = tempfile::tempdir().unwrap();
-        let store: DynStore =
-            SqliteStore::open(&dir.path().join("db"), SqliteOptions::default()).unwrap();
-        let api = ApiServer::new(store.clone(), crate::ApiOptions::default());
-        api.bootstrap().await.unwrap();
+        use skiff_store::ReadAt;
+        let (_dir, store, api) = server().await;
         let res = skiff_core::registry::lookup("", "v1", "pods").unwrap();
         let pod = |n: &str| {
             json!({"apiVersion": "v1", "kind": "Pod",
