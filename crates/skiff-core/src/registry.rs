@@ -705,9 +705,9 @@ pub fn resources_in<'a>(
 
 /// Looks a resource up by group, version and plural name.
 pub fn lookup(group: &str, version: &str, plural: &str) -> Option<&'static Resource> {
-    RESOURCES
-        .iter()
-        .find(|r| r.group == group && r.version == version && r.plural == plural)
+    RESOURCES.iter().find(|r| {
+        crate::meta::same_name(r.plural, plural) && r.group == group && r.version == version
+    })
 }
 
 /// Looks a resource up by its apiVersion (`apps/v1`, `v1`) and kind.
@@ -715,7 +715,7 @@ pub fn lookup_kind(api_version: &str, kind: &str) -> Option<&'static Resource> {
     let (group, version) = split_api_version(api_version);
     RESOURCES
         .iter()
-        .find(|r| r.group == group && r.version == version && r.kind == kind)
+        .find(|r| crate::meta::same_name(r.kind, kind) && r.group == group && r.version == version)
 }
 
 /// `apps/v1` → (`apps`, `v1`); `v1` → (``, `v1`).
