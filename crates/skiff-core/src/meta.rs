@@ -124,21 +124,13 @@ const SCAN_UP_TO: usize = 16;
 /// SipHash); larger objects are looked up by hash.
 #[inline]
 pub fn lookup<'a>(v: &'a Value, k: &str) -> Option<&'a Value> {
-    let Value::Object(m) = v else { return None };
-    if m.len() > SCAN_UP_TO {
-        return m.get(k);
-    }
-    m.iter().find(|(n, _)| same_name(n, k)).map(|(_, x)| x)
+    lookup_in(v.as_object()?, k)
 }
 
 /// [`lookup`], mutably.
 #[inline]
 pub fn lookup_mut<'a>(v: &'a mut Value, k: &str) -> Option<&'a mut Value> {
-    let Value::Object(m) = v else { return None };
-    if m.len() > SCAN_UP_TO {
-        return m.get_mut(k);
-    }
-    m.iter_mut().find(|(n, _)| same_name(n, k)).map(|(_, x)| x)
+    lookup_in_mut(v.as_object_mut()?, k)
 }
 
 /// [`lookup`] on a map.
@@ -148,6 +140,15 @@ pub fn lookup_in<'a>(m: &'a Map<String, Value>, k: &str) -> Option<&'a Value> {
         return m.get(k);
     }
     m.iter().find(|(n, _)| same_name(n, k)).map(|(_, x)| x)
+}
+
+/// [`lookup_in`], mutably.
+#[inline]
+pub fn lookup_in_mut<'a>(m: &'a mut Map<String, Value>, k: &str) -> Option<&'a mut Value> {
+    if m.len() > SCAN_UP_TO {
+        return m.get_mut(k);
+    }
+    m.iter_mut().find(|(n, _)| same_name(n, k)).map(|(_, x)| x)
 }
 
 /// Field access through [`lookup`], for the write paths that read many fields of small
@@ -190,12 +191,7 @@ impl Fields for Map<String, Value> {
     }
     #[inline]
     fn field_mut(&mut self, k: &str) -> Option<&mut Value> {
-        if self.len() > SCAN_UP_TO {
-            return self.get_mut(k);
-        }
-        self.iter_mut()
-            .find(|(n, _)| same_name(n, k))
-            .map(|(_, x)| x)
+        lookup_in_mut(self, k)
     }
 }
 
@@ -247,25 +243,7 @@ fn write_json_str(out: &mut Vec<u8>, s: &str) {
 /// Whether `s` holds a byte JSON escapes (a quote, a backslash or a control character),
 /// tested eight bytes at a time.
 fn needs_escape(s: &[u8]) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    // Whether any byte of `x` is zero / below 0x20 (exact as a yes or no for the word).
-    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH != 0;
-    let below_space = |x: u64| x.wrapping_sub(ONES * 0x20) & !x & HIGH != 0;
-    let mut words = s.chunks_exact(8);
-    for w in &mut words {
-        let x = u64::from_le_bytes(w.try_into().expect("eight bytes"));
-        if below_space(x)
-            || zero(x ^ (ONES * u64::from(b'"')))
-            || zero(x ^ (ONES * u64::from(b'\\')))
-        {
-            return true;
-        }
-    }
-    words
-        .remainder()
-        .iter()
-        .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+    first_special(s).is_some()
 }
 
 /// The index of the first byte of `s` that JSON escapes in strings (a quote, a backslash or
