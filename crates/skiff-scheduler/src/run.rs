@@ -7,8 +7,9 @@
 //! (`status.nominatedNodeName`) and deletes its victims, marking them with a
 //! `DisruptionTarget` condition first.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, PodCondition, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -28,6 +29,14 @@ use crate::snapshot::{node_changed, pod_key, PodKey};
 pub const FIELD_MANAGER: &str = "kube-scheduler";
 /// Binding and failure writes in flight at once.
 const MAX_IN_FLIGHT: usize = 512;
+/// How long a binding may take before the loop stops waiting for it and tries the pod again,
+/// as upstream bounds a binding cycle's API calls by its context: a write that never answers
+/// must not keep a pod assumed and out of the queue for good. If the binding did land, the
+/// next attempt finds the pod bound.
+const BIND_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often the loop checks that every pending pod it is responsible for is queued, assumed
+/// or bound (a pod missing from all three would never be scheduled).
+const SWEEP_EVERY: Duration = Duration::from_secs(30);
 
 /// Starts the scheduler on the runtime; it stops with the runtime. Should the loop ever
 /// panic, it is restarted from a fresh snapshot rather than leaving pods unscheduled. Its
@@ -199,6 +208,10 @@ struct Loop {
     queue: Queue,
     /// Pods assumed on a node while their binding is in flight.
     assumed: HashMap<PodKey, String>,
+    /// The pod each binding task is for, so a task that panics still gives its pod back.
+    binding_tasks: HashMap<tokio::task::Id, QueuedPod>,
+    /// Pods the last sweep found neither queued, assumed nor bound (see [`lost_pods`]).
+    suspects: HashSet<PodKey>,
     client: Client,
     recorder: Recorder,
     rt: Runtime,
@@ -244,6 +257,8 @@ pub async fn run_with(
         sched: Scheduler::new(config),
         queue: Queue::new(),
         assumed: HashMap::new(),
+        binding_tasks: HashMap::new(),
+        suspects: HashSet::new(),
         client: rt.client(FIELD_MANAGER),
         recorder,
         rt: rt.clone(),
@@ -253,6 +268,8 @@ pub async fn run_with(
     lp.resync(&nodes, &pods, &namespaces, &services);
     tracing::info!(nodes = lp.sched.snapshot.num_nodes(), "scheduler started");
     let mut writes: JoinSet<Outcome> = JoinSet::new();
+    let sweep = tokio::time::sleep(SWEEP_EVERY);
+    tokio::pin!(sweep);
     loop {
         let ready = writes.len() < MAX_IN_FLIGHT && lp.queue.has_ready(Instant::now());
         let wake = lp.queue.next_wakeup();
@@ -277,10 +294,12 @@ pub async fn run_with(
                 Some(Notification::Resync) => lp.resync(&nodes, &pods, &namespaces, &services),
                 None => break,
             },
-            Some(done) = writes.join_next(), if !writes.is_empty() => {
-                if let Ok(o) = done {
-                    lp.on_outcome(o);
-                }
+            Some(done) = writes.join_next_with_id(), if !writes.is_empty() => {
+                lp.on_joined(done, &pods);
+            }
+            _ = &mut sweep => {
+                lp.sweep(&pods);
+                sweep.as_mut().reset(Instant::now() + SWEEP_EVERY);
             }
             _ = std::future::ready(()), if ready => lp.schedule_one(&pods, &pdbs, &mut writes),
             _ = tokio::time::sleep_until(wake.unwrap_or_else(Instant::now)), if wake.is_some() && !ready => {}
@@ -493,22 +512,69 @@ impl Loop {
         }
     }
 
-    fn on_outcome(&mut self, o: Outcome) {
+    /// A background write ended (or its task panicked).
+    fn on_joined(
+        &mut self,
+        done: Result<(tokio::task::Id, Outcome), tokio::task::JoinError>,
+        pods: &Informer<Pod>,
+    ) {
+        match done {
+            Ok((id, o)) => {
+                if matches!(o, Outcome::Bound(..)) {
+                    self.binding_tasks.remove(&id);
+                }
+                self.on_outcome(o, pods);
+            }
+            Err(e) => {
+                if let Some(qp) = self.binding_tasks.remove(&e.id()) {
+                    tracing::error!(pod = %qp.key, error = %e, "binding task failed; the pod is tried again");
+                    let err = skiff_core::ApiError::internal("the binding task failed");
+                    self.on_outcome(Outcome::Bound(qp, Err(err)), pods);
+                }
+            }
+        }
+    }
+
+    fn on_outcome(&mut self, o: Outcome, pods: &Informer<Pod>) {
         let now = Instant::now();
         match o {
             Outcome::Bound(qp, Ok(())) => self.queue.done(&qp.key),
             Outcome::Bound(qp, Err(e)) => {
-                tracing::debug!(pod = %qp.key, error = %e.message, "binding failed");
                 if self.assumed.remove(&qp.key).is_some() {
                     self.sched.snapshot.remove_pod(&qp.key);
                 }
-                if e.code == 404 {
-                    self.queue.delete(&qp.key);
-                } else {
+                // As upstream's failure handler: a pod gone from the cache is forgotten;
+                // one still pending goes to back-off, whatever the error said.
+                let (ns, name) = qp.key.split_once('/').unwrap_or(("", &qp.key));
+                let pending = pods.get(Some(ns), name).is_some_and(|p| responsible(&p));
+                if pending {
+                    if e.code == 404 || e.code >= 500 {
+                        tracing::warn!(pod = %qp.key, code = e.code, error = %e.message, "binding failed for a pod still pending; it is tried again");
+                    } else {
+                        tracing::debug!(pod = %qp.key, error = %e.message, "binding failed");
+                    }
                     self.queue.error(&qp, now);
+                } else {
+                    self.queue.delete(&qp.key);
                 }
             }
             Outcome::Recorded => {}
+        }
+    }
+
+    /// Puts back pods that fell out of the loop's hands: pending, this scheduler's, and in
+    /// neither the queue nor the assumed set for two sweeps running (one sweep could see a
+    /// pod whose notification is still on its way). Each is a bug worth a warning.
+    fn sweep(&mut self, pods: &Informer<Pod>) {
+        let now = Instant::now();
+        let all = pods.list();
+        let (lost, suspects) = lost_pods(&all, &self.suspects, |k| {
+            self.queue.contains(k) || self.assumed.contains_key(k)
+        });
+        self.suspects = suspects;
+        for p in lost {
+            tracing::warn!(pod = %pod_key(&p), "a pending pod was in no scheduling queue; queueing it");
+            self.queue.add(p, now);
         }
     }
 
@@ -544,10 +610,24 @@ impl Loop {
                 let client = self.client.clone();
                 let recorder = self.recorder.clone();
                 let metrics = self.metrics.clone();
-                writes.spawn_on(
+                let for_task = qp.clone();
+                let task = writes.spawn_on(
                     async move {
                         let (ns, name) = qp.key.split_once('/').unwrap_or(("", &qp.key));
-                        let res = client.bind(ns, name, &r.node).await;
+                        let res = match tokio::time::timeout(
+                            BIND_TIMEOUT,
+                            client.bind(ns, name, &r.node),
+                        )
+                        .await
+                        {
+                            Ok(res) => res,
+                            Err(_) => {
+                                tracing::warn!(pod = %qp.key, "binding did not answer in {BIND_TIMEOUT:?}");
+                                Err(skiff_core::ApiError::timeout(
+                                    "the binding did not answer in time",
+                                ))
+                            }
+                        };
                         // Counted here, as the persisted binding returns, not when the loop
                         // later reads the outcome: readers see when pods were bound.
                         let counter = if res.is_ok() {
@@ -567,6 +647,7 @@ impl Loop {
                     },
                     &self.writes_on,
                 );
+                self.binding_tasks.insert(task.id(), for_task);
             }
             Err(failed) => {
                 self.metrics
@@ -625,6 +706,33 @@ impl Loop {
             }
         }
     }
+}
+
+/// The pods of `all` this scheduler should place that `held` does not know, and were already
+/// suspects at the last sweep (returned first); and those seen missing for the first time
+/// (the next sweep's suspects).
+fn lost_pods(
+    all: &[Arc<Pod>],
+    suspects: &HashSet<PodKey>,
+    held: impl Fn(&str) -> bool,
+) -> (Vec<Arc<Pod>>, HashSet<PodKey>) {
+    let mut lost = Vec::new();
+    let mut next = HashSet::new();
+    for p in all {
+        if !responsible(p) {
+            continue;
+        }
+        let key = pod_key(p);
+        if held(&key) {
+            continue;
+        }
+        if suspects.contains(&key) {
+            lost.push(p.clone());
+        } else {
+            next.insert(key);
+        }
+    }
+    (lost, next)
 }
 
 fn set_condition(pod: &mut Pod, cond: PodCondition) -> bool {
@@ -724,5 +832,53 @@ async fn record_failure(
         if e.code != 404 {
             tracing::debug!(pod = %name, error = %e.message, "could not record the scheduling failure");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending(name: &str, node: Option<&str>) -> Arc<Pod> {
+        let mut p: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {"containers": [{"name": "c", "image": "i"}]}
+        }))
+        .unwrap();
+        p.spec.as_mut().unwrap().node_name = node.map(str::to_string);
+        Arc::new(p)
+    }
+
+    #[test]
+    fn a_pod_missing_from_queue_and_assumed_is_lost_at_its_second_sweep() {
+        let all = vec![
+            pending("queued", None),
+            pending("missing", None),
+            pending("bound", Some("n1")),
+        ];
+        let held = |k: &str| k == "default/queued";
+        let (lost, suspects) = lost_pods(&all, &HashSet::new(), held);
+        assert!(
+            lost.is_empty(),
+            "one sweep is not enough to call a pod lost"
+        );
+        assert_eq!(
+            suspects,
+            HashSet::from(["default/missing".to_string()]),
+            "bound pods and queued pods are no suspects"
+        );
+        let (lost, suspects) = lost_pods(&all, &suspects, held);
+        let names: Vec<_> = lost.iter().map(|p| pod_key(p)).collect();
+        assert_eq!(names, ["default/missing"]);
+        assert!(suspects.is_empty());
+    }
+
+    #[test]
+    fn a_suspect_that_reached_the_queue_is_not_lost() {
+        let all = vec![pending("late", None)];
+        let suspects = HashSet::from(["default/late".to_string()]);
+        let (lost, next) = lost_pods(&all, &suspects, |k| k == "default/late");
+        assert!(lost.is_empty());
+        assert!(next.is_empty());
     }
 }
