@@ -1,12 +1,16 @@
 //! What one create costs the SQLite store, next to raw SQLite inserting the same bytes.
 //!
-//! `[WRITERS=64] [PAGE_SIZE=4096] [WAL_RESTART=bytes|0] [RANDOM_KEYS=1] cargo run --release -p skiff-store --example write_cost -- [N] [store|raw|both] [SIZE]`
+//! `[WRITERS=64] [WORK_US=µs] [PAGE_SIZE=4096] [WAL_RESTART=bytes|0] [RANDOM_KEYS=1] cargo run --release -p skiff-store --example write_cost -- [N] [store|raw|both] [SIZE]`
 //!
 //! The store part opens a [`SqliteStore`] in a temporary directory and makes N creates of
 //! SIZE-byte values (1024 by default) from WRITERS concurrent tasks (so batches form as they
 //! do in the server; fewer writers show the per-commit cost). The raw part inserts the same
 //! keys and bytes with rusqlite the way the benchmark's baseline does (WAL,
-//! `synchronous=FULL`, 64 rows per transaction) on its own thread. Each reports wall
+//! `synchronous=FULL`, 64 rows per transaction) on its own thread. With `WORK_US`, each
+//! writer spins that long on the CPU before every create, as the API server works on a request
+//! before it reaches the store: then the writers compete with the store's threads for the
+//! runtime's two workers as in the server, and the report's "busy" figure (process CPU over
+//! wall time, of 2 cores) shows how much CPU the commit pipeline leaves idle. Each reports wall
 //! time, rate, and CPU time per row of the threads that do the work (from
 //! `/proc/self/task/*/schedstat`), so the two can be compared in one run. Under
 //! `valgrind --tool=callgrind --separate-threads=yes` the per-thread instruction counts are
@@ -30,6 +34,46 @@ fn writers() -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(64)
+}
+
+/// CPU each writer spends before every create (env `WORK_US`, none by default).
+fn work() -> Duration {
+    Duration::from_micros(
+        std::env::var("WORK_US")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
+    )
+}
+
+/// Work of about `iters` loop rounds that the optimizer cannot remove.
+fn churn(iters: u64) -> u64 {
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    for i in 0..iters {
+        x = std::hint::black_box(x.rotate_left(7) ^ i).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    }
+    x
+}
+
+/// Loop rounds per microsecond of this machine, measured once (before any load starts).
+fn rounds_per_us() -> u64 {
+    static ROUNDS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *ROUNDS.get_or_init(|| {
+        let mut best = u64::MAX;
+        for _ in 0..5 {
+            let t = Instant::now();
+            churn(1_000_000);
+            best = best.min(t.elapsed().as_nanos() as u64);
+        }
+        (1_000_000_000 / best.max(1)).max(1)
+    })
+}
+
+/// Spends about `d` of CPU (a fixed amount of work, so a preempted writer still does all of it).
+fn spin(d: Duration) {
+    if !d.is_zero() {
+        std::hint::black_box(churn(rounds_per_us() * d.as_micros() as u64));
+    }
 }
 
 /// The store's options, from the environment: `PAGE_SIZE` for the new database, and
@@ -125,6 +169,7 @@ fn run_store(dir: &Path, n: usize, size: usize) {
         .enable_all()
         .build()
         .unwrap();
+    rounds_per_us();
     let store = SqliteStore::open(&dir.join("state.db"), options()).unwrap();
     let per = n / writers();
     let bodies: Arc<Vec<Bytes>> = Arc::new((0..writers()).map(|i| body(i, size)).collect());
@@ -142,6 +187,7 @@ fn run_store(dir: &Path, n: usize, size: usize) {
                 tokio::spawn(async move {
                     let mut latencies = Vec::with_capacity(per);
                     for _ in 0..per {
+                        spin(work());
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let t0 = Instant::now();
                         store.create(&key(i), bodies[w].clone()).await.unwrap();
@@ -166,10 +212,11 @@ fn run_store(dir: &Path, n: usize, size: usize) {
     let wal = std::fs::metadata(dir.join("state.db-wal")).map_or(0, |m| m.len());
     let db = std::fs::metadata(dir.join("state.db")).map_or(0, |m| m.len());
     println!(
-        "store: {rows} creates in {:.3}s = {:.0}/s; process cpu {:.1} µs/create; writer {:.1} µs, checkpointer {:.1} µs per create; {} commits, largest batch {}, {} checkpoints, wal {} KiB (at most {} frames, started over {} times; {} writer checkpoints, longest {:?}), db {} KiB; latency p50 {:?} p99 {:?} max {:?}",
+        "store: {rows} creates in {:.3}s = {:.0}/s; process cpu {:.1} µs/create, busy {:.2} of 2 cores; writer {:.1} µs, checkpointer {:.1} µs per create; {} commits, largest batch {}, {} checkpoints, wal {} KiB (at most {} frames, started over {} times; {} writer checkpoints, longest {:?}), db {} KiB; latency p50 {:?} p99 {:?} max {:?}",
         wall.as_secs_f64(),
         rows as f64 / wall.as_secs_f64(),
         (p1 - p0).as_secs_f64() * 1e6 / rows as f64,
+        (p1 - p0).as_secs_f64() / wall.as_secs_f64(),
         per_row(d("skiff-store-wri"), rows),
         per_row(d("skiff-store-che"), rows),
         stats.commits,

@@ -121,6 +121,26 @@ enum Planned {
     Sql(String),
 }
 
+/// The state of the batch being gathered.
+struct Batch {
+    /// The counters before it, restored if it fails.
+    before: Counters,
+    /// Its transaction has begun.
+    open: bool,
+    /// The SQL error that fails it.
+    error: Option<rusqlite::Error>,
+}
+
+impl Batch {
+    fn new(before: Counters) -> Self {
+        Batch {
+            before,
+            open: false,
+            error: None,
+        }
+    }
+}
+
 pub(crate) struct Writer {
     conn: Connection,
     shared: Arc<Shared>,
@@ -170,12 +190,20 @@ impl Writer {
         while let Some(first) = rx.blocking_recv() {
             batch.push(first);
             let deadline = std::time::Instant::now() + delay;
+            let mut batch_state = Batch::new(self.counters);
             loop {
                 while batch.len() < cap {
                     match rx.try_recv() {
                         Ok(r) => batch.push(r),
                         Err(_) => break,
                     }
+                }
+                // Plan and append what has arrived right away, inside the open transaction,
+                // so that the wait below overlaps the batch's own work instead of preceding
+                // it: when the wait ends only the commit is left.
+                self.advance(&mut batch, &mut batch_state);
+                if batch_state.error.is_some() {
+                    break;
                 }
                 // Concurrent writers: give the next ones a moment to join this commit, until
                 // the batch is twice the last one or the delay is up. Clients that each wait
@@ -189,10 +217,12 @@ impl Writer {
                 if now >= deadline {
                     break;
                 }
-                std::thread::sleep((deadline - now).min(std::time::Duration::from_micros(50)));
+                if rx.is_empty() {
+                    std::thread::sleep((deadline - now).min(std::time::Duration::from_micros(50)));
+                }
             }
             last_len = batch.len();
-            self.run_batch(&mut batch);
+            self.finish(&mut batch, batch_state);
             if let (Some(limit), true) = (self.shared.opts.wal_restart_bytes, rx.is_empty()) {
                 // At most a quarter of the limit (or 1 MiB) left to copy (see `checkpoint`).
                 let max_left = (limit / 4).max(1024 * 1024);
@@ -201,19 +231,32 @@ impl Writer {
         }
     }
 
-    fn run_batch(&mut self, batch: &mut Vec<Request>) {
-        let before = self.counters;
-        self.plan(batch);
-        let has_sql = self
-            .planned
-            .iter()
-            .any(|p| !matches!(p, Planned::Failed(_) | Planned::CompactDone));
-        let written = if has_sql {
-            self.begin()
-                .and_then(|()| self.write())
-                .and_then(|()| self.commit())
-        } else {
-            Ok(())
+    /// Steps 1 and 2 for the requests of `batch` not yet planned: decides them against
+    /// memory, then runs their SQL in the batch's transaction (begun with the first request
+    /// that has any). After an SQL error nothing more is run: the batch will fail as a whole.
+    fn advance(&mut self, batch: &mut [Request], state: &mut Batch) {
+        let from = self.planned.len();
+        if from == batch.len() {
+            return;
+        }
+        self.plan(&mut batch[from..]);
+        if state.error.is_some() {
+            return;
+        }
+        let result = self.write(from, &mut state.open);
+        if let Err(e) = result {
+            state.error = Some(e);
+        }
+    }
+
+    /// Step 3: commits the batch (or rolls it back after an error), publishes it and answers
+    /// every request of it.
+    fn finish(&mut self, batch: &mut Vec<Request>, state: Batch) {
+        let before = state.before;
+        let written = match state.error {
+            Some(e) => Err(e),
+            None if state.open => self.commit(),
+            None => Ok(()),
         };
         if let Err(e) = written {
             // The transaction may already be gone (SQLite rolls back on some I/O errors).
@@ -286,10 +329,10 @@ impl Writer {
         self.events.clear();
     }
 
-    /// Step 1: decides every request against memory, assigning revisions.
-    fn plan(&mut self, batch: &mut [Request]) {
+    /// Step 1: decides requests against memory, assigning revisions.
+    fn plan(&mut self, requests: &mut [Request]) {
         let live = self.shared.live.read();
-        for req in batch.iter_mut() {
+        for req in requests.iter_mut() {
             let p = plan_one(
                 &mut req.op,
                 &live,
@@ -302,12 +345,27 @@ impl Writer {
         }
     }
 
-    /// Step 2: runs the plan's SQL. Any error fails the whole batch.
-    fn write(&mut self) -> rusqlite::Result<()> {
-        let mut insert = self.conn.prepare_cached(log::APPEND)?;
-        for p in self.planned.iter_mut() {
+    /// Step 2: runs the SQL of the plan from `planned[from..]`, beginning the transaction
+    /// first if `open` says it is not yet. Any error fails the whole batch.
+    fn write(&mut self, from: usize, open: &mut bool) -> rusqlite::Result<()> {
+        let mut insert = None;
+        for p in self.planned[from..].iter_mut() {
+            if matches!(p, Planned::Failed(_) | Planned::CompactDone) {
+                continue;
+            }
+            if !*open {
+                self.conn
+                    .prepare_cached("BEGIN IMMEDIATE")?
+                    .execute([])
+                    .map(|_| ())?;
+                *open = true;
+            }
             match p {
                 Planned::Write(i) => {
+                    let insert = match &mut insert {
+                        Some(s) => s,
+                        None => insert.insert(self.conn.prepare_cached(log::APPEND)?),
+                    };
                     let ev = &self.events[*i];
                     let deleted = ev.kind == EventKind::Delete;
                     let value: &[u8] = if deleted { &[] } else { &ev.kv.value };
@@ -370,13 +428,6 @@ impl Writer {
         if rev != before.rev {
             self.shared.notify.send_replace(rev);
         }
-    }
-
-    fn begin(&self) -> rusqlite::Result<()> {
-        self.conn
-            .prepare_cached("BEGIN IMMEDIATE")?
-            .execute([])
-            .map(|_| ())
     }
 
     fn commit(&self) -> rusqlite::Result<()> {
@@ -531,6 +582,106 @@ mod tests {
             key,
             value: Bytes::from(vec![b'v'; size]),
         }
+    }
+
+    /// Opens a store whose writer waits up to `delay` for a batch to grow, and makes its last
+    /// batch two writes long so that the next batch waits (for four, or the delay).
+    async fn open_waiting(path: &std::path::Path, delay: Duration) -> Arc<SqliteStore> {
+        let opts = SqliteOptions {
+            commit_delay: delay,
+            ..SqliteOptions::default()
+        };
+        let store = SqliteStore::open(path, opts).unwrap();
+        // Holding the index stops the writer in the first batch, so the next two queue up
+        // and form the second batch together.
+        let guard = store.shared.live.write();
+        let first = send(&store, create("/w/0".into(), 8));
+        std::thread::sleep(Duration::from_millis(50));
+        let pair = [
+            send(&store, create("/w/1".into(), 8)),
+            send(&store, create("/w/2".into(), 8)),
+        ];
+        drop(guard);
+        assert!(matches!(first.await.unwrap(), Ok(Reply::Revision(1))));
+        for rx in pair {
+            assert!(matches!(rx.await.unwrap(), Ok(Reply::Revision(_))));
+        }
+        store
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writes_that_arrive_while_a_batch_waits_are_appended_and_committed_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_waiting(&dir.path().join("s.db"), Duration::from_secs(5)).await;
+        let commits = store.stats().commits;
+        let mut watch = store.watch("/b/", 3).await.unwrap();
+
+        // The first write opens the batch and is appended at once; the batch then waits.
+        let mut early = send(&store, create("/b/early".into(), 8));
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(early.try_recv().is_err(), "answered before its commit");
+        assert_eq!(store.current_revision(), 3, "visible before its commit");
+        // Its transaction is open meanwhile: another connection cannot begin a write.
+        let other = Connection::open(dir.path().join("s.db")).unwrap();
+        other.busy_timeout(Duration::ZERO).unwrap();
+        match other.execute_batch("BEGIN IMMEDIATE") {
+            Err(rusqlite::Error::SqliteFailure(e, _)) => {
+                assert_eq!(e.code, rusqlite::ErrorCode::DatabaseBusy)
+            }
+            other => panic!("the waiting batch holds no write transaction: {other:?}"),
+        }
+        drop(other);
+        // Three more double the last batch: all four commit together, in arrival order.
+        let late: Vec<_> = (0..3)
+            .map(|i| send(&store, create(format!("/b/late-{i}"), 8)))
+            .collect();
+        assert!(matches!(early.await.unwrap(), Ok(Reply::Revision(4))));
+        for (i, rx) in late.into_iter().enumerate() {
+            assert!(matches!(rx.await.unwrap(), Ok(Reply::Revision(r)) if r == 5 + i as i64));
+        }
+        assert_eq!(store.stats().commits, commits + 1);
+        let mut revisions = Vec::new();
+        while revisions.len() < 4 {
+            revisions.extend(
+                watch
+                    .next()
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .iter()
+                    .map(|e| e.revision()),
+            );
+        }
+        assert_eq!(revisions, [4, 5, 6, 7]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_error_in_a_later_part_of_a_batch_fails_the_rows_already_appended() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let store = open_waiting(&path, Duration::from_secs(5)).await;
+        let commits = store.stats().commits;
+
+        let early = send(&store, create("/e/early".into(), 8));
+        std::thread::sleep(Duration::from_millis(100));
+        // Appended in the open transaction; then the database fails on the next request.
+        let broken = send(
+            &store,
+            Op::Sql("INSERT INTO no_such_table VALUES (1)".into()),
+        );
+        assert!(matches!(broken.await.unwrap(), Err(StoreError::Backend(_))));
+        assert!(matches!(early.await.unwrap(), Err(StoreError::Backend(_))));
+        assert_eq!(store.current_revision(), 3);
+        assert_eq!(store.stats().commits, commits);
+        assert_eq!(store.get("/e/early", ReadAt::Latest).await.unwrap().0, None);
+        assert_eq!(store.log_rows().await.unwrap(), 3);
+
+        // The revision the failed write had is taken by the next one.
+        assert_eq!(store.create("/e/after", Bytes::new()).await.unwrap(), 4);
+        drop(store);
+        let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+        assert_eq!(store.current_revision(), 4);
+        assert_eq!(store.get("/e/early", ReadAt::Latest).await.unwrap().0, None);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
