@@ -229,7 +229,10 @@ impl ApiServer {
             };
         let is_watch = matches!(&target, Target::Resource(r) if r.verb == Verb::Watch);
         // Warnings recorded while serving (field validation, …) become Warning headers.
-        let (resp, warnings) = crate::warnings::scope(self.route(req, target, query)).await;
+        // Boxed: the routing future is kilobytes (it holds every verb's state), and boxing
+        // it once keeps this future, and each layer that moves it, small.
+        let routed = Box::pin(self.route(req, target, query));
+        let (resp, warnings) = crate::warnings::scope(routed).await;
         let mut resp = match resp {
             Ok(r) => r,
             Err(e) => codec::error_response(&e),
@@ -408,8 +411,10 @@ impl ApiServer {
                 return Err(ApiError::bad_request(format!("Invalid dry run value: {v}")));
             }
         }
+        // Verbs other than create, get and list run boxed, so their state does not make the
+        // common requests' futures bigger (every move of a future copies all of it).
         if let Some(sub) = r.subresource.as_deref() {
-            return self.subresource(req, &r, sub, q, accept, dry_run).await;
+            return Box::pin(self.subresource(req, &r, sub, q, accept, dry_run)).await;
         }
         match r.verb {
             Verb::Get => {
@@ -466,7 +471,7 @@ impl ApiServer {
                     list::write_list(res, &l),
                 ))
             }
-            Verb::Watch => self.watch(res, r.namespace.clone(), &q, accept).await,
+            Verb::Watch => Box::pin(self.watch(res, r.namespace.clone(), &q, accept)).await,
             Verb::Create => {
                 let manager = field_manager(&q, req.headers());
                 let fv = Directive::from_query(&q, "CreateOptions")?;
@@ -501,17 +506,16 @@ impl ApiServer {
                 let fv = Directive::from_query(&q, "UpdateOptions")?;
                 let body = self.read_object_body(req, res.into(), fv).await?;
                 crate::crds::check_unknown_body(res, &body, fv)?;
-                let (obj, created) = self
-                    .update_object(
-                        res,
-                        ns,
-                        name,
-                        body,
-                        UpdateMode::Main,
-                        dry_run,
-                        Some(&manager),
-                    )
-                    .await?;
+                let (obj, created) = Box::pin(self.update_object(
+                    res,
+                    ns,
+                    name,
+                    body,
+                    UpdateMode::Main,
+                    dry_run,
+                    Some(&manager),
+                ))
+                .await?;
                 let code = if created {
                     StatusCode::CREATED
                 } else {
@@ -524,15 +528,23 @@ impl ApiServer {
                 let opts = PatchOptions::from_request(&q, req.headers())?;
                 let (parts, body) = codec::read_request(req).await?;
                 let ct = codec::content_type(&parts.headers);
-                let (obj, code) = self
-                    .patch(res, ns, &name, &ct, &body, UpdateMode::Main, dry_run, &opts)
-                    .await?;
+                let (obj, code) = Box::pin(self.patch(
+                    res,
+                    ns,
+                    &name,
+                    &ct,
+                    &body,
+                    UpdateMode::Main,
+                    dry_run,
+                    &opts,
+                ))
+                .await?;
                 Ok(self.object_response(code, res, &obj, accept))
             }
             Verb::Delete => {
                 let name = r.name.as_deref().unwrap_or_default().to_string();
                 let opts = self.delete_options(req, &q, dry_run).await?;
-                match self.delete_object(res, ns, &name, &opts).await? {
+                match Box::pin(self.delete_object(res, ns, &name, &opts)).await? {
                     Deleted::Pending(obj) => {
                         Ok(self.object_response(StatusCode::OK, res, &obj, accept))
                     }
