@@ -143,6 +143,11 @@ impl Batch {
 
 pub(crate) struct Writer {
     conn: Connection,
+    state: State,
+}
+
+/// The writer's state apart from its connection (which the prepared statements borrow).
+struct State {
     shared: Arc<Shared>,
     counters: Counters,
     checkpoint: std::sync::mpsc::SyncSender<()>,
@@ -165,8 +170,7 @@ impl Writer {
         checkpoint: std::sync::mpsc::SyncSender<()>,
     ) -> Self {
         let cap = shared.opts.max_batch.max(1);
-        Writer {
-            conn,
+        let state = State {
             shared,
             counters: Counters {
                 rev,
@@ -178,19 +182,24 @@ impl Writer {
             planned: Vec::with_capacity(cap),
             events: Vec::with_capacity(cap),
             overlay: Overlay::with_capacity_and_hasher(cap, Default::default()),
-        }
+        };
+        Writer { conn, state }
     }
 
     /// Runs until every sender is gone.
-    pub(crate) fn run(mut self, mut rx: mpsc::Receiver<Request>) {
-        let cap = self.shared.opts.max_batch.max(1);
-        let delay = self.shared.opts.commit_delay;
+    pub(crate) fn run(self, mut rx: mpsc::Receiver<Request>) {
+        let Writer { conn, state: mut w } = self;
+        // Prepared once and kept: a statement cache round trip per part of a batch would
+        // cost more than a row.
+        let mut sql = Statements::new(&conn);
+        let cap = w.shared.opts.max_batch.max(1);
+        let delay = w.shared.opts.commit_delay;
         let mut batch = Vec::with_capacity(cap);
         let mut last_len = 0usize;
         while let Some(first) = rx.blocking_recv() {
             batch.push(first);
             let deadline = std::time::Instant::now() + delay;
-            let mut batch_state = Batch::new(self.counters);
+            let mut batch_state = Batch::new(w.counters);
             loop {
                 while batch.len() < cap {
                     match rx.try_recv() {
@@ -201,7 +210,7 @@ impl Writer {
                 // Plan and append what has arrived right away, inside the open transaction,
                 // so that the wait below overlaps the batch's own work instead of preceding
                 // it: when the wait ends only the commit is left.
-                self.advance(&mut batch, &mut batch_state);
+                w.advance(&mut sql, &mut batch, &mut batch_state);
                 if batch_state.error.is_some() {
                     break;
                 }
@@ -222,19 +231,80 @@ impl Writer {
                 }
             }
             last_len = batch.len();
-            self.finish(&mut batch, batch_state);
-            if let (Some(limit), true) = (self.shared.opts.wal_restart_bytes, rx.is_empty()) {
+            w.finish(&mut sql, &mut batch, batch_state);
+            if let (Some(limit), true) = (w.shared.opts.wal_restart_bytes, rx.is_empty()) {
                 // At most a quarter of the limit (or 1 MiB) left to copy (see `checkpoint`).
                 let max_left = (limit / 4).max(1024 * 1024);
-                super::checkpoint::finish_for_restart(&self.conn, &self.shared.wal, max_left);
+                super::checkpoint::finish_for_restart(&conn, &w.shared.wal, max_left);
             }
         }
     }
+}
 
+/// The statements the writer runs for every batch, prepared on first use and kept.
+struct Statements<'c> {
+    conn: &'c Connection,
+    begin: Option<rusqlite::Statement<'c>>,
+    append: Option<rusqlite::Statement<'c>>,
+    commit: Option<rusqlite::Statement<'c>>,
+}
+
+impl<'c> Statements<'c> {
+    fn new(conn: &'c Connection) -> Self {
+        Statements {
+            conn,
+            begin: None,
+            append: None,
+            commit: None,
+        }
+    }
+
+    fn run(
+        conn: &'c Connection,
+        slot: &mut Option<rusqlite::Statement<'c>>,
+        text: &str,
+        params: impl rusqlite::Params,
+    ) -> rusqlite::Result<()> {
+        let stmt = match slot {
+            Some(s) => s,
+            None => slot.insert(conn.prepare(text)?),
+        };
+        stmt.execute(params).map(|_| ())
+    }
+
+    fn begin(&mut self) -> rusqlite::Result<()> {
+        Self::run(self.conn, &mut self.begin, "BEGIN IMMEDIATE", [])
+    }
+
+    fn commit(&mut self) -> rusqlite::Result<()> {
+        Self::run(self.conn, &mut self.commit, "COMMIT", [])
+    }
+
+    /// Appends `ev`'s row to the log.
+    fn append(&mut self, ev: &Event) -> rusqlite::Result<()> {
+        let deleted = ev.kind == EventKind::Delete;
+        let value: &[u8] = if deleted { &[] } else { &ev.kv.value };
+        Self::run(
+            self.conn,
+            &mut self.append,
+            log::APPEND,
+            rusqlite::params![
+                ev.kv.mod_revision,
+                ev.kv.key,
+                ev.kv.create_revision,
+                ev.prev.as_ref().map(|p| p.mod_revision),
+                value,
+                deleted as i64,
+            ],
+        )
+    }
+}
+
+impl State {
     /// Steps 1 and 2 for the requests of `batch` not yet planned: decides them against
     /// memory, then runs their SQL in the batch's transaction (begun with the first request
     /// that has any). After an SQL error nothing more is run: the batch will fail as a whole.
-    fn advance(&mut self, batch: &mut [Request], state: &mut Batch) {
+    fn advance(&mut self, sql: &mut Statements<'_>, batch: &mut [Request], state: &mut Batch) {
         let from = self.planned.len();
         if from == batch.len() {
             return;
@@ -243,7 +313,7 @@ impl Writer {
         if state.error.is_some() {
             return;
         }
-        let result = self.write(from, &mut state.open);
+        let result = self.write(sql, from, &mut state.open);
         if let Err(e) = result {
             state.error = Some(e);
         }
@@ -251,17 +321,17 @@ impl Writer {
 
     /// Step 3: commits the batch (or rolls it back after an error), publishes it and answers
     /// every request of it.
-    fn finish(&mut self, batch: &mut Vec<Request>, state: Batch) {
+    fn finish(&mut self, sql: &mut Statements<'_>, batch: &mut Vec<Request>, state: Batch) {
         let before = state.before;
         let written = match state.error {
             Some(e) => Err(e),
-            None if state.open => self.commit(),
+            None if state.open => sql.commit(),
             None => Ok(()),
         };
         if let Err(e) = written {
             // The transaction may already be gone (SQLite rolls back on some I/O errors).
-            if !self.conn.is_autocommit() {
-                let _ = self.conn.execute_batch("ROLLBACK");
+            if !sql.conn.is_autocommit() {
+                let _ = sql.conn.execute_batch("ROLLBACK");
             }
             self.counters = before;
             let err = backend("writing the batch", e);
@@ -347,46 +417,29 @@ impl Writer {
 
     /// Step 2: runs the SQL of the plan from `planned[from..]`, beginning the transaction
     /// first if `open` says it is not yet. Any error fails the whole batch.
-    fn write(&mut self, from: usize, open: &mut bool) -> rusqlite::Result<()> {
-        let mut insert = None;
+    fn write(
+        &mut self,
+        sql: &mut Statements<'_>,
+        from: usize,
+        open: &mut bool,
+    ) -> rusqlite::Result<()> {
         for p in self.planned[from..].iter_mut() {
             if matches!(p, Planned::Failed(_) | Planned::CompactDone) {
                 continue;
             }
             if !*open {
-                self.conn
-                    .prepare_cached("BEGIN IMMEDIATE")?
-                    .execute([])
-                    .map(|_| ())?;
+                sql.begin()?;
                 *open = true;
             }
             match p {
-                Planned::Write(i) => {
-                    let insert = match &mut insert {
-                        Some(s) => s,
-                        None => insert.insert(self.conn.prepare_cached(log::APPEND)?),
-                    };
-                    let ev = &self.events[*i];
-                    let deleted = ev.kind == EventKind::Delete;
-                    let value: &[u8] = if deleted { &[] } else { &ev.kv.value };
-                    insert.execute(rusqlite::params![
-                        ev.kv.mod_revision,
-                        ev.kv.key,
-                        ev.kv.create_revision,
-                        ev.prev.as_ref().map(|p| p.mod_revision),
-                        value,
-                        deleted as i64,
-                    ])?;
-                }
-                Planned::SetCompactPoint(point) => {
-                    log::set_meta(&self.conn, "compact_rev", *point)?
-                }
+                Planned::Write(i) => sql.append(&self.events[*i])?,
+                Planned::SetCompactPoint(point) => log::set_meta(sql.conn, "compact_rev", *point)?,
                 Planned::CompactStep { lo, hi, point, n } => {
-                    *n = log::compact_range(&self.conn, *lo, *hi, *point)?;
-                    log::set_meta(&self.conn, "compact_done", *hi)?;
+                    *n = log::compact_range(sql.conn, *lo, *hi, *point)?;
+                    log::set_meta(sql.conn, "compact_done", *hi)?;
                 }
                 #[cfg(test)]
-                Planned::Sql(sql) => self.conn.execute_batch(sql)?,
+                Planned::Sql(text) => sql.conn.execute_batch(text)?,
                 Planned::Failed(_) | Planned::CompactDone => {}
             }
         }
@@ -428,10 +481,6 @@ impl Writer {
         if rev != before.rev {
             self.shared.notify.send_replace(rev);
         }
-    }
-
-    fn commit(&self) -> rusqlite::Result<()> {
-        self.conn.prepare_cached("COMMIT")?.execute([]).map(|_| ())
     }
 }
 
