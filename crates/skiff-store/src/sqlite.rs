@@ -146,8 +146,35 @@ pub(crate) struct Stats {
 
 /// The newest state: every live key and the revision it is at.
 pub(crate) struct Live {
-    index: BTreeMap<String, KeyValue>,
+    index: BTreeMap<String, Entry>,
     current: Revision,
+}
+
+/// A live key's newest value; the key itself is the index's (not kept twice).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Entry {
+    value: Bytes,
+    create_revision: Revision,
+    mod_revision: Revision,
+}
+
+impl Entry {
+    pub(crate) fn of(kv: &KeyValue) -> Entry {
+        Entry {
+            value: kv.value.clone(),
+            create_revision: kv.create_revision,
+            mod_revision: kv.mod_revision,
+        }
+    }
+
+    pub(crate) fn to_kv(&self, key: &str) -> KeyValue {
+        KeyValue {
+            key: key.to_owned(),
+            value: self.value.clone(),
+            create_revision: self.create_revision,
+            mod_revision: self.mod_revision,
+        }
+    }
 }
 
 /// Recent events; `events[i]` has revision `first + i`.
@@ -408,7 +435,7 @@ fn list_live(live: &Live, opts: &ListOptions) -> (Vec<KeyValue>, bool) {
             more = true;
             break;
         }
-        items.push(kv.clone());
+        items.push(kv.to_kv(key));
     }
     (items, more)
 }
@@ -468,7 +495,7 @@ impl Store for SqliteStore {
             let live = self.shared.live.read();
             match at {
                 ReadAt::Exact(rev) if rev != live.current => rev,
-                _ => return Ok((live.index.get(key).cloned(), live.current)),
+                _ => return Ok((live.index.get(key).map(|e| e.to_kv(key)), live.current)),
             }
         };
         let key = key.to_owned();

@@ -17,6 +17,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use rusqlite::{params, Connection, OptionalExtension};
 
+use super::Entry;
 use crate::{Event, EventKind, KeyValue, Revision, StoreError};
 
 const SCHEMA: &str = "
@@ -86,7 +87,7 @@ fn open(path: &Path, role: Role, page_size: Option<u32>) -> rusqlite::Result<Con
 
 /// What the database says at open.
 pub(crate) struct Loaded {
-    pub index: BTreeMap<String, KeyValue>,
+    pub index: BTreeMap<String, Entry>,
     pub current: Revision,
     pub compacted: Revision,
     pub compact_done: Revision,
@@ -128,7 +129,8 @@ pub(crate) fn load(conn: &Connection) -> rusqlite::Result<Loaded> {
     })?;
     for kv in rows {
         let kv = kv?;
-        index.insert(kv.key.clone(), kv);
+        let entry = Entry::of(&kv);
+        index.insert(kv.key, entry);
     }
     Ok(Loaded {
         index,

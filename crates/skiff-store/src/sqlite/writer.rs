@@ -28,7 +28,7 @@ use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
 use super::log::{self, backend};
-use super::{Live, Shared};
+use super::{Entry, Live, Shared};
 use crate::{Event, EventKind, KeyValue, Revision, StoreError};
 
 /// One write request.
@@ -76,8 +76,8 @@ struct Counters {
     compact_done: Revision,
 }
 
-/// A multiply-rotate hash for the batch overlay (the keys are the batch's own, at most
-/// `max_batch` of them: no flooding concern, and SipHash showed up in profiles).
+/// A multiply-rotate hash of the batch's keys (at most `max_batch` of them: no flooding
+/// concern, and SipHash showed up in profiles).
 #[derive(Default)]
 struct FastHasher(u64);
 
@@ -99,7 +99,39 @@ impl Hasher for FastHasher {
     }
 }
 
-type Overlay = HashMap<String, usize, BuildHasherDefault<FastHasher>>;
+/// The hash of `key` that the overlay is indexed by.
+fn key_hash(key: &str) -> u64 {
+    let mut h = FastHasher::default();
+    h.write(key.as_bytes());
+    let h = h.finish();
+    h ^ (h >> 32)
+}
+
+/// Passes a [`key_hash`] through.
+#[derive(Default)]
+struct KeyHashHasher(u64);
+
+impl Hasher for KeyHashHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `u64`s are hashed; anything else still gets a hash.
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x517c_c1b7_2722_0a95);
+        }
+    }
+
+    fn write_u64(&mut self, h: u64) {
+        self.0 = h;
+    }
+}
+
+/// Keys written earlier in the batch, by [`key_hash`]: the index in `events` of the newest
+/// event of a key with that hash. Keyed by hash so that no key is copied for it; a lookup
+/// checks the event's key, and on the (rare) collision looks through the batch's events.
+type Overlay = HashMap<u64, usize, BuildHasherDefault<KeyHashHasher>>;
 
 /// What the plan decided for one request.
 enum Planned {
@@ -156,7 +188,7 @@ struct State {
     // Per-batch buffers, kept to reuse their allocations.
     planned: Vec<Planned>,
     events: Vec<Arc<Event>>,
-    /// Keys written earlier in this batch: the index in `events` of their newest event.
+    /// Keys written earlier in this batch (see [`Overlay`]).
     overlay: Overlay,
 }
 
@@ -459,15 +491,28 @@ impl State {
             w.first = w.events.front().map_or(rev + 1, |e| e.revision());
         }
         {
+            self.overlay.clear();
             let mut live = self.shared.live.write();
-            for (key, i) in self.overlay.drain() {
-                let ev = &self.events[i];
+            // In revision order, so a key written twice in the batch ends at its newest value.
+            for ev in &self.events {
+                let key = ev.kv.key.as_str();
                 match ev.kind {
                     EventKind::Put => {
-                        live.index.insert(key, ev.kv.clone());
+                        let entry = Entry::of(&ev.kv);
+                        // An update finds its key; only a create copies the key.
+                        let slot = match ev.prev {
+                            Some(_) => live.index.get_mut(key),
+                            None => None,
+                        };
+                        match slot {
+                            Some(slot) => *slot = entry,
+                            None => {
+                                live.index.insert(key.to_owned(), entry);
+                            }
+                        }
                     }
                     EventKind::Delete => {
-                        live.index.remove(&key);
+                        live.index.remove(key);
                     }
                 }
             }
@@ -484,19 +529,60 @@ impl State {
     }
 }
 
-/// The newest value of `key`: this batch's own change, else the index.
+/// A key's newest value as the plan sees it: written earlier in the batch, or in the index.
+#[derive(Clone, Copy)]
+enum Current<'a> {
+    Batch(&'a KeyValue),
+    Index(&'a str, &'a Entry),
+}
+
+impl Current<'_> {
+    fn mod_revision(self) -> Revision {
+        match self {
+            Current::Batch(kv) => kv.mod_revision,
+            Current::Index(_, e) => e.mod_revision,
+        }
+    }
+
+    fn create_revision(self) -> Revision {
+        match self {
+            Current::Batch(kv) => kv.create_revision,
+            Current::Index(_, e) => e.create_revision,
+        }
+    }
+
+    fn to_kv(self) -> KeyValue {
+        match self {
+            Current::Batch(kv) => kv.clone(),
+            Current::Index(key, e) => e.to_kv(key),
+        }
+    }
+}
+
+/// The newest value of `key` (whose [`key_hash`] is `hash`): this batch's own change, else
+/// the index.
 fn lookup<'a>(
     key: &str,
+    hash: u64,
     live: &'a Live,
     overlay: &Overlay,
     events: &'a [Arc<Event>],
-) -> Option<&'a KeyValue> {
-    match overlay.get(key) {
-        Some(&i) => match events[i].kind {
-            EventKind::Put => Some(&events[i].kv),
+) -> Option<Current<'a>> {
+    let newest = match overlay.get(&hash) {
+        None => None,
+        Some(&i) if events[i].kv.key == key => Some(&*events[i]),
+        // Another key with the same hash: look through the batch.
+        Some(_) => events.iter().rev().find(|e| e.kv.key == key).map(|e| &**e),
+    };
+    match newest {
+        Some(ev) => match ev.kind {
+            EventKind::Put => Some(Current::Batch(&ev.kv)),
             EventKind::Delete => None,
         },
-        None => live.index.get(key),
+        None => live
+            .index
+            .get_key_value(key)
+            .map(|(k, e)| Current::Index(k, e)),
     }
 }
 
@@ -510,8 +596,12 @@ fn plan_one(
     compact_step: Revision,
 ) -> Planned {
     let next = counters.rev + 1;
+    let hash = match op {
+        Op::Create { key, .. } | Op::Update { key, .. } | Op::Delete { key, .. } => key_hash(key),
+        _ => 0,
+    };
     let event = match op {
-        Op::Create { key, value } => match lookup(key, live, overlay, events) {
+        Op::Create { key, value } => match lookup(key, hash, live, overlay, events) {
             Some(_) => return Planned::Failed(StoreError::AlreadyExists(std::mem::take(key))),
             None => Event {
                 kind: EventKind::Put,
@@ -528,13 +618,13 @@ fn plan_one(
             key,
             expected,
             value,
-        } => match lookup(key, live, overlay, events) {
+        } => match lookup(key, hash, live, overlay, events) {
             None => return Planned::Failed(StoreError::NotFound(std::mem::take(key))),
-            Some(cur) if cur.mod_revision != *expected => {
+            Some(cur) if cur.mod_revision() != *expected => {
                 return Planned::Failed(StoreError::Conflict {
                     key: std::mem::take(key),
                     expected: *expected,
-                    current: Some(Box::new(cur.clone())),
+                    current: Some(Box::new(cur.to_kv())),
                 })
             }
             Some(cur) => Event {
@@ -542,29 +632,32 @@ fn plan_one(
                 kv: KeyValue {
                     key: std::mem::take(key),
                     value: std::mem::take(value),
-                    create_revision: cur.create_revision,
+                    create_revision: cur.create_revision(),
                     mod_revision: next,
                 },
-                prev: Some(cur.clone()),
+                prev: Some(cur.to_kv()),
             },
         },
-        Op::Delete { key, expected } => match lookup(key, live, overlay, events) {
+        Op::Delete { key, expected } => match lookup(key, hash, live, overlay, events) {
             None => return Planned::Failed(StoreError::NotFound(std::mem::take(key))),
-            Some(cur) if expected.is_some_and(|e| e != cur.mod_revision) => {
+            Some(cur) if expected.is_some_and(|e| e != cur.mod_revision()) => {
                 return Planned::Failed(StoreError::Conflict {
                     key: std::mem::take(key),
                     expected: expected.unwrap_or_default(),
-                    current: Some(Box::new(cur.clone())),
+                    current: Some(Box::new(cur.to_kv())),
                 })
             }
-            Some(cur) => Event {
-                kind: EventKind::Delete,
-                kv: KeyValue {
-                    mod_revision: next,
-                    ..cur.clone()
-                },
-                prev: Some(cur.clone()),
-            },
+            Some(cur) => {
+                let prev = cur.to_kv();
+                Event {
+                    kind: EventKind::Delete,
+                    kv: KeyValue {
+                        mod_revision: next,
+                        ..prev.clone()
+                    },
+                    prev: Some(prev),
+                }
+            }
         },
         Op::SetCompactPoint(point) => {
             let point = (*point).max(counters.compact_point);
@@ -594,12 +687,7 @@ fn plan_one(
     };
     counters.rev = next;
     let i = events.len();
-    match overlay.get_mut(event.kv.key.as_str()) {
-        Some(slot) => *slot = i,
-        None => {
-            overlay.insert(event.kv.key.clone(), i);
-        }
-    }
+    overlay.insert(hash, i);
     events.push(Arc::new(event));
     Planned::Write(i)
 }
@@ -631,6 +719,110 @@ mod tests {
             key,
             value: Bytes::from(vec![b'v'; size]),
         }
+    }
+
+    fn put(key: &str, rev: Revision) -> Arc<Event> {
+        Arc::new(Event {
+            kind: EventKind::Put,
+            kv: KeyValue {
+                key: key.into(),
+                value: Bytes::from(format!("{key}@{rev}")),
+                create_revision: rev,
+                mod_revision: rev,
+            },
+            prev: None,
+        })
+    }
+
+    #[test]
+    fn a_lookup_whose_hash_slot_names_another_key_finds_its_own_newest_write() {
+        let mut index = std::collections::BTreeMap::new();
+        index.insert("/c".to_owned(), Entry::of(&put("/c", 1).kv));
+        let live = Live { index, current: 1 };
+        let events = vec![put("/a", 2), put("/b", 3), put("/a", 4)];
+        // As if "/b" and "/a" had the same hash and "/b" took the slot; "/c" likewise.
+        let mut overlay = Overlay::default();
+        overlay.insert(key_hash("/a"), 1);
+        overlay.insert(key_hash("/c"), 0);
+        let found = |overlay: &Overlay, key: &str| {
+            lookup(key, key_hash(key), &live, overlay, &events).map(|c| c.to_kv().value)
+        };
+        assert_eq!(found(&overlay, "/a"), Some(Bytes::from("/a@4")));
+        // Not written in the batch: the index, or nothing.
+        assert_eq!(found(&overlay, "/c"), Some(Bytes::from("/c@1")));
+        assert_eq!(found(&overlay, "/d"), None);
+        // Without a collision, the slot's own event.
+        overlay.insert(key_hash("/b"), 1);
+        assert_eq!(found(&overlay, "/b"), Some(Bytes::from("/b@3")));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_key_written_several_times_in_one_batch_ends_at_its_last_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_waiting(&dir.path().join("s.db"), Duration::from_secs(5)).await;
+        let guard = store.shared.live.write();
+        let gate = send(&store, create("/x/gate".into(), 1));
+        std::thread::sleep(Duration::from_millis(50));
+        // One batch: create, update, delete, create again, update; and a key deleted.
+        let v = |s: &'static str| Bytes::from_static(s.as_bytes());
+        let ops = vec![
+            Op::Create {
+                key: "/x/k".into(),
+                value: v("1"),
+            },
+            Op::Update {
+                key: "/x/k".into(),
+                expected: 5,
+                value: v("2"),
+            },
+            Op::Delete {
+                key: "/x/k".into(),
+                expected: Some(6),
+            },
+            Op::Create {
+                key: "/x/k".into(),
+                value: v("3"),
+            },
+            Op::Update {
+                key: "/x/k".into(),
+                expected: 8,
+                value: v("4"),
+            },
+            Op::Delete {
+                key: "/w/1".into(),
+                expected: None,
+            },
+        ];
+        let answers: Vec<_> = ops.into_iter().map(|op| send(&store, op)).collect();
+        drop(guard);
+        assert!(matches!(gate.await.unwrap(), Ok(Reply::Revision(4))));
+        let mut got = Vec::new();
+        for rx in answers {
+            got.push(match rx.await.unwrap() {
+                Ok(Reply::Revision(r)) => r,
+                Ok(Reply::Deleted(kv)) => kv.mod_revision,
+                other => panic!("{:?}", other.map(|_| ())),
+            });
+        }
+        assert_eq!(got, [5, 6, 7, 8, 9, 10]);
+        let (kv, rev) = store.get("/x/k", ReadAt::Latest).await.unwrap();
+        assert_eq!(rev, 10);
+        let kv = kv.unwrap();
+        assert_eq!(
+            (kv.value, kv.create_revision, kv.mod_revision),
+            (v("4"), 8, 9)
+        );
+        assert_eq!(store.get("/w/1", ReadAt::Latest).await.unwrap().0, None);
+        assert_eq!(store.count("/w/").await.unwrap(), 2);
+        // The index after a restart agrees.
+        drop(store);
+        let store = SqliteStore::open(&dir.path().join("s.db"), SqliteOptions::default()).unwrap();
+        let kv = store.get("/x/k", ReadAt::Latest).await.unwrap().0.unwrap();
+        assert_eq!(
+            (kv.value, kv.create_revision, kv.mod_revision),
+            (v("4"), 8, 9)
+        );
+        assert_eq!(store.count("/w/").await.unwrap(), 2);
     }
 
     /// Opens a store whose writer waits up to `delay` for a batch to grow, and makes its last
