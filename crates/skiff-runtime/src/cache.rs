@@ -185,19 +185,32 @@ struct Indexes {
     by_node: HashMap<String, HashSet<String>>,
 }
 
+/// Whether two versions of an object have the same index entries (controller owner, node).
+fn same_index_entries<K: Object>(a: &K, b: &K) -> bool {
+    controller_uid(a.metadata()) == controller_uid(b.metadata()) && a.node_name() == b.node_name()
+}
+
+/// Adds `key` to the set under `at`, allocating the set's name only for a new set.
+fn index_insert(index: &mut HashMap<String, HashSet<String>>, at: &str, key: &str) {
+    match index.get_mut(at) {
+        Some(set) => {
+            if !set.contains(key) {
+                set.insert(key.to_string());
+            }
+        }
+        None => {
+            index.insert(at.to_string(), HashSet::from([key.to_string()]));
+        }
+    }
+}
+
 impl Indexes {
     fn add<K: Object>(&mut self, key: &str, obj: &K) {
         if let Some(uid) = controller_uid(obj.metadata()) {
-            self.by_owner
-                .entry(uid.to_string())
-                .or_default()
-                .insert(key.to_string());
+            index_insert(&mut self.by_owner, uid, key);
         }
         if let Some(node) = obj.node_name() {
-            self.by_node
-                .entry(node.to_string())
-                .or_default()
-                .insert(key.to_string());
+            index_insert(&mut self.by_node, node, key);
         }
     }
 
@@ -407,18 +420,37 @@ impl<K: Object> Informer<K> {
 
     /// Applies one object (created or updated) and tells subscribers.
     fn put(&self, obj: K) {
-        let ns = obj.metadata().namespace.clone().unwrap_or_default();
-        let name = obj.metadata().name.clone().unwrap_or_default();
-        let k = key(Some(&ns), &name);
         let new = Arc::new(obj);
+        let ns = new.metadata().namespace.as_deref().unwrap_or("");
+        let name = new.metadata().name.as_deref().unwrap_or("");
         let old = {
             let mut st = self.inner.state.write();
-            let old = st.items.entry(ns).or_default().insert(name, new.clone());
+            let st = &mut *st;
+            let names = match st.items.get_mut(ns) {
+                Some(m) => m,
+                None => st.items.entry(ns.to_string()).or_default(),
+            };
+            let old = match names.get_mut(name) {
+                Some(cur) => Some(std::mem::replace(cur, new.clone())),
+                None => {
+                    names.insert(name.to_string(), new.clone());
+                    None
+                }
+            };
             match &old {
-                Some(o) => st.indexes.remove(&k, o.as_ref()),
-                None => st.count += 1,
+                // Most updates (a pod's binding aside) keep the owner and node: the indexes
+                // hold keys, which stay as they are.
+                Some(o) if same_index_entries(o.as_ref(), new.as_ref()) => {}
+                Some(o) => {
+                    let k = key(Some(ns), name);
+                    st.indexes.remove(&k, o.as_ref());
+                    st.indexes.add(&k, new.as_ref());
+                }
+                None => {
+                    st.count += 1;
+                    st.indexes.add(&key(Some(ns), name), new.as_ref());
+                }
             }
-            st.indexes.add(&k, new.as_ref());
             old
         };
         let _ = self.inner.tx.send(Arc::new(Change {
@@ -554,7 +586,7 @@ fn namespace_and_name<'a>(key: &'a str, prefix: &str) -> Option<(&'a str, &'a st
 /// keeps no managedFields (as upstream's control loops trim them from their informers): no
 /// loop reads them, and a write of a cached copy without them keeps the stored ones.
 fn decode<K: Object>(kv: &KeyValue) -> Option<K> {
-    let trimmed = skiff_core::meta::without_managed_fields(&kv.value);
+    let trimmed = crate::trim::without_managed_fields(&kv.value);
     match serde_json::from_slice::<K>(trimmed.as_deref().unwrap_or(&kv.value)) {
         Ok(mut o) => {
             o.metadata_mut().resource_version = Some(kv.mod_revision.to_string());
@@ -735,6 +767,49 @@ mod tests {
         maps.wait_for_revision(last).await;
         assert_eq!(maps.len(), n);
         assert!(matches!(sub.recv().await, Some(Notification::Resync)));
+    }
+
+    #[tokio::test]
+    async fn updates_keep_or_move_index_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: DynStore =
+            SqliteStore::open(&dir.path().join("db"), SqliteOptions::default()).unwrap();
+        let res = resource_of::<Pod>();
+        let k = res.key(Some("a"), "p");
+        let mut rev = store
+            .create(&k, pod_bytes("a", "p", Some("n1"), Some("rs1")))
+            .await
+            .unwrap();
+        let cache = Cache::new(store.clone(), crate::Tasks::new());
+        let pods = cache.synced::<Pod>().await;
+        // (node, owner) after each write, and what the indexes must answer.
+        let steps = [
+            (Some("n1"), Some("rs1")), // unchanged
+            (Some("n1"), Some("rs2")), // new owner
+            (Some("n2"), Some("rs2")), // new node
+            (None, None),              // neither
+            (Some("n1"), Some("rs1")), // both back
+        ];
+        for (node, owner) in steps {
+            rev = store
+                .update(&k, rev, pod_bytes("a", "p", node, owner))
+                .await
+                .unwrap();
+            pods.wait_for_revision(rev).await;
+            for n in ["n1", "n2"] {
+                assert_eq!(pods.on_node(n).len(), usize::from(node == Some(n)), "{n}");
+            }
+            for o in ["rs1", "rs2"] {
+                assert_eq!(pods.owned_by(o).len(), usize::from(owner == Some(o)), "{o}");
+            }
+            assert_eq!(pods.len(), 1);
+            let st = pods.inner.state.read();
+            // Emptied sets go away.
+            assert!(st.indexes.by_owner.values().all(|s| s.len() == 1));
+            assert!(st.indexes.by_node.values().all(|s| s.len() == 1));
+            assert_eq!(st.indexes.by_owner.len(), usize::from(owner.is_some()));
+            assert_eq!(st.indexes.by_node.len(), usize::from(node.is_some()));
+        }
     }
 
     #[test]

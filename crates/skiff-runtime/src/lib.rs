@@ -29,6 +29,7 @@ pub mod events;
 pub mod queue;
 pub mod selector;
 pub mod tasks;
+pub mod trim;
 
 pub use cache::{Cache, Change, Informer, Object};
 pub use client::Client;
