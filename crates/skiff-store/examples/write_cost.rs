@@ -1,6 +1,6 @@
 //! What one create costs the SQLite store, next to raw SQLite inserting the same bytes.
 //!
-//! `[WRITERS=64] [WORK_US=µs] [PAGE_SIZE=4096] [WAL_RESTART=bytes|0] [RANDOM_KEYS=1] cargo run --release -p skiff-store --example write_cost -- [N] [store|raw|both] [SIZE]`
+//! `[WRITERS=64] [WORK_US=µs] [COMMIT_DELAY_US=µs] [WRITER_NICE=n] [PAGE_SIZE=4096] [WAL_RESTART=bytes|0] [RANDOM_KEYS=1] cargo run --release -p skiff-store --example write_cost -- [N] [store|raw|both] [SIZE]`
 //!
 //! The store part opens a [`SqliteStore`] in a temporary directory and makes N creates of
 //! SIZE-byte values (1024 by default) from WRITERS concurrent tasks (so batches form as they
@@ -84,6 +84,9 @@ fn options() -> SqliteOptions {
     if let Some(size) = env("PAGE_SIZE") {
         opts.page_size = size as u32;
     }
+    if let Some(us) = env("COMMIT_DELAY_US") {
+        opts.commit_delay = Duration::from_micros(us);
+    }
     if let Some(bytes) = env("WAL_RESTART") {
         opts.wal_restart_bytes = (bytes > 0).then_some(bytes);
     }
@@ -114,6 +117,29 @@ fn own_cpu() -> u64 {
         .ok()
         .and_then(|s| s.split_whitespace().next()?.parse().ok())
         .unwrap_or(0)
+}
+
+/// Gives this process's threads named `name` the nice value `nice` with renice(1) (an
+/// experiment: does a writer thread that wins the CPU shorten the commit pipeline?).
+fn renice_thread(name: &str, nice: &str) {
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return;
+    };
+    for t in dir.flatten() {
+        let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+        if comm.trim() == name {
+            let tid = t.file_name().to_string_lossy().into_owned();
+            let ok = std::process::Command::new("renice")
+                .args(["-n", nice, "-p", &tid])
+                .stdout(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            eprintln!(
+                "renice {name} ({tid}) to {nice}: {}",
+                if ok { "done" } else { "failed" }
+            );
+        }
+    }
 }
 
 fn cpu_of(threads: &[(String, u64)], prefix: &str) -> u64 {
@@ -171,6 +197,9 @@ fn run_store(dir: &Path, n: usize, size: usize) {
         .unwrap();
     rounds_per_us();
     let store = SqliteStore::open(&dir.join("state.db"), options()).unwrap();
+    if let Ok(nice) = std::env::var("WRITER_NICE") {
+        renice_thread("skiff-store-wri", &nice);
+    }
     let per = n / writers();
     let bodies: Arc<Vec<Bytes>> = Arc::new((0..writers()).map(|i| body(i, size)).collect());
     let next = Arc::new(AtomicUsize::new(0));
