@@ -87,6 +87,10 @@ fn options() -> SqliteOptions {
     if let Some(us) = env("COMMIT_DELAY_US") {
         opts.commit_delay = Duration::from_micros(us);
     }
+    if let Ok(nice) = std::env::var("WRITER_NICE") {
+        // A nice value, or "off" to leave the writer's priority alone.
+        opts.writer_nice = nice.parse().ok();
+    }
     if let Some(bytes) = env("WAL_RESTART") {
         opts.wal_restart_bytes = (bytes > 0).then_some(bytes);
     }
@@ -117,29 +121,6 @@ fn own_cpu() -> u64 {
         .ok()
         .and_then(|s| s.split_whitespace().next()?.parse().ok())
         .unwrap_or(0)
-}
-
-/// Gives this process's threads named `name` the nice value `nice` with renice(1) (an
-/// experiment: does a writer thread that wins the CPU shorten the commit pipeline?).
-fn renice_thread(name: &str, nice: &str) {
-    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
-        return;
-    };
-    for t in dir.flatten() {
-        let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
-        if comm.trim() == name {
-            let tid = t.file_name().to_string_lossy().into_owned();
-            let ok = std::process::Command::new("renice")
-                .args(["-n", nice, "-p", &tid])
-                .stdout(std::process::Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success());
-            eprintln!(
-                "renice {name} ({tid}) to {nice}: {}",
-                if ok { "done" } else { "failed" }
-            );
-        }
-    }
 }
 
 fn cpu_of(threads: &[(String, u64)], prefix: &str) -> u64 {
@@ -197,9 +178,6 @@ fn run_store(dir: &Path, n: usize, size: usize) {
         .unwrap();
     rounds_per_us();
     let store = SqliteStore::open(&dir.join("state.db"), options()).unwrap();
-    if let Ok(nice) = std::env::var("WRITER_NICE") {
-        renice_thread("skiff-store-wri", &nice);
-    }
     let per = n / writers();
     let bodies: Arc<Vec<Bytes>> = Arc::new((0..writers()).map(|i| body(i, size)).collect());
     let next = Arc::new(AtomicUsize::new(0));

@@ -15,6 +15,7 @@
 
 mod checkpoint;
 mod log;
+mod priority;
 mod watcher;
 mod writer;
 
@@ -71,6 +72,12 @@ pub struct SqliteOptions {
     pub page_size: u32,
     /// Idle read connections kept open.
     pub read_connections: usize,
+    /// Nice value for the writer thread, if the process may raise priority (root or
+    /// `CAP_SYS_NICE`; otherwise it keeps the default). Every write waits on the writer's
+    /// short bursts of CPU (appending, committing, answering), and at equal priority a writer
+    /// woken by a request or by the end of a sync waits for a core behind the API's threads;
+    /// measured in docs/datastore.md. `None` leaves the priority alone.
+    pub writer_nice: Option<i32>,
 }
 
 impl Default for SqliteOptions {
@@ -88,6 +95,7 @@ impl Default for SqliteOptions {
             wal_restart_bytes: Some(16 * 1024 * 1024),
             page_size: 16 * 1024,
             read_connections: 4,
+            writer_nice: Some(-10),
         }
     }
 }

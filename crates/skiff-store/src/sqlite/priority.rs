@@ -1,0 +1,110 @@
+//! The writer thread's scheduling priority.
+//!
+//! Like a database's WAL writer, the store's writer is on the path of every write but needs
+//! little CPU; at the default priority, under load it spends much of its time runnable but
+//! waiting for a core behind the API server's threads. Linux gives each thread its own nice
+//! value (`setpriority(PRIO_PROCESS, tid, ..)`, see setpriority(2)): a lower one weighs more in
+//! the fair scheduler, so the writer runs as soon as it wakes. Raising priority needs root or
+//! `CAP_SYS_NICE`; without it the thread keeps its priority and a debug line says so.
+
+/// Gives the calling thread the nice value `nice`; `false` (and the default priority kept)
+/// when the process may not.
+pub(crate) fn set_own_nice(nice: i32) -> bool {
+    // SAFETY: gettid and setpriority are plain system calls about the calling thread; they
+    // take no pointers and share no memory.
+    let (tid, result) = unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        (tid, libc::setpriority(libc::PRIO_PROCESS, tid, nice))
+    };
+    if result == 0 {
+        tracing::debug!(tid, nice, "store writer thread priority raised");
+        true
+    } else {
+        tracing::debug!(
+            error = %std::io::Error::last_os_error(),
+            "store writer thread keeps the default priority (raising it needs CAP_SYS_NICE)"
+        );
+        false
+    }
+}
+
+/// The nice value of this process's thread `tid`, from procfs (field 19 of its `stat`).
+#[cfg(test)]
+pub(crate) fn nice_of(tid: &str) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')')?.1;
+    rest.split_whitespace().nth(16)?.parse().ok()
+}
+
+/// The ids of this process's threads named `name`.
+#[cfg(test)]
+pub(crate) fn threads_named(name: &str) -> Vec<String> {
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter(|t| std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == name))
+        .map(|t| t.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::sqlite::{SqliteOptions, SqliteStore};
+    use crate::Store;
+
+    /// May this process raise a thread's priority? (Root or `CAP_SYS_NICE`.)
+    fn may_raise() -> bool {
+        std::thread::spawn(|| set_own_nice(-1)).join().unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_writer_thread_runs_at_the_configured_nice_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(
+            &dir.path().join("s.db"),
+            SqliteOptions {
+                writer_nice: Some(-3),
+                ..SqliteOptions::default()
+            },
+        )
+        .unwrap();
+        // Once a write is answered the writer has set its priority. (Other tests' stores
+        // have writers too, at the default -10.)
+        store.create("/a", Bytes::new()).await.unwrap();
+        let nices: Vec<_> = threads_named("skiff-store-wri")
+            .iter()
+            .filter_map(|t| nice_of(t))
+            .collect();
+        if may_raise() {
+            assert!(nices.contains(&-3), "{nices:?}");
+        } else {
+            assert!(nices.iter().all(|&n| n == 0), "{nices:?}");
+        }
+        // The other threads keep theirs.
+        let checkpoint = threads_named("skiff-store-che");
+        assert!(checkpoint.iter().all(|t| nice_of(t) == Some(0)));
+    }
+
+    #[test]
+    fn the_nice_value_is_read_from_procfs() {
+        std::thread::spawn(|| {
+            let tid = std::fs::read_link("/proc/thread-self")
+                .unwrap()
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            assert_eq!(nice_of(&tid), Some(0));
+            if set_own_nice(2) {
+                assert_eq!(nice_of(&tid), Some(2));
+            }
+        })
+        .join()
+        .unwrap();
+    }
+}
