@@ -11,7 +11,11 @@
 //! then one more every 5 minutes; the rest are dropped. A ReplicaSet creating 10,000 pods so
 //! records its first 25 `SuccessfulCreate` events, not 10,000 writes.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+
+/// The correlation maps' hasher: keys are a few strings per event (names, reason, message),
+/// hashed several times per event; SipHash cost more than the rest of the bookkeeping.
+type Hasher = foldhash::fast::RandomState;
 
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -45,7 +49,7 @@ struct Pending {
 }
 
 /// Correlation key → (event namespace, event name, count).
-type Seen = HashMap<Key, (String, String, i32)>;
+type Seen = HashMap<Key, (String, String, i32), Hasher>;
 
 /// Bounds the correlation memory.
 const MAX_SEEN: usize = 4096;
@@ -57,7 +61,7 @@ const SPAM_REFILL: std::time::Duration = std::time::Duration::from_secs(300);
 /// A token bucket per involved object (upstream's `EventSourceObjectSpamFilter`).
 #[derive(Default)]
 pub(crate) struct SpamFilter {
-    buckets: HashMap<(String, String, String, String), (f64, jiff::Timestamp)>,
+    buckets: HashMap<(String, String, String, String), (f64, jiff::Timestamp), Hasher>,
 }
 
 impl SpamFilter {
@@ -182,12 +186,12 @@ async fn write_loop(
     clock: Clock,
     mut rx: mpsc::UnboundedReceiver<Pending>,
 ) {
-    let mut seen: Seen = HashMap::new();
+    let mut seen: Seen = HashMap::default();
     let mut spam = SpamFilter::default();
     let mut last_nanos: i128 = 0;
     let mut writes: tokio::task::JoinSet<Written> = tokio::task::JoinSet::new();
-    let mut in_flight: std::collections::HashSet<Key> = std::collections::HashSet::new();
-    let note = |seen: &mut Seen, in_flight: &mut std::collections::HashSet<Key>, done| {
+    let mut in_flight: HashSet<Key, Hasher> = HashSet::default();
+    let note = |seen: &mut Seen, in_flight: &mut HashSet<Key, Hasher>, done| {
         if let Ok((key, result)) = done {
             in_flight.remove(&key);
             match result {
