@@ -979,7 +979,8 @@ impl ApiServer {
                         "the name of the object ({bname}) does not match the name on the URL ({name})"
                     )));
                 }
-                self.bind_pod(ns, &name, &node, dry_run).await?;
+                let uid = Some(meta::uid(&body)).filter(|u| !u.is_empty());
+                self.bind_pod_uid(ns, &name, uid, &node, dry_run).await?;
                 Ok(codec::value_response(
                     StatusCode::CREATED,
                     &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
@@ -1013,9 +1014,33 @@ impl ApiServer {
         node: &str,
         dry_run: bool,
     ) -> Result<(), ApiError> {
+        self.bind_pod_uid(ns, name, None, node, dry_run).await
+    }
+
+    /// [`Self::bind_pod`] with the Binding's `metadata.uid` as a precondition, as upstream's
+    /// binding storage has it (and kube-scheduler sends the pod's UID): a pod deleted and
+    /// created again under the same name is not bound on the old one's decision (409).
+    pub async fn bind_pod_uid(
+        &self,
+        ns: Option<&str>,
+        name: &str,
+        uid: Option<&str>,
+        node: &str,
+        dry_run: bool,
+    ) -> Result<(), ApiError> {
         let res = registry::lookup("", "v1", "pods").expect("pods");
         let bound = self
             .edit_internal(res, ns, name, dry_run, |cur| {
+                if let Some(want) = uid.filter(|u| !u.is_empty()) {
+                    let have = meta::uid(cur);
+                    if want != have {
+                        return Err(ApiError::conflict(
+                            res,
+                            name,
+                            &format!("Precondition failed: UID in precondition: {want}, UID in object meta: {have}"),
+                        ));
+                    }
+                }
                 if meta::is_deleting(cur) {
                     return Err(ApiError::conflict(
                         res,

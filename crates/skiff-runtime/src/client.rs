@@ -386,6 +386,20 @@ impl Client {
         self.api.bind_pod(Some(ns), pod, node, false).await
     }
 
+    /// Binds a pod to a node only if the pod is still the one with `uid` (409 otherwise), as
+    /// kube-scheduler's bindings carry the pod's UID.
+    pub async fn bind_uid(
+        &self,
+        ns: &str,
+        pod: &str,
+        uid: &str,
+        node: &str,
+    ) -> Result<(), ApiError> {
+        self.api
+            .bind_pod_uid(Some(ns), pod, Some(uid), node, false)
+            .await
+    }
+
     /// Evicts a pod (pods/eviction), honouring PodDisruptionBudgets (429 when one forbids).
     pub async fn evict(&self, ns: &str, pod: &str) -> Result<(), ApiError> {
         let res = resource_of::<k8s_openapi::api::core::v1::Pod>();

@@ -614,9 +614,10 @@ impl Loop {
                 let task = writes.spawn_on(
                     async move {
                         let (ns, name) = qp.key.split_once('/').unwrap_or(("", &qp.key));
+                        let uid = pod.metadata.uid.as_deref().unwrap_or("");
                         let res = match tokio::time::timeout(
                             BIND_TIMEOUT,
-                            client.bind(ns, name, &r.node),
+                            client.bind_uid(ns, name, uid, &r.node),
                         )
                         .await
                         {

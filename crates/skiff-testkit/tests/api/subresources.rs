@@ -194,6 +194,48 @@ async fn binding_assigns_a_node_once() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_binding_with_another_pods_uid_is_refused() {
+    let c = client(M).await;
+    let ns = namespace(&c, "sub-binding-uid").await;
+    let pods: Api<Pod> = Api::namespaced(c.clone(), &ns);
+    let created = pods
+        .create(&PostParams::default(), &pod("p", json!({}), None))
+        .await
+        .unwrap();
+    let uid = created.metadata.uid.unwrap();
+    let stale = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "p", "uid": "0b4c5a4e-0000-4000-8000-000000000000"}, "target": {"kind": "Node", "name": "node-1"}});
+    let st = expect_status(
+        pods.create_subresource::<_, Value>("binding", "p", &PostParams::default(), &stale)
+            .await,
+        409,
+        "Conflict",
+    );
+    assert_eq!(
+        st.message,
+        format!("Operation cannot be fulfilled on pods \"p\": Precondition failed: UID in precondition: 0b4c5a4e-0000-4000-8000-000000000000, UID in object meta: {uid}")
+    );
+    assert_eq!(
+        pods.get("p").await.unwrap().spec.unwrap().node_name,
+        None,
+        "a refused binding assigns nothing"
+    );
+    let current = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "p", "uid": uid}, "target": {"kind": "Node", "name": "node-1"}});
+    pods.create_subresource::<_, Value>("binding", "p", &PostParams::default(), &current)
+        .await
+        .unwrap();
+    assert_eq!(
+        pods.get("p")
+            .await
+            .unwrap()
+            .spec
+            .unwrap()
+            .node_name
+            .as_deref(),
+        Some("node-1")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn eviction_respects_disruption_budgets() {
     let c = crate::client_without_retries(M).await;
     let ns = namespace(&c, "sub-evict").await;
