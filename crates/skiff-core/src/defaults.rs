@@ -363,23 +363,40 @@ fn default_tolerations(spec: &mut Value) {
     }
     let ts = ts.as_array_mut().expect("array");
     for k in add {
-        ts.push(json!({
-            "effect": "NoExecute",
-            "key": k,
-            "operator": "Exists",
-            "tolerationSeconds": 300
-        }));
+        // Cloned from one built once: a clone copies the map's index instead of hashing
+        // its keys again.
+        ts.push(default_toleration(k).clone());
     }
+}
+
+/// The toleration DefaultTolerationSeconds adds for `key` (one of the two taints).
+fn default_toleration(key: &str) -> &'static Value {
+    static BUILT: std::sync::LazyLock<[Value; 2]> = std::sync::LazyLock::new(|| {
+        [NOT_READY, UNREACHABLE].map(|k| {
+            json!({
+                "effect": "NoExecute",
+                "key": k,
+                "operator": "Exists",
+                "tolerationSeconds": 300
+            })
+        })
+    });
+    &BUILT[usize::from(key != NOT_READY)]
 }
 
 /// The pod's QoS class from its containers' cpu and memory requests and limits.
 fn qos_class(spec: &Value) -> &'static str {
     let containers: Vec<&Value> = ["initContainers", "containers"]
         .iter()
-        .flat_map(|k| spec.get(*k).and_then(Value::as_array).into_iter().flatten())
+        .flat_map(|k| {
+            spec.field(k)
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+        })
         .collect();
     let nonzero = |m: Option<&Value>, r: &str| {
-        m.and_then(|m| m.get(r))
+        m.and_then(|m| m.field(r))
             .and_then(|q| match q {
                 Value::String(s) => crate::validation::Quantity::parse(s).ok(),
                 Value::Number(n) => crate::validation::Quantity::parse(&n.to_string()).ok(),
@@ -785,7 +802,57 @@ fn limit_range(obj: &mut Value) {
 
 #[cfg(test)]
 mod tests {
-    use super::pull_policy;
+    use super::{default_tolerations, pull_policy, qos_class};
+    use serde_json::json;
+
+    #[test]
+    fn pods_tolerate_not_ready_and_unreachable_nodes_for_300_seconds() {
+        let mut spec = json!({"containers": [{"name": "c", "image": "i"}]});
+        default_tolerations(&mut spec);
+        let added = |key: &str| json!({"effect": "NoExecute", "key": key, "operator": "Exists", "tolerationSeconds": 300});
+        assert_eq!(
+            spec["tolerations"],
+            json!([
+                added("node.kubernetes.io/not-ready"),
+                added("node.kubernetes.io/unreachable")
+            ])
+        );
+        // Already tolerated taints are left alone; the rest come after the pod's own.
+        let own = json!({"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute"});
+        let mut spec = json!({"tolerations": [own.clone()]});
+        default_tolerations(&mut spec);
+        assert_eq!(
+            spec["tolerations"],
+            json!([own, added("node.kubernetes.io/unreachable")])
+        );
+        // A toleration of every NoExecute taint needs nothing more.
+        let mut spec = json!({"tolerations": [{"operator": "Exists", "effect": "NoExecute"}]});
+        default_tolerations(&mut spec);
+        assert_eq!(spec["tolerations"].as_array().map(Vec::len), Some(1));
+    }
+
+    #[test]
+    fn qos_class_follows_requests_and_limits() {
+        let spec = |resources: serde_json::Value| json!({"containers": [{"name": "c", "image": "i", "resources": resources}]});
+        assert_eq!(qos_class(&spec(json!({}))), "BestEffort");
+        assert_eq!(
+            qos_class(&spec(json!({"requests": {"cpu": "100m"}}))),
+            "Burstable"
+        );
+        assert_eq!(
+            qos_class(&spec(json!({
+                "requests": {"cpu": "100m", "memory": "64Mi"},
+                "limits": {"cpu": "0.1", "memory": "64Mi"}
+            }))),
+            "Guaranteed"
+        );
+        assert_eq!(
+            qos_class(&spec(
+                json!({"limits": {"cpu": "1", "memory": "1Gi"}, "requests": {"cpu": "500m", "memory": "1Gi"}})
+            )),
+            "Burstable"
+        );
+    }
 
     #[test]
     fn pull_policy_follows_the_tag() {
