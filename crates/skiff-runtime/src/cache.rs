@@ -592,7 +592,7 @@ fn namespace_and_name<'a>(key: &'a str, prefix: &str) -> Option<(&'a str, &'a st
 /// loop reads them, and a write of a cached copy without them keeps the stored ones.
 fn decode<K: Object>(kv: &KeyValue) -> Option<K> {
     let trimmed = crate::trim::without_managed_fields(&kv.value);
-    match serde_json::from_slice::<K>(trimmed.as_deref().unwrap_or(&kv.value)) {
+    match parse::<K>(trimmed.as_deref().unwrap_or(&kv.value)) {
         Ok(mut o) => {
             o.metadata_mut().resource_version = Some(kv.mod_revision.to_string());
             Some(o)
@@ -601,6 +601,17 @@ fn decode<K: Object>(kv: &KeyValue) -> Option<K> {
             tracing::warn!(key = %kv.key, error = %e, "cannot decode a stored object; the cache skips it");
             None
         }
+    }
+}
+
+/// Parses JSON bytes as `K`. The bytes are checked to be UTF-8 once, whole, and parsed as
+/// text: parsing bytes checks every string it reads on its own (a pod has a hundred or so,
+/// mostly short, where the per-call cost of the check was most of it). Bytes that are not
+/// UTF-8 are parsed as bytes, for the parser's own error.
+fn parse<K: DeserializeOwned>(bytes: &[u8]) -> serde_json::Result<K> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => serde_json::from_str(text),
+        Err(_) => serde_json::from_slice(bytes),
     }
 }
 
@@ -828,6 +839,38 @@ mod tests {
             assert_eq!(st.indexes.by_owner.len(), usize::from(owner.is_some()));
             assert_eq!(st.indexes.by_node.len(), usize::from(node.is_some()));
         }
+    }
+
+    #[test]
+    fn parsing_as_text_gives_what_parsing_bytes_gives() {
+        use k8s_openapi::api::core::v1::Event;
+        let texts: Vec<Vec<u8>> = vec![
+            pod_bytes("a", "p", Some("n1"), Some("rs1")).to_vec(),
+            br#"{"kind":"Pod","apiVersion":"v1","metadata":{"name":"p\u00e9\ud83d\ude00","labels":{"k":"caf\u00e9 \" \\ \n"}}}"#.to_vec(),
+            "{\"kind\":\"Pod\",\"apiVersion\":\"v1\",\"metadata\":{\"name\":\"é ✓\"}}".as_bytes().to_vec(),
+            br#"{"kind":"Event","apiVersion":"v1","metadata":{"name":"e"},"involvedObject":{},"message":"ok","count":3}"#.to_vec(),
+            // Not UTF-8, a lone surrogate escape, bad JSON, a wrong kind: errors either way.
+            b"{\"kind\":\"Pod\",\"apiVersion\":\"v1\",\"metadata\":{\"name\":\"\xff\"}}".to_vec(),
+            br#"{"kind":"Pod","apiVersion":"v1","metadata":{"name":"\ud800"}}"#.to_vec(),
+            br#"{"kind":"Pod","apiVersion":"v1","metadata":{"name":}"#.to_vec(),
+            br#"{"kind":"Node","apiVersion":"v1"}"#.to_vec(),
+        ];
+        for t in &texts {
+            let a = parse::<Pod>(t).map_err(|e| e.to_string());
+            let b = serde_json::from_slice::<Pod>(t).map_err(|e| e.to_string());
+            assert_eq!(a, b, "{}", String::from_utf8_lossy(t));
+            let a = parse::<Event>(t).map_err(|e| e.to_string());
+            let b = serde_json::from_slice::<Event>(t).map_err(|e| e.to_string());
+            assert_eq!(a, b, "{}", String::from_utf8_lossy(t));
+        }
+        let p = parse::<Pod>(&texts[1]).unwrap();
+        assert_eq!(p.metadata.name.as_deref(), Some("p\u{e9}\u{1f600}"));
+        assert_eq!(p.metadata.labels.unwrap()["k"], "caf\u{e9} \" \\ \n");
+        assert!(parse::<Pod>(&texts[0])
+            .unwrap()
+            .metadata
+            .owner_references
+            .is_some());
     }
 
     #[test]
