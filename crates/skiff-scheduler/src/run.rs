@@ -152,25 +152,17 @@ pub const LOOP_THREAD_NICE: i32 = -10;
 
 /// Gives the calling thread [`LOOP_THREAD_NICE`], if allowed; else it keeps its priority.
 fn raise_priority() {
-    // SAFETY: two plain system calls about the calling thread; no memory is shared.
-    let (tid, result) = unsafe {
-        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        (
-            tid,
-            libc::setpriority(libc::PRIO_PROCESS, tid, LOOP_THREAD_NICE),
-        )
-    };
-    if result == 0 {
-        tracing::debug!(
-            tid,
+    let tid = rustix::thread::gettid();
+    match rustix::process::setpriority_process(Some(tid), LOOP_THREAD_NICE) {
+        Ok(()) => tracing::debug!(
+            tid = tid.as_raw_nonzero().get(),
             nice = LOOP_THREAD_NICE,
             "scheduler thread priority raised"
-        );
-    } else {
-        tracing::info!(
-            error = %std::io::Error::last_os_error(),
+        ),
+        Err(e) => tracing::info!(
+            error = %std::io::Error::from(e),
             "scheduler thread keeps the default priority (raising it needs CAP_SYS_NICE)"
-        );
+        ),
     }
 }
 

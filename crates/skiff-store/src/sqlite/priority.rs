@@ -10,21 +10,23 @@
 /// Gives the calling thread the nice value `nice`; `false` (and the default priority kept)
 /// when the process may not.
 pub(crate) fn set_own_nice(nice: i32) -> bool {
-    // SAFETY: gettid and setpriority are plain system calls about the calling thread; they
-    // take no pointers and share no memory.
-    let (tid, result) = unsafe {
-        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        (tid, libc::setpriority(libc::PRIO_PROCESS, tid, nice))
-    };
-    if result == 0 {
-        tracing::debug!(tid, nice, "store writer thread priority raised");
-        true
-    } else {
-        tracing::debug!(
-            error = %std::io::Error::last_os_error(),
-            "store writer thread keeps the default priority (raising it needs CAP_SYS_NICE)"
-        );
-        false
+    let tid = rustix::thread::gettid();
+    match rustix::process::setpriority_process(Some(tid), nice) {
+        Ok(()) => {
+            tracing::debug!(
+                tid = tid.as_raw_nonzero().get(),
+                nice,
+                "store writer thread priority raised"
+            );
+            true
+        }
+        Err(e) => {
+            tracing::debug!(
+                error = %std::io::Error::from(e),
+                "store writer thread keeps the default priority (raising it needs CAP_SYS_NICE)"
+            );
+            false
+        }
     }
 }
 
