@@ -183,7 +183,12 @@ impl<K: Object> Subscription<K> {
 /// as in the items), so that a controller listing what it owns reads them straight out of
 /// its entry instead of looking each key up again: a ReplicaSet of 10,000 pods lists them on
 /// every sync.
-type Index<K> = HashMap<String, HashMap<String, Arc<K>>>;
+type Index<K> = Map<Map<Arc<K>>>;
+
+/// The cache's maps, by name, namespace, owner uid or node name: hashed with foldhash (seeded
+/// per process), several lookups per watch event and per read, where SipHash cost more than
+/// the rest of a lookup.
+type Map<V> = HashMap<String, V, foldhash::fast::RandomState>;
 
 struct Indexes<K> {
     by_owner: Index<K>,
@@ -193,8 +198,8 @@ struct Indexes<K> {
 impl<K> Default for Indexes<K> {
     fn default() -> Self {
         Indexes {
-            by_owner: HashMap::new(),
-            by_node: HashMap::new(),
+            by_owner: Map::default(),
+            by_node: Map::default(),
         }
     }
 }
@@ -216,7 +221,7 @@ fn index_insert<K>(index: &mut Index<K>, at: &str, key: &str, obj: &Arc<K>) {
         None => {
             index.insert(
                 at.to_string(),
-                HashMap::from([(key.to_string(), obj.clone())]),
+                Map::from_iter([(key.to_string(), obj.clone())]),
             );
         }
     }
@@ -254,7 +259,7 @@ impl<K: Object> Indexes<K> {
 
 struct State<K> {
     /// namespace ("" for cluster-scoped) → name → object.
-    items: HashMap<String, HashMap<String, Arc<K>>>,
+    items: Map<Map<Arc<K>>>,
     indexes: Indexes<K>,
     count: usize,
 }
@@ -262,7 +267,7 @@ struct State<K> {
 impl<K> Default for State<K> {
     fn default() -> Self {
         State {
-            items: HashMap::new(),
+            items: Map::default(),
             indexes: Indexes::default(),
             count: 0,
         }
