@@ -122,12 +122,12 @@ impl Graph {
                 return;
             }
         }
-        // Only the metadata the graph needs; the rest of the object is skipped unparsed.
-        let Ok(obj) = serde_json::from_slice::<GraphObject>(&kv.value) else {
+        // Only the metadata the graph needs: its members' text when the walk found them,
+        // else the object with everything else skipped unparsed.
+        let Some(m) = graph_meta(text.as_deref(), &kv.value) else {
             return;
         };
         self.remove(&kv.key);
-        let m = obj.metadata;
         let node = Node {
             uid: m.uid,
             owners: m
@@ -200,21 +200,45 @@ impl Graph {
 }
 
 /// The members of a stored object's metadata the graph reads (uid, owner references,
-/// finalizers, deletion timestamp), as their JSON text, read without parsing the object.
+/// finalizers, deletion timestamp), as their JSON text, read without parsing the object. All
+/// four come before `managedFields` in the canonical order objects are stored in, so the
+/// walk ends there, without scanning the managed fields' text.
 fn graph_text(b: &[u8]) -> Option<Vec<u8>> {
     let mut out = Vec::new();
-    let ok = meta::metadata_members(b, |k, v| {
+    let ok = meta::metadata_members_while(b, |k, v| {
+        if k == b"managedFields" {
+            return false;
+        }
         if matches!(
             k,
             b"uid" | b"ownerReferences" | b"finalizers" | b"deletionTimestamp"
         ) {
+            out.push(b'"');
             out.extend_from_slice(k);
-            out.push(b':');
+            out.extend_from_slice(b"\":");
             out.extend_from_slice(v);
             out.push(b',');
         }
+        true
     });
     ok.then_some(out)
+}
+
+/// The graph's metadata, parsed from its members' text ([`graph_text`]) when there is one,
+/// else from the whole stored object.
+fn graph_meta(text: Option<&[u8]>, value: &[u8]) -> Option<GraphMeta> {
+    match text {
+        Some(t) => {
+            let mut doc = Vec::with_capacity(t.len() + 2);
+            doc.push(b'{');
+            doc.extend_from_slice(t.strip_suffix(b",").unwrap_or(t));
+            doc.push(b'}');
+            serde_json::from_slice(&doc).ok()
+        }
+        None => serde_json::from_slice::<GraphObject>(value)
+            .ok()
+            .map(|o| o.metadata),
+    }
 }
 
 /// Whether stored bytes may carry owner references, finalizers or a deletion timestamp.
@@ -690,6 +714,43 @@ mod tests {
         let owned = br#"{"metadata":{"name":"p","uid":"u","ownerReferences":[]}}"#;
         assert!(mentions_graph_fields(owned));
         assert_eq!(quick_uid(br#"{"metadata":{"labels":{"uid":"x"}}}"#), None);
+    }
+
+    /// What the graph reads from the members' text is what parsing the whole object gives,
+    /// and the walk ends at managedFields.
+    #[test]
+    fn graph_metadata_from_the_members_text_matches_the_whole_object() {
+        let stored = br#"{"kind":"Pod","apiVersion":"v1","metadata":{"name":"p","namespace":"d","uid":"u-1","deletionTimestamp":"2026-01-01T00:00:00Z","labels":{"uid":"x"},"ownerReferences":[{"apiVersion":"apps/v1","kind":"ReplicaSet","name":"rs","uid":"o-1","controller":true,"blockOwnerDeletion":true}],"finalizers":["a/b"],"managedFields":[{"manager":"m","fieldsV1":{"f:metadata":{"f:uid":{}}}}]},"spec":{"containers":[]}}"#;
+        let text = graph_text(stored).expect("canonical layout");
+        assert!(
+            !String::from_utf8_lossy(&text).contains("manager"),
+            "managedFields are not read"
+        );
+        let from_text = graph_meta(Some(&text), stored).expect("members parse");
+        let whole = graph_meta(None, stored).expect("object parses");
+        for m in [&from_text, &whole] {
+            assert_eq!(m.uid, "u-1");
+            assert_eq!(
+                m.deletion_timestamp.as_deref(),
+                Some("2026-01-01T00:00:00Z")
+            );
+            assert_eq!(m.finalizers.as_deref(), Some(&["a/b".to_string()][..]));
+            let owners = m.owner_references.as_deref().unwrap();
+            assert_eq!(owners.len(), 1);
+            assert_eq!(
+                (
+                    owners[0].uid.as_str(),
+                    owners[0].api_version.as_str(),
+                    owners[0].kind.as_str(),
+                    owners[0].name.as_str()
+                ),
+                ("o-1", "apps/v1", "ReplicaSet", "rs")
+            );
+        }
+        // An object with none of the graph's members still parses (to the defaults).
+        let bare = br#"{"kind":"Pod","apiVersion":"v1","metadata":{"name":"p"}}"#;
+        let m = graph_meta(graph_text(bare).as_deref(), bare).unwrap();
+        assert!(m.uid.is_empty() && m.owner_references.is_none() && m.finalizers.is_none());
     }
 
     #[test]

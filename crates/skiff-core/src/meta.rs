@@ -595,6 +595,19 @@ pub fn without_managed_fields(bytes: &[u8]) -> Option<Vec<u8>> {
 /// [`without_managed_fields`] expects: kind, apiVersion, then metadata). `false` when the
 /// bytes are not laid out that way.
 pub fn metadata_members<'a>(bytes: &'a [u8], mut f: impl FnMut(&'a [u8], &'a [u8])) -> bool {
+    metadata_members_while(bytes, |k, v| {
+        f(k, v);
+        true
+    })
+}
+
+/// [`metadata_members`] that stops at the first member for which `f` answers `false` (then
+/// `true`, as far as it read: the rest is not looked at). Readers of the members before
+/// `managedFields`, last in canonical order and by far the longest, stop there.
+pub fn metadata_members_while<'a>(
+    bytes: &'a [u8],
+    mut f: impl FnMut(&'a [u8], &'a [u8]) -> bool,
+) -> bool {
     const META: &[u8] = b"\"metadata\":{";
     let Some(m) = find(bytes, META) else {
         return false;
@@ -602,16 +615,13 @@ pub fn metadata_members<'a>(bytes: &'a [u8], mut f: impl FnMut(&'a [u8], &'a [u8
     if bytes.first() != Some(&b'{') || bytes[1..m].iter().any(|&b| b == b'{' || b == b'[') {
         return false;
     }
-    let mut at = m + META.len() - 1;
-    let Some(end) = skip_json_value(bytes, at) else {
-        return false;
-    };
-    at += 1;
+    let mut at = m + META.len();
     let mut first = true;
     loop {
         at = skip_space(bytes, at);
         match bytes.get(at) {
-            Some(b'}') if at + 1 == end => return true,
+            // The members were walked one by one, so this brace closes metadata.
+            Some(b'}') => return true,
             Some(b',') if !first => at = skip_space(bytes, at + 1),
             Some(b'"') if first => {}
             _ => return false,
@@ -628,10 +638,12 @@ pub fn metadata_members<'a>(bytes: &'a [u8], mut f: impl FnMut(&'a [u8], &'a [u8
         let Some(value_end) = skip_json_value(bytes, value_start) else {
             return false;
         };
-        f(
+        if !f(
             &bytes[key_start + 1..key_end - 1],
             &bytes[value_start..value_end],
-        );
+        ) {
+            return true;
+        }
         at = value_end;
         first = false;
     }
@@ -876,6 +888,16 @@ mod tests {
         assert!(metadata_members(br#"{"metadata":{}}"#, |_, _| panic!(
             "no members"
         )));
+        // Stopping early reads no further, even past bytes that would not parse.
+        let mut names = Vec::new();
+        assert!(metadata_members_while(
+            br#"{"metadata":{"name":"p","uid":"u","managedFields":[{"x":1}],"#,
+            |k, _| {
+                names.push(String::from_utf8(k.to_vec()).unwrap());
+                k != b"uid"
+            }
+        ));
+        assert_eq!(names, ["name", "uid"]);
         for bad in [
             &br#"{"spec":{"metadata":{"a":1}}}"#[..],
             br#"{"metadata":{"a":1"#,
