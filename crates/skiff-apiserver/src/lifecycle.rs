@@ -205,10 +205,7 @@ impl Graph {
 /// walk ends there, without scanning the managed fields' text.
 fn graph_text(b: &[u8]) -> Option<Vec<u8>> {
     let mut out = Vec::new();
-    let ok = meta::metadata_members_while(b, |k, v| {
-        if k == b"managedFields" {
-            return false;
-        }
+    let ok = meta::metadata_members_before(b, Some(b"managedFields"), |k, v| {
         if matches!(
             k,
             b"uid" | b"ownerReferences" | b"finalizers" | b"deletionTimestamp"
@@ -219,7 +216,6 @@ fn graph_text(b: &[u8]) -> Option<Vec<u8>> {
             out.extend_from_slice(v);
             out.push(b',');
         }
-        true
     });
     ok.then_some(out)
 }

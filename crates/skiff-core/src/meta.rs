@@ -594,19 +594,17 @@ pub fn without_managed_fields(bytes: &[u8]) -> Option<Vec<u8>> {
 /// `metadata`, read from its bytes without parsing them (same layout as
 /// [`without_managed_fields`] expects: kind, apiVersion, then metadata). `false` when the
 /// bytes are not laid out that way.
-pub fn metadata_members<'a>(bytes: &'a [u8], mut f: impl FnMut(&'a [u8], &'a [u8])) -> bool {
-    metadata_members_while(bytes, |k, v| {
-        f(k, v);
-        true
-    })
+pub fn metadata_members<'a>(bytes: &'a [u8], f: impl FnMut(&'a [u8], &'a [u8])) -> bool {
+    metadata_members_before(bytes, None, f)
 }
 
-/// [`metadata_members`] that stops at the first member for which `f` answers `false` (then
-/// `true`, as far as it read: the rest is not looked at). Readers of the members before
+/// [`metadata_members`] up to the member named `stop` (then `true`, as far as it read: that
+/// member's value and the rest are not looked at). Readers of the members before
 /// `managedFields`, last in canonical order and by far the longest, stop there.
-pub fn metadata_members_while<'a>(
+pub fn metadata_members_before<'a>(
     bytes: &'a [u8],
-    mut f: impl FnMut(&'a [u8], &'a [u8]) -> bool,
+    stop: Option<&[u8]>,
+    mut f: impl FnMut(&'a [u8], &'a [u8]),
 ) -> bool {
     const META: &[u8] = b"\"metadata\":{";
     let Some(m) = find(bytes, META) else {
@@ -634,16 +632,15 @@ pub fn metadata_members_while<'a>(
         if bytes.get(at) != Some(&b':') || bytes.get(key_start) != Some(&b'"') {
             return false;
         }
+        let key = &bytes[key_start + 1..key_end - 1];
+        if stop == Some(key) {
+            return true;
+        }
         let value_start = skip_space(bytes, at + 1);
         let Some(value_end) = skip_json_value(bytes, value_start) else {
             return false;
         };
-        if !f(
-            &bytes[key_start + 1..key_end - 1],
-            &bytes[value_start..value_end],
-        ) {
-            return true;
-        }
+        f(key, &bytes[value_start..value_end]);
         at = value_end;
         first = false;
     }
@@ -888,14 +885,13 @@ mod tests {
         assert!(metadata_members(br#"{"metadata":{}}"#, |_, _| panic!(
             "no members"
         )));
-        // Stopping early reads no further, even past bytes that would not parse.
+        // Stopping before a member reads neither it nor what follows, even bytes that would
+        // not parse.
         let mut names = Vec::new();
-        assert!(metadata_members_while(
-            br#"{"metadata":{"name":"p","uid":"u","managedFields":[{"x":1}],"#,
-            |k, _| {
-                names.push(String::from_utf8(k.to_vec()).unwrap());
-                k != b"uid"
-            }
+        assert!(metadata_members_before(
+            br#"{"metadata":{"name":"p","uid":"u","managedFields":[{"x":1"#,
+            Some(b"managedFields"),
+            |k, _| names.push(String::from_utf8(k.to_vec()).unwrap())
         ));
         assert_eq!(names, ["name", "uid"]);
         for bad in [
