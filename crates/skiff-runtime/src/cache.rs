@@ -596,7 +596,7 @@ fn namespace_and_name<'a>(key: &'a str, prefix: &str) -> Option<(&'a str, &'a st
 /// keeps no managedFields (as upstream's control loops trim them from their informers): no
 /// loop reads them, and a write of a cached copy without them keeps the stored ones.
 fn decode<K: Object>(kv: &KeyValue) -> Option<K> {
-    let trimmed = crate::trim::without_managed_fields(&kv.value);
+    let trimmed = skiff_core::meta::without_managed_fields(&kv.value);
     match parse::<K>(trimmed.as_deref().unwrap_or(&kv.value)) {
         Ok(mut o) => {
             o.metadata_mut().resource_version = Some(kv.mod_revision.to_string());

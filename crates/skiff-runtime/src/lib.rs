@@ -29,7 +29,6 @@ pub mod events;
 pub mod queue;
 pub mod selector;
 pub mod tasks;
-pub mod trim;
 
 pub use cache::{Cache, Change, Informer, Object};
 pub use client::Client;
