@@ -153,6 +153,11 @@ async fn scale_subresource() {
     expect_status(api.get_scale("missing").await, 404, "NotFound");
 }
 
+/// The node a pod is bound to.
+async fn node_of(pods: &Api<Pod>, name: &str) -> Option<String> {
+    pods.get(name).await.unwrap().spec.unwrap().node_name
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn binding_assigns_a_node_once() {
     let c = client(M).await;
@@ -181,16 +186,7 @@ async fn binding_assigns_a_node_once() {
         .create_subresource::<_, Value>("binding", "p", &PostParams::default(), &again)
         .await;
     expect_status(r, 409, "Conflict");
-    assert_eq!(
-        pods.get("p")
-            .await
-            .unwrap()
-            .spec
-            .unwrap()
-            .node_name
-            .as_deref(),
-        Some("node-1")
-    );
+    assert_eq!(node_of(&pods, "p").await.as_deref(), Some("node-1"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -215,7 +211,7 @@ async fn a_binding_with_another_pods_uid_is_refused() {
         format!("Operation cannot be fulfilled on pods \"p\": Precondition failed: UID in precondition: 0b4c5a4e-0000-4000-8000-000000000000, UID in object meta: {uid}")
     );
     assert_eq!(
-        pods.get("p").await.unwrap().spec.unwrap().node_name,
+        node_of(&pods, "p").await,
         None,
         "a refused binding assigns nothing"
     );
@@ -223,16 +219,7 @@ async fn a_binding_with_another_pods_uid_is_refused() {
     pods.create_subresource::<_, Value>("binding", "p", &PostParams::default(), &current)
         .await
         .unwrap();
-    assert_eq!(
-        pods.get("p")
-            .await
-            .unwrap()
-            .spec
-            .unwrap()
-            .node_name
-            .as_deref(),
-        Some("node-1")
-    );
+    assert_eq!(node_of(&pods, "p").await.as_deref(), Some("node-1"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
