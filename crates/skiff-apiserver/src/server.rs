@@ -979,8 +979,8 @@ impl ApiServer {
                         "the name of the object ({bname}) does not match the name on the URL ({name})"
                     )));
                 }
-                let uid = Some(meta::uid(&body)).filter(|u| !u.is_empty());
-                self.bind_pod_uid(ns, &name, uid, &node, dry_run).await?;
+                self.bind_pod_uid(ns, &name, Some(meta::uid(&body)), &node, dry_run)
+                    .await?;
                 Ok(codec::value_response(
                     StatusCode::CREATED,
                     &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
@@ -1019,7 +1019,8 @@ impl ApiServer {
 
     /// [`Self::bind_pod`] with the Binding's `metadata.uid` as a precondition, as upstream's
     /// binding storage has it (and kube-scheduler sends the pod's UID): a pod deleted and
-    /// created again under the same name is not bound on the old one's decision (409).
+    /// created again under the same name is not bound on the old one's decision (409). No UID,
+    /// or an empty one, asks nothing.
     pub async fn bind_pod_uid(
         &self,
         ns: Option<&str>,

@@ -23,7 +23,7 @@ use crate::metrics::SchedulerMetrics;
 use crate::plugins::{inter_pod_affinity as ipa, pod_topology_spread as pts, PodCtx};
 use crate::preemption::{self, Candidate, NoPreemption, Pdb};
 use crate::queue::{responsible, Queue, QueuedPod, SCHEDULER_NAME};
-use crate::snapshot::{node_changed, pod_key, PodKey};
+use crate::snapshot::{node_changed, pod_key, split_pod_key, PodKey};
 
 /// The field manager of the scheduler's writes.
 pub const FIELD_MANAGER: &str = "kube-scheduler";
@@ -537,7 +537,7 @@ impl Loop {
                 }
                 // As upstream's failure handler: a pod gone from the cache is forgotten;
                 // one still pending goes to back-off, whatever the error said.
-                let (ns, name) = qp.key.split_once('/').unwrap_or(("", &qp.key));
+                let (ns, name) = split_pod_key(&qp.key);
                 let pending = pods.get(Some(ns), name).is_some_and(|p| responsible(&p));
                 if pending {
                     if e.code == 404 || e.code >= 500 {
@@ -580,7 +580,7 @@ impl Loop {
         let Some(qp) = self.queue.pop(now) else {
             return;
         };
-        let (ns, name) = qp.key.split_once('/').unwrap_or(("", &qp.key));
+        let (ns, name) = split_pod_key(&qp.key);
         let pod = match pods.get(Some(ns), name) {
             Some(p) if responsible(&p) => p,
             _ => {
@@ -605,7 +605,7 @@ impl Loop {
                 let for_task = qp.clone();
                 let task = writes.spawn_on(
                     async move {
-                        let (ns, name) = qp.key.split_once('/').unwrap_or(("", &qp.key));
+                        let (ns, name) = split_pod_key(&qp.key);
                         let uid = pod.metadata.uid.as_deref().unwrap_or("");
                         let res = match tokio::time::timeout(
                             BIND_TIMEOUT,

@@ -32,6 +32,11 @@ pub fn pod_key(pod: &Pod) -> PodKey {
     )
 }
 
+/// The namespace and name a [`pod_key`] was made of.
+pub fn split_pod_key(key: &str) -> (&str, &str) {
+    key.split_once('/').unwrap_or(("", key))
+}
+
 /// A taint effect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Effect {
