@@ -4,7 +4,10 @@
 //! manager. For profiling (`valgrind --tool=callgrind`), not a benchmark of record.
 //!
 //! `cargo run --release -p skiff-core --example managed_fields -- [N] [PHASE]`, PHASE one of
-//! create, status, steady, update or all (default).
+//! create, status, kubelet, steady, update or all (default). `kubelet` is the status write as
+//! the API server's pod status path makes it (the old side is the metadata without its entries
+//! and the old status) with a pod IP and host IP of its own per pod, as the simulated kubelet
+//! writes them, so that no two writes own the same set of fields.
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -121,6 +124,36 @@ fn main() {
             black_box(new);
         }
         report("status (kubelet's first: a new entry)", t, n);
+    }
+    if want("kubelet") {
+        let mut view = serde_json::Map::new();
+        let mut meta = bound["metadata"].as_object().cloned().expect("metadata");
+        meta.shift_remove("managedFields");
+        view.insert("metadata".into(), Value::Object(meta));
+        view.insert("status".into(), bound["status"].clone());
+        let view = Value::Object(view);
+        let t = Instant::now();
+        for i in 0..n {
+            let mut new = bound.clone();
+            let mut st = status("True", NOW);
+            let (pod_ip, host_ip) = (
+                format!("10.42.{}.{}", i / 250, i % 250),
+                format!("10.0.0.{}", i % 50),
+            );
+            st["podIP"] = json!(pod_ip);
+            st["podIPs"] = json!([{"ip": pod_ip}]);
+            st["hostIP"] = json!(host_ip);
+            st["hostIPs"] = json!([{"ip": host_ip}]);
+            new["status"] = st;
+            managed::record_update(res, &view, &mut new, Scope::Status, Some(&kubelet), NOW)
+                .expect("status");
+            black_box(new);
+        }
+        report(
+            "kubelet (the pod status path's first write, IPs per pod)",
+            t,
+            n,
+        );
     }
     if want("steady") {
         let t = Instant::now();

@@ -273,14 +273,23 @@ impl FieldSet {
 
     /// The `FieldsV1` form of the set.
     pub fn to_fields_v1(&self) -> Value {
-        let mut m = Map::with_capacity(self.children.len() + 1);
-        if self.member && !self.children.is_empty() {
+        Value::Object(self.fields_v1_map())
+    }
+
+    /// The `FieldsV1` map of this node: a leaf is `{}` without allocating (a map made with a
+    /// capacity allocates its table even for nothing).
+    fn fields_v1_map(&self) -> Map<String, Value> {
+        if self.children.is_empty() {
+            return Map::new();
+        }
+        let mut m = Map::with_capacity(self.children.len() + usize::from(self.member));
+        if self.member {
             m.insert(".".into(), Value::Object(Map::new()));
         }
         for (pe, c) in &self.children {
-            m.insert(pe.encode(), c.to_fields_v1());
+            m.insert(pe.encode(), Value::Object(c.fields_v1_map()));
         }
-        Value::Object(m)
+        m
     }
 
     /// Parses `FieldsV1`.

@@ -506,28 +506,8 @@ fn new_entry(fields: &FieldSet, m: &Manager, now: &str) -> Value {
         m.api_version,
         Some(now),
         m.subresource,
-        fields_v1_of(fields),
+        fields.to_fields_v1(),
     )
-}
-
-/// `fields.to_fields_v1()`, remembered per thread for the last set: the writes of one
-/// manager are mostly alike (a kubelet's status writes own the same fields pod after pod),
-/// and comparing two sets costs less than encoding one (every key is written as text).
-fn fields_v1_of(fields: &FieldSet) -> Value {
-    use std::cell::RefCell;
-    thread_local! {
-        static LAST: RefCell<Option<(FieldSet, Value)>> = const { RefCell::new(None) };
-    }
-    LAST.with_borrow_mut(|last| {
-        if let Some((set, v)) = last.as_ref() {
-            if set == fields {
-                return v.clone();
-            }
-        }
-        let v = fields.to_fields_v1();
-        *last = Some((fields.clone(), v.clone()));
-        v
-    })
 }
 
 /// Server-side apply of configuration `config` by `manager` to `live` (`None` when the object
