@@ -3,7 +3,6 @@
 //! keyed by a merge key, `v:<value as JSON>` for items of lists of primitives merged as sets
 //! and `i:<index>`; `".": {}` marks a node that is itself a member and has children.
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 use serde_json::{Map, Value};
@@ -125,15 +124,50 @@ impl fmt::Display for DisplayPath<'_> {
 
 /// A set of field paths, as a tree. A node is a member when the path to it is in the set;
 /// nodes that are neither members nor lead to members are never kept.
+///
+/// A node's children are a vector sorted by element (the order of [`PathElement`]'s `Ord`,
+/// each element once): nodes have a handful of children, and a vector is one small allocation
+/// that is quick to search, walk and drop, where a B-tree allocates a node of eleven slots.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FieldSet {
     member: bool,
-    children: BTreeMap<PathElement, FieldSet>,
+    children: Vec<(PathElement, FieldSet)>,
 }
 
 impl FieldSet {
     pub fn new() -> FieldSet {
         FieldSet::default()
+    }
+
+    /// Where child `pe` is, or would be inserted.
+    fn find(&self, pe: &PathElement) -> Result<usize, usize> {
+        // Walks visit fields mostly in order: a new last child is the common case.
+        match self.children.last() {
+            None => Err(0),
+            Some((last, _)) if *last < *pe => Err(self.children.len()),
+            _ => self.children.binary_search_by(|(k, _)| k.cmp(pe)),
+        }
+    }
+
+    /// The node of child `pe`, made empty if there is none (`pe` is copied only then).
+    fn entry(&mut self, pe: &PathElement) -> &mut FieldSet {
+        let i = match self.find(pe) {
+            Ok(i) => i,
+            Err(i) => {
+                self.children.insert(i, (pe.clone(), FieldSet::default()));
+                i
+            }
+        };
+        &mut self.children[i].1
+    }
+
+    /// Removes child `pe` if it holds nothing.
+    fn drop_if_empty(&mut self, pe: &PathElement) {
+        if let Ok(i) = self.find(pe) {
+            if self.children[i].1.is_empty() {
+                self.children.remove(i);
+            }
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -147,24 +181,24 @@ impl FieldSet {
 
     /// The node of child `pe`.
     pub(crate) fn child(&self, pe: &PathElement) -> Option<&FieldSet> {
-        self.children.get(pe)
+        self.find(pe).ok().map(|i| &self.children[i].1)
     }
 
     /// How many members the set has.
     pub(crate) fn len(&self) -> usize {
-        usize::from(self.member) + self.children.values().map(FieldSet::len).sum::<usize>()
+        usize::from(self.member) + self.children.iter().map(|(_, c)| c.len()).sum::<usize>()
     }
 
     /// The nodes below this one, in the set's order.
     pub(crate) fn children(&self) -> impl Iterator<Item = (&PathElement, &FieldSet)> {
-        self.children.iter()
+        self.children.iter().map(|(pe, c)| (pe, c))
     }
 
     /// Adds `path`.
     pub fn insert(&mut self, path: &[PathElement]) {
         let mut node = self;
         for pe in path {
-            node = node.children.entry(pe.clone()).or_default();
+            node = node.entry(pe);
         }
         node.member = true;
     }
@@ -172,7 +206,7 @@ impl FieldSet {
     fn node(&self, path: &[PathElement]) -> Option<&FieldSet> {
         let mut node = self;
         for pe in path {
-            node = node.children.get(pe)?;
+            node = node.child(pe)?;
         }
         Some(node)
     }
@@ -191,7 +225,7 @@ impl FieldSet {
     pub fn union_with(&mut self, other: &FieldSet) {
         self.member |= other.member;
         for (pe, c) in &other.children {
-            self.children.entry(pe.clone()).or_default().union_with(c);
+            self.entry(pe).union_with(c);
         }
     }
 
@@ -208,10 +242,11 @@ impl FieldSet {
             self.member = false;
         }
         for (pe, oc) in &other.children {
-            if let Some(c) = self.children.get_mut(pe) {
+            if let Ok(i) = self.find(pe) {
+                let c = &mut self.children[i].1;
                 c.remove_members(oc);
                 if c.is_empty() {
-                    self.children.remove(pe);
+                    self.children.remove(i);
                 }
             }
         }
@@ -226,10 +261,11 @@ impl FieldSet {
             return;
         }
         for (pe, oc) in &other.children {
-            if let Some(c) = self.children.get_mut(pe) {
+            if let Ok(i) = self.find(pe) {
+                let c = &mut self.children[i].1;
                 c.remove_subtrees(oc);
                 if c.is_empty() {
-                    self.children.remove(pe);
+                    self.children.remove(i);
                 }
             }
         }
@@ -239,13 +275,13 @@ impl FieldSet {
     pub fn intersection(&self, other: &FieldSet) -> FieldSet {
         let mut out = FieldSet {
             member: self.member && other.member,
-            children: BTreeMap::new(),
+            children: Vec::new(),
         };
         for (pe, c) in &self.children {
-            if let Some(oc) = other.children.get(pe) {
+            if let Some(oc) = other.child(pe) {
                 let i = c.intersection(oc);
                 if !i.is_empty() {
-                    out.children.insert(pe.clone(), i);
+                    out.children.push((pe.clone(), i));
                 }
             }
         }
@@ -309,7 +345,11 @@ impl FieldSet {
                 // A leaf: `{}` is a member with nothing below it.
                 child.member = true;
             }
-            out.children.insert(pe, child);
+            // Two keys of one element (JSON written two ways): the last one counts.
+            match out.find(&pe) {
+                Ok(i) => out.children[i].1 = child,
+                Err(i) => out.children.insert(i, (pe, child)),
+            }
         }
         Ok(out)
     }
@@ -333,31 +373,35 @@ pub(crate) trait Builder {
 
 impl Builder for FieldSet {
     fn child(&mut self, pe: PathElement) -> &mut Self {
-        self.children.entry(pe).or_default()
+        let i = match self.find(&pe) {
+            Ok(i) => i,
+            Err(i) => {
+                self.children.insert(i, (pe, FieldSet::default()));
+                i
+            }
+        };
+        &mut self.children[i].1
     }
     fn mark(&mut self) {
         self.member = true;
     }
     fn close(&mut self, pe: &PathElement) {
-        if self.children.get(pe).is_some_and(FieldSet::is_empty) {
-            self.children.remove(pe);
-        }
+        self.drop_if_empty(pe);
     }
     /// Without a copy of `pe`: a new node is kept only if it recorded something.
     fn with_child(&mut self, pe: PathElement, f: impl FnOnce(&mut Self)) {
-        use std::collections::btree_map::Entry;
-        match self.children.entry(pe) {
-            Entry::Occupied(mut node) => {
-                f(node.get_mut());
-                if node.get().is_empty() {
-                    node.remove();
+        match self.find(&pe) {
+            Ok(i) => {
+                f(&mut self.children[i].1);
+                if self.children[i].1.is_empty() {
+                    self.children.remove(i);
                 }
             }
-            Entry::Vacant(slot) => {
+            Err(i) => {
                 let mut node = FieldSet::default();
                 f(&mut node);
                 if !node.is_empty() {
-                    slot.insert(node);
+                    self.children.insert(i, (pe, node));
                 }
             }
         }

@@ -91,8 +91,16 @@ pub(crate) fn list_kind(meta: FieldMeta, items: &[Value]) -> ListKind {
     let Some(elems) = elems else {
         return ListKind::Atomic;
     };
-    let mut seen = HashSet::with_capacity(elems.len());
-    if !elems.iter().all(|e| seen.insert(e)) {
+    let unique = if elems.len() <= 16 {
+        elems
+            .iter()
+            .enumerate()
+            .all(|(i, e)| !elems[..i].contains(e))
+    } else {
+        let mut seen = HashSet::with_capacity(elems.len());
+        elems.iter().all(|e| seen.insert(e))
+    };
+    if !unique {
         return ListKind::Atomic;
     }
     match meta.strategy {
