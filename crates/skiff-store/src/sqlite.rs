@@ -43,8 +43,15 @@ use crate::{
 pub struct SqliteOptions {
     /// Largest accepted value in bytes; bigger ones get [`StoreError::TooLarge`].
     pub max_value_size: usize,
-    /// How many recent events the in-memory watch window keeps.
+    /// How many recent events the in-memory watch window keeps at most.
     pub watch_window: usize,
+    /// How many bytes of keys and values (new and previous) the window's events may hold;
+    /// the oldest go first, the newest stays whatever its size. The window serves watchers that keep up
+    /// (a watcher behind it reads the log), and without this bound it would hold the last
+    /// `watch_window` versions whatever their size: 16,384 pod writes of 2-3 KB with their
+    /// previous values kept ~60 MB alive in a 5,000-pod burst, and as many 1 MB ConfigMaps
+    /// would keep gigabytes.
+    pub watch_window_bytes: usize,
     /// Capacity (in batches) of each watcher's channel.
     pub watch_channel_capacity: usize,
     /// Most events in one watch batch (and one log read for a catching-up watcher).
@@ -85,6 +92,7 @@ impl Default for SqliteOptions {
         SqliteOptions {
             max_value_size: 3 * 1024 * 1024 + 256 * 1024,
             watch_window: 16_384,
+            watch_window_bytes: 16 * 1024 * 1024,
             watch_channel_capacity: 256,
             watch_batch_limit: 1024,
             max_batch: 256,
@@ -185,11 +193,51 @@ impl Entry {
     }
 }
 
-/// Recent events; `events[i]` has revision `first + i`.
+/// Recent events; `events[i]` has revision `first + i`. At most `cap` events holding at most
+/// `max_bytes` (counted by [`event_bytes`]), but never fewer than the newest.
 pub(crate) struct Window {
     first: Revision,
     events: VecDeque<Arc<Event>>,
     cap: usize,
+    /// What the events hold, by [`event_bytes`].
+    bytes: usize,
+    max_bytes: usize,
+}
+
+/// The bytes an event keeps alive, for the window's bound: its key and value, and its
+/// previous value (shared with the event before it, when that is still in the window, or
+/// with nothing: counted whole either way).
+fn event_bytes(ev: &Event) -> usize {
+    ev.kv.key.len() + ev.kv.value.len() + ev.prev.as_ref().map_or(0, |p| p.value.len())
+}
+
+impl Window {
+    fn new(first: Revision, cap: usize, max_bytes: usize) -> Window {
+        Window {
+            first,
+            events: VecDeque::new(),
+            cap: cap.max(1),
+            bytes: 0,
+            max_bytes,
+        }
+    }
+
+    /// Appends the events of a committed batch (the revisions after the newest; `next` is the
+    /// one after the batch's last) and drops the oldest beyond the bounds, keeping the newest.
+    pub(crate) fn extend(&mut self, batch: &[Arc<Event>], next: Revision) {
+        for ev in batch {
+            self.bytes += event_bytes(ev);
+            self.events.push_back(ev.clone());
+        }
+        while self.events.len() > self.cap || (self.bytes > self.max_bytes && self.events.len() > 1)
+        {
+            let Some(ev) = self.events.pop_front() else {
+                break;
+            };
+            self.bytes -= event_bytes(&ev);
+        }
+        self.first = self.events.front().map_or(next, |e| e.revision());
+    }
 }
 
 /// State shared by the store handle, the writer thread and watcher tasks.
@@ -248,11 +296,11 @@ impl SqliteStore {
                 index: loaded.index,
                 current: loaded.current,
             }),
-            window: RwLock::new(Window {
-                first: loaded.current + 1,
-                events: VecDeque::new(),
-                cap: opts.watch_window.max(1),
-            }),
+            window: RwLock::new(Window::new(
+                loaded.current + 1,
+                opts.watch_window,
+                opts.watch_window_bytes,
+            )),
             compacted: AtomicI64::new(loaded.compacted),
             notify,
             readers: Mutex::new(Vec::new()),
@@ -624,5 +672,53 @@ fn compactor(store: Weak<SqliteStore>, auto: AutoCompact, stop: std::sync::mpsc:
                 tracing::warn!(error = %e, revision = target, "sqlite: background compaction failed");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod window_tests {
+    use super::*;
+    use crate::conformance::next_events;
+
+    /// The window keeps no more than its bytes (but the newest event, however large);
+    /// watchers behind it read the log and get what one that kept up got, previous values
+    /// included.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_window_holds_at_most_its_bytes_and_watchers_behind_it_read_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = SqliteOptions {
+            watch_window_bytes: 10_000,
+            ..SqliteOptions::default()
+        };
+        let store = SqliteStore::open(&dir.path().join("w.db"), opts).unwrap();
+        let mut live = store.watch("/w/", 0).await.unwrap();
+        let value = |i: usize, n: usize| Bytes::from(vec![b'a' + (i % 26) as u8; n]);
+        let mut rev = 0;
+        for i in 0..40 {
+            let key = format!("/w/{}", i % 5);
+            rev = match i < 5 {
+                true => store.create(&key, value(i, 1000)).await.unwrap(),
+                false => store.update(&key, rev - 4, value(i, 1000)).await.unwrap(),
+            };
+            let w = store.shared.window.read();
+            assert!(w.bytes <= 10_000, "{} bytes kept", w.bytes);
+            assert_eq!(w.bytes, w.events.iter().map(|e| event_bytes(e)).sum());
+            assert_eq!(w.first + w.events.len() as i64, rev + 1);
+        }
+        // An update carries its previous value: 2,004 bytes an event, four fit.
+        assert_eq!(store.shared.window.read().events.len(), 4);
+        // One event over the bound alone stays, as the newest.
+        let big = store.update("/w/4", rev, value(0, 50_000)).await.unwrap();
+        {
+            let w = store.shared.window.read();
+            assert_eq!((w.events.len(), w.first), (1, big));
+        }
+
+        let kept_up = next_events(&mut live, 41).await;
+        let reads = store.stats().watch_log_reads;
+        let mut behind = store.watch("/w/", 0).await.unwrap();
+        let replayed = next_events(&mut behind, 41).await;
+        assert_eq!(replayed, kept_up);
+        assert!(store.stats().watch_log_reads > reads);
     }
 }

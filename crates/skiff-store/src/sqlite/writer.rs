@@ -486,12 +486,7 @@ impl State {
     fn publish(&mut self, before: Counters) {
         let rev = self.counters.rev;
         if rev != before.rev {
-            let mut w = self.shared.window.write();
-            w.events.extend(self.events.iter().cloned());
-            while w.events.len() > w.cap {
-                w.events.pop_front();
-            }
-            w.first = w.events.front().map_or(rev + 1, |e| e.revision());
+            self.shared.window.write().extend(&self.events, rev + 1);
         }
         {
             self.overlay.clear();
