@@ -41,6 +41,11 @@ pub trait Object:
     fn node_name(&self) -> Option<&str> {
         None
     }
+
+    /// Gives the lists of a just parsed object allocations of their length (see [`fit`]);
+    /// the cache keeps objects long. Beyond the metadata's lists, for the kinds kept by the
+    /// thousand (pods).
+    fn fit_lists(&mut self) {}
 }
 
 macro_rules! objects {
@@ -95,6 +100,59 @@ impl Object for core::Pod {
             .and_then(|s| s.node_name.as_deref())
             .filter(|n| !n.is_empty())
     }
+
+    fn fit_lists(&mut self) {
+        if let Some(spec) = &mut self.spec {
+            fit(&mut spec.containers);
+            fit_some(&mut spec.init_containers);
+            for c in spec
+                .containers
+                .iter_mut()
+                .chain(spec.init_containers.iter_mut().flatten())
+            {
+                fit_some(&mut c.ports);
+                fit_some(&mut c.env);
+                fit_some(&mut c.volume_mounts);
+                fit_some(&mut c.command);
+                fit_some(&mut c.args);
+            }
+            fit_some(&mut spec.tolerations);
+            fit_some(&mut spec.volumes);
+            fit_some(&mut spec.image_pull_secrets);
+        }
+        if let Some(status) = &mut self.status {
+            fit_some(&mut status.conditions);
+            fit_some(&mut status.container_statuses);
+            fit_some(&mut status.init_container_statuses);
+            fit_some(&mut status.host_ips);
+            fit_some(&mut status.pod_ips);
+        }
+    }
+}
+
+/// Moves `v` into an allocation of its length, if it has room to spare. Parsing grows a
+/// list as it reads it (to four places for elements up to 1 KiB), so a pod's one container
+/// status (728 bytes) held the room of four and its five conditions the room of eight: about
+/// 3.5 KB of a cached pod unused. `shrink_to_fit` would leave that to the allocator, and
+/// mimalloc keeps a block that is still at least half used as it is.
+fn fit<T>(v: &mut Vec<T>) {
+    if v.capacity() > v.len() {
+        let mut exact = Vec::with_capacity(v.len());
+        exact.append(v);
+        *v = exact;
+    }
+}
+
+fn fit_some<T>(v: &mut Option<Vec<T>>) {
+    if let Some(v) = v {
+        fit(v);
+    }
+}
+
+/// [`fit`] on the lists every object's metadata may have (the cache keeps no managedFields).
+fn fit_metadata(m: &mut ObjectMeta) {
+    fit_some(&mut m.owner_references);
+    fit_some(&mut m.finalizers);
 }
 
 /// The registry entry of `K`.
@@ -592,14 +650,16 @@ fn namespace_and_name<'a>(key: &'a str, prefix: &str) -> Option<(&'a str, &'a st
     })
 }
 
-/// Parses a stored object and sets its resourceVersion from the store revision. The cache
-/// keeps no managedFields (as upstream's control loops trim them from their informers): no
+/// Parses a stored object, sets its resourceVersion from the store revision and fits its
+/// lists to their length ([`fit`]). The cache keeps no managedFields (as upstream's control loops trim them from their informers): no
 /// loop reads them, and a write of a cached copy without them keeps the stored ones.
 fn decode<K: Object>(kv: &KeyValue) -> Option<K> {
     let trimmed = skiff_core::meta::without_managed_fields(&kv.value);
     match parse::<K>(trimmed.as_deref().unwrap_or(&kv.value)) {
         Ok(mut o) => {
             o.metadata_mut().resource_version = Some(kv.mod_revision.to_string());
+            fit_metadata(o.metadata_mut());
+            o.fit_lists();
             Some(o)
         }
         Err(e) => {
@@ -678,6 +738,77 @@ mod tests {
             v["metadata"]["ownerReferences"] = serde_json::json!([{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs", "uid": o, "controller": true}]);
         }
         Bytes::from(serde_json::to_vec(&v).unwrap())
+    }
+
+    /// A cached pod's lists take no more room than they hold (as parsed, one container status
+    /// held the room of four), and fitting them changes nothing else.
+    #[test]
+    fn decoded_pods_keep_no_unused_list_room() {
+        let conditions: Vec<_> = [
+            "PodReadyToStartContainers",
+            "Initialized",
+            "Ready",
+            "ContainersReady",
+            "PodScheduled",
+        ]
+        .iter()
+        .map(|t| serde_json::json!({"type": t, "status": "True"}))
+        .collect();
+        let v = serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "namespace": "a", "uid": "u", "finalizers": ["f"],
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                    "name": "rs", "uid": "o", "controller": true}],
+                "managedFields": [{"manager": "m", "operation": "Update"}]},
+            "spec": {"containers": [{"name": "c", "image": "nginx", "args": ["-x"],
+                    "ports": [{"containerPort": 80}], "env": [{"name": "A", "value": "1"}]}],
+                "tolerations": [{"key": "a", "operator": "Exists"},
+                    {"key": "b", "operator": "Exists"}]},
+            "status": {"phase": "Running",
+                "conditions": conditions,
+                "containerStatuses": [{"name": "c", "image": "nginx", "imageID": "",
+                    "ready": true, "restartCount": 0}],
+                "podIPs": [{"ip": "10.0.0.1"}], "hostIPs": [{"ip": "192.0.2.1"}]}
+        });
+        let kv = KeyValue {
+            key: "/registry/core/pods/a/p".into(),
+            value: Bytes::from(serde_json::to_vec(&v).unwrap()),
+            create_revision: 3,
+            mod_revision: 7,
+        };
+        let pod: Pod = decode(&kv).unwrap();
+
+        let mut expected: Pod = serde_json::from_value(v).unwrap();
+        expected.metadata.managed_fields = None;
+        expected.metadata.resource_version = Some("7".into());
+        assert_eq!(pod, expected);
+        let as_parsed = parse::<Pod>(&kv.value).unwrap().status.unwrap();
+        assert!(as_parsed.container_statuses.unwrap().capacity() > 1);
+
+        fn exact<T>(v: &Option<Vec<T>>) -> bool {
+            v.as_ref().is_some_and(|v| v.capacity() == v.len())
+        }
+        let (m, spec, status) = (
+            &pod.metadata,
+            pod.spec.as_ref().unwrap(),
+            pod.status.as_ref().unwrap(),
+        );
+        let c = &spec.containers[0];
+        assert_eq!(spec.containers.capacity(), 1);
+        for (what, fits) in [
+            ("ownerReferences", exact(&m.owner_references)),
+            ("finalizers", exact(&m.finalizers)),
+            ("ports", exact(&c.ports)),
+            ("env", exact(&c.env)),
+            ("args", exact(&c.args)),
+            ("tolerations", exact(&spec.tolerations)),
+            ("conditions", exact(&status.conditions)),
+            ("containerStatuses", exact(&status.container_statuses)),
+            ("podIPs", exact(&status.pod_ips)),
+            ("hostIPs", exact(&status.host_ips)),
+        ] {
+            assert!(fits, "{what} has unused room");
+        }
     }
 
     #[tokio::test]
