@@ -3,6 +3,7 @@
 //! keyed by a merge key, `v:<value as JSON>` for items of lists of primitives merged as sets
 //! and `i:<index>`; `".": {}` marks a node that is itself a member and has children.
 
+use crate::meta::Fields as _;
 use std::fmt;
 
 use serde_json::{Map, Value};
@@ -75,25 +76,59 @@ impl PathElement {
 /// The key element of a list item keyed by `key`, or `None` if the item has no scalar value
 /// there.
 pub fn key_element(key: &str, item: &Value) -> Option<PathElement> {
-    let v = item.get(key)?;
+    let v = item.field(key)?;
     if !matches!(v, Value::String(_) | Value::Number(_) | Value::Bool(_)) {
         return None;
     }
     // `{"<key>":<value>}`, as serde_json prints a map of one entry.
-    let mut out = Vec::with_capacity(key.len() + 16);
-    out.push(b'{');
-    serde_json::to_writer(&mut out, key).expect("a string serialises");
-    out.push(b':');
-    serde_json::to_writer(&mut out, v).expect("a scalar serialises");
-    out.push(b'}');
-    Some(PathElement::Key(
-        String::from_utf8(out).expect("serde_json writes UTF-8"),
-    ))
+    let mut out = String::with_capacity(key.len() + 8 + v.as_str().map_or(8, str::len));
+    out.push('{');
+    push_json_str(&mut out, key);
+    out.push(':');
+    push_json_scalar(&mut out, v);
+    out.push('}');
+    Some(PathElement::Key(out))
 }
 
 /// The element of an item of a set of primitives.
 pub fn value_element(item: &Value) -> PathElement {
-    PathElement::Value(item.to_string())
+    match item {
+        Value::String(_) | Value::Number(_) | Value::Bool(_) => {
+            let mut out = String::new();
+            push_json_scalar(&mut out, item);
+            PathElement::Value(out)
+        }
+        _ => PathElement::Value(item.to_string()),
+    }
+}
+
+/// Appends scalar `v` as serde_json prints it.
+pub(crate) fn push_json_scalar(out: &mut String, v: &Value) {
+    match v {
+        Value::String(s) => push_json_str(out, s),
+        Value::Bool(true) => out.push_str("true"),
+        Value::Bool(false) => out.push_str("false"),
+        Value::Null => out.push_str("null"),
+        other => {
+            use std::fmt::Write;
+            write!(out, "{other}").expect("writing to a String");
+        }
+    }
+}
+
+/// Appends `s` as a JSON string as serde_json prints it: a string without `"`, `\` or control
+/// characters (serde_json escapes nothing else) is copied as it is.
+pub(crate) fn push_json_str(out: &mut String, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.reserve(s.len() + 2);
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+    } else {
+        let mut buf = std::mem::take(out).into_bytes();
+        serde_json::to_writer(&mut buf, s).expect("a string serialises");
+        *out = String::from_utf8(buf).expect("serde_json writes UTF-8");
+    }
 }
 
 /// A path as upstream prints it in conflicts: `.spec.containers[name="web"].image`.
@@ -434,6 +469,38 @@ impl Builder for Map<String, Value> {
             m.clear();
         } else {
             m.sort_keys();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use serde_json::{json, Value};
+
+    use super::*;
+
+    proptest! {
+        /// Scalars are written as serde_json writes them, escapes and number forms included.
+        #[test]
+        fn scalars_print_as_serde_json(
+            s in "(\\PC|[\"\\\\\u{0}-\u{1f}\u{7f}é])*",
+            i in any::<i64>(),
+            u in any::<u64>(),
+            f in any::<f64>().prop_filter("finite", |f| f.is_finite()),
+            b in any::<bool>(),
+        ) {
+            for v in [json!(s), json!(i), json!(u), json!(f), json!(b), Value::Null] {
+                let mut out = String::from("x");
+                push_json_scalar(&mut out, &v);
+                prop_assert_eq!(&out[1..], v.to_string());
+            }
+            let item = json!({"name": s, "port": i});
+            for key in ["name", "port"] {
+                let expected = format!("{{{}:{}}}", json!(key), item[key]);
+                prop_assert_eq!(key_element(key, &item), Some(PathElement::Key(expected)));
+            }
+            prop_assert_eq!(value_element(&json!(s)), PathElement::Value(json!(s).to_string()));
         }
     }
 }

@@ -161,7 +161,7 @@ impl Entry {
     }
 
     fn from_value(v: &Value) -> Result<Entry, ManagedError> {
-        let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+        let s = |k: &str| v.field(k).and_then(Value::as_str).unwrap_or("").to_string();
         let operation = match v.field("operation").and_then(Value::as_str) {
             Some("Apply") => Operation::Apply,
             Some("Update") => Operation::Update,

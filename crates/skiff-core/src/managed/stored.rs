@@ -62,7 +62,7 @@ pub(super) fn fields_v1(entry: &Value) -> &Map<String, Value> {
 
 /// Whether canonical entry `v` is the `Update` entry of manager `m`.
 pub(super) fn is_update_by(v: &Value, m: &Manager) -> bool {
-    let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("");
+    let s = |k: &str| v.field(k).and_then(Value::as_str).unwrap_or("");
     s("operation") == "Update"
         && s("manager") == m.name
         && s("subresource") == m.subresource
@@ -218,7 +218,7 @@ fn child<'a>(
 ) -> Option<&'a Map<String, Value>> {
     key.clear();
     pe.encode_into(key);
-    node.get(key.as_str()).and_then(Value::as_object)
+    node.field(key.as_str()).and_then(Value::as_object)
 }
 
 /// Whether removing the members of `changed` and the subtrees of `removed` (see
@@ -329,7 +329,7 @@ fn prune(
     for (pe, c) in set.children() {
         key.clear();
         pe.encode_into(key);
-        let gone = match node.get_mut(key.as_str()) {
+        let gone = match node.field_mut(key.as_str()) {
             Some(Value::Object(child)) => !prune(child, false, c, how, key),
             _ => false,
         };

@@ -6,6 +6,7 @@
 //! set (`v:"x"`), every other list is atomic and owned as a whole. A keyed list whose items
 //! lack the key, or repeat one, is treated as atomic too.
 
+use crate::meta::Fields as _;
 use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Value};
@@ -209,7 +210,7 @@ pub(crate) fn diff_object(
 }
 
 fn present<'a>(m: &'a Map<String, Value>, k: &str) -> Option<&'a Value> {
-    m.get(k).filter(|v| !v.is_null())
+    m.field(k).filter(|v| !v.is_null())
 }
 
 fn diff_map(
@@ -358,7 +359,7 @@ fn item_keys<'a>(key: &str, items: &'a [Value]) -> Option<Vec<&'a Value>> {
     let mut keys: Vec<&Value> = Vec::with_capacity(items.len());
     for item in items {
         let k = item
-            .get(key)
+            .field(key)
             .filter(|v| matches!(v, Value::String(_) | Value::Number(_) | Value::Bool(_)))?;
         if keys.iter().any(|seen| same_key(seen, k)) {
             return None;
@@ -678,7 +679,7 @@ fn v1_item_keys(meta: FieldMeta, items: &[Value]) -> Option<Vec<String>> {
         Strategy::Merge { key: Some(k) } => items
             .iter()
             .map(|i| {
-                let v = i.get(k).filter(|v| scalar(v))?;
+                let v = i.field(k).filter(|v| scalar(v))?;
                 let mut s = Vec::with_capacity(k.len() + 24);
                 s.extend_from_slice(b"k:{");
                 serde_json::to_writer(&mut s, k).expect("a string serialises");
@@ -738,7 +739,7 @@ fn shape_value(out: &mut Vec<u8>, v: &Value, meta: FieldMeta, schema: Schema, fi
             match meta.strategy {
                 Strategy::Merge { key: Some(k) } => {
                     for item in items {
-                        match (item.get(k).filter(|v| scalar(v)), item) {
+                        match (item.field(k).filter(|v| scalar(v)), item) {
                             (Some(kv), Value::Object(im)) => {
                                 out.push(b'k');
                                 shape_json(out, kv);
