@@ -128,21 +128,25 @@ impl Graph {
             return;
         };
         self.remove(&kv.key);
+        // Lists of their length: the node lives as long as the object, and parsing left a
+        // pod's one owner reference in the room of four.
+        let refs = m.owner_references.unwrap_or_default();
+        let mut owners = Vec::with_capacity(refs.len());
+        owners.extend(refs.into_iter().map(|o| Owner {
+            uid: o.uid,
+            api_version: o.api_version,
+            kind: o.kind,
+            name: o.name,
+        }));
         let node = Node {
             uid: m.uid,
-            owners: m
-                .owner_references
-                .unwrap_or_default()
-                .into_iter()
-                .map(|o| Owner {
-                    uid: o.uid,
-                    api_version: o.api_version,
-                    kind: o.kind,
-                    name: o.name,
-                })
-                .collect(),
+            owners,
             deleting: m.deletion_timestamp.is_some(),
-            finalizers: m.finalizers.unwrap_or_default(),
+            finalizers: m
+                .finalizers
+                .unwrap_or_default()
+                .into_boxed_slice()
+                .into_vec(),
             text: text.map(Vec::into_boxed_slice),
         };
         for o in &node.owners {
@@ -769,6 +773,10 @@ mod tests {
         g.upsert(&owner);
         g.upsert(&dep);
         assert!(g.dependents["o1"].contains("/registry/core/pods/d/p"));
+        // The node keeps its owner in a list of its length (as parsed it had room for four).
+        let owners = &g.by_key["/registry/core/pods/d/p"].owners;
+        assert_eq!((owners.len(), owners.capacity()), (1, 1));
+        assert_eq!(owners[0].uid, "o1");
         g.dirty.clear();
         g.remove(&owner.key);
         assert!(g.dirty.contains("/registry/core/pods/d/p"));
