@@ -342,25 +342,72 @@ impl FieldSet {
         }
     }
 
-    /// The `FieldsV1` form of the set.
+    /// The `FieldsV1` form of the set. Subtrees this thread encoded before are cloned from
+    /// its memo (see [`Subtrees`]), which gives the same maps without hashing every key again.
     pub fn to_fields_v1(&self) -> Value {
-        Value::Object(self.fields_v1_map())
+        SUBTREES.with(|memo| {
+            let mut memo = memo.try_borrow_mut().ok();
+            Value::Object(self.fields_v1_map(memo.as_deref_mut(), 0))
+        })
     }
 
-    /// The `FieldsV1` map of this node: a leaf is `{}` without allocating (a map made with a
-    /// capacity allocates its table even for nothing).
-    fn fields_v1_map(&self) -> Map<String, Value> {
+    /// The `FieldsV1` map of this node at `depth`: a leaf is `{}` without allocating (a map
+    /// made with a capacity allocates its table even for nothing).
+    fn fields_v1_map(&self, mut memo: Option<&mut Subtrees>, depth: u8) -> Map<String, Value> {
         if self.children.is_empty() {
             return Map::new();
+        }
+        let probe = (1..=3).contains(&depth) && self.children.len() >= 2;
+        if probe {
+            if let Some(m) = memo.as_deref().and_then(|memo| memo.get(self)) {
+                return m.clone();
+            }
         }
         let mut m = Map::with_capacity(self.children.len() + usize::from(self.member));
         if self.member {
             m.insert(".".into(), Value::Object(Map::new()));
         }
         for (pe, c) in &self.children {
-            m.insert(pe.encode(), Value::Object(c.fields_v1_map()));
+            let node = c.fields_v1_map(memo.as_deref_mut(), depth + 1);
+            m.insert(pe.encode(), Value::Object(node));
+        }
+        if probe {
+            if let Some(memo) = memo {
+                memo.note(self, &m);
+            }
         }
         m
+    }
+
+    /// A hash of the node's structure (members and elements), and its number of nodes.
+    fn fingerprint(&self) -> (u64, usize) {
+        fn mix(h: u64, x: u64) -> u64 {
+            (h.rotate_left(5) ^ x).wrapping_mul(0x517c_c1b7_2722_0a95)
+        }
+        fn bytes(mut h: u64, b: &[u8]) -> u64 {
+            let mut chunks = b.chunks_exact(8);
+            for c in &mut chunks {
+                h = mix(h, u64::from_le_bytes(c.try_into().expect("eight bytes")));
+            }
+            for &x in chunks.remainder() {
+                h = mix(h, u64::from(x));
+            }
+            mix(h, b.len() as u64)
+        }
+        let mut h = mix(0, u64::from(self.member));
+        let mut n = 1;
+        for (pe, c) in &self.children {
+            h = match pe {
+                PathElement::Field(f) => bytes(mix(h, 1), f.as_bytes()),
+                PathElement::Key(k) => bytes(mix(h, 2), k.as_bytes()),
+                PathElement::Value(v) => bytes(mix(h, 3), v.as_bytes()),
+                PathElement::Index(i) => mix(mix(h, 4), *i as u64),
+            };
+            let (ch, cn) = c.fingerprint();
+            h = mix(h, ch);
+            n += cn;
+        }
+        (mix(h, 0xff), n)
     }
 
     /// Parses `FieldsV1`.
@@ -387,6 +434,61 @@ impl FieldSet {
             }
         }
         Ok(out)
+    }
+}
+
+/// Subtrees of the `FieldsV1` of recent sets, remembered per thread: a write's set differs
+/// from the last one of its kind in a few places (a kubelet's first status write owns the same
+/// conditions and container statuses pod after pod, but the pod's own `podIPs` key), and
+/// cloning an encoded map copies its table where building it hashes every key. Nodes one to
+/// three levels down with two or more children are looked up by equality; a subtree is kept
+/// (with its encoding) the second time it is encoded, recognised by its fingerprint, so that
+/// subtrees that never repeat cost a fingerprint and no copies.
+#[derive(Default)]
+struct Subtrees {
+    /// Fingerprints of subtrees encoded once lately.
+    seen: Vec<u64>,
+    /// Subtrees encoded at least twice, and their `FieldsV1`.
+    kept: Vec<(FieldSet, Map<String, Value>)>,
+    /// The slot of `kept` to replace next.
+    next: usize,
+}
+
+thread_local! {
+    static SUBTREES: std::cell::RefCell<Subtrees> = std::cell::RefCell::default();
+}
+
+impl Subtrees {
+    const SEEN: usize = 32;
+    const KEPT: usize = 16;
+    /// Larger subtrees are not kept.
+    const MAX_NODES: usize = 512;
+
+    fn get(&self, set: &FieldSet) -> Option<&Map<String, Value>> {
+        self.kept.iter().find(|(s, _)| s == set).map(|(_, m)| m)
+    }
+
+    /// Records that `set` was encoded as `m` (and was not kept).
+    fn note(&mut self, set: &FieldSet, m: &Map<String, Value>) {
+        let (f, nodes) = set.fingerprint();
+        if nodes > Self::MAX_NODES {
+            return;
+        }
+        if let Some(i) = self.seen.iter().position(|&s| s == f) {
+            self.seen.remove(i);
+            let entry = (set.clone(), m.clone());
+            if self.kept.len() < Self::KEPT {
+                self.kept.push(entry);
+            } else {
+                self.kept[self.next] = entry;
+                self.next = (self.next + 1) % Self::KEPT;
+            }
+        } else {
+            if self.seen.len() >= Self::SEEN {
+                self.seen.remove(0);
+            }
+            self.seen.push(f);
+        }
     }
 }
 
@@ -479,6 +581,58 @@ mod tests {
     use serde_json::{json, Value};
 
     use super::*;
+
+    /// A set of up to four paths over a few names, keys and indices.
+    fn arb_set() -> impl Strategy<Value = FieldSet> {
+        let pe = prop_oneof![
+            prop::sample::select(vec!["a", "b", "spec", "status"])
+                .prop_map(|f| PathElement::Field(f.into())),
+            (0u8..3).prop_map(|k| PathElement::Key(format!("{{\"name\":\"{k}\"}}"))),
+            (0usize..12).prop_map(PathElement::Index),
+        ];
+        let path = prop::collection::vec(pe, 0..5);
+        prop::collection::vec(path, 0..6).prop_map(|paths| {
+            let mut set = FieldSet::new();
+            for p in paths {
+                set.insert(&p);
+            }
+            set
+        })
+    }
+
+    proptest! {
+        /// Whatever this thread encoded before, the memo gives the map built for the set,
+        /// byte for byte.
+        #[test]
+        fn memo_encodes_as_building(
+            pool in prop::collection::vec(arb_set(), 1..5),
+            order in prop::collection::vec(0usize..5, 1..24),
+        ) {
+            for i in order {
+                let set = &pool[i % pool.len()];
+                let built = Value::Object(set.fields_v1_map(None, 0));
+                prop_assert_eq!(set.to_fields_v1().to_string(), built.to_string());
+            }
+        }
+    }
+
+    /// A subtree is kept the second time it is encoded, and then cloned.
+    #[test]
+    fn a_subtree_encoded_twice_is_kept() {
+        let field = |f: &str| PathElement::Field(f.into());
+        let mut set = FieldSet::new();
+        for f in ["a", "b", "c"] {
+            set.insert(&[field("spec"), field(f)]);
+        }
+        let spec = set.child(&field("spec")).expect("spec").clone();
+        let kept = || SUBTREES.with(|m| m.borrow().get(&spec).is_some());
+        let first = set.to_fields_v1();
+        assert!(!kept());
+        assert_eq!(set.to_fields_v1(), first);
+        assert!(kept());
+        assert_eq!(set.to_fields_v1().to_string(), first.to_string());
+        assert_eq!(first, json!({"f:spec": {"f:a": {}, "f:b": {}, "f:c": {}}}));
+    }
 
     proptest! {
         /// Scalars are written as serde_json writes them, escapes and number forms included.
