@@ -17,7 +17,7 @@ use crate::discovery;
 use crate::fieldvalidation::{self, Directive, SchemaKind};
 use crate::list::{self, list_meta};
 use crate::metrics::{Metrics, RequestLabels, VerbLabels};
-use crate::objects::{DeleteOptions, Deleted, UpdateMode};
+use crate::objects::{DeleteOptions, Deleted, Edit, UpdateMode};
 use crate::request::{self, DiscoveryPath, Query, ResourceRequest, Target, Verb};
 use crate::{Body, Handler, UserInfo};
 
@@ -1049,10 +1049,10 @@ impl ApiServer {
                         &format!("pod {name} is being deleted, cannot be assigned to a host"),
                     ));
                 }
-                let current = cur
-                    .pointer("/spec/nodeName")
-                    .and_then(Value::as_str)
-                    .unwrap_or("");
+                let current = cur.pointer("/spec/nodeName");
+                // Mostly the spec has no node name yet, and gets one after its other members.
+                let added = current.is_none();
+                let current = current.and_then(Value::as_str).unwrap_or("");
                 if !current.is_empty() {
                     return Err(ApiError::conflict(
                         res,
@@ -1060,9 +1060,15 @@ impl ApiServer {
                         &format!("pod {name} is already assigned to node \"{current}\""),
                     ));
                 }
+                // Only the node name and the status change: the stored text is the old one with
+                // those written in.
                 cur["spec"]["nodeName"] = json!(node);
                 set_condition(cur, "PodScheduled", "True", None);
-                Ok(())
+                Ok(if added {
+                    &[("spec", Edit::Appended), ("status", Edit::Rewritten)]
+                } else {
+                    &[("spec", Edit::Rewritten), ("status", Edit::Rewritten)]
+                })
             })
             .await?;
         // The kubelet's status write reads the pod next.

@@ -329,10 +329,22 @@ fn pod(obj: &mut Value) {
             default(spec, "preemptionPolicy", json!("PreemptLowerPriority"));
         }
     }
-    let qos = qos_class(spec);
+    pod_status(obj);
+}
+
+/// The defaults of a pod's status: the phase, and the qosClass its (defaulted) spec gives.
+/// All that defaulting can change in a pod whose status alone was replaced, as the status
+/// subresource does to a stored pod (whose spec was defaulted when it was written).
+pub fn pod_status(obj: &mut Value) {
+    let qos = obj
+        .field("status")
+        .is_none_or(|s| missing(s, "qosClass"))
+        .then(|| qos_class(obj.at("spec")));
     let status = child(obj, "status");
     default(status, "phase", json!("Pending"));
-    default(status, "qosClass", json!(qos));
+    if let Some(qos) = qos {
+        default(status, "qosClass", json!(qos));
+    }
 }
 
 /// DefaultTolerationSeconds admission: tolerate not-ready and unreachable nodes for 300s

@@ -748,7 +748,7 @@ fn skip_container(b: &[u8], at: usize) -> Option<usize> {
 
 /// The index just past the JSON value that starts at `at` (a string, an object, an array or
 /// a scalar); `None` when the bytes end first.
-fn skip_json_value(b: &[u8], at: usize) -> Option<usize> {
+pub fn skip_json_value(b: &[u8], at: usize) -> Option<usize> {
     match *b.get(at)? {
         b'"' => skip_string(b, at + 1),
         b'{' | b'[' => skip_container(b, at),
