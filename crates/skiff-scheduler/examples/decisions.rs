@@ -110,7 +110,8 @@ fn main() {
         let all = Instant::now();
         for p in &burst {
             let t = Instant::now();
-            let r = s.schedule(p.clone()).expect("fits");
+            let ctx = skiff_scheduler::plugins::PodCtx::new(p.clone());
+            let r = s.schedule_ctx(&ctx).expect("fits");
             let d = t.elapsed();
             if std::env::var_os("SLOW").is_some() && d > Duration::from_millis(1) {
                 println!(
@@ -120,7 +121,7 @@ fn main() {
             }
             times.push(d);
             evaluated += r.evaluated;
-            s.assume(p, &r.node);
+            s.assume_info(ctx.info.clone(), &r.node);
         }
         let total = all.elapsed();
         times.sort();

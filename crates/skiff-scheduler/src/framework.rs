@@ -186,17 +186,19 @@ pub fn run_filters_with_nominated(
     snap: &Snapshot,
     node: &NodeInfo,
 ) -> FilterResult {
-    let nominated: Vec<&Arc<PodInfo>> = snap
-        .nominated_on(&node.name)
-        .iter()
-        .filter(|p| p.priority >= pod.info.priority && p.key != pod.info.key)
-        .collect();
-    if nominated.is_empty() {
+    // Nominations are rare (a preemption in progress): the common case looks no node up.
+    let counts = |p: &&Arc<PodInfo>| p.priority >= pod.info.priority && p.key != pod.info.key;
+    let on_node = if snap.any_nominated() {
+        snap.nominated_on(&node.name)
+    } else {
+        &[]
+    };
+    if !on_node.iter().any(|p| counts(&p)) {
         return run_filters(pod, state, snap, node);
     }
     let mut with = node.clone();
     let mut st = state.clone();
-    for p in nominated {
+    for p in on_node.iter().filter(counts) {
         with.add_pod(p.clone());
         st.update(pod, p, &with, snap, 1);
     }
@@ -389,14 +391,12 @@ impl Scheduler {
             ipa::normalize(&mut buf);
             add(&buf, WEIGHT_INTER_POD_AFFINITY);
         }
-        for (j, &ix) in feasible.iter().enumerate() {
-            buf[j] = fit::score(self.config.scoring, ctx, &nodes[ix]);
+        // The two resource scores need no normalizing: one pass over the nodes adds both.
+        for (t, &ix) in total.iter_mut().zip(feasible) {
+            let node = &nodes[ix];
+            *t += fit::score(self.config.scoring, ctx, node) * WEIGHT_FIT
+                + balanced_allocation::score(ctx, node) * WEIGHT_BALANCED;
         }
-        add(&buf, WEIGHT_FIT);
-        for (j, &ix) in feasible.iter().enumerate() {
-            buf[j] = balanced_allocation::score(ctx, &nodes[ix]);
-        }
-        add(&buf, WEIGHT_BALANCED);
         total
     }
 
@@ -405,10 +405,15 @@ impl Scheduler {
     pub fn assume(&mut self, pod: &Pod, node: &str) {
         let mut p = pod.clone();
         p.spec.get_or_insert_with(Default::default).node_name = Some(node.to_string());
-        self.snapshot
-            .clear_nomination(&crate::snapshot::pod_key(pod));
-        self.snapshot
-            .place(Arc::new(PodInfo::new(Arc::new(p))), node);
+        self.assume_info(Arc::new(PodInfo::new(Arc::new(p))), node);
+    }
+
+    /// [`Scheduler::assume`] for a pod already described for its scheduling cycle (its
+    /// [`PodCtx`]'s info): nothing is copied or derived again. The info's pod keeps the spec
+    /// it was scheduled with (no nodeName): where a pod is placed is the snapshot's to say.
+    pub fn assume_info(&mut self, info: Arc<PodInfo>, node: &str) {
+        self.snapshot.clear_nomination(&info.key);
+        self.snapshot.place(info, node);
     }
 }
 

@@ -597,7 +597,7 @@ impl Loop {
         }
         match decision {
             Ok(r) => {
-                self.sched.assume(&pod, &r.node);
+                self.sched.assume_info(ctx.info.clone(), &r.node);
                 self.assumed.insert(qp.key.clone(), r.node.clone());
                 let client = self.client.clone();
                 let recorder = self.recorder.clone();

@@ -1065,6 +1065,11 @@ impl Snapshot {
         }
     }
 
+    /// Whether any pod is nominated to a node.
+    pub fn any_nominated(&self) -> bool {
+        !self.nominated.is_empty()
+    }
+
     /// The pods nominated to a node.
     pub fn nominated_on(&self, node: &str) -> &[Arc<PodInfo>] {
         self.nominated.get(node).map(Vec::as_slice).unwrap_or(&[])

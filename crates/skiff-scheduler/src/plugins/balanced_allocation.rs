@@ -5,6 +5,7 @@
 use super::{PodCtx, MAX_NODE_SCORE};
 use crate::snapshot::NodeInfo;
 
+#[inline]
 pub fn score(pod: &PodCtx, node: &NodeInfo) -> i64 {
     let pairs = [
         (

@@ -299,6 +299,7 @@ impl PreFilterState {
     }
 }
 
+#[inline]
 pub fn filter(
     state: &PreFilterState,
     pod: &PodCtx,

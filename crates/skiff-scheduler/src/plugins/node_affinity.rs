@@ -17,6 +17,7 @@ pub fn matches(pod: &PodCtx, node: &NodeInfo) -> bool {
             .is_none_or(|t| t.matches(&node.name, labels))
 }
 
+#[inline]
 pub fn filter(pod: &PodCtx, node: &NodeInfo) -> FilterResult {
     if matches(pod, node) {
         Ok(())

@@ -6,6 +6,7 @@ use crate::snapshot::NodeInfo;
 /// Upstream's `ErrReason`.
 pub const REASON: &str = "node(s) didn't match the requested node name";
 
+#[inline]
 pub fn filter(pod: &PodCtx, node: &NodeInfo) -> FilterResult {
     match &pod.node_name {
         Some(n) if *n != node.name => Err(Failure::unresolvable(REASON)),

@@ -7,6 +7,7 @@ use crate::snapshot::NodeInfo;
 /// Upstream's `ErrReason`.
 pub const REASON: &str = "node(s) didn't have free ports for the requested pod ports";
 
+#[inline]
 pub fn filter(pod: &PodCtx, node: &NodeInfo) -> FilterResult {
     let conflict = pod
         .info

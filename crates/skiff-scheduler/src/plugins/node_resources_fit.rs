@@ -19,6 +19,7 @@ pub enum ScoringStrategy {
 
 pub const TOO_MANY_PODS: &str = "Too many pods";
 
+#[inline]
 pub fn filter(pod: &PodCtx, node: &NodeInfo) -> FilterResult {
     let mut reasons: Vec<Cow<'static, str>> = Vec::new();
     if node.pods.len() as i64 + 1 > node.allocatable.pods {
@@ -55,6 +56,7 @@ pub fn filter(pod: &PodCtx, node: &NodeInfo) -> FilterResult {
     }
 }
 
+#[inline]
 fn least(requested: i64, capacity: i64) -> i64 {
     if capacity == 0 || requested > capacity {
         return 0;
@@ -62,6 +64,7 @@ fn least(requested: i64, capacity: i64) -> i64 {
     (capacity - requested) * MAX_NODE_SCORE / capacity
 }
 
+#[inline]
 fn most(requested: i64, capacity: i64) -> i64 {
     if capacity == 0 {
         return 0;
@@ -70,11 +73,8 @@ fn most(requested: i64, capacity: i64) -> i64 {
 }
 
 /// The node's score for the pod (already 0..=100; no normalization).
+#[inline]
 pub fn score(strategy: ScoringStrategy, pod: &PodCtx, node: &NodeInfo) -> i64 {
-    let f = match strategy {
-        ScoringStrategy::LeastAllocated => least,
-        ScoringStrategy::MostAllocated => most,
-    };
     let pairs = [
         (
             node.non_zero_cpu + pod.info.non_zero_cpu,
@@ -90,7 +90,10 @@ pub fn score(strategy: ScoringStrategy, pod: &PodCtx, node: &NodeInfo) -> i64 {
         if cap == 0 {
             continue;
         }
-        sum += f(req, cap);
+        sum += match strategy {
+            ScoringStrategy::LeastAllocated => least(req, cap),
+            ScoringStrategy::MostAllocated => most(req, cap),
+        };
         weights += 1;
     }
     if weights == 0 {

@@ -7,6 +7,7 @@ use crate::snapshot::{Effect, NodeInfo, Taint};
 /// Upstream's `ErrReasonUnschedulable`.
 pub const REASON: &str = "node(s) were unschedulable";
 
+#[inline]
 pub fn filter(pod: &PodCtx, node: &NodeInfo) -> FilterResult {
     if !node.unschedulable {
         return Ok(());

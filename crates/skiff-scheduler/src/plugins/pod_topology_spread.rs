@@ -368,6 +368,7 @@ impl PreFilterState {
     }
 }
 
+#[inline]
 pub fn filter(state: &PreFilterState, _pod: &PodCtx, node: &NodeInfo) -> FilterResult {
     for (i, c) in state.constraints.iter().enumerate() {
         let decided = match (state.by_zone.get(i), node.zone_id()) {

@@ -9,6 +9,7 @@ pub fn reason(key: &str, value: &str) -> String {
     format!("node(s) had untolerated taint {{{key}: {value}}}")
 }
 
+#[inline]
 pub fn filter(pod: &PodCtx, node: &NodeInfo) -> FilterResult {
     let untolerated = node
         .taints
@@ -22,6 +23,7 @@ pub fn filter(pod: &PodCtx, node: &NodeInfo) -> FilterResult {
 
 /// The number of `PreferNoSchedule` taints not tolerated by the pod's tolerations of that
 /// effect (or of every effect).
+#[inline]
 pub fn score(pod: &PodCtx, node: &NodeInfo) -> i64 {
     node.taints
         .iter()
