@@ -40,9 +40,41 @@ pub struct Recent {
     misses: AtomicU64,
 }
 
+/// A kept object: whole, or a create's without its managedFields, which stay the text the
+/// create wrote until a read takes the object. The pods waiting between their create and their
+/// binding (a thousand and more in a burst) each held a parsed copy of their entry, ~1 KB of
+/// text made a tree of some 5 KB; parsing moves to the read, where the per-thread memo of the
+/// last text serves it as it served the create (pods one controller creates in the same second
+/// carry the same entry).
+enum Kept {
+    Whole(Value),
+    Created {
+        object: Value,
+        managed_fields: Box<[u8]>,
+    },
+}
+
+impl Kept {
+    /// The object as the store holds it; `None` if the managedFields text does not parse.
+    fn into_object(self) -> Option<Value> {
+        match self {
+            Kept::Whole(v) => Some(v),
+            Kept::Created {
+                mut object,
+                managed_fields,
+            } => {
+                let mf = parsed_managed_fields(&managed_fields)?;
+                // The end of metadata is its place (the stored text has it there too).
+                meta::metadata_mut(&mut object).insert("managedFields".into(), mf);
+                Some(object)
+            }
+        }
+    }
+}
+
 #[derive(Default)]
 struct Inner {
-    objects: HashMap<String, (i64, Value)>,
+    objects: HashMap<String, (i64, Kept)>,
     /// Keys in the order they were put, with their revision (entries taken or replaced since
     /// stay here until they reach the front).
     order: VecDeque<(String, i64)>,
@@ -68,6 +100,10 @@ impl Recent {
     /// Keeps `obj`, stored under `key` at revision `rev`. `obj` must be exactly what parsing
     /// that stored value gives (internal form, resourceVersion set).
     pub fn put(&self, key: String, rev: i64, obj: Value) {
+        self.keep(key, rev, Kept::Whole(obj));
+    }
+
+    fn keep(&self, key: String, rev: i64, obj: Kept) {
         let capacity = self.capacity.load(Ordering::Relaxed);
         if capacity == 0 || rev <= 0 {
             return;
@@ -98,16 +134,15 @@ impl Recent {
     /// revision is stale and dropped.
     pub fn take(&self, key: &str, rev: i64) -> Option<Value> {
         let entry = self.inner.lock().objects.remove(key);
-        match entry {
-            Some((r, obj)) if r == rev => {
-                self.hits.fetch_add(1, Ordering::Relaxed);
-                Some(obj)
-            }
-            _ => {
-                self.misses.fetch_add(1, Ordering::Relaxed);
-                None
-            }
-        }
+        let obj = match entry {
+            Some((r, obj)) if r == rev => obj.into_object(),
+            _ => None,
+        };
+        match obj {
+            Some(_) => self.hits.fetch_add(1, Ordering::Relaxed),
+            None => self.misses.fetch_add(1, Ordering::Relaxed),
+        };
+        obj
     }
 
     /// How many reads took a kept object, and how many parsed the stored bytes.
@@ -237,16 +272,16 @@ impl ApiServer {
             return;
         }
         let mut object = created.object;
-        if let Some(text) = &created.managed_fields {
-            let Some(mf) = parsed_managed_fields(text) else {
-                return;
-            };
-            // The end of metadata is its place (the stored text has it there too).
-            meta::metadata_mut(&mut object).insert("managedFields".into(), mf);
-        }
         set_created_revision(&mut object, rev);
         let key = storage_resource(res).key(namespace, meta::name(&object));
-        self.recent.put(key, rev, object);
+        let kept = match created.managed_fields {
+            Some(text) => Kept::Created {
+                object,
+                managed_fields: text.into_boxed_slice(),
+            },
+            None => Kept::Whole(object),
+        };
+        self.recent.keep(key, rev, kept);
     }
 
     /// How many reads for a write took an object a write before had kept, and how many
@@ -409,6 +444,11 @@ mod tests {
                 .unwrap();
             let (text, rev) = stored(n).await;
             assert_eq!(rev, c.revision);
+            // Kept with its managedFields as text until taken.
+            assert!(matches!(
+                api.recent.inner.lock().objects[&format!("/registry/core/pods/default/{n}")],
+                (r, Kept::Created { .. }) if r == rev
+            ));
             assert_eq!(kept(n, rev).as_deref(), Some(text.as_str()));
         }
 
