@@ -26,7 +26,11 @@ pub enum PathElement {
 impl PathElement {
     /// The `FieldsV1` key of this element.
     pub fn encode(&self) -> String {
-        let mut s = String::new();
+        let len = match self {
+            PathElement::Field(s) | PathElement::Key(s) | PathElement::Value(s) => s.len(),
+            PathElement::Index(_) => 20,
+        };
+        let mut s = String::with_capacity(len + 2);
         self.encode_into(&mut s);
         s
     }
@@ -499,6 +503,8 @@ pub(crate) trait Builder {
     fn child(&mut self, pe: PathElement) -> &mut Self;
     /// Makes this node a member.
     fn mark(&mut self);
+    /// Says that about `n` children are coming.
+    fn expect_children(&mut self, _n: usize) {}
     /// Called on the parent once child `pe` is complete: drops it if it recorded nothing.
     fn close(&mut self, pe: &PathElement);
     /// Records into the node of child `pe` with `f`, then closes it.
@@ -521,6 +527,9 @@ impl Builder for FieldSet {
     }
     fn mark(&mut self) {
         self.member = true;
+    }
+    fn expect_children(&mut self, n: usize) {
+        self.children.reserve(n);
     }
     fn close(&mut self, pe: &PathElement) {
         self.drop_if_empty(pe);

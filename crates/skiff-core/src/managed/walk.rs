@@ -159,6 +159,7 @@ fn value_fields<B: Builder>(
             if member || m.is_empty() {
                 b.mark();
             }
+            b.expect_children(m.len());
             map_fields(b, m, schema, filter, added);
         }
         Value::Array(items) => match list_kind(meta, items) {
