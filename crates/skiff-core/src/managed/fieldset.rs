@@ -200,6 +200,17 @@ impl FieldSet {
         &mut self.children[i].1
     }
 
+    /// Adds the members of `node` below child `pe` (nothing for an empty `node`).
+    pub(crate) fn put(&mut self, pe: PathElement, node: FieldSet) {
+        if node.is_empty() {
+            return;
+        }
+        match self.find(&pe) {
+            Ok(i) => self.children[i].1.union_with(&node),
+            Err(i) => self.children.insert(i, (pe, node)),
+        }
+    }
+
     /// Removes child `pe` if it holds nothing.
     fn drop_if_empty(&mut self, pe: &PathElement) {
         if let Ok(i) = self.find(pe) {

@@ -167,18 +167,18 @@ fn value_fields<B: Builder>(
             ListKind::Atomic => b.mark(),
             ListKind::Keyed(elems) => {
                 for (item, pe) in items.iter().zip(elems) {
-                    let c = b.child(pe.clone());
-                    c.mark();
-                    if let Value::Object(im) = item {
-                        map_fields(c, im, schema, Filter::None, added);
-                    }
-                    b.close(&pe);
+                    b.with_child(pe, |c| {
+                        c.mark();
+                        if let Value::Object(im) = item {
+                            c.expect_children(im.len());
+                            map_fields(c, im, schema, Filter::None, added);
+                        }
+                    });
                 }
             }
             ListKind::Set(elems) => {
                 for pe in elems {
-                    b.child(pe.clone()).mark();
-                    b.close(&pe);
+                    b.with_child(pe, Builder::mark);
                 }
             }
         },
@@ -237,9 +237,16 @@ fn diff_map(
         let pe = PathElement::Field(k.clone());
         match ov {
             None => changed.with_child(pe, |c| value_fields(c, nv, meta, s, cf, true, member)),
-            Some(ov) => changed.with_child(pe.clone(), |c| {
-                removed.with_child(pe, |r| diff_value(c, r, ov, nv, meta, s, cf))
-            }),
+            Some(ov) => {
+                // Both nodes start empty (each key comes once), and the removed one mostly
+                // stays so: the element is copied only for a removed node that is kept.
+                let (mut c, mut r) = (FieldSet::new(), FieldSet::new());
+                diff_value(&mut c, &mut r, ov, nv, meta, s, cf);
+                if !r.is_empty() {
+                    removed.put(pe.clone(), r);
+                }
+                changed.put(pe, c);
+            }
         }
     }
     for (k, ov) in old {
@@ -403,9 +410,12 @@ fn diff_keyed(
                     continue;
                 }
                 let pe = key_element(key, item).expect("a scalar key");
-                changed.with_child(pe.clone(), |c| {
-                    removed.with_child(pe, |r| diff_map(c, r, a, b, schema, Filter::None))
-                });
+                let (mut c, mut r) = (FieldSet::new(), FieldSet::new());
+                diff_map(&mut c, &mut r, a, b, schema, Filter::None);
+                if !r.is_empty() {
+                    removed.put(pe.clone(), r);
+                }
+                changed.put(pe, c);
             }
             Some(_) => continue,
             None => {
