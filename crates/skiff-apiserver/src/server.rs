@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use futures::future::BoxFuture;
 use http::{Request, Response, StatusCode};
 use serde_json::{json, Value};
+use skiff_core::meta::Fields as _;
 use skiff_core::registry::{self, Resource};
 use skiff_core::{meta, ApiError, FieldError};
 use skiff_store::DynStore;
@@ -1049,7 +1050,7 @@ impl ApiServer {
                         &format!("pod {name} is being deleted, cannot be assigned to a host"),
                     ));
                 }
-                let current = cur.pointer("/spec/nodeName");
+                let current = cur.at("spec").field("nodeName");
                 // Mostly the spec has no node name yet, and gets one after its other members.
                 let added = current.is_none();
                 let current = current.and_then(Value::as_str).unwrap_or("");
@@ -1470,20 +1471,22 @@ fn int_at(v: &Value, pointer: &str) -> i64 {
 /// Sets a status condition (type, status) with transition time, as pod conditions are kept.
 pub fn set_condition(obj: &mut Value, type_: &str, status: &str, reason: Option<&str>) {
     let now = meta::now_rfc3339();
+    // Members found by name (meta::Fields), without hashing it as `entry` would.
     let o = obj.as_object_mut().expect("object");
-    let st = o.entry("status").or_insert_with(|| json!({}));
-    if !st.is_object() {
-        *st = json!({});
+    if !o.field("status").is_some_and(Value::is_object) {
+        o.insert("status".into(), json!({}));
     }
-    let conds = st
-        .as_object_mut()
-        .expect("status")
-        .entry("conditions")
-        .or_insert_with(|| json!([]));
-    if !conds.is_array() {
-        *conds = json!([]);
+    let st = o
+        .field_mut("status")
+        .and_then(Value::as_object_mut)
+        .expect("status");
+    if !st.field("conditions").is_some_and(Value::is_array) {
+        st.insert("conditions".into(), json!([]));
     }
-    let arr = conds.as_array_mut().expect("conditions");
+    let arr = st
+        .field_mut("conditions")
+        .and_then(Value::as_array_mut)
+        .expect("conditions");
     let mut c =
         json!({"type": type_, "status": status, "lastProbeTime": null, "lastTransitionTime": now});
     if let Some(r) = reason {
@@ -1491,10 +1494,10 @@ pub fn set_condition(obj: &mut Value, type_: &str, status: &str, reason: Option<
     }
     match arr
         .iter_mut()
-        .find(|c| c.get("type").and_then(Value::as_str) == Some(type_))
+        .find(|c| c.field("type").and_then(Value::as_str) == Some(type_))
     {
         Some(existing) => {
-            if existing.get("status").and_then(Value::as_str) != Some(status) {
+            if existing.field("status").and_then(Value::as_str) != Some(status) {
                 *existing = c;
             }
         }
