@@ -602,22 +602,89 @@ mod tests {
 
     use super::*;
 
-    /// A set of up to four paths over a few names, keys and indices.
-    fn arb_set() -> impl Strategy<Value = FieldSet> {
+    /// Up to five paths over a few names, keys, values and indices.
+    fn arb_paths() -> impl Strategy<Value = Vec<Vec<PathElement>>> {
         let pe = prop_oneof![
             prop::sample::select(vec!["a", "b", "spec", "status"])
                 .prop_map(|f| PathElement::Field(f.into())),
             (0u8..3).prop_map(|k| PathElement::Key(format!("{{\"name\":\"{k}\"}}"))),
+            prop::sample::select(vec!["\"x\"", "1"]).prop_map(|v| PathElement::Value(v.into())),
             (0usize..12).prop_map(PathElement::Index),
         ];
-        let path = prop::collection::vec(pe, 0..5);
-        prop::collection::vec(path, 0..6).prop_map(|paths| {
-            let mut set = FieldSet::new();
-            for p in paths {
-                set.insert(&p);
+        prop::collection::vec(prop::collection::vec(pe, 0..5), 0..6)
+    }
+
+    fn set_of(paths: &[Vec<PathElement>]) -> FieldSet {
+        let mut set = FieldSet::new();
+        for p in paths {
+            set.insert(p);
+        }
+        set
+    }
+
+    fn arb_set() -> impl Strategy<Value = FieldSet> {
+        arb_paths().prop_map(|paths| set_of(&paths))
+    }
+
+    /// The plain model of a set: its member paths, ordered.
+    type Model = std::collections::BTreeSet<Vec<PathElement>>;
+
+    /// `FieldsV1` of the model, built the obvious way: a node per path prefix, its children
+    /// in the elements' order, `.` first on members with children.
+    fn model_fields_v1(m: &Model, prefix: &[PathElement]) -> Value {
+        let mut next: Vec<&PathElement> = m
+            .iter()
+            .filter(|p| p.len() > prefix.len() && p.starts_with(prefix))
+            .map(|p| &p[prefix.len()])
+            .collect();
+        next.dedup();
+        let mut out = serde_json::Map::new();
+        if !next.is_empty() && m.contains(prefix) {
+            out.insert(".".into(), json!({}));
+        }
+        for pe in next {
+            let mut p = prefix.to_vec();
+            p.push(pe.clone());
+            out.insert(pe.encode(), model_fields_v1(m, &p));
+        }
+        Value::Object(out)
+    }
+
+    proptest! {
+        /// The set operations and the encoding agree with the model (a sorted set of paths):
+        /// same members in the same order, same `FieldsV1` text.
+        #[test]
+        fn sets_behave_as_sorted_sets_of_paths(a in arb_paths(), b in arb_paths()) {
+            let (ma, mb): (Model, Model) = (a.iter().cloned().collect(), b.iter().cloned().collect());
+            let (sa, sb) = (set_of(&a), set_of(&b));
+            let members = |s: &FieldSet| s.members();
+            let model = |m: &Model| m.iter().cloned().collect::<Vec<_>>();
+            prop_assert_eq!(members(&sa), model(&ma));
+            prop_assert_eq!(sa.to_fields_v1().to_string(), model_fields_v1(&ma, &[]).to_string());
+            // (`{}` is the empty set: a root that is a member with nothing below it is lost.)
+            if !sa.children.is_empty() {
+                prop_assert_eq!(FieldSet::from_fields_v1(&sa.to_fields_v1()).unwrap(), sa.clone());
             }
-            set
-        })
+            let mut u = sa.clone();
+            u.union_with(&sb);
+            prop_assert_eq!(members(&u), model(&ma.union(&mb).cloned().collect()));
+            let mut d = sa.clone();
+            d.remove_members(&sb);
+            prop_assert_eq!(members(&d), model(&ma.difference(&mb).cloned().collect()));
+            prop_assert_eq!(members(&sa.difference(&sb)), members(&d));
+            let mut t = sa.clone();
+            t.remove_subtrees(&sb);
+            let kept: Model = ma.iter().filter(|p| !mb.iter().any(|q| p.starts_with(q))).cloned().collect();
+            prop_assert_eq!(members(&t), model(&kept));
+            prop_assert_eq!(members(&sa.intersection(&sb)), model(&ma.intersection(&mb).cloned().collect()));
+            for p in &b {
+                prop_assert_eq!(sa.contains(p), ma.contains(p));
+                let below = ma.iter().any(|q| q.starts_with(p));
+                prop_assert_eq!(sa.has_at_or_below(p), below);
+            }
+            prop_assert_eq!(sa.len(), ma.len());
+            prop_assert_eq!(sa.is_empty(), ma.is_empty());
+        }
     }
 
     proptest! {
