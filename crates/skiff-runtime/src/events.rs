@@ -12,13 +12,15 @@
 //! records its first 25 `SuccessfulCreate` events, not 10,000 writes.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 /// The correlation maps' hasher: keys are a few strings per event (names, reason, message),
 /// hashed several times per event; SipHash cost more than the rest of the bookkeeping.
 type Hasher = foldhash::fast::RandomState;
 
-use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::api::core::v1::{Event, ObjectReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
 use crate::cache::Object;
@@ -61,22 +63,40 @@ const SPAM_REFILL: std::time::Duration = std::time::Duration::from_secs(300);
 /// A token bucket per involved object (upstream's `EventSourceObjectSpamFilter`).
 #[derive(Default)]
 pub(crate) struct SpamFilter {
-    buckets: HashMap<(String, String, String, String), (f64, jiff::Timestamp), Hasher>,
+    /// Keyed by the involved object's kind, namespace, name and uid ([`push_parts`]).
+    buckets: HashMap<Box<[u8]>, (f64, jiff::Timestamp), Hasher>,
+    /// The key being looked up, kept so that an object seen before costs no allocation.
+    scratch: Vec<u8>,
 }
 
 impl SpamFilter {
     /// Whether an event about `involved` may be written at `now`.
     pub(crate) fn allow(&mut self, involved: &ObjectReference, now: jiff::Timestamp) -> bool {
-        let key = (
-            involved.kind.clone().unwrap_or_default(),
-            involved.namespace.clone().unwrap_or_default(),
-            involved.name.clone().unwrap_or_default(),
-            involved.uid.clone().unwrap_or_default(),
-        );
-        if self.buckets.len() >= MAX_SEEN && !self.buckets.contains_key(&key) {
-            self.buckets.clear();
+        fn field(f: &Option<String>) -> &str {
+            f.as_deref().unwrap_or_default()
         }
-        let (tokens, last) = self.buckets.entry(key).or_insert((SPAM_BURST, now));
+        self.scratch.clear();
+        push_parts(
+            &mut self.scratch,
+            &[
+                field(&involved.kind),
+                field(&involved.namespace),
+                field(&involved.name),
+                field(&involved.uid),
+            ],
+        );
+        let bucket = match self.buckets.get_mut(self.scratch.as_slice()) {
+            Some(b) => b,
+            None => {
+                if self.buckets.len() >= MAX_SEEN {
+                    self.buckets.clear();
+                }
+                self.buckets
+                    .entry(self.scratch.as_slice().into())
+                    .or_insert((SPAM_BURST, now))
+            }
+        };
+        let (tokens, last) = bucket;
         let earned = now.duration_since(*last).as_secs_f64().max(0.0) / SPAM_REFILL.as_secs_f64();
         *tokens = (*tokens + earned).min(SPAM_BURST);
         *last = now;
@@ -86,6 +106,15 @@ impl SpamFilter {
         } else {
             false
         }
+    }
+}
+
+/// Appends `parts` to `out`, each after its length, so that distinct lists of parts never
+/// give the same bytes (a key of several strings without a copy of each).
+fn push_parts(out: &mut Vec<u8>, parts: &[&str]) {
+    for p in parts {
+        out.extend_from_slice(&(p.len() as u32).to_le_bytes());
+        out.extend_from_slice(p.as_bytes());
     }
 }
 
@@ -174,11 +203,95 @@ fn unique_nanos(now: i128, last: i128) -> i128 {
 /// Event it counts on.
 const MAX_IN_FLIGHT: usize = 32;
 
-type Key = (String, String, String, &'static str, String, String);
+/// The correlation key: the event's namespace, the involved object's uid and name, the type,
+/// reason and message ([`push_parts`]). Shared by the correlation map, the writes in flight
+/// and the write that carries it, without a copy each.
+type Key = Arc<[u8]>;
 
 /// What a finished write leaves for correlation: the key and, if the write succeeded, the
 /// Event's namespace, name and count.
 type Written = (Key, Option<(String, String, i32)>);
+
+/// A Kubernetes time (`now_k8s`) as its JSON text, formatted once per second of the clock
+/// rather than once per event.
+#[derive(Default)]
+struct TimeText {
+    second: Option<i64>,
+    text: String,
+}
+
+impl TimeText {
+    fn of(&mut self, t: &Time) -> &str {
+        let second = t.0.as_second();
+        if self.second != Some(second) {
+            self.text = match serde_json::to_value(t) {
+                Ok(Value::String(s)) => s,
+                _ => String::new(),
+            };
+            self.second = Some(second);
+        }
+        &self.text
+    }
+}
+
+/// The Event a recorder creates, as the JSON `serde_json::to_value` gives for the typed
+/// [`Event`] (the same members in the same order), built without the typed value.
+#[allow(clippy::too_many_arguments)]
+fn event_value(
+    name: String,
+    ns: String,
+    involved: ObjectReference,
+    kind: EventType,
+    reason: String,
+    message: String,
+    time: &str,
+    component: &str,
+) -> Value {
+    let s = |v: String| Value::String(v);
+    let mut r = Map::with_capacity(7);
+    let ObjectReference {
+        api_version,
+        field_path,
+        kind: involved_kind,
+        name: involved_name,
+        namespace,
+        resource_version,
+        uid,
+    } = involved;
+    for (k, v) in [
+        ("apiVersion", api_version),
+        ("fieldPath", field_path),
+        ("kind", involved_kind),
+        ("name", involved_name),
+        ("namespace", namespace),
+        ("resourceVersion", resource_version),
+        ("uid", uid),
+    ] {
+        if let Some(v) = v {
+            r.insert(k.into(), s(v));
+        }
+    }
+    let mut m = Map::with_capacity(2);
+    m.insert("name".into(), s(name));
+    m.insert("namespace".into(), s(ns));
+    let mut source = Map::with_capacity(1);
+    source.insert("component".into(), s(component.into()));
+    let mut e = Map::with_capacity(14);
+    e.insert("apiVersion".into(), s("v1".into()));
+    e.insert("kind".into(), s("Event".into()));
+    e.insert("count".into(), Value::from(1));
+    e.insert("firstTimestamp".into(), s(time.into()));
+    e.insert("involvedObject".into(), Value::Object(r));
+    e.insert("lastTimestamp".into(), s(time.into()));
+    e.insert("message".into(), s(message));
+    e.insert("metadata".into(), Value::Object(m));
+    e.insert("reason".into(), s(reason));
+    e.insert("reportingComponent".into(), s(component.into()));
+    e.insert("reportingInstance".into(), s(component.into()));
+    e.insert("source".into(), Value::Object(source));
+    e.insert("type".into(), s(kind.as_str().into()));
+    Value::Object(e)
+}
 
 async fn write_loop(
     client: Client,
@@ -191,6 +304,8 @@ async fn write_loop(
     let mut last_nanos: i128 = 0;
     let mut writes: tokio::task::JoinSet<Written> = tokio::task::JoinSet::new();
     let mut in_flight: HashSet<Key, Hasher> = HashSet::default();
+    let mut times = TimeText::default();
+    let mut scratch = Vec::new();
     let note = |seen: &mut Seen, in_flight: &mut HashSet<Key, Hasher>, done| {
         if let Ok((key, result)) = done {
             in_flight.remove(&key);
@@ -221,64 +336,64 @@ async fn write_loop(
         if !spam.allow(&p.involved, clock.now()) {
             continue;
         }
-        let ns = p
-            .involved
-            .namespace
-            .clone()
-            .filter(|n| !n.is_empty())
-            .unwrap_or_else(|| "default".to_string());
-        let key: Key = (
-            ns.clone(),
-            p.involved.uid.clone().unwrap_or_default(),
-            p.involved.name.clone().unwrap_or_default(),
-            p.kind.as_str(),
-            p.reason.clone(),
-            p.message.clone(),
+        let ns = match p.involved.namespace.as_deref() {
+            Some(n) if !n.is_empty() => n,
+            _ => "default",
+        };
+        scratch.clear();
+        push_parts(
+            &mut scratch,
+            &[
+                ns,
+                p.involved.uid.as_deref().unwrap_or_default(),
+                p.involved.name.as_deref().unwrap_or_default(),
+                p.kind.as_str(),
+                &p.reason,
+                &p.message,
+            ],
         );
         // The same event is being written: wait for it, so this one counts on it.
-        while in_flight.contains(&key) {
+        while in_flight.contains(scratch.as_slice()) {
             match writes.join_next().await {
                 Some(done) => note(&mut seen, &mut in_flight, done),
                 None => break,
             }
         }
-        let now = clock.now_k8s();
+        let key: Key = scratch.as_slice().into();
+        let ns = ns.to_string();
+        let now = clock.now();
+        let time = Time(
+            now.round(jiff::TimestampRound::new().smallest(jiff::Unit::Second))
+                .unwrap_or(now),
+        );
         // Names stay unique even when the clock stands still (paused in tests) or repeats,
         // and follow the order events were recorded in.
-        last_nanos = unique_nanos(clock.now().as_nanosecond(), last_nanos);
+        last_nanos = unique_nanos(now.as_nanosecond(), last_nanos);
         let name = format!(
             "{}.{:x}",
             p.involved.name.as_deref().unwrap_or("event"),
             last_nanos
         );
         let existing = seen.get(&key).cloned();
-        let ev = Event {
-            metadata: ObjectMeta {
-                name: Some(name.clone()),
-                namespace: Some(ns.clone()),
-                ..Default::default()
-            },
-            involved_object: p.involved,
-            reason: Some(p.reason),
-            message: Some(p.message),
-            type_: Some(p.kind.as_str().to_string()),
-            count: Some(1),
-            first_timestamp: Some(now.clone()),
-            last_timestamp: Some(now.clone()),
-            source: Some(EventSource {
-                component: Some(component.to_string()),
-                host: None,
-            }),
-            reporting_component: Some(component.to_string()),
-            reporting_instance: Some(component.to_string()),
-            ..Default::default()
-        };
+        let time = times.of(&time);
+        let patch = existing
+            .as_ref()
+            .map(|(_, _, count)| serde_json::json!({"count": count + 1, "lastTimestamp": time}));
+        let ev = event_value(
+            name.clone(),
+            ns.clone(),
+            p.involved,
+            p.kind,
+            p.reason,
+            p.message,
+            time,
+            component,
+        );
         in_flight.insert(key.clone());
         let client = client.clone();
         writes.spawn(async move {
             // A repeat counts on the Event already written; if that is gone, a new one.
-            if let Some((ens, ename, count)) = existing {
-                let patch = serde_json::json!({"count": count + 1, "lastTimestamp": now});
+            if let (Some((ens, ename, count)), Some(patch)) = (existing, patch) {
                 if client
                     .merge_patch::<Event>(Some(&ens), &ename, &patch)
                     .await
@@ -287,7 +402,7 @@ async fn write_loop(
                     return (key, Some((ens, ename, count + 1)));
                 }
             }
-            let done = match client.create_summary(&ev).await {
+            let done = match client.create_value::<Event>(Some(&ns), ev).await {
                 Ok(_) => Some((ns, name, 1)),
                 Err(e) => {
                     tracing::debug!(error = %e, "event not recorded");
@@ -305,7 +420,8 @@ async fn write_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::api::core::v1::Pod;
+    use k8s_openapi::api::core::v1::{EventSource, Pod};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
     use skiff_apiserver::{ApiOptions, ApiServer};
     use skiff_store::sqlite::{SqliteOptions, SqliteStore};
     use std::sync::Arc;
@@ -381,6 +497,77 @@ mod tests {
         let want: Vec<String> = (0..100).map(|i| format!("p{i}")).collect();
         assert_eq!(order, want);
         rt.shutdown().await;
+    }
+
+    /// The Event built as JSON is, byte for byte, what serializing the typed Event gives
+    /// (with and without the optional members of the involved object).
+    #[test]
+    fn event_json_is_the_typed_events() {
+        let t: jiff::Timestamp = "2026-01-01T10:20:30.6Z".parse().unwrap();
+        let time = Time(
+            t.round(jiff::TimestampRound::new().smallest(jiff::Unit::Second))
+                .unwrap(),
+        );
+        let mut times = TimeText::default();
+        let text = times.of(&time).to_string();
+        assert_eq!(text, "2026-01-01T10:20:31Z");
+        let full = reference(&pod("p1"));
+        let sparse = ObjectReference {
+            name: Some("n1".into()),
+            field_path: Some("spec.containers{c}".into()),
+            namespace: Some(String::new()),
+            ..Default::default()
+        };
+        for (involved, kind) in [(full, EventType::Normal), (sparse, EventType::Warning)] {
+            let typed = Event {
+                metadata: ObjectMeta {
+                    name: Some("p1.17".into()),
+                    namespace: Some("default".into()),
+                    ..Default::default()
+                },
+                involved_object: involved.clone(),
+                reason: Some("Scheduled".into()),
+                message: Some("Successfully assigned \"x\"".into()),
+                type_: Some(kind.as_str().to_string()),
+                count: Some(1),
+                first_timestamp: Some(time.clone()),
+                last_timestamp: Some(time.clone()),
+                source: Some(EventSource {
+                    component: Some("default-scheduler".into()),
+                    host: None,
+                }),
+                reporting_component: Some("default-scheduler".into()),
+                reporting_instance: Some("default-scheduler".into()),
+                ..Default::default()
+            };
+            let built = event_value(
+                "p1.17".into(),
+                "default".into(),
+                involved,
+                kind,
+                "Scheduled".into(),
+                "Successfully assigned \"x\"".into(),
+                &text,
+                "default-scheduler",
+            );
+            assert_eq!(
+                serde_json::to_string(&built).unwrap(),
+                serde_json::to_string(&serde_json::to_value(&typed).unwrap()).unwrap()
+            );
+        }
+    }
+
+    /// Correlation and spam keys of different fields never coincide.
+    #[test]
+    fn keys_keep_their_parts_apart() {
+        let key = |parts: &[&str]| {
+            let mut k = Vec::new();
+            push_parts(&mut k, parts);
+            k
+        };
+        assert_ne!(key(&["ab", "c"]), key(&["a", "bc"]));
+        assert_ne!(key(&["a\0", ""]), key(&["a", "\0"]));
+        assert_eq!(key(&["a", "b"]), key(&["a", "b"]));
     }
 
     #[test]
