@@ -11,7 +11,7 @@
 //!
 //! With `deployment`, one Deployment of PODS replicas makes the pods (as `make bench` does), so
 //! the Deployment and ReplicaSet controllers' work is counted too. At the end the store's writes
-//! during the run are tallied by resource (from a watch replaying the run's revisions), per pod.
+//! during the run are tallied by resource (from a watch read during the run), per pod.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -54,28 +54,59 @@ fn deployment_json(replicas: usize) -> serde_json::Value {
     })
 }
 
-/// The store's writes after `from` up to `to`, by resource (`group/plural`).
-async fn writes_by_resource(store: &dyn Store, from: i64, to: i64) -> BTreeMap<String, usize> {
-    let mut out = BTreeMap::new();
-    let mut w = store.watch("/registry/", from).await.expect("watch");
-    'all: while let Some(batch) = w.next().await {
-        for ev in batch.expect("watch batch") {
-            if ev.kv.mod_revision > to {
-                break 'all;
+/// The store's writes after `from`, by resource (`group/plural`), tallied as they happen (a
+/// watch read while the pods are made, so that the tally never falls behind the store's watch
+/// window and replays its log): each write's revision and resource, cut at the run's end.
+struct Tally {
+    seen: Arc<std::sync::atomic::AtomicI64>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Vec<(i64, String)>>,
+}
+
+impl Tally {
+    fn start(store: Arc<SqliteStore>, from: i64) -> Tally {
+        let seen = Arc::new(std::sync::atomic::AtomicI64::new(from));
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        let seen_w = seen.clone();
+        let task = tokio::spawn(async move {
+            let mut writes = Vec::new();
+            let mut w = store.watch("/registry/", from).await.expect("watch");
+            loop {
+                let batch = tokio::select! {
+                    b = w.next() => b,
+                    _ = &mut stopped => break,
+                };
+                let Some(batch) = batch else { break };
+                for ev in batch.expect("watch batch") {
+                    let mut parts = ev.kv.key.trim_start_matches("/registry/").split('/');
+                    let res = format!(
+                        "{}/{}",
+                        parts.next().unwrap_or(""),
+                        parts.next().unwrap_or("")
+                    );
+                    writes.push((ev.kv.mod_revision, res));
+                    seen_w.fetch_max(ev.kv.mod_revision, std::sync::atomic::Ordering::Release);
+                }
             }
-            let mut parts = ev.kv.key.trim_start_matches("/registry/").split('/');
-            let res = format!(
-                "{}/{}",
-                parts.next().unwrap_or(""),
-                parts.next().unwrap_or("")
-            );
-            *out.entry(res).or_default() += 1;
-            if ev.kv.mod_revision == to {
-                break 'all;
+            writes
+        });
+        Tally { seen, stop, task }
+    }
+
+    /// The writes up to `to`, by resource, once the watch has delivered `to`.
+    async fn until(self, to: i64) -> BTreeMap<String, usize> {
+        while self.seen.load(std::sync::atomic::Ordering::Acquire) < to {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let _ = self.stop.send(());
+        let mut out = BTreeMap::new();
+        for (rev, res) in self.task.await.expect("tally task") {
+            if rev <= to {
+                *out.entry(res).or_default() += 1;
             }
         }
+        out
     }
-    out
 }
 
 /// The newest revision after `since` of a write that is not a node heartbeat (Lease or Node),
@@ -152,6 +183,7 @@ async fn main() {
     let pod_res = skiff_core::registry::lookup("", "v1", "pods").expect("pods");
     let pod_inf = rt.cache.synced::<Pod>().await;
     let rev0 = history.current_revision();
+    let tally = Tally::start(history.clone(), rev0);
     let loops0 = skiff_runtime::controller::reconcile_counts();
     let (start, cpu0) = (Instant::now(), cpu_seconds());
     let mut set = tokio::task::JoinSet::new();
@@ -239,7 +271,7 @@ async fn main() {
         settled_cpu * 1e6 / pods as f64
     );
     let rev1 = last.0;
-    let writes = writes_by_resource(history.as_ref(), rev0, rev1).await;
+    let writes = tally.until(rev1).await;
     let total: usize = writes.values().sum();
     let per: Vec<String> = writes
         .iter()
