@@ -12,8 +12,10 @@
 
 use skiff_core::meta::Fields as _;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
+
+use memchr::memmem::Finder;
 
 use serde_json::{json, Value};
 use skiff_core::registry::{self, Resource};
@@ -23,7 +25,7 @@ use skiff_store::{EventKind, KeyValue, ListOptions, ReadAt};
 use crate::objects::{DeleteOptions, Deleted, UpdateMode};
 use crate::server::ApiServer;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 struct Owner {
     uid: String,
     api_version: String,
@@ -37,10 +39,29 @@ struct Node {
     owners: Vec<Owner>,
     deleting: bool,
     finalizers: Vec<String>,
-    /// The stored text of what the node was built from ([`graph_text`]), when it was read
-    /// from the bytes: an update with the same text changes nothing here.
-    text: Option<Box<[u8]>>,
+    /// The stored text the node was built from, from its start through the metadata's
+    /// `managedFields` key (or through the end of metadata without one), when the walk
+    /// over the members found it ([`graph_text`]): stored bytes that start with the same text
+    /// hold the same uid, owners, finalizers and deletion, so an update that keeps it (a pod's
+    /// binding and status writes) is known to change nothing here by one comparison.
+    prefix: Option<Box<[u8]>>,
 }
+
+impl Node {
+    /// Whether `other` holds what the graph reads (its own prefix aside) as this node does.
+    fn same_graph(&self, other: &Node) -> bool {
+        self.uid == other.uid
+            && self.owners == other.owners
+            && self.deleting == other.deleting
+            && self.finalizers == other.finalizers
+    }
+}
+
+/// The graph's maps' hasher: store keys and uids are hashed a few times per event, and
+/// SipHash was a good part of the graph's upkeep.
+type Hasher = foldhash::fast::RandomState;
+type Map<V> = HashMap<String, V, Hasher>;
+type Set = HashSet<String, Hasher>;
 
 /// The part of a stored object the graph reads.
 #[derive(serde::Deserialize)]
@@ -76,58 +97,60 @@ fn null_as_default<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::
 /// The owner graph of every stored object.
 #[derive(Default)]
 struct Graph {
-    by_key: HashMap<String, Node>,
-    by_uid: HashMap<String, String>,
-    dependents: HashMap<String, HashSet<String>>,
+    by_key: Map<Node>,
+    by_uid: Map<String>,
+    dependents: Map<Set>,
     /// Keys that need a look: changed objects, their owners and dependents.
-    dirty: HashSet<String>,
+    dirty: Set,
 }
 
 impl Graph {
     fn upsert(&mut self, kv: &KeyValue) {
+        let known = self.by_key.get(&kv.key);
+        // The same text up to the managed fields: nothing the graph reads has changed.
+        if known
+            .and_then(|n| n.prefix.as_deref())
+            .is_some_and(|p| kv.value.starts_with(p))
+        {
+            return;
+        }
         // Most objects have no owners, finalizers or deletion pending, and own nothing yet:
         // a byte scan says so without parsing (the uid is still indexed, for the owners).
         let plain = !mentions_graph_fields(&kv.value);
         if plain {
-            // A known object that had and still has no owners, finalizers or deletion: the
-            // update changes nothing the graph keeps (a key's uid changes only through a
-            // delete, which removes the node).
-            if let Some(n) = self.by_key.get(&kv.key) {
-                if n.owners.is_empty() && n.finalizers.is_empty() && !n.deleting {
-                    return;
+            match known {
+                // A known object that had and still has no owners, finalizers or deletion:
+                // the update changes nothing the graph keeps (a key's uid changes only
+                // through a delete, which removes the node).
+                Some(n) => {
+                    if n.owners.is_empty() && n.finalizers.is_empty() && !n.deleting {
+                        return;
+                    }
                 }
-            }
-        }
-        if plain && !self.by_key.contains_key(&kv.key) {
-            if let Some(uid) = quick_uid(&kv.value) {
-                self.by_uid.insert(uid.clone(), kv.key.clone());
-                self.by_key.insert(
-                    kv.key.clone(),
-                    Node {
-                        uid,
-                        owners: Vec::new(),
-                        deleting: false,
-                        finalizers: Vec::new(),
-                        text: None,
-                    },
-                );
-                return;
-            }
-        }
-        // An update that leaves uid, owners, finalizers and deletion as they were (a pod's
-        // binding and status writes) changes nothing the graph keeps.
-        let text = graph_text(&kv.value);
-        if let (Some(t), Some(n)) = (&text, self.by_key.get(&kv.key)) {
-            if n.text.as_deref() == Some(t.as_slice()) {
-                return;
+                None => {
+                    if let Some(uid) = quick_uid(&kv.value) {
+                        self.by_uid.insert(uid.clone(), kv.key.clone());
+                        self.by_key.insert(
+                            kv.key.clone(),
+                            Node {
+                                uid,
+                                owners: Vec::new(),
+                                deleting: false,
+                                finalizers: Vec::new(),
+                                prefix: None,
+                            },
+                        );
+                        return;
+                    }
+                }
             }
         }
         // Only the metadata the graph needs: its members' text when the walk found them,
         // else the object with everything else skipped unparsed.
-        let Some(m) = graph_meta(text.as_deref(), &kv.value) else {
+        let walked = graph_text(&kv.value);
+        let Some(m) = graph_meta(walked.as_ref().map(|w| w.text.as_slice()), &kv.value) else {
             return;
         };
-        self.remove(&kv.key);
         // Lists of their length: the node lives as long as the object, and parsing left a
         // pod's one owner reference in the room of four.
         let refs = m.owner_references.unwrap_or_default();
@@ -147,8 +170,19 @@ impl Graph {
                 .unwrap_or_default()
                 .into_boxed_slice()
                 .into_vec(),
-            text: text.map(Vec::into_boxed_slice),
+            prefix: walked
+                .and_then(|w| w.prefix)
+                .map(|end| kv.value[..end].into()),
         };
+        // An update that leaves uid, owners, finalizers and deletion as they were (a label
+        // or annotation changed) changes nothing the graph keeps but the prefix.
+        if let Some(n) = self.by_key.get_mut(&kv.key) {
+            if n.same_graph(&node) {
+                n.prefix = node.prefix;
+                return;
+            }
+        }
+        self.remove(&kv.key);
         for o in &node.owners {
             self.dependents
                 .entry(o.uid.clone())
@@ -203,25 +237,56 @@ impl Graph {
     }
 }
 
+/// What the walk over a stored object's metadata found ([`graph_text`]).
+struct Walked {
+    /// The members the graph reads, as `"name":value,` each.
+    text: Vec<u8>,
+    /// The length of the object's text through the metadata's `managedFields` key and its
+    /// colon, or through the brace that closes metadata when it has none: any object whose
+    /// text starts with these bytes has the same members. None when the text after the last
+    /// member is not laid out as the store writes it.
+    prefix: Option<usize>,
+}
+
 /// The members of a stored object's metadata the graph reads (uid, owner references,
 /// finalizers, deletion timestamp), as their JSON text, read without parsing the object. All
 /// four come before `managedFields` in the canonical order objects are stored in, so the
 /// walk ends there, without scanning the managed fields' text.
-fn graph_text(b: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
+fn graph_text(b: &[u8]) -> Option<Walked> {
+    let mut text = Vec::new();
+    let mut last_end = None;
     let ok = meta::metadata_members_before(b, Some(b"managedFields"), |k, v| {
+        // `v` lies within `b`: where it ends is where the walk has read to.
+        last_end = Some(v.as_ptr() as usize - b.as_ptr() as usize + v.len());
         if matches!(
             k,
             b"uid" | b"ownerReferences" | b"finalizers" | b"deletionTimestamp"
         ) {
-            out.push(b'"');
-            out.extend_from_slice(k);
-            out.extend_from_slice(b"\":");
-            out.extend_from_slice(v);
-            out.push(b',');
+            text.push(b'"');
+            text.extend_from_slice(k);
+            text.extend_from_slice(b"\":");
+            text.extend_from_slice(v);
+            text.push(b',');
         }
     });
-    ok.then_some(out)
+    if !ok {
+        return None;
+    }
+    // The walk read the object to `end` and stopped at the next member's key (managedFields)
+    // or at metadata's closing brace. Another text that starts the same way is walked the
+    // same way to the same stop.
+    const MANAGED: &[u8] = b",\"managedFields\":";
+    let prefix = last_end.and_then(|end| {
+        let rest = &b[end..];
+        if rest.starts_with(MANAGED) {
+            Some(end + MANAGED.len())
+        } else if rest.starts_with(b"}") {
+            Some(end + 1)
+        } else {
+            None
+        }
+    });
+    Some(Walked { text, prefix })
 }
 
 /// The graph's metadata, parsed from its members' text ([`graph_text`]) when there is one,
@@ -243,13 +308,15 @@ fn graph_meta(text: Option<&[u8]>, value: &[u8]) -> Option<GraphMeta> {
 
 /// Whether stored bytes may carry owner references, finalizers or a deletion timestamp.
 fn mentions_graph_fields(b: &[u8]) -> bool {
-    [
-        &b"\"ownerReferences\""[..],
-        b"\"finalizers\"",
-        b"\"deletionTimestamp\"",
-    ]
-    .iter()
-    .any(|n| memchr::memmem::find(b, n).is_some())
+    // Built once: a searcher built per call cost more than the search.
+    static NAMES: LazyLock<[Finder<'static>; 3]> = LazyLock::new(|| {
+        [
+            Finder::new(b"\"ownerReferences\""),
+            Finder::new(b"\"finalizers\""),
+            Finder::new(b"\"deletionTimestamp\""),
+        ]
+    });
+    NAMES.iter().any(|f| f.find(b).is_some())
 }
 
 /// The uid of a stored (canonical) object: the first `"uid":"…"` after `"metadata":{`,
@@ -257,8 +324,10 @@ fn mentions_graph_fields(b: &[u8]) -> bool {
 fn quick_uid(b: &[u8]) -> Option<String> {
     const META: &[u8] = b"\"metadata\":{";
     const UID: &[u8] = b"\"uid\":\"";
-    let m = memchr::memmem::find(b, META)? + META.len();
-    let rel = memchr::memmem::find(&b[m..], UID)?;
+    static FIND: LazyLock<(Finder<'static>, Finder<'static>)> =
+        LazyLock::new(|| (Finder::new(META), Finder::new(UID)));
+    let m = FIND.0.find(b)? + META.len();
+    let rel = FIND.1.find(&b[m..])?;
     if b[m..m + rel].contains(&b'{') {
         return None;
     }
@@ -380,6 +449,16 @@ async fn reconcile(srv: &Arc<ApiServer>, graph: &Graph, key: &str) -> Result<(),
     let Some(node) = graph.by_key.get(key) else {
         return Ok(());
     };
+    // A dependent whose owner is in the graph has nothing to do (the resync looks at every
+    // owned object every few seconds): answered before the key is mapped back.
+    if !node.deleting
+        && node
+            .owners
+            .iter()
+            .any(|o| graph.by_uid.contains_key(&o.uid))
+    {
+        return Ok(());
+    }
     let Some((res, ns, name)) = resolve_key(srv, key) else {
         return Ok(());
     };
@@ -721,7 +800,8 @@ mod tests {
     #[test]
     fn graph_metadata_from_the_members_text_matches_the_whole_object() {
         let stored = br#"{"kind":"Pod","apiVersion":"v1","metadata":{"name":"p","namespace":"d","uid":"u-1","deletionTimestamp":"2026-01-01T00:00:00Z","labels":{"uid":"x"},"ownerReferences":[{"apiVersion":"apps/v1","kind":"ReplicaSet","name":"rs","uid":"o-1","controller":true,"blockOwnerDeletion":true}],"finalizers":["a/b"],"managedFields":[{"manager":"m","fieldsV1":{"f:metadata":{"f:uid":{}}}}]},"spec":{"containers":[]}}"#;
-        let text = graph_text(stored).expect("canonical layout");
+        let walked = graph_text(stored).expect("canonical layout");
+        let text = walked.text;
         assert!(
             !String::from_utf8_lossy(&text).contains("manager"),
             "managedFields are not read"
@@ -749,7 +829,8 @@ mod tests {
         }
         // An object with none of the graph's members still parses (to the defaults).
         let bare = br#"{"kind":"Pod","apiVersion":"v1","metadata":{"name":"p"}}"#;
-        let m = graph_meta(graph_text(bare).as_deref(), bare).unwrap();
+        let walked = graph_text(bare).unwrap();
+        let m = graph_meta(Some(&walked.text), bare).unwrap();
         assert!(m.uid.is_empty() && m.owner_references.is_none() && m.finalizers.is_none());
     }
 
@@ -810,5 +891,109 @@ mod tests {
         assert!(!g.dependents.contains_key("o1"));
         g.upsert(&pod("o2", "Running", json!(["f"])));
         assert_eq!(g.by_key["/registry/core/pods/d/p"].finalizers, ["f"]);
+    }
+
+    fn stored(key: &str, text: &str) -> KeyValue {
+        KeyValue {
+            key: key.into(),
+            value: text.as_bytes().to_vec().into(),
+            create_revision: 1,
+            mod_revision: 1,
+        }
+    }
+
+    /// The prefix ends at the metadata's managedFields key, or with metadata when it has
+    /// none, and not at all when the text is laid out otherwise.
+    #[test]
+    fn the_prefix_ends_where_the_walk_stopped() {
+        let with_mf = br#"{"kind":"Pod","metadata":{"name":"p","uid":"u","generation":3,"managedFields":[{"manager":"m"}]},"spec":{}}"#;
+        let w = graph_text(with_mf).unwrap();
+        assert_eq!(
+            &with_mf[..w.prefix.unwrap()],
+            br#"{"kind":"Pod","metadata":{"name":"p","uid":"u","generation":3,"managedFields":"#
+        );
+        let without = br#"{"kind":"Pod","metadata":{"name":"p","uid":"u"},"spec":{}}"#;
+        let w = graph_text(without).unwrap();
+        assert_eq!(
+            &without[..w.prefix.unwrap()],
+            br#"{"kind":"Pod","metadata":{"name":"p","uid":"u"}"#
+        );
+        let spaced = br#"{"kind":"Pod","metadata":{"name":"p","uid":"u" }}"#;
+        assert_eq!(graph_text(spaced).unwrap().prefix, None);
+        let empty = br#"{"kind":"Pod","metadata":{}}"#;
+        assert_eq!(graph_text(empty).unwrap().prefix, None);
+    }
+
+    /// A pod's binding and status writes keep the text before its managed fields: the graph is
+    /// left as it was (no dirty key, same node). A label change rebuilds nothing either; a
+    /// change of owners or finalizers is applied.
+    #[test]
+    fn unchanged_metadata_leaves_the_graph_as_it_was() {
+        const KEY: &str = "/registry/core/pods/d/p";
+        let pod = |labels: &str, owner: &str, finalizers: &str, rest: &str| {
+            stored(
+                KEY,
+                &format!(
+                    r#"{{"kind":"Pod","apiVersion":"v1","metadata":{{"name":"p","namespace":"d","uid":"p1","creationTimestamp":"2026-01-01T00:00:00Z","labels":{{{labels}}},"ownerReferences":[{{"apiVersion":"apps/v1","kind":"ReplicaSet","name":"rs","uid":"{owner}","controller":true,"blockOwnerDeletion":true}}]{finalizers},"managedFields":[{{"manager":"m","operation":"Update"}}]}},{rest}}}"#
+                ),
+            )
+        };
+        let mut g = Graph::default();
+        g.upsert(&stored(
+            "/registry/apps/replicasets/d/rs",
+            r#"{"kind":"ReplicaSet","metadata":{"name":"rs","uid":"o1"}}"#,
+        ));
+        let created = pod(r#""app":"web""#, "o1", "", r#""spec":{}"#);
+        g.upsert(&created);
+        assert!(g.dirty.contains(KEY), "a new dependent is looked at");
+        assert!(g.dependents["o1"].contains(KEY));
+        let prefix = g.by_key[KEY].prefix.clone().expect("canonical layout");
+        assert!(created.value.starts_with(&prefix));
+        g.dirty.clear();
+
+        // Binding, then status: more managed fields, a node name, a status.
+        for update in [
+            r#""spec":{"nodeName":"n1"}"#,
+            r#""spec":{"nodeName":"n1"},"status":{"phase":"Running"}"#,
+        ] {
+            let mut kv = pod(r#""app":"web""#, "o1", "", update);
+            // The managed fields grow too; the prefix stops before them.
+            let text = String::from_utf8(kv.value.to_vec()).unwrap().replace(
+                r#"[{"manager":"m","operation":"Update"}]"#,
+                r#"[{"manager":"m","operation":"Update"},{"manager":"k","subresource":"status"}]"#,
+            );
+            kv.value = text.into_bytes().into();
+            assert!(kv.value.starts_with(&prefix), "the fast path applies");
+            g.upsert(&kv);
+            assert!(g.dirty.is_empty(), "{update} is not the graph's");
+            let n = &g.by_key[KEY];
+            assert_eq!(n.prefix.as_deref(), Some(&prefix[..]));
+            assert_eq!((n.uid.as_str(), n.owners.len()), ("p1", 1));
+            assert_eq!(g.dependents.len(), 1);
+        }
+
+        // A label change: a new prefix, the same graph, nothing to look at.
+        let relabelled = pod(r#""app":"api""#, "o1", "", r#""spec":{}"#);
+        g.upsert(&relabelled);
+        assert!(g.dirty.is_empty(), "labels are not the graph's");
+        let n = &g.by_key[KEY];
+        assert!(relabelled.value.starts_with(n.prefix.as_deref().unwrap()));
+        assert!(!created.value.starts_with(n.prefix.as_deref().unwrap()));
+
+        // A new owner is applied: dependents move, the pod is looked at again.
+        g.upsert(&pod(r#""app":"api""#, "o2", "", r#""spec":{}"#));
+        assert!(g.dependents["o2"].contains(KEY));
+        assert!(!g.dependents.contains_key("o1"));
+        assert!(g.dirty.contains(KEY));
+        assert_eq!(g.by_key[KEY].owners[0].uid, "o2");
+
+        // So is a finalizer.
+        g.upsert(&pod(
+            r#""app":"api""#,
+            "o2",
+            r#","finalizers":["foregroundDeletion"]"#,
+            r#""spec":{}"#,
+        ));
+        assert_eq!(g.by_key[KEY].finalizers, ["foregroundDeletion"]);
     }
 }
