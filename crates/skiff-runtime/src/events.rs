@@ -249,24 +249,7 @@ fn event_value(
 ) -> Value {
     let s = |v: String| Value::String(v);
     let mut r = Map::with_capacity(7);
-    let ObjectReference {
-        api_version,
-        field_path,
-        kind: involved_kind,
-        name: involved_name,
-        namespace,
-        resource_version,
-        uid,
-    } = involved;
-    for (k, v) in [
-        ("apiVersion", api_version),
-        ("fieldPath", field_path),
-        ("kind", involved_kind),
-        ("name", involved_name),
-        ("namespace", namespace),
-        ("resourceVersion", resource_version),
-        ("uid", uid),
-    ] {
+    for (k, v) in reference_fields(involved) {
         if let Some(v) = v {
             r.insert(k.into(), s(v));
         }
@@ -291,6 +274,19 @@ fn event_value(
     e.insert("source".into(), Value::Object(source));
     e.insert("type".into(), s(kind.as_str().into()));
     Value::Object(e)
+}
+
+/// An involved object's members as the typed [`ObjectReference`] serializes them, in order.
+fn reference_fields(r: ObjectReference) -> [(&'static str, Option<String>); 7] {
+    [
+        ("apiVersion", r.api_version),
+        ("fieldPath", r.field_path),
+        ("kind", r.kind),
+        ("name", r.name),
+        ("namespace", r.namespace),
+        ("resourceVersion", r.resource_version),
+        ("uid", r.uid),
+    ]
 }
 
 /// Builds the recorder's Events as JSON by filling in a copy of a template: cloning a map
@@ -321,15 +317,7 @@ impl EventJson {
         message: String,
         time: &str,
     ) -> Value {
-        let mut fields = [
-            ("apiVersion", involved.api_version),
-            ("fieldPath", involved.field_path),
-            ("kind", involved.kind),
-            ("name", involved.name),
-            ("namespace", involved.namespace),
-            ("resourceVersion", involved.resource_version),
-            ("uid", involved.uid),
-        ];
+        let mut fields = reference_fields(involved);
         let shape = fields
             .iter()
             .enumerate()
