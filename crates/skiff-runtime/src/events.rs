@@ -234,19 +234,27 @@ impl TimeText {
     }
 }
 
-/// The Event a recorder creates, as the JSON `serde_json::to_value` gives for the typed
-/// [`Event`] (the same members in the same order), built without the typed value.
-#[allow(clippy::too_many_arguments)]
-fn event_value(
+/// What one Event says: its name and namespace, what it is about, and what happened.
+struct EventFields {
     name: String,
     ns: String,
     involved: ObjectReference,
     kind: EventType,
     reason: String,
     message: String,
-    time: &str,
-    component: &str,
-) -> Value {
+}
+
+/// The Event a recorder creates, as the JSON `serde_json::to_value` gives for the typed
+/// [`Event`] (the same members in the same order), built without the typed value.
+fn event_value(f: EventFields, time: &str, component: &str) -> Value {
+    let EventFields {
+        name,
+        ns,
+        involved,
+        kind,
+        reason,
+        message,
+    } = f;
     let s = |v: String| Value::String(v);
     let mut r = Map::with_capacity(7);
     for (k, v) in reference_fields(involved) {
@@ -305,18 +313,16 @@ impl EventJson {
         }
     }
 
-    /// What [`event_value`] gives for these arguments and the recorder's component.
-    #[allow(clippy::too_many_arguments)]
-    fn build(
-        &mut self,
-        name: String,
-        ns: String,
-        involved: ObjectReference,
-        kind: EventType,
-        reason: String,
-        message: String,
-        time: &str,
-    ) -> Value {
+    /// What [`event_value`] gives for these fields and the recorder's component.
+    fn build(&mut self, f: EventFields, time: &str) -> Value {
+        let EventFields {
+            name,
+            ns,
+            involved,
+            kind,
+            reason,
+            message,
+        } = f;
         let mut fields = reference_fields(involved);
         let shape = fields
             .iter()
@@ -335,16 +341,15 @@ impl EventJson {
                     resource_version: empty(5),
                     uid: empty(6),
                 };
-                let t = event_value(
-                    String::new(),
-                    String::new(),
+                let blank = EventFields {
+                    name: String::new(),
+                    ns: String::new(),
                     involved,
                     kind,
-                    String::new(),
-                    String::new(),
-                    "",
-                    self.component,
-                );
+                    reason: String::new(),
+                    message: String::new(),
+                };
+                let t = event_value(blank, "", self.component);
                 self.templates.push((shape, t));
                 self.templates.len() - 1
             }
@@ -476,12 +481,14 @@ async fn write_loop(
             .as_ref()
             .map(|(_, _, count)| serde_json::json!({"count": count + 1, "lastTimestamp": time}));
         let ev = events.build(
-            name.clone(),
-            ns.clone(),
-            p.involved,
-            p.kind,
-            p.reason,
-            p.message,
+            EventFields {
+                name: name.clone(),
+                ns: ns.clone(),
+                involved: p.involved,
+                kind: p.kind,
+                reason: p.reason,
+                message: p.message,
+            },
             time,
         );
         in_flight.insert(key.clone());
@@ -637,28 +644,19 @@ mod tests {
                 ..Default::default()
             };
             let want = serde_json::to_string(&serde_json::to_value(&typed).unwrap()).unwrap();
-            let built = event_value(
-                "p1.17".into(),
-                "default".into(),
-                involved.clone(),
+            let fields = || EventFields {
+                name: "p1.17".into(),
+                ns: "default".into(),
+                involved: involved.clone(),
                 kind,
-                "Scheduled".into(),
-                "Successfully assigned \"x\"".into(),
-                &text,
-                "default-scheduler",
-            );
+                reason: "Scheduled".into(),
+                message: "Successfully assigned \"x\"".into(),
+            };
+            let built = event_value(fields(), &text, "default-scheduler");
             assert_eq!(serde_json::to_string(&built).unwrap(), want);
             // From the template: built the first time, copied the second.
             for _ in 0..2 {
-                let filled = events.build(
-                    "p1.17".into(),
-                    "default".into(),
-                    involved.clone(),
-                    kind,
-                    "Scheduled".into(),
-                    "Successfully assigned \"x\"".into(),
-                    &text,
-                );
+                let filled = events.build(fields(), &text);
                 assert_eq!(serde_json::to_string(&filled).unwrap(), want);
             }
         }
