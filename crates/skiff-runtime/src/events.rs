@@ -247,24 +247,16 @@ struct EventFields {
 /// The Event a recorder creates, as the JSON `serde_json::to_value` gives for the typed
 /// [`Event`] (the same members in the same order), built without the typed value.
 fn event_value(f: EventFields, time: &str, component: &str) -> Value {
-    let EventFields {
-        name,
-        ns,
-        involved,
-        kind,
-        reason,
-        message,
-    } = f;
     let s = |v: String| Value::String(v);
     let mut r = Map::with_capacity(7);
-    for (k, v) in reference_fields(involved) {
+    for (k, v) in reference_fields(f.involved) {
         if let Some(v) = v {
             r.insert(k.into(), s(v));
         }
     }
     let mut m = Map::with_capacity(2);
-    m.insert("name".into(), s(name));
-    m.insert("namespace".into(), s(ns));
+    m.insert("name".into(), s(f.name));
+    m.insert("namespace".into(), s(f.ns));
     let mut source = Map::with_capacity(1);
     source.insert("component".into(), s(component.into()));
     let mut e = Map::with_capacity(14);
@@ -274,13 +266,13 @@ fn event_value(f: EventFields, time: &str, component: &str) -> Value {
     e.insert("firstTimestamp".into(), s(time.into()));
     e.insert("involvedObject".into(), Value::Object(r));
     e.insert("lastTimestamp".into(), s(time.into()));
-    e.insert("message".into(), s(message));
+    e.insert("message".into(), s(f.message));
     e.insert("metadata".into(), Value::Object(m));
-    e.insert("reason".into(), s(reason));
+    e.insert("reason".into(), s(f.reason));
     e.insert("reportingComponent".into(), s(component.into()));
     e.insert("reportingInstance".into(), s(component.into()));
     e.insert("source".into(), Value::Object(source));
-    e.insert("type".into(), s(kind.as_str().into()));
+    e.insert("type".into(), s(f.kind.as_str().into()));
     Value::Object(e)
 }
 
