@@ -1560,19 +1560,7 @@ fn splice_stored(
     edits: &[(&str, Edit)],
     managed_fields: bool,
 ) -> Option<Bytes> {
-    use std::cell::Cell;
-    thread_local! {
-        // The text is written here and copied out in an allocation of its length (the store
-        // keeps it); the room stays for the next write of this thread.
-        static SCRATCH: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
-    }
-    let mut out = SCRATCH.take();
-    out.clear();
-    let text = splice_into(&mut out, stored, new, edits, managed_fields).map(|()| out.to_vec());
-    if out.capacity() <= 256 * 1024 {
-        SCRATCH.set(out);
-    }
-    let text = text?;
+    let text = meta::exact_text(|out| splice_into(out, stored, new, edits, managed_fields))?;
     #[cfg(debug_assertions)]
     assert_eq!(
         String::from_utf8_lossy(&text),

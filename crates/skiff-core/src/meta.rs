@@ -294,15 +294,24 @@ pub fn to_stored_json(obj: &Value) -> Vec<u8> {
 /// written into a buffer each thread reuses and copied out: grown as it was written, a pod's
 /// 2-2.5 KB sat in 4 KB (and its `Bytes` needed a second allocation to remember the room).
 fn write_object(o: &Map<String, Value>, skip: &[&str], managed_fields: Option<&[u8]>) -> Vec<u8> {
+    exact_text(|out| {
+        write_object_into(out, o, skip, managed_fields);
+        Some(())
+    })
+    .expect("an object always writes")
+}
+
+/// Text that `write` puts into a buffer this thread reuses, copied out in an allocation of its
+/// length (for text the store keeps); `None` when `write` gives up. A rare large text's room
+/// is not kept.
+pub fn exact_text(write: impl FnOnce(&mut Vec<u8>) -> Option<()>) -> Option<Vec<u8>> {
     use std::cell::Cell;
     thread_local! {
         static SCRATCH: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
     }
     let mut out = SCRATCH.take();
     out.clear();
-    write_object_into(&mut out, o, skip, managed_fields);
-    let text = out.as_slice().to_vec();
-    // A rare large object's room is not kept.
+    let text = write(&mut out).map(|()| out.to_vec());
     if out.capacity() <= 256 * 1024 {
         SCRATCH.set(out);
     }
