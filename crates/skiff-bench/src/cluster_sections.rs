@@ -104,8 +104,9 @@ pub(crate) fn scheduler_section(f: &ClusterFigures) -> Section {
              returns, and is read on `/metrics` every {sample_ms} ms during the burst; once it \
              has counted every pod, a one-item page of `fieldSelector=spec.nodeName=` confirms \
              that no pod of the burst is left without a node. Simulated kubelets start the \
-             bound pods meanwhile, as real ones would. Decision latency is the scheduler's own \
-             histogram `{}` on `/metrics` (upstream's name; buckets ten per decade), read \
+             bound pods meanwhile, as real ones would, on threads that weigh less than \
+             the API server's (they stand in for other machines). Decision latency is the \
+             scheduler's own histogram `{}` on `/metrics` (upstream's name; buckets ten per decade), read \
              before and after each burst: the wall time to compile the pod, pre-filter, \
              filter, score and pick a node, per pod bound (Skiff's snapshot is updated as \
              events arrive, so no per-pod snapshot refresh is in it). The two variants, after \

@@ -15,7 +15,9 @@
 //! - [`events::Recorder`]: core/v1 Events with upstream's de-duplication (count, lastTimestamp);
 //! - [`clock::Clock`]: wall time that follows tokio's clock, so tests pause and advance time;
 //! - [`controller`]: the loop that drives a [`controller::Reconciler`] from a queue;
-//! - [`tasks::Tasks`]: every loop's task, so that stopping the server stops them all.
+//! - [`tasks::Tasks`]: every loop's task, so that stopping the server stops them all;
+//! - [`threads`]: the server's control-plane threads, which run the loops apart from (and at a
+//!   higher priority than) the API server's request tasks.
 
 use std::sync::Arc;
 
@@ -29,6 +31,7 @@ pub mod events;
 pub mod queue;
 pub mod selector;
 pub mod tasks;
+pub mod threads;
 
 pub use cache::{Cache, Change, Informer, Object};
 pub use client::Client;
@@ -49,11 +52,34 @@ pub struct Runtime {
 impl Runtime {
     pub fn new(api: Arc<ApiServer>) -> Runtime {
         let tasks = Tasks::new();
+        Runtime::with(api, tasks.clone(), tasks)
+    }
+
+    /// A runtime whose loops run on the control plane's threads, and its informers on their
+    /// own thread (see [`threads`]).
+    pub fn on(api: Arc<ApiServer>, threads: &threads::ControlPlaneThreads) -> Runtime {
+        let tasks = Tasks::on(threads.loops.handle());
+        let informers = tasks.elsewhere(threads.informers.handle());
+        Runtime::with(api, tasks, informers)
+    }
+
+    /// Loops spawned through `tasks`, informers through `informers` (both stopped together).
+    fn with(api: Arc<ApiServer>, tasks: Tasks, informers: Tasks) -> Runtime {
         Runtime {
-            cache: Cache::new(api.store().clone(), tasks.clone()),
+            cache: Cache::new(api.store().clone(), informers),
             clock: Clock::system(),
             tasks,
             api,
+        }
+    }
+
+    /// The same runtime (cache, clock, and stopped with it), except that the loops started
+    /// through the copy run on `handle`'s runtime: simulated nodes on threads of a lower
+    /// priority than the control plane (see [`threads`]).
+    pub fn elsewhere(&self, handle: tokio::runtime::Handle) -> Runtime {
+        Runtime {
+            tasks: self.tasks.elsewhere(handle),
+            ..self.clone()
         }
     }
 

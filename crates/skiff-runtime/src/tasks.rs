@@ -9,19 +9,46 @@ use std::future::Future;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
+use tokio::runtime::Handle;
 use tokio::task::JoinSet;
 
 /// A set of running tasks. Cheap to clone.
 #[derive(Clone, Default)]
 pub struct Tasks {
     set: Arc<Mutex<Option<JoinSet<()>>>>,
+    /// Where the tasks run; `None`: on the runtime of whoever spawns them.
+    on: Option<Handle>,
 }
 
 impl Tasks {
     pub fn new() -> Tasks {
         Tasks {
             set: Arc::new(Mutex::new(Some(JoinSet::new()))),
+            on: None,
         }
+    }
+
+    /// A set whose tasks all run on `handle`'s runtime, wherever they are spawned from.
+    pub fn on(handle: Handle) -> Tasks {
+        Tasks {
+            on: Some(handle),
+            ..Tasks::new()
+        }
+    }
+
+    /// The same set (stopped with it), whose tasks spawned through the copy run on `handle`'s
+    /// runtime.
+    pub fn elsewhere(&self, handle: Handle) -> Tasks {
+        Tasks {
+            set: self.set.clone(),
+            on: Some(handle),
+        }
+    }
+
+    /// The runtime the tasks run on. Must be called inside a tokio runtime when the set has
+    /// none of its own.
+    pub fn handle(&self) -> Handle {
+        self.on.clone().unwrap_or_else(Handle::current)
     }
 
     /// Runs `fut` until it ends or the set shuts down. After shutdown, nothing new starts.
@@ -33,7 +60,14 @@ impl Tasks {
         if let Some(set) = guard.as_mut() {
             // Reap finished tasks so the set does not grow without bound.
             while set.try_join_next().is_some() {}
-            set.spawn(fut);
+            match &self.on {
+                Some(h) => {
+                    set.spawn_on(fut, h);
+                }
+                None => {
+                    set.spawn(fut);
+                }
+            }
         }
     }
 

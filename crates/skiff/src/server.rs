@@ -136,8 +136,14 @@ pub async fn run(opts: ServerOptions, shutdown: impl Future<Output = ()>) -> any
         shown = path.clone();
     }
 
-    // The control loops share one in-process runtime over the API server.
-    let runtime = skiff_runtime::Runtime::new(handler.clone());
+    // The control loops share one in-process runtime over the API server, on threads of their
+    // own with a raised priority (see skiff_runtime::threads): under a flood of requests the
+    // cluster still reacts at once to what the clients write.
+    let loops = skiff_runtime::threads::ControlPlaneThreads::start(
+        std::thread::available_parallelism().map_or(2, |n| n.get()),
+    )
+    .context("starting the control-plane threads")?;
+    let runtime = skiff_runtime::Runtime::on(handler.clone(), &loops);
     if opts.disable_controller_manager {
         tracing::info!("controllers disabled (--disable-controller-manager)");
     } else {
@@ -150,6 +156,7 @@ pub async fn run(opts: ServerOptions, shutdown: impl Future<Output = ()>) -> any
         handler.set_keep_pending_pods(true);
         skiff_scheduler::start(&runtime, opts.scheduler);
     }
+    let mut simulated_threads = None;
     if opts.fake_nodes.count > 0 {
         tracing::info!(nodes = opts.fake_nodes.count, "starting simulated nodes");
         // Heartbeats must come well within the grace period the node lifecycle controller allows.
@@ -157,8 +164,13 @@ pub async fn run(opts: ServerOptions, shutdown: impl Future<Output = ()>) -> any
         fake.lease_renew_interval = fake
             .lease_renew_interval
             .min(opts.controllers.node_monitor_grace_period / 4);
-        skiff_agent::simulated::start(&runtime, &fake)
+        let threads = skiff_runtime::threads::Threads::simulated_nodes(
+            std::thread::available_parallelism().map_or(2, |n| n.get()),
+        )
+        .context("starting the simulated nodes' threads")?;
+        skiff_agent::simulated::start(&runtime.elsewhere(threads.handle()), &fake)
             .context("simulated nodes (--fake-node-*)")?;
+        simulated_threads = Some(threads);
     }
     if opts.disable_agent {
         tracing::info!("node agent disabled (--disable-agent)");
@@ -176,6 +188,8 @@ pub async fn run(opts: ServerOptions, shutdown: impl Future<Output = ()>) -> any
     let served =
         skiff_apiserver::tls::serve_with_shutdown(listener, tls, authn, handler, shutdown).await;
     runtime.shutdown().await;
+    drop(simulated_threads);
+    drop(loops);
     served?;
     tracing::info!("stopped");
     Ok(())
