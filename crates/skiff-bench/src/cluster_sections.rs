@@ -133,6 +133,7 @@ pub(crate) fn scheduler_section(f: &ClusterFigures) -> Section {
         "first to last binding",
         "binding rate",
         "binding ÷ create rate",
+        "bindings behind creates, mean / max",
         "decision p50",
         "decision p99",
         "goal",
@@ -142,20 +143,25 @@ pub(crate) fn scheduler_section(f: &ClusterFigures) -> Section {
             Ok(o) => {
                 let create_rate = rate(o.create.created, o.create.elapsed);
                 let bind_rate = rate(o.pods, o.all_bound_after);
-                let (window, window_rate, ratio) = match &o.bindings {
+                let (window, window_rate, ratio, behind) = match &o.bindings {
                     Ok(w) => {
                         let window_rate = rate(o.pods, w.span());
                         (
                             fmt_duration(w.span()),
                             fmt_rate(window_rate),
                             Some(window_rate / create_rate.max(1e-9)),
+                            format!(
+                                "{} / {}",
+                                fmt_duration(w.behind.mean),
+                                fmt_duration(w.behind.max)
+                            ),
                         )
                     }
                     Err(e) => {
                         section
                             .notes
                             .push(format!("{}: bindings not timed: {e}", o.shape.describe()));
-                        ("—".into(), "—".into(), None)
+                        ("—".into(), "—".into(), None, "—".into())
                     }
                 };
                 // The verdict reads the ratio as shown, to two decimals (the counter's
@@ -201,6 +207,7 @@ pub(crate) fn scheduler_section(f: &ClusterFigures) -> Section {
                     window,
                     window_rate,
                     ratio.map_or("—".into(), |r| format!("{r:.2}")),
+                    behind,
                     p50,
                     p99,
                     goal,
@@ -228,7 +235,13 @@ pub(crate) fn scheduler_section(f: &ClusterFigures) -> Section {
          window, a ratio of 1.00, and one that falls behind has a longer window and a ratio \
          below 1 (it cannot be much above 1: no pod is bound before it exists). Each end of \
          the binding window is read to within {sample_ms} ms; the ratio is judged as shown, \
-         to two decimals. The decision percentiles are interpolated within the histogram's \
+         to two decimals. \"Bindings behind creates\" shows how the scheduler kept pace \
+         throughout: at each reading of the binding counter, the load generator's count of \
+         creates answered is read too, and the bindings trail by the time since the creates \
+         had reached the count bound (zero when a binding is counted before its create's \
+         answer is read); its mean and maximum over the burst. A scheduler that keeps pace \
+         trails by its pipeline's latency (watch, decision, binding commit) from start to \
+         end; one that falls behind trails more and more. The decision percentiles are interpolated within the histogram's \
          buckets (about ±12 %).",
         fmt_rate(GOAL_BIND_RATE)
     ));
@@ -293,7 +306,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::scenarios::cluster::{BindWindow, Decisions};
+    use crate::scenarios::cluster::{Behind, BindWindow, Decisions};
     use crate::scenarios::create::CreateOutcome;
     use crate::stats::Samples;
 
@@ -326,6 +339,10 @@ mod tests {
                     bindings: Ok(BindWindow {
                         first: Duration::from_millis(20),
                         last: Duration::from_millis(2_520),
+                        behind: Behind {
+                            mean: Duration::from_millis(3),
+                            max: Duration::from_millis(41),
+                        },
                     }),
                     decisions: Ok(Decisions {
                         count: 10_000,
@@ -342,6 +359,7 @@ mod tests {
                     bindings: Ok(BindWindow {
                         first: Duration::from_millis(10),
                         last: Duration::from_millis(2_015),
+                        behind: Behind::default(),
                     }),
                     decisions: Ok(Decisions {
                         count: 10_000,
@@ -388,6 +406,11 @@ mod tests {
             "{r}"
         );
         assert!(r.contains("\"80 µs\", \"400 µs\""), "{r}");
+        // How far the bindings trailed the creates, mean and max, beside the ratio.
+        assert!(
+            r.contains("\"0.80\", \"3.00 ms / 41.0 ms\", \"80 µs\""),
+            "{r}"
+        );
         // The anti-affinity row: its p99 of 1.5 ms misses the goal.
         assert!(r.contains("10,000 (hostname anti-affinity)"), "{r}");
         // Its bindings' window of 2,005 ms against the creates' 2,000 ms shows as 1.00.
@@ -399,6 +422,7 @@ mod tests {
         o.bindings = Ok(BindWindow {
             first: Duration::from_millis(10),
             last: Duration::from_millis(2_015),
+            behind: Behind::default(),
         });
         let r = rendered(&scheduler_section(&f));
         assert!(r.contains("ratio ≥ 1 — ✅ met"), "{r}");

@@ -588,6 +588,7 @@ impl Bench {
                 proto,
                 h2_connections,
                 max_time: Duration::from_secs(120),
+                answered: None,
             };
             let launch = self.launch(&format!("create-{i}"));
             let outcome = bounded("pod creates", Duration::from_secs(180), async {
@@ -658,6 +659,7 @@ impl Bench {
             proto: Proto::Http1,
             h2_connections: 1,
             max_time: Duration::from_secs(300),
+            answered: None,
         };
         let filled = bounded("fill", Duration::from_secs(360), async {
             let o = create_pods(&server.endpoint, &fill).await?;

@@ -6,6 +6,8 @@
 //! cheap requests (one Deployment, or a one-item page of unscheduled pods), so polling does
 //! not load the server being measured.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -181,11 +183,47 @@ pub(crate) struct ScheduleOutcome {
 }
 
 /// When a burst's bindings were persisted, counted from the first create (each to within
-/// one reading of the counter).
+/// one reading of the counter), and how far they trailed the creates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct BindWindow {
     pub first: Duration,
     pub last: Duration,
+    pub behind: Behind,
+}
+
+/// How long the bindings trailed the creates over a burst: at each reading of the binding
+/// counter, the time since the creates answered had reached that count (read by the load
+/// generator at the same instants). A scheduler that falls behind trails more and more; one
+/// that keeps pace trails by the pipeline's latency (watch, decision, binding commit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Behind {
+    pub mean: Duration,
+    pub max: Duration,
+}
+
+/// One reading: when, creates answered, bindings persisted.
+type Reading = (Duration, u64, u64);
+
+/// [`Behind`] from readings in time order. A binding counted before its create's answer was
+/// read trails by zero.
+pub(crate) fn behind(readings: &[Reading]) -> Behind {
+    let (mut sum, mut n, mut max) = (Duration::ZERO, 0u32, Duration::ZERO);
+    let mut reached = 0; // the first reading whose creates reach the current binding count
+    for &(at, _, bound) in readings.iter().filter(|r| r.2 > 0) {
+        while reached < readings.len() && readings[reached].1 < bound {
+            reached += 1;
+        }
+        let lag = readings
+            .get(reached)
+            .map_or(Duration::ZERO, |r| at.saturating_sub(r.0));
+        sum += lag;
+        n += 1;
+        max = max.max(lag);
+    }
+    Behind {
+        mean: if n == 0 { Duration::ZERO } else { sum / n },
+        max,
+    }
 }
 
 impl BindWindow {
@@ -226,20 +264,27 @@ async fn scheduled_count(conn: &mut Conn) -> anyhow::Result<u64> {
 }
 
 /// Reads the scheduler's count of persisted bindings every [`BIND_SAMPLE`] from `started`
-/// until it has grown by `pods` (or `limit` passes), and says when it first grew and when it
-/// got there.
+/// until it has grown by `pods` (or `limit` passes), beside the count of creates `answered`,
+/// and says when it first grew, when it got there, and how far it trailed the creates.
 async fn watch_bindings(
     mut conn: Conn,
     base: u64,
     pods: u64,
+    answered: Arc<AtomicU64>,
     started: Instant,
     limit: Duration,
 ) -> anyhow::Result<BindWindow> {
     let mut first = None;
     let mut next = started;
+    let mut readings: Vec<Reading> = Vec::with_capacity(4096);
     loop {
         let count = scheduled_count(&mut conn).await?;
         let at = started.elapsed();
+        readings.push((
+            at,
+            answered.load(Ordering::Relaxed),
+            count.saturating_sub(base),
+        ));
         if count > base && first.is_none() {
             first = Some(at);
         }
@@ -247,6 +292,7 @@ async fn watch_bindings(
             return Ok(BindWindow {
                 first: first.unwrap_or(at),
                 last: at,
+                behind: behind(&readings),
             });
         }
         anyhow::ensure!(
@@ -357,6 +403,7 @@ pub(crate) async fn schedule_burst(
         )
         .await?;
     expect_status("namespace", status, &body, &[StatusCode::CREATED])?;
+    let answered = Arc::new(AtomicU64::new(0));
     let plan = CreatePlan {
         namespace: namespace.into(),
         prefix: "sched".into(),
@@ -365,6 +412,7 @@ pub(crate) async fn schedule_burst(
         proto: Proto::Http1,
         h2_connections: 1,
         max_time: limit,
+        answered: Some(answered.clone()),
     };
     let bodies = (0..pods)
         .map(|i| Bytes::from(shape.pod_json(namespace, &pod_name(&plan.prefix, i), i)))
@@ -375,8 +423,16 @@ pub(crate) async fn schedule_burst(
     let mut sampler_conn = endpoint.connect(Proto::Http1).await?;
     let base = scheduled_count(&mut sampler_conn).await;
     let started = Instant::now();
-    let sampler =
-        base.map(|base| tokio::spawn(watch_bindings(sampler_conn, base, pods, started, limit)));
+    let sampler = base.map(|base| {
+        tokio::spawn(watch_bindings(
+            sampler_conn,
+            base,
+            pods,
+            answered,
+            started,
+            limit,
+        ))
+    });
     let create = create_bodies(endpoint, &plan, bodies).await?;
     anyhow::ensure!(
         create.created == pods,
@@ -537,8 +593,38 @@ scheduler_schedule_attempts_total{profile=\"default-scheduler\",result=\"unsched
         let w = BindWindow {
             first: Duration::from_millis(30),
             last: Duration::from_millis(4_030),
+            behind: Behind::default(),
         };
         assert_eq!(w.span(), Duration::from_secs(4));
+    }
+
+    #[test]
+    fn bindings_trail_creates_by_the_time_since_the_creates_reached_their_count() {
+        let ms = Duration::from_millis;
+        let readings = [
+            (ms(0), 0, 0),
+            (ms(5), 100, 0),
+            // 60 bound: the creates reached 60 at 5 ms, 5 ms ago.
+            (ms(10), 200, 60),
+            // 150 bound: reached at 10 ms, 10 ms ago.
+            (ms(20), 300, 150),
+            // Bound before the last answers were read: trails by nothing.
+            (ms(25), 300, 320),
+            // All bound as the creates reach 400: trails by nothing.
+            (ms(40), 400, 400),
+        ];
+        let b = behind(&readings);
+        // Over the four readings with bindings: 5, 10, 0 and 0 ms.
+        assert_eq!(b.max, ms(10));
+        assert_eq!(b.mean, (ms(5) + ms(10)) / 4);
+        // A scheduler that falls ever further behind shows it.
+        let falling: Vec<Reading> = (0..100u64)
+            .map(|i| (ms(i * 5), i * 100, (i * 50).saturating_sub(100)))
+            .collect();
+        let f = behind(&falling);
+        assert!(f.max >= ms(240), "{f:?}");
+        assert!(f.mean > ms(100), "{f:?}");
+        assert_eq!(behind(&[]), Behind::default());
     }
 
     #[test]

@@ -28,6 +28,9 @@ pub(crate) struct CreatePlan {
     /// For h2: how many connections the clients share (round-robin).
     pub h2_connections: usize,
     pub max_time: Duration,
+    /// When set, counts each create answered 201 as it is answered, so that another task can
+    /// sample the progress of the run.
+    pub answered: Option<Arc<AtomicU64>>,
 }
 
 /// What happened.
@@ -74,21 +77,12 @@ pub(crate) async fn create_bodies(
     mut bodies: Vec<Bytes>,
 ) -> anyhow::Result<CreateOutcome> {
     bodies.truncate(plan.total as usize);
-    create_all(
-        endpoint,
-        plan.proto,
-        plan.clients,
-        plan.h2_connections,
-        &plan.namespace,
-        bodies,
-        plan.max_time,
-    )
-    .await
+    create_all(endpoint, plan, bodies).await
 }
 
-/// POSTs each of `bodies` (Pod JSON) to `namespace`'s pods from `clients` concurrent clients,
-/// one request in flight per client, until all are sent, `max_time` has passed, or
-/// [`MAX_ERRORS`] requests failed. Over HTTP/1.1 each client has a connection of its own; over
+/// POSTs each of `bodies` (Pod JSON) to the plan's namespace's pods from `plan.clients`
+/// concurrent clients, one request in flight per client, until all are sent, `max_time` has
+/// passed, or [`MAX_ERRORS`] requests failed. Over HTTP/1.1 each client has a connection of its own; over
 /// h2 the clients share `h2_connections` connections round-robin. Every response must be 201
 /// Created and is read to its end; latency is per request, from writing it to the end of the
 /// response.
@@ -99,15 +93,12 @@ pub(crate) async fn create_bodies(
 /// building the HTTP/1.1 messages, happen before the clock starts.
 pub(crate) async fn create_all(
     endpoint: &Endpoint,
-    proto: Proto,
-    clients: usize,
-    h2_connections: usize,
-    namespace: &str,
+    plan: &CreatePlan,
     bodies: Vec<Bytes>,
-    max_time: Duration,
 ) -> anyhow::Result<CreateOutcome> {
     let endpoint = endpoint.clone();
-    let path = format!("/api/v1/namespaces/{namespace}/pods");
+    let plan = plan.clone();
+    let path = format!("/api/v1/namespaces/{}/pods", plan.namespace);
     let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
         .name("bench-load".into())
@@ -116,17 +107,7 @@ pub(crate) async fn create_all(
                 .enable_all()
                 .build()
                 .map_err(anyhow::Error::from)
-                .and_then(|rt| {
-                    rt.block_on(lean_run(
-                        &endpoint,
-                        proto,
-                        clients.max(1),
-                        h2_connections.max(1),
-                        &path,
-                        bodies,
-                        max_time,
-                    ))
-                });
+                .and_then(|rt| rt.block_on(lean_run(&endpoint, &plan, &path, bodies)));
             let _ = tx.send(result);
         })
         .context("starting the load thread")?;
@@ -139,6 +120,7 @@ struct Shared {
     errors: AtomicU64,
     total: usize,
     deadline: Instant,
+    answered: Option<Arc<AtomicU64>>,
 }
 
 impl Shared {
@@ -161,7 +143,12 @@ impl Shared {
     ) -> Instant {
         let now = Instant::now();
         match result {
-            Ok(()) => latencies.push(now - t0),
+            Ok(()) => {
+                latencies.push(now - t0);
+                if let Some(a) = &self.answered {
+                    a.fetch_add(1, Ordering::Relaxed);
+                }
+            }
             Err(e) => {
                 self.errors.fetch_add(1, Ordering::Relaxed);
                 first_error.get_or_insert_with(|| format!("{e:#}"));
@@ -176,13 +163,12 @@ type ClientRecord = (Vec<Duration>, Option<String>);
 
 async fn lean_run(
     endpoint: &Endpoint,
-    proto: Proto,
-    clients: usize,
-    h2_connections: usize,
+    plan: &CreatePlan,
     path: &str,
     bodies: Vec<Bytes>,
-    max_time: Duration,
 ) -> anyhow::Result<CreateOutcome> {
+    let (proto, clients, h2_connections) =
+        (plan.proto, plan.clients.max(1), plan.h2_connections.max(1));
     let total = bodies.len();
     let body_bytes = bodies.first().map_or(0, |b| b.len());
     let per_client = (total / clients + 1).max(16);
@@ -192,7 +178,8 @@ async fn lean_run(
             next: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             total,
-            deadline: started + max_time,
+            deadline: started + plan.max_time,
+            answered: plan.answered.clone(),
         })
     };
     let (started, shared) = match proto {
@@ -348,7 +335,16 @@ mod tests {
             errors: AtomicU64::new(0),
             total: 2,
             deadline: now + Duration::from_secs(60),
+            answered: Some(Arc::new(AtomicU64::new(0))),
         };
+        // Only successes count as answered.
+        let mut latencies = Vec::new();
+        let mut first_error = None;
+        shared.record(Ok(()), now, &mut latencies, &mut first_error);
+        shared.record(Err(anyhow!("x")), now, &mut latencies, &mut first_error);
+        let answered = shared.answered.as_ref().unwrap();
+        assert_eq!(answered.load(Ordering::Relaxed), 1);
+        shared.errors.store(0, Ordering::Relaxed);
         assert_eq!(shared.take(now), Some(0));
         assert_eq!(shared.take(now), Some(1));
         assert_eq!(shared.take(now), None);
