@@ -89,41 +89,16 @@ impl ControlPlaneThreads {
     }
 }
 
-/// Gives the calling thread the nice value `nice`; `false` (and the default priority kept)
-/// when the process may not. `what` names the thread in the log line.
-pub fn set_own_nice(nice: i32, what: &str) -> bool {
-    let tid = rustix::thread::gettid();
-    match rustix::process::setpriority_process(Some(tid), nice) {
-        Ok(()) => {
-            tracing::debug!(
-                tid = tid.as_raw_nonzero().get(),
-                nice,
-                "{what} thread priority raised"
-            );
-            true
-        }
-        Err(e) => {
-            tracing::info!(
-                error = %io::Error::from(e),
-                "{what} thread keeps the default priority (raising it needs CAP_SYS_NICE)"
-            );
-            false
-        }
-    }
-}
-
-/// The nice value of this process's thread `tid`, from procfs (field 19 of its `stat`).
-#[cfg(test)]
-fn nice_of(tid: i32) -> Option<i32> {
-    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
-    // Fields after the command name, which is in parentheses and may hold spaces.
-    let rest = stat.rsplit_once(')')?.1;
-    rest.split_whitespace().nth(16)?.parse().ok()
-}
+pub use skiff_store::sqlite::priority::set_own_nice;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use skiff_store::sqlite::priority::nice_of;
+
+    fn own_tid() -> String {
+        rustix::thread::gettid().as_raw_nonzero().get().to_string()
+    }
 
     /// The loops' tasks run on the control-plane threads and the informers' on their own;
     /// both carry the raised priority when the process may set it (root, as in CI) and the
@@ -138,8 +113,7 @@ mod tests {
             let tx = tx.clone();
             tasks.spawn(async move {
                 let name = std::thread::current().name().map(str::to_string);
-                let tid = rustix::thread::gettid().as_raw_nonzero().get();
-                let _ = tx.send((name, nice_of(tid)));
+                let _ = tx.send((name, nice_of(&own_tid())));
             });
         }
         let may_raise = rustix::process::getuid().is_root();
@@ -161,8 +135,7 @@ mod tests {
         let threads = Threads::simulated_nodes(1).unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         threads.handle().spawn(async move {
-            let tid = rustix::thread::gettid().as_raw_nonzero().get();
-            let _ = tx.send(nice_of(tid));
+            let _ = tx.send(nice_of(&own_tid()));
         });
         // Lowering priority needs no privilege.
         assert_eq!(rx.recv().unwrap(), Some(SIMULATED_NODES_NICE));

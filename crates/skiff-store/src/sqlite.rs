@@ -15,7 +15,7 @@
 
 mod checkpoint;
 mod log;
-mod priority;
+pub mod priority;
 mod watcher;
 mod writer;
 

@@ -1,29 +1,30 @@
-//! The writer thread's scheduling priority.
+//! Thread scheduling priority (the store's writer first, and the server's other threads).
 //!
 //! Like a database's WAL writer, the store's writer is on the path of every write but needs
 //! little CPU; at the default priority, under load it spends much of its time runnable but
 //! waiting for a core behind the API server's threads. Linux gives each thread its own nice
 //! value (`setpriority(PRIO_PROCESS, tid, ..)`, see setpriority(2)): a lower one weighs more in
 //! the fair scheduler, so the writer runs as soon as it wakes. Raising priority needs root or
-//! `CAP_SYS_NICE`; without it the thread keeps its priority and a debug line says so.
+//! `CAP_SYS_NICE`; without it the thread keeps its priority and a debug line says so. The
+//! server's other thread groups use the same call (skiff-runtime's `threads`).
 
 /// Gives the calling thread the nice value `nice`; `false` (and the default priority kept)
-/// when the process may not.
-pub(crate) fn set_own_nice(nice: i32) -> bool {
+/// when the process may not. `what` names the thread in the log line.
+pub fn set_own_nice(nice: i32, what: &str) -> bool {
     let tid = rustix::thread::gettid();
     match rustix::process::setpriority_process(Some(tid), nice) {
         Ok(()) => {
             tracing::debug!(
                 tid = tid.as_raw_nonzero().get(),
                 nice,
-                "store writer thread priority raised"
+                "{what} thread priority set"
             );
             true
         }
         Err(e) => {
             tracing::debug!(
                 error = %std::io::Error::from(e),
-                "store writer thread keeps the default priority (raising it needs CAP_SYS_NICE)"
+                "{what} thread keeps the default priority (raising it needs CAP_SYS_NICE)"
             );
             false
         }
@@ -31,8 +32,7 @@ pub(crate) fn set_own_nice(nice: i32) -> bool {
 }
 
 /// The nice value of this process's thread `tid`, from procfs (field 19 of its `stat`).
-#[cfg(test)]
-pub(crate) fn nice_of(tid: &str) -> Option<i32> {
+pub fn nice_of(tid: &str) -> Option<i32> {
     let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
     // Fields after the command name, which is in parentheses and may hold spaces.
     let rest = stat.rsplit_once(')')?.1;
@@ -66,7 +66,9 @@ mod tests {
 
     /// May this process raise a thread's priority? (Root or `CAP_SYS_NICE`.)
     fn may_raise() -> bool {
-        std::thread::spawn(|| set_own_nice(-1)).join().unwrap()
+        std::thread::spawn(|| set_own_nice(-1, "test"))
+            .join()
+            .unwrap()
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -109,7 +111,7 @@ mod tests {
             let base = inherited();
             assert_eq!(nice_of(&tid), Some(base));
             // Lowering one's own priority is always allowed.
-            assert!(set_own_nice(base + 1));
+            assert!(set_own_nice(base + 1, "test"));
             assert_eq!(nice_of(&tid), Some(base + 1));
         })
         .join()

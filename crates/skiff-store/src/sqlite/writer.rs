@@ -222,7 +222,7 @@ impl Writer {
     pub(crate) fn run(self, mut rx: mpsc::Receiver<Request>) {
         let Writer { conn, state: mut w } = self;
         if let Some(nice) = w.shared.opts.writer_nice {
-            super::priority::set_own_nice(nice);
+            super::priority::set_own_nice(nice, "store writer");
         }
         // Prepared once and kept: a statement cache round trip per part of a batch would
         // cost more than a row.
