@@ -106,9 +106,9 @@ pub(crate) fn scheduler_section(f: &ClusterFigures) -> Section {
              that no pod of the burst is left without a node. Simulated kubelets start the \
              bound pods meanwhile, as real ones would, on threads that weigh less than \
              the API server's (they stand in for other machines). Decision latency is the \
-             scheduler's own histogram `{}` on `/metrics` (upstream's name; buckets ten per decade), read \
-             before and after each burst: the wall time to compile the pod, pre-filter, \
-             filter, score and pick a node, per pod bound (Skiff's snapshot is updated as \
+             scheduler's own histogram `{}` on `/metrics` (upstream's name; buckets ten \
+             per decade), read before and after each burst: the wall time to compile the \
+             pod, pre-filter, filter, score and pick a node, per pod bound (Skiff's snapshot is updated as \
              events arrive, so no per-pod snapshot refresh is in it). The two variants, after \
              upstream's scheduler_perf workloads SchedulingPodAntiAffinity and \
              TopologySpreading, run one after the other on one more server whose nodes are \
@@ -241,8 +241,8 @@ pub(crate) fn scheduler_section(f: &ClusterFigures) -> Section {
          had reached the count bound (zero when a binding is counted before its create's \
          answer is read); its mean and maximum over the burst. A scheduler that keeps pace \
          trails by its pipeline's latency (watch, decision, binding commit) from start to \
-         end; one that falls behind trails more and more. The decision percentiles are interpolated within the histogram's \
-         buckets (about ±12 %).",
+         end; one that falls behind trails more and more. The decision percentiles are \
+         interpolated within the histogram's buckets (about ±12 %).",
         fmt_rate(GOAL_BIND_RATE)
     ));
     section.table = Some(table);

@@ -24,6 +24,8 @@
 
 use std::io;
 
+pub use skiff_store::sqlite::priority::set_own_nice;
+
 /// The nice value of the control plane's threads: five steps above the API server's threads,
 /// about three times their weight in the kernel's fair scheduler.
 pub const CONTROL_PLANE_NICE: i32 = -5;
@@ -88,8 +90,6 @@ impl ControlPlaneThreads {
         })
     }
 }
-
-pub use skiff_store::sqlite::priority::set_own_nice;
 
 #[cfg(test)]
 mod tests {

@@ -82,10 +82,10 @@ pub(crate) async fn create_bodies(
 
 /// POSTs each of `bodies` (Pod JSON) to the plan's namespace's pods from `plan.clients`
 /// concurrent clients, one request in flight per client, until all are sent, `max_time` has
-/// passed, or [`MAX_ERRORS`] requests failed. Over HTTP/1.1 each client has a connection of its own; over
-/// h2 the clients share `h2_connections` connections round-robin. Every response must be 201
-/// Created and is read to its end; latency is per request, from writing it to the end of the
-/// response.
+/// passed, or [`MAX_ERRORS`] requests failed. Over HTTP/1.1 each client has a connection of
+/// its own; over h2 the clients share `h2_connections` connections round-robin. Every response
+/// must be 201 Created and is read to its end; latency is per request, from writing it to the
+/// end of the response.
 ///
 /// The load runs on a thread of its own with a single-threaded runtime and the lean connections
 /// of [`crate::client::lean`], so the load generator costs the shared CPUs as little as it can
