@@ -50,11 +50,7 @@ impl Clock {
 
     /// `now` as Kubernetes writes times (RFC 3339, seconds precision).
     pub fn now_k8s(&self) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
-        k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-            self.now()
-                .round(jiff::TimestampRound::new().smallest(jiff::Unit::Second))
-                .unwrap_or(self.now()),
-        )
+        k8s_time(self.now())
     }
 
     /// How long to sleep (in tokio time) from now until the clock reads `t` (zero if past).
@@ -67,6 +63,14 @@ impl Clock {
     pub fn since(&self, t: Timestamp) -> Duration {
         Duration::try_from(self.now().duration_since(t)).unwrap_or(Duration::ZERO)
     }
+}
+
+/// `t` as Kubernetes writes times: rounded to the second (RFC 3339, seconds precision).
+pub fn k8s_time(t: Timestamp) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
+    k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        t.round(jiff::TimestampRound::new().smallest(jiff::Unit::Second))
+            .unwrap_or(t),
+    )
 }
 
 #[cfg(test)]

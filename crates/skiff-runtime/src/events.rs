@@ -455,10 +455,7 @@ async fn write_loop(
         let key: Key = scratch.as_slice().into();
         let ns = ns.to_string();
         let now = clock.now();
-        let time = Time(
-            now.round(jiff::TimestampRound::new().smallest(jiff::Unit::Second))
-                .unwrap_or(now),
-        );
+        let time = crate::clock::k8s_time(now);
         // Names stay unique even when the clock stands still (paused in tests) or repeats,
         // and follow the order events were recorded in.
         last_nanos = unique_nanos(now.as_nanosecond(), last_nanos);
@@ -598,10 +595,7 @@ mod tests {
     #[test]
     fn event_json_is_the_typed_events() {
         let t: jiff::Timestamp = "2026-01-01T10:20:30.6Z".parse().unwrap();
-        let time = Time(
-            t.round(jiff::TimestampRound::new().smallest(jiff::Unit::Second))
-                .unwrap(),
-        );
+        let time = crate::clock::k8s_time(t);
         let mut times = TimeText::default();
         let text = times.of(&time).to_string();
         let mut events = EventJson::new("default-scheduler");
