@@ -7,8 +7,8 @@ use crate::report::{verdict, Section, Table};
 use std::time::Duration;
 
 use crate::scenarios::cluster::{
-    anti_affinity_group, RolloutOutcome, ScheduleOutcome, Shape, BIND_SAMPLE, DECISION_METRIC,
-    ZONES, ZONE_KEY,
+    anti_affinity_group, Behind, RolloutOutcome, ScheduleOutcome, Shape, BIND_SAMPLE,
+    DECISION_METRIC, QUEUED_METRIC, ZONES, ZONE_KEY,
 };
 use crate::stats::{fmt_count, fmt_duration, fmt_mib, fmt_rate, rate};
 
@@ -133,6 +133,7 @@ pub(crate) fn scheduler_section(f: &ClusterFigures) -> Section {
         "first to last binding",
         "binding rate",
         "binding ÷ create rate",
+        "queued behind creates, mean / max",
         "bindings behind creates, mean / max",
         "decision p50",
         "decision p99",
@@ -143,25 +144,24 @@ pub(crate) fn scheduler_section(f: &ClusterFigures) -> Section {
             Ok(o) => {
                 let create_rate = rate(o.create.created, o.create.elapsed);
                 let bind_rate = rate(o.pods, o.all_bound_after);
-                let (window, window_rate, ratio, behind) = match &o.bindings {
+                let trail =
+                    |b: &Behind| format!("{} / {}", fmt_duration(b.mean), fmt_duration(b.max));
+                let (window, window_rate, ratio, queued, behind) = match &o.bindings {
                     Ok(w) => {
                         let window_rate = rate(o.pods, w.span());
                         (
                             fmt_duration(w.span()),
                             fmt_rate(window_rate),
                             Some(window_rate / create_rate.max(1e-9)),
-                            format!(
-                                "{} / {}",
-                                fmt_duration(w.behind.mean),
-                                fmt_duration(w.behind.max)
-                            ),
+                            w.queued.as_ref().map_or("—".into(), trail),
+                            trail(&w.behind),
                         )
                     }
                     Err(e) => {
                         section
                             .notes
                             .push(format!("{}: bindings not timed: {e}", o.shape.describe()));
-                        ("—".into(), "—".into(), None, "—".into())
+                        ("—".into(), "—".into(), None, "—".into(), "—".into())
                     }
                 };
                 // The verdict reads the ratio as shown, to two decimals (the counter's
@@ -207,6 +207,7 @@ pub(crate) fn scheduler_section(f: &ClusterFigures) -> Section {
                     window,
                     window_rate,
                     ratio.map_or("—".into(), |r| format!("{r:.2}")),
+                    queued,
                     behind,
                     p50,
                     p99,
@@ -241,8 +242,12 @@ pub(crate) fn scheduler_section(f: &ClusterFigures) -> Section {
          had reached the count bound (zero when a binding is counted before its create's \
          answer is read); its mean and maximum over the burst. A scheduler that keeps pace \
          trails by its pipeline's latency (watch, decision, binding commit) from start to \
-         end; one that falls behind trails more and more. The decision percentiles are \
-         interpolated within the histogram's buckets (about ±12 %).",
+         end; one that falls behind trails more and more. \"Queued behind creates\" is the \
+         same for the scheduler's count of pending pods its informer has put in the queue \
+         (`{QUEUED_METRIC}`, upstream's counter), read with the binding counter: the part of \
+         the trail before any decision (commit, watch delivery, informer), the rest being \
+         decisions and binding writes. The decision percentiles are interpolated within the \
+         histogram's buckets (about ±12 %).",
         fmt_rate(GOAL_BIND_RATE)
     ));
     section.table = Some(table);
@@ -306,7 +311,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::scenarios::cluster::{Behind, BindWindow, Decisions};
+    use crate::scenarios::cluster::{BindWindow, Decisions};
     use crate::scenarios::create::CreateOutcome;
     use crate::stats::Samples;
 
@@ -343,6 +348,10 @@ mod tests {
                             mean: Duration::from_millis(3),
                             max: Duration::from_millis(41),
                         },
+                        queued: Some(Behind {
+                            mean: Duration::from_millis(1),
+                            max: Duration::from_millis(20),
+                        }),
                     }),
                     decisions: Ok(Decisions {
                         count: 10_000,
@@ -360,6 +369,7 @@ mod tests {
                         first: Duration::from_millis(10),
                         last: Duration::from_millis(2_015),
                         behind: Behind::default(),
+                        queued: None,
                     }),
                     decisions: Ok(Decisions {
                         count: 10_000,
@@ -408,7 +418,7 @@ mod tests {
         assert!(r.contains("\"80 µs\", \"400 µs\""), "{r}");
         // How far the bindings trailed the creates, mean and max, beside the ratio.
         assert!(
-            r.contains("\"0.80\", \"3.00 ms / 41.0 ms\", \"80 µs\""),
+            r.contains("\"0.80\", \"1.00 ms / 20.0 ms\", \"3.00 ms / 41.0 ms\", \"80 µs\""),
             "{r}"
         );
         // The anti-affinity row: its p99 of 1.5 ms misses the goal.
@@ -423,6 +433,7 @@ mod tests {
             first: Duration::from_millis(10),
             last: Duration::from_millis(2_015),
             behind: Behind::default(),
+            queued: None,
         });
         let r = rendered(&scheduler_section(&f));
         assert!(r.contains("ratio ≥ 1 — ✅ met"), "{r}");

@@ -13,6 +13,10 @@
 //! a pod's binding is persisted (counted by the binding task as the write returns, so a reader
 //! polling it sees when bindings happen), `unschedulable` when no node fits, `error` when the
 //! binding write fails.
+//!
+//! And `scheduler_queue_incoming_pods_total{event="PodAdd",queue="active"}` (upstream's
+//! counter and labels): pending pods the informer delivered to the queue, so a reader can
+//! tell how long pods took to reach the scheduler from how long it took to bind them.
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -92,7 +96,12 @@ pub struct SchedulerMetrics {
     pub unschedulable: AtomicU64,
     /// Binding writes that failed.
     pub errors: AtomicU64,
+    /// Pending pods added to the active queue as the informer delivered them.
+    pub incoming_added: AtomicU64,
 }
+
+/// The incoming pods counter's name, as upstream names it.
+pub const QUEUE_INCOMING: &str = "scheduler_queue_incoming_pods_total";
 
 impl SchedulerMetrics {
     pub fn render(&self, out: &mut String) {
@@ -117,6 +126,16 @@ impl SchedulerMetrics {
                 n.load(Ordering::Relaxed)
             );
         }
+        let _ = writeln!(
+            out,
+            "# HELP {QUEUE_INCOMING} Pods added to the scheduling queues by event and queue"
+        );
+        let _ = writeln!(out, "# TYPE {QUEUE_INCOMING} counter");
+        let _ = writeln!(
+            out,
+            "{QUEUE_INCOMING}{{event=\"PodAdd\",queue=\"active\"}} {}",
+            self.incoming_added.load(Ordering::Relaxed)
+        );
     }
 }
 
@@ -162,6 +181,7 @@ mod tests {
         let m = SchedulerMetrics::default();
         m.scheduled.fetch_add(3, Ordering::Relaxed);
         m.unschedulable.fetch_add(1, Ordering::Relaxed);
+        m.incoming_added.fetch_add(5, Ordering::Relaxed);
         let mut out = String::new();
         m.render(&mut out);
         assert!(out.contains(
@@ -173,5 +193,11 @@ mod tests {
         assert!(out.contains(
             "scheduler_schedule_attempts_total{profile=\"default-scheduler\",result=\"error\"} 0\n"
         ), "{out}");
+        assert!(
+            out.contains(
+                "scheduler_queue_incoming_pods_total{event=\"PodAdd\",queue=\"active\"} 5\n"
+            ),
+            "{out}"
+        );
     }
 }

@@ -164,12 +164,13 @@ impl Queue {
     }
 
     /// Adds a new pending pod, or updates one already queued (a changed pod waiting as
-    /// unschedulable gets another try).
-    pub fn add(&mut self, pod: Arc<Pod>, now: Instant) {
+    /// unschedulable gets another try). True when a pod new to the queue went to the active
+    /// queue.
+    pub fn add(&mut self, pod: Arc<Pod>, now: Instant) -> bool {
         let key = pod_key(&pod);
         if !responsible(&pod) {
             self.delete(&key);
-            return;
+            return false;
         }
         if let Some((qp, place)) = self.pods.get_mut(&key) {
             let changed = qp.pod.spec != pod.spec || qp.pod.metadata.labels != pod.metadata.labels;
@@ -185,7 +186,7 @@ impl Queue {
                 }
                 _ => {}
             }
-            return;
+            return false;
         }
         let g = gated(&pod);
         let qp = QueuedPod {
@@ -200,6 +201,7 @@ impl Queue {
         if !g {
             self.push_active(&key);
         }
+        !g
     }
 
     /// Forgets a pod (deleted, or bound by someone else).
@@ -453,16 +455,22 @@ mod tests {
         let now = Instant::now();
         let mut other = priority(pod("other", "", ""), 0);
         other.spec.as_mut().unwrap().scheduler_name = Some("my-scheduler".into());
-        q.add(Arc::new(other), now);
+        assert!(!q.add(Arc::new(other), now));
         let mut g = priority(pod("gated", "", ""), 0);
         g.spec.as_mut().unwrap().scheduling_gates =
             Some(vec![PodSchedulingGate { name: "x".into() }]);
-        q.add(Arc::new(g.clone()), now);
+        assert!(!q.add(Arc::new(g.clone()), now));
         assert!(q.pop(now).is_none());
         assert_eq!(q.lens(), (0, 0, 0, 1));
         g.spec.as_mut().unwrap().scheduling_gates = None;
-        q.add(Arc::new(g), now);
+        // Ungated: it goes to the active queue, but it was not new to the queue.
+        assert!(!q.add(Arc::new(g), now));
         assert_eq!(q.pop(now).unwrap().key, "default/gated");
+        assert!(
+            q.add(p("fresh", 0), now),
+            "a new pending pod goes to the active queue"
+        );
+        assert!(!q.add(p("fresh", 0), now), "a repeat is not counted again");
     }
 
     #[tokio::test(start_paused = true)]
@@ -546,7 +554,10 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn shared_queue_wakes_after_backoff() {
         let q = Arc::new(SharedQueue::new());
-        q.with(|q, now| q.add(p("a", 0), now)).await;
+        q.with(|q, now| {
+            q.add(p("a", 0), now);
+        })
+        .await;
         let first = q.pop().await;
         q.with(|q, now| q.error(&first, now)).await;
         let start = Instant::now();

@@ -486,7 +486,11 @@ impl Loop {
                     .snapshot
                     .nominate(Arc::new(crate::snapshot::PodInfo::new(new.clone())), n);
             }
-            self.queue.add(new.clone(), now);
+            if self.queue.add(new.clone(), now) {
+                self.metrics
+                    .incoming_added
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
         } else {
             self.queue.delete(&key);
             self.sched.snapshot.clear_nomination(&key);

@@ -10,8 +10,9 @@
 //! crash-looping as scripted, and graceful deletion: the pod reported terminal, then deleted
 //! with grace period 0 and a uid precondition, as the kubelet's status manager does.
 //!
-//! Cost: one task ticks (every second, or a tenth of a shorter renewal interval) for every
-//! node's heartbeats (renewals spread evenly over the period and written 64 at a time), and one
+//! Cost: one task ticks (every 20 ms, or every 1/500 of a renewal interval over 10 s) for
+//! every node's heartbeats (renewals and status reports spread evenly over their periods, so a
+//! tick writes a few, never a second's worth at once; at most 64 at a time), and one
 //! work queue with a pool of workers serves every pod; per node the simulator keeps 72 bytes
 //! ([`NodeSim`]), per pod its [`pod::Life`] and IP (about 250 bytes). A node annotated `sim.skiff.dev/heartbeat: stopped` behaves like a
 //! dead kubelet: no Lease renewals, no status reports, no pod updates, until the annotation
@@ -57,6 +58,28 @@ pub const LEASE_DURATION_SECONDS: i32 = 40;
 pub const STATUS_REPORT: Duration = Duration::from_secs(300);
 /// Concurrent writes of the heartbeat loop.
 const HEARTBEAT_CONCURRENCY: usize = 64;
+/// How soon a failed Lease renewal or status report is tried again.
+const HEARTBEAT_RETRY: Duration = Duration::from_secs(1);
+
+/// The heartbeat loop's tick for a renewal interval: fine enough that the renewals of
+/// thousands of nodes, spread evenly over the interval, go out a few per tick (5,000 nodes
+/// renewing every 10 s: 10 per 20 ms tick). A one-second tick wrote 500 Leases back to back,
+/// a burst that held up every other write and watch for tens of milliseconds each second;
+/// real kubelets, started at different times, never line up like that.
+fn heartbeat_tick(renew: Duration) -> Duration {
+    (renew / 500).clamp(Duration::from_millis(20), Duration::from_secs(1))
+}
+
+/// When node `i` of `count` first renews its Lease and first reports its status after
+/// `now`: renewals spread evenly over the renewal interval, first status reports over the
+/// second half of their five minutes, as kubelets started at different times are.
+fn first_heartbeats(i: usize, count: usize, now: Instant, renew: Duration) -> (Instant, Instant) {
+    let share = i as f64 / count.max(1) as f64;
+    (
+        now + renew.mul_f64(share).max(Duration::from_millis(1)),
+        now + STATUS_REPORT.mul_f64(0.5 + share / 2.0),
+    )
+}
 /// Pod workers.
 const POD_WORKERS: usize = 32;
 
@@ -184,7 +207,7 @@ struct Simulator {
     start_delay: Duration,
     stop_delay: Duration,
     renew: Duration,
-    /// The heartbeat loop's tick: a tenth of the renewal interval, from 50 ms to 1 s.
+    /// The heartbeat loop's tick: 1/500 of the renewal interval, from 20 ms to 1 s.
     tick: Duration,
     client: Client,
     recorder: Recorder,
@@ -211,11 +234,7 @@ impl Simulator {
         let nodes = (0..opts.count)
             .map(|i| {
                 let mut n = NodeSim::new(now);
-                // Spread renewals evenly over the period.
-                n.next_lease = now
-                    + renew
-                        .mul_f64(i as f64 / opts.count as f64)
-                        .max(Duration::from_millis(1));
+                (n.next_lease, n.next_status) = first_heartbeats(i, opts.count, now, renew);
                 n
             })
             .collect();
@@ -225,7 +244,7 @@ impl Simulator {
             start_delay: opts.pod_start_delay,
             stop_delay: opts.pod_stop_delay,
             renew,
-            tick: (renew / 10).clamp(Duration::from_millis(50), Duration::from_secs(1)),
+            tick: heartbeat_tick(renew),
             client: rt.client(COMPONENT),
             recorder: rt.recorder(COMPONENT),
             clock: rt.clock,
@@ -574,13 +593,13 @@ impl Simulator {
                     if status {
                         if let Err(e) = self.report_status(i).await {
                             tracing::debug!(node = i, error = %e, "node status report failed");
-                            self.nodes.lock()[i].next_status = Instant::now() + self.tick;
+                            self.nodes.lock()[i].next_status = Instant::now() + HEARTBEAT_RETRY;
                         }
                     }
                     if lease {
                         if let Err(e) = self.renew_lease(i, None).await {
                             tracing::debug!(node = i, error = %e, "lease renewal failed");
-                            self.nodes.lock()[i].next_lease = Instant::now() + self.tick;
+                            self.nodes.lock()[i].next_lease = Instant::now() + HEARTBEAT_RETRY;
                         }
                     }
                 })
@@ -860,6 +879,49 @@ mod tests {
         let per_pod = std::mem::size_of::<PodSim>() + std::mem::size_of::<String>() + 40 + 36;
         println!("simulator state per pod: about {per_pod} bytes");
         assert!(per_pod <= 512);
+    }
+
+    /// 5,000 nodes renewing every 10 s: each tick of the heartbeat loop has about ten Leases
+    /// and at most one status report due, never a second's worth.
+    #[test]
+    fn heartbeats_are_spread_over_ticks() {
+        let (count, renew) = (5000, LEASE_RENEW);
+        let tick = heartbeat_tick(renew);
+        assert_eq!(tick, Duration::from_millis(20));
+        assert_eq!(
+            heartbeat_tick(Duration::from_secs(1)),
+            Duration::from_millis(20)
+        );
+        assert_eq!(
+            heartbeat_tick(Duration::from_secs(3600)),
+            Duration::from_secs(1)
+        );
+        let now = Instant::now();
+        let mut leases: HashMap<u128, usize> = HashMap::new();
+        let mut statuses: HashMap<u128, usize> = HashMap::new();
+        for i in 0..count {
+            let (lease, status) = first_heartbeats(i, count, now, renew);
+            assert!(lease > now && lease <= now + renew);
+            assert!(status >= now + STATUS_REPORT / 2 && status <= now + STATUS_REPORT);
+            *leases
+                .entry((lease - now).as_millis() / tick.as_millis())
+                .or_default() += 1;
+            *statuses
+                .entry((status - now).as_millis() / tick.as_millis())
+                .or_default() += 1;
+        }
+        let most = |m: &HashMap<u128, usize>| m.values().copied().max().unwrap_or(0);
+        assert!(
+            most(&leases) <= 11,
+            "{} leases due in one tick",
+            most(&leases)
+        );
+        assert!(
+            most(&statuses) <= 1,
+            "{} statuses due in one tick",
+            most(&statuses)
+        );
+        assert_eq!(leases.values().sum::<usize>(), count);
     }
 
     #[test]

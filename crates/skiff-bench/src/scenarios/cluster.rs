@@ -189,6 +189,9 @@ pub(crate) struct BindWindow {
     pub first: Duration,
     pub last: Duration,
     pub behind: Behind,
+    /// How far the pods' arrivals in the scheduler's queue trailed the creates (the
+    /// watch's part of `behind`), when the scheduler counts them.
+    pub queued: Option<Behind>,
 }
 
 /// How long the bindings trailed the creates over a burst: at each reading of the binding
@@ -257,18 +260,27 @@ pub(crate) fn sample_value(text: &str, series: &str) -> Option<u64> {
     })
 }
 
-async fn scheduled_count(conn: &mut Conn) -> anyhow::Result<u64> {
+/// The scheduler's count of pending pods its informer delivered to the queue, on `/metrics`
+/// (upstream's counter).
+pub(crate) const QUEUED_METRIC: &str =
+    "scheduler_queue_incoming_pods_total{event=\"PodAdd\",queue=\"active\"}";
+
+/// The scheduler's counts of persisted bindings and, if it has the counter, of pods queued.
+async fn scheduler_counts(conn: &mut Conn) -> anyhow::Result<(u64, Option<u64>)> {
     let body = conn.get_ok("/metrics").await?;
-    sample_value(&String::from_utf8_lossy(&body), SCHEDULED_METRIC)
-        .ok_or_else(|| anyhow::anyhow!("no {SCHEDULED_METRIC} on /metrics"))
+    let text = String::from_utf8_lossy(&body);
+    let scheduled = sample_value(&text, SCHEDULED_METRIC)
+        .ok_or_else(|| anyhow::anyhow!("no {SCHEDULED_METRIC} on /metrics"))?;
+    Ok((scheduled, sample_value(&text, QUEUED_METRIC)))
 }
 
 /// Reads the scheduler's count of persisted bindings every [`BIND_SAMPLE`] from `started`
-/// until it has grown by `pods` (or `limit` passes), beside the count of creates `answered`,
-/// and says when it first grew, when it got there, and how far it trailed the creates.
+/// until it has grown by `pods` (or `limit` passes), beside the count of creates `answered`
+/// (and its count of pods queued), and says when it first grew, when it got there, and how
+/// far it (and the queue) trailed the creates.
 async fn watch_bindings(
     mut conn: Conn,
-    base: u64,
+    (base, queued_base): (u64, Option<u64>),
     pods: u64,
     answered: Arc<AtomicU64>,
     started: Instant,
@@ -277,14 +289,15 @@ async fn watch_bindings(
     let mut first = None;
     let mut next = started;
     let mut readings: Vec<Reading> = Vec::with_capacity(4096);
+    let mut queued: Vec<Reading> = Vec::with_capacity(4096);
     loop {
-        let count = scheduled_count(&mut conn).await?;
+        let (count, queued_now) = scheduler_counts(&mut conn).await?;
         let at = started.elapsed();
-        readings.push((
-            at,
-            answered.load(Ordering::Relaxed),
-            count.saturating_sub(base),
-        ));
+        let creates = answered.load(Ordering::Relaxed);
+        readings.push((at, creates, count.saturating_sub(base)));
+        if let (Some(now), Some(base)) = (queued_now, queued_base) {
+            queued.push((at, creates, now.saturating_sub(base)));
+        }
         if count > base && first.is_none() {
             first = Some(at);
         }
@@ -293,6 +306,7 @@ async fn watch_bindings(
                 first: first.unwrap_or(at),
                 last: at,
                 behind: behind(&readings),
+                queued: (queued.len() == readings.len()).then(|| behind(&queued)),
             });
         }
         anyhow::ensure!(
@@ -421,7 +435,7 @@ pub(crate) async fn schedule_burst(
     // The bindings are timed by the scheduler's own counter, read on a connection of its own
     // while the pods are created.
     let mut sampler_conn = endpoint.connect(Proto::Http1).await?;
-    let base = scheduled_count(&mut sampler_conn).await;
+    let base = scheduler_counts(&mut sampler_conn).await;
     let started = Instant::now();
     let sampler = base.map(|base| {
         tokio::spawn(watch_bindings(
@@ -590,10 +604,13 @@ scheduler_schedule_attempts_total{profile=\"default-scheduler\",result=\"unsched
 ";
         assert_eq!(sample_value(text, SCHEDULED_METRIC), Some(1234));
         assert_eq!(sample_value(TEXT, SCHEDULED_METRIC), None);
+        let queued = "scheduler_queue_incoming_pods_total{event=\"PodAdd\",queue=\"active\"} 99\n";
+        assert_eq!(sample_value(queued, QUEUED_METRIC), Some(99));
         let w = BindWindow {
             first: Duration::from_millis(30),
             last: Duration::from_millis(4_030),
             behind: Behind::default(),
+            queued: None,
         };
         assert_eq!(w.span(), Duration::from_secs(4));
     }
