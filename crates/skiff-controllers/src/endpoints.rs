@@ -222,6 +222,21 @@ pub fn start(rt: &Runtime, opts: &crate::Options) {
             },
             resync(ctl.clone(), queue.clone()),
         );
+        // A slice of ours changed, appeared or went: its Service is looked at again, as
+        // upstream's controller does. Slices are planned from the informer's copy, which may
+        // not have this controller's last write yet: a reconcile in between plans from the
+        // stale copy (and may create a second slice), and the event of that write brings the
+        // one that puts it right.
+        let q = queue.clone();
+        ctl.slices.for_each_change(
+            &rt2.tasks,
+            move |ch| {
+                if let Some(key) = slice_service_key(ch.object()) {
+                    q.add(key);
+                }
+            },
+            resync(ctl.clone(), queue.clone()),
+        );
         // Someone else changed or deleted an Endpoints we manage: put it back.
         let q = queue.clone();
         ctl.endpoints.for_each_change(
@@ -232,6 +247,20 @@ pub fn start(rt: &Runtime, opts: &crate::Options) {
         ctl.enqueue_all(&queue);
         controller::run(ctl, queue, workers).await;
     });
+}
+
+/// The work queue key of the Service a slice managed by this controller belongs to.
+fn slice_service_key(s: &EndpointSlice) -> Option<String> {
+    let labels = s.metadata.labels.as_ref()?;
+    if labels
+        .get(endpointslice::MANAGED_BY_LABEL)
+        .map(String::as_str)
+        != Some(endpointslice::MANAGED_BY)
+    {
+        return None;
+    }
+    let name = labels.get(endpointslice::SERVICE_NAME_LABEL)?;
+    Some(key(s.metadata.namespace.as_deref(), name))
 }
 
 impl Controller {

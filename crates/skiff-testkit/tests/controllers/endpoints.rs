@@ -144,3 +144,57 @@ async fn endpoints_follow_pods_readiness_and_selector_switches() {
     )
     .await;
 }
+
+/// A second slice of the controller's own for a Service (what planning from an informer copy
+/// that lacks the controller's last create leads to) is put right: a slice's change brings
+/// its Service back to the controller, which keeps one slice with the right endpoints.
+#[tokio::test]
+async fn a_duplicate_slice_of_the_controllers_own_is_merged_away() {
+    let server = TestServer::start_with(|_| {}).await.unwrap();
+    let client = server.client().await.unwrap();
+    namespace(&client, "dup").await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "dup");
+    let services: Api<Service> = Api::namespaced(client.clone(), "dup");
+    let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), "dup");
+    running_pod(&pods, "web-1", "blue", "10.42.0.31", true).await;
+    let svc: Service = serde_json::from_value(json!({
+        "metadata": {"name": "web"},
+        "spec": {"selector": {"app": "web"}, "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}
+    }))
+    .unwrap();
+    services.create(&PostParams::default(), &svc).await.unwrap();
+    let by_service = ListParams::default().labels("kubernetes.io/service-name=web");
+    let endpoint_ips = |l: &[EndpointSlice]| {
+        let mut ips: Vec<String> = l
+            .iter()
+            .flat_map(|s| s.endpoints.iter().flat_map(|e| e.addresses.clone()))
+            .collect();
+        ips.sort();
+        ips
+    };
+    let first = eventually(Duration::from_secs(10), "the Service's slice", || async {
+        let l = slices.list(&by_service).await.ok()?.items;
+        (l.len() == 1 && endpoint_ips(&l) == ["10.42.0.31"]).then(|| l[0].clone())
+    })
+    .await;
+
+    // A copy of it under another name, with a stale endpoint, as a racing create would leave.
+    let mut dup = first.clone();
+    dup.metadata = kube::api::ObjectMeta {
+        name: Some("web-dup".into()),
+        labels: first.metadata.labels.clone(),
+        owner_references: first.metadata.owner_references.clone(),
+        ..Default::default()
+    };
+    dup.endpoints[0].addresses = vec!["10.42.0.99".into()];
+    slices.create(&PostParams::default(), &dup).await.unwrap();
+    eventually(
+        Duration::from_secs(10),
+        "one slice with the pod",
+        || async {
+            let l = slices.list(&by_service).await.ok()?.items;
+            (l.len() == 1 && endpoint_ips(&l) == ["10.42.0.31"]).then_some(())
+        },
+    )
+    .await;
+}
