@@ -11,6 +11,7 @@ use skiff_core::registry::{self, Resource};
 use skiff_core::{defaults, meta, validation, ApiError, FieldError};
 use skiff_store::{KeyValue, ReadAt, StoreError};
 
+use crate::recent::Keep;
 use crate::server::ApiServer;
 
 /// Which part of an object an update may change.
@@ -360,7 +361,7 @@ impl ApiServer {
             .await
             .map_err(|e| store_error(res, name, e))?;
         let kv = kv.ok_or_else(|| ApiError::not_found(res, name))?;
-        if let Some(obj) = self.recent.take(&key, kv.mod_revision) {
+        if let Some(obj) = self.recent.take(&key, &kv) {
             return Ok((obj, kv));
         }
         Ok((decode_kv(&kv)?, kv))
@@ -412,28 +413,6 @@ impl ApiServer {
         Ok(())
     }
 
-    /// Keeps pods created without a node decoded (as [`Self::keep_written`] does) for the
-    /// in-process scheduler, whose binding is the next write of each: from then on the
-    /// binding reads the kept pod instead of parsing the stored bytes. Only while the
-    /// scheduler runs ([`Self::set_keep_pending_pods`]).
-    pub(crate) fn keep_pending_pod(
-        &self,
-        res: &'static Resource,
-        namespace: Option<&str>,
-        created: Created,
-    ) {
-        let is_pod = res.group.is_empty() && res.kind == "Pod";
-        let node = created
-            .object
-            .at("spec")
-            .at("nodeName")
-            .as_str()
-            .unwrap_or("");
-        if is_pod && node.is_empty() {
-            self.keep_created(res, namespace, created);
-        }
-    }
-
     /// Creates an object of `res` (in external form) in `namespace`.
     pub async fn create_object(
         &self,
@@ -457,7 +436,7 @@ impl ApiServer {
         manager: Option<&str>,
     ) -> Result<Value, ApiError> {
         let created = self
-            .create_stored(res, namespace, obj, dry_run, manager)
+            .create_stored(res, namespace, obj, dry_run, manager, Keep::No)
             .await?;
         Ok(created.into_external(res))
     }
@@ -473,7 +452,7 @@ impl ApiServer {
         manager: Option<&str>,
     ) -> Result<Value, ApiError> {
         let mut created = self
-            .create_stored(res, namespace, obj, false, manager)
+            .create_stored(res, namespace, obj, false, manager, Keep::No)
             .await?;
         if created.managed_fields.take().is_none() {
             if let Some(m) = created
@@ -489,7 +468,10 @@ impl ApiServer {
 
     /// Creates an object and returns it as stored: the object (internal form, without
     /// resourceVersion), its stored bytes and its revision (`None` for a dry run). With a
-    /// `manager`, an `Update` managedFields entry owning every field is recorded.
+    /// `manager`, an `Update` managedFields entry owning every field is recorded. An object
+    /// `keep` selects goes to the kept objects before it is written (for the next write of it,
+    /// which may come before this create's task runs again), and only its name and uid are
+    /// returned in its place.
     pub(crate) async fn create_stored(
         &self,
         res: &'static Resource,
@@ -497,6 +479,7 @@ impl ApiServer {
         obj: Value,
         dry_run: bool,
         manager: Option<&str>,
+        keep: Keep,
     ) -> Result<Created, ApiError> {
         let _alloc = if is_service(res) {
             Some(self.service_alloc.lock().await)
@@ -542,6 +525,9 @@ impl ApiServer {
             });
         }
         let rev = loop {
+            if self.keeps_created(res, keep, &object) {
+                self.keep_created(&key, &bytes, &mut object, managed_fields.take());
+            }
             match self.store.create(&key, bytes.clone()).await {
                 Ok(rev) => break rev,
                 Err(StoreError::AlreadyExists(_)) if attempts < GENERATE_NAME_RETRIES => {
@@ -735,8 +721,47 @@ impl ApiServer {
         namespace: Option<&str>,
         name: &str,
         dry_run: bool,
-        mut edit: F,
+        edit: F,
     ) -> Result<Value, ApiError>
+    where
+        F: FnMut(&mut Value) -> Result<&'static [(&'static str, Edit)], ApiError>,
+    {
+        let out = self
+            .edit_stored(res, namespace, name, dry_run, false, edit)
+            .await?;
+        Ok(out.expect("an edit that keeps nothing returns the object"))
+    }
+
+    /// [`Self::edit_internal`] for a writer that does not need the object back: the object
+    /// written goes to the kept objects (before the write, see [`Recent`](crate::recent)) for
+    /// the next write of it, such as the kubelet's status write after the scheduler's binding.
+    pub async fn edit_internal_kept<F>(
+        &self,
+        res: &'static Resource,
+        namespace: Option<&str>,
+        name: &str,
+        dry_run: bool,
+        edit: F,
+    ) -> Result<(), ApiError>
+    where
+        F: FnMut(&mut Value) -> Result<&'static [(&'static str, Edit)], ApiError>,
+    {
+        self.edit_stored(res, namespace, name, dry_run, true, edit)
+            .await
+            .map(|_| ())
+    }
+
+    /// [`Self::edit_internal`], and with `keep` [`Self::edit_internal_kept`] (then `None`
+    /// when the object was kept).
+    async fn edit_stored<F>(
+        &self,
+        res: &'static Resource,
+        namespace: Option<&str>,
+        name: &str,
+        dry_run: bool,
+        keep: bool,
+        mut edit: F,
+    ) -> Result<Option<Value>, ApiError>
     where
         F: FnMut(&mut Value) -> Result<&'static [(&'static str, Edit)], ApiError>,
     {
@@ -748,7 +773,8 @@ impl ApiServer {
                     edit(&mut next)?;
                     Ok(next)
                 })
-                .await;
+                .await
+                .map(Some);
         }
         let key = sres.key(namespace, name);
         for _ in 0..64 {
@@ -765,14 +791,35 @@ impl ApiServer {
                 splice_stored(&kv.value, &obj, edited, false).unwrap_or_else(|| serialize(&obj));
             if bytes == kv.value || dry_run {
                 set_revision(&mut obj, kv.mod_revision);
-                return Ok(obj);
+                return Ok(Some(obj));
+            }
+            if keep && !deletes_when_written(&obj) {
+                let obj = match self.keep_written(res, &key, &bytes, obj) {
+                    Ok(()) => {
+                        match self
+                            .write_bytes(res, name, &key, kv.mod_revision, Some(bytes))
+                            .await?
+                        {
+                            Some(_) => return Ok(None),
+                            None => continue,
+                        }
+                    }
+                    Err(obj) => obj,
+                };
+                if let Some(out) = self
+                    .write(res, name, &key, kv.mod_revision, Some(bytes), obj)
+                    .await?
+                {
+                    return Ok(Some(out));
+                }
+                continue;
             }
             let bytes = (!deletes_when_written(&obj)).then_some(bytes);
             if let Some(out) = self
                 .write(res, name, &key, kv.mod_revision, bytes, obj)
                 .await?
             {
-                return Ok(out);
+                return Ok(Some(out));
             }
         }
         Err(too_many_conflicts(res, name))
@@ -887,6 +934,22 @@ impl ApiServer {
         bytes: Option<Bytes>,
         mut obj: Value,
     ) -> Result<Option<Value>, ApiError> {
+        let Some(rev) = self.write_bytes(res, name, key, expected, bytes).await? else {
+            return Ok(None);
+        };
+        set_revision(&mut obj, rev);
+        Ok(Some(to_external(res, obj)))
+    }
+
+    /// [`Self::write`] for a caller that needs only the revision written.
+    async fn write_bytes(
+        &self,
+        res: &'static Resource,
+        name: &str,
+        key: &str,
+        expected: i64,
+        bytes: Option<Bytes>,
+    ) -> Result<Option<i64>, ApiError> {
         let written = match bytes {
             Some(b) => self.store.update(key, expected, b).await,
             None => self
@@ -897,9 +960,8 @@ impl ApiServer {
         };
         match written {
             Ok(rev) => {
-                set_revision(&mut obj, rev);
                 self.metrics.object_written(res.plural);
-                Ok(Some(to_external(res, obj)))
+                Ok(Some(rev))
             }
             Err(StoreError::Conflict { .. }) => Ok(None),
             Err(StoreError::NotFound(_)) => Err(ApiError::not_found(res, name)),

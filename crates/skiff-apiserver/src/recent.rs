@@ -7,10 +7,15 @@
 //! before it had in hand and dropped, since in-process writers keep only the name, uid and
 //! revision of what they wrote.
 //!
-//! Those writes hand the object they stored to [`Recent`] instead, under its key and
-//! revision; [`ApiServer::read`] takes it from there when the store still holds exactly that
-//! revision (a revision names one stored value, so the object is what parsing the stored
-//! bytes would give), and parses the bytes otherwise. An entry is taken, not copied: it
+//! Those writes hand the object they store to [`Recent`] instead, under its key with the
+//! bytes they store; [`ApiServer::read`] takes it from there when the store holds exactly
+//! those bytes (the object is then what parsing them gives; the read sets its
+//! resourceVersion), and parses the bytes otherwise. The object is handed over *before* the
+//! write is submitted: the next write of a pod comes from another loop that hears of this one
+//! through a watch, and the watch can be faster than the writer's own task is to wake up
+//! after its commit (a binding read the pod before its create's task had kept it, a status
+//! write before the binding's had). An entry whose bytes the store does not hold (yet, or
+//! ever: a write that failed) is left for a later read. An entry is taken, not copied: it
 //! serves one read, and a later read parses as before. Bounded, oldest first out, so objects
 //! nobody writes again (a pod that is never scheduled) do not pile up. This is the part of
 //! upstream's watch cache that serves a guaranteed update its current object without a
@@ -20,11 +25,14 @@ use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
+use bytes::Bytes;
 use parking_lot::Mutex;
 use serde_json::Value;
+use skiff_core::meta::Fields as _;
 use skiff_core::{meta, registry::Resource, ApiError};
+use skiff_store::KeyValue;
 
-use crate::objects::{set_revision, storage_resource, Created};
+use crate::objects::{set_revision, storage_resource};
 use crate::server::ApiServer;
 
 /// How many written objects are kept by default: the pods between their create and their
@@ -55,10 +63,23 @@ enum Kept {
 }
 
 impl Kept {
-    /// The object as the store holds it; `None` if the managedFields text does not parse.
-    fn into_object(self) -> Option<Value> {
-        match self {
-            Kept::Whole(v) => Some(v),
+    /// A created object (without resourceVersion), with its managedFields as text when the
+    /// create wrote them so.
+    fn created(object: Value, managed_fields: Option<Vec<u8>>) -> Kept {
+        match managed_fields {
+            Some(text) => Kept::Created {
+                object,
+                managed_fields: text.into_boxed_slice(),
+            },
+            None => Kept::Whole(object),
+        }
+    }
+
+    /// The object as the store holds it at revision `rev`; `None` if the managedFields text
+    /// does not parse.
+    fn into_object(self, rev: i64) -> Option<Value> {
+        let mut object = match self {
+            Kept::Whole(v) => v,
             Kept::Created {
                 mut object,
                 managed_fields,
@@ -66,18 +87,23 @@ impl Kept {
                 let mf = parsed_managed_fields(&managed_fields)?;
                 // The end of metadata is its place (the stored text has it there too).
                 meta::metadata_mut(&mut object).insert("managedFields".into(), mf);
-                Some(object)
+                object
             }
-        }
+        };
+        place_revision(&mut object, rev);
+        Some(object)
     }
 }
 
 #[derive(Default)]
 struct Inner {
-    objects: HashMap<String, (i64, Kept)>,
-    /// Keys in the order they were put, with their revision (entries taken or replaced since
-    /// stay here until they reach the front).
-    order: VecDeque<(String, i64)>,
+    /// By key: the entry's number, the bytes stored with the object, the object.
+    objects: HashMap<String, (u64, Bytes, Kept)>,
+    /// Keys in the order they were put, with their entry's number (entries taken or replaced
+    /// since stay here until they reach the front).
+    order: VecDeque<(String, u64)>,
+    /// The next entry's number.
+    next: u64,
 }
 
 impl Default for Recent {
@@ -97,31 +123,33 @@ impl Recent {
         }
     }
 
-    /// Keeps `obj`, stored under `key` at revision `rev`. `obj` must be exactly what parsing
-    /// that stored value gives (internal form, resourceVersion set).
-    pub fn put(&self, key: String, rev: i64, obj: Value) {
-        self.keep(key, rev, Kept::Whole(obj));
+    /// Keeps `obj`, which is to be stored under `key` as `stored`: exactly what parsing
+    /// those bytes gives (internal form; its resourceVersion is set when it is taken).
+    pub fn put(&self, key: String, stored: Bytes, obj: Value) {
+        self.keep(key, stored, Kept::Whole(obj));
     }
 
-    fn keep(&self, key: String, rev: i64, obj: Kept) {
+    fn keep(&self, key: String, stored: Bytes, obj: Kept) {
         let capacity = self.capacity.load(Ordering::Relaxed);
-        if capacity == 0 || rev <= 0 {
+        if capacity == 0 {
             return;
         }
         let mut dropped = Vec::new();
         {
             let mut inner = self.inner.lock();
-            inner.order.push_back((key.clone(), rev));
-            if let Some(old) = inner.objects.insert(key, (rev, obj)) {
-                dropped.push(old.1);
+            let n = inner.next;
+            inner.next += 1;
+            inner.order.push_back((key.clone(), n));
+            if let Some(old) = inner.objects.insert(key, (n, stored, obj)) {
+                dropped.push(old);
             }
             while inner.objects.len() > capacity || inner.order.len() > 2 * capacity {
-                let Some((k, r)) = inner.order.pop_front() else {
+                let Some((k, n)) = inner.order.pop_front() else {
                     break;
                 };
-                if inner.objects.get(&k).is_some_and(|e| e.0 == r) {
+                if inner.objects.get(&k).is_some_and(|e| e.0 == n) {
                     if let Some(old) = inner.objects.remove(&k) {
-                        dropped.push(old.1);
+                        dropped.push(old);
                     }
                 }
             }
@@ -130,14 +158,18 @@ impl Recent {
         drop(dropped);
     }
 
-    /// The object stored under `key` at revision `rev`, if it was kept; an entry of another
-    /// revision is stale and dropped.
-    pub fn take(&self, key: &str, rev: i64) -> Option<Value> {
-        let entry = self.inner.lock().objects.remove(key);
-        let obj = match entry {
-            Some((r, obj)) if r == rev => obj.into_object(),
-            _ => None,
+    /// The object the store holds as `kv`, if it was kept (with `kv`'s revision as its
+    /// resourceVersion). An entry kept with other bytes stays: it may be for a write still
+    /// on its way to the store.
+    pub fn take(&self, key: &str, kv: &KeyValue) -> Option<Value> {
+        let entry = {
+            let mut inner = self.inner.lock();
+            match inner.objects.get(key) {
+                Some((_, stored, _)) if same_bytes(stored, &kv.value) => inner.objects.remove(key),
+                _ => None,
+            }
         };
+        let obj = entry.and_then(|(_, _, obj)| obj.into_object(kv.mod_revision));
         match obj {
             Some(_) => self.hits.fetch_add(1, Ordering::Relaxed),
             None => self.misses.fetch_add(1, Ordering::Relaxed),
@@ -158,10 +190,10 @@ impl Recent {
         self.capacity.store(capacity, Ordering::Relaxed);
         let mut inner = self.inner.lock();
         while inner.objects.len() > capacity {
-            let Some((k, r)) = inner.order.pop_front() else {
+            let Some((k, n)) = inner.order.pop_front() else {
                 break;
             };
-            if inner.objects.get(&k).is_some_and(|e| e.0 == r) {
+            if inner.objects.get(&k).is_some_and(|e| e.0 == n) {
                 inner.objects.remove(&k);
             }
         }
@@ -214,7 +246,14 @@ fn parsed_managed_fields(text: &[u8]) -> Option<Value> {
 /// Sets the resourceVersion of a created object in its canonical place, right after the
 /// `uid` every create sets, without the canonical reordering `set_revision` does for objects
 /// it knows less about.
-fn set_created_revision(obj: &mut Value, rev: i64) {
+/// Whether two stored values are the same bytes (mostly the very same buffer: the store
+/// hands back what it was given).
+fn same_bytes(a: &Bytes, b: &Bytes) -> bool {
+    (a.as_ptr() == b.as_ptr() && a.len() == b.len()) || a == b
+}
+
+/// Sets the resourceVersion of a kept object where parsing the stored bytes puts it.
+fn place_revision(obj: &mut Value, rev: i64) {
     let m = meta::metadata_mut(obj);
     match m.keys().position(|k| k == "uid") {
         Some(at) if !m.contains_key("resourceVersion") => {
@@ -230,8 +269,20 @@ fn set_created_revision(obj: &mut Value, rev: i64) {
 
 /// Whether `res` is served in the form it is stored in (what [`Recent`] keeps is the stored
 /// form, what writes answer the served one).
-fn stored_as_served(res: &'static Resource) -> bool {
+pub(crate) fn stored_as_served(res: &'static Resource) -> bool {
     res.custom.is_none() && std::ptr::eq(storage_resource(res), res)
+}
+
+/// Which created objects a create hands to the kept objects (before it writes them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Keep {
+    No,
+    /// Every object of a kind stored as served: for in-process writers that keep only the
+    /// name, uid and revision of what they create.
+    Always,
+    /// Pods without a node, for the in-process scheduler, whose binding is the next write of
+    /// each (only while it runs, [`ApiServer::set_keep_pending_pods`]).
+    PendingPods,
 }
 
 impl ApiServer {
@@ -246,42 +297,72 @@ impl ApiServer {
         manager: Option<&str>,
     ) -> Result<CreatedSummary, ApiError> {
         let created = self
-            .create_stored(res, namespace, obj, false, manager)
+            .create_stored(res, namespace, obj, false, manager, Keep::Always)
             .await?;
-        let out = CreatedSummary {
+        Ok(CreatedSummary {
             name: meta::name(&created.object).to_string(),
             uid: meta::uid(&created.object).to_string(),
             revision: created.revision.unwrap_or(0),
-        };
-        self.keep_created(res, namespace, created);
-        Ok(out)
+        })
     }
 
-    /// Keeps a created object (for kinds stored as served) as the store holds it, with its
-    /// managedFields and resourceVersion, for the next write of it.
+    /// Whether a create with `keep` hands `object` (of `res`, as prepared) to the kept
+    /// objects.
+    pub(crate) fn keeps_created(&self, res: &'static Resource, keep: Keep, object: &Value) -> bool {
+        let wanted = match keep {
+            Keep::No => false,
+            Keep::Always => true,
+            Keep::PendingPods => {
+                res.group.is_empty()
+                    && res.kind == "Pod"
+                    && object
+                        .at("spec")
+                        .at("nodeName")
+                        .as_str()
+                        .unwrap_or("")
+                        .is_empty()
+            }
+        };
+        wanted && stored_as_served(res) && self.recent.keeps()
+    }
+
+    /// Hands a created object (without resourceVersion), about to be stored under `key` as
+    /// `stored`, to the kept objects, with its managedFields as text when the create wrote
+    /// them so. What is left in its place holds only its name and uid.
     pub(crate) fn keep_created(
         &self,
-        res: &'static Resource,
-        namespace: Option<&str>,
-        created: Created,
+        key: &str,
+        stored: &Bytes,
+        object: &mut Value,
+        managed_fields: Option<Vec<u8>>,
     ) {
-        let Some(rev) = created.revision else {
-            return;
-        };
+        let stub = serde_json::json!({"metadata": {
+            "name": meta::name(object),
+            "uid": meta::uid(object),
+        }});
+        let object = std::mem::replace(object, stub);
+        self.recent.keep(
+            key.to_string(),
+            stored.clone(),
+            Kept::created(object, managed_fields),
+        );
+    }
+
+    /// Hands an object about to be stored under `key` as `stored` (internal form) to the
+    /// kept objects, for kinds stored as served. False when it is not kept (and `obj` is
+    /// given back).
+    pub(crate) fn keep_written(
+        &self,
+        res: &'static Resource,
+        key: &str,
+        stored: &Bytes,
+        obj: Value,
+    ) -> Result<(), Value> {
         if !stored_as_served(res) || !self.recent.keeps() {
-            return;
+            return Err(obj);
         }
-        let mut object = created.object;
-        set_created_revision(&mut object, rev);
-        let key = storage_resource(res).key(namespace, meta::name(&object));
-        let kept = match created.managed_fields {
-            Some(text) => Kept::Created {
-                object,
-                managed_fields: text.into_boxed_slice(),
-            },
-            None => Kept::Whole(object),
-        };
-        self.recent.keep(key, rev, kept);
+        self.recent.put(key.to_string(), stored.clone(), obj);
+        Ok(())
     }
 
     /// How many reads for a write took an object a write before had kept, and how many
@@ -295,20 +376,6 @@ impl ApiServer {
     pub fn set_kept_objects_capacity(&self, capacity: usize) {
         self.recent.set_capacity(capacity);
     }
-
-    /// Keeps `obj`, which this server has just written (as an update of `res` answered it:
-    /// internal form, resourceVersion set), for the next write of it. For in-process
-    /// writers that drop what a write answers.
-    pub fn keep_written(&self, res: &'static Resource, namespace: Option<&str>, obj: Value) {
-        if !stored_as_served(res) || !self.recent.keeps() {
-            return;
-        }
-        let Ok(rev) = meta::resource_version(&obj).parse::<i64>() else {
-            return;
-        };
-        let key = storage_resource(res).key(namespace, meta::name(&obj));
-        self.recent.put(key, rev, obj);
-    }
 }
 
 #[cfg(test)]
@@ -316,43 +383,82 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// An object `{"metadata": {"name": n}, "v": v}` and stored bytes for it (the test's
+    /// stand-in: `Recent` only compares bytes).
+    fn obj(v: i64) -> (Bytes, Value) {
+        (
+            Bytes::from(format!("{{\"v\":{v}}}")),
+            json!({"metadata": {"name": "n"}, "v": v}),
+        )
+    }
+
+    fn kv(key: &str, stored: &Bytes, rev: i64) -> KeyValue {
+        KeyValue {
+            key: key.into(),
+            value: stored.clone(),
+            create_revision: 1,
+            mod_revision: rev,
+        }
+    }
+
+    fn with_rev(mut v: Value, rev: i64) -> Value {
+        v["metadata"]["resourceVersion"] = json!(rev.to_string());
+        v
+    }
+
     #[test]
-    fn take_returns_only_the_revision_kept_and_only_once() {
+    fn take_returns_what_the_store_holds_once_with_its_revision() {
         let r = Recent::new(8);
-        r.put("/a".into(), 5, json!({"v": 5}));
-        assert_eq!(r.take("/a", 4), None);
-        // The stale entry was dropped by the miss.
-        assert_eq!(r.take("/a", 5), None);
-        r.put("/a".into(), 6, json!({"v": 6}));
-        assert_eq!(r.take("/a", 6), Some(json!({"v": 6})));
-        assert_eq!(r.take("/a", 6), None);
-        assert_eq!(r.hits_and_misses(), (1, 3));
+        let (b5, o5) = obj(5);
+        let (b6, o6) = obj(6);
+        r.put("/a".into(), b5.clone(), o5.clone());
+        // The store holds other bytes: a write in flight, or one that failed. The entry stays.
+        assert_eq!(r.take("/a", &kv("/a", &b6, 9)), None);
+        assert_eq!(r.len(), 1);
+        // Equal bytes in another buffer match too; the revision is the store's.
+        let copy = Bytes::from(b5.to_vec());
+        assert_eq!(r.take("/a", &kv("/a", &copy, 7)), Some(with_rev(o5, 7)));
+        assert_eq!(r.take("/a", &kv("/a", &b5, 7)), None);
+        r.put("/a".into(), b6.clone(), o6.clone());
+        assert_eq!(r.take("/a", &kv("/a", &b6, 8)), Some(with_rev(o6, 8)));
+        assert_eq!(r.hits_and_misses(), (2, 2));
     }
 
     #[test]
     fn a_newer_put_replaces_the_older() {
         let r = Recent::new(8);
-        r.put("/a".into(), 5, json!(5));
-        r.put("/a".into(), 7, json!(7));
+        let (b5, o5) = obj(5);
+        let (b7, o7) = obj(7);
+        r.put("/a".into(), b5.clone(), o5);
+        r.put("/a".into(), b7.clone(), o7.clone());
         assert_eq!(r.len(), 1);
-        assert_eq!(r.take("/a", 7), Some(json!(7)));
+        assert_eq!(r.take("/a", &kv("/a", &b5, 3)), None);
+        assert_eq!(r.take("/a", &kv("/a", &b7, 4)), Some(with_rev(o7, 4)));
     }
 
     #[test]
     fn bounded_oldest_first() {
         let r = Recent::new(3);
         for i in 1..=5 {
-            r.put(format!("/k{i}"), i, json!(i));
+            let (b, o) = obj(i);
+            r.put(format!("/k{i}"), b, o);
         }
         assert_eq!(r.len(), 3);
-        assert_eq!(r.take("/k1", 1), None);
-        assert_eq!(r.take("/k2", 2), None);
-        assert_eq!(r.take("/k5", 5), Some(json!(5)));
+        assert_eq!(r.take("/k1", &kv("/k1", &obj(1).0, 1)), None);
+        assert_eq!(r.take("/k2", &kv("/k2", &obj(2).0, 2)), None);
+        assert_eq!(
+            r.take("/k5", &kv("/k5", &obj(5).0, 5)),
+            Some(with_rev(obj(5).1, 5))
+        );
         // Keys taken or replaced do not hold places: many puts of one key keep it.
         for i in 10..100 {
-            r.put("/same".into(), i, json!(i));
+            let (b, o) = obj(i);
+            r.put("/same".into(), b, o);
         }
-        assert_eq!(r.take("/same", 99), Some(json!(99)));
+        assert_eq!(
+            r.take("/same", &kv("/same", &obj(99).0, 99)),
+            Some(with_rev(obj(99).1, 99))
+        );
         assert!(r.inner.lock().order.len() <= 6);
     }
 
@@ -383,15 +489,25 @@ mod tests {
         };
         for (n, node) in [("pending", ""), ("placed", "node-1")] {
             let created = api
-                .create_stored(res, Some("default"), pod(n, node), false, Some("kubectl"))
+                .create_stored(
+                    res,
+                    Some("default"),
+                    pod(n, node),
+                    false,
+                    Some("kubectl"),
+                    Keep::PendingPods,
+                )
                 .await
                 .unwrap();
-            let rev = created.revision.unwrap();
-            api.keep_pending_pod(res, Some("default"), created);
+            // The answer's bytes are the stored ones; a kept object leaves its name and uid.
+            assert_eq!(meta::name(&created.object), n);
+            assert!(!meta::uid(&created.object).is_empty());
             let key = format!("/registry/core/pods/default/{n}");
             let (kv, _) = store.get(&key, skiff_store::ReadAt::Latest).await.unwrap();
-            let parsed = crate::objects::decode_kv(&kv.unwrap()).unwrap();
-            let kept = api.recent.take(&key, rev);
+            let kv = kv.unwrap();
+            assert_eq!(kv.value, created.bytes);
+            let parsed = crate::objects::decode_kv(&kv).unwrap();
+            let kept = api.recent.take(&key, &kv);
             if node.is_empty() {
                 assert_eq!(
                     kept.map(|v| serde_json::to_string(&v).unwrap()),
@@ -426,13 +542,13 @@ mod tests {
                 let kv = kv.unwrap();
                 (
                     serde_json::to_string(&crate::objects::decode_kv(&kv).unwrap()).unwrap(),
-                    kv.mod_revision,
+                    kv,
                 )
             }
         };
-        let kept = |n: &str, rev: i64| {
+        let kept = |n: &str, kv: &KeyValue| {
             api.recent
-                .take(&format!("/registry/core/pods/default/{n}"), rev)
+                .take(&format!("/registry/core/pods/default/{n}"), kv)
                 .map(|v| serde_json::to_string(&v).unwrap())
         };
 
@@ -442,14 +558,14 @@ mod tests {
                 .create_object_summary(res, Some("default"), pod(n), Some("m"))
                 .await
                 .unwrap();
-            let (text, rev) = stored(n).await;
-            assert_eq!(rev, c.revision);
+            let (text, kv) = stored(n).await;
+            assert_eq!(kv.mod_revision, c.revision);
             // Kept with its managedFields as text until taken.
             assert!(matches!(
-                api.recent.inner.lock().objects[&format!("/registry/core/pods/default/{n}")],
-                (r, Kept::Created { .. }) if r == rev
+                &api.recent.inner.lock().objects[&format!("/registry/core/pods/default/{n}")],
+                (_, b, Kept::Created { .. }) if *b == kv.value
             ));
-            assert_eq!(kept(n, rev).as_deref(), Some(text.as_str()));
+            assert_eq!(kept(n, &kv).as_deref(), Some(text.as_str()));
         }
 
         api.create_object_summary(res, Some("default"), pod("b"), Some("m"))
@@ -458,9 +574,9 @@ mod tests {
         api.bind_pod(Some("default"), "b", "node-1", false)
             .await
             .unwrap();
-        let (text, rev) = stored("b").await;
+        let (text, kv) = stored("b").await;
         assert!(text.contains("node-1"));
-        assert_eq!(kept("b", rev).as_deref(), Some(text.as_str()));
+        assert_eq!(kept("b", &kv).as_deref(), Some(text.as_str()));
 
         // Two pods bound alike, one status write each: read from a kept object and parsed
         // from the store (the entry taken away first), they store the same but for names,
@@ -531,17 +647,182 @@ mod tests {
     #[test]
     fn capacity_zero_keeps_nothing() {
         let r = Recent::new(0);
-        r.put("/a".into(), 1, json!(1));
+        r.put("/a".into(), obj(1).0, obj(1).1);
         assert!(r.is_empty());
         let r = Recent::new(4);
         for i in 1..=4 {
-            r.put(format!("/k{i}"), i, json!(i));
+            r.put(format!("/k{i}"), obj(i).0, obj(i).1);
         }
         r.set_capacity(1);
         assert_eq!(r.len(), 1);
-        assert_eq!(r.take("/k4", 4), Some(json!(4)));
+        assert_eq!(
+            r.take("/k4", &kv("/k4", &obj(4).0, 4)),
+            Some(with_rev(obj(4).1, 4))
+        );
         r.set_capacity(0);
-        r.put("/a".into(), 1, json!(1));
+        r.put("/a".into(), obj(1).0, obj(1).1);
         assert!(r.is_empty());
+    }
+
+    /// A store whose writes, while `hold` is set, are committed (visible to readers and
+    /// watchers) but not answered until `release` is notified: the writer's task has not run
+    /// again yet, as happens when the watch is quicker than the task's wake-up.
+    struct Held {
+        inner: skiff_store::DynStore,
+        hold: std::sync::atomic::AtomicBool,
+        release: tokio::sync::Notify,
+    }
+
+    impl Held {
+        async fn answer<T>(&self, r: skiff_store::Result<T>) -> skiff_store::Result<T> {
+            if self.hold.swap(false, Ordering::SeqCst) {
+                self.release.notified().await;
+            }
+            r
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl skiff_store::Store for Held {
+        async fn create(&self, key: &str, value: Bytes) -> skiff_store::Result<i64> {
+            let r = self.inner.create(key, value).await;
+            self.answer(r).await
+        }
+        async fn update(&self, key: &str, expected: i64, value: Bytes) -> skiff_store::Result<i64> {
+            let r = self.inner.update(key, expected, value).await;
+            self.answer(r).await
+        }
+        async fn delete(&self, key: &str, expected: Option<i64>) -> skiff_store::Result<KeyValue> {
+            self.inner.delete(key, expected).await
+        }
+        async fn get(
+            &self,
+            key: &str,
+            at: skiff_store::ReadAt,
+        ) -> skiff_store::Result<(Option<KeyValue>, i64)> {
+            self.inner.get(key, at).await
+        }
+        async fn list(
+            &self,
+            opts: skiff_store::ListOptions,
+        ) -> skiff_store::Result<skiff_store::ListResult> {
+            self.inner.list(opts).await
+        }
+        async fn count(&self, prefix: &str) -> skiff_store::Result<usize> {
+            self.inner.count(prefix).await
+        }
+        async fn watch(&self, prefix: &str, after: i64) -> skiff_store::Result<skiff_store::Watch> {
+            self.inner.watch(prefix, after).await
+        }
+        fn current_revision(&self) -> i64 {
+            self.inner.current_revision()
+        }
+        fn compacted_revision(&self) -> i64 {
+            self.inner.compacted_revision()
+        }
+        async fn compact(&self, revision: i64) -> skiff_store::Result<()> {
+            self.inner.compact(revision).await
+        }
+    }
+
+    /// The next write of a pod (the binding after its create, the kubelet's status write
+    /// after its binding) may read it as soon as its store write is visible, before the
+    /// writing task has run again: it still takes the kept object, since a write hands it
+    /// over before it is submitted.
+    #[tokio::test]
+    async fn the_next_write_takes_a_kept_object_before_the_write_is_answered() {
+        use skiff_store::sqlite::{SqliteOptions, SqliteStore};
+        let dir = tempfile::tempdir().unwrap();
+        let sqlite: skiff_store::DynStore =
+            SqliteStore::open(&dir.path().join("db"), SqliteOptions::default()).unwrap();
+        let held = std::sync::Arc::new(Held {
+            inner: sqlite.clone(),
+            hold: false.into(),
+            release: tokio::sync::Notify::new(),
+        });
+        let api = ApiServer::new(held.clone(), crate::ApiOptions::default());
+        api.bootstrap().await.unwrap();
+        let res = skiff_core::registry::lookup("", "v1", "pods").unwrap();
+        let visible = |rev: i64| {
+            let sqlite = sqlite.clone();
+            async move {
+                while sqlite.current_revision() < rev {
+                    tokio::task::yield_now().await;
+                }
+            }
+        };
+        let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "early"},
+            "spec": {"containers": [{"name": "c", "image": "nginx"}]}});
+
+        // The create is committed but not answered when the binding reads the pod.
+        held.hold.store(true, Ordering::SeqCst);
+        let before = sqlite.current_revision();
+        let create = tokio::spawn({
+            let api = api.clone();
+            async move {
+                api.create_object_summary(res, Some("default"), pod, Some("m"))
+                    .await
+                    .unwrap()
+            }
+        });
+        visible(before + 1).await;
+        assert!(!create.is_finished());
+        api.bind_pod(Some("default"), "early", "node-1", false)
+            .await
+            .unwrap();
+        assert_eq!(
+            api.kept_object_reads(),
+            (1, 0),
+            "the binding took the created pod"
+        );
+        held.release.notify_one();
+        create.await.unwrap();
+
+        // The binding is committed but not answered when the kubelet writes the status.
+        let late = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "late"},
+            "spec": {"containers": [{"name": "c", "image": "nginx"}]}});
+        api.create_object_summary(res, Some("default"), late, Some("m"))
+            .await
+            .unwrap();
+        held.hold.store(true, Ordering::SeqCst);
+        let before = sqlite.current_revision();
+        let bind = tokio::spawn({
+            let api = api.clone();
+            async move { api.bind_pod(Some("default"), "late", "node-1", false).await }
+        });
+        visible(before + 1).await;
+        assert!(!bind.is_finished());
+        let status = json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "late", "namespace": "default"},
+            "status": {"phase": "Running"}});
+        let (hits, misses) = api.kept_object_reads();
+        api.guaranteed_update_as(
+            res,
+            Some("default"),
+            "late",
+            crate::objects::UpdateMode::Status,
+            false,
+            Some("kubelet"),
+            |_| Ok(status.clone()),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            api.kept_object_reads(),
+            (hits + 1, misses),
+            "the status write took the bound pod"
+        );
+        held.release.notify_one();
+        bind.await.unwrap().unwrap();
+        let (kv, _) = sqlite
+            .get(
+                "/registry/core/pods/default/late",
+                skiff_store::ReadAt::Latest,
+            )
+            .await
+            .unwrap();
+        let stored = crate::objects::decode_kv(&kv.unwrap()).unwrap();
+        assert_eq!(stored["spec"]["nodeName"], "node-1");
+        assert_eq!(stored["status"]["phase"], "Running");
     }
 }

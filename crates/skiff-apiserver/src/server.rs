@@ -478,23 +478,26 @@ impl ApiServer {
                 let fv = Directive::from_query(&q, "CreateOptions")?;
                 let body = self.read_object_body(req, res.into(), fv).await?;
                 crate::crds::check_unknown_body(res, &body, fv)?;
-                let created = self
-                    .create_stored(res, ns, body, dry_run, Some(&manager))
-                    .await?;
                 let same_form = crate::objects::storage_resource(res).group == res.group
                     && res.custom.is_none();
+                // A JSON answer is the stored bytes: the object itself may be kept.
+                let keep = if matches!(accept, Accept::Json)
+                    && same_form
+                    && self.keep_pending_pods.load(Ordering::Relaxed)
+                {
+                    crate::recent::Keep::PendingPods
+                } else {
+                    crate::recent::Keep::No
+                };
+                let created = self
+                    .create_stored(res, ns, body, dry_run, Some(&manager), keep)
+                    .await?;
                 match (accept, created.revision) {
                     // The common case: answer with the stored bytes, resourceVersion spliced in.
-                    (Accept::Json, Some(rev)) if same_form => {
-                        let answer = codec::json_response(
-                            StatusCode::CREATED,
-                            meta::inject_resource_version(&created.bytes, rev),
-                        );
-                        if self.keep_pending_pods.load(Ordering::Relaxed) {
-                            self.keep_pending_pod(res, ns, created);
-                        }
-                        Ok(answer)
-                    }
+                    (Accept::Json, Some(rev)) if same_form => Ok(codec::json_response(
+                        StatusCode::CREATED,
+                        meta::inject_resource_version(&created.bytes, rev),
+                    )),
                     _ => {
                         let obj = created.into_external(res);
                         Ok(self.object_response(StatusCode::CREATED, res, &obj, accept))
@@ -1031,8 +1034,8 @@ impl ApiServer {
         dry_run: bool,
     ) -> Result<(), ApiError> {
         let res = registry::lookup("", "v1", "pods").expect("pods");
-        let bound = self
-            .edit_internal(res, ns, name, dry_run, |cur| {
+        // The kubelet's status write reads the pod next: the bound pod is kept for it.
+        self.edit_internal_kept(res, ns, name, dry_run, |cur| {
                 if let Some(want) = uid.filter(|u| !u.is_empty()) {
                     let have = meta::uid(cur);
                     if want != have {
@@ -1071,12 +1074,7 @@ impl ApiServer {
                     &[("spec", Edit::Rewritten), ("status", Edit::Rewritten)]
                 })
             })
-            .await?;
-        // The kubelet's status write reads the pod next.
-        if !dry_run {
-            self.keep_written(res, ns, bound);
-        }
-        Ok(())
+            .await
     }
 
     /// Eviction: a delete that respects PodDisruptionBudgets.
