@@ -43,6 +43,8 @@ pub mod request;
 pub mod reviews;
 pub mod server;
 pub mod services;
+#[cfg(test)]
+mod test_store;
 pub mod warnings;
 mod watch;
 

@@ -1754,91 +1754,24 @@ fn namespace_terminating(namespace: &str, stored: &[u8]) -> Result<bool, ApiErro
 
 #[cfg(test)]
 mod generate_name_tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
 
-    use bytes::Bytes;
     use serde_json::json;
     use skiff_core::registry;
     use skiff_store::sqlite::{SqliteOptions, SqliteStore};
-    use skiff_store::{
-        DynStore, ListOptions, ListResult, ReadAt, Revision, Store, StoreError, Watch,
-    };
+    use skiff_store::{DynStore, ReadAt};
 
     use crate::server::{ApiOptions, ApiServer};
-
-    /// A store whose first `collisions` creates of keys under `prefix` fail as if the name were
-    /// taken.
-    struct Colliding {
-        inner: DynStore,
-        prefix: &'static str,
-        collisions: AtomicUsize,
-    }
-
-    #[async_trait::async_trait]
-    impl Store for Colliding {
-        async fn create(&self, key: &str, value: Bytes) -> skiff_store::Result<Revision> {
-            if key.starts_with(self.prefix)
-                && self
-                    .collisions
-                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-                    .is_ok()
-            {
-                return Err(StoreError::AlreadyExists(key.to_string()));
-            }
-            self.inner.create(key, value).await
-        }
-        async fn update(
-            &self,
-            key: &str,
-            expected: Revision,
-            value: Bytes,
-        ) -> skiff_store::Result<Revision> {
-            self.inner.update(key, expected, value).await
-        }
-        async fn delete(
-            &self,
-            key: &str,
-            expected: Option<Revision>,
-        ) -> skiff_store::Result<skiff_store::KeyValue> {
-            self.inner.delete(key, expected).await
-        }
-        async fn get(
-            &self,
-            key: &str,
-            at: ReadAt,
-        ) -> skiff_store::Result<(Option<skiff_store::KeyValue>, Revision)> {
-            self.inner.get(key, at).await
-        }
-        async fn list(&self, opts: ListOptions) -> skiff_store::Result<ListResult> {
-            self.inner.list(opts).await
-        }
-        async fn count(&self, prefix: &str) -> skiff_store::Result<usize> {
-            self.inner.count(prefix).await
-        }
-        async fn watch(&self, prefix: &str, after: Revision) -> skiff_store::Result<Watch> {
-            self.inner.watch(prefix, after).await
-        }
-        fn current_revision(&self) -> Revision {
-            self.inner.current_revision()
-        }
-        fn compacted_revision(&self) -> Revision {
-            self.inner.compacted_revision()
-        }
-        async fn compact(&self, revision: Revision) -> skiff_store::Result<()> {
-            self.inner.compact(revision).await
-        }
-    }
 
     async fn server(collisions: usize) -> (tempfile::TempDir, Arc<ApiServer>) {
         let dir = tempfile::tempdir().unwrap();
         let inner: DynStore =
             SqliteStore::open(&dir.path().join("db"), SqliteOptions::default()).unwrap();
-        let store: DynStore = Arc::new(Colliding {
+        let store: DynStore = Arc::new(crate::test_store::Hooked::colliding(
             inner,
-            prefix: "/registry/core/configmaps/",
-            collisions: AtomicUsize::new(collisions),
-        });
+            "/registry/core/configmaps/",
+            collisions,
+        ));
         let api = ApiServer::new(store, ApiOptions::default());
         api.bootstrap().await.unwrap();
         (dir, api)

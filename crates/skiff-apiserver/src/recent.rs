@@ -664,67 +664,6 @@ mod tests {
         assert!(r.is_empty());
     }
 
-    /// A store whose writes, while `hold` is set, are committed (visible to readers and
-    /// watchers) but not answered until `release` is notified: the writer's task has not run
-    /// again yet, as happens when the watch is quicker than the task's wake-up.
-    struct Held {
-        inner: skiff_store::DynStore,
-        hold: std::sync::atomic::AtomicBool,
-        release: tokio::sync::Notify,
-    }
-
-    impl Held {
-        async fn answer<T>(&self, r: skiff_store::Result<T>) -> skiff_store::Result<T> {
-            if self.hold.swap(false, Ordering::SeqCst) {
-                self.release.notified().await;
-            }
-            r
-        }
-    }
-
-    #[async_trait::async_trait]
-    impl skiff_store::Store for Held {
-        async fn create(&self, key: &str, value: Bytes) -> skiff_store::Result<i64> {
-            let r = self.inner.create(key, value).await;
-            self.answer(r).await
-        }
-        async fn update(&self, key: &str, expected: i64, value: Bytes) -> skiff_store::Result<i64> {
-            let r = self.inner.update(key, expected, value).await;
-            self.answer(r).await
-        }
-        async fn delete(&self, key: &str, expected: Option<i64>) -> skiff_store::Result<KeyValue> {
-            self.inner.delete(key, expected).await
-        }
-        async fn get(
-            &self,
-            key: &str,
-            at: skiff_store::ReadAt,
-        ) -> skiff_store::Result<(Option<KeyValue>, i64)> {
-            self.inner.get(key, at).await
-        }
-        async fn list(
-            &self,
-            opts: skiff_store::ListOptions,
-        ) -> skiff_store::Result<skiff_store::ListResult> {
-            self.inner.list(opts).await
-        }
-        async fn count(&self, prefix: &str) -> skiff_store::Result<usize> {
-            self.inner.count(prefix).await
-        }
-        async fn watch(&self, prefix: &str, after: i64) -> skiff_store::Result<skiff_store::Watch> {
-            self.inner.watch(prefix, after).await
-        }
-        fn current_revision(&self) -> i64 {
-            self.inner.current_revision()
-        }
-        fn compacted_revision(&self) -> i64 {
-            self.inner.compacted_revision()
-        }
-        async fn compact(&self, revision: i64) -> skiff_store::Result<()> {
-            self.inner.compact(revision).await
-        }
-    }
-
     /// The next write of a pod (the binding after its create, the kubelet's status write
     /// after its binding) may read it as soon as its store write is visible, before the
     /// writing task has run again: it still takes the kept object, since a write hands it
@@ -735,11 +674,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let sqlite: skiff_store::DynStore =
             SqliteStore::open(&dir.path().join("db"), SqliteOptions::default()).unwrap();
-        let held = std::sync::Arc::new(Held {
-            inner: sqlite.clone(),
-            hold: false.into(),
-            release: tokio::sync::Notify::new(),
-        });
+        let held = std::sync::Arc::new(crate::test_store::Hooked::new(sqlite.clone()));
         let api = ApiServer::new(held.clone(), crate::ApiOptions::default());
         api.bootstrap().await.unwrap();
         let res = skiff_core::registry::lookup("", "v1", "pods").unwrap();
