@@ -793,11 +793,12 @@ impl ApiServer {
                 set_revision(&mut obj, kv.mod_revision);
                 return Ok(Some(obj));
             }
-            if keep && !deletes_when_written(&obj) {
-                let obj = match self.keep_written(res, &key, &bytes, obj) {
+            let bytes = (!deletes_when_written(&obj)).then_some(bytes);
+            let obj = match &bytes {
+                Some(b) if keep => match self.keep_written(res, &key, b, obj) {
                     Ok(()) => {
                         match self
-                            .write_bytes(res, name, &key, kv.mod_revision, Some(bytes))
+                            .write_bytes(res, name, &key, kv.mod_revision, bytes)
                             .await?
                         {
                             Some(_) => return Ok(None),
@@ -805,16 +806,9 @@ impl ApiServer {
                         }
                     }
                     Err(obj) => obj,
-                };
-                if let Some(out) = self
-                    .write(res, name, &key, kv.mod_revision, Some(bytes), obj)
-                    .await?
-                {
-                    return Ok(Some(out));
-                }
-                continue;
-            }
-            let bytes = (!deletes_when_written(&obj)).then_some(bytes);
+                },
+                _ => obj,
+            };
             if let Some(out) = self
                 .write(res, name, &key, kv.mod_revision, bytes, obj)
                 .await?

@@ -243,16 +243,16 @@ fn parsed_managed_fields(text: &[u8]) -> Option<Value> {
     })
 }
 
-/// Sets the resourceVersion of a created object in its canonical place, right after the
-/// `uid` every create sets, without the canonical reordering `set_revision` does for objects
-/// it knows less about.
 /// Whether two stored values are the same bytes (mostly the very same buffer: the store
 /// hands back what it was given).
 fn same_bytes(a: &Bytes, b: &Bytes) -> bool {
     (a.as_ptr() == b.as_ptr() && a.len() == b.len()) || a == b
 }
 
-/// Sets the resourceVersion of a kept object where parsing the stored bytes puts it.
+/// Sets the resourceVersion of a kept object where parsing the stored bytes puts it: a
+/// created object has none yet, and gets it right after the `uid` every create sets (without
+/// the canonical reordering `set_revision` does for objects it knows less about); a written
+/// one has the revision it was read at, replaced in place.
 fn place_revision(obj: &mut Value, rev: i64) {
     let m = meta::metadata_mut(obj);
     match m.keys().position(|k| k == "uid") {
@@ -349,8 +349,7 @@ impl ApiServer {
     }
 
     /// Hands an object about to be stored under `key` as `stored` (internal form) to the
-    /// kept objects, for kinds stored as served. False when it is not kept (and `obj` is
-    /// given back).
+    /// kept objects, for kinds stored as served; `Err` gives `obj` back when it is not kept.
     pub(crate) fn keep_written(
         &self,
         res: &'static Resource,
