@@ -1447,7 +1447,7 @@ fn deletes_when_written(obj: &Value) -> bool {
             == 0
 }
 
-fn is_pod(res: &Resource) -> bool {
+pub(crate) fn is_pod(res: &Resource) -> bool {
     res.group.is_empty() && res.kind == "Pod" && res.custom.is_none()
 }
 

@@ -313,8 +313,7 @@ impl ApiServer {
             Keep::No => false,
             Keep::Always => true,
             Keep::PendingPods => {
-                res.group.is_empty()
-                    && res.kind == "Pod"
+                crate::objects::is_pod(res)
                     && object
                         .at("spec")
                         .at("nodeName")

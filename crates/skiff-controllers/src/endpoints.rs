@@ -249,17 +249,26 @@ pub fn start(rt: &Runtime, opts: &crate::Options) {
     });
 }
 
+/// Whether this controller manages slice `s` (others' slices are left alone).
+fn managed_here(s: &EndpointSlice) -> bool {
+    s.metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(endpointslice::MANAGED_BY_LABEL))
+        .map(String::as_str)
+        == Some(endpointslice::MANAGED_BY)
+}
+
 /// The work queue key of the Service a slice managed by this controller belongs to.
 fn slice_service_key(s: &EndpointSlice) -> Option<String> {
-    let labels = s.metadata.labels.as_ref()?;
-    if labels
-        .get(endpointslice::MANAGED_BY_LABEL)
-        .map(String::as_str)
-        != Some(endpointslice::MANAGED_BY)
-    {
+    if !managed_here(s) {
         return None;
     }
-    let name = labels.get(endpointslice::SERVICE_NAME_LABEL)?;
+    let name = s
+        .metadata
+        .labels
+        .as_ref()?
+        .get(endpointslice::SERVICE_NAME_LABEL)?;
     Some(key(s.metadata.namespace.as_deref(), name))
 }
 
@@ -347,14 +356,7 @@ impl Controller {
             .slices
             .owned_by(&uid)
             .into_iter()
-            .filter(|s| {
-                s.metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get(endpointslice::MANAGED_BY_LABEL))
-                    .map(String::as_str)
-                    == Some(endpointslice::MANAGED_BY)
-            })
+            .filter(|s| managed_here(s))
             .collect();
         let plan = endpointslice::plan(&existing, desired);
         for s in plan.update {
