@@ -248,25 +248,36 @@ fn needs_escape(s: &[u8]) -> bool {
 
 /// The index of the first byte of `s` that JSON escapes in strings (a quote, a backslash or
 /// a control character), words of eight bytes at a time: where a JSON string's plain text
-/// ends.
+/// ends. A tail shorter than a word is read padded with spaces (which need no escape), so
+/// short strings, most keys and values, take one test and no byte loop.
 pub fn first_special(s: &[u8]) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH != 0;
-    let below_space = |x: u64| x.wrapping_sub(ONES * 0x20) & !x & HIGH != 0;
-    let special = |b: u8| b < 0x20 || b == b'"' || b == b'\\';
     let mut at = 0;
-    for w in s.chunks_exact(8) {
-        let x = u64::from_le_bytes(w.try_into().expect("eight bytes"));
-        if below_space(x)
-            || zero(x ^ (ONES * u64::from(b'"')))
-            || zero(x ^ (ONES * u64::from(b'\\')))
-        {
-            return w.iter().position(|&b| special(b)).map(|i| at + i);
+    let mut words = s.chunks_exact(8);
+    for w in &mut words {
+        let m = special_bytes(u64::from_le_bytes(w.try_into().expect("eight bytes")));
+        if m != 0 {
+            return Some(at + (m.trailing_zeros() / 8) as usize);
         }
         at += 8;
     }
-    s[at..].iter().position(|&b| special(b)).map(|i| at + i)
+    let tail = words.remainder();
+    if tail.is_empty() {
+        return None;
+    }
+    let mut padded = [b' '; 8];
+    padded[..tail.len()].copy_from_slice(tail);
+    let m = special_bytes(u64::from_le_bytes(padded));
+    (m != 0).then(|| at + (m.trailing_zeros() / 8) as usize)
+}
+
+/// The high bit of each byte of the little-endian word `x` that JSON escapes, exact up to
+/// the first such byte: a byte's borrow can mark bytes above it, never below, so the lowest
+/// bit set is the first special byte.
+fn special_bytes(x: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let below_space = x.wrapping_sub(ONES * 0x20) & !x & HIGH;
+    below_space | word_matches(x, b'"') | word_matches(x, b'\\')
 }
 
 /// The text an object is stored as: in canonical order, without `metadata.resourceVersion`

@@ -47,8 +47,19 @@ impl Ord for Quantity {
 const NANO: i128 = 1_000_000_000;
 const CAP: i128 = i128::MAX / 4;
 
+/// 10^0 ..= 10^38, every power of ten an `i128` holds.
+const POW10: [i128; 39] = {
+    let mut t = [1i128; 39];
+    let mut i = 1;
+    while i < t.len() {
+        t[i] = t[i - 1] * 10;
+        i += 1;
+    }
+    t
+};
+
 fn pow10(e: u32) -> i128 {
-    10i128.checked_pow(e).unwrap_or(CAP)
+    POW10.get(e as usize).copied().unwrap_or(CAP)
 }
 
 fn sat_mul(a: i128, b: i128) -> i128 {
@@ -70,12 +81,14 @@ impl Quantity {
             i = 1;
         }
         let num_start = i;
+        let mut dots = 0;
         while i < b.len() && (b[i].is_ascii_digit() || b[i] == b'.') {
+            dots += usize::from(b[i] == b'.');
             i += 1;
         }
         let num = &s[num_start..i];
         let suffix = &s[i..];
-        if num.is_empty() || num.matches('.').count() > 1 || num == "." {
+        if num.is_empty() || dots > 1 || num == "." {
             return Err(FORMAT_ERROR.into());
         }
         // The suffix must itself fit `[eEinumkKMGTP]*[-+]?[0-9]*`.
@@ -122,14 +135,18 @@ impl Quantity {
             }
         };
         let (int_part, frac_part) = num.split_once('.').unwrap_or((num, ""));
-        // The digits of both parts as one integer; one that overflows i128 saturates.
-        let mantissa: i128 = int_part
-            .bytes()
-            .chain(frac_part.bytes())
-            .try_fold(0i128, |m, d| {
-                m.checked_mul(10)?.checked_add(i128::from(d - b'0'))
-            })
-            .unwrap_or(CAP);
+        // The digits of both parts as one integer; one that overflows i128 saturates. Up to
+        // 18 digits fit a u64, which is most quantities and cheaper than i128 steps.
+        let mut digits = int_part.bytes().chain(frac_part.bytes());
+        let mantissa: i128 = if num.len() <= 19 {
+            i128::from(digits.fold(0u64, |m, d| m * 10 + u64::from(d - b'0')))
+        } else {
+            digits
+                .try_fold(0i128, |m, d| {
+                    m.checked_mul(10)?.checked_add(i128::from(d - b'0'))
+                })
+                .unwrap_or(CAP)
+        };
         let scale = 9 + exp10 - frac_part.len() as i32;
         let mut nanos = if scale >= 0 {
             sat_mul(mantissa, pow10(scale as u32))
@@ -276,5 +293,23 @@ mod tests {
         // Beyond i128 the mantissa saturates, and so does the value.
         let huge = Quantity::parse(&"9".repeat(60)).unwrap();
         assert_eq!(huge.nanos(), CAP);
+    }
+
+    /// Mantissas on either side of the widths a u64 holds read the same as their i128 value.
+    #[test]
+    fn mantissas_around_the_u64_width_are_exact() {
+        for len in 16..=22 {
+            for fill in ["9", "1", "5"] {
+                let digits = fill.repeat(len);
+                let want = digits.parse::<i128>().unwrap();
+                assert_eq!(
+                    Quantity::parse(&format!("{digits}n")).unwrap().nanos(),
+                    want
+                );
+                let (int, frac) = digits.split_at(len - 9);
+                let dotted = Quantity::parse(&format!("{int}.{frac}")).unwrap();
+                assert_eq!(dotted.nanos(), want, "{int}.{frac}");
+            }
+        }
     }
 }
