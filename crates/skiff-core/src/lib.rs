@@ -22,3 +22,25 @@ pub mod validation;
 
 pub use registry::Resource;
 pub use status::{ApiError, FieldError};
+
+/// The strings of `parts` one after the other, in one allocation of the right size: keys and
+/// paths are made on every read and write, where `format!` costs about ten times as much.
+pub fn concat(parts: &[&str]) -> String {
+    let mut s = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for p in parts {
+        s.push_str(p);
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn concat_joins_without_separators() {
+        assert_eq!(
+            super::concat(&["/registry/", "core", "/pods/"]),
+            "/registry/core/pods/"
+        );
+        assert_eq!(super::concat(&[]), "");
+    }
+}

@@ -104,21 +104,31 @@ impl Resource {
 
     /// The store key prefix of every object of this resource: `/registry/<group>/<plural>/`.
     pub fn key_prefix(&self) -> String {
-        let g = self.storage_group();
-        let g = if g.is_empty() { "core" } else { g };
-        format!("/registry/{}/{}/", g, self.plural)
+        crate::concat(&["/registry/", self.group_dir(), "/", self.plural, "/"])
     }
 
     /// The store key prefix of the objects in one namespace.
     pub fn namespace_prefix(&self, namespace: &str) -> String {
-        format!("{}{}/", self.key_prefix(), namespace)
+        let g = self.group_dir();
+        crate::concat(&["/registry/", g, "/", self.plural, "/", namespace, "/"])
     }
 
     /// The store key of one object.
     pub fn key(&self, namespace: Option<&str>, name: &str) -> String {
+        let g = self.group_dir();
         match (self.namespaced, namespace) {
-            (true, Some(ns)) => format!("{}{}/{}", self.key_prefix(), ns, name),
-            _ => format!("{}{}", self.key_prefix(), name),
+            (true, Some(ns)) => {
+                crate::concat(&["/registry/", g, "/", self.plural, "/", ns, "/", name])
+            }
+            _ => crate::concat(&["/registry/", g, "/", self.plural, "/", name]),
+        }
+    }
+
+    /// The group's part of store keys: `core` for the core group.
+    fn group_dir(&self) -> &'static str {
+        match self.storage_group() {
+            "" => "core",
+            g => g,
         }
     }
 
@@ -763,6 +773,12 @@ mod tests {
         let ev = lookup("events.k8s.io", "v1", "events").unwrap();
         assert!(ev.is_same_storage(lookup("", "v1", "events").unwrap()));
         assert_eq!(ev.key_prefix(), "/registry/core/events/");
+        assert_eq!(ev.key(Some("ns"), "e"), "/registry/core/events/ns/e");
+        assert_eq!(
+            d.namespace_prefix("prod"),
+            "/registry/apps/deployments/prod/"
+        );
+        assert_eq!(d.key(None, "web"), "/registry/apps/deployments/web");
         assert_eq!(
             lookup_kind("apps/v1", "ReplicaSet").unwrap().plural,
             "replicasets"

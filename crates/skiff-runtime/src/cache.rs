@@ -172,7 +172,7 @@ pub fn key_of(meta: &ObjectMeta) -> String {
 
 pub fn key(namespace: Option<&str>, name: &str) -> String {
     match namespace {
-        Some(ns) if !ns.is_empty() => format!("{ns}/{name}"),
+        Some(ns) if !ns.is_empty() => skiff_core::concat(&[ns, "/", name]),
         _ => name.to_string(),
     }
 }

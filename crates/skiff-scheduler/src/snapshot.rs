@@ -25,11 +25,11 @@ pub type PodKey = String;
 
 /// The key of a pod.
 pub fn pod_key(pod: &Pod) -> PodKey {
-    format!(
-        "{}/{}",
+    skiff_core::concat(&[
         pod.metadata.namespace.as_deref().unwrap_or(""),
-        pod.metadata.name.as_deref().unwrap_or("")
-    )
+        "/",
+        pod.metadata.name.as_deref().unwrap_or(""),
+    ])
 }
 
 /// The namespace and name a [`pod_key`] was made of.

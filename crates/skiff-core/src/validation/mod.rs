@@ -211,12 +211,7 @@ pub(crate) fn key(path: &str, k: &str) -> String {
 }
 
 fn join(a: &str, b: &str, c: &str, d: &str) -> String {
-    let mut s = String::with_capacity(a.len() + b.len() + c.len() + d.len());
-    s.push_str(a);
-    s.push_str(b);
-    s.push_str(c);
-    s.push_str(d);
-    s
+    crate::concat(&[a, b, c, d])
 }
 
 // ---- JSON access; null counts as absent ----
