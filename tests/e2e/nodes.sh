@@ -99,7 +99,7 @@ check_eq "the 300 s default keeps the other pod" "" k get pod slow-unready -o 'j
 check "heartbeats resume" "node/fake-node-2 annotated" k annotate node fake-node-2 sim.skiff.dev/heartbeat-
 check "the node is Ready again" "condition met" k wait --for=condition=Ready node/fake-node-2 --timeout=20s
 poll "its taints are gone" 10 jsonpath_is node/fake-node-2 "" '{.spec.taints[*].key}'
-check "the evicted pod finishes terminating" "condition met" k wait --for=delete pod/tolerant --timeout=15s
+check "the evicted pod finishes terminating" "condition met" k wait --for=delete pod/tolerant --timeout=45s
 
 # --- a restart takes the nodes and their pods over ---
 IP_BEFORE=$(k get pod slow-unready -o 'jsonpath={.status.podIP}')
