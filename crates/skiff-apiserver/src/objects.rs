@@ -714,54 +714,17 @@ impl ApiServer {
     /// it was written, so it is not defaulted again: `edit` must set only fields that have no
     /// defaults of their own (or set them whole), as the binding's node name and condition.
     /// `edit` returns the top-level members it changed and how ([`Edit`]): the stored text of
-    /// the result is the old text with only those written again.
-    pub async fn edit_internal<F>(
-        &self,
-        res: &'static Resource,
-        namespace: Option<&str>,
-        name: &str,
-        dry_run: bool,
-        edit: F,
-    ) -> Result<Value, ApiError>
-    where
-        F: FnMut(&mut Value) -> Result<&'static [(&'static str, Edit)], ApiError>,
-    {
-        let out = self
-            .edit_stored(res, namespace, name, dry_run, false, edit)
-            .await?;
-        Ok(out.expect("an edit that keeps nothing returns the object"))
-    }
-
-    /// [`Self::edit_internal`] for a writer that does not need the object back: the object
-    /// written goes to the kept objects (before the write, see [`Recent`](crate::recent)) for
-    /// the next write of it, such as the kubelet's status write after the scheduler's binding.
+    /// the result is the old text with only those written again. The object written goes to
+    /// the kept objects (before the write, see [`Recent`](crate::recent)) for the next write of
+    /// it, such as the kubelet's status write after the scheduler's binding.
     pub async fn edit_internal_kept<F>(
         &self,
         res: &'static Resource,
         namespace: Option<&str>,
         name: &str,
         dry_run: bool,
-        edit: F,
-    ) -> Result<(), ApiError>
-    where
-        F: FnMut(&mut Value) -> Result<&'static [(&'static str, Edit)], ApiError>,
-    {
-        self.edit_stored(res, namespace, name, dry_run, true, edit)
-            .await
-            .map(|_| ())
-    }
-
-    /// [`Self::edit_internal`], and with `keep` [`Self::edit_internal_kept`] (then `None`
-    /// when the object was kept).
-    async fn edit_stored<F>(
-        &self,
-        res: &'static Resource,
-        namespace: Option<&str>,
-        name: &str,
-        dry_run: bool,
-        keep: bool,
         mut edit: F,
-    ) -> Result<Option<Value>, ApiError>
+    ) -> Result<(), ApiError>
     where
         F: FnMut(&mut Value) -> Result<&'static [(&'static str, Edit)], ApiError>,
     {
@@ -774,7 +737,7 @@ impl ApiServer {
                     Ok(next)
                 })
                 .await
-                .map(Some);
+                .map(|_| ());
         }
         let key = sres.key(namespace, name);
         for _ in 0..64 {
@@ -790,30 +753,30 @@ impl ApiServer {
             let bytes =
                 splice_stored(&kv.value, &obj, edited, false).unwrap_or_else(|| serialize(&obj));
             if bytes == kv.value || dry_run {
-                set_revision(&mut obj, kv.mod_revision);
-                return Ok(Some(obj));
+                return Ok(());
             }
             let bytes = (!deletes_when_written(&obj)).then_some(bytes);
             let obj = match &bytes {
-                Some(b) if keep => match self.keep_written(res, &key, b, obj) {
+                Some(b) => match self.keep_written(res, &key, b, obj) {
                     Ok(()) => {
                         match self
                             .write_bytes(res, name, &key, kv.mod_revision, bytes)
                             .await?
                         {
-                            Some(_) => return Ok(None),
+                            Some(_) => return Ok(()),
                             None => continue,
                         }
                     }
                     Err(obj) => obj,
                 },
-                _ => obj,
+                None => obj,
             };
-            if let Some(out) = self
+            if self
                 .write(res, name, &key, kv.mod_revision, bytes, obj)
                 .await?
+                .is_some()
             {
-                return Ok(Some(out));
+                return Ok(());
             }
         }
         Err(too_many_conflicts(res, name))
@@ -1558,7 +1521,7 @@ fn record_status_update(
     Ok(())
 }
 
-/// How an internal edit changed a top-level member of an object ([`ApiServer::edit_internal`]),
+/// How an internal edit changed a top-level member of an object ([`ApiServer::edit_internal_kept`]),
 /// for writing the stored text of the result from the old text ([`splice_stored`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Edit {
