@@ -136,6 +136,44 @@ pub enum Deleted {
     Pending(Value),
 }
 
+/// The object a create starts from: owned, or borrowed from a writer that creates many alike
+/// (a controller's pods from one template). Each attempt needs an object of its own, as
+/// preparing it changes it; a borrowed one is copied for the first attempt and again for each
+/// retry of a generated name that collided, an owned one is used as it is and copied up front
+/// only when its name is generated (for a retry).
+pub enum CreateFrom<'a> {
+    Owned(Value),
+    Borrowed(&'a Value),
+}
+
+impl CreateFrom<'_> {
+    fn as_value(&self) -> &Value {
+        match self {
+            CreateFrom::Owned(v) => v,
+            CreateFrom::Borrowed(v) => v,
+        }
+    }
+
+    fn into_owned(self) -> Value {
+        match self {
+            CreateFrom::Owned(v) => v,
+            CreateFrom::Borrowed(v) => v.clone(),
+        }
+    }
+}
+
+impl From<Value> for CreateFrom<'_> {
+    fn from(v: Value) -> Self {
+        CreateFrom::Owned(v)
+    }
+}
+
+impl<'a> From<&'a Value> for CreateFrom<'a> {
+    fn from(v: &'a Value) -> Self {
+        CreateFrom::Borrowed(v)
+    }
+}
+
 /// How many times a create with `generateName` tries another name after a collision
 /// (upstream's RetryGenerateName tries 7 more).
 const GENERATE_NAME_RETRIES: usize = 7;
@@ -476,11 +514,12 @@ impl ApiServer {
         &self,
         res: &'static Resource,
         namespace: Option<&str>,
-        obj: Value,
+        obj: impl Into<CreateFrom<'_>>,
         dry_run: bool,
         manager: Option<&str>,
         keep: Keep,
     ) -> Result<Created, ApiError> {
+        let from = obj.into();
         let _alloc = if is_service(res) {
             Some(self.service_alloc.lock().await)
         } else {
@@ -493,16 +532,23 @@ impl ApiServer {
         }
         // A generated name that collides is generated again, as upstream does since 1.30
         // (RetryGenerateName): the client asked for any free name, not this one.
-        let generated = meta::name(&obj).is_empty()
-            && obj
+        let source = from.as_value();
+        let generated = meta::name(source).is_empty()
+            && source
                 .at("metadata")
                 .field("generateName")
                 .and_then(Value::as_str)
                 .is_some_and(|g| !g.is_empty());
-        let mut retry = generated.then(|| obj.clone());
+        // What a retry starts from: the borrowed object, or a copy of the owned one (made only
+        // when its name is generated).
+        let mut retry = match &from {
+            CreateFrom::Borrowed(v) => generated.then_some(CreateFrom::Borrowed(v)),
+            CreateFrom::Owned(v) => generated.then(|| CreateFrom::Owned(v.clone())),
+        };
         let mut attempts = 0;
-        let (mut object, mut bytes, mut managed_fields) =
-            self.prepare_create(res, namespace, obj, manager).await?;
+        let (mut object, mut bytes, mut managed_fields) = self
+            .prepare_create(res, namespace, from.into_owned(), manager)
+            .await?;
         let sres = storage_resource(res);
         let mut name = meta::name(&object).to_string();
         let mut key = sres.key(namespace, &name);
@@ -535,10 +581,10 @@ impl ApiServer {
                         return Err(ApiError::already_exists(res, &name));
                     };
                     attempts += 1;
-                    retry = Some(original.clone());
-                    (object, bytes, managed_fields) = self
-                        .prepare_create(res, namespace, original, manager)
-                        .await?;
+                    let again = original.as_value().clone();
+                    retry = Some(original);
+                    (object, bytes, managed_fields) =
+                        self.prepare_create(res, namespace, again, manager).await?;
                     name = meta::name(&object).to_string();
                     key = sres.key(namespace, &name);
                 }
@@ -1718,7 +1764,9 @@ mod generate_name_tests {
     use skiff_store::sqlite::{SqliteOptions, SqliteStore};
     use skiff_store::{DynStore, ReadAt};
 
+    use crate::recent::Keep;
     use crate::server::{ApiOptions, ApiServer};
+    use skiff_core::meta;
 
     async fn server(collisions: usize) -> (tempfile::TempDir, Arc<ApiServer>) {
         let dir = tempfile::tempdir().unwrap();
@@ -1761,6 +1809,23 @@ mod generate_name_tests {
             name.starts_with("web-") && name.len() == "web-".len() + 5,
             "{name}"
         );
+
+        // From a borrowed object (a controller's template): each attempt copies it, and it
+        // is left as it was.
+        let (_dir, api) = server(3).await;
+        let template = cm(json!({"metadata": {"generateName": "job-"}, "data": {"k": "v"}}));
+        let before = template.clone();
+        let created = api
+            .create_stored(res, Some("default"), &template, false, Some("m"), Keep::No)
+            .await
+            .expect("created after three collisions");
+        let name = meta::name(&created.object);
+        assert!(
+            name.starts_with("job-") && name.len() == "job-".len() + 5,
+            "{name}"
+        );
+        assert_eq!(created.object["data"]["k"], "v");
+        assert_eq!(template, before);
     }
 
     /// A create answers the object as stored, managedFields included (written into the

@@ -293,7 +293,7 @@ impl ApiServer {
         &self,
         res: &'static Resource,
         namespace: Option<&str>,
-        obj: Value,
+        obj: impl Into<crate::objects::CreateFrom<'_>>,
         manager: Option<&str>,
     ) -> Result<CreatedSummary, ApiError> {
         let created = self

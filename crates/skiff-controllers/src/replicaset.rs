@@ -409,7 +409,8 @@ impl<R: Replicated> Controller<R> {
         let prefix = format!("{}-", owner.metadata().name.as_deref().unwrap_or(""));
         let pod = pods::pod_from_template(template, owner, &prefix);
         let ns = pod.metadata.namespace.clone();
-        // Every pod is the same JSON (the server names each): encoded once, copied per create.
+        // Every pod is the same JSON (the server names each): encoded once, copied by the
+        // server for each create.
         let body = match serde_json::to_value(&pod) {
             Ok(v) => v,
             Err(e) => return (0, Some(ApiError::internal(format!("encoding a pod: {e}")))),
@@ -417,7 +418,7 @@ impl<R: Replicated> Controller<R> {
         let mut newest = 0;
         for batch in slow_start_batches(n) {
             let results = futures::future::join_all(
-                (0..batch).map(|_| self.client.create_value::<Pod>(ns.as_deref(), body.clone())),
+                (0..batch).map(|_| self.client.create_value::<Pod>(ns.as_deref(), &body)),
             )
             .await;
             let mut failed = None;

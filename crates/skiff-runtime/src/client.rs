@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use serde_json::Value;
-use skiff_apiserver::objects::{DeleteOptions, Deleted, UpdateMode};
+use skiff_apiserver::objects::{CreateFrom, DeleteOptions, Deleted, UpdateMode};
 use skiff_apiserver::ApiServer;
 use skiff_core::ApiError;
 
@@ -125,10 +125,13 @@ impl Client {
     ///
     /// A pod is kept decoded by the server for its next write (the scheduler's binding reads
     /// it at once) instead of being answered and dropped here.
+    ///
+    /// A borrowed object is copied for the write (pass the same one for many creates); an
+    /// owned one is written as it is.
     pub async fn create_value<K: Object>(
         &self,
         ns: Option<&str>,
-        obj: Value,
+        obj: impl Into<CreateFrom<'_>>,
     ) -> Result<Created, ApiError> {
         let res = resource_of::<K>();
         if K::KIND == "Pod" && K::GROUP.is_empty() {
@@ -142,6 +145,10 @@ impl Client {
                 revision: c.revision,
             });
         }
+        let obj = match obj.into() {
+            CreateFrom::Owned(v) => v,
+            CreateFrom::Borrowed(v) => v.clone(),
+        };
         let v = self
             .api
             .create_object_trimmed(res, scope::<K>(ns), obj, Some(self.manager))
@@ -450,7 +457,7 @@ mod tests {
         assert_eq!(revision_of(&got), made.revision);
         let body = serde_json::to_value(pod("again")).unwrap();
         let again = client
-            .create_value::<Pod>(Some("default"), body.clone())
+            .create_value::<Pod>(Some("default"), &body)
             .await
             .unwrap();
         assert_eq!(again.name, "again");
