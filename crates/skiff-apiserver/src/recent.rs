@@ -24,6 +24,7 @@
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -54,6 +55,7 @@ pub struct Recent {
 /// text made a tree of some 5 KB; parsing moves to the read, where the per-thread memo of the
 /// last text serves it as it served the create (pods one controller creates in the same second
 /// carry the same entry).
+#[derive(Clone)]
 enum Kept {
     Whole(Value),
     Created {
@@ -97,8 +99,9 @@ impl Kept {
 
 #[derive(Default)]
 struct Inner {
-    /// By key: the entry's number, the bytes stored with the object, the object.
-    objects: HashMap<String, (u64, Bytes, Kept)>,
+    /// By key: the entry's number, the bytes stored with the object, the object (shared with
+    /// the informers reading it, see [`Recent::peek`]).
+    objects: HashMap<String, (u64, Bytes, Arc<Kept>)>,
     /// Keys in the order they were put, with their entry's number (entries taken or replaced
     /// since stay here until they reach the front).
     order: VecDeque<(String, u64)>,
@@ -140,7 +143,7 @@ impl Recent {
             let n = inner.next;
             inner.next += 1;
             inner.order.push_back((key.clone(), n));
-            if let Some(old) = inner.objects.insert(key, (n, stored, obj)) {
+            if let Some(old) = inner.objects.insert(key, (n, stored, Arc::new(obj))) {
                 dropped.push(old);
             }
             while inner.objects.len() > capacity || inner.order.len() > 2 * capacity {
@@ -169,12 +172,27 @@ impl Recent {
                 _ => None,
             }
         };
-        let obj = entry.and_then(|(_, _, obj)| obj.into_object(kv.mod_revision));
+        // An informer still reading the object shares it: then it is copied.
+        let obj = entry.and_then(|(_, _, obj)| {
+            Arc::try_unwrap(obj)
+                .unwrap_or_else(|shared| Kept::clone(&shared))
+                .into_object(kv.mod_revision)
+        });
         match obj {
             Some(_) => self.hits.fetch_add(1, Ordering::Relaxed),
             None => self.misses.fetch_add(1, Ordering::Relaxed),
         };
         obj
+    }
+
+    /// The object kept for `key` if the store holds it as `stored`, left in place (for the
+    /// informers, which decode their typed copy from it instead of parsing the bytes).
+    pub fn peek(&self, key: &str, stored: &Bytes) -> Option<KeptObject> {
+        let inner = self.inner.lock();
+        match inner.objects.get(key) {
+            Some((_, b, obj)) if same_bytes(b, stored) => Some(KeptObject(obj.clone())),
+            _ => None,
+        }
     }
 
     /// How many reads took a kept object, and how many parsed the stored bytes.
@@ -211,6 +229,20 @@ impl Recent {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// An object the API server keeps as the store holds it: what parsing the stored bytes gives,
+/// except that it may lack its resourceVersion or have an older one, and may lack its
+/// managedFields (which stay text until a write takes the object).
+pub struct KeptObject(Arc<Kept>);
+
+impl KeptObject {
+    pub fn value(&self) -> &Value {
+        match &*self.0 {
+            Kept::Whole(v) => v,
+            Kept::Created { object, .. } => object,
+        }
     }
 }
 
@@ -361,6 +393,12 @@ impl ApiServer {
         }
         self.recent.put(key.to_string(), stored.clone(), obj);
         Ok(())
+    }
+
+    /// The object kept for the next write of `key` if the store holds it as `stored`, left
+    /// there: for in-process informers, which decode from it instead of parsing the bytes.
+    pub fn kept_object(&self, key: &str, stored: &Bytes) -> Option<KeptObject> {
+        self.recent.peek(key, stored)
     }
 
     /// How many reads for a write took an object a write before had kept, and how many
@@ -561,7 +599,7 @@ mod tests {
             // Kept with its managedFields as text until taken.
             assert!(matches!(
                 &api.recent.inner.lock().objects[&format!("/registry/core/pods/default/{n}")],
-                (_, b, Kept::Created { .. }) if *b == kv.value
+                (_, b, k) if *b == kv.value && matches!(**k, Kept::Created { .. })
             ));
             assert_eq!(kept(n, &kv).as_deref(), Some(text.as_str()));
         }

@@ -32,6 +32,7 @@ pub mod queue;
 pub mod selector;
 pub mod tasks;
 pub mod threads;
+mod trim;
 
 pub use cache::{Cache, Change, Informer, Object};
 pub use client::Client;
@@ -66,7 +67,7 @@ impl Runtime {
     /// Loops spawned through `tasks`, informers through `informers` (both stopped together).
     fn with(api: Arc<ApiServer>, tasks: Tasks, informers: Tasks) -> Runtime {
         Runtime {
-            cache: Cache::new(api.store().clone(), informers),
+            cache: Cache::of(api.clone(), informers),
             clock: Clock::system(),
             tasks,
             api,
