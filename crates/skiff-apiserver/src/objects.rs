@@ -11,7 +11,7 @@ use skiff_core::registry::{self, Resource};
 use skiff_core::{defaults, meta, validation, ApiError, FieldError};
 use skiff_store::{KeyValue, ReadAt, StoreError};
 
-use crate::recent::Keep;
+use crate::recent::{Keep, Readers};
 use crate::server::ApiServer;
 
 /// Which part of an object an update may change.
@@ -803,7 +803,7 @@ impl ApiServer {
             }
             let bytes = (!deletes_when_written(&obj)).then_some(bytes);
             let obj = match &bytes {
-                Some(b) => match self.keep_written(res, &key, b, obj) {
+                Some(b) => match self.keep_written(res, &key, b, obj, Readers::NextWrite) {
                     Ok(()) => {
                         match self
                             .write_bytes(res, name, &key, kv.mod_revision, bytes)
@@ -840,8 +840,60 @@ impl ApiServer {
         mode: UpdateMode,
         dry_run: bool,
         manager: Option<&str>,
-        mut change: F,
+        change: F,
     ) -> Result<Value, ApiError>
+    where
+        F: FnMut(&Value) -> Result<Value, ApiError>,
+    {
+        let answer = Answer::Object;
+        let updated = self
+            .guaranteed_update_answer(res, namespace, name, mode, dry_run, manager, answer, change)
+            .await?;
+        match updated {
+            Updated::Object(v) => Ok(v),
+            Updated::Revision(_) => unreachable!("an update asked for its object"),
+        }
+    }
+
+    /// [`Self::guaranteed_update_as`] for an in-process writer that needs only the revision
+    /// the object is at afterwards: the object written is not answered but handed to the kept
+    /// objects (before the write), for the informers to decode their copy from, and for the
+    /// next write of it.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn guaranteed_update_revision<F>(
+        &self,
+        res: &'static Resource,
+        namespace: Option<&str>,
+        name: &str,
+        mode: UpdateMode,
+        manager: Option<&str>,
+        change: F,
+    ) -> Result<i64, ApiError>
+    where
+        F: FnMut(&Value) -> Result<Value, ApiError>,
+    {
+        let answer = Answer::Revision;
+        let updated = self
+            .guaranteed_update_answer(res, namespace, name, mode, false, manager, answer, change)
+            .await?;
+        Ok(match updated {
+            Updated::Object(v) => meta::resource_version(&v).parse().unwrap_or(0),
+            Updated::Revision(rev) => rev,
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn guaranteed_update_answer<F>(
+        &self,
+        res: &'static Resource,
+        namespace: Option<&str>,
+        name: &str,
+        mode: UpdateMode,
+        dry_run: bool,
+        manager: Option<&str>,
+        answer: Answer,
+        mut change: F,
+    ) -> Result<Updated, ApiError>
     where
         F: FnMut(&Value) -> Result<Value, ApiError>,
     {
@@ -883,11 +935,11 @@ impl ApiServer {
                             .unwrap_or_else(|| serialize(&new));
                         if bytes == kv.value {
                             set_revision(&mut new, kv.mod_revision);
-                            return Ok(new);
+                            return Ok(Updated::Object(new));
                         }
                         (new, bytes)
                     }
-                    Err(unchanged) => return Ok(unchanged),
+                    Err(unchanged) => return Ok(Updated::Object(unchanged)),
                 }
             } else {
                 let new = prepare_update(sres, &old_internal, desired, mode, res, name, manager)?;
@@ -895,7 +947,7 @@ impl ApiServer {
                 // Stored bytes are already in this canonical form: compare with them rather
                 // than serializing the old object again.
                 if bytes == kv.value {
-                    return Ok(to_external(res, old_internal));
+                    return Ok(Updated::Object(to_external(res, old_internal)));
                 }
                 (new, bytes)
             };
@@ -903,22 +955,40 @@ impl ApiServer {
                 // Nothing was written: the object keeps the revision it was read at.
                 let mut out = new;
                 set_revision(&mut out, kv.mod_revision);
-                return Ok(to_external(res, out));
+                return Ok(Updated::Object(to_external(res, out)));
             }
             if deletes_when_written(&new) {
                 match self
                     .write(res, name, &key, kv.mod_revision, None, new)
                     .await?
                 {
-                    Some(out) => return Ok(out),
+                    Some(out) => return Ok(Updated::Object(out)),
                     None => continue,
                 }
             }
+            // Only a pod's status write has its object in the stored form (canonical, without
+            // what reads add) to keep; other writes answer it as before.
+            let keep = answer == Answer::Revision && mode == UpdateMode::Status && is_pod(res);
+            let new = match keep {
+                false => new,
+                true => match self.keep_written(res, &key, &bytes, new, Readers::Informers) {
+                    Ok(()) => {
+                        match self
+                            .write_bytes(res, name, &key, kv.mod_revision, Some(bytes))
+                            .await?
+                        {
+                            Some(rev) => return Ok(Updated::Revision(rev)),
+                            None => continue,
+                        }
+                    }
+                    Err(new) => new,
+                },
+            };
             match self
                 .write(res, name, &key, kv.mod_revision, Some(bytes), new)
                 .await?
             {
-                Some(out) => return Ok(out),
+                Some(out) => return Ok(Updated::Object(out)),
                 None => continue,
             }
         }
@@ -1565,6 +1635,18 @@ fn record_status_update(
     }
     recorded?;
     Ok(())
+}
+
+/// What a guaranteed update answers: the object written, or only its revision.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    Object,
+    Revision,
+}
+
+enum Updated {
+    Object(Value),
+    Revision(i64),
 }
 
 /// How an internal edit changed a top-level member of an object ([`ApiServer::edit_internal_kept`]),

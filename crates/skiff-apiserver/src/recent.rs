@@ -100,8 +100,8 @@ impl Kept {
 #[derive(Default)]
 struct Inner {
     /// By key: the entry's number, the bytes stored with the object, the object (shared with
-    /// the informers reading it, see [`Recent::peek`]).
-    objects: HashMap<String, (u64, Bytes, Arc<Kept>)>,
+    /// the informers reading it, see [`Recent::peek`]), and who it is for.
+    objects: HashMap<String, (u64, Bytes, Arc<Kept>, Readers)>,
     /// Keys in the order they were put, with their entry's number (entries taken or replaced
     /// since stay here until they reach the front).
     order: VecDeque<(String, u64)>,
@@ -128,11 +128,11 @@ impl Recent {
 
     /// Keeps `obj`, which is to be stored under `key` as `stored`: exactly what parsing
     /// those bytes gives (internal form; its resourceVersion is set when it is taken).
-    pub fn put(&self, key: String, stored: Bytes, obj: Value) {
-        self.keep(key, stored, Kept::Whole(obj));
+    pub fn put(&self, key: String, stored: Bytes, obj: Value, readers: Readers) {
+        self.keep(key, stored, Kept::Whole(obj), readers);
     }
 
-    fn keep(&self, key: String, stored: Bytes, obj: Kept) {
+    fn keep(&self, key: String, stored: Bytes, obj: Kept, readers: Readers) {
         let capacity = self.capacity.load(Ordering::Relaxed);
         if capacity == 0 {
             return;
@@ -143,7 +143,10 @@ impl Recent {
             let n = inner.next;
             inner.next += 1;
             inner.order.push_back((key.clone(), n));
-            if let Some(old) = inner.objects.insert(key, (n, stored, Arc::new(obj))) {
+            if let Some(old) = inner
+                .objects
+                .insert(key, (n, stored, Arc::new(obj), readers))
+            {
                 dropped.push(old);
             }
             while inner.objects.len() > capacity || inner.order.len() > 2 * capacity {
@@ -168,12 +171,14 @@ impl Recent {
         let entry = {
             let mut inner = self.inner.lock();
             match inner.objects.get(key) {
-                Some((_, stored, _)) if same_bytes(stored, &kv.value) => inner.objects.remove(key),
+                Some((_, stored, _, _)) if same_bytes(stored, &kv.value) => {
+                    inner.objects.remove(key)
+                }
                 _ => None,
             }
         };
         // An informer still reading the object shares it: then it is copied.
-        let obj = entry.and_then(|(_, _, obj)| {
+        let obj = entry.and_then(|(_, _, obj, _)| {
             Arc::try_unwrap(obj)
                 .unwrap_or_else(|shared| Kept::clone(&shared))
                 .into_object(kv.mod_revision)
@@ -185,12 +190,19 @@ impl Recent {
         obj
     }
 
-    /// The object kept for `key` if the store holds it as `stored`, left in place (for the
-    /// informers, which decode their typed copy from it instead of parsing the bytes).
+    /// The object kept for `key` if the store holds it as `stored`, for the informers, which
+    /// decode their typed copy from it instead of parsing the bytes: left in place for the
+    /// next write, or taken when it was kept for the informers alone.
     pub fn peek(&self, key: &str, stored: &Bytes) -> Option<KeptObject> {
-        let inner = self.inner.lock();
+        let mut inner = self.inner.lock();
         match inner.objects.get(key) {
-            Some((_, b, obj)) if same_bytes(b, stored) => Some(KeptObject(obj.clone())),
+            Some((_, b, obj, Readers::NextWrite)) if same_bytes(b, stored) => {
+                Some(KeptObject(obj.clone()))
+            }
+            Some((_, b, _, Readers::Informers)) if same_bytes(b, stored) => {
+                let (_, _, obj, _) = inner.objects.remove(key)?;
+                Some(KeptObject(obj))
+            }
             _ => None,
         }
     }
@@ -230,6 +242,17 @@ impl Recent {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// Who reads a kept object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Readers {
+    /// The next write of the object (a create's for the binding, the binding's for the
+    /// kubelet's status write), and the informers before it.
+    NextWrite,
+    /// The informers alone: the first to decode it takes it (a status write's, which no write
+    /// follows soon; a later write may still take it first).
+    Informers,
 }
 
 /// An object the API server keeps as the store holds it: what parsing the stored bytes gives,
@@ -376,22 +399,26 @@ impl ApiServer {
             key.to_string(),
             stored.clone(),
             Kept::created(object, managed_fields),
+            Readers::NextWrite,
         );
     }
 
     /// Hands an object about to be stored under `key` as `stored` (internal form) to the
-    /// kept objects, for kinds stored as served; `Err` gives `obj` back when it is not kept.
+    /// kept objects for `readers`, for kinds stored as served; `Err` gives `obj` back when it
+    /// is not kept.
     pub(crate) fn keep_written(
         &self,
         res: &'static Resource,
         key: &str,
         stored: &Bytes,
         obj: Value,
+        readers: Readers,
     ) -> Result<(), Value> {
         if !stored_as_served(res) || !self.recent.keeps() {
             return Err(obj);
         }
-        self.recent.put(key.to_string(), stored.clone(), obj);
+        self.recent
+            .put(key.to_string(), stored.clone(), obj, readers);
         Ok(())
     }
 
@@ -447,7 +474,7 @@ mod tests {
         let r = Recent::new(8);
         let (b5, o5) = obj(5);
         let (b6, o6) = obj(6);
-        r.put("/a".into(), b5.clone(), o5.clone());
+        r.put("/a".into(), b5.clone(), o5.clone(), Readers::NextWrite);
         // The store holds other bytes: a write in flight, or one that failed. The entry stays.
         assert_eq!(r.take("/a", &kv("/a", &b6, 9)), None);
         assert_eq!(r.len(), 1);
@@ -455,9 +482,38 @@ mod tests {
         let copy = Bytes::from(b5.to_vec());
         assert_eq!(r.take("/a", &kv("/a", &copy, 7)), Some(with_rev(o5, 7)));
         assert_eq!(r.take("/a", &kv("/a", &b5, 7)), None);
-        r.put("/a".into(), b6.clone(), o6.clone());
+        r.put("/a".into(), b6.clone(), o6.clone(), Readers::NextWrite);
         assert_eq!(r.take("/a", &kv("/a", &b6, 8)), Some(with_rev(o6, 8)));
         assert_eq!(r.hits_and_misses(), (2, 2));
+    }
+
+    /// Informers share what is kept for the next write, and take what is kept for them alone
+    /// (when the store holds those bytes).
+    #[test]
+    fn peek_leaves_what_a_write_needs_and_takes_what_only_informers_read() {
+        let r = Recent::new(8);
+        let (b5, o5) = obj(5);
+        let (b6, o6) = obj(6);
+        r.put("/w".into(), b5.clone(), o5.clone(), Readers::NextWrite);
+        r.put("/i".into(), b6.clone(), o6.clone(), Readers::Informers);
+        assert!(r.peek("/w", &b6).is_none());
+        assert!(r.peek("/i", &b5).is_none());
+        assert_eq!(r.len(), 2);
+        assert_eq!(
+            r.peek("/w", &b5).map(|k| k.value().clone()),
+            Some(o5.clone())
+        );
+        assert_eq!(r.peek("/i", &b6).map(|k| k.value().clone()), Some(o6));
+        assert_eq!(r.len(), 1);
+        assert!(r.peek("/i", &b6).is_none());
+        // The next write still takes its object, while an informer holds it too.
+        let held = r.peek("/w", &b5).unwrap();
+        assert_eq!(
+            r.take("/w", &kv("/w", &b5, 9)),
+            Some(with_rev(o5.clone(), 9))
+        );
+        assert_eq!(held.value(), &o5);
+        assert!(r.is_empty());
     }
 
     #[test]
@@ -465,8 +521,8 @@ mod tests {
         let r = Recent::new(8);
         let (b5, o5) = obj(5);
         let (b7, o7) = obj(7);
-        r.put("/a".into(), b5.clone(), o5);
-        r.put("/a".into(), b7.clone(), o7.clone());
+        r.put("/a".into(), b5.clone(), o5, Readers::NextWrite);
+        r.put("/a".into(), b7.clone(), o7.clone(), Readers::NextWrite);
         assert_eq!(r.len(), 1);
         assert_eq!(r.take("/a", &kv("/a", &b5, 3)), None);
         assert_eq!(r.take("/a", &kv("/a", &b7, 4)), Some(with_rev(o7, 4)));
@@ -477,7 +533,7 @@ mod tests {
         let r = Recent::new(3);
         for i in 1..=5 {
             let (b, o) = obj(i);
-            r.put(format!("/k{i}"), b, o);
+            r.put(format!("/k{i}"), b, o, Readers::NextWrite);
         }
         assert_eq!(r.len(), 3);
         assert_eq!(r.take("/k1", &kv("/k1", &obj(1).0, 1)), None);
@@ -489,7 +545,7 @@ mod tests {
         // Keys taken or replaced do not hold places: many puts of one key keep it.
         for i in 10..100 {
             let (b, o) = obj(i);
-            r.put("/same".into(), b, o);
+            r.put("/same".into(), b, o, Readers::NextWrite);
         }
         assert_eq!(
             r.take("/same", &kv("/same", &obj(99).0, 99)),
@@ -599,7 +655,7 @@ mod tests {
             // Kept with its managedFields as text until taken.
             assert!(matches!(
                 &api.recent.inner.lock().objects[&format!("/registry/core/pods/default/{n}")],
-                (_, b, k) if *b == kv.value && matches!(**k, Kept::Created { .. })
+                (_, b, k, _) if *b == kv.value && matches!(**k, Kept::Created { .. })
             ));
             assert_eq!(kept(n, &kv).as_deref(), Some(text.as_str()));
         }
@@ -683,11 +739,11 @@ mod tests {
     #[test]
     fn capacity_zero_keeps_nothing() {
         let r = Recent::new(0);
-        r.put("/a".into(), obj(1).0, obj(1).1);
+        r.put("/a".into(), obj(1).0, obj(1).1, Readers::NextWrite);
         assert!(r.is_empty());
         let r = Recent::new(4);
         for i in 1..=4 {
-            r.put(format!("/k{i}"), obj(i).0, obj(i).1);
+            r.put(format!("/k{i}"), obj(i).0, obj(i).1, Readers::NextWrite);
         }
         r.set_capacity(1);
         assert_eq!(r.len(), 1);
@@ -696,7 +752,7 @@ mod tests {
             Some(with_rev(obj(4).1, 4))
         );
         r.set_capacity(0);
-        r.put("/a".into(), obj(1).0, obj(1).1);
+        r.put("/a".into(), obj(1).0, obj(1).1, Readers::NextWrite);
         assert!(r.is_empty());
     }
 

@@ -1089,6 +1089,20 @@ mod tests {
             bound.metadata.resource_version,
             Some(format!("{}", made.revision + 1))
         );
+
+        // A status write keeps what it wrote for the informers alone: the first to decode it
+        // takes it.
+        let status = serde_json::json!({"phase": "Running", "podIP": "10.42.0.9"});
+        let kubelet = crate::Client::new(api.clone(), "kubelet");
+        let rev = kubelet
+            .replace_status::<Pod>(Some("default"), &made.name, &made.uid, &status)
+            .await
+            .unwrap();
+        assert_eq!(rev, Some(made.revision + 2));
+        let running = check("status written").await;
+        assert_eq!(running.status.unwrap().pod_ip.as_deref(), Some("10.42.0.9"));
+        let (kv, _) = store.get(&key, ReadAt::Latest).await.unwrap();
+        assert!(api.kept_object(&key, &kv.unwrap().value).is_none());
     }
 
     #[test]

@@ -302,14 +302,14 @@ impl Client {
     ) -> Result<Option<i64>, ApiError> {
         let res = resource_of::<K>();
         let mut replaced = false;
+        // The object written is not answered: the server keeps it for the informers.
         let written = self
             .api
-            .guaranteed_update_as(
+            .guaranteed_update_revision(
                 res,
                 scope::<K>(ns),
                 name,
                 UpdateMode::Status,
-                false,
                 Some(self.manager),
                 |cur| {
                     if skiff_core::meta::uid(cur) != uid {
@@ -345,9 +345,7 @@ impl Client {
             )
             .await;
         match written {
-            Ok(v) => Ok(Some(
-                skiff_core::meta::resource_version(&v).parse().unwrap_or(0),
-            )),
+            Ok(rev) => Ok(Some(rev)),
             Err(_) if replaced => Ok(None),
             Err(e) if e.code == 404 => Ok(None),
             Err(e) => Err(e),
