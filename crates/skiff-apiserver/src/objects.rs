@@ -154,7 +154,8 @@ impl CreateFrom<'_> {
         }
     }
 
-    fn into_owned(self) -> Value {
+    /// The object itself, copied if borrowed.
+    pub fn into_owned(self) -> Value {
         match self {
             CreateFrom::Owned(v) => v,
             CreateFrom::Borrowed(v) => v.clone(),

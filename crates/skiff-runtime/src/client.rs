@@ -145,10 +145,7 @@ impl Client {
                 revision: c.revision,
             });
         }
-        let obj = match obj.into() {
-            CreateFrom::Owned(v) => v,
-            CreateFrom::Borrowed(v) => v.clone(),
-        };
+        let obj = obj.into().into_owned();
         let v = self
             .api
             .create_object_trimmed(res, scope::<K>(ns), obj, Some(self.manager))
