@@ -25,7 +25,7 @@ use skiff_store::Store;
 
 /// The allocator the `skiff` binary uses, so that costs here are the server's.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: skiff::alloc::Allocator = skiff::alloc::Allocator;
 
 const IN_FLIGHT: usize = 64;
 

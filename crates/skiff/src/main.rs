@@ -9,9 +9,9 @@ use clap::{Args, Parser, Subcommand};
 use skiff::{server, version};
 
 /// mimalloc: the request path allocates many small JSON nodes, where it is markedly faster
-/// than glibc's allocator.
+/// than glibc's allocator (called as `skiff::alloc` explains).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: skiff::alloc::Allocator = skiff::alloc::Allocator;
 
 #[derive(Debug, Parser)]
 #[command(name = "skiff", about = "Kubernetes in one binary", version = version::SKIFF_VERSION)]
