@@ -804,17 +804,13 @@ impl ApiServer {
             }
             let bytes = (!deletes_when_written(&obj)).then_some(bytes);
             let obj = match &bytes {
-                Some(b) => match self.keep_written(res, &key, b, obj, Readers::NextWrite) {
-                    Ok(()) => {
-                        match self
-                            .write_bytes(res, name, &key, kv.mod_revision, bytes)
-                            .await?
-                        {
-                            Some(_) => return Ok(()),
-                            None => continue,
-                        }
-                    }
-                    Err(obj) => obj,
+                Some(b) => match self
+                    .write_kept(res, name, &key, kv.mod_revision, b, obj, Readers::NextWrite)
+                    .await?
+                {
+                    KeptWrite::Written(_) => return Ok(()),
+                    KeptWrite::Conflict => continue,
+                    KeptWrite::NotKept(obj) => obj,
                 },
                 None => obj,
             };
@@ -972,17 +968,21 @@ impl ApiServer {
             let keep = answer == Answer::Revision && mode == UpdateMode::Status && is_pod(res);
             let new = match keep {
                 false => new,
-                true => match self.keep_written(res, &key, &bytes, new, Readers::Informers) {
-                    Ok(()) => {
-                        match self
-                            .write_bytes(res, name, &key, kv.mod_revision, Some(bytes))
-                            .await?
-                        {
-                            Some(rev) => return Ok(Updated::Revision(rev)),
-                            None => continue,
-                        }
-                    }
-                    Err(new) => new,
+                true => match self
+                    .write_kept(
+                        res,
+                        name,
+                        &key,
+                        kv.mod_revision,
+                        &bytes,
+                        new,
+                        Readers::Informers,
+                    )
+                    .await?
+                {
+                    KeptWrite::Written(rev) => return Ok(Updated::Revision(rev)),
+                    KeptWrite::Conflict => continue,
+                    KeptWrite::NotKept(new) => new,
                 },
             };
             match self
@@ -1013,6 +1013,35 @@ impl ApiServer {
         };
         set_revision(&mut obj, rev);
         Ok(Some(to_external(res, obj)))
+    }
+
+    /// Hands `obj` to the kept objects for `readers`, then writes `bytes` (its stored text) over
+    /// revision `expected` of `key`: the revision written, or a conflict to retry. When the
+    /// object is not kept (kinds not stored as served, or keeping is off), nothing is written
+    /// and `obj` comes back, for [`Self::write`].
+    #[allow(clippy::too_many_arguments)]
+    async fn write_kept(
+        &self,
+        res: &'static Resource,
+        name: &str,
+        key: &str,
+        expected: i64,
+        bytes: &Bytes,
+        obj: Value,
+        readers: Readers,
+    ) -> Result<KeptWrite, ApiError> {
+        if let Err(obj) = self.keep_written(res, key, bytes, obj, readers) {
+            return Ok(KeptWrite::NotKept(obj));
+        }
+        Ok(
+            match self
+                .write_bytes(res, name, key, expected, Some(bytes.clone()))
+                .await?
+            {
+                Some(rev) => KeptWrite::Written(rev),
+                None => KeptWrite::Conflict,
+            },
+        )
     }
 
     /// [`Self::write`] for a caller that needs only the revision written.
@@ -1648,6 +1677,13 @@ enum Answer {
 enum Updated {
     Object(Value),
     Revision(i64),
+}
+
+/// How [`ApiServer::write_kept`] went.
+enum KeptWrite {
+    Written(i64),
+    Conflict,
+    NotKept(Value),
 }
 
 /// How an internal edit changed a top-level member of an object ([`ApiServer::edit_internal_kept`]),

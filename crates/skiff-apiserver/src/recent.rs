@@ -422,8 +422,9 @@ impl ApiServer {
         Ok(())
     }
 
-    /// The object kept for the next write of `key` if the store holds it as `stored`, left
-    /// there: for in-process informers, which decode from it instead of parsing the bytes.
+    /// The object kept for `key` if the store holds it as `stored`: for in-process informers,
+    /// which decode from it instead of parsing the bytes. Left there when a write will take it,
+    /// taken when it was kept for the informers alone ([`Readers`]).
     pub fn kept_object(&self, key: &str, stored: &Bytes) -> Option<KeptObject> {
         self.recent.peek(key, stored)
     }

@@ -661,10 +661,10 @@ fn namespace_and_name<'a>(key: &'a str, prefix: &str) -> Option<(&'a str, &'a st
 /// loops trim them from their informers): no loop reads them, and a write of a cached copy
 /// without them keeps the stored ones.
 ///
-/// An object the API server keeps decoded for its next write (`kept`, see
-/// [`ApiServer::kept_object`]) is decoded from that `Value`, which takes about half as long
-/// as parsing the bytes (a pod's create and its binding are kept so, by the in-process writers
-/// that make them); others are parsed.
+/// An object the API server keeps decoded (`kept`, see [`ApiServer::kept_object`]) is decoded
+/// from that `Value`, which takes about half as long as parsing the bytes (a pod's create and
+/// its binding are kept for their next write, a status write's pod for the informers, by the
+/// in-process writers that make them); others are parsed.
 fn decode<K: Object>(kv: &KeyValue, kept: Option<&ApiServer>) -> Option<K> {
     let decoded = match kept.and_then(|api| api.kept_object(&kv.key, &kv.value)) {
         Some(obj) => crate::trim::from_value_without_managed_fields::<K>(obj.value()),

@@ -5,11 +5,11 @@
 //! (a pod's after its first status write: two entries, a tree of `FieldsV1` each), so the
 //! cache keeps objects without them, as upstream's control loops trim them from their
 //! informers. Stored bytes have them cut out of the text before parsing
-//! ([`skiff_core::meta::without_managed_fields`]). An object the API server kept decoded for
-//! its next write ([`skiff_apiserver::recent`]) is read instead through a filter: the typed
-//! object's deserializer sees its top-level members and the members of `metadata` through
-//! [`Members`], which passes every member but `metadata.managedFields`, and that one is
-//! dropped without being read.
+//! ([`skiff_core::meta::without_managed_fields`]). An object the API server kept decoded (for
+//! its next write, or for the informers: [`skiff_apiserver::recent`]) is read instead through
+//! a filter: the typed object's deserializer sees its top-level members and the members of
+//! `metadata` through [`Members`], which passes every member but `metadata.managedFields`, and
+//! that one is dropped without being read.
 
 use serde::de::value::{BorrowedStrDeserializer, StringDeserializer};
 use serde::de::{self, DeserializeOwned, DeserializeSeed, Deserializer, IgnoredAny, MapAccess};
