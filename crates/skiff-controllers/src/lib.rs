@@ -18,6 +18,8 @@ pub mod endpointslice;
 pub mod history;
 pub mod job;
 pub mod nodelifecycle;
+#[cfg(test)]
+mod paused_clock;
 pub mod podcontrol;
 pub mod podgc;
 pub mod pods;

@@ -29,7 +29,7 @@ pub fn phase(pod: &Pod) -> &str {
 }
 
 /// The Ready condition's status and last transition.
-fn ready_condition(pod: &Pod) -> Option<(bool, Option<Timestamp>)> {
+pub(crate) fn ready_condition(pod: &Pod) -> Option<(bool, Option<Timestamp>)> {
     let c = pod
         .status
         .as_ref()?

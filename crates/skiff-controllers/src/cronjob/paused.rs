@@ -10,16 +10,10 @@ use k8s_openapi::api::core::v1::Event;
 use serde_json::json;
 use skiff_runtime::{Client, Runtime};
 
+use crate::paused_clock::{self, step};
+
 async fn runtime() -> (Runtime, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let store =
-        skiff_store::sqlite::SqliteStore::open(&dir.path().join("state.db"), Default::default())
-            .unwrap();
-    let api = skiff_apiserver::ApiServer::new(store, Default::default());
-    api.bootstrap().await.unwrap();
-    let rt = Runtime::new(api);
-    super::start(&rt, &crate::Options::default());
-    (rt, dir)
+    paused_clock::runtime(super::start).await
 }
 
 fn cronjob(name: &str, spec: serde_json::Value) -> CronJob {
@@ -74,13 +68,6 @@ async fn complete(client: &Client, name: &str) {
         })
         .await
         .unwrap();
-}
-
-/// Lets the store's threads catch up (real time), then advances paused time by `step`.
-async fn step(step: Duration) {
-    std::thread::sleep(Duration::from_millis(2));
-    tokio::task::yield_now().await;
-    tokio::time::sleep(step).await;
 }
 
 async fn minutes(n: u64) {

@@ -9,19 +9,20 @@ use k8s_openapi::api::core::v1::Pod;
 use serde_json::json;
 use skiff_runtime::Runtime;
 
+use crate::paused_clock::{self, kubelet, ready_since, step, until_clock, within};
+
 async fn runtime() -> (Runtime, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let store =
-        skiff_store::sqlite::SqliteStore::open(&dir.path().join("state.db"), Default::default())
-            .unwrap();
-    let api = skiff_apiserver::ApiServer::new(store, Default::default());
-    api.bootstrap().await.unwrap();
-    let rt = Runtime::new(api);
-    let opts = crate::Options::default();
-    super::start(&rt, &opts);
-    crate::replicaset::start(&rt, &opts);
-    (rt, dir)
+    paused_clock::runtime(|rt, opts| {
+        super::start(rt, opts);
+        crate::replicaset::start(rt, opts);
+    })
+    .await
 }
+
+/// How long a step the controllers take on their own may take in paused time, at most: long
+/// enough for a loaded machine's late commits, and still a failure when a controller waits for
+/// an event that never comes instead of its own requeue.
+const BY: Duration = Duration::from_secs(60);
 
 fn deployment(spec: serde_json::Value) -> Deployment {
     let mut spec = spec;
@@ -32,36 +33,6 @@ fn deployment(spec: serde_json::Value) -> Deployment {
         json!({"metadata": {"name": "web", "namespace": "default"}, "spec": spec}),
     )
     .unwrap()
-}
-
-/// Plays the kubelet: every pod becomes Running and Ready at once (on the runtime's clock).
-fn kubelet(rt: &Runtime) {
-    let client = rt.client("kubelet");
-    let pods = rt.cache.informer::<Pod>();
-    let clock = rt.clock;
-    rt.spawn(async move {
-        loop {
-            for p in pods.list() {
-                if crate::pods::is_ready(&p) || p.metadata.deletion_timestamp.is_some() {
-                    continue;
-                }
-                let now = clock.now_k8s();
-                let name = p.metadata.name.clone().unwrap_or_default();
-                let _ = client
-                    .modify_status::<Pod>(Some("default"), &name, |p| {
-                        let st = p.status.get_or_insert_with(Default::default);
-                        st.phase = Some("Running".into());
-                        st.conditions = Some(vec![serde_json::from_value(json!({
-                            "type": "Ready", "status": "True", "lastTransitionTime": now
-                        }))
-                        .unwrap()]);
-                        true
-                    })
-                    .await;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    });
 }
 
 fn progressing(rt: &Runtime) -> Option<(String, String)> {
@@ -116,32 +87,6 @@ fn sizes(rt: &Runtime) -> Vec<(String, i32)> {
     v
 }
 
-/// Advances paused time in 100 ms steps until the ReplicaSets have `want` sizes, at most
-/// `n` seconds.
-async fn until(rt: &Runtime, n: u64, want: &[(String, i32)]) {
-    for _ in 0..n * 10 {
-        if sizes(rt) == want {
-            return;
-        }
-        tick().await;
-    }
-    assert_eq!(sizes(rt), want, "not within {n} s");
-}
-
-/// Advances paused time by `n` seconds in 100 ms steps, letting the store's threads (which
-/// tokio does not see) catch up in real time between steps.
-async fn secs(n: u64) {
-    for _ in 0..n * 10 {
-        tick().await;
-    }
-}
-
-async fn tick() {
-    std::thread::sleep(Duration::from_millis(2));
-    tokio::task::yield_now().await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
-}
-
 #[tokio::test(start_paused = true)]
 async fn the_progress_deadline_passes_on_time_without_a_resync() {
     let (rt, _dir) = runtime().await;
@@ -154,8 +99,7 @@ async fn the_progress_deadline_passes_on_time_without_a_resync() {
         ))
         .await
         .unwrap();
-    secs(2).await;
-    let (status, reason) = progressing(&rt).unwrap();
+    let (status, reason) = within("a Progressing condition", BY, || progressing(&rt)).await;
     assert_eq!(status, "True");
     assert!(
         reason == "NewReplicaSetCreated" || reason == "ReplicaSetUpdated",
@@ -176,7 +120,7 @@ async fn the_progress_deadline_passes_on_time_without_a_resync() {
             break;
         }
         last_progress = updated;
-        tick().await;
+        step(Duration::from_millis(100)).await;
     }
     let flipped = flipped.expect("no ProgressDeadlineExceeded within a minute");
     let waited = flipped.duration_since(last_progress.expect("no progress recorded"));
@@ -191,6 +135,19 @@ async fn the_progress_deadline_passes_on_time_without_a_resync() {
         "flipped {waited:?} after the last progress"
     );
     rt.shutdown().await;
+}
+
+/// The ready v2 pods' latest Ready stamp, when `n` of them are ready.
+fn v2_ready(rt: &Runtime, n: usize) -> Option<jiff::Timestamp> {
+    let since: Vec<jiff::Timestamp> = rt
+        .cache
+        .informer::<Pod>()
+        .list()
+        .iter()
+        .filter(|p| p.spec.as_ref().unwrap().containers[0].image.as_deref() == Some("v2"))
+        .filter_map(|p| ready_since(p))
+        .collect();
+    (since.len() == n).then(|| since.into_iter().max().unwrap())
 }
 
 #[tokio::test(start_paused = true)]
@@ -208,14 +165,15 @@ async fn min_ready_seconds_gates_every_rolling_step() {
         })))
         .await
         .unwrap();
-    secs(12).await;
+    within("two available pods", BY, || {
+        let d = rt
+            .cache
+            .informer::<Deployment>()
+            .get(Some("default"), "web")?;
+        (d.status.as_ref()?.available_replicas == Some(2)).then_some(())
+    })
+    .await;
     assert_eq!(sizes(&rt), [("v1".to_string(), 2)]);
-    let d = rt
-        .cache
-        .informer::<Deployment>()
-        .get(Some("default"), "web")
-        .unwrap();
-    assert_eq!(d.status.as_ref().unwrap().available_replicas, Some(2));
 
     client
         .merge_patch::<Deployment>(
@@ -225,27 +183,27 @@ async fn min_ready_seconds_gates_every_rolling_step() {
         )
         .await
         .unwrap();
-    // One surge pod, ready at once but not available for 10 s: the old set waits.
-    secs(9).await;
-    assert_eq!(sizes(&rt), [("v1".to_string(), 2), ("v2".to_string(), 1)]);
-    // Once it is available (10 s after it was ready, give or take the fake kubelet's
-    // polling and the store's real-time commits), one old pod goes and one new one comes.
-    let step = [("v1".to_string(), 1), ("v2".to_string(), 2)];
-    until(&rt, 6, &step).await;
-    // The second new pod is not available for another 10 s: the last old one waits.
-    secs(8).await;
-    assert_eq!(sizes(&rt), step);
-    until(&rt, 6, &[("v1".to_string(), 0), ("v2".to_string(), 2)]).await;
-    // The status follows the last step.
-    for _ in 0..20 {
-        if progressing(&rt).is_some_and(|(_, r)| r == "NewReplicaSetAvailable") {
-            break;
-        }
-        tick().await;
+    // Each step: a new pod is ready at once but not available for 10 s, and the old set waits
+    // that long by the controllers' clock; then one old pod goes (and one new comes).
+    let steps = [
+        [("v1".to_string(), 2), ("v2".to_string(), 1)],
+        [("v1".to_string(), 1), ("v2".to_string(), 2)],
+        [("v1".to_string(), 0), ("v2".to_string(), 2)],
+    ];
+    for (n, w) in steps.windows(2).enumerate() {
+        let ready = within("the new pod ready", BY, || {
+            v2_ready(&rt, n + 1).filter(|_| sizes(&rt) == w[0])
+        })
+        .await;
+        until_clock(&rt, ready + jiff::SignedDuration::from_secs(9)).await;
+        assert_eq!(sizes(&rt), w[0], "not before minReadySeconds");
+        within("the next step", BY, || (sizes(&rt) == w[1]).then_some(())).await;
     }
-    assert_eq!(
-        progressing(&rt).unwrap(),
-        ("True".to_string(), "NewReplicaSetAvailable".to_string())
-    );
+    // The status follows the last step.
+    within("NewReplicaSetAvailable", BY, || {
+        progressing(&rt).filter(|(_, r)| r == "NewReplicaSetAvailable")
+    })
+    .await;
+    assert_eq!(progressing(&rt).unwrap().0, "True");
     rt.shutdown().await;
 }

@@ -12,22 +12,10 @@ use k8s_openapi::api::core::v1::Pod;
 use serde_json::json;
 use skiff_runtime::Runtime;
 
-async fn runtime() -> (Runtime, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let store =
-        skiff_store::sqlite::SqliteStore::open(&dir.path().join("state.db"), Default::default())
-            .unwrap();
-    let api = skiff_apiserver::ApiServer::new(store, Default::default());
-    api.bootstrap().await.unwrap();
-    let rt = Runtime::new(api);
-    super::start(&rt, &crate::Options::default());
-    (rt, dir)
-}
+use crate::paused_clock::{self, step};
 
-async fn step(d: Duration) {
-    std::thread::sleep(Duration::from_millis(2));
-    tokio::task::yield_now().await;
-    tokio::time::sleep(d).await;
+async fn runtime() -> (Runtime, tempfile::TempDir) {
+    paused_clock::runtime(super::start).await
 }
 
 /// Polls `check` every `every` of paused time, for at most 1,000 polls.

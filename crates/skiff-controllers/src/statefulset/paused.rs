@@ -4,64 +4,25 @@
 
 use std::time::Duration;
 
+use jiff::SignedDuration;
 use k8s_openapi::api::apps::v1::{DaemonSet, StatefulSet};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use serde_json::json;
 use skiff_runtime::Runtime;
 
+use crate::paused_clock::{self, kubelet, ready_since, until_clock, within};
+
 async fn runtime() -> (Runtime, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let store =
-        skiff_store::sqlite::SqliteStore::open(&dir.path().join("state.db"), Default::default())
-            .unwrap();
-    let api = skiff_apiserver::ApiServer::new(store, Default::default());
-    api.bootstrap().await.unwrap();
-    let rt = Runtime::new(api);
-    let opts = crate::Options::default();
-    super::start(&rt, &opts);
-    crate::daemonset::start(&rt, &opts);
-    (rt, dir)
+    paused_clock::runtime(|rt, opts| {
+        super::start(rt, opts);
+        crate::daemonset::start(rt, opts);
+    })
+    .await
 }
 
-/// Plays the kubelet: every pod becomes Running and Ready at once (on the runtime's clock).
-fn kubelet(rt: &Runtime) {
-    let client = rt.client("kubelet");
-    let pods = rt.cache.informer::<Pod>();
-    let clock = rt.clock;
-    rt.spawn(async move {
-        loop {
-            for p in pods.list() {
-                if crate::pods::is_ready(&p) || p.metadata.deletion_timestamp.is_some() {
-                    continue;
-                }
-                let now = clock.now_k8s();
-                let name = p.metadata.name.clone().unwrap_or_default();
-                let _ = client
-                    .modify_status::<Pod>(Some("default"), &name, |p| {
-                        let st = p.status.get_or_insert_with(Default::default);
-                        st.phase = Some("Running".into());
-                        st.conditions = Some(vec![serde_json::from_value(json!({
-                            "type": "Ready", "status": "True", "lastTransitionTime": now
-                        }))
-                        .unwrap()]);
-                        true
-                    })
-                    .await;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    });
-}
-
-/// Advances paused time by `n` seconds in 100 ms steps, letting the store's threads catch up
-/// in real time between steps.
-async fn secs(n: u64) {
-    for _ in 0..n * 10 {
-        std::thread::sleep(Duration::from_millis(2));
-        tokio::task::yield_now().await;
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
+/// At most how long a step the controllers take on their own may take in paused time (see
+/// [`paused_clock`]).
+const BY: Duration = Duration::from_secs(60);
 
 fn pod_names(rt: &Runtime) -> Vec<String> {
     let mut v: Vec<String> = rt
@@ -73,6 +34,10 @@ fn pod_names(rt: &Runtime) -> Vec<String> {
         .collect();
     v.sort();
     v
+}
+
+fn pod_ready_since(rt: &Runtime, name: &str) -> Option<jiff::Timestamp> {
+    ready_since(&*rt.cache.informer::<Pod>().get(Some("default"), name)?)
 }
 
 #[tokio::test(start_paused = true)]
@@ -90,22 +55,23 @@ async fn ordered_ready_waits_min_ready_seconds_before_the_next_pod() {
     }))
     .unwrap();
     client.create(&set).await.unwrap();
-    secs(2).await;
-    assert_eq!(pod_names(&rt), ["web-0"]);
-    secs(6).await; // web-0 ready for about 8 s
+    let ready = within("web-0 ready", BY, || pod_ready_since(&rt, "web-0")).await;
+    until_clock(&rt, ready + SignedDuration::from_secs(9)).await;
     assert_eq!(pod_names(&rt), ["web-0"], "not before minReadySeconds");
-    secs(4).await; // about 12 s
-    assert_eq!(pod_names(&rt), ["web-0", "web-1"]);
-    secs(12).await;
-    let s = rt
-        .cache
-        .informer::<StatefulSet>()
-        .get(Some("default"), "web")
-        .unwrap()
-        .status
-        .clone()
-        .unwrap();
-    assert_eq!((s.ready_replicas, s.available_replicas), (Some(2), Some(2)));
+    within("web-1", BY, || {
+        (pod_names(&rt) == ["web-0", "web-1"]).then_some(())
+    })
+    .await;
+    within("two available", BY, || {
+        let s = rt
+            .cache
+            .informer::<StatefulSet>()
+            .get(Some("default"), "web")?
+            .status
+            .clone()?;
+        (s.available_replicas == Some(2)).then_some(s)
+    })
+    .await;
     rt.shutdown().await;
 }
 
@@ -130,18 +96,22 @@ async fn daemonset_pods_count_as_available_after_min_ready_seconds() {
         let s = rt
             .cache
             .informer::<DaemonSet>()
-            .get(Some("default"), "agent")
-            .unwrap()
+            .get(Some("default"), "agent")?
             .status
-            .clone()
-            .unwrap();
-        (s.number_ready, s.number_available)
+            .clone()?;
+        Some((s.number_ready, s.number_available))
     };
-    secs(3).await;
-    assert_eq!(status(&rt), (1, Some(0)), "ready, not yet available");
-    secs(15).await; // about 18 s ready
-    assert_eq!(status(&rt), (1, Some(0)));
-    secs(4).await; // about 22 s, with no other event than the controller's own requeue
-    assert_eq!(status(&rt), (1, Some(1)));
+    let ready = within("the pod ready and counted", BY, || {
+        let pod = rt.cache.informer::<Pod>().list().first().cloned()?;
+        (status(&rt)?.0 == 1).then(|| ready_since(&pod)).flatten()
+    })
+    .await;
+    until_clock(&rt, ready + SignedDuration::from_secs(19)).await;
+    assert_eq!(status(&rt), Some((1, Some(0))), "ready, not yet available");
+    // With no other event than the controller's own requeue.
+    within("available", BY, || {
+        (status(&rt)? == (1, Some(1))).then_some(())
+    })
+    .await;
     rt.shutdown().await;
 }
