@@ -947,7 +947,10 @@ async fn blue_green_switch_moves_the_endpoints_at_once() {
         }
     };
     println!("endpoints followed the selector switch in {took:?}");
-    assert!(took < Duration::from_millis(500), "took {took:?}");
+    // Nothing resyncs the endpoints controller: only the Service's change can move them, so
+    // this bounds how the change is followed (no polling, no delayed requeue), loosely enough
+    // for a debug build on a loaded machine; `make bench` measures latency.
+    assert!(took < Duration::from_secs(3), "took {took:?}");
 }
 
 #[tokio::test]
