@@ -101,7 +101,8 @@ impl Kept {
 struct Inner {
     /// By key: the entry's number, the bytes stored with the object, the object (shared with
     /// the informers reading it, see [`Recent::peek`]), and who it is for.
-    objects: HashMap<String, (u64, Bytes, Arc<Kept>, Readers)>,
+    /// (foldhash, seeded per process: every write and every informer decode looks here.)
+    objects: HashMap<String, (u64, Bytes, Arc<Kept>, Readers), foldhash::fast::RandomState>,
     /// Keys in the order they were put, with their entry's number (entries taken or replaced
     /// since stay here until they reach the front).
     order: VecDeque<(String, u64)>,

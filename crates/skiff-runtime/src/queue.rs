@@ -9,13 +9,18 @@
 //!
 //! Time is tokio's, so tests pause and advance it.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 use tokio::time::Instant;
+
+/// Keys are object keys, hashed with foldhash (seeded per process) like the cache's maps:
+/// every add and every finished item looks its key up two or three times.
+type HashSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 const BACKOFF_BASE: Duration = Duration::from_millis(5);
 const BACKOFF_MAX: Duration = Duration::from_secs(1000);

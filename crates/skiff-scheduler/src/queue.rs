@@ -6,7 +6,7 @@
 //! Time is passed in (`tokio::time::Instant`), so tests run on paused time.
 
 use std::cmp::{Ordering, Reverse};
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Pod;
@@ -120,7 +120,7 @@ impl PartialOrd for ActiveKey {
 /// The queue itself, without locking or waiting.
 #[derive(Debug, Default)]
 pub struct Queue {
-    pods: HashMap<PodKey, (QueuedPod, Place)>,
+    pods: crate::fasthash::Map<PodKey, (QueuedPod, Place)>,
     active: BinaryHeap<ActiveKey>,
     backoff: BinaryHeap<Reverse<(Instant, u64, PodKey)>>,
     /// Unschedulable pods by when they became so.

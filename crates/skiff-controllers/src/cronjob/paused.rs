@@ -10,7 +10,7 @@ use k8s_openapi::api::core::v1::Event;
 use serde_json::json;
 use skiff_runtime::{Client, Runtime};
 
-use crate::paused_clock::{self, step};
+use crate::paused_clock::{self, step, within};
 
 async fn runtime() -> (Runtime, tempfile::TempDir) {
     paused_clock::runtime(super::start).await
@@ -77,14 +77,8 @@ async fn minutes(n: u64) {
 }
 
 /// Polls `check` every 100 ms of (paused) time, for at most a minute.
-async fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    for _ in 0..600 {
-        if let Some(v) = check() {
-            return v;
-        }
-        step(Duration::from_millis(100)).await;
-    }
-    panic!("never: {what}");
+async fn eventually<T>(what: &str, check: impl FnMut() -> Option<T>) -> T {
+    within(what, Duration::from_secs(60), check).await
 }
 
 #[tokio::test(start_paused = true)]
