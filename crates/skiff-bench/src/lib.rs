@@ -593,13 +593,20 @@ impl Bench {
             let launch = self.launch(&format!("create-{i}"));
             let outcome = bounded("pod creates", Duration::from_secs(180), async {
                 let (server, _) = ServerProcess::start(&launch).await?;
+                let machine_before = process::MachineTicks::now();
                 let cpu_before = (server.cpu_time(), process::cpu_time_of("/proc/self/stat"));
                 let mut outcome = create_pods(&server.endpoint, &plan).await?;
                 let cpu_after = (server.cpu_time(), process::cpu_time_of("/proc/self/stat"));
+                let machine_after = process::MachineTicks::now();
                 if let ((Ok(s0), Ok(c0)), (Ok(s1), Ok(c1))) = (cpu_before, cpu_after) {
+                    let machine_idle = match (machine_before, machine_after) {
+                        (Ok(m0), Ok(m1)) => m0.idle_share(m1),
+                        _ => None,
+                    };
                     outcome.cpu = Some(scenarios::create::CpuUse {
                         server: s1.saturating_sub(s0),
                         client: c1.saturating_sub(c0),
+                        machine_idle,
                     });
                 }
                 if let Err(e) = server.stop().await {

@@ -237,6 +237,49 @@ pub(crate) fn parse_cpu_ticks(stat: &str) -> Option<u64> {
     Some(utime + stime)
 }
 
+/// The machine's CPU time from the `cpu` line of `/proc/stat`, in clock ticks: all of it, and
+/// the part spent idle or waiting for I/O.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct MachineTicks {
+    pub total: u64,
+    pub idle: u64,
+}
+
+impl MachineTicks {
+    /// Now, for the whole machine.
+    pub(crate) fn now() -> anyhow::Result<MachineTicks> {
+        let text = std::fs::read_to_string("/proc/stat").context("reading /proc/stat")?;
+        parse_machine_ticks(&text).ok_or_else(|| anyhow!("no cpu line in /proc/stat"))
+    }
+
+    /// The share of the machine's CPU time from `self` to `later` that was idle (I/O wait
+    /// included), if any time passed.
+    pub(crate) fn idle_share(self, later: MachineTicks) -> Option<f64> {
+        let total = later.total.checked_sub(self.total)?;
+        let idle = later.idle.checked_sub(self.idle)?;
+        (total > 0).then(|| idle as f64 / total as f64)
+    }
+}
+
+/// The first (`cpu`, all cores) line of `/proc/stat`: user, nice, system, idle, iowait, irq,
+/// softirq and steal, summed; idle and iowait as the idle part (guest time is inside user).
+pub(crate) fn parse_machine_ticks(stat: &str) -> Option<MachineTicks> {
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .map(|f| f.parse().ok())
+        .collect::<Option<_>>()?;
+    if v.len() < 5 {
+        return None;
+    }
+    Some(MachineTicks {
+        total: v.iter().sum(),
+        idle: v[3] + v[4],
+    })
+}
+
 /// Resident memory of a process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Memory {
@@ -285,6 +328,31 @@ mod tests {
         assert_eq!(parse_cpu_ticks(stat), Some(325));
         assert_eq!(parse_cpu_ticks("garbage"), None);
         assert!(cpu_time_of("/proc/self/stat").is_ok());
+    }
+
+    #[test]
+    fn reads_the_machines_idle_share_from_proc_stat() {
+        let before = "cpu  100 0 50 800 50 0 0 0 0 0\ncpu0 50 0 25 400 25 0 0 0 0 0\n";
+        let after = "cpu  250 0 100 850 100 0 0 0 0 0\ncpu0 1 1 1 1 1 0 0 0 0 0\n";
+        let (a, b) = (
+            parse_machine_ticks(before).unwrap(),
+            parse_machine_ticks(after).unwrap(),
+        );
+        assert_eq!(
+            a,
+            MachineTicks {
+                total: 1000,
+                idle: 850
+            }
+        );
+        // 300 ticks passed, 100 of them idle or waiting.
+        assert_eq!(a.idle_share(b), Some(100.0 / 300.0));
+        assert_eq!(b.idle_share(a), None);
+        assert_eq!(a.idle_share(a), None);
+        assert_eq!(parse_machine_ticks("intr 1 2 3\n"), None);
+        assert_eq!(parse_machine_ticks("cpu  1 2 x 4 5\n"), None);
+        let now = MachineTicks::now().unwrap();
+        assert!(now.total >= now.idle && now.total > 0);
     }
 
     #[test]

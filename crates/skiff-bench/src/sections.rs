@@ -63,10 +63,16 @@ pub(crate) fn create_section(
                 if let Some(cpu) = o.cpu {
                     let per = |d: Duration| d / (o.created.max(1) as u32);
                     let wall = o.elapsed.as_secs_f64().max(1e-9);
+                    let idle = cpu.machine_idle.map_or(String::new(), |idle| {
+                        format!(
+                            "; the machine's cores were idle (or waiting for I/O) {:.0} % of it",
+                            idle * 100.0
+                        )
+                    });
                     notes.push(format!(
                         "{}: the server used {:.1} s of CPU ({} per create, {:.2} cores on \
                          average) and the load generator {:.1} s ({} per create, {:.2} cores) \
-                         in {:.1} s.",
+                         in {:.1} s{idle}.",
                         run.label,
                         cpu.server.as_secs_f64(),
                         fmt_duration(per(cpu.server)),
@@ -407,6 +413,7 @@ mod tests {
             cpu: Some(crate::scenarios::create::CpuUse {
                 server: Duration::from_millis(600),
                 client: Duration::from_millis(300),
+                machine_idle: Some(0.125),
             }),
         }
     }
@@ -443,6 +450,13 @@ mod tests {
         assert!(t.rows[3][0].ends_with(", after"));
         assert!(
             s.notes[0].contains("0.6 s of CPU (200 µs per create, 0.60 cores"),
+            "{}",
+            s.notes[0]
+        );
+        assert!(
+            s.notes[0].ends_with(
+                "in 1.0 s; the machine's cores were idle (or waiting for I/O) 12 % of it."
+            ),
             "{}",
             s.notes[0]
         );

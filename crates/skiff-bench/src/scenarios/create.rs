@@ -51,6 +51,9 @@ pub(crate) struct CreateOutcome {
 pub(crate) struct CpuUse {
     pub server: Duration,
     pub client: Duration,
+    /// The share of the whole machine's CPU time that was idle (I/O wait included): near
+    /// zero, the run was bound by CPU.
+    pub machine_idle: Option<f64>,
 }
 
 /// Stop early after this many failed requests: the server is broken, not slow.
