@@ -78,15 +78,25 @@ pub async fn until_clock(rt: &Runtime, t: Timestamp) {
 }
 
 /// Polls `check` every 100 ms of paused time until it answers, for at most `max`.
-pub async fn within<T>(what: &str, max: Duration, mut check: impl FnMut() -> Option<T>) -> T {
-    let steps = max.as_millis() / 100;
-    for _ in 0..steps {
+pub async fn within<T>(what: &str, max: Duration, check: impl FnMut() -> Option<T>) -> T {
+    let polls = (max.as_millis() / 100) as usize + 1;
+    poll(what, Duration::from_millis(100), polls, check).await
+}
+
+/// Polls `check` every `every` of paused time until it answers, at most `polls` times.
+pub async fn poll<T>(
+    what: &str,
+    every: Duration,
+    polls: usize,
+    mut check: impl FnMut() -> Option<T>,
+) -> T {
+    for _ in 0..polls {
         if let Some(v) = check() {
             return v;
         }
-        step(Duration::from_millis(100)).await;
+        step(every).await;
     }
-    check().unwrap_or_else(|| panic!("not within {max:?}: {what}"))
+    panic!("not within {polls} polls {every:?} apart: {what}")
 }
 
 /// When `pod` became Ready (its Ready condition's lastTransitionTime), if it is ready.

@@ -12,21 +12,15 @@ use k8s_openapi::api::core::v1::Pod;
 use serde_json::json;
 use skiff_runtime::Runtime;
 
-use crate::paused_clock::{self, step};
+use crate::paused_clock;
 
 async fn runtime() -> (Runtime, tempfile::TempDir) {
     paused_clock::runtime(super::start).await
 }
 
 /// Polls `check` every `every` of paused time, for at most 1,000 polls.
-async fn poll<T>(what: &str, every: Duration, mut check: impl FnMut() -> Option<T>) -> T {
-    for _ in 0..1000 {
-        if let Some(v) = check() {
-            return v;
-        }
-        step(every).await;
-    }
-    panic!("never: {what}");
+async fn poll<T>(what: &str, every: Duration, check: impl FnMut() -> Option<T>) -> T {
+    paused_clock::poll(what, every, 1000, check).await
 }
 
 /// The Job's pods that are not finished, by name.
