@@ -106,11 +106,13 @@ async fn global_default(api: &ApiServer) -> Result<Option<Class>, ApiError> {
         })
         .await
         .map_err(internal)?;
+    // Stored objects are compact JSON: most classes are not the default, and a byte scan
+    // says so without parsing them (the searcher is built once: every pod create asks).
+    static DEFAULT: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"globalDefault\":true"));
     let mut best: Option<Class> = None;
     for kv in list.items {
-        // Stored objects are compact JSON: most classes are not the default, and a byte scan
-        // says so without parsing them.
-        if memchr::memmem::find(&kv.value, b"\"globalDefault\":true").is_none() {
+        if DEFAULT.find(&kv.value).is_none() {
             continue;
         }
         let v: Value = serde_json::from_slice(&kv.value).map_err(internal)?;

@@ -306,13 +306,19 @@ fn pod(obj: &mut Value) {
             let Some(r) = opt_child(c, "resources") else {
                 continue;
             };
-            let Some(limits) = r.field("limits").and_then(Value::as_object).cloned() else {
+            // Requests default to the limits: only the limits not requested are copied (most
+            // pods request what they limit, or set no limits at all).
+            let Some(limits) = r.field("limits").and_then(Value::as_object) else {
                 continue;
             };
+            let requested = r.field("requests").and_then(Value::as_object);
+            let add: Vec<(String, Value)> = limits
+                .iter()
+                .filter(|(k, _)| !requested.is_some_and(|q| q.contains_key(*k)))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
             let req = child(r, "requests").as_object_mut().expect("object");
-            for (k, v) in limits {
-                req.entry(k).or_insert(v);
-            }
+            req.extend(add);
         }
     }
     default_tolerations(spec);
@@ -841,6 +847,21 @@ mod tests {
         let mut spec = json!({"tolerations": [{"operator": "Exists", "effect": "NoExecute"}]});
         default_tolerations(&mut spec);
         assert_eq!(spec["tolerations"].as_array().map(Vec::len), Some(1));
+    }
+
+    #[test]
+    fn requests_default_to_limits_not_requested() {
+        let mut pod = json!({"spec": {"containers": [
+            {"name": "a", "image": "i", "resources": {"limits": {"cpu": "1", "memory": "1Gi"}, "requests": {"cpu": "500m"}}},
+            {"name": "b", "image": "i", "resources": {"limits": {"cpu": "2"}, "requests": null}},
+            {"name": "c", "image": "i", "resources": {"requests": {"cpu": "1"}}}
+        ]}});
+        super::pod(&mut pod);
+        let r = |i: usize| pod["spec"]["containers"][i]["resources"].clone();
+        assert_eq!(r(0)["requests"], json!({"cpu": "500m", "memory": "1Gi"}));
+        assert_eq!(r(1)["requests"], json!({"cpu": "2"}));
+        assert_eq!(r(2), json!({"requests": {"cpu": "1"}}));
+        assert_eq!(pod["status"]["qosClass"], "Burstable");
     }
 
     #[test]
