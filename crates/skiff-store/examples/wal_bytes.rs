@@ -77,17 +77,18 @@ fn main() -> Result<()> {
     let mut rev: i64 = conn.query_row("SELECT COALESCE(MAX(rev), 0) FROM log", [], |r| r.get(0))?;
     let insert = "INSERT INTO log(rev, key, create_rev, prev_rev, value, deleted) \
                   VALUES (?1, ?2, ?3, NULL, ?4, 0)";
+    // Prepared once, as the writer does.
+    let mut stmt = conn.prepare(insert)?;
     conn.execute_batch("BEGIN IMMEDIATE")?;
     for i in 0..existing {
         rev += 1;
         let k = key(i, random, &mut rng);
-        conn.execute(insert, params![rev, k, rev, value])?;
+        stmt.execute(params![rev, k, rev, value])?;
         keys.push(k);
     }
     conn.execute_batch("COMMIT")?;
     conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
 
-    let mut stmt = conn.prepare(insert)?;
     for c in 0..COMMITS {
         conn.execute_batch("BEGIN IMMEDIATE")?;
         for j in 0..per_commit {
