@@ -327,6 +327,9 @@ pub struct NodeInfo {
     /// The snapshot's number for the zone value ([`Snapshot::zone_values`]); `NO_ZONE` when
     /// the node has no zone or was not numbered by a snapshot.
     zone_id: u32,
+    /// Where the snapshot keeps the node ([`Snapshot::nodes`]), the key of its pod label
+    /// index: looked up for every node scored, an integer costs far less than the name.
+    slot: u32,
 }
 
 const NO_ZONE: u32 = u32::MAX;
@@ -405,6 +408,32 @@ impl NodeInfo {
             .as_ref()
             .and_then(|n| n.metadata.labels.as_ref())
             .unwrap_or(&NO_LABELS)
+    }
+
+    /// The node's place in [`Snapshot::nodes`] (0 for a node no snapshot holds).
+    #[inline]
+    pub fn slot(&self) -> u32 {
+        self.slot
+    }
+
+    /// The `kubernetes.io/hostname` label, from the node's own memory.
+    #[inline]
+    pub fn hostname_label(&self) -> Option<&str> {
+        if self.node.is_some() {
+            self.hostname.get(&self.name)
+        } else {
+            None
+        }
+    }
+
+    /// The `topology.kubernetes.io/zone` label, from the node's own memory.
+    #[inline]
+    pub fn zone_label(&self) -> Option<&str> {
+        if self.node.is_some() {
+            self.zone.get(&self.name)
+        } else {
+            None
+        }
     }
 
     /// The snapshot's number for the node's zone (`topology.kubernetes.io/zone`), so that
@@ -537,11 +566,14 @@ impl PairCount {
 /// Topology value → matching pods (no zero entries).
 pub type PairCounts = Map<String, PairCount>;
 
+/// Node slot ([`NodeInfo::slot`]) → how many pods there are counted (no zero entries).
+pub type NodeCounts = Map<u32, u32>;
+
 /// Placed pods of one namespace labelled `key=value`.
 #[derive(Debug, Clone, Default)]
 pub struct LabelEntry {
-    /// Node name → pods.
-    nodes: Map<String, u32>,
+    /// Node slot ([`NodeInfo::slot`]) → pods.
+    nodes: NodeCounts,
     /// The same pods by domain, for each topology key registered for this label. Shared with
     /// the pre-filter state of the attempt under way (which is gone before the next change).
     topo: Vec<(String, Arc<PairCounts>)>,
@@ -585,6 +617,21 @@ fn bump_pair(m: &mut PairCounts, value: &str, delta: i64, terminating: bool) {
 
 /// The pseudo label under which pods are indexed by their controller's uid.
 pub const CONTROLLER_KEY: &str = "\u{0}controller";
+
+fn bump_slot(m: &mut NodeCounts, slot: u32, delta: i64) {
+    match m.get_mut(&slot) {
+        Some(c) => {
+            *c = (i64::from(*c) + delta).max(0) as u32;
+            if *c == 0 {
+                m.remove(&slot);
+            }
+        }
+        None if delta > 0 => {
+            m.insert(slot, delta as u32);
+        }
+        None => {}
+    }
+}
 
 fn bump(m: &mut Map<String, u32>, k: &str, delta: i64) {
     match m.get_mut(k) {
@@ -639,6 +686,7 @@ impl Snapshot {
         }
         self.nodes.push(NodeInfo {
             name: name.to_string(),
+            slot: self.nodes.len() as u32,
             ..Default::default()
         });
         self.index.insert(name.to_string(), self.nodes.len() - 1);
@@ -755,7 +803,7 @@ impl Snapshot {
                 None if delta > 0 => by_value.entry(v.to_string()).or_default(),
                 None => continue,
             };
-            bump(&mut entry.nodes, &node.name, delta);
+            bump_slot(&mut entry.nodes, node.slot, delta);
             for (key, counts) in &mut entry.topo {
                 if let Some(tv) = node.label(key) {
                     bump_pair(Arc::make_mut(counts), tv, delta, p.terminating);
@@ -835,10 +883,8 @@ impl Snapshot {
             .or_default()
             .entry(value.to_string())
             .or_default();
-        for (name, n) in &entry.nodes {
-            let Some(node) = self.index.get(name).map(|&i| &self.nodes[i]) else {
-                continue;
-            };
+        for (&slot, n) in &entry.nodes {
+            let node = &self.nodes[slot as usize];
             let Some(tv) = node.label(topology_key) else {
                 continue;
             };
@@ -943,7 +989,7 @@ impl Snapshot {
         namespace: &str,
         key: &str,
         value: &str,
-    ) -> Option<&Map<String, u32>> {
+    ) -> Option<&NodeCounts> {
         self.pod_labels
             .get(namespace)
             .and_then(|m| m.get(key))
@@ -952,9 +998,9 @@ impl Snapshot {
     }
 
     /// How many placed pods of `namespace` on `node` are labelled `key=value`.
-    pub fn pod_label_count(&self, namespace: &str, key: &str, value: &str, node: &str) -> u32 {
+    pub fn pod_label_count(&self, namespace: &str, key: &str, value: &str, node: &NodeInfo) -> u32 {
         self.nodes_with_pod_label(namespace, key, value)
-            .and_then(|m| m.get(node))
+            .and_then(|m| m.get(&node.slot))
             .copied()
             .unwrap_or(0)
     }
@@ -992,13 +1038,28 @@ impl Snapshot {
         }
     }
 
+    /// Frees slot `i` (a node with no pods): the last node moves into it, and its pods are
+    /// counted under the new slot.
     fn drop_slot(&mut self, i: usize) {
+        let last = self.nodes.len() - 1;
+        let moved = if i < last {
+            self.nodes[last].pods.clone()
+        } else {
+            Vec::new()
+        };
+        for p in &moved {
+            self.index_pod(p, last, -1);
+        }
         let name = self.nodes[i].name.clone();
         self.index.remove(&name);
         self.nodes.swap_remove(i);
         if i < self.nodes.len() {
-            let moved = self.nodes[i].name.clone();
-            self.index.insert(moved, i);
+            self.nodes[i].slot = i as u32;
+            let moved_name = self.nodes[i].name.clone();
+            self.index.insert(moved_name, i);
+        }
+        for p in &moved {
+            self.index_pod(p, i, 1);
         }
     }
 
@@ -1317,10 +1378,11 @@ mod tests {
                 on(with_labels(pod("b", "", ""), &[("app", "web")]), "n1"),
             ],
         );
-        assert_eq!(s.pod_label_count("default", "app", "web", "n1"), 2);
+        let n1 = |s: &Snapshot| s.pod_label_count("default", "app", "web", s.node("n1").unwrap());
+        assert_eq!(n1(&s), 2);
         assert_eq!(s.node_label_values("zone").unwrap()["a"], 2);
         s.remove_pod("default/a");
-        assert_eq!(s.pod_label_count("default", "app", "web", "n1"), 1);
+        assert_eq!(n1(&s), 1);
         s.remove_pod("default/b");
         assert!(s
             .nodes_with_pod_label("default", "app", "web")
@@ -1329,6 +1391,42 @@ mod tests {
         assert_eq!(s.node_label_values("zone").unwrap()["a"], 1);
         s.remove_node("n2");
         assert!(!s.node_label_values("zone").unwrap().contains_key("b"));
+    }
+
+    #[test]
+    fn a_node_moved_to_a_freed_slot_keeps_its_pod_counts() {
+        let mut s = snapshot(
+            vec![
+                node("n1", "4", "8Gi", "110"),
+                node("n2", "4", "8Gi", "110"),
+                label(node("n3", "4", "8Gi", "110"), "zone", "c"),
+            ],
+            vec![
+                on(with_labels(pod("a", "", ""), &[("app", "web")]), "n3"),
+                on(with_labels(pod("b", "", ""), &[("app", "web")]), "n3"),
+                on(with_labels(pod("c", "", ""), &[("app", "web")]), "n2"),
+            ],
+        );
+        s.register_topology("default", "app", "web", "zone");
+        // n1 holds no pods: its slot is freed and the last node, n3, moves into it.
+        s.remove_node("n1");
+        let n3 = s.node("n3").unwrap();
+        assert_eq!(n3.slot(), 0);
+        assert_eq!(s.nodes()[0].name, "n3");
+        assert_eq!(s.pod_label_count("default", "app", "web", n3), 2);
+        let n2 = s.node("n2").unwrap();
+        assert_eq!(s.pod_label_count("default", "app", "web", n2), 1);
+        let by_slot = s.nodes_with_pod_label("default", "app", "web").unwrap();
+        assert_eq!(by_slot.len(), 2);
+        assert_eq!(by_slot.get(&0), Some(&2));
+        assert_eq!(by_slot.get(&n2.slot()), Some(&1));
+        let zones = s.topology_counts("default", "app", "web", "zone").unwrap();
+        assert_eq!(zones["c"].all, 2);
+        s.remove_pod("default/a");
+        assert_eq!(
+            s.pod_label_count("default", "app", "web", s.node("n3").unwrap()),
+            1
+        );
     }
 
     fn anti(mut p: Pod, app: &str, key: &str) -> Pod {

@@ -81,12 +81,12 @@ impl HostnamePlan {
     }
 }
 
-/// Names of the nodes whose pods may match the terms (from the snapshot's pod label index),
+/// Slots of the nodes whose pods may match the terms (from the snapshot's pod label index),
 /// or `None` when some term has no `key=value` to look up (then every node is a candidate).
 fn candidate_nodes<'a>(
     snap: &'a Snapshot,
     terms: impl Iterator<Item = &'a AffinityTerm>,
-) -> Option<Set<&'a str>> {
+) -> Option<Set<u32>> {
     let mut out = Set::default();
     for t in terms {
         if t.namespace_selector.is_some() {
@@ -95,7 +95,7 @@ fn candidate_nodes<'a>(
         let (k, v) = t.selector.equality_hint()?;
         for ns in &t.namespaces {
             if let Some(m) = snap.nodes_with_pod_label(ns, k, v) {
-                out.extend(m.keys().map(String::as_str));
+                out.extend(m.keys().copied());
             }
         }
     }
@@ -174,9 +174,9 @@ impl PreFilterState {
             }
         };
         match cands {
-            Some(names) => names
+            Some(slots) => slots
                 .iter()
-                .filter_map(|n| snap.node(n))
+                .map(|&slot| &snap.nodes()[slot as usize])
                 .for_each(&mut visit),
             None => snap.nodes().iter().for_each(&mut visit),
         }
@@ -207,10 +207,11 @@ impl PreFilterState {
                 let Some(by_node) = snap.nodes_with_pod_label(ns, k, v) else {
                     continue;
                 };
-                for (name, n) in by_node {
-                    let Some(node) = snap.node(name).filter(|n| n.node.is_some()) else {
+                for (&slot, n) in by_node {
+                    let node = &snap.nodes()[slot as usize];
+                    if node.node.is_none() {
                         continue;
-                    };
+                    }
                     if let Some(val) = node.label(&t.topology_key) {
                         let target = if i < req.len() {
                             &mut self.affinity
@@ -391,10 +392,7 @@ impl PreScoreState {
             if node.node.is_none() {
                 continue;
             }
-            let own_here = has_own
-                && cands
-                    .as_ref()
-                    .is_none_or(|c| c.contains(node.name.as_str()));
+            let own_here = has_own && cands.as_ref().is_none_or(|c| c.contains(&node.slot()));
             if !own_here && node.pods_with_scoring_affinity == 0 {
                 continue;
             }

@@ -15,13 +15,15 @@ use crate::fasthash::{Map, Set};
 
 use super::{node_affinity, Failure, FilterResult, PodCtx, TopoCounts, MAX_NODE_SCORE};
 use crate::selector::{Op, Requirement, Selector};
-use crate::snapshot::{Effect, NodeInfo, PairCounts, PodInfo, Snapshot, CONTROLLER_KEY};
+use crate::snapshot::{
+    Effect, NodeCounts, NodeInfo, PairCounts, PodInfo, Snapshot, CONTROLLER_KEY,
+};
 
 pub const REASON: &str = "node(s) didn't match pod topology spread constraints";
 pub const MISSING_LABEL_REASON: &str =
     "node(s) didn't match pod topology spread constraints (missing required label)";
 
-static EMPTY: std::sync::LazyLock<Map<String, u32>> = std::sync::LazyLock::new(Map::default);
+static EMPTY: std::sync::LazyLock<NodeCounts> = std::sync::LazyLock::new(NodeCounts::default);
 
 pub const HOSTNAME: &str = "kubernetes.io/hostname";
 pub const ZONE: &str = "topology.kubernetes.io/zone";
@@ -34,11 +36,31 @@ pub enum SpreadSelector {
     Controller(String),
 }
 
+/// Which of the two well-known keys a topology key is, read from the node's own memory
+/// rather than its label map for every node filtered and scored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeyKind {
+    Hostname,
+    Zone,
+    Other,
+}
+
+impl KeyKind {
+    fn of(key: &str) -> KeyKind {
+        match key {
+            HOSTNAME => KeyKind::Hostname,
+            ZONE => KeyKind::Zone,
+            _ => KeyKind::Other,
+        }
+    }
+}
+
 /// One compiled constraint.
 #[derive(Debug, Clone)]
 pub struct Constraint {
     pub max_skew: i64,
     pub topology_key: String,
+    kind: KeyKind,
     pub selector: SpreadSelector,
     pub min_domains: i64,
     pub honor_node_affinity: bool,
@@ -46,6 +68,21 @@ pub struct Constraint {
 }
 
 impl Constraint {
+    /// The node's value of the constraint's topology key.
+    #[inline]
+    fn label<'n>(&self, node: &'n NodeInfo) -> Option<&'n str> {
+        match self.kind {
+            KeyKind::Hostname => node.hostname_label(),
+            KeyKind::Zone => node.zone_label(),
+            KeyKind::Other => node.label(&self.topology_key),
+        }
+    }
+
+    #[inline]
+    fn is_hostname(&self) -> bool {
+        self.kind == KeyKind::Hostname
+    }
+
     fn selects(&self, p: &PodInfo) -> bool {
         match &self.selector {
             SpreadSelector::Labels(s) => s.matches(p.labels()),
@@ -95,7 +132,7 @@ impl Constraint {
             SpreadSelector::Controller(_) => true,
         };
         if let Some((k, v)) = self.hint() {
-            let n = snap.pod_label_count(namespace, k, v, &node.name);
+            let n = snap.pod_label_count(namespace, k, v, node);
             if n == 0 || (exact && node.terminating == 0) {
                 return i64::from(n);
             }
@@ -154,6 +191,7 @@ impl Constraints {
                     out.soft.push(Constraint {
                         max_skew: skew,
                         topology_key: key.into(),
+                        kind: KeyKind::of(key),
                         selector: selector.clone(),
                         min_domains: 1,
                         honor_node_affinity: true,
@@ -178,6 +216,7 @@ impl Constraints {
             let cons = Constraint {
                 max_skew: i64::from(c.max_skew),
                 topology_key: c.topology_key.clone(),
+                kind: KeyKind::of(&c.topology_key),
                 selector: SpreadSelector::Labels(sel),
                 min_domains: i64::from(c.min_domains.unwrap_or(1)),
                 honor_node_affinity: c.node_affinity_policy.as_deref() != Some("Ignore"),
@@ -197,7 +236,7 @@ impl Constraints {
 /// pre-filter and pre-score states are computed).
 pub fn register(pod: &PodCtx, cons: &Constraints, snap: &mut Snapshot) {
     for c in cons.hard.iter().chain(&cons.soft) {
-        if c.topology_key == HOSTNAME {
+        if c.is_hostname() {
             continue;
         }
         if let Some((k, v)) = c.exact() {
@@ -207,7 +246,7 @@ pub fn register(pod: &PodCtx, cons: &Constraints, snap: &mut Snapshot) {
 }
 
 fn has_all_keys(cs: &[Constraint], node: &NodeInfo) -> bool {
-    cs.iter().all(|c| node.label(&c.topology_key).is_some())
+    cs.iter().all(|c| c.label(node).is_some())
 }
 
 /// Matching pods per domain for each hard constraint.
@@ -251,7 +290,7 @@ impl PreFilterState {
                 }
             }
             let mut add = |node: &NodeInfo| {
-                if let Some(v) = node.label(&c.topology_key) {
+                if let Some(v) = c.label(node) {
                     let n = c.count_in(snap, node, ns);
                     if let Some(x) = counts[0].get_mut(v) {
                         *x += n;
@@ -263,8 +302,9 @@ impl PreFilterState {
                 .and_then(|(k, v)| snap.nodes_with_pod_label(ns, k, v).map(|m| (k, v, m)))
             {
                 Some((_, _, nodes)) => {
-                    for name in nodes.keys() {
-                        if let Some(node) = snap.node(name).filter(|n| n.node.is_some()) {
+                    for &slot in nodes.keys() {
+                        let node = &snap.nodes()[slot as usize];
+                        if node.node.is_some() {
                             add(node);
                         }
                     }
@@ -285,7 +325,7 @@ impl PreFilterState {
                     if !c.includes(pod, node) {
                         continue;
                     }
-                    let v = node.label(&c.topology_key).unwrap_or_default();
+                    let v = c.label(node).unwrap_or_default();
                     let n = c.count_in(snap, node, ns);
                     match counts[i].get_mut(v) {
                         Some(x) => *x += n,
@@ -345,7 +385,7 @@ impl PreFilterState {
         }
         for (i, c) in self.constraints.iter().enumerate() {
             if c.includes(pod, node) && c.selects(p) {
-                let v = node.label(&c.topology_key).unwrap_or_default();
+                let v = c.label(node).unwrap_or_default();
                 *self.counts[i].entry(v.to_string()).or_insert(0) += delta;
             }
         }
@@ -378,7 +418,7 @@ pub fn filter(state: &PreFilterState, _pod: &PodCtx, node: &NodeInfo) -> FilterR
         let exceeds = match decided {
             Some(x) => x,
             None => {
-                let Some(v) = node.label(&c.topology_key) else {
+                let Some(v) = c.label(node) else {
                     return Err(Failure::unresolvable(MISSING_LABEL_REASON));
                 };
                 state.exceeds(i, v)
@@ -401,7 +441,7 @@ pub struct PreScoreState<'a> {
     namespace: String,
     /// Per constraint whose selector is exactly one label (or a controller): matching pods
     /// per node, straight from the snapshot's index.
-    direct: Vec<Option<&'a Map<String, u32>>>,
+    direct: Vec<Option<&'a NodeCounts>>,
     /// Per constraint whose domains the snapshot counts (and no node is left out): those
     /// counts, used instead of `pairs`.
     domains: Vec<Option<&'a PairCounts>>,
@@ -432,10 +472,10 @@ impl<'a> PreScoreState<'a> {
                 continue;
             }
             for (i, c) in cs.iter().enumerate() {
-                if c.topology_key == HOSTNAME {
+                if c.is_hostname() {
                     continue;
                 }
-                if let Some(v) = node.label(&c.topology_key) {
+                if let Some(v) = c.label(node) {
                     if seen.insert((i, v), ()).is_none() {
                         sizes[i] += 1;
                         pairs.add(&c.topology_key, v, 0);
@@ -448,7 +488,7 @@ impl<'a> PreScoreState<'a> {
             .iter()
             .enumerate()
             .map(|(i, c)| {
-                let sz = if c.topology_key == HOSTNAME {
+                let sz = if c.is_hostname() {
                     feasible.len() - n_ignored
                 } else {
                     sizes[i]
@@ -471,10 +511,10 @@ impl<'a> PreScoreState<'a> {
                 return;
             }
             for (i, c) in cs.iter().enumerate() {
-                if c.topology_key == HOSTNAME || domains[i].is_some() || !c.includes(pod, node) {
+                if c.is_hostname() || domains[i].is_some() || !c.includes(pod, node) {
                     continue;
                 }
-                let Some(v) = node.label(&c.topology_key) else {
+                let Some(v) = c.label(node) else {
                     continue;
                 };
                 if !pairs.contains(&c.topology_key, v) {
@@ -485,10 +525,10 @@ impl<'a> PreScoreState<'a> {
             }
         };
         // Candidate nodes from the pod label index when every constraint has a hint.
-        let hinted: Option<Vec<&Map<String, u32>>> = cs
+        let hinted: Option<Vec<&NodeCounts>> = cs
             .iter()
             .zip(&domains)
-            .filter(|(c, d)| c.topology_key != HOSTNAME && d.is_none())
+            .filter(|(c, d)| !c.is_hostname() && d.is_none())
             .map(|(c, _)| c)
             .map(|c| {
                 c.hint().map(|(k, v)| {
@@ -501,11 +541,9 @@ impl<'a> PreScoreState<'a> {
             Some(maps) => {
                 let mut seen_nodes = Set::default();
                 for m in maps {
-                    for name in m.keys() {
-                        if seen_nodes.insert(name.as_str()) {
-                            if let Some(node) = snap.node(name) {
-                                count_node(node, &mut pairs);
-                            }
+                    for &slot in m.keys() {
+                        if seen_nodes.insert(slot) {
+                            count_node(&nodes[slot as usize], &mut pairs);
                         }
                     }
                 }
@@ -544,11 +582,11 @@ impl<'a> PreScoreState<'a> {
         }
         let mut score = 0.0;
         for (i, c) in self.constraints.iter().enumerate() {
-            if let Some(v) = node.label(&c.topology_key) {
-                let cnt = if c.topology_key == HOSTNAME {
+            if let Some(v) = c.label(node) {
+                let cnt = if c.is_hostname() {
                     match self.direct[i] {
                         Some(m) if node.terminating == 0 => {
-                            i64::from(m.get(&node.name).copied().unwrap_or(0))
+                            i64::from(m.get(&node.slot()).copied().unwrap_or(0))
                         }
                         _ => c.count_in(snap, node, &self.namespace),
                     }
