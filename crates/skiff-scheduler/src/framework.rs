@@ -377,9 +377,7 @@ impl Scheduler {
             add(&buf, WEIGHT_NODE_AFFINITY);
         }
         if let Some(st) = pts::PreScoreState::compute(ctx, &state.constraints, snap, feasible) {
-            for (j, &ix) in feasible.iter().enumerate() {
-                buf[j] = st.score(snap, j, &nodes[ix]);
-            }
+            st.score_all(snap, feasible, &mut buf);
             st.normalize(&mut buf);
             add(&buf, WEIGHT_TOPOLOGY_SPREAD);
         }

@@ -458,7 +458,7 @@ impl<'a> PreScoreState<'a> {
         if cons.soft.is_empty() || feasible.is_empty() {
             return None;
         }
-        let cs = cons.soft.clone();
+        let mut cs = cons.soft.clone();
         let require_all = !cons.system_defaulted;
         let nodes = snap.nodes();
         let mut ignored = vec![false; feasible.len()];
@@ -482,6 +482,24 @@ impl<'a> PreScoreState<'a> {
                     }
                 }
             }
+        }
+        if !require_all
+            && cs
+                .iter()
+                .zip(&sizes)
+                .any(|(c, &n)| !c.is_hostname() && n == 0)
+        {
+            // A key no feasible node carries (the zone, in a cluster without zones) adds
+            // nothing to any node's score: leave its constraint out of the pass over them.
+            let keep: Vec<bool> = cs
+                .iter()
+                .zip(&sizes)
+                .map(|(c, &n)| c.is_hostname() || n > 0)
+                .collect();
+            let mut k = keep.iter();
+            cs.retain(|_| *k.next().expect("one per constraint"));
+            let mut k = keep.iter();
+            sizes.retain(|_| *k.next().expect("one per constraint"));
         }
         let n_ignored = ignored.iter().filter(|x| **x).count();
         let weights = cs
@@ -575,14 +593,25 @@ impl<'a> PreScoreState<'a> {
         })
     }
 
-    /// The raw score of the `j`th feasible node (lower is better before normalizing).
-    pub fn score(&self, snap: &Snapshot, j: usize, node: &NodeInfo) -> i64 {
-        if self.ignored[j] {
-            return 0;
-        }
-        let mut score = 0.0;
+    /// The raw scores of the feasible nodes (`feasible` as given to [`Self::compute`]; lower
+    /// is better before normalizing), written to `out`. One pass per constraint, so what a
+    /// constraint reads from (the snapshot's counts per node or per domain, or the counts
+    /// gathered here) is decided once, not per node; each node's terms are added in the
+    /// constraints' order, as a per-node sum would.
+    pub fn score_all(&self, snap: &Snapshot, feasible: &[usize], out: &mut [i64]) {
+        let nodes = snap.nodes();
+        let mut acc = vec![0.0f64; feasible.len()];
         for (i, c) in self.constraints.iter().enumerate() {
-            if let Some(v) = c.label(node) {
+            let w = self.weights[i];
+            let skew = (c.max_skew - 1) as f64;
+            for ((a, &ix), &ignored) in acc.iter_mut().zip(feasible).zip(&self.ignored) {
+                if ignored {
+                    continue;
+                }
+                let node = &nodes[ix];
+                let Some(v) = c.label(node) else {
+                    continue;
+                };
                 let cnt = if c.is_hostname() {
                     match self.direct[i] {
                         Some(m) if node.terminating == 0 => {
@@ -595,10 +624,12 @@ impl<'a> PreScoreState<'a> {
                 } else {
                     self.pairs.get(&c.topology_key, v)
                 };
-                score += cnt as f64 * self.weights[i] + (c.max_skew - 1) as f64;
+                *a += cnt as f64 * w + skew;
             }
         }
-        score.round() as i64
+        for ((o, a), &ignored) in out.iter_mut().zip(&acc).zip(&self.ignored) {
+            *o = if ignored { 0 } else { a.round() as i64 };
+        }
     }
 
     /// Fewer matching pods score higher; ignored nodes score 0.
@@ -777,11 +808,8 @@ mod tests {
             .map(|n| s.nodes().iter().position(|x| x.name == *n).unwrap())
             .collect();
         let st = PreScoreState::compute(&ctx, &cons, &s, &feasible).unwrap();
-        let mut sc: Vec<i64> = feasible
-            .iter()
-            .enumerate()
-            .map(|(j, &ix)| st.score(&s, j, &s.nodes()[ix]))
-            .collect();
+        let mut sc = vec![0; feasible.len()];
+        st.score_all(&s, &feasible, &mut sc);
         st.normalize(&mut sc);
         assert!(sc[2] > sc[0], "{sc:?}");
         assert_eq!(sc[0], sc[1]);
@@ -842,6 +870,53 @@ mod tests {
             .is_empty());
     }
 
+    fn of_rs(mut p: Pod) -> Pod {
+        p.metadata.owner_references = Some(vec![OwnerReference {
+            api_version: "apps/v1".into(),
+            kind: "ReplicaSet".into(),
+            name: "web-1".into(),
+            uid: "rs-uid".into(),
+            controller: Some(true),
+            ..Default::default()
+        }]);
+        p
+    }
+
+    /// Normalized system-default spreading scores of a new pod of the ReplicaSet on n1..n3.
+    fn default_scores(s: &mut Snapshot) -> Vec<i64> {
+        let ctx = PodCtx::new(Arc::new(of_rs(web("new"))));
+        let cons = Constraints::of(&ctx, s);
+        assert!(cons.system_defaulted);
+        register(&ctx, &cons, s);
+        let feasible: Vec<usize> = ["n1", "n2", "n3"]
+            .iter()
+            .map(|n| s.nodes().iter().position(|x| x.name == *n).unwrap())
+            .collect();
+        let st = PreScoreState::compute(&ctx, &cons, s, &feasible).unwrap();
+        let mut sc = vec![0; feasible.len()];
+        st.score_all(s, &feasible, &mut sc);
+        st.normalize(&mut sc);
+        sc
+    }
+
+    #[test]
+    fn system_default_scores_count_siblings_per_host_and_zone() {
+        let pods = vec![
+            on(of_rs(web("w0")), "n1"),
+            on(of_rs(web("w1")), "n1"),
+            on(of_rs(web("w2")), "n2"),
+        ];
+        let plain = |n| node(n, "4", "8Gi", "110");
+        // No node has a zone: only the hostname term counts, weighted by ln(3 + 2) with
+        // maxSkew 3: raw 2·1.609 + 2 → 5, 1.609 + 2 → 4, 2; normalized 100·(5 + 2 − s)/5.
+        let mut s = snapshot(vec![plain("n1"), plain("n2"), plain("n3")], pods.clone());
+        assert_eq!(default_scores(&mut s), vec![40, 60, 100]);
+        // n3 in a zone of its own, holding none of the pods: the zone term (ln(1 + 2), maxSkew
+        // 5) adds 0·1.099 + 4 to n3 alone, and n3 scores lowest: raw 5, 4, 6.
+        let mut s = snapshot(vec![plain("n1"), plain("n2"), zoned("n3", "a")], pods);
+        assert_eq!(default_scores(&mut s), vec![83, 100, 66]);
+    }
+
     #[test]
     fn service_pods_spread_across_zones() {
         // Zone a holds two pods of the Service, zone b none: a third goes to b, also when
@@ -864,11 +939,8 @@ mod tests {
             .map(|n| s.nodes().iter().position(|x| x.name == *n).unwrap())
             .collect();
         let st = PreScoreState::compute(&ctx, &cons, &s, &feasible).unwrap();
-        let mut sc: Vec<i64> = feasible
-            .iter()
-            .enumerate()
-            .map(|(j, &ix)| st.score(&s, j, &s.nodes()[ix]))
-            .collect();
+        let mut sc = vec![0; feasible.len()];
+        st.score_all(&s, &feasible, &mut sc);
         st.normalize(&mut sc);
         assert!(sc[2] > sc[0] && sc[2] > sc[1], "{sc:?}");
     }
