@@ -458,27 +458,43 @@ impl<'a> PreScoreState<'a> {
         if cons.soft.is_empty() || feasible.is_empty() {
             return None;
         }
-        let mut cs = cons.soft.clone();
         let require_all = !cons.system_defaulted;
+        let mut cs = cons.soft.clone();
+        if !require_all {
+            // A key no node carries at all (the zone, in a cluster without zones) adds nothing
+            // to any node's score; that needs no look at the feasible nodes (see below for
+            // keys only some nodes carry).
+            cs.retain(|c| {
+                c.is_hostname()
+                    || snap
+                        .node_label_values(&c.topology_key)
+                        .is_some_and(|m| !m.is_empty())
+            });
+        }
         let nodes = snap.nodes();
         let mut ignored = vec![false; feasible.len()];
         let mut sizes = vec![0usize; cs.len()];
         let mut pairs = TopoCounts::default();
         let mut seen: Map<(usize, &str), ()> = Map::default();
-        for (j, &ix) in feasible.iter().enumerate() {
-            let node = &nodes[ix];
-            if require_all && !has_all_keys(&cs, node) {
-                ignored[j] = true;
-                continue;
-            }
-            for (i, c) in cs.iter().enumerate() {
-                if c.is_hostname() {
+        // With only the hostname term left, nothing below needs a look at each node: its
+        // domains are the feasible nodes themselves.
+        let by_node = require_all || cs.iter().any(|c| !c.is_hostname());
+        if by_node {
+            for (j, &ix) in feasible.iter().enumerate() {
+                let node = &nodes[ix];
+                if require_all && !has_all_keys(&cs, node) {
+                    ignored[j] = true;
                     continue;
                 }
-                if let Some(v) = c.label(node) {
-                    if seen.insert((i, v), ()).is_none() {
-                        sizes[i] += 1;
-                        pairs.add(&c.topology_key, v, 0);
+                for (i, c) in cs.iter().enumerate() {
+                    if c.is_hostname() {
+                        continue;
+                    }
+                    if let Some(v) = c.label(node) {
+                        if seen.insert((i, v), ()).is_none() {
+                            sizes[i] += 1;
+                            pairs.add(&c.topology_key, v, 0);
+                        }
                     }
                 }
             }
@@ -489,8 +505,8 @@ impl<'a> PreScoreState<'a> {
                 .zip(&sizes)
                 .any(|(c, &n)| !c.is_hostname() && n == 0)
         {
-            // A key no feasible node carries (the zone, in a cluster without zones) adds
-            // nothing to any node's score: leave its constraint out of the pass over them.
+            // A key no feasible node carries adds nothing to any node's score: leave its
+            // constraint out of the pass over them.
             let keep: Vec<bool> = cs
                 .iter()
                 .zip(&sizes)
@@ -910,6 +926,10 @@ mod tests {
         // No node has a zone: only the hostname term counts, weighted by ln(3 + 2) with
         // maxSkew 3: raw 2·1.609 + 2 → 5, 1.609 + 2 → 4, 2; normalized 100·(5 + 2 − s)/5.
         let mut s = snapshot(vec![plain("n1"), plain("n2"), plain("n3")], pods.clone());
+        assert_eq!(default_scores(&mut s), vec![40, 60, 100]);
+        // The same when only a node that is not feasible has a zone.
+        let nodes = vec![plain("n1"), plain("n2"), plain("n3"), zoned("n4", "b")];
+        let mut s = snapshot(nodes, pods.clone());
         assert_eq!(default_scores(&mut s), vec![40, 60, 100]);
         // n3 in a zone of its own, holding none of the pods: the zone term (ln(1 + 2), maxSkew
         // 5) adds 0·1.099 + 4 to n3 alone, and n3 scores lowest: raw 5, 4, 6.
