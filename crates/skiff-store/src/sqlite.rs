@@ -160,10 +160,24 @@ pub(crate) struct Stats {
     checkpoints: AtomicU64,
 }
 
-/// The newest state: every live key and the revision it is at.
+/// The newest state: every live key and the revision it is at, and every revision of every
+/// key the log still holds.
 pub(crate) struct Live {
     index: BTreeMap<String, Entry>,
+    history: History,
     current: Revision,
+}
+
+/// Each key's revisions in the log, oldest first, a tombstone's negated (revisions are
+/// positive): what reads at an older revision look up instead of an SQLite index on the key.
+/// Updated with the live index when a batch is published, and as compaction removes rows.
+pub(crate) type History = BTreeMap<String, Vec<Revision>>;
+
+/// The entry of `revs` (a key's [`History`]) in effect at revision `rev`: the newest at or
+/// below it, negative for a tombstone; `None` if the key had none yet.
+pub(crate) fn revision_at(revs: &[Revision], rev: Revision) -> Option<Revision> {
+    let n = revs.partition_point(|r| r.abs() <= rev);
+    n.checked_sub(1).map(|i| revs[i])
 }
 
 /// A live key's newest value; the key itself is the index's (not kept twice).
@@ -294,6 +308,7 @@ impl SqliteStore {
             path: path.to_owned(),
             live: RwLock::new(Live {
                 index: loaded.index,
+                history: loaded.history,
                 current: loaded.current,
             }),
             window: RwLock::new(Window::new(
@@ -475,6 +490,13 @@ impl SqliteStore {
     }
 }
 
+/// A row the history names but the log lacks, although its revision is still readable.
+fn missing_row(rev: Revision) -> StoreError {
+    StoreError::Backend(format!(
+        "sqlite: the row of revision {rev} is missing from the log"
+    ))
+}
+
 /// Newest-state list: keys under the prefix after `start_after`, up to `limit`.
 fn list_live(live: &Live, opts: &ListOptions) -> (Vec<KeyValue>, bool) {
     let lower = match &opts.start_after {
@@ -547,25 +569,45 @@ impl Store for SqliteStore {
     }
 
     async fn get(&self, key: &str, at: ReadAt) -> Result<(Option<KeyValue>, Revision)> {
-        let rev = {
+        let (rev, mod_rev) = {
             let live = self.shared.live.read();
             match at {
-                ReadAt::Exact(rev) if rev != live.current => rev,
+                ReadAt::Exact(rev) if rev != live.current => {
+                    (rev, live.history.get(key).and_then(|r| revision_at(r, rev)))
+                }
                 _ => return Ok((live.index.get(key).map(|e| e.to_kv(key)), live.current)),
             }
         };
+        // The history read is good for `rev` only if `rev` was readable when it was read: a
+        // compaction takes rows out of it only after its compaction point is published.
+        self.check_readable(rev)?;
+        let Some(mod_rev) = mod_rev.filter(|r| *r > 0) else {
+            return Ok((None, rev));
+        };
         let key = key.to_owned();
         let kv = self
-            .read_at(rev, move |c| log::get_at(c, &key, rev))
+            .read_at(rev, move |c| log::get_at(c, &key, mod_rev))
             .await?;
-        Ok((kv, rev))
+        match kv {
+            Some(kv) => Ok((Some(kv), rev)),
+            None => Err(missing_row(mod_rev)),
+        }
     }
 
     async fn list(&self, opts: ListOptions) -> Result<ListResult> {
-        let rev = {
+        let (rev, keys, more) = {
             let live = self.shared.live.read();
             match opts.at {
-                ReadAt::Exact(rev) if rev != live.current => rev,
+                ReadAt::Exact(rev) if rev != live.current => {
+                    let (keys, more) = log::list_at(
+                        &live.history,
+                        &opts.prefix,
+                        opts.start_after.as_deref(),
+                        opts.limit,
+                        rev,
+                    );
+                    (rev, keys, more)
+                }
                 _ => {
                     let (items, more) = list_live(&live, &opts);
                     return Ok(ListResult {
@@ -576,22 +618,18 @@ impl Store for SqliteStore {
                 }
             }
         };
-        let (items, more) = self
-            .read_at(rev, move |c| {
-                log::list_at(
-                    c,
-                    &opts.prefix,
-                    opts.start_after.as_deref(),
-                    opts.limit,
-                    rev,
-                )
-            })
-            .await?;
-        Ok(ListResult {
-            items,
-            revision: rev,
-            more,
-        })
+        self.check_readable(rev)?;
+        let items = self.read_at(rev, move |c| log::rows_at(c, keys)).await?;
+        match items {
+            Some(items) => Ok(ListResult {
+                items,
+                revision: rev,
+                more,
+            }),
+            None => Err(StoreError::Backend(
+                "sqlite: a row the history names is missing from the log".into(),
+            )),
+        }
     }
 
     async fn count(&self, prefix: &str) -> Result<usize> {
@@ -720,5 +758,58 @@ mod window_tests {
         let replayed = next_events(&mut behind, 41).await;
         assert_eq!(replayed, kept_up);
         assert!(store.stats().watch_log_reads > reads);
+    }
+}
+
+#[cfg(test)]
+mod history_tests {
+    use super::*;
+
+    #[test]
+    fn revision_at_finds_the_newest_entry_at_or_below() {
+        let revs = [2, 5, -7, 9];
+        assert_eq!(revision_at(&revs, 1), None);
+        assert_eq!(revision_at(&revs, 2), Some(2));
+        assert_eq!(revision_at(&revs, 6), Some(5));
+        assert_eq!(revision_at(&revs, 7), Some(-7));
+        assert_eq!(revision_at(&revs, 8), Some(-7));
+        assert_eq!(revision_at(&revs, 100), Some(9));
+    }
+
+    /// The history holds what the log holds: every revision written, and after compaction
+    /// only each key's newest at or below the point (a key deleted below it, nothing), so it
+    /// does not grow with the writes a compacted store has seen; reopening rebuilds the same.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_history_follows_writes_and_compaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.db");
+        let history = |s: &SqliteStore| s.shared.live.read().history.clone();
+        let v = || Bytes::from_static(b"v");
+        let compacted_history;
+        {
+            let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+            let mut rev = store.create("/h/a", v()).await.unwrap();
+            for _ in 0..5 {
+                rev = store.update("/h/a", rev, v()).await.unwrap();
+            }
+            let b = store.create("/h/b", v()).await.unwrap();
+            let gone = store.delete("/h/b", Some(b)).await.unwrap();
+            let c = store.create("/h/c", v()).await.unwrap();
+            let h = history(&store);
+            assert_eq!(h["/h/a"], vec![1, 2, 3, 4, 5, 6]);
+            assert_eq!(h["/h/b"], vec![b, -(b + 1)]);
+            assert_eq!(gone.mod_revision, b + 1, "the deletion's revision");
+            assert_eq!(h["/h/c"], vec![c]);
+            store.compact(c).await.unwrap();
+            compacted_history = history(&store);
+            assert_eq!(compacted_history.get("/h/a"), Some(&vec![6]));
+            assert_eq!(compacted_history.get("/h/b"), None);
+            assert_eq!(compacted_history.get("/h/c"), Some(&vec![c]));
+            assert_eq!(store.log_rows().await.unwrap(), 2);
+        }
+        let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+        assert_eq!(history(&store), compacted_history);
+        let (a, _) = store.get("/h/a", ReadAt::Latest).await.unwrap();
+        assert_eq!(a.unwrap().mod_revision, 6);
     }
 }

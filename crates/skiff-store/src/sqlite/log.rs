@@ -8,8 +8,15 @@
 //! never goes backwards across restarts. (`meta.current_rev`, which older versions updated on
 //! every commit, is still read as a lower bound.)
 //! Like etcd's MVCC store, the newest row of a key at or below a revision is its value there.
+//!
+//! There is no index on `key`: which revisions each key has is kept in memory (the store's
+//! `History`, rebuilt from one pass over the log at open), and rows are read by revision. An
+//! index on `(key, rev)` put each write's entry on a leaf page of its own wherever the key
+//! sorts, so that every commit wrote one more whole page to the WAL (and the checkpoint copied
+//! it again) per key written; databases made with one have it dropped at open.
 
 use std::collections::BTreeMap;
+use std::ops::Bound;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +24,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::Entry;
+use super::{revision_at, Entry, History};
 use crate::{Event, EventKind, KeyValue, Revision, StoreError};
 
 const SCHEMA: &str = "
@@ -29,7 +36,7 @@ CREATE TABLE IF NOT EXISTS log (
     value BLOB NOT NULL,
     deleted INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX IF NOT EXISTS log_key_rev ON log(key, rev);
+DROP INDEX IF EXISTS log_key_rev;
 CREATE TABLE IF NOT EXISTS meta (
     name TEXT PRIMARY KEY,
     value INTEGER NOT NULL
@@ -88,6 +95,7 @@ fn open(path: &Path, role: Role, page_size: Option<u32>) -> rusqlite::Result<Con
 /// What the database says at open.
 pub(crate) struct Loaded {
     pub index: BTreeMap<String, Entry>,
+    pub history: History,
     pub current: Revision,
     pub compacted: Revision,
     pub compact_done: Revision,
@@ -105,7 +113,9 @@ pub(crate) fn set_meta(conn: &Connection, name: &str, value: i64) -> rusqlite::R
     Ok(())
 }
 
-/// Rebuilds the index of live keys and the revision counters from the database.
+/// Rebuilds the index of live keys, every key's revisions and the revision counters from the
+/// database: one pass over the log in revision order (its rowid, no sort) for the revisions,
+/// then each live key's newest row read by its revision.
 pub(crate) fn load(conn: &Connection) -> rusqlite::Result<Loaded> {
     let max_rev: Option<i64> = conn.query_row("SELECT max(rev) FROM log", [], |r| r.get(0))?;
     let compacted = meta(conn, "compact_rev")?;
@@ -113,27 +123,43 @@ pub(crate) fn load(conn: &Connection) -> rusqlite::Result<Loaded> {
         .max(max_rev.unwrap_or(0))
         .max(compacted);
     let compact_done = meta(conn, "compact_done")?;
+    let mut history = History::new();
+    let mut stmt = conn.prepare("SELECT rev, key, deleted FROM log ORDER BY rev")?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let rev: i64 = r.get(0)?;
+        let deleted: i64 = r.get(2)?;
+        let entry = if deleted != 0 { -rev } else { rev };
+        let key = r.get_ref(1)?.as_str()?;
+        match history.get_mut(key) {
+            Some(revs) => revs.push(entry),
+            None => {
+                history.insert(key.to_owned(), vec![entry]);
+            }
+        }
+    }
+    drop(rows);
     let mut index = BTreeMap::new();
-    let mut stmt = conn.prepare(
-        "SELECT l.key, l.rev, l.create_rev, l.value FROM log l
-         JOIN (SELECT key, max(rev) AS r FROM log GROUP BY key) m ON l.rev = m.r
-         WHERE l.deleted = 0",
-    )?;
-    let rows = stmt.query_map([], |r| {
-        Ok(KeyValue {
-            key: r.get(0)?,
-            mod_revision: r.get(1)?,
-            create_revision: r.get(2)?,
-            value: Bytes::from(r.get::<_, Vec<u8>>(3)?),
-        })
-    })?;
-    for kv in rows {
-        let kv = kv?;
-        let entry = Entry::of(&kv);
-        index.insert(kv.key, entry);
+    let mut row_at = conn.prepare("SELECT create_rev, value FROM log WHERE rev = ?1")?;
+    for (key, revs) in &history {
+        let Some(&rev) = revs.last().filter(|r| **r > 0) else {
+            continue;
+        };
+        let (create_revision, value) = row_at.query_row([rev], |r| {
+            Ok((r.get(0)?, Bytes::from(r.get::<_, Vec<u8>>(1)?)))
+        })?;
+        index.insert(
+            key.clone(),
+            Entry {
+                value,
+                create_revision,
+                mod_revision: rev,
+            },
+        );
     }
     Ok(Loaded {
         index,
+        history,
         current,
         compacted,
         compact_done,
@@ -146,99 +172,119 @@ pub(crate) const APPEND: &str = "INSERT INTO log(rev, key, create_rev, prev_rev,
                                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 
 /// Removes, among rows with `lo <= rev < hi`, those superseded by a newer row of the same key
-/// at or below `point`, and tombstones. Steps must run in increasing `rev` order so that no
-/// tombstone goes before the rows it hides. Returns the number of rows removed.
+/// at or below `point` (by `history`, every key's revisions), and tombstones. Steps must run in
+/// increasing `rev` order so that no tombstone goes before the rows it hides. Returns the rows
+/// removed, for the caller to take out of `history` once committed.
 pub(crate) fn compact_range(
     conn: &Connection,
     lo: Revision,
     hi: Revision,
     point: Revision,
-) -> rusqlite::Result<usize> {
-    conn.prepare_cached(
-        "DELETE FROM log WHERE rev >= ?1 AND rev < ?2 AND (deleted = 1 OR EXISTS (
-             SELECT 1 FROM log n WHERE n.key = log.key AND n.rev > log.rev AND n.rev <= ?3))",
-    )?
-    .execute(params![lo, hi, point])
+    history: &History,
+) -> rusqlite::Result<Vec<(String, Revision)>> {
+    let mut rows = Vec::new();
+    {
+        let mut scan =
+            conn.prepare_cached("SELECT rev, key, deleted FROM log WHERE rev >= ?1 AND rev < ?2")?;
+        let mut found = scan.query(params![lo, hi])?;
+        while let Some(r) = found.next()? {
+            let rev: i64 = r.get(0)?;
+            let deleted: i64 = r.get(2)?;
+            let key = r.get_ref(1)?.as_str()?;
+            let superseded = deleted != 0
+                || history.get(key).is_some_and(|revs| {
+                    let newer = revs.partition_point(|r| r.abs() <= rev);
+                    revs.get(newer).is_some_and(|r| r.abs() <= point)
+                });
+            if superseded {
+                rows.push((key.to_owned(), rev));
+            }
+        }
+    }
+    let mut delete = conn.prepare_cached("DELETE FROM log WHERE rev = ?1")?;
+    for (_, rev) in &rows {
+        delete.execute([rev])?;
+    }
+    Ok(rows)
 }
 
-/// The value of `key` at revision `rev`.
+/// The row of revision `rev`: its create revision and value; `None` once compacted away.
+fn row(conn: &Connection, rev: Revision) -> rusqlite::Result<Option<(Revision, Bytes)>> {
+    conn.prepare_cached("SELECT create_rev, value FROM log WHERE rev = ?1")?
+        .query_row([rev], |r| {
+            Ok((r.get(0)?, Bytes::from(r.get::<_, Vec<u8>>(1)?)))
+        })
+        .optional()
+}
+
+/// The value of `key` at revision `mod_rev`, read by its revision (which the caller found in
+/// the history). The outer `None` means the row is gone (compacted meanwhile).
 pub(crate) fn get_at(
     conn: &Connection,
     key: &str,
-    rev: Revision,
+    mod_rev: Revision,
 ) -> rusqlite::Result<Option<KeyValue>> {
-    conn.prepare_cached(
-        "SELECT rev, create_rev, value, deleted FROM log WHERE key = ?1 AND rev <= ?2
-         ORDER BY rev DESC LIMIT 1",
-    )?
-    .query_row(params![key, rev], |r| {
-        let deleted: i64 = r.get(3)?;
-        Ok((deleted == 0).then(|| -> rusqlite::Result<KeyValue> {
-            Ok(KeyValue {
-                key: key.to_owned(),
-                mod_revision: r.get(0)?,
-                create_revision: r.get(1)?,
-                value: Bytes::from(r.get::<_, Vec<u8>>(2)?),
-            })
-        }))
-    })
-    .optional()?
-    .flatten()
-    .transpose()
+    Ok(
+        row(conn, mod_rev)?.map(|(create_revision, value)| KeyValue {
+            key: key.to_owned(),
+            mod_revision: mod_rev,
+            create_revision,
+            value,
+        }),
+    )
 }
 
-/// Keys under `prefix` (strictly after `start_after`) at revision `rev`, at most `limit`
-/// (0: all); the flag says more keys follow.
-pub(crate) fn list_at(
+/// The rows of `keys` (each with the revision it has at the revision listed), read in one
+/// transaction; `None` if one is gone (compacted meanwhile).
+pub(crate) fn rows_at(
     conn: &Connection,
+    keys: Vec<(String, Revision)>,
+) -> rusqlite::Result<Option<Vec<KeyValue>>> {
+    let tx = conn.unchecked_transaction()?;
+    let mut items = Vec::with_capacity(keys.len());
+    for (key, mod_rev) in keys {
+        match row(&tx, mod_rev)? {
+            Some((create_revision, value)) => items.push(KeyValue {
+                key,
+                mod_revision: mod_rev,
+                create_revision,
+                value,
+            }),
+            None => return Ok(None),
+        }
+    }
+    tx.finish()?;
+    Ok(Some(items))
+}
+
+/// Keys under `prefix` (strictly after `start_after`) with a value at revision `rev`, by
+/// `history`, at most `limit` (0: all), each with the revision of that value; the flag says
+/// more keys follow.
+pub(crate) fn list_at(
+    history: &History,
     prefix: &str,
     start_after: Option<&str>,
     limit: usize,
     rev: Revision,
-) -> rusqlite::Result<(Vec<KeyValue>, bool)> {
-    let tx = conn.unchecked_transaction()?;
-    let (lower, strict) = match start_after {
-        Some(s) if s >= prefix => (s, true),
-        _ => (prefix, false),
+) -> (Vec<(String, Revision)>, bool) {
+    let lower = match start_after {
+        Some(s) if s >= prefix => Bound::Excluded(s),
+        _ => Bound::Included(prefix),
     };
-    let sql = if strict {
-        "SELECT key, max(rev) FROM log WHERE key > ?1 AND rev <= ?2 GROUP BY key ORDER BY key"
-    } else {
-        "SELECT key, max(rev) FROM log WHERE key >= ?1 AND rev <= ?2 GROUP BY key ORDER BY key"
-    };
-    let mut newest = tx.prepare_cached(sql)?;
-    let mut row_at =
-        tx.prepare_cached("SELECT create_rev, value, deleted FROM log WHERE rev = ?1")?;
-    let mut rows = newest.query(params![lower, rev])?;
-    let mut items = Vec::new();
-    let mut more = false;
-    while let Some(r) = rows.next()? {
-        let key: String = r.get(0)?;
+    let mut keys = Vec::new();
+    for (key, revs) in history.range::<str, _>((lower, Bound::Unbounded)) {
         if !key.starts_with(prefix) {
             break;
         }
-        let mod_rev: i64 = r.get(1)?;
-        let (create_rev, value, deleted): (i64, Vec<u8>, i64) =
-            row_at.query_row([mod_rev], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-        if deleted != 0 {
+        let Some(mod_rev) = revision_at(revs, rev).filter(|r| *r > 0) else {
             continue;
+        };
+        if limit > 0 && keys.len() == limit {
+            return (keys, true);
         }
-        if limit > 0 && items.len() == limit {
-            more = true;
-            break;
-        }
-        items.push(KeyValue {
-            key,
-            value: Bytes::from(value),
-            create_revision: create_rev,
-            mod_revision: mod_rev,
-        });
+        keys.push((key.clone(), mod_rev));
     }
-    drop(rows);
-    drop(newest);
-    drop(row_at);
-    tx.finish()?;
-    Ok((items, more))
+    (keys, false)
 }
 
 /// One log row as a watch reads it: revision, key, create revision, value, tombstone flag and

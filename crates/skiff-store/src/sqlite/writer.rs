@@ -190,6 +190,8 @@ struct State {
     events: Vec<Arc<Event>>,
     /// Keys written earlier in this batch (see [`Overlay`]).
     overlay: Overlay,
+    /// Rows this batch's compaction steps removed, taken out of the history once committed.
+    compacted: Vec<(String, Revision)>,
 }
 
 impl Writer {
@@ -214,6 +216,7 @@ impl Writer {
             planned: Vec::with_capacity(cap),
             events: Vec::with_capacity(cap),
             overlay: Overlay::with_capacity_and_hasher(cap, Default::default()),
+            compacted: Vec::new(),
         };
         Writer { conn, state }
     }
@@ -379,6 +382,7 @@ impl State {
             }
             self.events.clear();
             self.overlay.clear();
+            self.compacted.clear();
             return;
         }
         let writes = self.events.len() as u64;
@@ -470,7 +474,11 @@ impl State {
                 Planned::Write(i) => sql.append(&self.events[*i])?,
                 Planned::SetCompactPoint(point) => log::set_meta(sql.conn, "compact_rev", *point)?,
                 Planned::CompactStep { lo, hi, point, n } => {
-                    *n = log::compact_range(sql.conn, *lo, *hi, *point)?;
+                    let live = self.shared.live.read();
+                    let removed = log::compact_range(sql.conn, *lo, *hi, *point, &live.history)?;
+                    drop(live);
+                    *n = removed.len();
+                    self.compacted.extend(removed);
                     log::set_meta(sql.conn, "compact_done", *hi)?;
                 }
                 #[cfg(test)]
@@ -490,10 +498,21 @@ impl State {
         }
         {
             self.overlay.clear();
-            let mut live = self.shared.live.write();
+            let mut guard = self.shared.live.write();
+            let live = &mut *guard;
             // In revision order, so a key written twice in the batch ends at its newest value.
             for ev in &self.events {
                 let key = ev.kv.key.as_str();
+                let entry = match ev.kind {
+                    EventKind::Put => ev.kv.mod_revision,
+                    EventKind::Delete => -ev.kv.mod_revision,
+                };
+                match live.history.get_mut(key) {
+                    Some(revs) => revs.push(entry),
+                    None => {
+                        live.history.insert(key.to_owned(), vec![entry]);
+                    }
+                }
                 match ev.kind {
                     EventKind::Put => {
                         let entry = Entry::of(&ev.kv);
@@ -512,6 +531,17 @@ impl State {
                     EventKind::Delete => {
                         live.index.remove(key);
                     }
+                }
+            }
+            for (key, rev) in self.compacted.drain(..) {
+                let Some(revs) = live.history.get_mut(&key) else {
+                    continue;
+                };
+                if let Ok(i) = revs.binary_search_by_key(&rev, |r| r.abs()) {
+                    revs.remove(i);
+                }
+                if revs.is_empty() {
+                    live.history.remove(&key);
                 }
             }
             live.current = rev;
@@ -736,7 +766,11 @@ mod tests {
     fn a_lookup_whose_hash_slot_names_another_key_finds_its_own_newest_write() {
         let mut index = std::collections::BTreeMap::new();
         index.insert("/c".to_owned(), Entry::of(&put("/c", 1).kv));
-        let live = Live { index, current: 1 };
+        let live = Live {
+            index,
+            history: Default::default(),
+            current: 1,
+        };
         let events = vec![put("/a", 2), put("/b", 3), put("/a", 4)];
         // As if "/b" and "/a" had the same hash and "/b" took the slot; "/c" likewise.
         let mut overlay = Overlay::default();

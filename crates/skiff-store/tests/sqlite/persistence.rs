@@ -74,3 +74,35 @@ async fn revision_never_goes_backwards_after_compaction() {
     assert_eq!(s.count("").await.unwrap(), 0);
     assert_eq!(s.create("/a", Bytes::new()).await.unwrap(), current + 1);
 }
+
+/// A database made by a version that indexed the log by key has the index dropped at open
+/// (reads at old revisions go by the history kept in memory), and reads the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_old_key_index_is_dropped_at_open() {
+    let dir = super::tempdir();
+    let first = {
+        let s = super::open(dir.path());
+        let r = s.create("/k/a", Bytes::from_static(b"1")).await.unwrap();
+        s.update("/k/a", r, Bytes::from_static(b"2")).await.unwrap();
+        r
+    };
+    let indexes = || {
+        let conn = rusqlite::Connection::open(dir.path().join("store.db")).unwrap();
+        conn.query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'log'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .unwrap()
+    };
+    assert_eq!(indexes(), 0);
+    rusqlite::Connection::open(dir.path().join("store.db"))
+        .unwrap()
+        .execute_batch("CREATE INDEX log_key_rev ON log(key, rev)")
+        .unwrap();
+    assert_eq!(indexes(), 1);
+    let s = super::open(dir.path());
+    assert_eq!(indexes(), 0);
+    let (old, _) = s.get("/k/a", ReadAt::Exact(first)).await.unwrap();
+    assert_eq!(old.unwrap().value, Bytes::from_static(b"1"));
+}
