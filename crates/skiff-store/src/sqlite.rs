@@ -6,7 +6,8 @@
 //! - writes go through one writer thread that commits everything queued as one transaction
 //!   (group commit, see `writer`), so an acknowledged write is on disk;
 //! - reads at the newest revision are served from an in-memory index of live keys; reads at an
-//!   older revision query the log on a pool of read connections;
+//!   older revision find each key's revision there in an in-memory history of every key's
+//!   revisions and read those rows by revision on a pool of read connections;
 //! - watches follow a window of recent events in memory and read the log when behind it
 //!   (see `watcher`);
 //! - compaction runs in small steps that never hold the write lock for long, and WAL
