@@ -114,8 +114,8 @@ pub(crate) fn set_meta(conn: &Connection, name: &str, value: i64) -> rusqlite::R
 }
 
 /// Rebuilds the index of live keys, every key's revisions and the revision counters from the
-/// database: one pass over the log in revision order (its rowid, no sort) for the revisions,
-/// then each live key's newest row read by its revision.
+/// database, in one pass over the log in revision order (its rowid: no sort, no index): each
+/// row is a key's newest so far, so the index ends with the newest of each live key.
 pub(crate) fn load(conn: &Connection) -> rusqlite::Result<Loaded> {
     let max_rev: Option<i64> = conn.query_row("SELECT max(rev) FROM log", [], |r| r.get(0))?;
     let compacted = meta(conn, "compact_rev")?;
@@ -124,39 +124,38 @@ pub(crate) fn load(conn: &Connection) -> rusqlite::Result<Loaded> {
         .max(compacted);
     let compact_done = meta(conn, "compact_done")?;
     let mut history = History::new();
-    let mut stmt = conn.prepare("SELECT rev, key, deleted FROM log ORDER BY rev")?;
+    let mut index = BTreeMap::new();
+    let mut stmt =
+        conn.prepare("SELECT rev, key, create_rev, value, deleted FROM log ORDER BY rev")?;
     let mut rows = stmt.query([])?;
     while let Some(r) = rows.next()? {
         let rev: i64 = r.get(0)?;
-        let deleted: i64 = r.get(2)?;
-        let entry = if deleted != 0 { -rev } else { rev };
+        let deleted = r.get::<_, i64>(4)? != 0;
         let key = r.get_ref(1)?.as_str()?;
+        let entry = if deleted { -rev } else { rev };
         match history.get_mut(key) {
             Some(revs) => revs.push(entry),
             None => {
                 history.insert(key.to_owned(), vec![entry]);
             }
         }
+        if deleted {
+            index.remove(key);
+            continue;
+        }
+        let live = Entry {
+            value: Bytes::copy_from_slice(r.get_ref(3)?.as_blob()?),
+            create_revision: r.get(2)?,
+            mod_revision: rev,
+        };
+        match index.get_mut(key) {
+            Some(slot) => *slot = live,
+            None => {
+                index.insert(key.to_owned(), live);
+            }
+        }
     }
     drop(rows);
-    let mut index = BTreeMap::new();
-    let mut row_at = conn.prepare("SELECT create_rev, value FROM log WHERE rev = ?1")?;
-    for (key, revs) in &history {
-        let Some(&rev) = revs.last().filter(|r| **r > 0) else {
-            continue;
-        };
-        let (create_revision, value) = row_at.query_row([rev], |r| {
-            Ok((r.get(0)?, Bytes::from(r.get::<_, Vec<u8>>(1)?)))
-        })?;
-        index.insert(
-            key.clone(),
-            Entry {
-                value,
-                create_revision,
-                mod_revision: rev,
-            },
-        );
-    }
     Ok(Loaded {
         index,
         history,
