@@ -419,21 +419,19 @@ impl NodeInfo {
     /// The `kubernetes.io/hostname` label, from the node's own memory.
     #[inline]
     pub fn hostname_label(&self) -> Option<&str> {
-        if self.node.is_some() {
-            self.hostname.get(&self.name)
-        } else {
-            None
-        }
+        self.cached(&self.hostname)
     }
 
     /// The `topology.kubernetes.io/zone` label, from the node's own memory.
     #[inline]
     pub fn zone_label(&self) -> Option<&str> {
-        if self.node.is_some() {
-            self.zone.get(&self.name)
-        } else {
-            None
-        }
+        self.cached(&self.zone)
+    }
+
+    /// A label kept in the node's memory; a placeholder has none.
+    #[inline]
+    fn cached<'a>(&'a self, label: &'a CachedLabel) -> Option<&'a str> {
+        self.node.as_ref().and_then(|_| label.get(&self.name))
     }
 
     /// The snapshot's number for the node's zone (`topology.kubernetes.io/zone`), so that
@@ -443,15 +441,11 @@ impl NodeInfo {
     }
 
     pub fn label(&self, key: &str) -> Option<&str> {
-        if self.node.is_some() {
-            if key == HOSTNAME_LABEL {
-                return self.hostname.get(&self.name);
-            }
-            if key == ZONE_LABEL {
-                return self.zone.get(&self.name);
-            }
+        match key {
+            HOSTNAME_LABEL => self.hostname_label(),
+            ZONE_LABEL => self.zone_label(),
+            _ => self.labels().get(key).map(String::as_str),
         }
-        self.labels().get(key).map(String::as_str)
     }
 
     /// Accounts for a pod placed here.

@@ -833,15 +833,7 @@ mod tests {
 
     #[test]
     fn system_defaults_for_controller_pods() {
-        let mut p = web("w");
-        p.metadata.owner_references = Some(vec![OwnerReference {
-            api_version: "apps/v1".into(),
-            kind: "ReplicaSet".into(),
-            name: "web-1".into(),
-            uid: "rs-uid".into(),
-            controller: Some(true),
-            ..Default::default()
-        }]);
+        let p = of_rs(web("w"));
         let mut s = Snapshot::new();
         let c = Constraints::of(&PodCtx::new(Arc::new(p)), &s);
         assert!(c.hard.is_empty());
