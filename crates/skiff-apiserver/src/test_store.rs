@@ -14,7 +14,7 @@ pub(crate) struct Hooked {
     /// Creates of keys under this prefix fail as if the name were taken, `collisions` times.
     collide_under: &'static str,
     pub collisions: AtomicUsize,
-    /// While set, the next create or update is committed (readers and watchers see it) but
+    /// While set, the next create or update submitted is committed (readers and watchers see it) but
     /// not answered until `release` is notified: as when the writing task has not run again.
     pub hold: AtomicBool,
     pub release: Notify,
@@ -39,8 +39,18 @@ impl Hooked {
         h
     }
 
-    async fn answer<T>(&self, r: skiff_store::Result<T>) -> skiff_store::Result<T> {
-        if self.hold.swap(false, Ordering::SeqCst) {
+    /// Runs `write`, and holds its answer if it is the first write submitted since `hold`
+    /// was set. The hold is taken when the write is submitted, not when it is answered: the
+    /// write's commit is visible before its task runs again, and a later write submitted in
+    /// that gap must not take the hold meant for this one (it did, and the test waiting for
+    /// that later write never released it).
+    async fn held<T>(
+        &self,
+        write: impl std::future::Future<Output = skiff_store::Result<T>>,
+    ) -> skiff_store::Result<T> {
+        let held = self.hold.swap(false, Ordering::SeqCst);
+        let r = write.await;
+        if held {
             self.release.notified().await;
         }
         r
@@ -58,8 +68,7 @@ impl Store for Hooked {
         {
             return Err(StoreError::AlreadyExists(key.to_string()));
         }
-        let r = self.inner.create(key, value).await;
-        self.answer(r).await
+        self.held(self.inner.create(key, value)).await
     }
     async fn update(
         &self,
@@ -67,8 +76,7 @@ impl Store for Hooked {
         expected: Revision,
         value: Bytes,
     ) -> skiff_store::Result<Revision> {
-        let r = self.inner.update(key, expected, value).await;
-        self.answer(r).await
+        self.held(self.inner.update(key, expected, value)).await
     }
     async fn delete(&self, key: &str, expected: Option<Revision>) -> skiff_store::Result<KeyValue> {
         self.inner.delete(key, expected).await
