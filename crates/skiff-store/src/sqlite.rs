@@ -589,10 +589,7 @@ impl Store for SqliteStore {
         let kv = self
             .read_at(rev, move |c| log::get_at(c, &key, mod_rev))
             .await?;
-        match kv {
-            Some(kv) => Ok((Some(kv), rev)),
-            None => Err(missing_row(mod_rev)),
-        }
+        Ok((Some(kv.ok_or_else(|| missing_row(mod_rev))?), rev))
     }
 
     async fn list(&self, opts: ListOptions) -> Result<ListResult> {
@@ -621,16 +618,11 @@ impl Store for SqliteStore {
         };
         self.check_readable(rev)?;
         let items = self.read_at(rev, move |c| log::rows_at(c, keys)).await?;
-        match items {
-            Some(items) => Ok(ListResult {
-                items,
-                revision: rev,
-                more,
-            }),
-            None => Err(StoreError::Backend(
-                "sqlite: a row the history names is missing from the log".into(),
-            )),
-        }
+        Ok(ListResult {
+            items: items.map_err(missing_row)?,
+            revision: rev,
+            more,
+        })
     }
 
     async fn count(&self, prefix: &str) -> Result<usize> {

@@ -217,7 +217,7 @@ fn row(conn: &Connection, rev: Revision) -> rusqlite::Result<Option<(Revision, B
 }
 
 /// The value of `key` at revision `mod_rev`, read by its revision (which the caller found in
-/// the history). The outer `None` means the row is gone (compacted meanwhile).
+/// the history); `None` if the row is gone (compacted meanwhile).
 pub(crate) fn get_at(
     conn: &Connection,
     key: &str,
@@ -234,11 +234,11 @@ pub(crate) fn get_at(
 }
 
 /// The rows of `keys` (each with the revision it has at the revision listed), read in one
-/// transaction; `None` if one is gone (compacted meanwhile).
+/// transaction; `Err` with the revision of a row that is gone (compacted meanwhile).
 pub(crate) fn rows_at(
     conn: &Connection,
     keys: Vec<(String, Revision)>,
-) -> rusqlite::Result<Option<Vec<KeyValue>>> {
+) -> rusqlite::Result<Result<Vec<KeyValue>, Revision>> {
     let tx = conn.unchecked_transaction()?;
     let mut items = Vec::with_capacity(keys.len());
     for (key, mod_rev) in keys {
@@ -249,11 +249,11 @@ pub(crate) fn rows_at(
                 create_revision,
                 value,
             }),
-            None => return Ok(None),
+            None => return Ok(Err(mod_rev)),
         }
     }
     tx.finish()?;
-    Ok(Some(items))
+    Ok(Ok(items))
 }
 
 /// Keys under `prefix` (strictly after `start_after`) with a value at revision `rev`, by
