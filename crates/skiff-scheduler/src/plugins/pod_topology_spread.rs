@@ -499,23 +499,14 @@ impl<'a> PreScoreState<'a> {
                 }
             }
         }
-        if !require_all
-            && cs
-                .iter()
-                .zip(&sizes)
-                .any(|(c, &n)| !c.is_hostname() && n == 0)
-        {
+        if !require_all {
             // A key no feasible node carries adds nothing to any node's score: leave its
             // constraint out of the pass over them.
-            let keep: Vec<bool> = cs
-                .iter()
-                .zip(&sizes)
-                .map(|(c, &n)| c.is_hostname() || n > 0)
-                .collect();
-            let mut k = keep.iter();
-            cs.retain(|_| *k.next().expect("one per constraint"));
-            let mut k = keep.iter();
-            sizes.retain(|_| *k.next().expect("one per constraint"));
+            (cs, sizes) = cs
+                .into_iter()
+                .zip(sizes)
+                .filter(|(c, n)| c.is_hostname() || *n > 0)
+                .unzip();
         }
         let n_ignored = ignored.iter().filter(|x| **x).count();
         let weights = cs
