@@ -25,7 +25,7 @@ run: release
 deps: deps-apt deps-python
 
 # Debian packages the build and tests use. Idempotent: installs only what is missing.
-APT_PACKAGES := ca-certificates curl python3-venv
+APT_PACKAGES := ca-certificates curl python3-venv nginx
 deps-apt:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
@@ -65,7 +65,7 @@ python-e2e: build deps-python
 
 test: deps lint unit e2e python-e2e
 
-bench: release
+bench: deps-apt release
 	./target/release/skiff bench --out docs/benchmarks.md
 
 clean:

@@ -58,6 +58,17 @@ impl Endpoint {
         })
     }
 
+    /// The same credentials and server name aimed at another port of the same address: a
+    /// baseline server that presents the same certificate.
+    pub(crate) fn with_port(&self, port: u16) -> Endpoint {
+        let addr = SocketAddr::new(self.addr.ip(), port);
+        Endpoint {
+            addr,
+            authority: addr.to_string(),
+            ..self.clone()
+        }
+    }
+
     /// The server's `host:port`.
     pub(crate) fn authority(&self) -> &str {
         &self.authority

@@ -18,6 +18,7 @@ mod client;
 mod cluster_sections;
 mod kubeconfig;
 mod machine;
+mod nginx;
 mod pods;
 mod process;
 mod report;
@@ -272,6 +273,28 @@ fn write_report(path: &Path, text: &str) -> anyhow::Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     std::fs::write(path, format!("{text}\n")).with_context(|| format!("writing {}", path.display()))
+}
+
+/// CPU readings (server, load generator) before and after a run, and the machine's ticks, as
+/// the run's [`scenarios::create::CpuUse`], when every reading succeeded.
+fn cpu_use(
+    before: (anyhow::Result<Duration>, anyhow::Result<Duration>),
+    after: (anyhow::Result<Duration>, anyhow::Result<Duration>),
+    machine_before: anyhow::Result<process::MachineTicks>,
+    machine_after: anyhow::Result<process::MachineTicks>,
+) -> Option<scenarios::create::CpuUse> {
+    let ((Ok(s0), Ok(c0)), (Ok(s1), Ok(c1))) = (before, after) else {
+        return None;
+    };
+    let machine_idle = match (machine_before, machine_after) {
+        (Ok(m0), Ok(m1)) => m0.idle_share(m1),
+        _ => None,
+    };
+    Some(scenarios::create::CpuUse {
+        server: s1.saturating_sub(s0),
+        client: c1.saturating_sub(c0),
+        machine_idle,
+    })
 }
 
 fn progress(msg: impl std::fmt::Display) {
@@ -578,6 +601,9 @@ impl Bench {
             ),
         ];
         let mut rows = Vec::new();
+        // What the first run's server answered for its first pod, its endpoint and its
+        // certificates: the do-nothing baseline serves the same bytes with the same TLS.
+        let mut sample: Option<(Bytes, client::Endpoint, PathBuf)> = None;
         for (i, (proto, h2_connections, label)) in variants.into_iter().enumerate() {
             progress(format!("pod creates: {label}"));
             let plan = CreatePlan {
@@ -598,16 +624,16 @@ impl Bench {
                 let mut outcome = create_pods(&server.endpoint, &plan).await?;
                 let cpu_after = (server.cpu_time(), process::cpu_time_of("/proc/self/stat"));
                 let machine_after = process::MachineTicks::now();
-                if let ((Ok(s0), Ok(c0)), (Ok(s1), Ok(c1))) = (cpu_before, cpu_after) {
-                    let machine_idle = match (machine_before, machine_after) {
-                        (Ok(m0), Ok(m1)) => m0.idle_share(m1),
-                        _ => None,
-                    };
-                    outcome.cpu = Some(scenarios::create::CpuUse {
-                        server: s1.saturating_sub(s0),
-                        client: c1.saturating_sub(c0),
-                        machine_idle,
-                    });
+                outcome.cpu = cpu_use(cpu_before, cpu_after, machine_before, machine_after);
+                if sample.is_none() {
+                    let path = format!(
+                        "/api/v1/namespaces/{}/pods/{}",
+                        plan.namespace,
+                        pods::pod_name(&plan.prefix, 0)
+                    );
+                    let mut conn = server.endpoint.connect(Proto::Http1).await?;
+                    let body = conn.get_ok(&path).await?;
+                    sample = Some((body, server.endpoint.clone(), launch.data_dir.join("tls")));
                 }
                 if let Err(e) = server.stop().await {
                     progress(e);
@@ -615,7 +641,123 @@ impl Bench {
                 Ok(outcome)
             })
             .await;
-            rows.push(CreateRow { label, outcome });
+            rows.push(CreateRow {
+                label,
+                baseline: false,
+                outcome,
+            });
+        }
+        match sample {
+            Some((body, endpoint, tls)) => {
+                rows.extend(self.nginx_runs(&endpoint, &tls, body).await)
+            }
+            None => rows.push(CreateRow {
+                label: "baseline: nginx".into(),
+                baseline: true,
+                outcome: Err("no Skiff run created a pod to serve".into()),
+            }),
+        }
+        rows
+    }
+
+    /// The do-nothing baseline: nginx on loopback with the Skiff server's certificate (in
+    /// `tls`), answering every request with 201 and `body`, under the same load as Skiff, over
+    /// HTTP/1.1 and h2 (see [`nginx`]).
+    async fn nginx_runs(
+        &self,
+        endpoint: &client::Endpoint,
+        tls: &Path,
+        body: Bytes,
+    ) -> Vec<CreateRow> {
+        let s = &self.sizes;
+        let labels = [
+            (
+                Proto::Http1,
+                format!(
+                    "baseline: nginx, 201 and a stored pod, no work: {} clients, HTTP/1.1",
+                    s.clients
+                ),
+            ),
+            (
+                Proto::H2,
+                format!(
+                    "baseline: nginx, 201 and a stored pod, no work: {} clients, h2",
+                    s.clients
+                ),
+            ),
+        ];
+        let Some(bin) = nginx::binary() else {
+            return labels
+                .into_iter()
+                .map(|(_, label)| CreateRow {
+                    label,
+                    baseline: true,
+                    outcome: Err("nginx not found (`make bench` installs it; or set NGINX)".into()),
+                })
+                .collect();
+        };
+        progress("pod creates: baseline nginx");
+        let dir = self.work.join("nginx");
+        let started = bounded("nginx", Duration::from_secs(30), async {
+            std::fs::create_dir_all(&dir)?;
+            let port = process::free_port()?;
+            let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let site = nginx::Site {
+                dir: &dir,
+                port,
+                cert: &tls.join("serving-kube-apiserver.crt"),
+                key: &tls.join("serving-kube-apiserver.key"),
+                body: &body,
+                workers,
+            };
+            Ok((nginx::Nginx::start(&bin, &site).await?, port))
+        })
+        .await;
+        let (server, port) = match started {
+            Ok(v) => v,
+            Err(e) => {
+                return labels
+                    .into_iter()
+                    .map(|(_, label)| CreateRow {
+                        label,
+                        baseline: true,
+                        outcome: Err(e.clone()),
+                    })
+                    .collect()
+            }
+        };
+        progress(format!("nginx: {}", server.version));
+        let endpoint = endpoint.with_port(port);
+        let mut rows = Vec::new();
+        for (proto, label) in labels {
+            let plan = CreatePlan {
+                namespace: "default".into(),
+                prefix: "bench".into(),
+                total: s.creates,
+                clients: s.clients,
+                proto,
+                h2_connections: 1,
+                max_time: Duration::from_secs(120),
+                answered: None,
+            };
+            let outcome = bounded("nginx baseline", Duration::from_secs(180), async {
+                let machine_before = process::MachineTicks::now();
+                let cpu_before = (server.cpu_time(), process::cpu_time_of("/proc/self/stat"));
+                let mut outcome = create_pods(&endpoint, &plan).await?;
+                let cpu_after = (server.cpu_time(), process::cpu_time_of("/proc/self/stat"));
+                let machine_after = process::MachineTicks::now();
+                outcome.cpu = cpu_use(cpu_before, cpu_after, machine_before, machine_after);
+                Ok(outcome)
+            })
+            .await;
+            rows.push(CreateRow {
+                label: format!("{label} ({})", server.version),
+                baseline: true,
+                outcome,
+            });
+        }
+        if let Err(e) = server.stop().await {
+            progress(e);
         }
         rows
     }
