@@ -25,12 +25,15 @@ run: release
 deps: deps-apt deps-python
 
 # Debian packages the build and tests use. Idempotent: installs only what is missing.
+# nginx is the do-nothing HTTPS baseline of the create benchmark, started by the harness and
+# its test on loopback ports of their own; RUNLEVEL=1 keeps the package's own service (port
+# 80) from being started where no policy-rc.d forbids it.
 APT_PACKAGES := ca-certificates curl python3-venv nginx
 deps-apt:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get install -y -qq $$missing; \
 	fi
 	@command -v kubectl >/dev/null || { echo "kubectl 1.32 is required at /usr/bin/kubectl (part of this machine's image)"; exit 1; }
 
