@@ -27,6 +27,7 @@ pub trait Handler: Send + Sync + 'static {
     ) -> BoxFuture<'static, http::Response<Body>>;
 }
 
+mod coalesce;
 pub mod codec;
 pub mod crds;
 pub mod discovery;

@@ -221,7 +221,11 @@ async fn serve_connection<H: Handler>(
             )
         }
     });
-    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+    // h2 carries many streams whose responses are ready together: gather them into fewer
+    // TLS records and writes. HTTP/1.1 has one response at a time to send.
+    let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+    let io = crate::coalesce::Coalesce::new(stream, h2);
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     if let Err(e) = watcher.watch(conn.into_owned()).await {
         tracing::debug!(%peer, error = %e, "connection ended with an error");
     }
