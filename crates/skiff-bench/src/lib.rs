@@ -582,6 +582,21 @@ impl Bench {
         out
     }
 
+    /// Section 1's load: the sized number of pods from the sized number of clients, over
+    /// `proto` (h2 clients sharing `h2_connections` connections).
+    fn create_plan(&self, proto: Proto, h2_connections: usize) -> CreatePlan {
+        CreatePlan {
+            namespace: "default".into(),
+            prefix: "bench".into(),
+            total: self.sizes.creates,
+            clients: self.sizes.clients,
+            proto,
+            h2_connections,
+            max_time: Duration::from_secs(120),
+            answered: None,
+        }
+    }
+
     /// Pod creates on fresh servers, over HTTP/1.1 and h2.
     async fn create_runs(&self) -> Vec<CreateRow> {
         let s = &self.sizes;
@@ -606,16 +621,7 @@ impl Bench {
         let mut sample: Option<(Bytes, client::Endpoint, PathBuf)> = None;
         for (i, (proto, h2_connections, label)) in variants.into_iter().enumerate() {
             progress(format!("pod creates: {label}"));
-            let plan = CreatePlan {
-                namespace: "default".into(),
-                prefix: "bench".into(),
-                total: s.creates,
-                clients: s.clients,
-                proto,
-                h2_connections,
-                max_time: Duration::from_secs(120),
-                answered: None,
-            };
+            let plan = self.create_plan(proto, h2_connections);
             let launch = self.launch(&format!("create-{i}"));
             let outcome = bounded("pod creates", Duration::from_secs(180), async {
                 let (server, _) = ServerProcess::start(&launch).await?;
@@ -730,16 +736,7 @@ impl Bench {
         let endpoint = endpoint.with_port(port);
         let mut rows = Vec::new();
         for (proto, label) in labels {
-            let plan = CreatePlan {
-                namespace: "default".into(),
-                prefix: "bench".into(),
-                total: s.creates,
-                clients: s.clients,
-                proto,
-                h2_connections: 1,
-                max_time: Duration::from_secs(120),
-                answered: None,
-            };
+            let plan = self.create_plan(proto, 1);
             let outcome = bounded("nginx baseline", Duration::from_secs(180), async {
                 let machine_before = process::MachineTicks::now();
                 let cpu_before = (server.cpu_time(), process::cpu_time_of("/proc/self/stat"));

@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context as _};
 use std::os::unix::process::CommandExt as _;
 
-use rustix::process::{kill_process, kill_process_group, Pid, Signal};
+use rustix::process::{kill_process_group, Pid, Signal};
 
-use crate::process::cpu_time_of;
+use crate::process::{cpu_time_of, terminate};
 
 /// How long nginx may take to listen.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
@@ -168,14 +168,8 @@ impl Nginx {
 
     /// Stops nginx (SIGTERM: fast shutdown of master and workers) and waits for the master.
     pub(crate) async fn stop(mut self) -> anyhow::Result<()> {
-        let pid = Pid::from_raw(self.master.id() as i32).ok_or_else(|| anyhow!("no pid"))?;
-        let _ = kill_process(pid, Signal::TERM);
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        while Instant::now() < deadline {
-            if self.master.try_wait()?.is_some() {
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
+        if terminate(&mut self.master, STOP_TIMEOUT).await? {
+            return Ok(());
         }
         bail!(
             "nginx did not stop within {STOP_TIMEOUT:?} of SIGTERM; killed it (folder {})",

@@ -105,14 +105,8 @@ impl ServerProcess {
 
     /// Stops the server with SIGTERM (as an init system would), killing it after a while.
     pub(crate) async fn stop(mut self) -> anyhow::Result<()> {
-        let pid = pid_of(&self.child)?;
-        let _ = kill_process(pid, Signal::TERM);
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        while Instant::now() < deadline {
-            if self.child.try_wait()?.is_some() {
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
+        if terminate(&mut self.child, STOP_TIMEOUT).await? {
+            return Ok(());
         }
         bail!(
             "server (pid {}) did not stop within {STOP_TIMEOUT:?} of SIGTERM; killed it (log: {})",
@@ -195,6 +189,19 @@ async fn probe_ready(endpoint: &Endpoint) -> anyhow::Result<()> {
 
 fn pid_of(child: &Child) -> anyhow::Result<Pid> {
     Pid::from_raw(child.id() as i32).ok_or_else(|| anyhow!("child has no pid"))
+}
+
+/// Sends SIGTERM to `child` and waits up to `timeout` for it to exit; whether it did.
+pub(crate) async fn terminate(child: &mut Child, timeout: Duration) -> anyhow::Result<bool> {
+    let _ = kill_process(pid_of(child)?, Signal::TERM);
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if child.try_wait()?.is_some() {
+            return Ok(true);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(false)
 }
 
 fn kill_and_reap(child: &mut Child) {
