@@ -35,8 +35,10 @@ pub struct Coalesce<S> {
     buf: Vec<u8>,
     /// How much of `buf` has been written to `inner`.
     sent: usize,
-    /// The yield before the current flush, once started.
+    /// The yield before the current buffer is sent, once started and until it ends.
     pause: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    /// Whether the current buffer's yield has ended (it is being sent).
+    yielded: bool,
 }
 
 impl<S> Coalesce<S> {
@@ -48,6 +50,7 @@ impl<S> Coalesce<S> {
             buf: Vec::new(),
             sent: 0,
             pause: None,
+            yielded: false,
         }
     }
 }
@@ -64,6 +67,7 @@ impl<S: AsyncWrite + Unpin> Coalesce<S> {
         }
         self.buf.clear();
         self.sent = 0;
+        self.yielded = false;
         Poll::Ready(Ok(()))
     }
 
@@ -132,23 +136,24 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Coalesce<S> {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         if this.sent < this.buf.len() {
-            if this.sent == 0 {
+            if !this.yielded {
                 // The first flush of this buffer: let the other ready tasks add to it.
                 let pause = this
                     .pause
                     .get_or_insert_with(|| Box::pin(tokio::task::yield_now()));
                 ready!(pause.as_mut().poll(cx));
+                this.pause = None;
+                this.yielded = true;
             }
+            // Sent once the socket takes it all (a full socket answers Pending meanwhile).
             ready!(this.poll_send(cx))?;
         }
-        this.pause = None;
         Pin::new(&mut this.inner).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         ready!(this.poll_send(cx))?;
-        this.pause = None;
         Pin::new(&mut this.inner).poll_shutdown(cx)
     }
 }
@@ -158,18 +163,24 @@ mod tests {
     use super::*;
     use tokio::io::AsyncWriteExt;
 
-    /// Counts the writes that reach it.
+    /// Counts the writes that reach it; the first `stalls` writes find it full.
     struct Counting {
         data: Vec<u8>,
         writes: usize,
+        stalls: usize,
     }
 
     impl AsyncWrite for Counting {
         fn poll_write(
             mut self: Pin<&mut Self>,
-            _: &mut Context<'_>,
+            cx: &mut Context<'_>,
             buf: &[u8],
         ) -> Poll<io::Result<usize>> {
+            if self.stalls > 0 {
+                self.stalls -= 1;
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
             self.writes += 1;
             self.data.extend_from_slice(buf);
             Poll::Ready(Ok(buf.len()))
@@ -187,6 +198,7 @@ mod tests {
             Counting {
                 data: Vec::new(),
                 writes: 0,
+                stalls: 0,
             },
             true,
         )
@@ -267,6 +279,22 @@ mod tests {
         c.flush().await.unwrap();
         assert!(!ran_again.load(Ordering::SeqCst));
         later.await.unwrap();
+    }
+
+    /// A socket that is full when the buffer goes out: the flush waits for it, without
+    /// yielding again, and every byte arrives once; the next buffer yields again.
+    #[tokio::test]
+    async fn a_full_socket_holds_the_flush_back() {
+        let mut c = counting();
+        c.inner.stalls = 3;
+        c.write_all(b"held").await.unwrap();
+        c.flush().await.unwrap();
+        assert_eq!((c.inner.writes, &c.inner.data[..]), (1, &b"held"[..]));
+        assert!(!c.yielded && c.pause.is_none() && c.buf.is_empty());
+        c.inner.stalls = 1;
+        c.write_all(b", then more").await.unwrap();
+        c.flush().await.unwrap();
+        assert_eq!(&c.inner.data[..], b"held, then more");
     }
 
     #[tokio::test]
