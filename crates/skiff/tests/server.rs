@@ -324,3 +324,184 @@ fn version_command() {
         "skiff version v1.32.4+skiff (kubernetes v1.32.4)"
     );
 }
+
+/// A connection's reading side that can be held shut: while it is, nothing is read from the
+/// socket, so the server's writes fill the socket's buffers and wait.
+struct Gate<S> {
+    inner: S,
+    shut: Arc<std::sync::Mutex<(bool, Option<std::task::Waker>)>>,
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Gate<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        {
+            let mut shut = self.shut.lock().unwrap();
+            if shut.0 {
+                shut.1 = Some(cx.waker().clone());
+                return std::task::Poll::Pending;
+            }
+        }
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Gate<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+type GateHandle = Arc<std::sync::Mutex<(bool, Option<std::task::Waker>)>>;
+
+fn set_gate(gate: &GateHandle, shut: bool) {
+    let mut g = gate.lock().unwrap();
+    g.0 = shut;
+    if !shut {
+        if let Some(w) = g.1.take() {
+            w.wake();
+        }
+    }
+}
+
+impl Client {
+    /// One h2 connection (the client must offer only h2) with flow-control windows large
+    /// enough that only the socket holds the server back, and the gate on its reading side.
+    async fn h2(
+        &self,
+    ) -> (
+        hyper::client::conn::http2::SendRequest<Full<Bytes>>,
+        GateHandle,
+    ) {
+        // A small receive buffer (no autotuning): the socket fills after a few hundred KiB.
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(64 * 1024).unwrap();
+        let tcp = socket.connect(self.addr).await.unwrap();
+        let connector = tokio_rustls::TlsConnector::from(self.config.clone());
+        let tls = connector
+            .connect(ServerName::from(self.addr.ip()), tcp)
+            .await
+            .expect("tls handshake");
+        assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+        let gate: GateHandle = Arc::new(std::sync::Mutex::new((false, None)));
+        let io = Gate {
+            inner: tls,
+            shut: gate.clone(),
+        };
+        let (send, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+            .initial_stream_window_size(64 << 20)
+            .initial_connection_window_size(64 << 20)
+            .max_frame_size(1 << 20)
+            .handshake(TokioIo::new(io))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        (send, gate)
+    }
+}
+
+fn h2_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: String,
+) -> http::Request<Full<Bytes>> {
+    http::Request::builder()
+        .method(method)
+        .uri(format!("https://{addr}{path}"))
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body)))
+        .unwrap()
+}
+
+/// An h2 response far larger than the socket's buffers (a 12 MiB list; the client's receive
+/// buffer is 64 KiB and its reading side is held shut for a while), then read slowly, arrives
+/// whole while other streams of the same connection are answered: the server's h2 writes,
+/// gathered before they go out (`coalesce.rs`), wait for the socket and lose nothing. (The
+/// unit test `a_full_socket_holds_the_flush_back` is the one that pins the stalled flush.)
+#[tokio::test]
+async fn a_large_h2_response_reaches_a_slow_reader_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let kc = server.kubeconfig();
+    let client = kc.client(true, &[b"h2"]);
+    wait_ready(&client).await;
+    let (mut send, gate) = client.h2().await;
+    // 24 ConfigMaps of 512 KiB: a list of 12 MiB.
+    let filler = "x".repeat(512 * 1024);
+    for i in 0..24 {
+        let body = serde_json::json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": format!("big-{i}")},
+            "data": {"blob": filler},
+        })
+        .to_string();
+        let req = h2_request(
+            kc.addr,
+            "POST",
+            "/api/v1/namespaces/default/configmaps",
+            body,
+        );
+        let resp = send.send_request(req).await.unwrap();
+        assert_eq!(resp.status(), 201);
+        resp.into_body().collect().await.unwrap();
+    }
+    // The list is asked for with the reading side shut: the server writes until the socket
+    // is full and must wait for it. Then it is read, with other requests on the connection.
+    let list = send.send_request(h2_request(
+        kc.addr,
+        "GET",
+        "/api/v1/namespaces/default/configmaps",
+        String::new(),
+    ));
+    set_gate(&gate, true);
+    let list = tokio::spawn(list);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    set_gate(&gate, false);
+    let list = list.await.unwrap().unwrap();
+    assert_eq!(list.status(), 200);
+    let mut body = list.into_body();
+    let mut bytes = Vec::new();
+    let mut frames = 0;
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame.unwrap().into_data() {
+            bytes.extend_from_slice(&data);
+        }
+        frames += 1;
+        if frames % 64 == 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let resp = send
+                .send_request(h2_request(kc.addr, "GET", "/version", String::new()))
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 200);
+            resp.into_body().collect().await.unwrap();
+        }
+    }
+    let v: serde_json::Value = serde_json::from_slice(&bytes).expect("the whole list");
+    let items = v["items"].as_array().unwrap();
+    assert_eq!(items.len(), 24);
+    assert!(items
+        .iter()
+        .all(|i| i["data"]["blob"].as_str() == Some(&filler[..])));
+    server.stop();
+}
