@@ -30,7 +30,7 @@ mod stats;
 use client::Proto;
 use process::{Launch, ServerProcess};
 use report::Report;
-use scenarios::create::{create_pods, CreatePlan};
+use scenarios::create::{create_pods, CreateOutcome, CreatePlan};
 use scenarios::watch::WatchPlan;
 use sections::CreateRow;
 
@@ -275,26 +275,30 @@ fn write_report(path: &Path, text: &str) -> anyhow::Result<()> {
     std::fs::write(path, format!("{text}\n")).with_context(|| format!("writing {}", path.display()))
 }
 
-/// CPU readings (server, load generator) before and after a run, and the machine's ticks, as
-/// the run's [`scenarios::create::CpuUse`], when every reading succeeded.
-fn cpu_use(
-    before: (anyhow::Result<Duration>, anyhow::Result<Duration>),
-    after: (anyhow::Result<Duration>, anyhow::Result<Duration>),
-    machine_before: anyhow::Result<process::MachineTicks>,
-    machine_after: anyhow::Result<process::MachineTicks>,
-) -> Option<scenarios::create::CpuUse> {
-    let ((Ok(s0), Ok(c0)), (Ok(s1), Ok(c1))) = (before, after) else {
-        return None;
-    };
-    let machine_idle = match (machine_before, machine_after) {
-        (Ok(m0), Ok(m1)) => m0.idle_share(m1),
-        _ => None,
-    };
-    Some(scenarios::create::CpuUse {
-        server: s1.saturating_sub(s0),
-        client: c1.saturating_sub(c0),
-        machine_idle,
-    })
+/// Runs `creates` and records in its outcome the CPU time the server (`server_cpu`) and this
+/// process (the load generator) used meanwhile, and the machine's idle share, when every
+/// reading succeeds.
+async fn measured(
+    server_cpu: impl Fn() -> anyhow::Result<Duration>,
+    creates: impl Future<Output = anyhow::Result<CreateOutcome>>,
+) -> anyhow::Result<CreateOutcome> {
+    let machine_before = process::MachineTicks::now();
+    let before = (server_cpu(), process::cpu_time_of("/proc/self/stat"));
+    let mut outcome = creates.await?;
+    let after = (server_cpu(), process::cpu_time_of("/proc/self/stat"));
+    let machine_after = process::MachineTicks::now();
+    if let ((Ok(s0), Ok(c0)), (Ok(s1), Ok(c1))) = (before, after) {
+        let machine_idle = match (machine_before, machine_after) {
+            (Ok(m0), Ok(m1)) => m0.idle_share(m1),
+            _ => None,
+        };
+        outcome.cpu = Some(scenarios::create::CpuUse {
+            server: s1.saturating_sub(s0),
+            client: c1.saturating_sub(c0),
+            machine_idle,
+        });
+    }
+    Ok(outcome)
 }
 
 fn progress(msg: impl std::fmt::Display) {
@@ -625,12 +629,8 @@ impl Bench {
             let launch = self.launch(&format!("create-{i}"));
             let outcome = bounded("pod creates", Duration::from_secs(180), async {
                 let (server, _) = ServerProcess::start(&launch).await?;
-                let machine_before = process::MachineTicks::now();
-                let cpu_before = (server.cpu_time(), process::cpu_time_of("/proc/self/stat"));
-                let mut outcome = create_pods(&server.endpoint, &plan).await?;
-                let cpu_after = (server.cpu_time(), process::cpu_time_of("/proc/self/stat"));
-                let machine_after = process::MachineTicks::now();
-                outcome.cpu = cpu_use(cpu_before, cpu_after, machine_before, machine_after);
+                let outcome =
+                    measured(|| server.cpu_time(), create_pods(&server.endpoint, &plan)).await?;
                 if sample.is_none() {
                     let path = format!(
                         "/api/v1/namespaces/{}/pods/{}",
@@ -692,33 +692,28 @@ impl Bench {
                 ),
             ),
         ];
-        let Some(bin) = nginx::binary() else {
-            return labels
-                .into_iter()
-                .map(|(_, label)| CreateRow {
-                    label,
-                    baseline: true,
-                    outcome: Err("nginx not found (`make bench` installs it; or set NGINX)".into()),
-                })
-                .collect();
-        };
-        progress("pod creates: baseline nginx");
         let dir = self.work.join("nginx");
-        let started = bounded("nginx", Duration::from_secs(30), async {
-            std::fs::create_dir_all(&dir)?;
-            let port = process::free_port()?;
-            let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-            let site = nginx::Site {
-                dir: &dir,
-                port,
-                cert: &tls.join("serving-kube-apiserver.crt"),
-                key: &tls.join("serving-kube-apiserver.key"),
-                body: &body,
-                workers,
-            };
-            Ok((nginx::Nginx::start(&bin, &site).await?, port))
-        })
-        .await;
+        let started = match nginx::binary() {
+            None => Err("nginx not found (`make bench` installs it; or set NGINX)".to_string()),
+            Some(bin) => {
+                progress("pod creates: baseline nginx");
+                bounded("nginx", Duration::from_secs(30), async {
+                    std::fs::create_dir_all(&dir)?;
+                    let port = process::free_port()?;
+                    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+                    let site = nginx::Site {
+                        dir: &dir,
+                        port,
+                        cert: &tls.join("serving-kube-apiserver.crt"),
+                        key: &tls.join("serving-kube-apiserver.key"),
+                        body: &body,
+                        workers,
+                    };
+                    Ok((nginx::Nginx::start(&bin, &site).await?, port))
+                })
+                .await
+            }
+        };
         let (server, port) = match started {
             Ok(v) => v,
             Err(e) => {
@@ -737,15 +732,11 @@ impl Bench {
         let mut rows = Vec::new();
         for (proto, label) in labels {
             let plan = self.create_plan(proto, 1);
-            let outcome = bounded("nginx baseline", Duration::from_secs(180), async {
-                let machine_before = process::MachineTicks::now();
-                let cpu_before = (server.cpu_time(), process::cpu_time_of("/proc/self/stat"));
-                let mut outcome = create_pods(&endpoint, &plan).await?;
-                let cpu_after = (server.cpu_time(), process::cpu_time_of("/proc/self/stat"));
-                let machine_after = process::MachineTicks::now();
-                outcome.cpu = cpu_use(cpu_before, cpu_after, machine_before, machine_after);
-                Ok(outcome)
-            })
+            let outcome = bounded(
+                "nginx baseline",
+                Duration::from_secs(180),
+                measured(|| server.cpu_time(), create_pods(&endpoint, &plan)),
+            )
             .await;
             rows.push(CreateRow {
                 label: format!("{label} ({})", server.version),

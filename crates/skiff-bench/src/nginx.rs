@@ -7,13 +7,12 @@
 //! nginx runs as a master process and one worker per core (its best configuration here), in
 //! a process group of its own that the guard ends when it drops.
 
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context as _};
-use std::os::unix::process::CommandExt as _;
-
 use rustix::process::{kill_process_group, Pid, Signal};
 
 use crate::process::{cpu_time_of, terminate};
