@@ -1052,11 +1052,24 @@ mod tests {
         let api = ApiServer::new(store.clone(), skiff_apiserver::ApiOptions::default());
         api.bootstrap().await.unwrap();
         let client = crate::Client::new(api.clone(), "kube-controller-manager");
+        // The owner exists: a pod whose owner is missing is the garbage collector's to delete,
+        // and its graceful deletion would rewrite the pod while the test looks at it.
+        let owner = client
+            .create_value::<k8s_openapi::api::apps::v1::ReplicaSet>(
+                Some("default"),
+                &serde_json::json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                    "metadata": {"name": "web"},
+                    "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "web"}},
+                        "template": {"metadata": {"labels": {"app": "web"}},
+                            "spec": {"containers": [{"name": "c", "image": "nginx:1.27"}]}}}}),
+            )
+            .await
+            .unwrap();
         let body = serde_json::json!({"apiVersion": "v1", "kind": "Pod",
             "metadata": {"generateName": "web-", "labels": {"app": "web"},
                 "annotations": {"note": "a \"quoted\" value"},
                 "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
-                    "name": "web", "uid": "u-1", "controller": true}]},
+                    "name": "web", "uid": owner.uid, "controller": true}]},
             "spec": {"containers": [{"name": "c", "image": "nginx:1.27",
                 "ports": [{"containerPort": 80}],
                 "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}}}]}});
