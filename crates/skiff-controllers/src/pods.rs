@@ -80,6 +80,9 @@ pub fn next_available<'a>(
     min_ready_seconds: i32,
     clock: &skiff_runtime::Clock,
 ) -> Option<std::time::Duration> {
+    if min_ready_seconds <= 0 {
+        return None;
+    }
     let now = clock.now();
     pods.into_iter()
         .filter_map(|p| available_at(p, min_ready_seconds, now))

@@ -448,9 +448,14 @@ impl<R: Replicated> Reconciler for Controller<R> {
             return Ok(Action::Done);
         };
         let (ns, _) = split_key(key);
-        let all = self.pods.list_namespace(ns.unwrap_or(""));
-        let mine = self.claim(&owner, all).await?;
-        let active: Vec<Arc<Pod>> = mine.into_iter().filter(|p| pods::is_active(p)).collect();
+        let uid = owner.metadata().uid.clone().unwrap_or_default();
+        // The pods this owner controls and the orphans of its namespace it may adopt; pods of
+        // other controllers are none of its business (a ReplicaSet of a big namespace looks at
+        // its own pods only).
+        let mut candidates = self.pods.owned_by(&uid);
+        candidates.extend(self.pods.orphans_in(ns.unwrap_or("")));
+        let mine = self.claim(&owner, candidates).await?;
+        let mut active: Vec<Arc<Pod>> = mine.into_iter().filter(|p| pods::is_active(p)).collect();
 
         let mut failure = None;
         let mut newest = 0;
@@ -480,19 +485,19 @@ impl<R: Replicated> Reconciler for Controller<R> {
                 }
             }
         }
-        // Read our own writes before counting, so the next sync sees what this one did.
+        // Read our own writes before counting, so the next sync sees what this one did;
+        // without writes, the pods just claimed are the ones to count.
         if newest > 0 {
             self.pods
                 .wait_for_revision_timeout(newest, Duration::from_secs(5))
                 .await;
+            active = self
+                .pods
+                .owned_by(&uid)
+                .into_iter()
+                .filter(|p| pods::is_active(p))
+                .collect();
         }
-        let uid = owner.metadata().uid.clone().unwrap_or_default();
-        let active: Vec<Arc<Pod>> = self
-            .pods
-            .owned_by(&uid)
-            .into_iter()
-            .filter(|p| pods::is_active(p))
-            .collect();
         let now = self.clock.now();
         let mut counts = count(owner.as_ref(), &active, now);
         counts.failure = failure.clone();

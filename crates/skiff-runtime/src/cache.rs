@@ -2,9 +2,9 @@
 //!
 //! Follows client-go's shared informers: an initial list, then a watch from the list's
 //! revision; each kind is cached once however many loops read it. Objects are immutable
-//! `Arc`s (a reader never sees one change under it). Three indexes serve the common
-//! questions: by namespace, by controller owner uid (the objects a controller owns) and, for
-//! pods, by node. Subscribers get every change with the old and new object; a subscriber that
+//! `Arc`s (a reader never sees one change under it). Indexes serve the common questions: by
+//! namespace, by controller owner uid (the objects a controller owns) and, for pods, by node
+//! and the pods of a namespace that have no controller (those a controller may adopt). Subscribers get every change with the old and new object; a subscriber that
 //! falls behind gets [`Notification::Resync`] and must treat everything as changed, which a
 //! level-triggered loop does anyway. A watch that breaks (compaction) re-lists and reports
 //! the difference as changes.
@@ -42,6 +42,11 @@ pub trait Object:
     fn node_name(&self) -> Option<&str> {
         None
     }
+
+    /// Whether the cache indexes this kind's objects that have no controller, by namespace
+    /// ([`Informer::orphans_in`]): the pods a ReplicaSet may adopt, found without going over
+    /// every pod of the namespace on each sync.
+    const ORPHAN_INDEX: bool = false;
 
     /// Gives the lists of a just parsed object allocations of their length (see [`fit`]);
     /// the cache keeps objects long. Beyond the metadata's lists, for the kinds kept by the
@@ -95,6 +100,8 @@ objects!(
 );
 
 impl Object for core::Pod {
+    const ORPHAN_INDEX: bool = true;
+
     fn node_name(&self) -> Option<&str> {
         self.spec
             .as_ref()
@@ -252,6 +259,8 @@ type Map<V> = HashMap<String, V, foldhash::fast::RandomState>;
 struct Indexes<K> {
     by_owner: Index<K>,
     by_node: Index<K>,
+    /// Namespace → objects without a controller, for the kinds with [`Object::ORPHAN_INDEX`].
+    orphans: Index<K>,
 }
 
 impl<K> Default for Indexes<K> {
@@ -259,8 +268,13 @@ impl<K> Default for Indexes<K> {
         Indexes {
             by_owner: Map::default(),
             by_node: Map::default(),
+            orphans: Map::default(),
         }
     }
+}
+
+fn namespace_of(meta: &ObjectMeta) -> &str {
+    meta.namespace.as_deref().unwrap_or("")
 }
 
 /// Whether two versions of an object have the same index entries (controller owner, node).
@@ -298,8 +312,12 @@ fn index_remove<K>(index: &mut Index<K>, at: &str, key: &str) {
 impl<K: Object> Indexes<K> {
     /// Puts `obj` under its entries (replacing the version there, if any).
     fn add(&mut self, key: &str, obj: &Arc<K>) {
-        if let Some(uid) = controller_uid(obj.metadata()) {
-            index_insert(&mut self.by_owner, uid, key, obj);
+        match controller_uid(obj.metadata()) {
+            Some(uid) => index_insert(&mut self.by_owner, uid, key, obj),
+            None if K::ORPHAN_INDEX => {
+                index_insert(&mut self.orphans, namespace_of(obj.metadata()), key, obj)
+            }
+            None => {}
         }
         if let Some(node) = obj.node_name() {
             index_insert(&mut self.by_node, node, key, obj);
@@ -307,8 +325,12 @@ impl<K: Object> Indexes<K> {
     }
 
     fn remove(&mut self, key: &str, obj: &K) {
-        if let Some(uid) = controller_uid(obj.metadata()) {
-            index_remove(&mut self.by_owner, uid, key);
+        match controller_uid(obj.metadata()) {
+            Some(uid) => index_remove(&mut self.by_owner, uid, key),
+            None if K::ORPHAN_INDEX => {
+                index_remove(&mut self.orphans, namespace_of(obj.metadata()), key)
+            }
+            None => {}
         }
         if let Some(node) = obj.node_name() {
             index_remove(&mut self.by_node, node, key);
@@ -478,6 +500,18 @@ impl<K: Object> Informer<K> {
         st.indexes
             .by_owner
             .get(uid)
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The objects of `namespace` that have no controller owner reference (for the kinds with
+    /// [`Object::ORPHAN_INDEX`], pods; empty for other kinds).
+    pub fn orphans_in(&self, namespace: &str) -> Vec<Arc<K>> {
+        debug_assert!(K::ORPHAN_INDEX, "{} keeps no orphan index", K::KIND);
+        let st = self.inner.state.read();
+        st.indexes
+            .orphans
+            .get(namespace)
             .map(|m| m.values().cloned().collect())
             .unwrap_or_default()
     }
@@ -662,12 +696,16 @@ fn namespace_and_name<'a>(key: &'a str, prefix: &str) -> Option<(&'a str, &'a st
 /// without them keeps the stored ones.
 ///
 /// An object the API server keeps decoded (`kept`, see [`ApiServer::kept_object`]) is decoded
-/// from that `Value`, which takes about half as long as parsing the bytes (a pod's create and
+/// from that `Value` (moving its strings when the cache is its last reader), which takes about
+/// half as long as parsing the bytes (a pod's create and
 /// its binding are kept for their next write, a status write's pod for the informers, by the
 /// in-process writers that make them); others are parsed.
 fn decode<K: Object>(kv: &KeyValue, kept: Option<&ApiServer>) -> Option<K> {
     let decoded = match kept.and_then(|api| api.kept_object(&kv.key, &kv.value)) {
-        Some(obj) => crate::trim::from_value_without_managed_fields::<K>(obj.value()),
+        Some(obj) => match obj.into_value() {
+            Ok(v) => crate::trim::from_owned_value_without_managed_fields::<K>(v),
+            Err(shared) => crate::trim::from_value_without_managed_fields::<K>(shared.value()),
+        },
         None => {
             let trimmed = skiff_core::meta::without_managed_fields(&kv.value);
             parse::<K>(trimmed.as_deref().unwrap_or(&kv.value))
@@ -987,10 +1025,13 @@ mod tests {
             for o in ["rs1", "rs2"] {
                 assert_eq!(pods.owned_by(o).len(), usize::from(owner == Some(o)), "{o}");
             }
+            assert_eq!(pods.orphans_in("a").len(), usize::from(owner.is_none()));
+            assert!(pods.orphans_in("b").is_empty());
             // The indexes answer with the newest version, as `get` does.
             let newest = pods.get(Some("a"), "p").unwrap();
             let via_index = owner
                 .map(|o| pods.owned_by(o))
+                .or_else(|| Some(pods.orphans_in("a")))
                 .into_iter()
                 .chain(node.map(|n| pods.on_node(n)));
             for found in via_index {
@@ -1007,6 +1048,7 @@ mod tests {
             assert!(st.indexes.by_node.values().all(|s| s.len() == 1));
             assert_eq!(st.indexes.by_owner.len(), usize::from(owner.is_some()));
             assert_eq!(st.indexes.by_node.len(), usize::from(node.is_some()));
+            assert_eq!(st.indexes.orphans.len(), usize::from(owner.is_none()));
         }
     }
 

@@ -128,6 +128,47 @@ async fn replicaset_creates_scales_adopts_and_releases() {
     )
     .await;
 
+    // The released pod, labeled back, is an orphan again that the ReplicaSet adopts; one of
+    // the two it then controls goes. A pod that another controller owns is left alone, labels
+    // or not.
+    let foreign: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "foreign", "labels": {"app": "web"},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "x",
+                "uid": "6a0c1f0e-0000-4000-8000-000000000001", "controller": true}]},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}]}
+    }))
+    .unwrap();
+    pods.create(&PostParams::default(), &foreign).await.unwrap();
+    pods.patch(
+        &last_name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"labels": {"app": "web"}}})),
+    )
+    .await
+    .unwrap();
+    eventually(Duration::from_secs(10), "re-adoption", || async {
+        let p = pods.get(&last_name).await.ok()?;
+        let r = p.metadata.owner_references.as_ref()?.first()?.clone();
+        (r.uid == uid).then_some(())
+    })
+    .await;
+    eventually(Duration::from_secs(10), "back to 1 pod", || async {
+        let mine: Vec<Pod> = owned_pods(&pods, "web")
+            .await
+            .into_iter()
+            .filter(|p| p.metadata.name.as_deref() != Some("foreign"))
+            .collect();
+        let s = sets.get("web").await.unwrap().status?;
+        (mine.len() == 1 && s.replicas == 1).then_some(())
+    })
+    .await;
+    let foreign = pods.get("foreign").await.unwrap();
+    assert_eq!(
+        foreign.metadata.owner_references.unwrap()[0].name,
+        "x",
+        "another controller's pod stays its"
+    );
+
     // Events tell the story.
     let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), "rs");
     eventually(
