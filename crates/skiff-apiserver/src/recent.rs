@@ -268,16 +268,6 @@ impl KeptObject {
             Kept::Created { object, .. } => object,
         }
     }
-
-    /// The object itself when no one else holds it (one kept for the informers alone, which
-    /// the first to read it took), to decode by moving its strings rather than copying them;
-    /// else `self` back. Its `metadata.managedFields`, if any, are still in it.
-    pub fn into_value(self) -> Result<Value, KeptObject> {
-        match Arc::try_unwrap(self.0) {
-            Ok(Kept::Whole(v)) | Ok(Kept::Created { object: v, .. }) => Ok(v),
-            Err(shared) => Err(KeptObject(shared)),
-        }
-    }
 }
 
 /// What a create stored, for writers that need no copy of the object back.
@@ -515,17 +505,11 @@ mod tests {
             r.peek("/w", &b5).map(|k| k.value().clone()),
             Some(o5.clone())
         );
-        // What the informers alone read is theirs to give up whole.
-        assert_eq!(
-            r.peek("/i", &b6).map(|k| k.into_value().ok()),
-            Some(Some(o6))
-        );
+        assert_eq!(r.peek("/i", &b6).map(|k| k.value().clone()), Some(o6));
         assert_eq!(r.len(), 1);
         assert!(r.peek("/i", &b6).is_none());
-        // The next write still takes its object, while an informer holds it too; the
-        // informer's share is not its to give up.
+        // The next write still takes its object, while an informer holds it too.
         let held = r.peek("/w", &b5).unwrap();
-        let held = held.into_value().expect_err("shared with the next write");
         assert_eq!(
             r.take("/w", &kv("/w", &b5, 9)),
             Some(with_rev(o5.clone(), 9))

@@ -308,9 +308,10 @@ pub fn count<R: Replicated>(owner: &R, active: &[Arc<Pod>], now: jiff::Timestamp
         {
             c.fully_labeled += 1;
         }
-        if pods::is_ready(p) {
+        // One look at the Ready condition serves both counts.
+        if let Some((true, since)) = pods::ready_condition(p) {
             c.ready += 1;
-            if pods::is_available(p, min_ready, now) {
+            if pods::ready_long_enough(since, min_ready, now) {
                 c.available += 1;
             }
         }

@@ -696,16 +696,12 @@ fn namespace_and_name<'a>(key: &'a str, prefix: &str) -> Option<(&'a str, &'a st
 /// without them keeps the stored ones.
 ///
 /// An object the API server keeps decoded (`kept`, see [`ApiServer::kept_object`]) is decoded
-/// from that `Value` (moving its strings when the cache is its last reader), which takes about
-/// half as long as parsing the bytes (a pod's create and
+/// from that `Value`, which takes about half as long as parsing the bytes (a pod's create and
 /// its binding are kept for their next write, a status write's pod for the informers, by the
 /// in-process writers that make them); others are parsed.
 fn decode<K: Object>(kv: &KeyValue, kept: Option<&ApiServer>) -> Option<K> {
     let decoded = match kept.and_then(|api| api.kept_object(&kv.key, &kv.value)) {
-        Some(obj) => match obj.into_value() {
-            Ok(v) => crate::trim::from_owned_value_without_managed_fields::<K>(v),
-            Err(shared) => crate::trim::from_value_without_managed_fields::<K>(shared.value()),
-        },
+        Some(obj) => crate::trim::from_value_without_managed_fields::<K>(obj.value()),
         None => {
             let trimmed = skiff_core::meta::without_managed_fields(&kv.value);
             parse::<K>(trimmed.as_deref().unwrap_or(&kv.value))

@@ -9,15 +9,14 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
 /// Whether `labels` satisfy `sel`. An unknown operator matches nothing.
 pub fn matches(sel: &LabelSelector, labels: Option<&BTreeMap<String, String>>) -> bool {
-    let empty = BTreeMap::new();
-    let labels = labels.unwrap_or(&empty);
+    let get = |k: &str| labels.and_then(|l| l.get(k));
     if let Some(ml) = &sel.match_labels {
-        if ml.iter().any(|(k, v)| labels.get(k) != Some(v)) {
+        if ml.iter().any(|(k, v)| get(k) != Some(v)) {
             return false;
         }
     }
     for e in sel.match_expressions.iter().flatten() {
-        let have = labels.get(&e.key);
+        let have = get(&e.key);
         let values = e.values.as_deref().unwrap_or(&[]);
         let ok = match e.operator.as_str() {
             "In" => have.is_some_and(|v| values.contains(v)),
@@ -46,9 +45,8 @@ pub fn matches_map(
     sel: &BTreeMap<String, String>,
     labels: Option<&BTreeMap<String, String>>,
 ) -> bool {
-    let empty = BTreeMap::new();
-    let labels = labels.unwrap_or(&empty);
-    sel.iter().all(|(k, v)| labels.get(k) == Some(v))
+    sel.iter()
+        .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
 }
 
 #[cfg(test)]
@@ -106,5 +104,17 @@ mod tests {
             Some(&l(&[("a", "1"), ("b", "2")]))
         ));
         assert!(!matches_map(&l(&[("a", "1")]), Some(&l(&[("a", "2")]))));
+        // No labels at all: only requirements of absence hold.
+        let absent = LabelSelector {
+            match_expressions: Some(vec![
+                req("canary", "DoesNotExist", &[]),
+                req("env", "NotIn", &["prod"]),
+            ]),
+            ..Default::default()
+        };
+        assert!(matches(&absent, None));
+        assert!(matches(&absent, Some(&l(&[]))));
+        assert!(matches_map(&l(&[]), None));
+        assert!(!matches_map(&l(&[("a", "1")]), None));
     }
 }

@@ -23,17 +23,6 @@ pub(crate) fn from_value_without_managed_fields<K: DeserializeOwned>(
     K::deserialize(Filter::top(v))
 }
 
-/// `K` from `v`, which is given up, without `metadata.managedFields`: its strings and maps
-/// move into the typed object instead of being copied and then dropped with `v`.
-pub(crate) fn from_owned_value_without_managed_fields<K: DeserializeOwned>(
-    mut v: Value,
-) -> serde_json::Result<K> {
-    if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
-        meta.swap_remove("managedFields");
-    }
-    serde_json::from_value(v)
-}
-
 /// Where a filtered map sits: the object itself, or its `metadata`.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Level {
@@ -343,9 +332,6 @@ mod tests {
             let want: Pod = serde_json::from_value(without(&v)).unwrap();
             assert_eq!(got, want, "{v}");
             assert_eq!(got.metadata.managed_fields, None);
-            // Given up, the object decodes the same.
-            let owned: Pod = from_owned_value_without_managed_fields(v.clone()).unwrap();
-            assert_eq!(owned, want, "{v}");
         }
         // A nested metadata (a pod template's) keeps what it has: only the object's own is
         // filtered. A ConfigMap's data may be named anything.
@@ -356,10 +342,6 @@ mod tests {
         assert_eq!(
             got,
             serde_json::from_value::<Deployment>(without(&d)).unwrap()
-        );
-        assert_eq!(
-            from_owned_value_without_managed_fields::<Deployment>(d.clone()).unwrap(),
-            got
         );
         let template = got.spec.unwrap().template.metadata.unwrap();
         assert_eq!(
@@ -386,9 +368,6 @@ mod tests {
             let want = serde_json::from_value::<Pod>(without(&bad)).map_err(|e| e.to_string());
             assert!(got.is_err(), "{bad}");
             assert_eq!(got, want);
-            let owned = from_owned_value_without_managed_fields::<Pod>(bad.clone())
-                .map_err(|e| e.to_string());
-            assert_eq!(owned, want);
         }
     }
 }
