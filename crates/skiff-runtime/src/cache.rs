@@ -494,36 +494,30 @@ impl<K: Object> Informer<K> {
             .unwrap_or_default()
     }
 
-    /// The objects whose controller owner reference has `uid`.
-    pub fn owned_by(&self, uid: &str) -> Vec<Arc<K>> {
+    /// The objects under `at` in the index `which` picks.
+    fn indexed(&self, which: fn(&Indexes<K>) -> &Index<K>, at: &str) -> Vec<Arc<K>> {
         let st = self.inner.state.read();
-        st.indexes
-            .by_owner
-            .get(uid)
+        which(&st.indexes)
+            .get(at)
             .map(|m| m.values().cloned().collect())
             .unwrap_or_default()
+    }
+
+    /// The objects whose controller owner reference has `uid`.
+    pub fn owned_by(&self, uid: &str) -> Vec<Arc<K>> {
+        self.indexed(|i| &i.by_owner, uid)
     }
 
     /// The objects of `namespace` that have no controller owner reference (for the kinds with
     /// [`Object::ORPHAN_INDEX`], pods; empty for other kinds).
     pub fn orphans_in(&self, namespace: &str) -> Vec<Arc<K>> {
         debug_assert!(K::ORPHAN_INDEX, "{} keeps no orphan index", K::KIND);
-        let st = self.inner.state.read();
-        st.indexes
-            .orphans
-            .get(namespace)
-            .map(|m| m.values().cloned().collect())
-            .unwrap_or_default()
+        self.indexed(|i| &i.orphans, namespace)
     }
 
     /// The pods bound to `node` (pods only; empty for other kinds).
     pub fn on_node(&self, node: &str) -> Vec<Arc<K>> {
-        let st = self.inner.state.read();
-        st.indexes
-            .by_node
-            .get(node)
-            .map(|m| m.values().cloned().collect())
-            .unwrap_or_default()
+        self.indexed(|i| &i.by_node, node)
     }
 
     /// Applies one object (created or updated) and tells subscribers.

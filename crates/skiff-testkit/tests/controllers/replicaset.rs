@@ -36,6 +36,16 @@ async fn owned_pods(pods: &Api<Pod>, app: &str) -> Vec<Pod> {
         .collect()
 }
 
+async fn relabel(pods: &Api<Pod>, name: &str, app: &str) {
+    pods.patch(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"labels": {"app": app}}})),
+    )
+    .await
+    .unwrap();
+}
+
 #[tokio::test]
 async fn replicaset_creates_scales_adopts_and_releases() {
     let server = TestServer::start_with(|_| {}).await.unwrap();
@@ -106,13 +116,7 @@ async fn replicaset_creates_scales_adopts_and_releases() {
     // Relabeling the last pod releases it, and a replacement is made.
     let last = owned_pods(&pods, "web").await.remove(0);
     let last_name = last.metadata.name.clone().unwrap();
-    pods.patch(
-        &last_name,
-        &PatchParams::default(),
-        &Patch::Merge(json!({"metadata": {"labels": {"app": "other"}}})),
-    )
-    .await
-    .unwrap();
+    relabel(&pods, &last_name, "other").await;
     eventually(
         Duration::from_secs(10),
         "release and replacement",
@@ -129,23 +133,26 @@ async fn replicaset_creates_scales_adopts_and_releases() {
     .await;
 
     // The released pod, labeled back, is an orphan again that the ReplicaSet adopts; one of
-    // the two it then controls goes. A pod that another controller owns is left alone, labels
-    // or not.
+    // the two it then controls goes. A pod that something else controls is left alone, labels
+    // or not. (Its owner exists, or the garbage collector would delete it; no controller
+    // claims pods for a ConfigMap.)
+    let maps: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(client.clone(), "rs");
+    let x = maps
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "x"}})).unwrap(),
+        )
+        .await
+        .unwrap();
     let foreign: Pod = serde_json::from_value(json!({
         "metadata": {"name": "foreign", "labels": {"app": "web"},
-            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "x",
-                "uid": "6a0c1f0e-0000-4000-8000-000000000001", "controller": true}]},
+            "ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "x",
+                "uid": x.metadata.uid, "controller": true}]},
         "spec": {"containers": [{"name": "c", "image": "busybox"}]}
     }))
     .unwrap();
     pods.create(&PostParams::default(), &foreign).await.unwrap();
-    pods.patch(
-        &last_name,
-        &PatchParams::default(),
-        &Patch::Merge(json!({"metadata": {"labels": {"app": "web"}}})),
-    )
-    .await
-    .unwrap();
+    relabel(&pods, &last_name, "web").await;
     eventually(Duration::from_secs(10), "re-adoption", || async {
         let p = pods.get(&last_name).await.ok()?;
         let r = p.metadata.owner_references.as_ref()?.first()?.clone();
