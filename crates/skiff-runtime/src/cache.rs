@@ -4,8 +4,9 @@
 //! revision; each kind is cached once however many loops read it. Objects are immutable
 //! `Arc`s (a reader never sees one change under it). Indexes serve the common questions: by
 //! namespace, by controller owner uid (the objects a controller owns) and, for pods, by node
-//! and the pods of a namespace that have no controller (those a controller may adopt). Subscribers get every change with the old and new object; a subscriber that
-//! falls behind gets [`Notification::Resync`] and must treat everything as changed, which a
+//! and the pods of a namespace that have no controller (those a controller may adopt).
+//! Subscribers get every change with the old and new object; a subscriber that falls behind
+//! gets [`Notification::Resync`] and must treat everything as changed, which a
 //! level-triggered loop does anyway. A watch that breaks (compaction) re-lists and reports
 //! the difference as changes.
 //!
