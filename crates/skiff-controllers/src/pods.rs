@@ -49,22 +49,22 @@ pub fn is_ready(pod: &Pod) -> bool {
 
 /// Ready for at least `min_ready_seconds` at `now` (upstream's `IsPodAvailable`).
 pub fn is_available(pod: &Pod, min_ready_seconds: i32, now: Timestamp) -> bool {
-    match ready_condition(pod) {
-        Some((true, since)) => ready_long_enough(since, min_ready_seconds, now),
-        _ => false,
-    }
+    readiness(pod, min_ready_seconds, now).1
 }
 
-/// Whether a pod ready since `since` (its Ready condition's last transition) is available
-/// at `now`.
-pub(crate) fn ready_long_enough(
-    since: Option<Timestamp>,
-    min_ready_seconds: i32,
-    now: Timestamp,
-) -> bool {
-    min_ready_seconds <= 0
-        || since
-            .is_some_and(|t| t + jiff::SignedDuration::from_secs(min_ready_seconds as i64) <= now)
+/// Whether the pod is ready, and whether it is available at `now`, from one look at its
+/// Ready condition (status counts want both of every pod).
+pub fn readiness(pod: &Pod, min_ready_seconds: i32, now: Timestamp) -> (bool, bool) {
+    match ready_condition(pod) {
+        Some((true, since)) => {
+            let available = min_ready_seconds <= 0
+                || since.is_some_and(|t| {
+                    t + jiff::SignedDuration::from_secs(min_ready_seconds as i64) <= now
+                });
+            (true, available)
+        }
+        _ => (false, false),
+    }
 }
 
 /// When a ready pod becomes available (`None`: not ready, or available already).

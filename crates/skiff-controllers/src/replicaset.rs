@@ -308,13 +308,9 @@ pub fn count<R: Replicated>(owner: &R, active: &[Arc<Pod>], now: jiff::Timestamp
         {
             c.fully_labeled += 1;
         }
-        // One look at the Ready condition serves both counts.
-        if let Some((true, since)) = pods::ready_condition(p) {
-            c.ready += 1;
-            if pods::ready_long_enough(since, min_ready, now) {
-                c.available += 1;
-            }
-        }
+        let (ready, available) = pods::readiness(p, min_ready, now);
+        c.ready += i32::from(ready);
+        c.available += i32::from(available);
     }
     c
 }

@@ -362,12 +362,9 @@ pub fn counts(
             let mut sorted = pods.clone();
             sorted.sort_by(by_age);
             let p = &sorted[0];
-            if pods::is_ready(p) {
-                c.ready += 1;
-                if pods::is_available(p, min_ready_seconds, now) {
-                    c.available += 1;
-                }
-            }
+            let (ready, available) = pods::readiness(p, min_ready_seconds, now);
+            c.ready += i32::from(ready);
+            c.available += i32::from(available);
             if cur.is_updated(p) {
                 c.updated += 1;
             }
