@@ -11,7 +11,7 @@ use skiff_core::registry::{self, Resource};
 use skiff_core::{defaults, meta, validation, ApiError, FieldError};
 use skiff_store::{KeyValue, ReadAt, StoreError};
 
-use crate::recent::{Keep, Readers};
+use crate::recent::{Keep, Parts, Readers};
 use crate::server::ApiServer;
 
 /// Which part of an object an update may change.
@@ -406,6 +406,28 @@ impl ApiServer {
         Ok((decode_kv(&kv)?, kv))
     }
 
+    /// [`Self::read`] leaving the managedFields of an object kept with them as text apart
+    /// (the object without them, and the text; see [`Recent::take_parts`]).
+    async fn read_parts(
+        &self,
+        res: &'static Resource,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<(Value, KeyValue, Option<Box<[u8]>>), ApiError> {
+        let sres = storage_resource(res);
+        let key = sres.key(namespace, name);
+        let (kv, _) = self
+            .store
+            .get(&key, ReadAt::Latest)
+            .await
+            .map_err(|e| store_error(res, name, e))?;
+        let kv = kv.ok_or_else(|| ApiError::not_found(res, name))?;
+        if let Some((obj, text)) = self.recent.take_parts(&key, &kv) {
+            return Ok((obj, kv, text));
+        }
+        Ok((decode_kv(&kv)?, kv, None))
+    }
+
     /// Checks that `namespace` exists and is not terminating.
     pub async fn check_namespace(
         &self,
@@ -788,8 +810,9 @@ impl ApiServer {
         }
         let key = sres.key(namespace, name);
         for _ in 0..64 {
-            let (mut obj, kv) = self
-                .read(sres, namespace, name)
+            // The edits leave managedFields alone: kept as text, they stay text.
+            let (mut obj, kv, mut managed_fields) = self
+                .read_parts(sres, namespace, name)
                 .await
                 .map_err(|e| rename_not_found(e, res, name))?;
             let edited = edit(&mut obj)?;
@@ -797,15 +820,34 @@ impl ApiServer {
             // and the defaulting the stored object already had.
             clear_read_metadata(meta::metadata_mut(&mut obj));
             meta::canonicalize(&mut obj);
-            let bytes =
-                splice_stored(&kv.value, &obj, edited, false).unwrap_or_else(|| serialize(&obj));
+            let managed = managed_fields
+                .as_deref()
+                .map_or(Managed::Kept, Managed::Text);
+            let bytes = match splice_stored(&kv.value, &obj, edited, managed) {
+                Some(b) => b,
+                None => {
+                    whole(&mut obj, managed_fields.take())?;
+                    serialize(&obj)
+                }
+            };
             if bytes == kv.value || dry_run {
                 return Ok(());
             }
             let bytes = (!deletes_when_written(&obj)).then_some(bytes);
+            if bytes.is_none() {
+                whole(&mut obj, managed_fields.take())?;
+            }
             let obj = match &bytes {
                 Some(b) => match self
-                    .write_kept(res, name, &key, kv.mod_revision, b, obj, Readers::NextWrite)
+                    .write_kept(
+                        res,
+                        name,
+                        &key,
+                        kv.mod_revision,
+                        b,
+                        (obj, managed_fields),
+                        Readers::NextWrite,
+                    )
                     .await?
                 {
                     KeptWrite::Written(_) => return Ok(()),
@@ -896,11 +938,19 @@ impl ApiServer {
     {
         let sres = storage_resource(res);
         let key = sres.key(namespace, name);
+        // A pod's status write for an in-process writer answers no object: it may take the
+        // pod with its managedFields as text and record its entry on the text.
+        let pod_status = mode == UpdateMode::Status && is_pod(res);
+        let parts = pod_status && answer == Answer::Revision && !dry_run;
         for _ in 0..64 {
-            let (old_internal, kv) = self
-                .read(sres, namespace, name)
-                .await
-                .map_err(|e| rename_not_found(e, res, name))?;
+            let (old_internal, kv, managed_fields) = if parts {
+                self.read_parts(sres, namespace, name).await
+            } else {
+                self.read(sres, namespace, name)
+                    .await
+                    .map(|(v, kv)| (v, kv, None))
+            }
+            .map_err(|e| rename_not_found(e, res, name))?;
             // Most kinds are served as stored: convert (a copy) only where forms differ.
             let desired = if is_converted(res) {
                 change(&to_external(res, old_internal.clone()))?
@@ -923,20 +973,35 @@ impl ApiServer {
                     ));
                 }
             }
-            let (new, bytes) = if mode == UpdateMode::Status && is_pod(res) {
-                match prepare_pod_status(sres, old_internal, desired, res, manager)? {
-                    Ok(mut new) => {
+            let mut new_fields = None;
+            let (new, bytes) = if pod_status {
+                let managed = managed_fields.as_deref();
+                match prepare_pod_status(sres, old_internal, desired, res, manager, managed)? {
+                    Ok((mut new, text)) => {
                         // Only the status and managedFields differ from the stored text.
                         const STATUS: &[(&str, Edit)] = &[("status", Edit::Rewritten)];
-                        let bytes = splice_stored(&kv.value, &new, STATUS, true)
-                            .unwrap_or_else(|| serialize(&new));
+                        let how = text.as_deref().map_or(Managed::Written, Managed::Text);
+                        let bytes = match splice_stored(&kv.value, &new, STATUS, how) {
+                            Some(b) => {
+                                new_fields = text;
+                                b
+                            }
+                            None => {
+                                whole(&mut new, text)?;
+                                serialize(&new)
+                            }
+                        };
                         if bytes == kv.value {
+                            whole(&mut new, new_fields.take())?;
                             set_revision(&mut new, kv.mod_revision);
                             return Ok(Updated::Object(new));
                         }
                         (new, bytes)
                     }
-                    Err(unchanged) => return Ok(Updated::Object(unchanged)),
+                    Err(mut unchanged) => {
+                        whole(&mut unchanged, managed_fields)?;
+                        return Ok(Updated::Object(unchanged));
+                    }
                 }
             } else {
                 let new = prepare_update(sres, &old_internal, desired, mode, res, name, manager)?;
@@ -948,6 +1013,10 @@ impl ApiServer {
                 }
                 (new, bytes)
             };
+            let mut new = new;
+            if dry_run || deletes_when_written(&new) {
+                whole(&mut new, new_fields.take())?;
+            }
             if dry_run {
                 // Nothing was written: the object keeps the revision it was read at.
                 let mut out = new;
@@ -975,7 +1044,7 @@ impl ApiServer {
                         &key,
                         kv.mod_revision,
                         &bytes,
-                        new,
+                        (new, new_fields.take()),
                         Readers::Informers,
                     )
                     .await?
@@ -1015,10 +1084,11 @@ impl ApiServer {
         Ok(Some(to_external(res, obj)))
     }
 
-    /// Hands `obj` to the kept objects for `readers`, then writes `bytes` (its stored text) over
-    /// revision `expected` of `key`: the revision written, or a conflict to retry. When the
-    /// object is not kept (kinds not stored as served, or keeping is off), nothing is written
-    /// and `obj` comes back, for [`Self::write`].
+    /// Hands `obj` (with its managedFields apart as text, or in it) to the kept objects for
+    /// `readers`, then writes `bytes` (its stored text) over revision `expected` of `key`: the
+    /// revision written, or a conflict to retry. When the object is not kept (kinds not stored
+    /// as served, or keeping is off), nothing is written and `obj` comes back whole, for
+    /// [`Self::write`].
     #[allow(clippy::too_many_arguments)]
     async fn write_kept(
         &self,
@@ -1027,10 +1097,11 @@ impl ApiServer {
         key: &str,
         expected: i64,
         bytes: &Bytes,
-        obj: Value,
+        obj: Parts,
         readers: Readers,
     ) -> Result<KeptWrite, ApiError> {
-        if let Err(obj) = self.keep_written(res, key, bytes, obj, readers) {
+        if let Err((mut obj, managed_fields)) = self.keep_written(res, key, bytes, obj, readers) {
+            whole(&mut obj, managed_fields)?;
             return Ok(KeptWrite::NotKept(obj));
         }
         Ok(
@@ -1567,13 +1638,18 @@ pub(crate) fn is_pod(res: &Resource) -> bool {
 /// again (the stored spec was defaulted when it was written: only the status defaults apply),
 /// and the managedFields diff needs only the old and new status. `Ok(Err(old))` when the
 /// status is unchanged.
+///
+/// With `managed_fields`, `old` was kept without its managedFields, which are that text: the
+/// new pod comes back without them too, with their new text, when the entry is recorded on the
+/// text ([`managed::record_update_text`]); otherwise whole, with `None`.
 fn prepare_pod_status(
     sres: &'static Resource,
     old: Value,
     desired: Value,
     served: &Resource,
     manager: Option<&str>,
-) -> Result<Result<Value, Value>, ApiError> {
+    managed_fields: Option<&[u8]>,
+) -> Result<Result<Parts, Value>, ApiError> {
     let mut desired = desired;
     let status = desired
         .as_object_mut()
@@ -1589,13 +1665,74 @@ fn prepare_pod_status(
     }
     clear_read_metadata(meta::metadata_mut(&mut new));
     defaults::pod_status(&mut new);
-    if let Some(name) = manager {
-        let av = served.api_version();
-        let m = field_manager(name, &av, UpdateMode::Status);
-        record_status_update(sres, old_status, &mut new, &m)?;
+    let mut text = None;
+    match (manager, managed_fields) {
+        (None, Some(t)) => text = Some(t.to_vec()),
+        (None, None) => {}
+        (Some(name), _) => {
+            let av = served.api_version();
+            let m = field_manager(name, &av, UpdateMode::Status);
+            if let Some(t) = managed_fields {
+                let (recorded, old) = record_status_text(sres, old_status, &mut new, t, &m);
+                text = recorded;
+                if text.is_none() {
+                    whole(&mut new, Some(t.into()))?;
+                    record_status_update(sres, old, &mut new, &m)?;
+                }
+            } else {
+                record_status_update(sres, old_status, &mut new, &m)?;
+            }
+        }
     }
     meta::canonicalize(&mut new);
-    Ok(Ok(new))
+    Ok(Ok((new, text.map(Vec::into_boxed_slice))))
+}
+
+/// [`record_status_update`] on managedFields kept as `entries` (JSON text) apart from `new`:
+/// their new text, or `None` when the entry cannot be recorded on the text (see
+/// [`managed::record_update_text`]), and `old_status` back. The two statuses are compared
+/// beside empty metadata, as there; they are moved in for it and back out.
+fn record_status_text(
+    sres: &'static Resource,
+    old_status: Option<Value>,
+    new: &mut Value,
+    entries: &[u8],
+    m: &managed::Manager,
+) -> (Option<Vec<u8>>, Option<Value>) {
+    let side = |status: Option<Value>| {
+        let mut obj = Map::new();
+        obj.insert("metadata".into(), Value::Object(Map::new()));
+        if let Some(s) = status {
+            obj.insert("status".into(), s);
+        }
+        Value::Object(obj)
+    };
+    let before = side(old_status);
+    let slot = new.as_object_mut().expect("object").get_mut("status");
+    let after = side(slot.map(std::mem::take));
+    let text = managed::record_update_text(
+        sres,
+        &before,
+        &after,
+        managed_scope(sres, UpdateMode::Status),
+        entries,
+        m,
+        &meta::now_rfc3339(),
+    );
+    let Value::Object(mut after) = after else {
+        unreachable!("built as an object")
+    };
+    if let (Some(s), Some(slot)) = (
+        after.shift_remove("status"),
+        new.as_object_mut().expect("object").get_mut("status"),
+    ) {
+        *slot = s;
+    }
+    let old_status = match before {
+        Value::Object(mut b) => b.shift_remove("status"),
+        _ => None,
+    };
+    (text, old_status)
 }
 
 /// Records `m`'s status write in the managedFields of `new`, whose status replaced
@@ -1742,16 +1879,43 @@ fn splice_stored(
     stored: &[u8],
     new: &Value,
     edits: &[(&str, Edit)],
-    managed_fields: bool,
+    managed: Managed<'_>,
 ) -> Option<Bytes> {
-    let text = meta::exact_text(|out| splice_into(out, stored, new, edits, managed_fields))?;
+    let text = meta::exact_text(|out| splice_into(out, stored, new, edits, managed))?;
     #[cfg(debug_assertions)]
-    assert_eq!(
-        String::from_utf8_lossy(&text),
-        String::from_utf8_lossy(&serialize(new)),
-        "the spliced text is the serialized object"
-    );
+    {
+        let mut all = new.clone();
+        if let Managed::Text(t) = managed {
+            crate::recent::with_managed_fields(&mut all, t).expect("managedFields text");
+        }
+        assert_eq!(
+            String::from_utf8_lossy(&text),
+            String::from_utf8_lossy(&serialize(&all)),
+            "the spliced text is the serialized object"
+        );
+    }
     Some(Bytes::from(text))
+}
+
+/// Where the managedFields of an object [`splice_stored`] writes come from.
+#[derive(Debug, Clone, Copy)]
+enum Managed<'a> {
+    /// The object's own, unchanged: the old text's.
+    Kept,
+    /// The object's own, changed: written from the object.
+    Written,
+    /// Not in the object (see [`Recent::take_parts`]): this text, where the old text has its
+    /// managedFields (the end of the metadata).
+    Text(&'a [u8]),
+}
+
+/// Puts managedFields kept as `text` back into `obj` (nothing without text).
+fn whole(obj: &mut Value, text: Option<Box<[u8]>>) -> Result<(), ApiError> {
+    match text {
+        Some(t) => crate::recent::with_managed_fields(obj, &t)
+            .ok_or_else(|| ApiError::internal("kept managedFields do not parse")),
+        None => Ok(()),
+    }
 }
 
 /// [`splice_stored`] writing into `out`; `None` when the layouts differ.
@@ -1760,7 +1924,7 @@ fn splice_into(
     stored: &[u8],
     new: &Value,
     edits: &[(&str, Edit)],
-    managed_fields: bool,
+    managed: Managed<'_>,
 ) -> Option<()> {
     let mut names = new.as_object()?.iter();
     let mut copied = 0;
@@ -1777,20 +1941,34 @@ fn splice_into(
             let mut kept = m
                 .iter()
                 .filter(|(k, _)| !matches!(k.as_str(), "resourceVersion" | "selfLink"));
+            // Whether the text was placed, in the old text's last member.
+            let (mut placed, mut last) = (false, false);
             let end = walk_members(stored, start, |name, start| {
+                last = false;
+                if let Managed::Text(text) = managed {
+                    if name == b"managedFields" && !placed {
+                        let end = meta::skip_json_value(stored, start)?;
+                        out.extend_from_slice(&stored[copied..start]);
+                        out.extend_from_slice(text);
+                        copied = end;
+                        (placed, last) = (true, true);
+                        return Some(end);
+                    }
+                }
                 let (key, value) = kept.next()?;
                 if name != key.as_bytes() {
                     return None;
                 }
                 let end = meta::skip_json_value(stored, start)?;
-                if managed_fields && key == "managedFields" {
+                if matches!(managed, Managed::Written) && key == "managedFields" {
                     out.extend_from_slice(&stored[copied..start]);
                     meta::write_json(out, value);
                     copied = end;
                 }
                 Some(end)
             })?;
-            return kept.next().is_none().then_some(end);
+            let in_place = !matches!(managed, Managed::Text(_)) || (placed && last);
+            return (in_place && kept.next().is_none()).then_some(end);
         }
         let Some((_, how)) = edits.iter().find(|(k, _)| *k == key) else {
             return meta::skip_json_value(stored, start);
@@ -2120,23 +2298,47 @@ mod pod_status_tests {
                     manager,
                 )
                 .unwrap();
-                let fast = prepare_pod_status(pods, old.clone(), desired, pods, manager)
-                    .unwrap()
-                    .expect("a change");
+                let (fast, none) =
+                    prepare_pod_status(pods, old.clone(), desired.clone(), pods, manager, None)
+                        .unwrap()
+                        .expect("a change");
+                assert!(none.is_none());
+                // The same with the managedFields kept apart as text: the text comes back, with
+                // the kubelet's entry appended when there is one.
+                let mut apart = old.clone();
+                let text = serde_json::to_vec(
+                    &meta::metadata_mut(&mut apart)
+                        .shift_remove("managedFields")
+                        .unwrap(),
+                )
+                .unwrap();
+                let (mut on_text, new_text) =
+                    prepare_pod_status(pods, apart, desired, pods, manager, Some(&text))
+                        .unwrap()
+                        .expect("a change");
+                let new_text = new_text.expect("recorded on the text");
+                // The first status changes fields nobody owned: the kubelet's entry is added.
+                if i == 0 {
+                    assert_eq!(new_text.len() > text.len(), manager.is_some());
+                }
+                whole(&mut on_text, Some(new_text)).unwrap();
                 // As stored (the fast path leaves the resourceVersion it read in place, to be
                 // set there again once written; the general one drops it).
-                assert_eq!(
-                    String::from_utf8(meta::to_stored_json(&timeless(fast))).unwrap(),
-                    String::from_utf8(meta::to_stored_json(&timeless(general))).unwrap(),
-                    "status {i}, manager {manager:?}"
-                );
+                let general = String::from_utf8(meta::to_stored_json(&timeless(general))).unwrap();
+                for fast in [fast, on_text] {
+                    assert_eq!(
+                        String::from_utf8(meta::to_stored_json(&timeless(fast))).unwrap(),
+                        general,
+                        "status {i}, manager {manager:?}"
+                    );
+                }
             }
         }
         // Nothing to write when the status is the same.
         let same = json!({"kind": "Pod", "apiVersion": "v1", "metadata": {"name": "p"},
             "status": old["status"].clone()});
         assert!(
-            prepare_pod_status(pods, old.clone(), same, pods, Some("kubelet"))
+            prepare_pod_status(pods, old.clone(), same, pods, Some("kubelet"), None)
                 .unwrap()
                 .is_err()
         );

@@ -49,15 +49,18 @@ pub struct Recent {
     misses: AtomicU64,
 }
 
-/// A kept object: whole, or a create's without its managedFields, which stay the text the
-/// create wrote until a read takes the object. The pods waiting between their create and their
-/// binding (a thousand and more in a burst) each held a parsed copy of their entry, ~1 KB of
-/// text made a tree of some 5 KB; parsing moves to the read, where the per-thread memo of the
-/// last text serves it as it served the create (pods one controller creates in the same second
-/// carry the same entry).
+/// A kept object: whole, or without its managedFields, which stay the text a create (or a
+/// later write that kept them as text) wrote until a read needs them as a tree. The pods
+/// waiting between their create and their binding (a thousand and more in a burst) each held a
+/// parsed copy of their entry, ~1 KB of text made a tree of some 5 KB; parsing moves to the
+/// read, where the per-thread memo of the last text serves it as it served the create (pods
+/// one controller creates in the same second carry the same entry). The binding and the
+/// kubelet's first status write need no tree at all ([`Recent::take_parts`]).
 #[derive(Clone)]
 enum Kept {
     Whole(Value),
+    /// The object (without resourceVersion when a create kept it, with the one it was read
+    /// at when a write did) and its managedFields.
     Created {
         object: Value,
         managed_fields: Box<[u8]>,
@@ -77,23 +80,18 @@ impl Kept {
         }
     }
 
-    /// The object as the store holds it at revision `rev`; `None` if the managedFields text
-    /// does not parse.
-    fn into_object(self, rev: i64) -> Option<Value> {
-        let mut object = match self {
-            Kept::Whole(v) => v,
+    /// The object as the store holds it at revision `rev`, with its managedFields apart as
+    /// text when they were kept so.
+    fn into_parts(self, rev: i64) -> Parts {
+        let (mut object, managed_fields) = match self {
+            Kept::Whole(v) => (v, None),
             Kept::Created {
-                mut object,
+                object,
                 managed_fields,
-            } => {
-                let mf = parsed_managed_fields(&managed_fields)?;
-                // The end of metadata is its place (the stored text has it there too).
-                meta::metadata_mut(&mut object).insert("managedFields".into(), mf);
-                object
-            }
+            } => (object, Some(managed_fields)),
         };
         place_revision(&mut object, rev);
-        Some(object)
+        (object, managed_fields)
     }
 }
 
@@ -133,6 +131,23 @@ impl Recent {
         self.keep(key, stored, Kept::Whole(obj), readers);
     }
 
+    /// [`Self::put`] for an object kept without its managedFields, which are `managed_fields`
+    /// (JSON text, the last member of its metadata as stored).
+    pub fn put_parts(
+        &self,
+        key: String,
+        stored: Bytes,
+        object: Value,
+        managed_fields: Box<[u8]>,
+        readers: Readers,
+    ) {
+        let kept = Kept::Created {
+            object,
+            managed_fields,
+        };
+        self.keep(key, stored, kept, readers);
+    }
+
     fn keep(&self, key: String, stored: Bytes, obj: Kept, readers: Readers) {
         let capacity = self.capacity.load(Ordering::Relaxed);
         if capacity == 0 {
@@ -169,6 +184,22 @@ impl Recent {
     /// resourceVersion). An entry kept with other bytes stays: it may be for a write still
     /// on its way to the store.
     pub fn take(&self, key: &str, kv: &KeyValue) -> Option<Value> {
+        let (mut obj, managed_fields) = self.take_parts(key, kv)?;
+        if let Some(text) = managed_fields {
+            if with_managed_fields(&mut obj, &text).is_none() {
+                // The caller parses the store instead.
+                self.hits.fetch_sub(1, Ordering::Relaxed);
+                self.misses.fetch_add(1, Ordering::Relaxed);
+                return None;
+            }
+        }
+        Some(obj)
+    }
+
+    /// [`Self::take`] leaving a created object's managedFields as the text the create wrote
+    /// (the object without them, and the text), for a write that does not change them or
+    /// records its own entry on the text.
+    pub(crate) fn take_parts(&self, key: &str, kv: &KeyValue) -> Option<Parts> {
         let entry = {
             let mut inner = self.inner.lock();
             match inner.objects.get(key) {
@@ -179,10 +210,10 @@ impl Recent {
             }
         };
         // An informer still reading the object shares it: then it is copied.
-        let obj = entry.and_then(|(_, _, obj, _)| {
+        let obj = entry.map(|(_, _, obj, _)| {
             Arc::try_unwrap(obj)
                 .unwrap_or_else(|shared| Kept::clone(&shared))
-                .into_object(kv.mod_revision)
+                .into_parts(kv.mod_revision)
         });
         match obj {
             Some(_) => self.hits.fetch_add(1, Ordering::Relaxed),
@@ -245,6 +276,10 @@ impl Recent {
     }
 }
 
+/// An object and its managedFields: in it (`None`), or apart as the JSON text they are
+/// stored as (the object then has none).
+pub(crate) type Parts = (Value, Option<Box<[u8]>>);
+
 /// Who reads a kept object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Readers {
@@ -283,6 +318,14 @@ thread_local! {
     /// The last managedFields text a create kept, parsed: the pods one controller creates in
     /// the same second carry the same entry, and copying it is cheaper than parsing it.
     static PARSED: RefCell<Option<(Vec<u8>, Value)>> = const { RefCell::new(None) };
+}
+
+/// Puts the managedFields written as `text` into `object`, at the end of its metadata, their
+/// place in the stored text; `None` when the text does not parse.
+pub(crate) fn with_managed_fields(object: &mut Value, text: &[u8]) -> Option<()> {
+    let mf = parsed_managed_fields(text)?;
+    meta::metadata_mut(object).insert("managedFields".into(), mf);
+    Some(())
 }
 
 /// The managedFields list written as `text`.
@@ -404,22 +447,29 @@ impl ApiServer {
         );
     }
 
-    /// Hands an object about to be stored under `key` as `stored` (internal form) to the
-    /// kept objects for `readers`, for kinds stored as served; `Err` gives `obj` back when it
-    /// is not kept.
+    /// Hands an object about to be stored under `key` as `stored` (internal form; its
+    /// managedFields in it, or apart as text) to the kept objects for `readers`, for kinds
+    /// stored as served; `Err` gives `obj` back when it is not kept.
     pub(crate) fn keep_written(
         &self,
         res: &'static Resource,
         key: &str,
         stored: &Bytes,
-        obj: Value,
+        obj: Parts,
         readers: Readers,
-    ) -> Result<(), Value> {
+    ) -> Result<(), Parts> {
         if !stored_as_served(res) || !self.recent.keeps() {
             return Err(obj);
         }
-        self.recent
-            .put(key.to_string(), stored.clone(), obj, readers);
+        match obj {
+            (object, Some(text)) => {
+                self.recent
+                    .put_parts(key.to_string(), stored.clone(), object, text, readers)
+            }
+            (object, None) => self
+                .recent
+                .put(key.to_string(), stored.clone(), object, readers),
+        }
         Ok(())
     }
 

@@ -1149,6 +1149,26 @@ mod tests {
         assert_eq!(running.status.unwrap().pod_ip.as_deref(), Some("10.42.0.9"));
         let (kv, _) = store.get(&key, ReadAt::Latest).await.unwrap();
         assert!(api.kept_object(&key, &kv.unwrap().value).is_none());
+        // The binding left the create's entry as it was, the status write added the kubelet's
+        // (both written on the managedFields text, without a tree of them).
+        let pods = skiff_core::registry::lookup("", "v1", "pods").unwrap();
+        let (stored, _) = api.read(pods, Some("default"), &made.name).await.unwrap();
+        let entries = stored["metadata"]["managedFields"].as_array().unwrap();
+        let who: Vec<_> = entries
+            .iter()
+            .map(|e| (e["manager"].as_str().unwrap(), e["subresource"].as_str()))
+            .collect();
+        assert_eq!(
+            who,
+            [
+                ("kube-controller-manager", None),
+                ("kubelet", Some("status"))
+            ]
+        );
+        assert_eq!(
+            entries[1]["fieldsV1"],
+            serde_json::json!({"f:status": {"f:phase": {}, "f:podIP": {}}})
+        );
     }
 
     #[test]

@@ -53,6 +53,37 @@ impl PathElement {
         out.push_str(rest);
     }
 
+    /// The `FieldsV1` key of this element as a JSON string, escaped as serde_json escapes:
+    /// quotes and backslashes (a key's JSON text has quotes) with a backslash before them,
+    /// without building the key first; an element with a control character goes through
+    /// serde_json.
+    pub(crate) fn write_json_key(&self, out: &mut Vec<u8>) {
+        let (prefix, rest): (&[u8], &str) = match self {
+            PathElement::Field(f) => (b"f:", f),
+            PathElement::Key(k) => (b"k:", k),
+            PathElement::Value(v) => (b"v:", v),
+            PathElement::Index(i) => {
+                use std::io::Write;
+                write!(out, "\"i:{i}\"").expect("writing to a Vec");
+                return;
+            }
+        };
+        if rest.bytes().any(|b| b < 0x20) {
+            serde_json::to_writer(&mut *out, &self.encode()).expect("a string");
+            return;
+        }
+        out.reserve(rest.len() + 8);
+        out.push(b'"');
+        out.extend_from_slice(prefix);
+        for &b in rest.as_bytes() {
+            if b == b'"' || b == b'\\' {
+                out.push(b'\\');
+            }
+            out.push(b);
+        }
+        out.push(b'"');
+    }
+
     /// Parses a `FieldsV1` key (not `.`).
     pub fn decode(s: &str) -> Result<PathElement, ManagedError> {
         let bad = || ManagedError::BadFieldsV1(format!("unknown path element {s:?}"));
@@ -366,6 +397,26 @@ impl FieldSet {
         })
     }
 
+    /// The JSON text of [`Self::to_fields_v1`], written straight from the set.
+    pub fn write_fields_v1(&self, out: &mut Vec<u8>) {
+        out.push(b'{');
+        let mut first = true;
+        if self.member && !self.children.is_empty() {
+            out.extend_from_slice(b"\".\":{}");
+            first = false;
+        }
+        for (pe, c) in &self.children {
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            pe.write_json_key(out);
+            out.push(b':');
+            c.write_fields_v1(out);
+        }
+        out.push(b'}');
+    }
+
     /// The `FieldsV1` map of this node at `depth`: a leaf is `{}` without allocating (a map
     /// made with a capacity allocates its table even for nothing).
     fn fields_v1_map(&self, mut memo: Option<&mut Subtrees>, depth: u8) -> Map<String, Value> {
@@ -601,6 +652,26 @@ mod tests {
     use serde_json::{json, Value};
 
     use super::*;
+
+    /// Keys written straight as JSON are serde_json's text of the encoded key: quotes and
+    /// backslashes escaped, control characters too, non-ASCII left as it is.
+    #[test]
+    fn json_keys_are_escaped_as_serde_json_escapes() {
+        for pe in [
+            PathElement::Field("containers".into()),
+            PathElement::Key(r#"{"name":"a\b"}"#.into()),
+            PathElement::Value("\"tab\there\"".into()),
+            PathElement::Value("\"é\u{7f}\"".into()),
+            PathElement::Index(12),
+        ] {
+            let mut out = Vec::new();
+            pe.write_json_key(&mut out);
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                serde_json::to_string(&pe.encode()).unwrap()
+            );
+        }
+    }
 
     /// Up to five paths over a few names, keys, values and indices.
     fn arb_paths() -> impl Strategy<Value = Vec<Vec<PathElement>>> {

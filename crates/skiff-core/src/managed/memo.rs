@@ -168,7 +168,7 @@ pub(super) fn created_entry_json(
 
 /// An `Update` entry by `m` at `now` owning `fields` (JSON text of a `FieldsV1`), as
 /// [`super::entry_value`] builds it and serde_json writes it: the same keys in the same order.
-fn entry_json(m: &Manager, now: &str, fields: &[u8], out: &mut Vec<u8>) {
+pub(super) fn entry_json(m: &Manager, now: &str, fields: &[u8], out: &mut Vec<u8>) {
     let string = |out: &mut Vec<u8>, s: &str| serde_json::to_writer(&mut *out, s).expect("string");
     out.push(b'{');
     if !m.name.is_empty() {

@@ -498,6 +498,67 @@ fn update_stored(
     true
 }
 
+/// [`record_update`] for a write whose managedFields are kept as the JSON text `entries` (a
+/// list of entries as this server writes them) and left out of `old` and `new`: the new
+/// entries as text, without decoding the list into a tree and encoding it again. It covers the
+/// common case of a manager's first write to fields nobody else owns (a kubelet's first status
+/// write after a create): every entry canonical, none touched by the write, none of `m`'s own;
+/// `m`'s new entry is then appended as text. `None` for anything else, which the caller hands
+/// to [`record_update`] with the entries decoded.
+pub fn record_update_text(
+    res: &Resource,
+    old: &Value,
+    new: &Value,
+    scope: Scope,
+    entries: &[u8],
+    m: &Manager,
+    now: &str,
+) -> Option<Vec<u8>> {
+    ENTRIES.with(|memo| {
+        let mut memo = memo.try_borrow_mut().ok()?;
+        if memo.as_ref().is_none_or(|(text, _)| text.as_slice() != entries) {
+            let list = serde_json::from_slice::<Value>(entries)
+                .ok()
+                .filter(|l| matches!(l, Value::Array(a) if !a.is_empty() && a.iter().all(stored::entry_is_canonical)));
+            *memo = Some((entries.to_vec(), list));
+        }
+        let Some((_, Some(Value::Array(list)))) = memo.as_ref() else {
+            return None;
+        };
+        let (changed, removed) = walk::diff_object(res, old, new, scope);
+        if list
+            .iter()
+            .any(|e| stored::touches(stored::fields_v1(e), &changed, &removed))
+        {
+            return None;
+        }
+        if changed.is_empty() {
+            return Some(entries.to_vec());
+        }
+        if list.iter().any(|e| stored::is_update_by(e, m)) {
+            return None;
+        }
+        if entries.last() != Some(&b']') {
+            return None;
+        }
+        let mut fields = Vec::with_capacity(256);
+        changed.write_fields_v1(&mut fields);
+        let mut out = Vec::with_capacity(entries.len() + fields.len() + 160);
+        out.extend_from_slice(&entries[..entries.len() - 1]);
+        out.push(b',');
+        memo::entry_json(m, now, &fields, &mut out);
+        out.push(b']');
+        Some(out)
+    })
+}
+
+thread_local! {
+    /// The last entries text [`record_update_text`] read, decoded when every entry in it is
+    /// canonical: the pods one controller creates in the same second share their entries.
+    static ENTRIES: std::cell::RefCell<Option<(Vec<u8>, Option<Value>)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
 /// The entry of an `Update` by `m` that owns exactly `fields`.
 fn new_entry(fields: &FieldSet, m: &Manager, now: &str) -> Value {
     entry_value(

@@ -368,7 +368,7 @@ pub(super) mod tests {
     use proptest::prelude::*;
     use serde_json::{json, Value};
 
-    use super::super::{apply, created, record, update_stored, Manager, Scope};
+    use super::super::{apply, created, record, record_update_text, update_stored, Manager, Scope};
     use super::*;
     use crate::registry::{self, Resource};
 
@@ -542,6 +542,143 @@ pub(super) mod tests {
                 if a.is_ok() {
                     live = fast;
                 }
+            }
+        }
+    }
+
+    /// `obj` without its managedFields, and those as the JSON text they are stored as.
+    fn split_entries(obj: &Value) -> (Value, Option<Vec<u8>>) {
+        let mut side = obj.clone();
+        let list = side["metadata"]
+            .as_object_mut()
+            .and_then(|m| m.shift_remove("managedFields"));
+        (side, list.map(|l| serde_json::to_vec(&l).unwrap()))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+
+        /// The bookkeeping on entries kept as text gives, whenever it answers, the entries the
+        /// decoded bookkeeping writes, byte for byte, over sequences of writes by several
+        /// managers (the entries beside the object, as a status write's are).
+        #[test]
+        fn text_entries_match_decoding(first in arb_pod(), writes in prop::collection::vec(arb_write(), 1..6)) {
+            let res = pods();
+            let mut live = first.clone();
+            let mf = created(res, &live, Scope::Main, &Manager { name: "kubectl", api_version: "v1", subresource: "" }, "t0");
+            live["metadata"]["managedFields"] = mf;
+            for (i, (obj, who, v2, status, is_apply, _, _)) in writes.into_iter().enumerate() {
+                let now = format!("t{}", i + 1);
+                let m = Manager {
+                    name: MANAGERS[who],
+                    api_version: if v2 { "v2" } else { "v1" },
+                    subresource: if status { "status" } else { "" },
+                };
+                let scope = if status { Scope::Status } else { Scope::Main };
+                if is_apply {
+                    if let Ok(out) = apply(res, Some(&live), &obj, scope, &m, false, &now) {
+                        live = out;
+                    }
+                    continue;
+                }
+                let (old, entries) = split_entries(&live);
+                let mut new = obj;
+                if let Some(l) = live.at("metadata").field("managedFields") {
+                    new["metadata"]["managedFields"] = l.clone();
+                }
+                let (new_side, _) = split_entries(&new);
+                let decoded = record(res, &old, &mut new, scope, Some(&m), &now, true);
+                prop_assert!(decoded.is_ok());
+                if let Some(entries) = entries {
+                    if let Some(text) = record_update_text(res, &old, &new_side, scope, &entries, &m, &now) {
+                        let want = new.at("metadata").field("managedFields").map(|l| serde_json::to_vec(l).unwrap());
+                        prop_assert_eq!(Some(String::from_utf8(text).unwrap()), want.map(|w| String::from_utf8(w).unwrap()));
+                    }
+                }
+                live = new;
+            }
+        }
+    }
+
+    /// A kubelet's first status write after a controller's create is answered on the text:
+    /// its entry is appended; a second status write (its own entry is there) and a write of
+    /// fields another manager owns are left to the decoded bookkeeping.
+    #[test]
+    fn first_status_write_appends_its_entry_to_the_text() {
+        let res = pods();
+        let kcm = Manager {
+            name: "kube-controller-manager",
+            api_version: "v1",
+            subresource: "",
+        };
+        let kubelet = Manager {
+            name: "kubelet",
+            api_version: "v1",
+            subresource: "status",
+        };
+        let created_pod = json!({"metadata": {"name": "p", "labels": {"app": "a"}},
+            "spec": {"containers": [{"name": "c", "image": "i"}]}, "status": {"phase": "Pending"}});
+        let entries =
+            serde_json::to_vec(&created(res, &created_pod, Scope::Main, &kcm, "t0")).unwrap();
+        let mut running = created_pod.clone();
+        running["status"] = json!({"phase": "Running", "podIP": "10.0.0.1",
+            "conditions": [{"type": "Ready", "status": "True"}]});
+        let text = record_update_text(
+            res,
+            &created_pod,
+            &running,
+            Scope::Status,
+            &entries,
+            &kubelet,
+            "t1",
+        )
+        .expect("answered on the text");
+        let list: Value = serde_json::from_slice(&text).unwrap();
+        assert_eq!(list.as_array().unwrap().len(), 2);
+        assert_eq!(
+            list[0],
+            serde_json::from_slice::<Value>(&entries).unwrap()[0]
+        );
+        assert_eq!(list[1]["manager"], "kubelet");
+        assert_eq!(list[1]["subresource"], "status");
+        assert_eq!(
+            list[1]["fieldsV1"],
+            json!({"f:status": {"f:conditions": {"k:{\"type\":\"Ready\"}": {".": {}, "f:status": {}, "f:type": {}}},
+                "f:phase": {}, "f:podIP": {}}})
+        );
+        // The kubelet's next write finds its own entry there.
+        let mut ready = running.clone();
+        ready["status"]["podIP"] = json!("10.0.0.2");
+        assert_eq!(
+            record_update_text(res, &running, &ready, Scope::Status, &text, &kubelet, "t2"),
+            None
+        );
+        // Another manager writing the kubelet's fields takes them from its entry.
+        let other = Manager {
+            name: "other",
+            api_version: "v1",
+            subresource: "status",
+        };
+        assert_eq!(
+            record_update_text(res, &running, &ready, Scope::Status, &text, &other, "t2"),
+            None
+        );
+        // Nothing changed: the entries stay as they are.
+        assert_eq!(
+            record_update_text(res, &running, &running, Scope::Status, &text, &other, "t2"),
+            Some(text.clone())
+        );
+    }
+
+    proptest! {
+        /// A set's `FieldsV1` text is what its tree form serializes to.
+        #[test]
+        fn fields_v1_text_matches_the_tree(a in arb_pod(), b in arb_pod()) {
+            let (changed, removed) = crate::managed::walk::diff_object(pods(), &a, &b, Scope::All);
+            for set in [changed, removed] {
+                let mut text = Vec::new();
+                set.write_fields_v1(&mut text);
+                prop_assert_eq!(String::from_utf8(text).unwrap(), set.to_fields_v1().to_string());
             }
         }
     }
