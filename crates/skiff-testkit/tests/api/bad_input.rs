@@ -78,11 +78,15 @@ async fn refused_input_leaves_the_server_serving() {
         ));
     }
     bomb.push_str("data: *a9\n");
+    // The bound is against a blow-up (expanding the bomb would take hours), not a speed target:
+    // the deep documents below take about a second in a debug build, twice that on a machine
+    // busy with other builds.
+    const REFUSED_WITHIN: Duration = Duration::from_secs(10);
     let t = Instant::now();
     let r = post(&c, &ns, "application/yaml", bomb.into_bytes()).await;
     assert_status(&r, 400, "alias bomb");
     assert!(
-        t.elapsed() < Duration::from_secs(2),
+        t.elapsed() < REFUSED_WITHIN,
         "alias bomb took {:?}",
         t.elapsed()
     );
@@ -104,7 +108,11 @@ async fn refused_input_leaves_the_server_serving() {
     );
     let r = post(&c, &ns, "application/yaml", deep_yaml.into_bytes()).await;
     assert_status(&r, 400, "deep YAML");
-    assert!(t.elapsed() < Duration::from_secs(2));
+    assert!(
+        t.elapsed() < REFUSED_WITHIN,
+        "deep documents took {:?}",
+        t.elapsed()
+    );
     expect_status(cms.get("deep").await, 404, "NotFound");
 
     // unsupported media type
