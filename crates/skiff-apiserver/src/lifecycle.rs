@@ -237,6 +237,15 @@ impl Graph {
     }
 }
 
+/// Whether [`reconcile`] has anything to do for `node`: it is being deleted, or it has owners
+/// and none of them is in the graph (then the store is asked). Everything else, a dependent
+/// with an owner in the graph or an object that owns nothing and is not deleted, is left as
+/// it is. The resync marks only these.
+fn needs_look(by_uid: &Map<String>, node: &Node) -> bool {
+    node.deleting
+        || (!node.owners.is_empty() && !node.owners.iter().any(|o| by_uid.contains_key(&o.uid)))
+}
+
 /// What the walk over a stored object's metadata found ([`graph_text`]).
 struct Walked {
     /// The members the graph reads, as `"name":value,` each.
@@ -428,13 +437,16 @@ async fn run(srv: Arc<ApiServer>) -> Result<(), ApiError> {
                 continue;
             }
             _ = resync.tick() => {
-                let keys: Vec<String> = graph
-                    .by_key
-                    .iter()
-                    .filter(|(_, n)| n.deleting || !n.owners.is_empty())
-                    .map(|(k, _)| k.clone())
-                    .collect();
-                graph.dirty.extend(keys);
+                // Only the keys a look would act on: a dependent whose owner is in the graph
+                // is answered at once by `reconcile`, and the graph does not change between
+                // here and the looks below.
+                let Graph { by_key, by_uid, dirty, .. } = &mut graph;
+                dirty.extend(
+                    by_key
+                        .iter()
+                        .filter(|(_, n)| needs_look(by_uid, n))
+                        .map(|(k, _)| k.clone()),
+                );
             }
             _ = tokio::time::sleep(Duration::from_millis(50)), if !graph.dirty.is_empty() => {}
         }
@@ -451,14 +463,9 @@ async fn reconcile(srv: &Arc<ApiServer>, graph: &Graph, key: &str) -> Result<(),
     let Some(node) = graph.by_key.get(key) else {
         return Ok(());
     };
-    // A dependent whose owner is in the graph has nothing to do (the resync looks at every
-    // owned object every few seconds): answered before the key is mapped back.
-    if !node.deleting
-        && node
-            .owners
-            .iter()
-            .any(|o| graph.by_uid.contains_key(&o.uid))
-    {
+    // A dependent whose owner is in the graph has nothing to do: answered before the key is
+    // mapped back.
+    if !needs_look(&graph.by_uid, node) {
         return Ok(());
     }
     let Some((res, ns, name)) = resolve_key(srv, key) else {
@@ -868,6 +875,58 @@ mod tests {
         g.dirty.clear();
         g.remove(&owner.key);
         assert!(g.dirty.contains("/registry/core/pods/d/p"));
+    }
+
+    /// A look (and so the resync) is for objects being deleted and for dependents none of
+    /// whose owners is in the graph; a dependent of a known owner, or an object that owns
+    /// nothing, has nothing to do.
+    #[test]
+    fn looks_are_for_deletions_and_dependents_without_known_owners() {
+        let mut g = Graph::default();
+        g.upsert(&stored(
+            "/registry/apps/replicasets/d/rs",
+            r#"{"kind":"ReplicaSet","metadata":{"name":"rs","uid":"o1"}}"#,
+        ));
+        let pod = |name: &str, meta: &str| {
+            stored(
+                &format!("/registry/core/pods/d/{name}"),
+                &format!(r#"{{"kind":"Pod","metadata":{{"name":"{name}",{meta}}}}}"#),
+            )
+        };
+        let owned = |uid: &str| {
+            format!(
+                r#""ownerReferences":[{{"apiVersion":"apps/v1","kind":"ReplicaSet","name":"rs","uid":"{uid}"}}]"#
+            )
+        };
+        for (name, meta, look) in [
+            (
+                "known-owner",
+                format!(r#""uid":"p1",{}"#, owned("o1")),
+                false,
+            ),
+            ("gone-owner", format!(r#""uid":"p2",{}"#, owned("o9")), true),
+            ("no-owner", r#""uid":"p3""#.to_string(), false),
+            (
+                "deleted",
+                format!(r#""uid":"p4","deletionTimestamp":"t",{}"#, owned("o1")),
+                true,
+            ),
+            (
+                "deleted-alone",
+                r#""uid":"p5","deletionTimestamp":"t""#.into(),
+                true,
+            ),
+        ] {
+            let kv = pod(name, &meta);
+            g.upsert(&kv);
+            assert_eq!(needs_look(&g.by_uid, &g.by_key[&kv.key]), look, "{name}");
+        }
+        // The owner goes: its dependents now need a look.
+        g.remove("/registry/apps/replicasets/d/rs");
+        assert!(needs_look(
+            &g.by_uid,
+            &g.by_key["/registry/core/pods/d/known-owner"]
+        ));
     }
 
     /// Updates that leave owners, finalizers and deletion alone are skipped; one that changes
