@@ -102,6 +102,9 @@ struct Graph {
     dependents: Map<Set>,
     /// Keys that need a look: changed objects, their owners and dependents.
     dirty: Set,
+    /// The owner references parsed last, as their text and as parsed: the pods of one
+    /// ReplicaSet carry the same text, which is then parsed once ([`Graph::owners`]).
+    last_owners: Option<(Box<[u8]>, Vec<Owner>)>,
 }
 
 impl Graph {
@@ -148,28 +151,18 @@ impl Graph {
         // Only the metadata the graph needs: its members' text when the walk found them,
         // else the object with everything else skipped unparsed.
         let walked = graph_text(&kv.value);
-        let Some(m) = graph_meta(walked.as_ref().map(|w| w.text.as_slice()), &kv.value) else {
+        let m = match &walked {
+            Some(w) => self.members_meta(&w.members),
+            None => whole_meta(&kv.value),
+        };
+        let Some(m) = m else {
             return;
         };
-        // Lists of their length: the node lives as long as the object, and parsing left a
-        // pod's one owner reference in the room of four.
-        let refs = m.owner_references.unwrap_or_default();
-        let mut owners = Vec::with_capacity(refs.len());
-        owners.extend(refs.into_iter().map(|o| Owner {
-            uid: o.uid,
-            api_version: o.api_version,
-            kind: o.kind,
-            name: o.name,
-        }));
         let node = Node {
             uid: m.uid,
-            owners,
-            deleting: m.deletion_timestamp.is_some(),
-            finalizers: m
-                .finalizers
-                .unwrap_or_default()
-                .into_boxed_slice()
-                .into_vec(),
+            owners: m.owners,
+            deleting: m.deleting,
+            finalizers: m.finalizers,
             prefix: walked
                 .and_then(|w| w.prefix)
                 .map(|end| kv.value[..end].into()),
@@ -184,12 +177,22 @@ impl Graph {
         }
         self.remove(&kv.key);
         for o in &node.owners {
-            self.dependents
-                .entry(o.uid.clone())
-                .or_default()
-                .insert(kv.key.clone());
+            // The owner's uid and key are copied only when new here: an owner's dependents
+            // come one after another, and its key stays dirty until the next look.
+            match self.dependents.get_mut(&o.uid) {
+                Some(set) => {
+                    set.insert(kv.key.clone());
+                }
+                None => {
+                    let mut set = Set::default();
+                    set.insert(kv.key.clone());
+                    self.dependents.insert(o.uid.clone(), set);
+                }
+            }
             if let Some(k) = self.by_uid.get(&o.uid) {
-                self.dirty.insert(k.clone());
+                if !self.dirty.contains(k) {
+                    self.dirty.insert(k.clone());
+                }
             }
         }
         if !node.uid.is_empty() {
@@ -200,6 +203,55 @@ impl Graph {
         if interesting {
             self.dirty.insert(kv.key.clone());
         }
+    }
+
+    /// The metadata from its members' text ([`graph_text`]); `None` when one of them does not
+    /// parse or is written twice, as when they were parsed together as one object.
+    fn members_meta(&mut self, m: &Members) -> Option<Meta> {
+        if m.repeated {
+            return None;
+        }
+        let uid = match m.uid {
+            Some(t) => match plain_string(t) {
+                Some(s) => s,
+                None => serde_json::from_slice::<Option<String>>(t)
+                    .ok()?
+                    .unwrap_or_default(),
+            },
+            None => String::new(),
+        };
+        let owners = match m.owner_references {
+            Some(t) => self.owners(t)?,
+            None => Vec::new(),
+        };
+        let deleting = match m.deletion_timestamp {
+            Some(t) => serde_json::from_slice::<Option<String>>(t).ok()?.is_some(),
+            None => false,
+        };
+        let finalizers = match m.finalizers {
+            Some(t) => serde_json::from_slice::<Option<Vec<String>>>(t).ok()?,
+            None => None,
+        };
+        Some(Meta {
+            uid,
+            owners,
+            deleting,
+            finalizers: exact_list(finalizers),
+        })
+    }
+
+    /// The owners an `ownerReferences` text names: a copy of the last ones when the text is
+    /// the same.
+    fn owners(&mut self, text: &[u8]) -> Option<Vec<Owner>> {
+        if let Some((last, owners)) = &self.last_owners {
+            if **last == *text {
+                return Some(owners.clone());
+            }
+        }
+        let refs = serde_json::from_slice::<Option<Vec<GraphOwner>>>(text).ok()?;
+        let owners = owners_of(refs);
+        self.last_owners = Some((text.into(), owners.clone()));
+        Some(owners)
     }
 
     fn remove(&mut self, key: &str) {
@@ -237,10 +289,19 @@ impl Graph {
     }
 }
 
+/// Whether [`reconcile`] has anything to do for `node`: it is being deleted, or it has owners
+/// and none of them is in the graph (then the store is asked). Everything else, a dependent
+/// with an owner in the graph or an object that owns nothing and is not deleted, is left as
+/// it is. The resync marks only these.
+fn needs_look(by_uid: &Map<String>, node: &Node) -> bool {
+    node.deleting
+        || (!node.owners.is_empty() && !node.owners.iter().any(|o| by_uid.contains_key(&o.uid)))
+}
+
 /// What the walk over a stored object's metadata found ([`graph_text`]).
-struct Walked {
-    /// The members the graph reads, as `"name":value,` each.
-    text: Vec<u8>,
+struct Walked<'a> {
+    /// The members the graph reads.
+    members: Members<'a>,
     /// The length of the object's text through the metadata's `managedFields` key and its
     /// colon, or through the brace that closes metadata when it has none: any object whose
     /// text starts with these bytes has the same members. None when the text after the last
@@ -252,22 +313,20 @@ struct Walked {
 /// finalizers, deletion timestamp), as their JSON text, read without parsing the object. All
 /// four come before `managedFields` in the canonical order objects are stored in, so the
 /// walk ends there, without scanning the managed fields' text.
-fn graph_text(b: &[u8]) -> Option<Walked> {
-    let mut text = Vec::new();
+fn graph_text(b: &[u8]) -> Option<Walked<'_>> {
+    let mut members = Members::default();
     let mut last_end = None;
     let ok = meta::metadata_members_before(b, Some(b"managedFields"), |k, v| {
         // `v` lies within `b`: where it ends is where the walk has read to.
         last_end = Some(v.as_ptr() as usize - b.as_ptr() as usize + v.len());
-        if matches!(
-            k,
-            b"uid" | b"ownerReferences" | b"finalizers" | b"deletionTimestamp"
-        ) {
-            text.push(b'"');
-            text.extend_from_slice(k);
-            text.extend_from_slice(b"\":");
-            text.extend_from_slice(v);
-            text.push(b',');
-        }
+        let slot = match k {
+            b"uid" => &mut members.uid,
+            b"ownerReferences" => &mut members.owner_references,
+            b"finalizers" => &mut members.finalizers,
+            b"deletionTimestamp" => &mut members.deletion_timestamp,
+            _ => return,
+        };
+        members.repeated |= slot.replace(v).is_some();
     });
     if !ok {
         return None;
@@ -286,24 +345,69 @@ fn graph_text(b: &[u8]) -> Option<Walked> {
             None
         }
     });
-    Some(Walked { text, prefix })
+    Some(Walked { members, prefix })
 }
 
-/// The graph's metadata, parsed from its members' text ([`graph_text`]) when there is one,
-/// else from the whole stored object.
-fn graph_meta(text: Option<&[u8]>, value: &[u8]) -> Option<GraphMeta> {
-    match text {
-        Some(t) => {
-            let mut doc = Vec::with_capacity(t.len() + 2);
-            doc.push(b'{');
-            doc.extend_from_slice(t.strip_suffix(b",").unwrap_or(t));
-            doc.push(b'}');
-            serde_json::from_slice(&doc).ok()
-        }
-        None => serde_json::from_slice::<GraphObject>(value)
-            .ok()
-            .map(|o| o.metadata),
+/// The JSON text of each metadata member the graph reads, as [`graph_text`] found them.
+#[derive(Default)]
+struct Members<'a> {
+    uid: Option<&'a [u8]>,
+    owner_references: Option<&'a [u8]>,
+    deletion_timestamp: Option<&'a [u8]>,
+    finalizers: Option<&'a [u8]>,
+    /// One of them was written twice (parsed as one object, that is an error).
+    repeated: bool,
+}
+
+/// What the graph keeps of an object's metadata.
+#[derive(Debug, PartialEq)]
+struct Meta {
+    uid: String,
+    owners: Vec<Owner>,
+    deleting: bool,
+    finalizers: Vec<String>,
+}
+
+/// The graph's metadata parsed from the whole stored object, everything else skipped
+/// unparsed (when the walk over the members did not find the store's layout).
+fn whole_meta(value: &[u8]) -> Option<Meta> {
+    let m = serde_json::from_slice::<GraphObject>(value).ok()?.metadata;
+    Some(Meta {
+        uid: m.uid,
+        owners: owners_of(m.owner_references),
+        deleting: m.deletion_timestamp.is_some(),
+        finalizers: exact_list(m.finalizers),
+    })
+}
+
+/// The owners of parsed owner references, in a list of its length: the node lives as long as
+/// the object, and parsing left a pod's one owner reference in the room of four.
+fn owners_of(refs: Option<Vec<GraphOwner>>) -> Vec<Owner> {
+    let refs = refs.unwrap_or_default();
+    let mut owners = Vec::with_capacity(refs.len());
+    owners.extend(refs.into_iter().map(|o| Owner {
+        uid: o.uid,
+        api_version: o.api_version,
+        kind: o.kind,
+        name: o.name,
+    }));
+    owners
+}
+
+/// A parsed list in a list of its length.
+fn exact_list(list: Option<Vec<String>>) -> Vec<String> {
+    list.unwrap_or_default().into_boxed_slice().into_vec()
+}
+
+/// The value of a JSON string written without escapes, quotes inside or control characters,
+/// which is its text between the quotes (as the parser would give it); `None` for any other
+/// text, which is left to the parser.
+fn plain_string(t: &[u8]) -> Option<String> {
+    let inner = t.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
+    if meta::first_special(inner).is_some() {
+        return None;
     }
+    std::str::from_utf8(inner).ok().map(str::to_string)
 }
 
 /// Whether stored bytes may carry owner references, finalizers or a deletion timestamp.
@@ -428,13 +532,16 @@ async fn run(srv: Arc<ApiServer>) -> Result<(), ApiError> {
                 continue;
             }
             _ = resync.tick() => {
-                let keys: Vec<String> = graph
-                    .by_key
-                    .iter()
-                    .filter(|(_, n)| n.deleting || !n.owners.is_empty())
-                    .map(|(k, _)| k.clone())
-                    .collect();
-                graph.dirty.extend(keys);
+                // Only the keys a look would act on: a dependent whose owner is in the graph
+                // is answered at once by `reconcile`, and the graph does not change between
+                // here and the looks below.
+                let Graph { by_key, by_uid, dirty, .. } = &mut graph;
+                dirty.extend(
+                    by_key
+                        .iter()
+                        .filter(|(_, n)| needs_look(by_uid, n))
+                        .map(|(k, _)| k.clone()),
+                );
             }
             _ = tokio::time::sleep(Duration::from_millis(50)), if !graph.dirty.is_empty() => {}
         }
@@ -451,14 +558,9 @@ async fn reconcile(srv: &Arc<ApiServer>, graph: &Graph, key: &str) -> Result<(),
     let Some(node) = graph.by_key.get(key) else {
         return Ok(());
     };
-    // A dependent whose owner is in the graph has nothing to do (the resync looks at every
-    // owned object every few seconds): answered before the key is mapped back.
-    if !node.deleting
-        && node
-            .owners
-            .iter()
-            .any(|o| graph.by_uid.contains_key(&o.uid))
-    {
+    // A dependent whose owner is in the graph has nothing to do: answered before the key is
+    // mapped back.
+    if !needs_look(&graph.by_uid, node) {
         return Ok(());
     }
     let Some((res, ns, name)) = resolve_key(srv, key) else {
@@ -808,37 +910,132 @@ mod tests {
     fn graph_metadata_from_the_members_text_matches_the_whole_object() {
         let stored = br#"{"kind":"Pod","apiVersion":"v1","metadata":{"name":"p","namespace":"d","uid":"u-1","deletionTimestamp":"2026-01-01T00:00:00Z","labels":{"uid":"x"},"ownerReferences":[{"apiVersion":"apps/v1","kind":"ReplicaSet","name":"rs","uid":"o-1","controller":true,"blockOwnerDeletion":true}],"finalizers":["a/b"],"managedFields":[{"manager":"m","fieldsV1":{"f:metadata":{"f:uid":{}}}}]},"spec":{"containers":[]}}"#;
         let walked = graph_text(stored).expect("canonical layout");
-        let text = walked.text;
+        let m = &walked.members;
+        let read = [
+            m.uid,
+            m.owner_references,
+            m.finalizers,
+            m.deletion_timestamp,
+        ];
         assert!(
-            !String::from_utf8_lossy(&text).contains("manager"),
+            read.iter()
+                .flatten()
+                .all(|t| !String::from_utf8_lossy(t).contains("manager")),
             "managedFields are not read"
         );
-        let from_text = graph_meta(Some(&text), stored).expect("members parse");
-        let whole = graph_meta(None, stored).expect("object parses");
-        for m in [&from_text, &whole] {
-            assert_eq!(m.uid, "u-1");
-            assert_eq!(
-                m.deletion_timestamp.as_deref(),
-                Some("2026-01-01T00:00:00Z")
-            );
-            assert_eq!(m.finalizers.as_deref(), Some(&["a/b".to_string()][..]));
-            let owners = m.owner_references.as_deref().unwrap();
-            assert_eq!(owners.len(), 1);
-            assert_eq!(
-                (
-                    owners[0].uid.as_str(),
-                    owners[0].api_version.as_str(),
-                    owners[0].kind.as_str(),
-                    owners[0].name.as_str()
-                ),
-                ("o-1", "apps/v1", "ReplicaSet", "rs")
-            );
-        }
+        let from_text = Graph::default()
+            .members_meta(&walked.members)
+            .expect("members parse");
+        let whole = whole_meta(stored).expect("object parses");
+        assert_eq!(from_text, whole);
+        assert_eq!(
+            whole,
+            Meta {
+                uid: "u-1".into(),
+                owners: vec![Owner {
+                    uid: "o-1".into(),
+                    api_version: "apps/v1".into(),
+                    kind: "ReplicaSet".into(),
+                    name: "rs".into(),
+                }],
+                deleting: true,
+                finalizers: vec!["a/b".into()],
+            }
+        );
         // An object with none of the graph's members still parses (to the defaults).
         let bare = br#"{"kind":"Pod","apiVersion":"v1","metadata":{"name":"p"}}"#;
         let walked = graph_text(bare).unwrap();
-        let m = graph_meta(Some(&walked.text), bare).unwrap();
-        assert!(m.uid.is_empty() && m.owner_references.is_none() && m.finalizers.is_none());
+        let m = Graph::default().members_meta(&walked.members).unwrap();
+        assert!(m.uid.is_empty() && m.owners.is_empty() && m.finalizers.is_empty());
+        assert!(!m.deleting);
+    }
+
+    /// Member by member, with the owner references of the last object reused, the graph
+    /// reads what parsing the whole object gives (or fails where that fails): escapes, nulls,
+    /// values of the wrong type, a member written twice.
+    #[test]
+    fn members_parse_as_the_whole_object_does() {
+        let owner = |uid: &str| {
+            format!(
+                r#"{{"apiVersion":"apps/v1","kind":"ReplicaSet","name":"rs","uid":"{uid}","controller":true,"blockOwnerDeletion":true}}"#
+            )
+        };
+        let refs = format!(r#""ownerReferences":[{}]"#, owner("o-1"));
+        let two = format!(r#""ownerReferences":[{},{}]"#, owner("o-1"), owner("o-2"));
+        let members: Vec<String> = vec![
+            r#""uid":"u-1""#.into(),
+            r#""uid":"u\"1""#.into(),
+            r#""uid":"\u00e9t\u00e9""#.into(),
+            "\"uid\":\"caf\u{e9}\"".into(),
+            r#""uid":"""#.into(),
+            r#""uid":null"#.into(),
+            r#""uid":5"#.into(),
+            r#""uid":"a","uid":"b""#.into(),
+            r#""uid":"u","ownerReferences":null"#.into(),
+            format!(r#""uid":"u",{refs}"#),
+            format!(r#""uid":"u",{two}"#),
+            format!(r#""uid":"u",{refs},{refs}"#),
+            r#""ownerReferences":[]"#.into(),
+            r#""ownerReferences":[{"uid":"o\"1","name":null}]"#.into(),
+            r#""ownerReferences":[{"uid":"o-1","extra":{"a":[1,"]"]}}]"#.into(),
+            r#""ownerReferences":[["o-1","v1","Kind","n"]]"#.into(),
+            r#""ownerReferences":{"uid":"o-1"}"#.into(),
+            r#""uid":"u","deletionTimestamp":"2026-01-01T00:00:00Z""#.into(),
+            r#""uid":"u","deletionTimestamp":null"#.into(),
+            r#""uid":"u","deletionTimestamp":1"#.into(),
+            r#""uid":"u","finalizers":["a","b\"c"]"#.into(),
+            r#""uid":"u","finalizers":null"#.into(),
+            r#""uid":"u","finalizers":[1]"#.into(),
+            format!(
+                r#""name":"p","uid":"u",{refs},"finalizers":["orphan"],"deletionTimestamp":"t""#
+            ),
+        ];
+        // One graph for all (its last owner references carried from case to case), and each
+        // case also twice in a row, so that the second reads them from the last ones.
+        let mut g = Graph::default();
+        for m in &members {
+            let text = format!(
+                r#"{{"kind":"Pod","apiVersion":"v1","metadata":{{{m},"managedFields":[{{"manager":"m"}}]}},"spec":{{}}}}"#
+            );
+            let whole = whole_meta(text.as_bytes());
+            let walked = graph_text(text.as_bytes()).expect("canonical layout");
+            for _ in 0..2 {
+                let got = g.members_meta(&walked.members);
+                assert_eq!(got, whole, "{m}");
+                if let Some(got) = got {
+                    assert_eq!(got.owners.len(), got.owners.capacity(), "{m}");
+                    assert_eq!(got.finalizers.len(), got.finalizers.capacity(), "{m}");
+                }
+            }
+        }
+        assert!(
+            whole_meta(br#"{"metadata":{"uid":"a","uid":"b"}}"#).is_none(),
+            "a member written twice fails the whole parse too"
+        );
+    }
+
+    /// A string written plainly is read as the parser reads it; anything else is left to it.
+    #[test]
+    fn plain_strings_are_their_text() {
+        for t in [&br#""u-1""#[..], br#""""#, "\"caf\u{e9}\"".as_bytes()] {
+            assert_eq!(
+                plain_string(t),
+                Some(serde_json::from_slice::<String>(t).unwrap()),
+                "{}",
+                String::from_utf8_lossy(t)
+            );
+        }
+        for t in [
+            &br#""a\"b""#[..],
+            br#""a\u00e9""#,
+            b"\"a\tb\"",
+            b"\"",
+            b"null",
+            b"\"\xff\"",
+            br#""a"b""#,
+        ] {
+            assert_eq!(plain_string(t), None, "{}", String::from_utf8_lossy(t));
+        }
     }
 
     #[test]
@@ -868,6 +1065,58 @@ mod tests {
         g.dirty.clear();
         g.remove(&owner.key);
         assert!(g.dirty.contains("/registry/core/pods/d/p"));
+    }
+
+    /// A look (and so the resync) is for objects being deleted and for dependents none of
+    /// whose owners is in the graph; a dependent of a known owner, or an object that owns
+    /// nothing, has nothing to do.
+    #[test]
+    fn looks_are_for_deletions_and_dependents_without_known_owners() {
+        let mut g = Graph::default();
+        g.upsert(&stored(
+            "/registry/apps/replicasets/d/rs",
+            r#"{"kind":"ReplicaSet","metadata":{"name":"rs","uid":"o1"}}"#,
+        ));
+        let pod = |name: &str, meta: &str| {
+            stored(
+                &format!("/registry/core/pods/d/{name}"),
+                &format!(r#"{{"kind":"Pod","metadata":{{"name":"{name}",{meta}}}}}"#),
+            )
+        };
+        let owned = |uid: &str| {
+            format!(
+                r#""ownerReferences":[{{"apiVersion":"apps/v1","kind":"ReplicaSet","name":"rs","uid":"{uid}"}}]"#
+            )
+        };
+        for (name, meta, look) in [
+            (
+                "known-owner",
+                format!(r#""uid":"p1",{}"#, owned("o1")),
+                false,
+            ),
+            ("gone-owner", format!(r#""uid":"p2",{}"#, owned("o9")), true),
+            ("no-owner", r#""uid":"p3""#.to_string(), false),
+            (
+                "deleted",
+                format!(r#""uid":"p4","deletionTimestamp":"t",{}"#, owned("o1")),
+                true,
+            ),
+            (
+                "deleted-alone",
+                r#""uid":"p5","deletionTimestamp":"t""#.into(),
+                true,
+            ),
+        ] {
+            let kv = pod(name, &meta);
+            g.upsert(&kv);
+            assert_eq!(needs_look(&g.by_uid, &g.by_key[&kv.key]), look, "{name}");
+        }
+        // The owner goes: its dependents now need a look.
+        g.remove("/registry/apps/replicasets/d/rs");
+        assert!(needs_look(
+            &g.by_uid,
+            &g.by_key["/registry/core/pods/d/known-owner"]
+        ));
     }
 
     /// Updates that leave owners, finalizers and deletion alone are skipped; one that changes
