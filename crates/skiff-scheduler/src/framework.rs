@@ -289,8 +289,15 @@ impl Scheduler {
         let mut statuses: Vec<(usize, Option<Failure>)> = Vec::new();
         let mut processed = 0;
         let mut evaluated = 0;
+        // Nominations are rare (a preemption in progress): without any, no node is looked up
+        // for them (the check is made once, not per node).
+        let any_nominated = snap.any_nominated();
         while processed < slots && feasible.len() < want {
-            let ix = (start + processed) % slots;
+            let ix = if start + processed < slots {
+                start + processed
+            } else {
+                start + processed - slots
+            };
             processed += 1;
             let node = &nodes[ix];
             if node.node.is_none() {
@@ -302,7 +309,12 @@ impl Scheduler {
                 statuses.push((ix, None));
                 continue;
             }
-            match run_filters_with_nominated(ctx, &state, snap, node) {
+            let status = if any_nominated {
+                run_filters_with_nominated(ctx, &state, snap, node)
+            } else {
+                run_filters(ctx, &state, snap, node)
+            };
+            match status {
                 Ok(()) => feasible.push(ix),
                 // Named only if the pod fits nowhere.
                 Err(f) => statuses.push((ix, Some(f))),
@@ -856,6 +868,32 @@ mod tests {
             }
         }
         assert_eq!(checked, 480);
+    }
+
+    /// With 150 equal nodes a pod looks at 100 of them, starting where the previous search
+    /// stopped and wrapping around the end, and the first node it looks at wins the tie.
+    #[test]
+    fn searches_start_where_the_last_stopped_and_wrap() {
+        let mut s = Scheduler::new(Config::default());
+        s.snapshot = snapshot(
+            (0..150)
+                .map(|i| node(&format!("n{i}"), "4", "8Gi", "110"))
+                .collect(),
+            vec![],
+        );
+        let picks: Vec<(String, usize)> = (0..4)
+            .map(|i| {
+                let r = s
+                    .schedule(Arc::new(pod(&format!("p{i}"), "100m", "")))
+                    .unwrap();
+                (r.node, r.evaluated)
+            })
+            .collect();
+        assert_eq!(
+            picks,
+            [("n0", 100), ("n100", 100), ("n50", 100), ("n0", 100)]
+                .map(|(n, e)| (n.to_string(), e))
+        );
     }
 
     #[test]
