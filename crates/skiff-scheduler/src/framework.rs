@@ -15,7 +15,7 @@ use crate::plugins::node_resources_fit::ScoringStrategy;
 use crate::plugins::{
     balanced_allocation, inter_pod_affinity as ipa, node_affinity, node_name, node_ports,
     node_resources_fit as fit, node_unschedulable, pod_topology_spread as pts, taint_toleration,
-    Failure, FilterResult, PodCtx,
+    Failure, FilterResult, PodCtx, MAX_NODE_SCORE,
 };
 use crate::snapshot::{NodeInfo, PodInfo, Snapshot};
 
@@ -289,8 +289,15 @@ impl Scheduler {
         let mut statuses: Vec<(usize, Option<Failure>)> = Vec::new();
         let mut processed = 0;
         let mut evaluated = 0;
+        // Nominations are rare (a preemption in progress): without any, no node is looked up
+        // for them (the check is made once, not per node).
+        let any_nominated = snap.any_nominated();
         while processed < slots && feasible.len() < want {
-            let ix = (start + processed) % slots;
+            let ix = if start + processed < slots {
+                start + processed
+            } else {
+                start + processed - slots
+            };
             processed += 1;
             let node = &nodes[ix];
             if node.node.is_none() {
@@ -302,7 +309,12 @@ impl Scheduler {
                 statuses.push((ix, None));
                 continue;
             }
-            match run_filters_with_nominated(ctx, &state, snap, node) {
+            let status = if any_nominated {
+                run_filters_with_nominated(ctx, &state, snap, node)
+            } else {
+                run_filters(ctx, &state, snap, node)
+            };
+            match status {
                 Ok(()) => feasible.push(ix),
                 // Named only if the pod fits nowhere.
                 Err(f) => statuses.push((ix, Some(f))),
@@ -357,43 +369,50 @@ impl Scheduler {
         let snap = &self.snapshot;
         let nodes = snap.nodes();
         let n = feasible.len();
-        let mut total = vec![0i64; n];
-        let mut add = |scores: &[i64], w: i64| {
-            for (t, s) in total.iter_mut().zip(scores) {
-                *t += s * w;
+        // One pass adds the two resource scores (already 0..=100) and TaintToleration's
+        // share as if no node had an untolerated `PreferNoSchedule` taint: normalized, a
+        // node's share is `MAX - MAX * count / max_count`, or MAX everywhere when every count
+        // is 0 (no such taints, the common case). The pass finds the largest count; only when
+        // it is positive does a second pass take each node's part back off.
+        let mut total = Vec::with_capacity(n);
+        let mut max_untolerated = 0;
+        for &ix in feasible {
+            let node = &nodes[ix];
+            if !node.taints.is_empty() {
+                max_untolerated = max_untolerated.max(taint_toleration::score(ctx, node));
             }
-        };
-        let mut buf = vec![0i64; n];
-        for (j, &ix) in feasible.iter().enumerate() {
-            buf[j] = taint_toleration::score(ctx, &nodes[ix]);
+            total.push(
+                fit::score(self.config.scoring, ctx, node) * WEIGHT_FIT
+                    + balanced_allocation::score(ctx, node) * WEIGHT_BALANCED
+                    + MAX_NODE_SCORE * WEIGHT_TAINT_TOLERATION,
+            );
         }
-        taint_toleration::normalize(&mut buf);
-        add(&buf, WEIGHT_TAINT_TOLERATION);
-        if !ctx.preferred_node_affinity.is_empty() {
-            for (j, &ix) in feasible.iter().enumerate() {
-                buf[j] = node_affinity::score(ctx, &nodes[ix]);
+        if max_untolerated > 0 {
+            for (t, &ix) in total.iter_mut().zip(feasible) {
+                let count = taint_toleration::score(ctx, &nodes[ix]);
+                *t -= MAX_NODE_SCORE * count / max_untolerated * WEIGHT_TAINT_TOLERATION;
             }
+        }
+        let mut buf: Vec<i64> = Vec::new();
+        if !ctx.preferred_node_affinity.is_empty() {
+            buf.extend(
+                feasible
+                    .iter()
+                    .map(|&ix| node_affinity::score(ctx, &nodes[ix])),
+            );
             node_affinity::normalize(&mut buf);
-            add(&buf, WEIGHT_NODE_AFFINITY);
+            add_weighted(&mut total, &buf, WEIGHT_NODE_AFFINITY);
         }
         if let Some(st) = pts::PreScoreState::compute(ctx, &state.constraints, snap, feasible) {
             st.score_all(snap, feasible, &mut buf);
-            st.normalize(&mut buf);
-            add(&buf, WEIGHT_TOPOLOGY_SPREAD);
+            st.add_normalized(&buf, &mut total, WEIGHT_TOPOLOGY_SPREAD);
         }
         let ipa_state = ipa::PreScoreState::compute(ctx, snap);
         if ipa_state.active() {
-            for (j, &ix) in feasible.iter().enumerate() {
-                buf[j] = ipa_state.score(&nodes[ix]);
-            }
+            buf.clear();
+            buf.extend(feasible.iter().map(|&ix| ipa_state.score(&nodes[ix])));
             ipa::normalize(&mut buf);
-            add(&buf, WEIGHT_INTER_POD_AFFINITY);
-        }
-        // The two resource scores need no normalizing: one pass over the nodes adds both.
-        for (t, &ix) in total.iter_mut().zip(feasible) {
-            let node = &nodes[ix];
-            *t += fit::score(self.config.scoring, ctx, node) * WEIGHT_FIT
-                + balanced_allocation::score(ctx, node) * WEIGHT_BALANCED;
+            add_weighted(&mut total, &buf, WEIGHT_INTER_POD_AFFINITY);
         }
         total
     }
@@ -412,6 +431,13 @@ impl Scheduler {
     pub fn assume_info(&mut self, info: Arc<PodInfo>, node: &str) {
         self.snapshot.clear_nomination(&info.key);
         self.snapshot.place(info, node);
+    }
+}
+
+/// Adds one plugin's normalized scores, times its weight, to the totals.
+fn add_weighted(total: &mut [i64], scores: &[i64], weight: i64) {
+    for (t, s) in total.iter_mut().zip(scores) {
+        *t += s * weight;
     }
 }
 
@@ -600,6 +626,274 @@ mod tests {
         assert_eq!(reasons[0], ("a1".into(), "Insufficient cpu".into()));
         // A pod that fits goes to zone b, the zone a nodes skipped.
         assert_eq!(s.schedule(spread(web("small", "100m"))).unwrap().node, "b1");
+    }
+
+    /// The scores as plainly computed before the fused passes: every plugin over every node,
+    /// normalized, then weighted and added, and the spreading score one pass per constraint.
+    fn reference_scores(
+        s: &Scheduler,
+        ctx: &PodCtx,
+        state: &CycleState,
+        feasible: &[usize],
+    ) -> Vec<i64> {
+        let snap = &s.snapshot;
+        let nodes = snap.nodes();
+        let mut total = vec![0i64; feasible.len()];
+        let add = |total: &mut Vec<i64>, scores: &[i64], w: i64| {
+            for (t, s) in total.iter_mut().zip(scores) {
+                *t += s * w;
+            }
+        };
+        let mut buf: Vec<i64> = feasible
+            .iter()
+            .map(|&ix| taint_toleration::score(ctx, &nodes[ix]))
+            .collect();
+        taint_toleration::normalize(&mut buf);
+        add(&mut total, &buf, WEIGHT_TAINT_TOLERATION);
+        if !ctx.preferred_node_affinity.is_empty() {
+            let mut buf: Vec<i64> = feasible
+                .iter()
+                .map(|&ix| node_affinity::score(ctx, &nodes[ix]))
+                .collect();
+            node_affinity::normalize(&mut buf);
+            add(&mut total, &buf, WEIGHT_NODE_AFFINITY);
+        }
+        if let Some(st) = pts::PreScoreState::compute(ctx, &state.constraints, snap, feasible) {
+            let mut buf = vec![0i64; feasible.len()];
+            st.score_each_constraint(snap, feasible, &mut buf);
+            let mut fast = vec![0i64; feasible.len()];
+            st.score_all(snap, feasible, &mut fast);
+            assert_eq!(fast, buf, "raw spreading scores");
+            st.normalize(&mut buf);
+            add(&mut total, &buf, WEIGHT_TOPOLOGY_SPREAD);
+        }
+        let ipa_state = ipa::PreScoreState::compute(ctx, snap);
+        if ipa_state.active() {
+            let mut buf: Vec<i64> = feasible
+                .iter()
+                .map(|&ix| ipa_state.score(&nodes[ix]))
+                .collect();
+            ipa::normalize(&mut buf);
+            add(&mut total, &buf, WEIGHT_INTER_POD_AFFINITY);
+        }
+        for (t, &ix) in total.iter_mut().zip(feasible) {
+            *t += fit::score(s.config.scoring, ctx, &nodes[ix])
+                + balanced_allocation::score(ctx, &nodes[ix]);
+        }
+        total
+    }
+
+    /// Pseudo-random snapshots (taints of every effect, zones on some nodes or none, nodes
+    /// without a hostname label, crowded and terminating pods) and pods of every scoring
+    /// shape (system-default spreading, explicit soft and hard spreading, tolerations,
+    /// preferred node and pod affinity): the fused scores equal the plain ones node for node,
+    /// so every decision is the same.
+    #[test]
+    fn fused_scores_match_the_plain_computation() {
+        use k8s_openapi::api::core::v1::{
+            Affinity, NodeAffinity, NodeSelectorRequirement, NodeSelectorTerm, PodAffinity,
+            PodAffinityTerm, PreferredSchedulingTerm, Toleration, TopologySpreadConstraint,
+            WeightedPodAffinityTerm,
+        };
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, OwnerReference, Time};
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut rnd = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let owned = |mut p: Pod| {
+            p.metadata.owner_references = Some(vec![OwnerReference {
+                api_version: "apps/v1".into(),
+                kind: "ReplicaSet".into(),
+                name: "web".into(),
+                uid: "rs-1".into(),
+                controller: Some(true),
+                ..Default::default()
+            }]);
+            p
+        };
+        let app = |v: &str| LabelSelector {
+            match_labels: Some(BTreeMap::from([("app".to_string(), v.to_string())])),
+            match_expressions: None,
+        };
+        let soft = |key: &str, skew: i32, when: &str| TopologySpreadConstraint {
+            label_selector: Some(app("web")),
+            max_skew: skew,
+            topology_key: key.into(),
+            when_unsatisfiable: when.into(),
+            ..Default::default()
+        };
+        let mut checked = 0;
+        for round in 0..60 {
+            let zones = rnd(3);
+            let n_nodes = 5 + rnd(25) as usize;
+            let mut nodes = Vec::new();
+            for i in 0..n_nodes {
+                let cpu = ["2", "4", "8", "16"][rnd(4) as usize];
+                let mem = ["4Gi", "8Gi", "32Gi"][rnd(3) as usize];
+                let mut n = node(&format!("n{i}"), cpu, mem, "110");
+                if zones > 0 && rnd(5) > 0 {
+                    n = label(n, pts::ZONE, &format!("z{}", rnd(zones + 1)));
+                }
+                if rnd(3) == 0 {
+                    n = label(n, "disk", "ssd");
+                }
+                if round % 2 == 1 && rnd(8) == 0 {
+                    n.metadata.labels.as_mut().unwrap().remove(pts::HOSTNAME);
+                }
+                for key in ["a", "b"] {
+                    if round % 3 != 0 && rnd(4) == 0 {
+                        n = taint(n, key, "", "PreferNoSchedule");
+                    }
+                }
+                if rnd(6) == 0 {
+                    n = taint(n, "dedicated", "x", "NoSchedule");
+                }
+                nodes.push(n);
+            }
+            let mut pods = Vec::new();
+            for k in 0..rnd(60) {
+                let target = if rnd(3) == 0 { 0 } else { rnd(n_nodes as u64) };
+                let labels = [("app", ["web", "api"][rnd(2) as usize])];
+                let mut p = with_labels(pod(&format!("p{k}"), "10m", "16Mi"), &labels);
+                if labels[0].1 == "web" && rnd(4) > 0 {
+                    p = owned(p);
+                }
+                if rnd(10) == 0 {
+                    p.metadata.deletion_timestamp = Some(Time(Default::default()));
+                }
+                pods.push(on(p, &format!("n{target}")));
+            }
+            if round % 4 == 0 {
+                // More siblings on one node than the spreading score's table of counts holds.
+                for k in 0..20 {
+                    let p = owned(with_labels(
+                        pod(&format!("c{k}"), "", ""),
+                        &[("app", "web")],
+                    ));
+                    pods.push(on(p, "n1"));
+                }
+            }
+            let mut s = Scheduler::new(Config::default());
+            s.snapshot = snapshot(nodes, pods);
+            for shape in 0..8 {
+                let mut p = owned(with_labels(
+                    pod(&format!("new{shape}"), "100m", "64Mi"),
+                    &[("app", "web")],
+                ));
+                let spec = p.spec.as_mut().unwrap();
+                if shape == 1 || shape == 7 {
+                    spec.tolerations = Some(vec![Toleration {
+                        key: Some("a".into()),
+                        operator: Some("Exists".into()),
+                        effect: Some("PreferNoSchedule".into()),
+                        ..Default::default()
+                    }]);
+                }
+                if shape == 2 || shape == 7 {
+                    spec.affinity = Some(Affinity {
+                        node_affinity: Some(NodeAffinity {
+                            preferred_during_scheduling_ignored_during_execution: Some(vec![
+                                PreferredSchedulingTerm {
+                                    weight: 30,
+                                    preference: NodeSelectorTerm {
+                                        match_expressions: Some(vec![NodeSelectorRequirement {
+                                            key: "disk".into(),
+                                            operator: "In".into(),
+                                            values: Some(vec!["ssd".into()]),
+                                        }]),
+                                        match_fields: None,
+                                    },
+                                },
+                            ]),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    });
+                }
+                match shape {
+                    3 => {
+                        spec.topology_spread_constraints =
+                            Some(vec![soft(pts::HOSTNAME, 1, "ScheduleAnyway")])
+                    }
+                    4 => {
+                        spec.topology_spread_constraints = Some(vec![
+                            soft(pts::ZONE, 2, "ScheduleAnyway"),
+                            soft(pts::HOSTNAME, 1, "ScheduleAnyway"),
+                        ])
+                    }
+                    5 => {
+                        spec.topology_spread_constraints = Some(vec![
+                            soft(pts::HOSTNAME, 2, "ScheduleAnyway"),
+                            soft(pts::ZONE, 3, "DoNotSchedule"),
+                        ])
+                    }
+                    6 => {
+                        spec.affinity = Some(Affinity {
+                            pod_affinity: Some(PodAffinity {
+                                preferred_during_scheduling_ignored_during_execution: Some(vec![
+                                    WeightedPodAffinityTerm {
+                                        weight: 50,
+                                        pod_affinity_term: PodAffinityTerm {
+                                            label_selector: Some(app("api")),
+                                            topology_key: pts::HOSTNAME.into(),
+                                            ..Default::default()
+                                        },
+                                    },
+                                ]),
+                                ..Default::default()
+                            }),
+                            ..Default::default()
+                        })
+                    }
+                    _ => {}
+                }
+                let ctx = PodCtx::new(Arc::new(p));
+                let state = CycleState::prepare(&ctx, &mut s.snapshot);
+                let snap = &s.snapshot;
+                let feasible: Vec<usize> = (0..snap.nodes().len())
+                    .filter(|&ix| {
+                        let n = &snap.nodes()[ix];
+                        n.node.is_some() && run_filters(&ctx, &state, snap, n).is_ok()
+                    })
+                    .collect();
+                assert_eq!(
+                    s.score(&ctx, &state, &feasible),
+                    reference_scores(&s, &ctx, &state, &feasible),
+                    "round {round}, shape {shape}"
+                );
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, 480);
+    }
+
+    /// With 150 equal nodes a pod looks at 100 of them, starting where the previous search
+    /// stopped and wrapping around the end, and the first node it looks at wins the tie.
+    #[test]
+    fn searches_start_where_the_last_stopped_and_wrap() {
+        let mut s = Scheduler::new(Config::default());
+        s.snapshot = snapshot(
+            (0..150)
+                .map(|i| node(&format!("n{i}"), "4", "8Gi", "110"))
+                .collect(),
+            vec![],
+        );
+        let picks: Vec<(String, usize)> = (0..4)
+            .map(|i| {
+                let r = s
+                    .schedule(Arc::new(pod(&format!("p{i}"), "100m", "")))
+                    .unwrap();
+                (r.node, r.evaluated)
+            })
+            .collect();
+        assert_eq!(
+            picks,
+            [("n0", 100), ("n100", 100), ("n50", 100), ("n0", 100)]
+                .map(|(n, e)| (n.to_string(), e))
+        );
     }
 
     #[test]

@@ -7,28 +7,16 @@ use crate::snapshot::NodeInfo;
 
 #[inline]
 pub fn score(pod: &PodCtx, node: &NodeInfo) -> i64 {
-    let pairs = [
-        (
-            node.requested.milli_cpu + pod.info.requests.milli_cpu,
-            node.allocatable.milli_cpu,
-        ),
-        (
-            node.requested.memory + pod.info.requests.memory,
-            node.allocatable.memory,
-        ),
-    ];
-    let mut fractions = [0f64; 2];
-    let mut n = 0;
-    for (req, cap) in pairs {
-        if cap == 0 {
-            continue;
-        }
-        fractions[n] = (req as f64 / cap as f64).min(1.0);
-        n += 1;
-    }
-    let std = match n {
-        0 | 1 => 0.0,
-        _ => (fractions[0] - fractions[1]).abs() / 2.0,
+    let fraction = |req: i64, cap: i64| (req as f64 / cap as f64).min(1.0);
+    let (cpu, memory) = (node.allocatable.milli_cpu, node.allocatable.memory);
+    // The standard deviation of the fractions of the resources the node has: of two, half
+    // their difference; of one or none, 0.
+    let std = if cpu != 0 && memory != 0 {
+        let cpu = fraction(node.requested.milli_cpu + pod.info.requests.milli_cpu, cpu);
+        let memory = fraction(node.requested.memory + pod.info.requests.memory, memory);
+        (cpu - memory).abs() / 2.0
+    } else {
+        0.0
     };
     ((1.0 - std) * MAX_NODE_SCORE as f64) as i64
 }
@@ -38,6 +26,57 @@ mod tests {
     use super::*;
     use crate::snapshot::testing::*;
     use std::sync::Arc;
+
+    /// The plain computation: the fractions of the resources the node has, gathered in a
+    /// list, and their standard deviation.
+    fn plain(pod: &PodCtx, node: &NodeInfo) -> i64 {
+        let pairs = [
+            (
+                node.requested.milli_cpu + pod.info.requests.milli_cpu,
+                node.allocatable.milli_cpu,
+            ),
+            (
+                node.requested.memory + pod.info.requests.memory,
+                node.allocatable.memory,
+            ),
+        ];
+        let fractions: Vec<f64> = pairs
+            .iter()
+            .filter(|(_, cap)| *cap != 0)
+            .map(|&(req, cap)| (req as f64 / cap as f64).min(1.0))
+            .collect();
+        let std = match fractions.as_slice() {
+            [a, b] => (a - b).abs() / 2.0,
+            _ => 0.0,
+        };
+        ((1.0 - std) * MAX_NODE_SCORE as f64) as i64
+    }
+
+    #[test]
+    fn score_equals_the_plain_computation() {
+        let mut checked = 0;
+        for cpu in ["0", "1", "3", "7"] {
+            for mem in ["0", "1Gi", "3Gi", "5000Mi"] {
+                let s = snapshot(
+                    vec![node("n1", cpu, mem, "110")],
+                    vec![on(pod("a", "700m", "900Mi"), "n1")],
+                );
+                let n = s.node("n1").unwrap();
+                for (pc, pm) in [
+                    ("", ""),
+                    ("1", ""),
+                    ("", "2Gi"),
+                    ("333m", "777Mi"),
+                    ("9", "9Gi"),
+                ] {
+                    let p = PodCtx::new(Arc::new(pod("p", pc, pm)));
+                    assert_eq!(score(&p, n), plain(&p, n), "{cpu} {mem} {pc} {pm}");
+                    checked += 1;
+                }
+            }
+        }
+        assert_eq!(checked, 80);
+    }
 
     #[test]
     fn balanced_nodes_score_higher() {

@@ -21,6 +21,38 @@ pub const TOO_MANY_PODS: &str = "Too many pods";
 
 #[inline]
 pub fn filter(pod: &PodCtx, node: &NodeInfo) -> FilterResult {
+    if fits(pod, node) {
+        return Ok(());
+    }
+    reasons(pod, node)
+}
+
+/// Whether the pod fits: the checks of [`reasons`], none failing, without gathering any.
+#[inline]
+fn fits(pod: &PodCtx, node: &NodeInfo) -> bool {
+    if node.pods.len() as i64 + 1 > node.allocatable.pods {
+        return false;
+    }
+    let req = &pod.info.requests;
+    if req.is_zero() {
+        return true;
+    }
+    let a = &node.allocatable;
+    let u = &node.requested;
+    let short = (req.milli_cpu > 0 && req.milli_cpu > a.milli_cpu - u.milli_cpu)
+        || (req.memory > 0 && req.memory > a.memory - u.memory)
+        || (req.ephemeral_storage > 0
+            && req.ephemeral_storage > a.ephemeral_storage - u.ephemeral_storage)
+        || req
+            .scalar
+            .iter()
+            .any(|(name, v)| *v > 0 && *v > a.scalar(name) - u.scalar(name));
+    !short
+}
+
+/// Every reason the pod does not fit, in upstream's order.
+#[cold]
+fn reasons(pod: &PodCtx, node: &NodeInfo) -> FilterResult {
     let mut reasons: Vec<Cow<'static, str>> = Vec::new();
     if node.pods.len() as i64 + 1 > node.allocatable.pods {
         reasons.push(TOO_MANY_PODS.into());
@@ -85,21 +117,16 @@ pub fn score(strategy: ScoringStrategy, pod: &PodCtx, node: &NodeInfo) -> i64 {
             node.allocatable.memory,
         ),
     ];
-    let (mut sum, mut weights) = (0, 0);
-    for (req, cap) in pairs {
-        if cap == 0 {
-            continue;
-        }
-        sum += match strategy {
-            ScoringStrategy::LeastAllocated => least(req, cap),
-            ScoringStrategy::MostAllocated => most(req, cap),
-        };
-        weights += 1;
-    }
-    if weights == 0 {
-        0
-    } else {
-        sum / weights
+    let one = |(req, cap): (i64, i64)| match strategy {
+        ScoringStrategy::LeastAllocated => least(req, cap),
+        ScoringStrategy::MostAllocated => most(req, cap),
+    };
+    // The mean over the resources the node has (both, nearly always).
+    match (pairs[0].1 != 0, pairs[1].1 != 0) {
+        (true, true) => (one(pairs[0]) + one(pairs[1])) / 2,
+        (true, false) => one(pairs[0]),
+        (false, true) => one(pairs[1]),
+        (false, false) => 0,
     }
 }
 
@@ -157,6 +184,95 @@ mod tests {
             .insert("example.com/gpu".into(), Quantity("2".into()));
         let e = filter(&PodCtx::new(Arc::new(p)), &n).unwrap_err();
         assert_eq!(e.reasons, vec!["Insufficient example.com/gpu"]);
+    }
+
+    /// The quick check says yes exactly when the full check finds no reason, and the score's
+    /// mean equals the plain sum over the resources the node has, divided by their number,
+    /// over nodes with and without each resource, full or not, and pods with and without
+    /// requests (extended ones too).
+    #[test]
+    fn quick_paths_agree_with_the_plain_ones() {
+        let plain_score = |strategy: ScoringStrategy, pod: &PodCtx, node: &NodeInfo| {
+            let pairs = [
+                (
+                    node.non_zero_cpu + pod.info.non_zero_cpu,
+                    node.allocatable.milli_cpu,
+                ),
+                (
+                    node.non_zero_memory + pod.info.non_zero_memory,
+                    node.allocatable.memory,
+                ),
+            ];
+            let (mut sum, mut weights) = (0, 0);
+            for (req, cap) in pairs.into_iter().filter(|(_, cap)| *cap != 0) {
+                sum += match strategy {
+                    ScoringStrategy::LeastAllocated => least(req, cap),
+                    ScoringStrategy::MostAllocated => most(req, cap),
+                };
+                weights += 1;
+            }
+            if weights == 0 {
+                0
+            } else {
+                sum / weights
+            }
+        };
+        let with_gpu = |mut p: k8s_openapi::api::core::v1::Pod, n: &str| {
+            p.spec.as_mut().unwrap().containers[0]
+                .resources
+                .as_mut()
+                .unwrap()
+                .requests
+                .as_mut()
+                .unwrap()
+                .insert("example.com/gpu".into(), Quantity(n.into()));
+            p
+        };
+        let mut checked = 0;
+        for cpu in ["0", "1", "2"] {
+            for mem in ["0", "1Gi", "4Gi"] {
+                for max_pods in ["1", "3"] {
+                    let mut n = node("n1", cpu, mem, max_pods);
+                    n.status
+                        .as_mut()
+                        .unwrap()
+                        .allocatable
+                        .as_mut()
+                        .unwrap()
+                        .insert("example.com/gpu".into(), Quantity("1".into()));
+                    let s = snapshot(
+                        vec![n],
+                        vec![
+                            on(pod("a", "500m", "512Mi"), "n1"),
+                            on(pod("b", "", ""), "n1"),
+                        ],
+                    );
+                    let n = s.node("n1").unwrap();
+                    for (pc, pm) in [("", ""), ("100m", ""), ("", "1Gi"), ("2", "3Gi")] {
+                        for gpu in [None, Some("1"), Some("2")] {
+                            let mut p = pod("p", pc, pm);
+                            if let Some(g) = gpu {
+                                p = with_gpu(p, g);
+                            }
+                            let ctx = PodCtx::new(Arc::new(p));
+                            assert_eq!(fits(&ctx, n), reasons(&ctx, n).is_ok());
+                            assert_eq!(filter(&ctx, n), reasons(&ctx, n));
+                            for strategy in [
+                                ScoringStrategy::LeastAllocated,
+                                ScoringStrategy::MostAllocated,
+                            ] {
+                                assert_eq!(
+                                    score(strategy, &ctx, n),
+                                    plain_score(strategy, &ctx, n)
+                                );
+                            }
+                            checked += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(checked, 216);
     }
 
     #[test]

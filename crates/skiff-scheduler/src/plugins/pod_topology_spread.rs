@@ -601,11 +601,28 @@ impl<'a> PreScoreState<'a> {
     }
 
     /// The raw scores of the feasible nodes (`feasible` as given to [`Self::compute`]; lower
-    /// is better before normalizing), written to `out`. One pass per constraint, so what a
-    /// constraint reads from (the snapshot's counts per node or per domain, or the counts
-    /// gathered here) is decided once, not per node; each node's terms are added in the
-    /// constraints' order, as a per-node sum would.
-    pub fn score_all(&self, snap: &Snapshot, feasible: &[usize], out: &mut [i64]) {
+    /// is better before normalizing), written to `out` (whatever it held before).
+    pub fn score_all(&self, snap: &Snapshot, feasible: &[usize], out: &mut Vec<i64>) {
+        if let ([c], [Some(counts)]) = (self.constraints.as_slice(), self.direct.as_slice()) {
+            if c.is_hostname() {
+                return self.score_hostname(c, counts, snap, feasible, out);
+            }
+        }
+        out.clear();
+        out.resize(feasible.len(), 0);
+        self.score_each_constraint(snap, feasible, out);
+    }
+
+    /// [`Self::score_all`] for any constraints (the reference its fast path is tested
+    /// against). One pass per constraint, so what a constraint reads from (the snapshot's
+    /// counts per node or per domain, or the counts gathered here) is decided once, not per
+    /// node; each node's terms are added in the constraints' order, as a per-node sum would.
+    pub(crate) fn score_each_constraint(
+        &self,
+        snap: &Snapshot,
+        feasible: &[usize],
+        out: &mut [i64],
+    ) {
         let nodes = snap.nodes();
         let mut acc = vec![0.0f64; feasible.len()];
         for (i, c) in self.constraints.iter().enumerate() {
@@ -636,6 +653,68 @@ impl<'a> PreScoreState<'a> {
         }
         for ((o, a), &ignored) in out.iter_mut().zip(&acc).zip(&self.ignored) {
             *o = if ignored { 0 } else { a.round() as i64 };
+        }
+    }
+
+    /// [`Self::score_all`] for a single constraint, on the hostname, counting pods by one
+    /// label (the system default's term in a cluster without zones). A node's score then
+    /// depends on its count alone, and counts are small: each count's score is worked out
+    /// once, with the general path's arithmetic (whose sum starts at `0.0`, which adding
+    /// changes no finite value but `-0.0`, and that rounds to 0 either way).
+    fn score_hostname(
+        &self,
+        c: &Constraint,
+        counts: &NodeCounts,
+        snap: &Snapshot,
+        feasible: &[usize],
+        out: &mut Vec<i64>,
+    ) {
+        let nodes = snap.nodes();
+        let w = self.weights[0];
+        let skew = (c.max_skew - 1) as f64;
+        let score = |cnt: i64| (cnt as f64 * w + skew).round() as i64;
+        let mut known = [None; 16];
+        out.clear();
+        out.extend(feasible.iter().zip(&self.ignored).map(|(&ix, &ignored)| {
+            let node = &nodes[ix];
+            if ignored || c.label(node).is_none() {
+                return 0;
+            }
+            let cnt = if node.terminating > 0 {
+                c.count_in(snap, node, &self.namespace)
+            } else if counts.is_empty() {
+                0
+            } else {
+                i64::from(counts.get(&node.slot()).copied().unwrap_or(0))
+            };
+            match known.get_mut(cnt as usize) {
+                Some(Some(s)) => *s,
+                Some(slot) => *slot.insert(score(cnt)),
+                None => score(cnt),
+            }
+        }));
+    }
+
+    /// [`Self::normalize`] and the weighted sum in one: adds each node's normalized score
+    /// times `weight` to `total` (ignored nodes add nothing).
+    pub fn add_normalized(&self, raw: &[i64], total: &mut [i64], weight: i64) {
+        let (mut min, mut max) = (i64::MAX, 0);
+        for (&s, &ignored) in raw.iter().zip(&self.ignored) {
+            if !ignored {
+                min = min.min(s);
+                max = max.max(s);
+            }
+        }
+        for ((t, &s), &ignored) in total.iter_mut().zip(raw).zip(&self.ignored) {
+            if ignored {
+                continue;
+            }
+            *t += weight
+                * if max == 0 {
+                    MAX_NODE_SCORE
+                } else {
+                    MAX_NODE_SCORE * (max + min - s) / max
+                };
         }
     }
 
