@@ -392,18 +392,13 @@ impl ApiServer {
         namespace: Option<&str>,
         name: &str,
     ) -> Result<(Value, KeyValue), ApiError> {
-        let sres = storage_resource(res);
-        let key = sres.key(namespace, name);
-        let (kv, _) = self
-            .store
-            .get(&key, ReadAt::Latest)
-            .await
-            .map_err(|e| store_error(res, name, e))?;
-        let kv = kv.ok_or_else(|| ApiError::not_found(res, name))?;
-        if let Some(obj) = self.recent.take(&key, &kv) {
-            return Ok((obj, kv));
+        let (mut obj, kv, managed_fields) = self.read_parts(res, namespace, name).await?;
+        if let Some(text) = managed_fields {
+            if crate::recent::with_managed_fields(&mut obj, &text).is_none() {
+                return Ok((decode_kv(&kv)?, kv));
+            }
         }
-        Ok((decode_kv(&kv)?, kv))
+        Ok((obj, kv))
     }
 
     /// [`Self::read`] leaving the managedFields of an object kept with them as text apart

@@ -447,6 +447,20 @@ mod tests {
     use crate::snapshot::testing::*;
     use std::borrow::Cow;
 
+    /// `p` controlled by ReplicaSet `web` (uid `rs-1`).
+    fn owned(mut p: k8s_openapi::api::core::v1::Pod) -> k8s_openapi::api::core::v1::Pod {
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+        p.metadata.owner_references = Some(vec![OwnerReference {
+            api_version: "apps/v1".into(),
+            kind: "ReplicaSet".into(),
+            name: "web".into(),
+            uid: "rs-1".into(),
+            controller: Some(true),
+            ..Default::default()
+        }]);
+        p
+    }
+
     #[test]
     fn feasible_nodes_to_find() {
         assert_eq!(num_feasible_nodes_to_find(0, 50), 50);
@@ -519,18 +533,6 @@ mod tests {
 
     #[test]
     fn controller_pods_spread_by_default() {
-        use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-        let owned = |mut p: k8s_openapi::api::core::v1::Pod| {
-            p.metadata.owner_references = Some(vec![OwnerReference {
-                api_version: "apps/v1".into(),
-                kind: "ReplicaSet".into(),
-                name: "web".into(),
-                uid: "rs-1".into(),
-                controller: Some(true),
-                ..Default::default()
-            }]);
-            p
-        };
         let mut s = Scheduler::new(Config::default());
         s.snapshot = snapshot(
             vec![
@@ -695,24 +697,13 @@ mod tests {
             PodAffinityTerm, PreferredSchedulingTerm, Toleration, TopologySpreadConstraint,
             WeightedPodAffinityTerm,
         };
-        use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, OwnerReference, Time};
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
         let mut seed = 0x2545_f491_4f6c_dd1d_u64;
         let mut rnd = move |n: u64| {
             seed ^= seed << 13;
             seed ^= seed >> 7;
             seed ^= seed << 17;
             seed % n
-        };
-        let owned = |mut p: Pod| {
-            p.metadata.owner_references = Some(vec![OwnerReference {
-                api_version: "apps/v1".into(),
-                kind: "ReplicaSet".into(),
-                name: "web".into(),
-                uid: "rs-1".into(),
-                controller: Some(true),
-                ..Default::default()
-            }]);
-            p
         };
         let app = |v: &str| LabelSelector {
             match_labels: Some(BTreeMap::from([("app".to_string(), v.to_string())])),

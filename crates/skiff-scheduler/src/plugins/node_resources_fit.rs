@@ -173,7 +173,16 @@ mod tests {
             .unwrap()
             .insert("example.com/gpu".into(), Quantity("1".into()));
         let n = NodeInfo::new(Arc::new(gpu_node));
-        let mut p = pod("p", "", "");
+        let p = with_gpu(pod("p", "", ""), "2");
+        let e = filter(&PodCtx::new(Arc::new(p)), &n).unwrap_err();
+        assert_eq!(e.reasons, vec!["Insufficient example.com/gpu"]);
+    }
+
+    /// `p` with its first container requesting `n` of `example.com/gpu`.
+    fn with_gpu(
+        mut p: k8s_openapi::api::core::v1::Pod,
+        n: &str,
+    ) -> k8s_openapi::api::core::v1::Pod {
         p.spec.as_mut().unwrap().containers[0]
             .resources
             .as_mut()
@@ -181,9 +190,8 @@ mod tests {
             .requests
             .as_mut()
             .unwrap()
-            .insert("example.com/gpu".into(), Quantity("2".into()));
-        let e = filter(&PodCtx::new(Arc::new(p)), &n).unwrap_err();
-        assert_eq!(e.reasons, vec!["Insufficient example.com/gpu"]);
+            .insert("example.com/gpu".into(), Quantity(n.into()));
+        p
     }
 
     /// The quick check says yes exactly when the full check finds no reason, and the score's
@@ -216,17 +224,6 @@ mod tests {
             } else {
                 sum / weights
             }
-        };
-        let with_gpu = |mut p: k8s_openapi::api::core::v1::Pod, n: &str| {
-            p.spec.as_mut().unwrap().containers[0]
-                .resources
-                .as_mut()
-                .unwrap()
-                .requests
-                .as_mut()
-                .unwrap()
-                .insert("example.com/gpu".into(), Quantity(n.into()));
-            p
         };
         let mut checked = 0;
         for cpu in ["0", "1", "2"] {
