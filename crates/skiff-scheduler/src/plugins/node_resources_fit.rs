@@ -163,19 +163,22 @@ mod tests {
 
     #[test]
     fn extended_resources() {
-        let mut gpu_node = node("n1", "2", "4Gi", "10");
-        gpu_node
-            .status
+        let n = NodeInfo::new(Arc::new(one_gpu(node("n1", "2", "4Gi", "10"))));
+        let p = with_gpu(pod("p", "", ""), "2");
+        let e = filter(&PodCtx::new(Arc::new(p)), &n).unwrap_err();
+        assert_eq!(e.reasons, vec!["Insufficient example.com/gpu"]);
+    }
+
+    /// `n` with one `example.com/gpu` allocatable.
+    fn one_gpu(mut n: k8s_openapi::api::core::v1::Node) -> k8s_openapi::api::core::v1::Node {
+        n.status
             .as_mut()
             .unwrap()
             .allocatable
             .as_mut()
             .unwrap()
             .insert("example.com/gpu".into(), Quantity("1".into()));
-        let n = NodeInfo::new(Arc::new(gpu_node));
-        let p = with_gpu(pod("p", "", ""), "2");
-        let e = filter(&PodCtx::new(Arc::new(p)), &n).unwrap_err();
-        assert_eq!(e.reasons, vec!["Insufficient example.com/gpu"]);
+        n
     }
 
     /// `p` with its first container requesting `n` of `example.com/gpu`.
@@ -229,14 +232,7 @@ mod tests {
         for cpu in ["0", "1", "2"] {
             for mem in ["0", "1Gi", "4Gi"] {
                 for max_pods in ["1", "3"] {
-                    let mut n = node("n1", cpu, mem, max_pods);
-                    n.status
-                        .as_mut()
-                        .unwrap()
-                        .allocatable
-                        .as_mut()
-                        .unwrap()
-                        .insert("example.com/gpu".into(), Quantity("1".into()));
+                    let n = one_gpu(node("n1", cpu, mem, max_pods));
                     let s = snapshot(
                         vec![n],
                         vec![
