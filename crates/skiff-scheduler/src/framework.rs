@@ -938,20 +938,11 @@ mod tests {
                     pod(&format!("{variant}-{i}"), "100m", "128Mi"),
                     &[("app", "new")],
                 );
+                if variant == "replicaset" {
+                    p = owned(p);
+                }
                 let spec = p.spec.as_mut().unwrap();
                 match variant {
-                    "replicaset" => {
-                        p.metadata.owner_references = Some(vec![
-                            k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
-                                api_version: "apps/v1".into(),
-                                kind: "ReplicaSet".into(),
-                                name: "web".into(),
-                                uid: "rs-1".into(),
-                                controller: Some(true),
-                                ..Default::default()
-                            },
-                        ])
-                    }
                     "topology-spread" => {
                         spec.topology_spread_constraints = Some(vec![TopologySpreadConstraint {
                             label_selector: Some(sel()),
