@@ -198,8 +198,20 @@ mod tests {
     /// What a long write run did.
     struct Run {
         wal_max_bytes: u64,
-        latency_max: Duration,
+        /// Every write's latency, shortest first.
+        latencies: Vec<Duration>,
         stats: StoreStats,
+    }
+
+    impl Run {
+        /// The latency that 99% of writes stayed within.
+        fn p99(&self) -> Duration {
+            self.latencies[self.latencies.len() * 99 / 100]
+        }
+
+        fn longest(&self) -> Duration {
+            *self.latencies.last().unwrap()
+        }
     }
 
     /// 64 concurrent writers create `n` keys of 2.5 KB values (about the size of a stored pod)
@@ -229,23 +241,24 @@ mod tests {
             .map(|w| {
                 let (store, value) = (store.clone(), value.clone());
                 tokio::spawn(async move {
-                    let mut max = Duration::ZERO;
+                    let mut latencies = Vec::new();
                     for i in (w..n).step_by(writers) {
                         let t0 = Instant::now();
                         store
                             .create(&format!("/k/{i:06}"), value.clone())
                             .await
                             .unwrap();
-                        max = max.max(t0.elapsed());
+                        latencies.push(t0.elapsed());
                     }
-                    max
+                    latencies
                 })
             })
             .collect();
-        let mut latency_max = Duration::ZERO;
+        let mut latencies = Vec::with_capacity(n);
         for t in tasks {
-            latency_max = latency_max.max(t.await.unwrap());
+            latencies.extend(t.await.unwrap());
         }
+        latencies.sort_unstable();
         done.store(true, Ordering::Relaxed);
         let wal_max_bytes = sampler.await.unwrap();
         assert_eq!(store.count("/k/").await.unwrap(), n);
@@ -253,64 +266,89 @@ mod tests {
         assert!(store.get(&last, ReadAt::Latest).await.unwrap().0.is_some());
         Run {
             wal_max_bytes,
-            latency_max,
+            latencies,
             stats: store.stats(),
         }
+    }
+
+    /// Whether the bounded run's writes and the writer's own checkpoints took about as long as
+    /// the unbounded run's writes; the reason if not.
+    fn stalls(bounded: &Run, unbounded: &Run) -> Option<String> {
+        let slack = Duration::from_millis(100);
+        // The writer's own checkpoints copy only the remainder: short, never the whole WAL.
+        if bounded.stats.writer_checkpoint_max >= unbounded.longest() * 2 + slack {
+            return Some(format!(
+                "a writer checkpoint took {:?}, the longest unbounded write {:?}",
+                bounded.stats.writer_checkpoint_max,
+                unbounded.longest()
+            ));
+        }
+        // And writes do not wait noticeably longer than when the WAL just grows. A checkpoint
+        // that held writers up would delay every write queued behind it at each of the WAL's
+        // restarts, hundreds of writes, so the 99th percentile shows it, where the longest
+        // write alone can be one write caught by a disk or scheduler hiccup.
+        if bounded.p99() >= unbounded.p99() * 3 + slack {
+            return Some(format!(
+                "99% of writes within {:?} with the limit, {:?} without",
+                bounded.p99(),
+                unbounded.p99()
+            ));
+        }
+        None
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn sustained_writes_keep_the_wal_bounded_without_stalling_writers() {
         const MIB: u64 = 1024 * 1024;
         let n = 8_000; // ~20 MiB of values, more with the index and page overhead
-        let bounded_dir = tempfile::tempdir().unwrap();
-        let bounded = long_run(bounded_dir.path(), Some(2 * MIB), n).await;
-        let unbounded_dir = tempfile::tempdir().unwrap();
-        let unbounded = long_run(unbounded_dir.path(), None, n).await;
-        eprintln!(
-            "WAL limit 2 MiB: WAL at most {} KiB, started over {} times, {} writer checkpoints \
-             (longest {:?}), longest write {:?}; no limit: WAL at most {} KiB, longest write {:?}",
-            bounded.wal_max_bytes / 1024,
-            bounded.stats.wal_restarts,
-            bounded.stats.writer_checkpoints,
-            bounded.stats.writer_checkpoint_max,
-            bounded.latency_max,
-            unbounded.wal_max_bytes / 1024,
-            unbounded.latency_max,
-        );
-        // Without the limit the WAL grows with everything written.
-        assert!(
-            unbounded.wal_max_bytes > 20 * MIB,
-            "{}",
-            unbounded.wal_max_bytes
-        );
-        // With it, the WAL starts over again and again and stays within a few times the limit.
-        assert!(
-            bounded.stats.wal_restarts >= 2,
-            "{}",
-            bounded.stats.wal_restarts
-        );
-        assert!(
-            bounded.wal_max_bytes < 10 * MIB,
-            "{}",
-            bounded.wal_max_bytes
-        );
-        // The writer's own checkpoints copy only the remainder: short, never the whole WAL
-        // (judged against the longest plain write of the same run, as a loaded machine
-        // stretches both).
-        assert!(
-            bounded.stats.writer_checkpoint_max
-                < unbounded.latency_max * 2 + Duration::from_millis(100),
-            "{:?} vs {:?}",
-            bounded.stats.writer_checkpoint_max,
-            unbounded.latency_max
-        );
-        // And no write waits noticeably longer than it does when the WAL just grows.
-        assert!(
-            bounded.latency_max < unbounded.latency_max * 3 + Duration::from_millis(100),
-            "{:?} vs {:?}",
-            bounded.latency_max,
-            unbounded.latency_max
-        );
+
+        // The sizes hold on every try. The times are judged against the unbounded run of the
+        // same try, and a loaded machine can stretch one run and not the other, so they get
+        // three tries: a checkpoint that stalls writers does so on every one.
+        let mut failures = Vec::new();
+        for attempt in 1..=3 {
+            let bounded_dir = tempfile::tempdir().unwrap();
+            let bounded = long_run(bounded_dir.path(), Some(2 * MIB), n).await;
+            let unbounded_dir = tempfile::tempdir().unwrap();
+            let unbounded = long_run(unbounded_dir.path(), None, n).await;
+            eprintln!(
+                "try {attempt}: WAL limit 2 MiB: WAL at most {} KiB, started over {} times, {} \
+                 writer checkpoints (longest {:?}), writes: 99% within {:?}, longest {:?}; \
+                 no limit: WAL at most {} KiB, writes: 99% within {:?}, longest {:?}",
+                bounded.wal_max_bytes / 1024,
+                bounded.stats.wal_restarts,
+                bounded.stats.writer_checkpoints,
+                bounded.stats.writer_checkpoint_max,
+                bounded.p99(),
+                bounded.longest(),
+                unbounded.wal_max_bytes / 1024,
+                unbounded.p99(),
+                unbounded.longest(),
+            );
+            // Without the limit the WAL grows with everything written.
+            assert!(
+                unbounded.wal_max_bytes > 20 * MIB,
+                "{}",
+                unbounded.wal_max_bytes
+            );
+            // With it, the WAL starts over again and again and stays within a few times the
+            // limit.
+            assert!(
+                bounded.stats.wal_restarts >= 2,
+                "{}",
+                bounded.stats.wal_restarts
+            );
+            assert!(
+                bounded.wal_max_bytes < 10 * MIB,
+                "{}",
+                bounded.wal_max_bytes
+            );
+            match stalls(&bounded, &unbounded) {
+                None => return,
+                Some(why) => failures.push(format!("try {attempt}: {why}")),
+            }
+        }
+        panic!("writers stalled on every try: {failures:?}");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
