@@ -53,7 +53,7 @@ lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 unit:
-	$(CARGO) test --workspace
+	$(CARGO) test --workspace --no-fail-fast
 
 # Every end-to-end script in tests/e2e (lib.sh is their shared helper); each prints
 # "N passed, M failed" and fails on any failure.
