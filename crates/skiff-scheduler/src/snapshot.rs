@@ -264,6 +264,24 @@ impl PodInfo {
         }
     }
 
+    /// This pod's information for a newer version of the same pod, when nothing it is derived
+    /// from changed (the spec, labels, owner references and whether it is being deleted; a
+    /// status write changes none of them): only the object is new. `None` otherwise.
+    pub fn renewed(&self, pod: &Arc<Pod>) -> Option<PodInfo> {
+        let (a, b) = (&self.pod.metadata, &pod.metadata);
+        let same = a.uid == b.uid
+            && a.namespace == b.namespace
+            && a.name == b.name
+            && a.deletion_timestamp.is_some() == b.deletion_timestamp.is_some()
+            && a.labels == b.labels
+            && a.owner_references == b.owner_references
+            && self.pod.spec == pod.spec;
+        same.then(|| PodInfo {
+            pod: pod.clone(),
+            ..self.clone()
+        })
+    }
+
     pub fn labels(&self) -> &BTreeMap<String, String> {
         self.pod.metadata.labels.as_ref().unwrap_or(&NO_LABELS)
     }
@@ -1068,12 +1086,42 @@ impl Snapshot {
             .as_ref()
             .and_then(|s| s.node_name.clone())
             .filter(|n| !n.is_empty());
-        self.remove_pod(&key);
         if node.is_some() || done {
             self.clear_nomination(&key);
         }
+        if let (Some(node), false) = (&node, done) {
+            if self.renew_in_place(&key, node, &pod) {
+                return;
+            }
+        }
+        self.remove_pod(&key);
         if let (Some(node), false) = (node, done) {
             self.place(Arc::new(PodInfo::new(pod)), &node);
+        }
+    }
+
+    /// Puts a newer version of a pod already placed on `node` in the place of the old one when
+    /// everything the snapshot counts of it is unchanged ([`PodInfo::renewed`]): its node's
+    /// sums and the label indexes stay as they are. Whether it did.
+    fn renew_in_place(&mut self, key: &str, node: &str, pod: &Arc<Pod>) -> bool {
+        let Some((placed_on, uid)) = self.placed.get(key) else {
+            return false;
+        };
+        if placed_on != node || pod.metadata.uid.as_deref() != Some(uid.as_str()) {
+            return false;
+        }
+        let Some(&i) = self.index.get(node) else {
+            return false;
+        };
+        let Some(slot) = self.nodes[i].pods.iter_mut().find(|p| p.uid == *uid) else {
+            return false;
+        };
+        match slot.renewed(pod) {
+            Some(info) => {
+                *slot = Arc::new(info);
+                true
+            }
+            None => false,
         }
     }
 
@@ -1344,6 +1392,81 @@ mod tests {
             assert!(!skipped.holds_node(n), "{n:?}");
         }
         assert!(!skipped.holds_node(&node("n9", "4", "8Gi", "110")));
+    }
+
+    #[test]
+    fn a_status_write_renews_the_pod_in_place_as_placing_it_again_would() {
+        use k8s_openapi::api::core::v1::PodStatus;
+        let nodes = || {
+            (0..2)
+                .map(|i| label(node(&format!("n{i}"), "4", "8Gi", "110"), ZONE_LABEL, "z"))
+                .collect::<Vec<_>>()
+        };
+        let web = |name: &str| on(with_labels(pod(name, "1", "1Gi"), &[("app", "web")]), "n1");
+        let pods = vec![web("a"), web("b"), web("c")];
+        let mut renewed = snapshot(nodes(), pods.clone());
+        let mut placed = snapshot(nodes(), pods);
+        for s in [&mut renewed, &mut placed] {
+            s.register_topology("default", "app", "web", ZONE_LABEL);
+        }
+        // Each pod's node, sums and indexes, the pods in key order (the general path puts a
+        // pod it places again at the end of its node's list).
+        let state = |s: &Snapshot| {
+            let mut out = Vec::new();
+            for n in ["n0", "n1"] {
+                let mut ni = s.node(n).unwrap().clone();
+                ni.node = None;
+                ni.pods.sort_by(|a, b| a.key.cmp(&b.key));
+                out.push(format!("{ni:?}"));
+                out.push(format!(
+                    "{}",
+                    s.pod_label_count("default", "app", "web", s.node(n).unwrap())
+                ));
+            }
+            out.push(format!(
+                "{:?}",
+                s.topology_counts("default", "app", "web", ZONE_LABEL)
+            ));
+            out
+        };
+        let mut running = web("a");
+        running.status = Some(PodStatus {
+            phase: Some("Running".into()),
+            pod_ip: Some("10.0.1.5".into()),
+            ..Default::default()
+        });
+        let running = Arc::new(running);
+        renewed.upsert_pod(running.clone());
+        placed.remove_pod("default/a");
+        placed.upsert_pod(running.clone());
+        assert_eq!(state(&renewed), state(&placed));
+        // The renewed pod kept its place in the node's list and holds the new object.
+        let first = &renewed.node("n1").unwrap().pods[0];
+        assert_eq!(first.key, "default/a");
+        assert!(Arc::ptr_eq(&first.pod, &running));
+        // What the snapshot counts of a pod goes the general way.
+        let changes = [
+            with_labels(web("b"), &[("app", "api")]),
+            on(pod("b", "2", "1Gi"), "n1"),
+            on(web("b"), "n0"),
+            {
+                let mut p = web("b");
+                p.metadata.deletion_timestamp = Some(
+                    k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(Default::default()),
+                );
+                p
+            },
+        ];
+        for p in changes {
+            let p = Arc::new(p);
+            let mut via_renew = renewed.clone();
+            let mut via_place = renewed.clone();
+            via_renew.upsert_pod(p.clone());
+            via_place.remove_pod("default/b");
+            via_place.upsert_pod(p.clone());
+            assert_eq!(state(&via_renew), state(&via_place), "{p:?}");
+            assert!(PodInfo::new(web("b").into()).renewed(&p).is_none(), "{p:?}");
+        }
     }
 
     #[test]
