@@ -269,7 +269,10 @@ impl PodInfo {
     /// status write changes none of them): only the object is new. `None` otherwise.
     pub fn renewed(&self, pod: &Arc<Pod>) -> Option<PodInfo> {
         let (a, b) = (&self.pod.metadata, &pod.metadata);
-        let same = a.uid == b.uid
+        // A binding changes the node name: checked first, as the cheapest difference.
+        let same = self.pod.spec.as_ref().map(|s| &s.node_name)
+            == pod.spec.as_ref().map(|s| &s.node_name)
+            && a.uid == b.uid
             && a.namespace == b.namespace
             && a.name == b.name
             && a.deletion_timestamp.is_some() == b.deletion_timestamp.is_some()
