@@ -504,6 +504,30 @@ impl<K: Object> Informer<K> {
             .unwrap_or_default()
     }
 
+    /// Calls `f` with each object under `at` in the index `which` picks, under the read lock.
+    fn visit(&self, which: fn(&Indexes<K>) -> &Index<K>, at: &str, f: impl FnMut(&Arc<K>)) {
+        let st = self.inner.state.read();
+        which(&st.indexes)
+            .get(at)
+            .into_iter()
+            .flat_map(|m| m.values())
+            .for_each(f);
+    }
+
+    /// Calls `f` with each object whose controller owner reference has `uid`, borrowed from
+    /// the cache instead of copied into a list: a controller goes over thousands of pods on
+    /// every sync and keeps few of them. `f` runs with the cache locked for reading, so it
+    /// must be short and must not use this informer (clone what it keeps, write later).
+    pub fn for_each_owned_by(&self, uid: &str, f: impl FnMut(&Arc<K>)) {
+        self.visit(|i| &i.by_owner, uid, f)
+    }
+
+    /// As [`Informer::for_each_owned_by`], over [`Informer::orphans_in`].
+    pub fn for_each_orphan_in(&self, namespace: &str, f: impl FnMut(&Arc<K>)) {
+        debug_assert!(K::ORPHAN_INDEX, "{} keeps no orphan index", K::KIND);
+        self.visit(|i| &i.orphans, namespace, f)
+    }
+
     /// The objects whose controller owner reference has `uid`.
     pub fn owned_by(&self, uid: &str) -> Vec<Arc<K>> {
         self.indexed(|i| &i.by_owner, uid)
@@ -1018,6 +1042,18 @@ mod tests {
             }
             assert_eq!(pods.orphans_in("a").len(), usize::from(owner.is_none()));
             assert!(pods.orphans_in("b").is_empty());
+            // The visitors see what the lists hold.
+            for o in ["rs1", "rs2"] {
+                let mut seen = Vec::new();
+                pods.for_each_owned_by(o, |p| seen.push(p.clone()));
+                let listed = pods.owned_by(o);
+                assert_eq!(seen.len(), listed.len(), "{o}");
+                assert!(seen.iter().zip(&listed).all(|(a, b)| Arc::ptr_eq(a, b)));
+            }
+            let mut orphans = 0;
+            pods.for_each_orphan_in("a", |_| orphans += 1);
+            assert_eq!(orphans, usize::from(owner.is_none()));
+            pods.for_each_orphan_in("b", |_| panic!("no orphans in b"));
             // The indexes answer with the newest version, as `get` does.
             let newest = pods.get(Some("a"), "p").unwrap();
             let via_index = owner
