@@ -1645,18 +1645,31 @@ fn prepare_pod_status(
     manager: Option<&str>,
     managed_fields: Option<&[u8]>,
 ) -> Result<Result<Parts, Value>, ApiError> {
-    let mut desired = desired;
-    let status = desired
-        .as_object_mut()
-        .and_then(|d| d.shift_remove("status"));
+    // Only the status of `desired` is used: taken as the rest is dropped (no key hashed).
+    let status = match desired {
+        Value::Object(d) => d
+            .into_iter()
+            .find_map(|(k, v)| (k == "status").then_some(v)),
+        _ => None,
+    };
     if old.field("status") == status.as_ref() {
         return Ok(Err(old));
     }
     let mut new = old;
-    let o = new.as_object_mut().expect("object");
-    let old_status = o.shift_remove("status");
-    if let Some(s) = status {
-        o.insert("status".into(), s);
+    // The new status takes the old one's place (found by name, not hashed); the order of the
+    // members is made canonical below in any case.
+    let old_status = new.field_mut("status").map(std::mem::take);
+    match (status, new.field_mut("status")) {
+        (Some(s), Some(slot)) => *slot = s,
+        (Some(s), None) => {
+            new.as_object_mut()
+                .expect("object")
+                .insert("status".into(), s);
+        }
+        (None, Some(_)) => {
+            new.as_object_mut().expect("object").shift_remove("status");
+        }
+        (None, None) => {}
     }
     clear_read_metadata(meta::metadata_mut(&mut new));
     defaults::pod_status(&mut new);
@@ -1686,7 +1699,8 @@ fn prepare_pod_status(
 /// [`record_status_update`] on managedFields kept as `entries` (JSON text) apart from `new`:
 /// their new text, or `None` when the entry cannot be recorded on the text (see
 /// [`managed::record_update_text`]), and `old_status` back. The two statuses are compared
-/// beside empty metadata, as there; they are moved in for it and back out.
+/// alone (a metadata the same on both sides adds nothing to the diff, so there is none); they
+/// are moved in for it and back out.
 fn record_status_text(
     sres: &'static Resource,
     old_status: Option<Value>,
@@ -1695,15 +1709,14 @@ fn record_status_text(
     m: &managed::Manager,
 ) -> (Option<Vec<u8>>, Option<Value>) {
     let side = |status: Option<Value>| {
-        let mut obj = Map::new();
-        obj.insert("metadata".into(), Value::Object(Map::new()));
+        let mut obj = Map::with_capacity(1);
         if let Some(s) = status {
             obj.insert("status".into(), s);
         }
         Value::Object(obj)
     };
     let before = side(old_status);
-    let slot = new.as_object_mut().expect("object").get_mut("status");
+    let slot = new.field_mut("status");
     let after = side(slot.map(std::mem::take));
     let text = managed::record_update_text(
         sres,
@@ -1714,20 +1727,15 @@ fn record_status_text(
         m,
         &meta::now_rfc3339(),
     );
-    let Value::Object(mut after) = after else {
-        unreachable!("built as an object")
-    };
-    if let (Some(s), Some(slot)) = (
-        after.shift_remove("status"),
-        new.as_object_mut().expect("object").get_mut("status"),
-    ) {
-        *slot = s;
-    }
-    let old_status = match before {
-        Value::Object(mut b) => b.shift_remove("status"),
+    // Each side holds the status alone, if anything.
+    let status_of = |side: Value| match side {
+        Value::Object(m) => m.into_iter().next().map(|(_, s)| s),
         _ => None,
     };
-    (text, old_status)
+    if let (Some(s), Some(slot)) = (status_of(after), new.field_mut("status")) {
+        *slot = s;
+    }
+    (text, status_of(before))
 }
 
 /// Records `m`'s status write in the managedFields of `new`, whose status replaced
@@ -1904,6 +1912,110 @@ enum Managed<'a> {
     Text(&'a [u8]),
 }
 
+/// [`meta::write_json`] of a status, the items of its `conditions` copied from this thread's
+/// text of the last ones written when they are the same: the conditions of the pods made
+/// Running in one second are the same (types, statuses, times), and a kubelet's status write
+/// carries five of them. The same bytes as [`meta::write_json`], which writes a value's members
+/// in their order: an item is the same only with the same members in the same order.
+fn write_status_json(out: &mut Vec<u8>, status: &Value) {
+    /// Condition texts remembered per thread.
+    const REMEMBERED: usize = 8;
+    thread_local! {
+        static CONDITIONS: std::cell::RefCell<Ring<(Value, Vec<u8>)>> =
+            const { std::cell::RefCell::new(Ring::new()) };
+    }
+    let Value::Object(m) = status else {
+        return meta::write_json(out, status);
+    };
+    out.push(b'{');
+    for (i, (k, v)) in m.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        meta::write_json_str(out, k);
+        out.push(b':');
+        let (true, Value::Array(items)) = (k == "conditions", v) else {
+            meta::write_json(out, v);
+            continue;
+        };
+        out.push(b'[');
+        CONDITIONS.with(|memo| {
+            let mut memo = memo.borrow_mut();
+            for (j, item) in items.iter().enumerate() {
+                if j > 0 {
+                    out.push(b',');
+                }
+                if let Some((_, text)) = memo.find(|(v, _)| same_json(v, item)) {
+                    out.extend_from_slice(text);
+                    continue;
+                }
+                let at = out.len();
+                meta::write_json(out, item);
+                memo.put((item.clone(), out[at..].to_vec()), REMEMBERED);
+            }
+        });
+        out.push(b']');
+    }
+    out.push(b'}');
+}
+
+/// A few values remembered in the order they came, looked up from where the last one found
+/// was: values that come in the same order every time (the conditions of one status after
+/// another's) are found at the first try.
+struct Ring<T> {
+    items: Vec<T>,
+    /// Where the next lookup starts, and the next value goes once full.
+    next: usize,
+}
+
+impl<T> Ring<T> {
+    const fn new() -> Ring<T> {
+        Ring {
+            items: Vec::new(),
+            next: 0,
+        }
+    }
+
+    /// The first value from `next` on (round the ring) that `is` accepts.
+    fn find(&mut self, is: impl Fn(&T) -> bool) -> Option<&T> {
+        let n = self.items.len();
+        let at = (0..n)
+            .map(|d| (self.next + d) % n)
+            .find(|&i| is(&self.items[i]))?;
+        self.next = (at + 1) % n;
+        Some(&self.items[at])
+    }
+
+    /// Remembers `t`, in place of the one at `next` once `cap` are remembered.
+    fn put(&mut self, t: T, cap: usize) {
+        if self.items.len() < cap {
+            self.items.push(t);
+            self.next = self.items.len() % cap;
+        } else {
+            let at = self.next % self.items.len();
+            self.items[at] = t;
+            self.next = (at + 1) % self.items.len();
+        }
+    }
+}
+
+/// Whether `a` and `b` are the same JSON written the same way: equal, and their maps' members
+/// in the same order.
+fn same_json(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Object(a), Value::Object(b)) => {
+            a.len() == b.len()
+                && a.iter()
+                    .zip(b)
+                    .all(|((ak, av), (bk, bv))| ak == bk && same_json(av, bv))
+        }
+        (Value::Array(a), Value::Array(b)) => {
+            a.len() == b.len() && a.iter().zip(b).all(|(a, b)| same_json(a, b))
+        }
+        _ => a == b,
+    }
+}
+
 /// Puts managedFields kept as `text` back into `obj` (nothing without text).
 fn whole(obj: &mut Value, text: Option<Box<[u8]>>) -> Result<(), ApiError> {
     match text {
@@ -1972,7 +2084,10 @@ fn splice_into(
             Edit::Rewritten => {
                 let end = meta::skip_json_value(stored, start)?;
                 out.extend_from_slice(&stored[copied..start]);
-                meta::write_json(out, value);
+                match key.as_str() {
+                    "status" => write_status_json(out, value),
+                    _ => meta::write_json(out, value),
+                }
                 copied = end;
                 Some(end)
             }
@@ -2337,6 +2452,48 @@ mod pod_status_tests {
                 .unwrap()
                 .is_err()
         );
+    }
+}
+
+#[cfg(test)]
+mod status_text_tests {
+    use serde_json::{json, Value};
+
+    use super::*;
+
+    /// A status's text is [`meta::write_json`]'s, byte for byte, whatever this thread wrote
+    /// before: conditions equal but for the order of their members, or for a number written
+    /// another way, are not taken for the remembered ones.
+    #[test]
+    fn status_text_is_write_jsons() {
+        let t = "2026-01-01T00:00:00Z";
+        let cond = |c: &str| json!({"lastTransitionTime": t, "status": "True", "type": c});
+        let mut reordered = serde_json::Map::new();
+        for k in ["type", "status", "lastTransitionTime"] {
+            reordered.insert(k.into(), cond("Ready")[k].clone());
+        }
+        let statuses = [
+            json!({"conditions": [cond("Initialized"), cond("Ready")], "phase": "Running"}),
+            json!({"phase": "Running", "conditions": [cond("Ready"), Value::Object(reordered)]}),
+            json!({"conditions": [{"type": "X", "n": 1}, {"type": "X", "n": 1.0},
+                {"type": "X", "n": [1, {"a": "\"q\"\n"}]}]}),
+            json!({"conditions": "not a list", "podIP": "10.0.0.1"}),
+            json!({"conditions": []}),
+            json!({}),
+            json!("not an object"),
+        ];
+        for round in 0..2 {
+            for (i, st) in statuses.iter().enumerate() {
+                let (mut fast, mut plain) = (Vec::new(), Vec::new());
+                write_status_json(&mut fast, st);
+                meta::write_json(&mut plain, st);
+                assert_eq!(
+                    String::from_utf8(fast).unwrap(),
+                    String::from_utf8(plain).unwrap(),
+                    "status {i}, round {round}"
+                );
+            }
+        }
     }
 }
 

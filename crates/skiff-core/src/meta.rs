@@ -67,13 +67,13 @@ pub fn is_deleting(obj: &Value) -> bool {
 /// The `metadata` object, created if missing. Panics if `obj` is not an object.
 pub fn metadata_mut(obj: &mut Value) -> &mut Map<String, Value> {
     let o = obj.as_object_mut().expect("object");
-    o.entry("metadata")
-        .or_insert_with(|| Value::Object(Map::new()));
-    let m = o.get_mut("metadata").unwrap();
-    if !m.is_object() {
-        *m = Value::Object(Map::new());
+    // Looked up without `entry`, which makes a key (an allocation) only to find it there.
+    if !lookup_in(o, "metadata").is_some_and(Value::is_object) {
+        o.insert("metadata".into(), Value::Object(Map::new()));
     }
-    m.as_object_mut().unwrap()
+    lookup_in_mut(o, "metadata")
+        .and_then(Value::as_object_mut)
+        .expect("an object")
 }
 
 /// The current time as upstream writes `metav1.Time`: RFC 3339, seconds, UTC.
@@ -229,7 +229,7 @@ pub fn write_json(out: &mut Vec<u8>, v: &Value) {
 
 /// A JSON string: copied between quotes when it holds no quote, backslash or control
 /// character, else escaped by serde_json.
-fn write_json_str(out: &mut Vec<u8>, s: &str) {
+pub fn write_json_str(out: &mut Vec<u8>, s: &str) {
     if !needs_escape(s.as_bytes()) {
         out.reserve(s.len() + 2);
         out.push(b'"');

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use serde_json::Value;
 use skiff_apiserver::objects::{CreateFrom, DeleteOptions, Deleted, UpdateMode};
 use skiff_apiserver::ApiServer;
+use skiff_core::meta::Fields as _;
 use skiff_core::ApiError;
 
 use crate::cache::{resource_of, Object};
@@ -297,6 +298,19 @@ impl Client {
         uid: &str,
         status: &(impl serde::Serialize + ?Sized),
     ) -> Result<Option<i64>, ApiError> {
+        self.replace_status_with::<K>(ns, name, uid, || serde_json::to_value(status))
+            .await
+    }
+
+    /// [`Self::replace_status`] with the status encoded by `encode` (called once per attempt),
+    /// for writers with a quicker encoding than serde's for their status.
+    pub async fn replace_status_with<K: Object>(
+        &self,
+        ns: Option<&str>,
+        name: &str,
+        uid: &str,
+        mut encode: impl FnMut() -> serde_json::Result<Value>,
+    ) -> Result<Option<i64>, ApiError> {
         let res = resource_of::<K>();
         let mut replaced = false;
         // The object written is not answered: the server keeps it for the informers.
@@ -321,19 +335,19 @@ impl Client {
                         ));
                     }
                     // Only the status of what is returned counts on the status subresource.
-                    let mut meta = serde_json::Map::new();
+                    let mut meta = serde_json::Map::with_capacity(2);
                     meta.insert("name".into(), Value::String(name.to_string()));
                     if let Some(ns) = scope::<K>(ns) {
                         meta.insert("namespace".into(), Value::String(ns.to_string()));
                     }
-                    let mut obj = serde_json::Map::new();
+                    let mut obj = serde_json::Map::with_capacity(4);
                     for k in ["apiVersion", "kind"] {
-                        if let Some(v) = cur.get(k) {
+                        if let Some(v) = cur.field(k) {
                             obj.insert(k.into(), v.clone());
                         }
                     }
                     obj.insert("metadata".into(), Value::Object(meta));
-                    let status = serde_json::to_value(status).map_err(|e| {
+                    let status = encode().map_err(|e| {
                         ApiError::internal(format!("encoding a {} status: {e}", K::KIND))
                     })?;
                     obj.insert("status".into(), status);

@@ -39,6 +39,7 @@ use tokio::time::Instant;
 pub mod ipam;
 pub mod node;
 pub mod pod;
+mod status_json;
 
 pub use node::OptionError;
 
@@ -821,17 +822,17 @@ impl Simulator {
         place: &Placement,
         now: Timestamp,
     ) -> Result<Option<i64>, ApiError> {
-        let desired = pod::status(pod, life, script, place, now);
+        let mut desired = pod::status(pod, life, script, place, now);
         if pod.status.as_ref() == Some(&desired) {
             return Ok(Some(skiff_runtime::client::revision_of(pod)));
         }
         // As the kubelet's status manager: the status it wants, for the pod with this uid.
         self.client
-            .replace_status::<Pod>(
+            .replace_status_with::<Pod>(
                 pod.metadata.namespace.as_deref(),
                 name_of(pod),
                 uid,
-                &desired,
+                || status_json::status_value(&mut desired),
             )
             .await
     }

@@ -435,6 +435,13 @@ fn k8s_time(t: Timestamp) -> Time {
 
 /// A 64-hex-digit stand-in for a digest, stable for `seed`.
 pub fn fake_digest(seed: &str) -> String {
+    let mut out = String::with_capacity(64);
+    push_digest(&mut out, seed);
+    out
+}
+
+/// Appends [`fake_digest`] of `seed` to `out`.
+fn push_digest(out: &mut String, seed: &str) {
     // FNV-1a four times with different offsets, one per 16 hex digits; the four run side by
     // side in one pass over the seed.
     let mut h: [u64; 4] = [0, 1, 2, 3]
@@ -445,13 +452,13 @@ pub fn fake_digest(seed: &str) -> String {
         }
     }
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = [0u8; 64];
-    for (x, digits) in h.iter().zip(out.chunks_exact_mut(16)) {
-        for (i, d) in digits.iter_mut().enumerate() {
+    let mut digits = [0u8; 64];
+    for (x, d16) in h.iter().zip(digits.chunks_exact_mut(16)) {
+        for (i, d) in d16.iter_mut().enumerate() {
             *d = HEX[((x >> (60 - 4 * i)) & 0xf) as usize];
         }
     }
-    String::from_utf8(out.to_vec()).expect("hex digits")
+    out.push_str(std::str::from_utf8(&digits).expect("hex digits"));
 }
 
 /// An image reference as a container runtime reports it: `docker.io/library/nginx:latest`.
@@ -476,6 +483,38 @@ pub fn full_image(image: &str) -> String {
     }
 }
 
+/// [`full_image`] and [`image_id`] of `image`, remembered per thread for the last image (the
+/// pods of one workload run the same one).
+fn image_names(image: &str) -> (String, String) {
+    thread_local! {
+        static LAST: std::cell::RefCell<Option<(String, String, String)>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        match &*last {
+            Some((i, full, id)) if i == image => (full.clone(), id.clone()),
+            _ => {
+                let names = (full_image(image), image_id(image));
+                *last = Some((image.to_string(), names.0.clone(), names.1.clone()));
+                names
+            }
+        }
+    })
+}
+
+/// `ip` in dotted decimal, as its `Display` writes it, without the formatting machinery.
+fn ip_text(ip: Ipv4Addr) -> String {
+    let mut out = String::with_capacity(15);
+    for (i, o) in ip.octets().into_iter().enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        out.push_str(itoa::Buffer::new().format(o));
+    }
+    out
+}
+
 /// The image ID a runtime reports: the repository with a digest.
 pub fn image_id(image: &str) -> String {
     let full = full_image(image);
@@ -495,7 +534,7 @@ fn condition(
     ok: bool,
     reason: Option<&str>,
     message: Option<String>,
-    now: Timestamp,
+    now: &Time,
 ) -> PodCondition {
     let status = if ok { "True" } else { "False" };
     let since = old
@@ -503,7 +542,7 @@ fn condition(
         .and_then(|cs| cs.iter().find(|c| c.type_ == type_))
         .filter(|c| c.status == status)
         .and_then(|c| c.last_transition_time.clone())
-        .unwrap_or_else(|| k8s_time(now));
+        .unwrap_or_else(|| now.clone());
     PodCondition {
         type_: type_.to_string(),
         status: status.to_string(),
@@ -524,9 +563,20 @@ const OWN_CONDITIONS: [&str; 5] = [
 ];
 
 fn container_id(pod_uid: &str, container: &str, restarts: i32) -> String {
-    let d = fake_digest(&format!("{pod_uid}/{container}/{restarts}"));
-    format!("skiff-sim://{d}")
+    let mut seed = String::with_capacity(pod_uid.len() + container.len() + 14);
+    seed.push_str(pod_uid);
+    seed.push('/');
+    seed.push_str(container);
+    seed.push('/');
+    seed.push_str(itoa::Buffer::new().format(restarts));
+    let mut id = String::with_capacity(SIM_SCHEME.len() + 64);
+    id.push_str(SIM_SCHEME);
+    push_digest(&mut id, &seed);
+    id
 }
+
+/// The scheme of the container IDs the simulator reports.
+const SIM_SCHEME: &str = "skiff-sim://";
 
 /// Whether an init container keeps running beside the others (a sidecar).
 fn is_sidecar(c: &Container) -> bool {
@@ -552,6 +602,7 @@ pub fn status(
     };
     let uid = pod.metadata.uid.as_deref().unwrap_or("");
     let restarts = life.restarts;
+    let now_k8s = k8s_time(now);
 
     let terminated =
         |code: i32, started: Timestamp, finished: Timestamp, id: String| ContainerStateTerminated {
@@ -648,14 +699,11 @@ pub fn status(
             }
         };
         let ran = !matches!(life.stage, Stage::Starting { .. });
+        let (image, image_id) = image_names(c.image.as_deref().unwrap_or(""));
         ContainerStatus {
             name: c.name.clone(),
-            image: full_image(c.image.as_deref().unwrap_or("")),
-            image_id: if ran {
-                image_id(c.image.as_deref().unwrap_or(""))
-            } else {
-                String::new()
-            },
+            image,
+            image_id: if ran { image_id } else { String::new() },
             container_id: id,
             ready: main_ready,
             started: Some(started),
@@ -684,14 +732,11 @@ pub fn status(
                     .map(|t| t.0)
                     .unwrap_or(now),
             };
+            let (image, image_id) = image_names(c.image.as_deref().unwrap_or(""));
             ContainerStatus {
                 name: c.name.clone(),
-                image: full_image(c.image.as_deref().unwrap_or("")),
-                image_id: if ran {
-                    image_id(c.image.as_deref().unwrap_or(""))
-                } else {
-                    String::new()
-                },
+                image,
+                image_id: if ran { image_id } else { String::new() },
                 container_id: ran.then(|| id.clone()),
                 ready: ran,
                 started: Some(false),
@@ -783,7 +828,7 @@ pub fn status(
             !starting && !finished,
             None,
             None,
-            now,
+            &now_k8s,
         ),
         condition(
             old,
@@ -802,7 +847,7 @@ pub fn status(
                     init_pending.join(" ")
                 )
             }),
-            now,
+            &now_k8s,
         ),
         condition(
             old,
@@ -810,10 +855,10 @@ pub fn status(
             containers_ready,
             cr_reason,
             cr_message,
-            now,
+            &now_k8s,
         ),
-        condition(old, "Ready", ready, ready_reason, ready_message, now),
-        condition(old, "PodScheduled", true, None, None, now),
+        condition(old, "Ready", ready, ready_reason, ready_message, &now_k8s),
+        condition(old, "PodScheduled", true, None, None, &now_k8s),
     ];
     // Conditions other writers own (readiness gates, DisruptionTarget, …) stay as they are.
     for c in conds_old.into_iter().flatten() {
@@ -822,18 +867,18 @@ pub fn status(
         }
     }
 
-    let host_ip = place.host_ip.to_string();
+    let host_ip = ip_text(place.host_ip);
     let host_network = spec.host_network == Some(true);
     let pod_ip = if host_network {
         Some(host_ip.clone())
     } else {
-        place.pod_ip.map(|ip| ip.to_string())
+        place.pod_ip.map(ip_text)
     };
     let start_time = old
         .and_then(|s| s.start_time.clone())
         .or_else(|| match &life.stage {
             Stage::Starting { since } => Some(k8s_time(*since)),
-            _ => Some(k8s_time(now)),
+            _ => Some(now_k8s.clone()),
         });
 
     PodStatus {
@@ -850,7 +895,11 @@ pub fn status(
         message: life.deadline_exceeded.then(|| DEADLINE_MESSAGE.to_string()),
         reason: life.deadline_exceeded.then(|| DEADLINE_REASON.to_string()),
         nominated_node_name: old.and_then(|s| s.nominated_node_name.clone()),
-        ..old.cloned().unwrap_or_default()
+        // The rest as it was, copied field by field (not the whole old status, most of which
+        // is replaced): naming every field keeps this whole should the type gain one.
+        ephemeral_container_statuses: old.and_then(|s| s.ephemeral_container_statuses.clone()),
+        resize: old.and_then(|s| s.resize.clone()),
+        resource_claim_statuses: old.and_then(|s| s.resource_claim_statuses.clone()),
     }
 }
 

@@ -58,7 +58,7 @@ impl PathElement {
     /// without building the key first; an element with a control character goes through
     /// serde_json.
     pub(crate) fn write_json_key(&self, out: &mut Vec<u8>) {
-        let (prefix, rest): (&[u8], &str) = match self {
+        let (prefix, rest): (&[u8; 2], &str) = match self {
             PathElement::Field(f) => (b"f:", f),
             PathElement::Key(k) => (b"k:", k),
             PathElement::Value(v) => (b"v:", v),
@@ -68,20 +68,7 @@ impl PathElement {
                 return;
             }
         };
-        if rest.bytes().any(|b| b < 0x20) {
-            serde_json::to_writer(&mut *out, &self.encode()).expect("a string");
-            return;
-        }
-        out.reserve(rest.len() + 8);
-        out.push(b'"');
-        out.extend_from_slice(prefix);
-        for &b in rest.as_bytes() {
-            if b == b'"' || b == b'\\' {
-                out.push(b'\\');
-            }
-            out.push(b);
-        }
-        out.push(b'"');
+        write_key_json(out, prefix, rest);
     }
 
     /// Parses a `FieldsV1` key (not `.`).
@@ -106,6 +93,35 @@ impl PathElement {
             _ => Err(bad()),
         }
     }
+}
+
+/// The `FieldsV1` key `prefix` + `rest` (`f:`, `k:` or `v:` and the element's text) as a JSON
+/// string, escaped as serde_json escapes: see [`PathElement::write_json_key`]. The text is
+/// copied a run at a time between the bytes that need escaping (most keys have none).
+pub(crate) fn write_key_json(out: &mut Vec<u8>, prefix: &[u8; 2], rest: &str) {
+    let start = out.len();
+    let b = rest.as_bytes();
+    out.reserve(b.len() + 8);
+    out.push(b'"');
+    out.extend_from_slice(prefix);
+    let mut at = 0;
+    while let Some(i) = crate::meta::first_special(&b[at..]) {
+        let c = b[at + i];
+        if c < 0x20 {
+            out.truncate(start);
+            let mut key = String::with_capacity(rest.len() + 2);
+            key.extend(prefix.iter().map(|&b| char::from(b)));
+            key.push_str(rest);
+            serde_json::to_writer(&mut *out, &key).expect("a string");
+            return;
+        }
+        out.extend_from_slice(&b[at..at + i]);
+        out.push(b'\\');
+        out.push(c);
+        at += i + 1;
+    }
+    out.extend_from_slice(&b[at..]);
+    out.push(b'"');
 }
 
 /// The key element of a list item keyed by `key`, or `None` if the item has no scalar value
@@ -663,6 +679,10 @@ mod tests {
             PathElement::Value("\"tab\there\"".into()),
             PathElement::Value("\"é\u{7f}\"".into()),
             PathElement::Index(12),
+            PathElement::Key(r#"{"type":"PodReadyToStartContainers"}"#.into()),
+            PathElement::Value(r#""a\"b\\c, longer than a word""#.into()),
+            PathElement::Field("a quote\" then, past a word, a control\u{1}".into()),
+            PathElement::Field(String::new()),
         ] {
             let mut out = Vec::new();
             pe.write_json_key(&mut out);

@@ -15,6 +15,7 @@
 //! ports by `containerPort` and `protocol`), and structs and maps are not told apart, so maps an
 //! update adds below the top level are members (`"."`), as upstream's `map[string]string`s are.
 
+mod changed;
 pub mod fieldset;
 mod memo;
 mod stored;
@@ -503,8 +504,10 @@ fn update_stored(
 /// entries as text, without decoding the list into a tree and encoding it again. It covers the
 /// common case of a manager's first write to fields nobody else owns (a kubelet's first status
 /// write after a create): every entry canonical, none touched by the write, none of `m`'s own;
-/// `m`'s new entry is then appended as text. `None` for anything else, which the caller hands
-/// to [`record_update`] with the entries decoded.
+/// `m`'s new entry is then appended as text. When no entry owns anything in the top-level
+/// fields the write changes (a status write after a create), the entry's `FieldsV1` is written
+/// during the diff walk ([`changed::changed_fields_v1`]) without building the set. `None` for
+/// anything else, which the caller hands to [`record_update`] with the entries decoded.
 pub fn record_update_text(
     res: &Resource,
     old: &Value,
@@ -516,23 +519,46 @@ pub fn record_update_text(
 ) -> Option<Vec<u8>> {
     ENTRIES.with(|memo| {
         let mut memo = memo.try_borrow_mut().ok()?;
-        if memo.as_ref().is_none_or(|(text, _)| text.as_slice() != entries) {
-            let list = serde_json::from_slice::<Value>(entries)
-                .ok()
-                .filter(|l| matches!(l, Value::Array(a) if !a.is_empty() && a.iter().all(stored::entry_is_canonical)));
-            *memo = Some((entries.to_vec(), list));
-        }
-        let Some((_, Some(Value::Array(list)))) = memo.as_ref() else {
+        let at = match memo.iter().position(|(text, _)| text.as_slice() == entries) {
+            Some(i) => i,
+            None => {
+                let list = serde_json::from_slice::<Value>(entries)
+                    .ok()
+                    .filter(|l| matches!(l, Value::Array(a) if !a.is_empty() && a.iter().all(stored::entry_is_canonical)));
+                if memo.len() >= ENTRY_TEXTS {
+                    memo.remove(0);
+                }
+                memo.push((entries.to_vec(), list));
+                memo.len() - 1
+            }
+        };
+        let Some(Value::Array(list)) = &memo[at].1 else {
             return None;
         };
-        let (changed, removed) = walk::diff_object(res, old, new, scope);
-        if list
-            .iter()
-            .any(|e| stored::touches(stored::fields_v1(e), &changed, &removed))
-        {
-            return None;
-        }
-        if changed.is_empty() {
+        // Top-level fields no entry owns anything in are fields the write can touch in no
+        // entry: the changed set is then needed only as the new entry's text.
+        let untouched = |k: &str| {
+            list.iter().all(|e| {
+                let fields = stored::fields_v1(e);
+                !fields.keys().any(|f| f.strip_prefix("f:") == Some(k))
+            })
+        };
+        let fields = match changed::changed_fields_v1(res, old, new, scope, untouched) {
+            Some(text) => text,
+            None => {
+                let (changed, removed) = walk::diff_object(res, old, new, scope);
+                if list
+                    .iter()
+                    .any(|e| stored::touches(stored::fields_v1(e), &changed, &removed))
+                {
+                    return None;
+                }
+                let mut text = Vec::with_capacity(256);
+                changed.write_fields_v1(&mut text);
+                text
+            }
+        };
+        if fields == b"{}" {
             return Some(entries.to_vec());
         }
         if list.iter().any(|e| stored::is_update_by(e, m)) {
@@ -541,8 +567,6 @@ pub fn record_update_text(
         if entries.last() != Some(&b']') {
             return None;
         }
-        let mut fields = Vec::with_capacity(256);
-        changed.write_fields_v1(&mut fields);
         let mut out = Vec::with_capacity(entries.len() + fields.len() + 160);
         out.extend_from_slice(&entries[..entries.len() - 1]);
         out.push(b',');
@@ -552,11 +576,16 @@ pub fn record_update_text(
     })
 }
 
+/// How many entries texts [`ENTRIES`] remembers.
+const ENTRY_TEXTS: usize = 4;
+
 thread_local! {
-    /// The last entries text [`record_update_text`] read, decoded when every entry in it is
-    /// canonical: the pods one controller creates in the same second share their entries.
-    static ENTRIES: std::cell::RefCell<Option<(Vec<u8>, Option<Value>)>> =
-        const { std::cell::RefCell::new(None) };
+    /// The last entries texts [`record_update_text`] read (the latest last), each decoded when
+    /// every entry in it is canonical: the pods one controller creates in the same second share
+    /// their entries, and a kubelet busy with the pods of one second meets some of the seconds
+    /// around it between two of them.
+    static ENTRIES: std::cell::RefCell<Vec<(Vec<u8>, Option<Value>)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// The entry of an `Update` by `m` that owns exactly `fields`.

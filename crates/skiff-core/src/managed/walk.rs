@@ -32,7 +32,7 @@ const META_STRIPPED: &[&str] = &[
 
 /// Which fields of a map a walk looks at.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Filter {
+pub(super) enum Filter {
     /// The top level of an object, for a write of `Scope`.
     Top(Scope),
     /// `metadata`.
@@ -41,7 +41,7 @@ enum Filter {
 }
 
 impl Filter {
-    fn skips(self, key: &str) -> bool {
+    pub(super) fn skips(self, key: &str) -> bool {
         match self {
             Filter::Top(scope) => {
                 key == "apiVersion"
@@ -59,7 +59,7 @@ impl Filter {
 
     /// The filter of child `key`, and whether a map there is itself a member when added
     /// (structs at the top of an object are not, as upstream's typed objects).
-    fn child(self, key: &str) -> (Filter, bool) {
+    pub(super) fn child(self, key: &str) -> (Filter, bool) {
         match self {
             Filter::Top(_) if key == "metadata" => (Filter::Meta, false),
             Filter::Top(_) if key == "spec" || key == "status" => (Filter::None, false),
@@ -210,7 +210,7 @@ pub(crate) fn diff_object(
     (changed, removed)
 }
 
-fn present<'a>(m: &'a Map<String, Value>, k: &str) -> Option<&'a Value> {
+pub(super) fn present<'a>(m: &'a Map<String, Value>, k: &str) -> Option<&'a Value> {
     m.field(k).filter(|v| !v.is_null())
 }
 
@@ -343,7 +343,7 @@ fn diff_value(
 
 /// Whether the walks take their shortcuts (the tests compare them with the plain walks).
 #[cfg(not(test))]
-fn quick() -> bool {
+pub(super) fn quick() -> bool {
     true
 }
 
@@ -353,14 +353,14 @@ thread_local! {
 }
 
 #[cfg(test)]
-fn quick() -> bool {
+pub(super) fn quick() -> bool {
     !PLAIN.with(std::cell::Cell::get)
 }
 
 /// The merge-key values of the items of a short keyed list, when every item has a scalar one
 /// and no two are the same; `None` sends the list to [`list_kind`] (long lists, and lists it
 /// treats as atomic).
-fn item_keys<'a>(key: &str, items: &'a [Value]) -> Option<Vec<&'a Value>> {
+pub(super) fn item_keys<'a>(key: &str, items: &'a [Value]) -> Option<Vec<&'a Value>> {
     if items.len() > 32 {
         return None;
     }
@@ -378,7 +378,7 @@ fn item_keys<'a>(key: &str, items: &'a [Value]) -> Option<Vec<&'a Value>> {
 }
 
 /// Whether two merge-key values make the same path element (the same JSON text).
-fn same_key(a: &Value, b: &Value) -> bool {
+pub(super) fn same_key(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Number(x), Value::Number(y)) if x.is_f64() || y.is_f64() => {
             x.to_string() == y.to_string()
@@ -436,7 +436,7 @@ fn diff_keyed(
 
 /// `a == b`, quicker for the usual case of maps whose keys are in the same order (an object
 /// and its changed copy), where it compares entry by entry instead of looking each key up.
-fn same(a: &Value, b: &Value) -> bool {
+pub(super) fn same(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Object(a), Value::Object(b)) => same_map(a, b),
         (Value::Array(a), Value::Array(b)) => {
@@ -446,7 +446,7 @@ fn same(a: &Value, b: &Value) -> bool {
     }
 }
 
-fn same_map(a: &Map<String, Value>, b: &Map<String, Value>) -> bool {
+pub(super) fn same_map(a: &Map<String, Value>, b: &Map<String, Value>) -> bool {
     if a.len() != b.len() {
         return false;
     }

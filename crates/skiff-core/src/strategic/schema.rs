@@ -73,6 +73,16 @@ struct Field {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Schema(Option<&'static Ty>);
 
+/// Two positions are the same when they are at the same struct type (or both unknown).
+impl PartialEq for Schema {
+    fn eq(&self, other: &Schema) -> bool {
+        match (self.0, other.0) {
+            (Some(a), Some(b)) => std::ptr::eq(a, b),
+            (a, b) => a.is_none() && b.is_none(),
+        }
+    }
+}
+
 impl Schema {
     pub(crate) const NONE: Schema = Schema(None);
 
