@@ -577,18 +577,18 @@ impl<R: Replicated> Reconciler for Controller<R> {
                 }
             } else if active > want {
                 // The active pods kept, gathered only now that some are to go (most syncs
-                // delete nothing); the adopted ones may be in the index by now.
+                // delete nothing): the ones it controlled, then the ones it just adopted (which
+                // may be in the index by now), in that order, so that of pods the ranking
+                // cannot tell apart the adopted ones stay.
+                let just_adopted =
+                    |p: &Pod| adopted.iter().any(|a| a.metadata.uid == p.metadata.uid);
                 let mut active: Vec<Arc<Pod>> = Vec::new();
                 self.pods.for_each_owned_by(&uid, |p| {
-                    if look.keeps(p) && pods::is_active(p) {
+                    if look.keeps(p) && pods::is_active(p) && !just_adopted(p) {
                         active.push(p.clone());
                     }
                 });
-                for a in adopted.iter().filter(|a| pods::is_active(a)) {
-                    if !active.iter().any(|p| p.metadata.uid == a.metadata.uid) {
-                        active.push(a.clone());
-                    }
-                }
+                active.extend(adopted.iter().filter(|a| pods::is_active(a)).cloned());
                 let n = active.len().saturating_sub(want).min(BURST_REPLICAS);
                 let mut colocated: HashMap<String, usize> = HashMap::new();
                 for p in &active {
