@@ -8,6 +8,7 @@ use serde_json::{json, Map, Value};
 use skiff_core::managed::{self, Scope};
 use skiff_core::meta::Fields as _;
 use skiff_core::registry::{self, Resource};
+use skiff_core::ring::{same_json, Ring};
 use skiff_core::{defaults, meta, validation, ApiError, FieldError};
 use skiff_store::{KeyValue, ReadAt, StoreError};
 
@@ -1957,63 +1958,6 @@ fn write_status_json(out: &mut Vec<u8>, status: &Value) {
         out.push(b']');
     }
     out.push(b'}');
-}
-
-/// A few values remembered in the order they came, looked up from where the last one found
-/// was: values that come in the same order every time (the conditions of one status after
-/// another's) are found at the first try.
-struct Ring<T> {
-    items: Vec<T>,
-    /// Where the next lookup starts, and the next value goes once full.
-    next: usize,
-}
-
-impl<T> Ring<T> {
-    const fn new() -> Ring<T> {
-        Ring {
-            items: Vec::new(),
-            next: 0,
-        }
-    }
-
-    /// The first value from `next` on (round the ring) that `is` accepts.
-    fn find(&mut self, is: impl Fn(&T) -> bool) -> Option<&T> {
-        let n = self.items.len();
-        let at = (0..n)
-            .map(|d| (self.next + d) % n)
-            .find(|&i| is(&self.items[i]))?;
-        self.next = (at + 1) % n;
-        Some(&self.items[at])
-    }
-
-    /// Remembers `t`, in place of the one at `next` once `cap` are remembered.
-    fn put(&mut self, t: T, cap: usize) {
-        if self.items.len() < cap {
-            self.items.push(t);
-            self.next = self.items.len() % cap;
-        } else {
-            let at = self.next % self.items.len();
-            self.items[at] = t;
-            self.next = (at + 1) % self.items.len();
-        }
-    }
-}
-
-/// Whether `a` and `b` are the same JSON written the same way: equal, and their maps' members
-/// in the same order.
-fn same_json(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Object(a), Value::Object(b)) => {
-            a.len() == b.len()
-                && a.iter()
-                    .zip(b)
-                    .all(|((ak, av), (bk, bv))| ak == bk && same_json(av, bv))
-        }
-        (Value::Array(a), Value::Array(b)) => {
-            a.len() == b.len() && a.iter().zip(b).all(|(a, b)| same_json(a, b))
-        }
-        _ => a == b,
-    }
 }
 
 /// Puts managedFields kept as `text` back into `obj` (nothing without text).

@@ -14,6 +14,7 @@ pub mod labels;
 pub mod managed;
 pub mod meta;
 pub mod registry;
+pub mod ring;
 pub mod schema;
 pub mod status;
 pub mod strategic;

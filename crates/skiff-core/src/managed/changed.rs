@@ -24,6 +24,7 @@ use super::walk::{
     item_keys, list_kind, present, quick, same, same_key, same_map, Filter, ListKind,
 };
 use super::Scope;
+use crate::ring::{same_json, Ring};
 use crate::strategic::schema::Schema;
 use crate::strategic::FieldMeta;
 use crate::Resource;
@@ -349,13 +350,16 @@ impl<'a> Writer<'a> {
                 w.value_fields(c, item, FieldMeta::DEFAULT, schema, Filter::None, true)
             });
             if let (Some((a, b)), Name::Made(na, nb), false) = (child, name, self.failed) {
-                memo.put(Added {
-                    schema,
-                    key: key.to_string(),
-                    item: item.clone(),
-                    name: self.names[na..nb].to_string(),
-                    text: self.out[a..b].to_vec(),
-                });
+                memo.put(
+                    Added {
+                        schema,
+                        key: key.to_string(),
+                        item: item.clone(),
+                        name: self.names[na..nb].to_string(),
+                        text: self.out[a..b].to_vec(),
+                    },
+                    ADDED_ITEMS,
+                );
             }
             self.failed |= failed;
         });
@@ -560,7 +564,7 @@ const ADDED_ITEMS: usize = 8;
 
 thread_local! {
     /// The last items added to keyed lists (see [`Writer::added_item`]).
-    static ADDED: std::cell::RefCell<Ring> = const { std::cell::RefCell::new(Ring::new()) };
+    static ADDED: std::cell::RefCell<Ring<Added>> = const { std::cell::RefCell::new(Ring::new()) };
 }
 
 /// An item added to a keyed list: where it was (the schema of the list's items and its merge
@@ -571,63 +575,6 @@ struct Added {
     item: Value,
     name: String,
     text: Vec<u8>,
-}
-
-/// [`ADDED`]'s items in the order they came, looked up from where the last one found was:
-/// items added in the same order every time (the conditions of one status after another's)
-/// are found at the first try.
-struct Ring {
-    items: Vec<Added>,
-    /// Where the next lookup starts, and the next item goes once full.
-    next: usize,
-}
-
-impl Ring {
-    const fn new() -> Ring {
-        Ring {
-            items: Vec::new(),
-            next: 0,
-        }
-    }
-
-    /// The first item from `next` on (round the ring) that `is` accepts.
-    fn find(&mut self, is: impl Fn(&Added) -> bool) -> Option<&Added> {
-        let n = self.items.len();
-        let at = (0..n)
-            .map(|d| (self.next + d) % n)
-            .find(|&i| is(&self.items[i]))?;
-        self.next = (at + 1) % n;
-        Some(&self.items[at])
-    }
-
-    /// Remembers `item`, in place of the one at `next` once [`ADDED_ITEMS`] are remembered.
-    fn put(&mut self, item: Added) {
-        if self.items.len() < ADDED_ITEMS {
-            self.items.push(item);
-            self.next = self.items.len() % ADDED_ITEMS;
-        } else {
-            let at = self.next % self.items.len();
-            self.items[at] = item;
-            self.next = (at + 1) % self.items.len();
-        }
-    }
-}
-
-/// Whether `a` and `b` are the same JSON written the same way: equal, and their maps' members
-/// in the same order.
-fn same_json(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Object(a), Value::Object(b)) => {
-            a.len() == b.len()
-                && a.iter()
-                    .zip(b)
-                    .all(|((ak, av), (bk, bv))| ak == bk && same_json(av, bv))
-        }
-        (Value::Array(a), Value::Array(b)) => {
-            a.len() == b.len() && a.iter().zip(b).all(|(a, b)| same_json(a, b))
-        }
-        _ => a == b,
-    }
 }
 
 /// Whether `v` is a map or a list (whose node the walks may give children).
@@ -735,7 +682,7 @@ mod tests {
                 }
             }
         }
-        assert!(ADDED.with(|m| !m.borrow().items.is_empty()));
+        assert!(ADDED.with(|m| !m.borrow().is_empty()));
     }
 
     /// A top-level field the update changes or removes that the caller says is owned stops
