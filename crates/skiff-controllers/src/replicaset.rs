@@ -28,6 +28,8 @@ use skiff_runtime::{selector, Client, Clock, Informer, Object, Runtime, WorkQueu
 use crate::podcontrol;
 use crate::pods::{self, controller_of, deletion_order};
 
+mod memo;
+
 /// Most pods created or deleted in one sync (upstream's `BurstReplicas`).
 pub const BURST_REPLICAS: usize = 500;
 
@@ -205,6 +207,7 @@ pub struct Controller<R: Replicated> {
     client: Client,
     recorder: Recorder,
     clock: Clock,
+    memos: memo::Memos,
 }
 
 pub fn start(rt: &Runtime, opts: &crate::Options) {
@@ -219,6 +222,7 @@ fn spawn<R: Replicated>(rt: &Runtime, opts: &crate::Options) {
         client: rt.client(crate::MANAGER),
         recorder: rt.recorder(R::COMPONENT),
         clock: rt.clock,
+        memos: memo::Memos::default(),
     });
     let queue = WorkQueue::new();
     let workers = opts.workers;
@@ -244,9 +248,17 @@ fn enqueue_all<R: Replicated>(ctl: &Controller<R>, queue: &WorkQueue) {
 fn watch_owners<R: Replicated>(rt: &Runtime, ctl: Arc<Controller<R>>, queue: WorkQueue) {
     let q = queue.clone();
     let owners = ctl.owners.clone();
+    let c = ctl.clone();
     owners.for_each_change(
         &rt.tasks,
-        move |ch| q.add(key_of(ch.object().metadata())),
+        move |ch| {
+            if ch.new.is_none() {
+                if let Some(uid) = ch.object().metadata().uid.as_deref() {
+                    c.memos.forget(uid);
+                }
+            }
+            q.add(key_of(ch.object().metadata()))
+        },
         move || enqueue_all(&ctl, &queue),
     );
 }
@@ -261,6 +273,8 @@ fn watch_pods<R: Replicated>(rt: &Runtime, ctl: Arc<Controller<R>>, queue: WorkQ
                 let ns = p.metadata.namespace.as_deref();
                 match controller_of(&p.metadata) {
                     Some(r) if r.kind == R::KIND => {
+                        let pod = p.metadata.name.as_deref().unwrap_or("");
+                        ctl.memos.mark(&r.uid, &skiff_runtime::cache::key(ns, pod));
                         queue.add(skiff_runtime::cache::key(ns, &r.name));
                     }
                     Some(_) => {}
@@ -276,7 +290,10 @@ fn watch_pods<R: Replicated>(rt: &Runtime, ctl: Arc<Controller<R>>, queue: WorkQ
                 }
             }
         },
-        move || enqueue_all(&c, &q),
+        move || {
+            c.memos.forget_all();
+            enqueue_all(&c, &q)
+        },
     );
 }
 
@@ -359,11 +376,16 @@ impl<'a> Look<'a> {
     }
 
     /// Sorts a pod the owner controls: counted if kept, to release if not.
-    pub(crate) fn owned(&self, pod: &Arc<Pod>, walk: &mut Walk) {
+    /// With `judged`, each counted pod's contribution is also gathered there for a memo.
+    pub(crate) fn owned(&self, pod: &Arc<Pod>, walk: &mut Walk, judged: Option<&mut memo::Judged>) {
         if self.deleting {
             self.count(pod, &mut walk.tally);
         } else if self.selector.matches(pod.metadata.labels.as_ref()) {
-            self.count_selected(pod, true, &mut walk.tally);
+            let (bits, next) = self.judge(pod, true);
+            walk.tally.add(bits, next);
+            if let Some(j) = judged {
+                j.add(pod, bits);
+            }
         } else {
             walk.release.push(pod.clone());
         }
@@ -387,30 +409,39 @@ impl<'a> Look<'a> {
 
     /// As [`Look::count`], for a pod known to match the selector when `selected`.
     fn count_selected(&self, pod: &Pod, selected: bool, t: &mut Tally) {
+        let (bits, next) = self.judge(pod, selected);
+        t.add(bits, next);
+    }
+
+    /// What a pod adds to the counts (bits of [`memo`]), and when it becomes available if it
+    /// is ready but not yet available; `selected` when the pod is known to match the selector.
+    fn judge(&self, pod: &Pod, selected: bool) -> (u8, Option<Timestamp>) {
         if !pods::is_active(pod) {
-            return;
+            return (0, None);
         }
-        t.active += 1;
+        let mut bits = memo::ACTIVE;
         if (selected && self.selected_is_full)
             || self.template_labels.matches(pod.metadata.labels.as_ref())
         {
-            t.fully_labeled += 1;
+            bits |= memo::FULLY_LABELED;
         }
         // Ready, and available once ready for minReadySeconds (as `pods::readiness` and
         // `pods::available_at` judge, from one look at the condition).
+        let mut next = None;
         if let Some((true, since)) = pods::ready_condition(pod) {
-            t.ready += 1;
+            bits |= memo::READY;
             if self.min_ready <= 0 {
-                t.available += 1;
+                bits |= memo::AVAILABLE;
             } else if let Some(since) = since {
                 let at = since + jiff::SignedDuration::from_secs(i64::from(self.min_ready));
                 if at <= self.now {
-                    t.available += 1;
+                    bits |= memo::AVAILABLE;
                 } else {
-                    t.next_available = Some(t.next_available.map_or(at, |n| n.min(at)));
+                    next = Some(at);
                 }
             }
         }
+        (bits, next)
     }
 
     /// The status counts of `tally` (without a failure).
@@ -555,8 +586,31 @@ impl<R: Replicated> Reconciler for Controller<R> {
         // business (a ReplicaSet of a big namespace looks at its own pods only).
         let mut look = Look::new(owner.as_ref(), self.clock.now());
         let mut walk = Walk::default();
-        self.pods
-            .for_each_owned_by(&uid, |p| look.owned(p, &mut walk));
+        // The counts from the memo when it serves (the pods changed since the last sync judged
+        // again); otherwise a walk over every pod, which starts a new memo when one can serve.
+        let generation = owner.metadata().generation.unwrap_or(0);
+        let memo_serves = memo::serves(&look);
+        let remembered = if memo_serves {
+            self.memos
+                .tally(&uid, generation, &look, |k| self.pods.get_key(k))
+        } else {
+            None
+        };
+        if let Some(tally) = remembered {
+            walk.tally = tally;
+        } else if memo_serves {
+            self.memos.begin(&uid, generation);
+            let mut judged = memo::Judged::default();
+            self.pods
+                .for_each_owned_by(&uid, |p| look.owned(p, &mut walk, Some(&mut judged)));
+            // A pod to release leaves the memo incomplete: the next sync walks again.
+            if walk.release.is_empty() {
+                self.memos.finish(&uid, generation, judged);
+            }
+        } else {
+            self.pods
+                .for_each_owned_by(&uid, |p| look.owned(p, &mut walk, None));
+        }
         if !look.deleting {
             self.pods
                 .for_each_orphan_in(ns.unwrap_or(""), |p| look.orphan(p, &mut walk));
@@ -758,7 +812,7 @@ mod tests {
         let mut walk = Walk::default();
         for p in all {
             match controller_uid(&p.metadata) {
-                Some(u) if u == uid => look.owned(p, &mut walk),
+                Some(u) if u == uid => look.owned(p, &mut walk, None),
                 Some(_) => {}
                 None if !look.deleting => look.orphan(p, &mut walk),
                 None => {}
