@@ -207,7 +207,7 @@ pub struct Controller<R: Replicated> {
     client: Client,
     recorder: Recorder,
     clock: Clock,
-    memos: memo::Memos,
+    memos: Arc<memo::Memos>,
 }
 
 pub fn start(rt: &Runtime, opts: &crate::Options) {
@@ -222,7 +222,19 @@ fn spawn<R: Replicated>(rt: &Runtime, opts: &crate::Options) {
         client: rt.client(crate::MANAGER),
         recorder: rt.recorder(R::COMPONENT),
         clock: rt.clock,
-        memos: memo::Memos::default(),
+        memos: Arc::default(),
+    });
+    // Marks each changed pod in its controller's memo as the cache applies the change, so
+    // that a sync reading the cache finds every change since its memo was made marked.
+    let memos = ctl.memos.clone();
+    ctl.pods.on_apply(move |old, new| {
+        for p in [old, new].into_iter().flatten() {
+            if let Some(r) = controller_of(&p.metadata).filter(|r| r.kind == R::KIND) {
+                let ns = p.metadata.namespace.as_deref();
+                let name = p.metadata.name.as_deref().unwrap_or("");
+                memos.mark(&r.uid, &skiff_runtime::cache::key(ns, name));
+            }
+        }
     });
     let queue = WorkQueue::new();
     let workers = opts.workers;
@@ -273,8 +285,6 @@ fn watch_pods<R: Replicated>(rt: &Runtime, ctl: Arc<Controller<R>>, queue: WorkQ
                 let ns = p.metadata.namespace.as_deref();
                 match controller_of(&p.metadata) {
                     Some(r) if r.kind == R::KIND => {
-                        let pod = p.metadata.name.as_deref().unwrap_or("");
-                        ctl.memos.mark(&r.uid, &skiff_runtime::cache::key(ns, pod));
                         queue.add(skiff_runtime::cache::key(ns, &r.name));
                     }
                     Some(_) => {}
@@ -290,10 +300,7 @@ fn watch_pods<R: Replicated>(rt: &Runtime, ctl: Arc<Controller<R>>, queue: WorkQ
                 }
             }
         },
-        move || {
-            c.memos.forget_all();
-            enqueue_all(&c, &q)
-        },
+        move || enqueue_all(&c, &q),
     );
 }
 
@@ -669,9 +676,17 @@ impl<R: Replicated> Reconciler for Controller<R> {
                 .wait_for_revision_timeout(newest, Duration::from_secs(5))
                 .await;
             look.now = self.clock.now();
-            tally = Tally::default();
-            self.pods
-                .for_each_owned_by(&uid, |p| look.count(p, &mut tally));
+            let remembered = if memo_serves {
+                self.memos
+                    .tally(&uid, generation, &look, |k| self.pods.get_key(k))
+            } else {
+                None
+            };
+            tally = remembered.unwrap_or_else(|| {
+                let mut t = Tally::default();
+                self.pods.for_each_owned_by(&uid, |p| look.count(p, &mut t));
+                t
+            });
         }
         let mut counts = Look::counts(owner.as_ref(), &tally);
         counts.failure = failure.clone();

@@ -356,8 +356,13 @@ impl<K> Default for State<K> {
     }
 }
 
+/// A function [`Informer::on_apply`] runs for every change, with the object before and after.
+type Observer<K> = Box<dyn Fn(Option<&K>, Option<&K>) + Send + Sync>;
+
 struct Inner<K> {
     state: RwLock<State<K>>,
+    /// Run as each change is applied, before subscribers hear of it.
+    observers: RwLock<Vec<Observer<K>>>,
     tx: broadcast::Sender<Arc<Change<K>>>,
     /// The newest revision applied (0 until the initial list is in).
     revision: tokio::sync::watch::Sender<Revision>,
@@ -395,6 +400,7 @@ impl<K: Object> Informer<K> {
         Informer {
             inner: Arc::new(Inner {
                 state: RwLock::new(State::default()),
+                observers: RwLock::new(Vec::new()),
                 tx,
                 revision,
             }),
@@ -428,6 +434,21 @@ impl<K: Object> Informer<K> {
     pub fn subscribe(&self) -> Subscription<K> {
         Subscription {
             rx: self.inner.tx.subscribe(),
+        }
+    }
+
+    /// Runs `f(old, new)` for every change from now on, as the cache applies it: on the
+    /// informer's own task, after the cache holds the change and before subscribers hear of it
+    /// and before [`Self::wait_for_revision`] returns for its revision. For bookkeeping that
+    /// must be as current as the cache when a reader looks (a controller's record of which of
+    /// its objects changed); it must be quick. It never misses a change, unlike a subscriber.
+    pub fn on_apply(&self, f: impl Fn(Option<&K>, Option<&K>) + Send + Sync + 'static) {
+        self.inner.observers.write().push(Box::new(f));
+    }
+
+    fn observe(&self, old: Option<&K>, new: Option<&K>) {
+        for f in self.inner.observers.read().iter() {
+            f(old, new);
         }
     }
 
@@ -575,6 +596,7 @@ impl<K: Object> Informer<K> {
             st.indexes.add(&k, &new);
             old
         };
+        self.observe(old.as_deref(), Some(&new));
         let _ = self.inner.tx.send(Arc::new(Change {
             old,
             new: Some(new),
@@ -596,6 +618,7 @@ impl<K: Object> Informer<K> {
             st.indexes.remove(&k, old.as_ref());
             old
         };
+        self.observe(Some(&old), None);
         let _ = self.inner.tx.send(Arc::new(Change {
             old: Some(old),
             new: None,
@@ -1004,6 +1027,59 @@ mod tests {
         }
         maps.wait_for_revision(last).await;
         assert_eq!(maps.len(), n);
+        assert!(matches!(sub.recv().await, Some(Notification::Resync)));
+    }
+
+    /// An observer has seen every change, with the object before and after, by the time
+    /// `wait_for_revision` returns for it, also where a subscriber fell behind.
+    #[tokio::test]
+    async fn an_observer_sees_every_change_before_its_revision_is_reached() {
+        use k8s_openapi::api::core::v1::ConfigMap;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let dir = tempfile::tempdir().unwrap();
+        let store: DynStore =
+            SqliteStore::open(&dir.path().join("db"), SqliteOptions::default()).unwrap();
+        let cache = Cache::new(store.clone(), crate::Tasks::new());
+        let maps = cache.synced::<ConfigMap>().await;
+        let mut sub = maps.subscribe();
+        let seen = Arc::new([
+            AtomicUsize::new(0),
+            AtomicUsize::new(0),
+            AtomicUsize::new(0),
+        ]);
+        let s = seen.clone();
+        let cached = maps.clone();
+        maps.on_apply(move |old, new| {
+            let i = match (old, new) {
+                (None, Some(_)) => 0,
+                (Some(_), Some(_)) => 1,
+                _ => 2,
+            };
+            // The cache already holds the change.
+            let name = new.or(old).unwrap().metadata.name.as_deref().unwrap();
+            assert_eq!(cached.get(Some("a"), name).is_some(), new.is_some());
+            s[i].fetch_add(1, Ordering::Relaxed);
+        });
+        let res = resource_of::<ConfigMap>();
+        let n = channel_capacity("ConfigMap") + 8;
+        let body = |i: usize, v: &str| {
+            let b = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": format!("c{i}"), "namespace": "a"}, "data": {"v": v}});
+            Bytes::from(serde_json::to_vec(&b).unwrap())
+        };
+        let mut revs = Vec::new();
+        for i in 0..n {
+            let k = res.key(Some("a"), &format!("c{i}"));
+            revs.push(store.create(&k, body(i, "1")).await.unwrap());
+        }
+        let k = res.key(Some("a"), "c0");
+        let last = store.update(&k, revs[0], body(0, "2")).await.unwrap();
+        maps.wait_for_revision(last).await;
+        assert_eq!(seen[0].load(Ordering::Relaxed), n);
+        assert_eq!(seen[1].load(Ordering::Relaxed), 1);
+        let gone = store.delete(&k, None).await.unwrap();
+        maps.wait_for_revision(gone.mod_revision).await;
+        assert_eq!(seen[2].load(Ordering::Relaxed), 1);
         assert!(matches!(sub.recv().await, Some(Notification::Resync)));
     }
 

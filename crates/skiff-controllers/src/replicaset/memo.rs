@@ -4,15 +4,14 @@
 //! enqueues the ReplicaSet, and each sync used to walk all of its pods again to count them: a
 //! Deployment of 10,000 replicas walked 10,000 pods for every few pods that changed. A memo
 //! keeps each counted pod's contribution (active, fully labeled, ready, available) by pod key
-//! with their sums; the pod informer's handler marks the pods that changed since, and a sync
-//! that needs only the counts judges those again instead of walking all.
+//! with their sums; the pod informer marks each pod that changes as it applies the change
+//! ([`skiff_runtime::Informer::on_apply`]), and a sync that needs only the counts judges the
+//! marked pods again instead of walking all: its counts are those of the cache as it reads it,
+//! as a walk's are, also right after the sync's own writes.
 //!
-//! Correctness rests on one rule: every change to a pod the owner controls, applied to the
-//! informer after the memo began, is marked before its handler enqueues the owner. A memo
-//! begins empty and marking before the walk that fills it, so that a change the walk did not
-//! see is marked; a change it did see and that is marked as well is judged again, which
-//! changes nothing (a pod's contribution replaces the one remembered). A subscriber that fell
-//! behind (and so missed marks) forgets every memo.
+//! A memo begins empty and marking before the walk that fills it, so that a change the walk
+//! did not see is marked; a change it did see and that is marked as well is judged again,
+//! which changes nothing (a pod's contribution replaces the one remembered).
 //!
 //! Contributions depend only on the pod when the owner's minReadySeconds is 0 (availability
 //! then needs no clock) and the owner is not being deleted; its selector and template labels
@@ -103,11 +102,6 @@ impl Memos {
     /// Forgets one owner's memo (the owner is gone).
     pub(crate) fn forget(&self, owner_uid: &str) {
         self.by_owner.lock().remove(owner_uid);
-    }
-
-    /// Forgets every memo (the handler missed changes).
-    pub(crate) fn forget_all(&self) {
-        self.by_owner.lock().clear();
     }
 
     /// The counts of the pods `owner_uid` controls, from its memo with the changed pods
@@ -418,8 +412,8 @@ mod tests {
         }
     }
 
-    /// A memo serves only the generation it was made for, and a missed change (the handler
-    /// fell behind) is caught by forgetting every memo.
+    /// A memo serves only the generation it was made for, and only once a walk filled it;
+    /// a forgotten one (its owner gone) serves no more.
     #[test]
     fn another_generation_or_a_forgotten_memo_walks_again() {
         let rs = owner(serde_json::json!({"matchLabels": {"app": "a"}}));
@@ -435,7 +429,7 @@ mod tests {
             memos.tally(UID, 2, &look, none).is_none(),
             "another generation"
         );
-        memos.forget_all();
+        memos.forget(UID);
         assert!(memos.tally(UID, 1, &look, none).is_none(), "forgotten");
         // A memo begun again is not filled by a walk that started before.
         memos.begin(UID, 1);
