@@ -230,18 +230,33 @@ pub enum Notification<K> {
     Resync,
 }
 
+/// The changes one watch batch brought, sent to subscribers together: one wake-up of a
+/// waiting subscriber for the batch instead of one for each change.
+type Batch<K> = Arc<Vec<Arc<Change<K>>>>;
+
 /// A subscription to an informer's changes.
 pub struct Subscription<K> {
-    rx: broadcast::Receiver<Arc<Change<K>>>,
+    rx: broadcast::Receiver<Batch<K>>,
+    /// The batch being handed out, and how many of its changes were.
+    batch: Option<(Batch<K>, usize)>,
 }
 
 impl<K: Object> Subscription<K> {
     /// The next notification; `None` when the informer stopped.
     pub async fn recv(&mut self) -> Option<Notification<K>> {
-        match self.rx.recv().await {
-            Ok(c) => Some(Notification::Changed(c)),
-            Err(broadcast::error::RecvError::Lagged(_)) => Some(Notification::Resync),
-            Err(broadcast::error::RecvError::Closed) => None,
+        loop {
+            if let Some((batch, next)) = &mut self.batch {
+                if let Some(c) = batch.get(*next) {
+                    *next += 1;
+                    return Some(Notification::Changed(c.clone()));
+                }
+                self.batch = None;
+            }
+            match self.rx.recv().await {
+                Ok(b) => self.batch = Some((b, 0)),
+                Err(broadcast::error::RecvError::Lagged(_)) => return Some(Notification::Resync),
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
         }
     }
 }
@@ -363,7 +378,9 @@ struct Inner<K> {
     state: RwLock<State<K>>,
     /// Run as each change is applied, before subscribers hear of it.
     observers: RwLock<Vec<Observer<K>>>,
-    tx: broadcast::Sender<Arc<Change<K>>>,
+    /// Changes applied and not yet sent (see [`Informer::flush`]).
+    pending: Mutex<Vec<Arc<Change<K>>>>,
+    tx: broadcast::Sender<Batch<K>>,
     /// The newest revision applied (0 until the initial list is in).
     revision: tokio::sync::watch::Sender<Revision>,
 }
@@ -381,10 +398,11 @@ impl<K> Clone for Informer<K> {
     }
 }
 
-/// How many changes a subscriber may fall behind before it gets a resync. The channel's
-/// buffer is allocated whole up front (about 40 bytes a slot), so only the kinds that change
-/// in bursts get a deep one: pods (a 10,000-replica rollout), then nodes and leases
-/// (heartbeats of thousands of nodes).
+/// How many batches of changes (each the changes of one watch batch, one commit or more) a
+/// subscriber may fall behind before it gets a resync. The channel's buffer is allocated
+/// whole up front (about 40 bytes a slot), so only the kinds that change in bursts get a deep
+/// one: pods (a 10,000-replica rollout), then nodes and leases (heartbeats of thousands of
+/// nodes).
 fn channel_capacity(kind: &str) -> usize {
     match kind {
         "Pod" => 1 << 16,
@@ -401,6 +419,7 @@ impl<K: Object> Informer<K> {
             inner: Arc::new(Inner {
                 state: RwLock::new(State::default()),
                 observers: RwLock::new(Vec::new()),
+                pending: Mutex::new(Vec::new()),
                 tx,
                 revision,
             }),
@@ -434,6 +453,7 @@ impl<K: Object> Informer<K> {
     pub fn subscribe(&self) -> Subscription<K> {
         Subscription {
             rx: self.inner.tx.subscribe(),
+            batch: None,
         }
     }
 
@@ -597,7 +617,7 @@ impl<K: Object> Informer<K> {
             old
         };
         self.observe(old.as_deref(), Some(&new));
-        let _ = self.inner.tx.send(Arc::new(Change {
+        self.inner.pending.lock().push(Arc::new(Change {
             old,
             new: Some(new),
         }));
@@ -619,10 +639,18 @@ impl<K: Object> Informer<K> {
             old
         };
         self.observe(Some(&old), None);
-        let _ = self.inner.tx.send(Arc::new(Change {
+        self.inner.pending.lock().push(Arc::new(Change {
             old: Some(old),
             new: None,
         }));
+    }
+
+    /// Sends the changes applied since the last flush to subscribers, as one batch.
+    fn flush(&self) {
+        let batch = std::mem::take(&mut *self.inner.pending.lock());
+        if !batch.is_empty() {
+            let _ = self.inner.tx.send(Arc::new(batch));
+        }
     }
 
     fn set_revision(&self, rev: Revision) {
@@ -699,10 +727,13 @@ impl<K: Object> Informer<K> {
             .filter_map(|kv| decode::<K>(kv, kept))
             .collect();
         self.replace(objects);
+        self.flush();
         // An empty store is at revision 0; waiters for "synced" wait for 1.
         self.set_revision(page.revision.max(1));
         let mut watch = store.watch(prefix, page.revision).await?;
         while let Some(batch) = watch.next().await {
+            // The batch's changes go to subscribers together, before its revision is reached.
+            let mut newest = None;
             for ev in batch? {
                 match ev.kind {
                     EventKind::Put => {
@@ -716,7 +747,11 @@ impl<K: Object> Informer<K> {
                         }
                     }
                 }
-                self.set_revision(ev.kv.mod_revision);
+                newest = Some(ev.kv.mod_revision);
+            }
+            self.flush();
+            if let Some(rev) = newest {
+                self.set_revision(rev);
             }
         }
         Ok(())
@@ -1028,6 +1063,54 @@ mod tests {
         maps.wait_for_revision(last).await;
         assert_eq!(maps.len(), n);
         assert!(matches!(sub.recv().await, Some(Notification::Resync)));
+    }
+
+    /// Changes that arrive together (concurrent creates committed in one batch) reach a
+    /// subscriber one by one, each once, in revision order.
+    #[tokio::test]
+    async fn a_subscriber_gets_each_change_of_a_batch_in_order() {
+        use k8s_openapi::api::core::v1::ConfigMap;
+        let dir = tempfile::tempdir().unwrap();
+        let store: DynStore =
+            SqliteStore::open(&dir.path().join("db"), SqliteOptions::default()).unwrap();
+        let cache = Cache::new(store.clone(), crate::Tasks::new());
+        let maps = cache.synced::<ConfigMap>().await;
+        let mut sub = maps.subscribe();
+        let res = resource_of::<ConfigMap>();
+        let n = 64;
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..n {
+            let store = store.clone();
+            let body = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": format!("c{i}"), "namespace": "a"}});
+            let k = res.key(Some("a"), &format!("c{i}"));
+            tasks.spawn(async move {
+                store
+                    .create(&k, Bytes::from(serde_json::to_vec(&body).unwrap()))
+                    .await
+                    .unwrap()
+            });
+        }
+        let revs = tasks.join_all().await;
+        let mut seen = Vec::new();
+        for _ in 0..n {
+            match sub.recv().await.unwrap() {
+                Notification::Changed(c) => {
+                    assert!(c.old.is_none());
+                    let rv = c.object().metadata.resource_version.clone().unwrap();
+                    seen.push(rv.parse::<i64>().unwrap());
+                }
+                Notification::Resync => panic!("unexpected resync"),
+            }
+        }
+        let mut want = revs.clone();
+        want.sort();
+        assert_eq!(seen, want);
+        assert_eq!(maps.revision(), *want.last().unwrap());
+        // Nothing more.
+        assert!(tokio::time::timeout(Duration::from_millis(50), sub.recv())
+            .await
+            .is_err());
     }
 
     /// An observer has seen every change, with the object before and after, by the time
