@@ -1040,10 +1040,7 @@ mod tests {
     #[tokio::test]
     async fn a_subscriber_that_falls_behind_gets_a_resync() {
         use k8s_openapi::api::core::v1::ConfigMap;
-        let dir = tempfile::tempdir().unwrap();
-        let store: DynStore =
-            SqliteStore::open(&dir.path().join("db"), SqliteOptions::default()).unwrap();
-        let cache = Cache::new(store.clone(), crate::Tasks::new());
+        let (_dir, store, cache) = empty_cache();
         let maps = cache.synced::<ConfigMap>().await;
         let mut sub = maps.subscribe();
         let res = resource_of::<ConfigMap>();
@@ -1070,10 +1067,7 @@ mod tests {
     #[tokio::test]
     async fn a_subscriber_gets_each_change_of_a_batch_in_order() {
         use k8s_openapi::api::core::v1::ConfigMap;
-        let dir = tempfile::tempdir().unwrap();
-        let store: DynStore =
-            SqliteStore::open(&dir.path().join("db"), SqliteOptions::default()).unwrap();
-        let cache = Cache::new(store.clone(), crate::Tasks::new());
+        let (_dir, store, cache) = empty_cache();
         let maps = cache.synced::<ConfigMap>().await;
         let mut sub = maps.subscribe();
         let res = resource_of::<ConfigMap>();
@@ -1113,16 +1107,22 @@ mod tests {
             .is_err());
     }
 
+    /// A cache over an empty store (and the folder the store lives in).
+    fn empty_cache() -> (tempfile::TempDir, DynStore, Cache) {
+        let dir = tempfile::tempdir().unwrap();
+        let store: DynStore =
+            SqliteStore::open(&dir.path().join("db"), SqliteOptions::default()).unwrap();
+        let cache = Cache::new(store.clone(), crate::Tasks::new());
+        (dir, store, cache)
+    }
+
     /// An observer has seen every change, with the object before and after, by the time
     /// `wait_for_revision` returns for it, also where a subscriber fell behind.
     #[tokio::test]
     async fn an_observer_sees_every_change_before_its_revision_is_reached() {
         use k8s_openapi::api::core::v1::ConfigMap;
         use std::sync::atomic::{AtomicUsize, Ordering};
-        let dir = tempfile::tempdir().unwrap();
-        let store: DynStore =
-            SqliteStore::open(&dir.path().join("db"), SqliteOptions::default()).unwrap();
-        let cache = Cache::new(store.clone(), crate::Tasks::new());
+        let (_dir, store, cache) = empty_cache();
         let maps = cache.synced::<ConfigMap>().await;
         let mut sub = maps.subscribe();
         let seen = Arc::new([
