@@ -1056,8 +1056,10 @@ mod tests {
                 )
                 .await
                 .unwrap();
+            // Each create reaches the informer in a watch batch of its own, so the subscriber
+            // falls `n` batches behind.
+            maps.wait_for_revision(last).await;
         }
-        maps.wait_for_revision(last).await;
         assert_eq!(maps.len(), n);
         assert!(matches!(sub.recv().await, Some(Notification::Resync)));
     }
@@ -1153,7 +1155,10 @@ mod tests {
         let mut revs = Vec::new();
         for i in 0..n {
             let k = res.key(Some("a"), &format!("c{i}"));
-            revs.push(store.create(&k, body(i, "1")).await.unwrap());
+            let rev = store.create(&k, body(i, "1")).await.unwrap();
+            // A watch batch each, so that the subscriber falls behind.
+            maps.wait_for_revision(rev).await;
+            revs.push(rev);
         }
         let k = res.key(Some("a"), "c0");
         let last = store.update(&k, revs[0], body(0, "2")).await.unwrap();
