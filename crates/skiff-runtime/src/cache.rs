@@ -1045,11 +1045,10 @@ mod tests {
         let mut sub = maps.subscribe();
         let res = resource_of::<ConfigMap>();
         let n = channel_capacity("ConfigMap") + 8;
-        let mut last = 0;
         for i in 0..n {
             let body = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
                 "metadata": {"name": format!("c{i}"), "namespace": "a"}});
-            last = store
+            let rev = store
                 .create(
                     &res.key(Some("a"), &format!("c{i}")),
                     Bytes::from(serde_json::to_vec(&body).unwrap()),
@@ -1058,7 +1057,7 @@ mod tests {
                 .unwrap();
             // Each create reaches the informer in a watch batch of its own, so the subscriber
             // falls `n` batches behind.
-            maps.wait_for_revision(last).await;
+            maps.wait_for_revision(rev).await;
         }
         assert_eq!(maps.len(), n);
         assert!(matches!(sub.recv().await, Some(Notification::Resync)));
