@@ -88,8 +88,8 @@ pub(crate) fn serves(look: &Look<'_>) -> bool {
 }
 
 impl Memos {
-    /// Marks a pod controlled by `owner_uid` as changed (the informer handler, for every
-    /// change, before it enqueues the owner).
+    /// Marks a pod controlled by `owner_uid` as changed (the pod informer, as it applies each
+    /// change: [`skiff_runtime::Informer::on_apply`]).
     pub(crate) fn mark(&self, owner_uid: &str, pod_key: &str) {
         let mut by_owner = self.by_owner.lock();
         if let Some(m) = by_owner.get_mut(owner_uid) {
