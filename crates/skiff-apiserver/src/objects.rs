@@ -1041,7 +1041,10 @@ impl ApiServer {
                         kv.mod_revision,
                         &bytes,
                         (new, new_fields.take()),
-                        Readers::Informers,
+                        // Only its status (and managedFields) differ from what was read.
+                        Readers::Informers {
+                            status_of: Some(kv.mod_revision),
+                        },
                     )
                     .await?
                 {

@@ -225,11 +225,12 @@ impl Recent {
         let mut inner = self.inner.lock();
         match inner.objects.get(key) {
             Some((_, b, obj, Readers::NextWrite)) if same_bytes(b, stored) => {
-                Some(KeptObject(obj.clone()))
+                Some(KeptObject(obj.clone(), None))
             }
-            Some((_, b, _, Readers::Informers)) if same_bytes(b, stored) => {
+            Some((_, b, _, Readers::Informers { status_of })) if same_bytes(b, stored) => {
+                let status_of = *status_of;
                 let (_, _, obj, _) = inner.objects.remove(key)?;
-                Some(KeptObject(obj))
+                Some(KeptObject(obj, status_of))
             }
             _ => None,
         }
@@ -283,14 +284,17 @@ pub enum Readers {
     /// kubelet's status write), and the informers before it.
     NextWrite,
     /// The informers alone: the first to decode it takes it (a status write's, which no write
-    /// follows soon; a later write may still take it first).
-    Informers,
+    /// follows soon; a later write may still take it first). `status_of`: the revision of
+    /// the object this one differs from only in its status, resourceVersion and
+    /// managedFields, when the write changed nothing else (a pod's status write), so that an
+    /// informer holding that revision decodes the status alone.
+    Informers { status_of: Option<i64> },
 }
 
 /// An object the API server keeps as the store holds it: what parsing the stored bytes gives,
 /// except that it may lack its resourceVersion or have an older one, and may lack its
 /// managedFields (which stay text until a write takes the object).
-pub struct KeptObject(Arc<Kept>);
+pub struct KeptObject(Arc<Kept>, Option<i64>);
 
 impl KeptObject {
     pub fn value(&self) -> &Value {
@@ -298,6 +302,13 @@ impl KeptObject {
             Kept::Whole(v) => v,
             Kept::Created { object, .. } => object,
         }
+    }
+
+    /// The revision of the object this one differs from only in its status (and
+    /// resourceVersion and managedFields), when the write that kept it says so
+    /// ([`Readers::Informers`]).
+    pub fn status_of(&self) -> Option<i64> {
+        self.1
     }
 }
 
@@ -543,7 +554,12 @@ mod tests {
         let (b5, o5) = obj(5);
         let (b6, o6) = obj(6);
         r.put("/w".into(), b5.clone(), o5.clone(), Readers::NextWrite);
-        r.put("/i".into(), b6.clone(), o6.clone(), Readers::Informers);
+        r.put(
+            "/i".into(),
+            b6.clone(),
+            o6.clone(),
+            Readers::Informers { status_of: None },
+        );
         assert!(r.peek("/w", &b6).is_none());
         assert!(r.peek("/i", &b5).is_none());
         assert_eq!(r.len(), 2);

@@ -24,6 +24,7 @@ use parking_lot::{Mutex, RwLock};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use skiff_apiserver::ApiServer;
+use skiff_core::meta::Fields as _;
 use skiff_core::registry::{self, Resource};
 use skiff_store::{DynStore, EventKind, KeyValue, ListOptions, ReadAt, Revision};
 use tokio::sync::broadcast;
@@ -53,6 +54,14 @@ pub trait Object:
     /// the cache keeps objects long. Beyond the metadata's lists, for the kinds kept by the
     /// thousand (pods).
     fn fit_lists(&mut self) {}
+
+    /// `old` with `status` (its JSON; `None`: absent) in place of its status, for a write that
+    /// changed nothing else ([`skiff_apiserver::recent::KeptObject::status_of`]): the rest is copied
+    /// instead of decoded again. `None` for kinds without the shortcut, or a status that does
+    /// not decode (the whole object is decoded then, and reports it).
+    fn with_status(_old: &Self, _status: Option<&serde_json::Value>) -> Option<Self> {
+        None
+    }
 }
 
 macro_rules! objects {
@@ -136,6 +145,18 @@ impl Object for core::Pod {
             fit_some(&mut status.host_ips);
             fit_some(&mut status.pod_ips);
         }
+    }
+
+    fn with_status(old: &Self, status: Option<&serde_json::Value>) -> Option<Self> {
+        let status = match status {
+            Some(v) => Some(serde::Deserialize::deserialize(v).ok()?),
+            None => None,
+        };
+        Some(core::Pod {
+            metadata: old.metadata.clone(),
+            spec: old.spec.clone(),
+            status,
+        })
     }
 }
 
@@ -737,7 +758,14 @@ impl<K: Object> Informer<K> {
             for ev in batch? {
                 match ev.kind {
                     EventKind::Put => {
-                        if let Some(o) = decode::<K>(&ev.kv, kept) {
+                        let obj = kept.and_then(|api| api.kept_object(&ev.kv.key, &ev.kv.value));
+                        // Only a write that changed the status alone needs the cached copy.
+                        let cached = obj
+                            .as_ref()
+                            .and_then(|o| o.status_of())
+                            .and_then(|_| namespace_and_name(&ev.kv.key, prefix))
+                            .and_then(|(ns, name)| self.get(Some(ns), name));
+                        if let Some(o) = decode_kept::<K>(&ev.kv, obj, cached.as_deref()) {
                             self.put(o);
                         }
                     }
@@ -777,7 +805,34 @@ fn namespace_and_name<'a>(key: &'a str, prefix: &str) -> Option<(&'a str, &'a st
 /// its binding are kept for their next write, a status write's pod for the informers, by the
 /// in-process writers that make them); others are parsed.
 fn decode<K: Object>(kv: &KeyValue, kept: Option<&ApiServer>) -> Option<K> {
-    let decoded = match kept.and_then(|api| api.kept_object(&kv.key, &kv.value)) {
+    decode_kept(
+        kv,
+        kept.and_then(|api| api.kept_object(&kv.key, &kv.value)),
+        None,
+    )
+}
+
+/// [`decode`] with the kept object already looked up; with `cached`, the informer's copy of
+/// the object, whose status alone is decoded when the kept object differs from it only there.
+fn decode_kept<K: Object>(
+    kv: &KeyValue,
+    kept: Option<skiff_apiserver::recent::KeptObject>,
+    cached: Option<&K>,
+) -> Option<K> {
+    if let (Some(obj), Some(old)) = (&kept, cached) {
+        let same_base = obj.status_of().is_some_and(|base| {
+            old.metadata().resource_version.as_deref() == Some(base.to_string().as_str())
+        });
+        if let Some(mut o) = same_base
+            .then(|| K::with_status(old, obj.value().field("status")))
+            .flatten()
+        {
+            o.metadata_mut().resource_version = Some(kv.mod_revision.to_string());
+            o.fit_lists();
+            return Some(o);
+        }
+    }
+    let decoded = match kept {
         Some(obj) => crate::trim::from_value_without_managed_fields::<K>(obj.value()),
         None => {
             let trimmed = skiff_core::meta::without_managed_fields(&kv.value);
@@ -1329,7 +1384,10 @@ mod tests {
             .await
             .unwrap();
         let bound = check("bound").await;
-        assert_eq!(bound.spec.unwrap().node_name.as_deref(), Some("node-1"));
+        assert_eq!(
+            bound.spec.as_ref().unwrap().node_name.as_deref(),
+            Some("node-1")
+        );
         assert_eq!(
             bound.metadata.resource_version,
             Some(format!("{}", made.revision + 1))
@@ -1344,10 +1402,58 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(rev, Some(made.revision + 2));
-        let running = check("status written").await;
-        assert_eq!(running.status.unwrap().pod_ip.as_deref(), Some("10.42.0.9"));
-        let (kv, _) = store.get(&key, ReadAt::Latest).await.unwrap();
-        assert!(api.kept_object(&key, &kv.unwrap().value).is_none());
+        // It differs from the bound pod only in its status: an informer holding the bound
+        // pod decodes the status alone, to what parsing the stored bytes gives.
+        let status_written = |cached: Pod, status_of: i64| {
+            let (store, api, key) = (store.clone(), api.clone(), key.clone());
+            async move {
+                let (kv, _) = store.get(&key, ReadAt::Latest).await.unwrap();
+                let kv = kv.unwrap();
+                let obj = api.kept_object(&key, &kv.value).expect("kept");
+                assert_eq!(obj.status_of(), Some(status_of));
+                let parsed: Pod = decode(&kv, None).unwrap();
+                let renewed: Pod = decode_kept(&kv, Some(obj), Some(&cached)).unwrap();
+                assert_eq!(renewed, parsed);
+                // Taken by the first informer.
+                assert!(api.kept_object(&key, &kv.value).is_none());
+                renewed
+            }
+        };
+        let running = status_written(bound.clone(), made.revision + 1).await;
+        assert_eq!(
+            running.status.as_ref().unwrap().pod_ip.as_deref(),
+            Some("10.42.0.9")
+        );
+        // Conditions and container states; then a copy at another revision than the one the
+        // write changed is decoded whole, still to the same.
+        let status = serde_json::json!({"phase": "Running", "podIP": "10.42.0.9",
+            "conditions": [{"type": "Ready", "status": "True",
+                "lastTransitionTime": "2026-11-29T05:00:00Z"}],
+            "containerStatuses": [{"name": "c", "ready": true, "restartCount": 0,
+                "image": "nginx:1.27", "imageID": "", "state": {"running":
+                    {"startedAt": "2026-11-29T05:00:00Z"}}}]});
+        kubelet
+            .replace_status::<Pod>(Some("default"), &made.name, &made.uid, &status)
+            .await
+            .unwrap();
+        let ready = status_written(running.clone(), made.revision + 2).await;
+        assert_eq!(
+            ready
+                .status
+                .as_ref()
+                .unwrap()
+                .conditions
+                .as_ref()
+                .unwrap()
+                .len(),
+            1
+        );
+        let status = serde_json::json!({"phase": "Succeeded", "podIP": "10.42.0.9"});
+        kubelet
+            .replace_status::<Pod>(Some("default"), &made.name, &made.uid, &status)
+            .await
+            .unwrap();
+        status_written(running, made.revision + 3).await;
         // The binding left the create's entry as it was, the status write added the kubelet's
         // (both written on the managedFields text, without a tree of them).
         let pods = skiff_core::registry::lookup("", "v1", "pods").unwrap();
