@@ -597,13 +597,15 @@ impl<R: Replicated> Reconciler for Controller<R> {
         // again); otherwise a walk over every pod, which starts a new memo when one can serve.
         let generation = owner.metadata().generation.unwrap_or(0);
         let memo_serves = memo::serves(&look);
-        let remembered = if memo_serves {
-            self.memos
-                .tally(&uid, generation, &look, |k| self.pods.get_key(k))
-        } else {
-            None
+        let remembered = |look: &Look<'_>| {
+            memo_serves
+                .then(|| {
+                    self.memos
+                        .tally(&uid, generation, look, |k| self.pods.get_key(k))
+                })
+                .flatten()
         };
-        if let Some(tally) = remembered {
+        if let Some(tally) = remembered(&look) {
             walk.tally = tally;
         } else if memo_serves {
             self.memos.begin(&uid, generation);
@@ -676,13 +678,7 @@ impl<R: Replicated> Reconciler for Controller<R> {
                 .wait_for_revision_timeout(newest, Duration::from_secs(5))
                 .await;
             look.now = self.clock.now();
-            let remembered = if memo_serves {
-                self.memos
-                    .tally(&uid, generation, &look, |k| self.pods.get_key(k))
-            } else {
-                None
-            };
-            tally = remembered.unwrap_or_else(|| {
+            tally = remembered(&look).unwrap_or_else(|| {
                 let mut t = Tally::default();
                 self.pods.for_each_owned_by(&uid, |p| look.count(p, &mut t));
                 t

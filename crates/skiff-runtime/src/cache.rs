@@ -819,22 +819,20 @@ fn decode_kept<K: Object>(
     kept: Option<skiff_apiserver::recent::KeptObject>,
     cached: Option<&K>,
 ) -> Option<K> {
-    if let (Some(obj), Some(old)) = (&kept, cached) {
-        let same_base = obj.status_of().is_some_and(|base| {
-            old.metadata().resource_version.as_deref() == Some(base.to_string().as_str())
-        });
-        if let Some(mut o) = same_base
-            .then(|| K::with_status(old, obj.value().field("status")))
-            .flatten()
+    let renewed = match (&kept, cached) {
+        (Some(obj), Some(old))
+            if obj.status_of().is_some_and(|base| {
+                old.metadata().resource_version.as_deref() == Some(base.to_string().as_str())
+            }) =>
         {
-            o.metadata_mut().resource_version = Some(kv.mod_revision.to_string());
-            o.fit_lists();
-            return Some(o);
+            K::with_status(old, obj.value().field("status"))
         }
-    }
-    let decoded = match kept {
-        Some(obj) => crate::trim::from_value_without_managed_fields::<K>(obj.value()),
-        None => {
+        _ => None,
+    };
+    let decoded = match (renewed, kept) {
+        (Some(o), _) => Ok(o),
+        (None, Some(obj)) => crate::trim::from_value_without_managed_fields::<K>(obj.value()),
+        (None, None) => {
             let trimmed = skiff_core::meta::without_managed_fields(&kv.value);
             parse::<K>(trimmed.as_deref().unwrap_or(&kv.value))
         }
