@@ -267,6 +267,7 @@ pub(crate) struct Shared {
     closed: AtomicBool,
     stats: Stats,
     wal: checkpoint::WalState,
+    doorbell: writer::Doorbell,
 }
 
 impl Shared {
@@ -323,6 +324,7 @@ impl SqliteStore {
             closed: AtomicBool::new(false),
             stats: Stats::default(),
             wal: checkpoint::WalState::default(),
+            doorbell: writer::Doorbell::default(),
             opts,
         });
 
@@ -403,21 +405,30 @@ impl SqliteStore {
         self.tx.as_ref().ok_or(StoreError::Closed)
     }
 
+    /// Wakes the writer if it waits for as many queued requests as `tx` now holds.
+    fn rang(&self, tx: &mpsc::Sender<Request>) {
+        self.shared
+            .doorbell
+            .ring(|| tx.max_capacity() - tx.capacity());
+    }
+
     async fn submit(&self, op: Op) -> Result<Reply> {
         let (reply, rx) = oneshot::channel();
-        self.sender()?
-            .send(Request { op, reply })
+        let tx = self.sender()?;
+        tx.send(Request { op, reply })
             .await
             .map_err(|_| StoreError::Closed)?;
+        self.rang(tx);
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
     /// [`Self::submit`] for threads outside the runtime.
     fn submit_blocking(&self, op: Op) -> Result<Reply> {
         let (reply, rx) = oneshot::channel();
-        self.sender()?
-            .blocking_send(Request { op, reply })
+        let tx = self.sender()?;
+        tx.blocking_send(Request { op, reply })
             .map_err(|_| StoreError::Closed)?;
+        self.rang(tx);
         rx.blocking_recv().map_err(|_| StoreError::Closed)?
     }
 

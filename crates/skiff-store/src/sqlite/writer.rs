@@ -20,8 +20,9 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use bytes::Bytes;
 use rusqlite::Connection;
@@ -224,6 +225,7 @@ impl Writer {
     /// Runs until every sender is gone.
     pub(crate) fn run(self, mut rx: mpsc::Receiver<Request>) {
         let Writer { conn, state: mut w } = self;
+        w.shared.doorbell.serve(std::thread::current());
         if let Some(nice) = w.shared.opts.writer_nice {
             super::priority::set_own_nice(nice, "store writer");
         }
@@ -264,9 +266,12 @@ impl Writer {
                 if now >= deadline {
                     break;
                 }
-                if rx.is_empty() {
-                    std::thread::sleep((deadline - now).min(std::time::Duration::from_micros(50)));
-                }
+                // Asleep until the requests that double the batch are queued (the last
+                // sender rings) or the delay is up: one wake-up per commit at most.
+                let target = (last_len.max(2) * 2).min(cap);
+                w.shared
+                    .doorbell
+                    .wait(target - batch.len(), deadline - now, || rx.len());
             }
             last_len = batch.len();
             w.finish(&mut sql, &mut batch, batch_state);
@@ -274,6 +279,48 @@ impl Writer {
                 // At most a quarter of the limit (or 1 MiB) left to copy (see `checkpoint`).
                 let max_left = (limit / 4).max(1024 * 1024);
                 super::checkpoint::finish_for_restart(&conn, &w.shared.wal, max_left);
+            }
+        }
+    }
+}
+
+/// How a sender wakes the writer while it waits for its batch to fill. The writer says how
+/// many queued requests end its wait and parks; the sender whose request makes the queue that
+/// long unparks it. Polling the queue instead cost a context switch per poll, several per
+/// commit, where this costs one at most.
+#[derive(Default)]
+pub(crate) struct Doorbell {
+    /// How many queued requests end the writer's wait; 0 while it is not waiting.
+    want: AtomicUsize,
+    writer: OnceLock<std::thread::Thread>,
+}
+
+impl Doorbell {
+    /// Called by the writer thread once, before it first waits.
+    fn serve(&self, writer: std::thread::Thread) {
+        let _ = self.writer.set(writer);
+    }
+
+    /// The writer waits until `queued()` is at least `want` or `timeout` has passed (or
+    /// sooner: the caller checks again).
+    fn wait(&self, want: usize, timeout: Duration, queued: impl Fn() -> usize) {
+        if want == 0 {
+            return;
+        }
+        self.want.store(want, Ordering::SeqCst);
+        // A request queued before the store above was not rung for: counted here.
+        if queued() < want {
+            std::thread::park_timeout(timeout);
+        }
+        self.want.store(0, Ordering::SeqCst);
+    }
+
+    /// Called by a sender after queueing a request, with the queue's length then.
+    pub(crate) fn ring(&self, queued: impl FnOnce() -> usize) {
+        let want = self.want.load(Ordering::SeqCst);
+        if want != 0 && queued() >= want && self.want.swap(0, Ordering::SeqCst) != 0 {
+            if let Some(t) = self.writer.get() {
+                t.unpark();
             }
         }
     }
@@ -1045,5 +1092,67 @@ mod tests {
             .map(|kv| kv.key)
             .collect();
         assert_eq!(keys, ["/f/after", "/f/existing"]);
+    }
+}
+
+#[cfg(test)]
+mod doorbell_tests {
+    use super::Doorbell;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    /// A writer waiting for two requests and a queue filled by a second thread.
+    fn waiting_writer(
+        queued: Arc<AtomicUsize>,
+        timeout: Duration,
+    ) -> (Arc<Doorbell>, std::thread::JoinHandle<Duration>) {
+        let bell = Arc::new(Doorbell::default());
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let b = bell.clone();
+        let writer = std::thread::spawn(move || {
+            b.serve(std::thread::current());
+            ready_tx.send(()).unwrap();
+            let start = Instant::now();
+            // As the writer: parks may end early, so it looks again.
+            while queued.load(Ordering::SeqCst) < 2 && start.elapsed() < timeout {
+                b.wait(2, timeout.saturating_sub(start.elapsed()), || {
+                    queued.load(Ordering::SeqCst)
+                });
+            }
+            start.elapsed()
+        });
+        ready_rx.recv().unwrap();
+        (bell, writer)
+    }
+
+    #[test]
+    fn the_request_that_fills_the_batch_wakes_the_writer() {
+        let queued = Arc::new(AtomicUsize::new(0));
+        let (bell, writer) = waiting_writer(queued.clone(), Duration::from_secs(60));
+        // Give the writer time to park (it also wakes if it has not yet).
+        std::thread::sleep(Duration::from_millis(50));
+        queued.store(1, Ordering::SeqCst);
+        bell.ring(|| queued.load(Ordering::SeqCst));
+        queued.store(2, Ordering::SeqCst);
+        bell.ring(|| queued.load(Ordering::SeqCst));
+        // Without the ring the writer would sleep out its minute.
+        assert!(writer.join().unwrap() < Duration::from_secs(30));
+    }
+
+    #[test]
+    fn a_waiting_writer_sleeps_out_its_timeout_when_no_one_rings() {
+        let queued = Arc::new(AtomicUsize::new(0));
+        let timeout = Duration::from_millis(200);
+        let (_bell, writer) = waiting_writer(queued, timeout);
+        assert!(writer.join().unwrap() >= timeout);
+    }
+
+    #[test]
+    fn ringing_with_no_one_waiting_is_a_no_op() {
+        let bell = Doorbell::default();
+        bell.ring(|| unreachable!("no wait: the queue is not looked at"));
+        bell.serve(std::thread::current());
+        bell.ring(|| unreachable!("no wait: the queue is not looked at"));
     }
 }
