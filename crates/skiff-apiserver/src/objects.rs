@@ -781,13 +781,15 @@ impl ApiServer {
     /// `edit` returns the top-level members it changed and how ([`Edit`]): the stored text of
     /// the result is the old text with only those written again. The object written goes to
     /// the kept objects (before the write, see [`Recent`](crate::recent)) for the next write of
-    /// it, such as the kubelet's status write after the scheduler's binding.
+    /// it, such as the kubelet's status write after the scheduler's binding, and for `readers`
+    /// of the revision it was edited from.
     pub async fn edit_internal_kept<F>(
         &self,
         res: &'static Resource,
         namespace: Option<&str>,
         name: &str,
         dry_run: bool,
+        readers: impl Fn(i64) -> Readers,
         mut edit: F,
     ) -> Result<(), ApiError>
     where
@@ -842,7 +844,7 @@ impl ApiServer {
                         kv.mod_revision,
                         b,
                         (obj, managed_fields),
-                        Readers::NextWrite,
+                        readers(kv.mod_revision),
                     )
                     .await?
                 {

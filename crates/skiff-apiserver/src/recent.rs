@@ -227,10 +227,13 @@ impl Recent {
             Some((_, b, obj, Readers::NextWrite)) if same_bytes(b, stored) => {
                 Some(KeptObject(obj.clone(), None))
             }
+            Some((_, b, obj, Readers::Binding { bound_of })) if same_bytes(b, stored) => {
+                Some(KeptObject(obj.clone(), Some(Delta::Binding(*bound_of))))
+            }
             Some((_, b, _, Readers::Informers { status_of })) if same_bytes(b, stored) => {
-                let status_of = *status_of;
+                let delta = status_of.map(Delta::Status);
                 let (_, _, obj, _) = inner.objects.remove(key)?;
-                Some(KeptObject(obj, status_of))
+                Some(KeptObject(obj, delta))
             }
             _ => None,
         }
@@ -289,12 +292,36 @@ pub enum Readers {
     /// managedFields, when the write changed nothing else (a pod's status write), so that an
     /// informer holding that revision decodes the status alone.
     Informers { status_of: Option<i64> },
+    /// As [`Readers::NextWrite`], for a pod's binding: `bound_of` is the revision of the pod
+    /// this one differs from only in `spec.nodeName`, its status, resourceVersion and
+    /// managedFields, so that an informer holding that revision decodes the status alone and
+    /// sets the node name.
+    Binding { bound_of: i64 },
+}
+
+/// How a kept object differs from an earlier revision of it, besides its resourceVersion and
+/// managedFields, when the write that kept it says so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delta {
+    /// Only in its status (a pod's status write).
+    Status(i64),
+    /// Only in `spec.nodeName` and its status (a pod's binding).
+    Binding(i64),
+}
+
+impl Delta {
+    /// The revision the object differs from.
+    pub fn base(self) -> i64 {
+        match self {
+            Delta::Status(rev) | Delta::Binding(rev) => rev,
+        }
+    }
 }
 
 /// An object the API server keeps as the store holds it: what parsing the stored bytes gives,
 /// except that it may lack its resourceVersion or have an older one, and may lack its
 /// managedFields (which stay text until a write takes the object).
-pub struct KeptObject(Arc<Kept>, Option<i64>);
+pub struct KeptObject(Arc<Kept>, Option<Delta>);
 
 impl KeptObject {
     pub fn value(&self) -> &Value {
@@ -304,10 +331,9 @@ impl KeptObject {
         }
     }
 
-    /// The revision of the object this one differs from only in its status (and
-    /// resourceVersion and managedFields), when the write that kept it says so
-    /// ([`Readers::Informers`]).
-    pub fn status_of(&self) -> Option<i64> {
+    /// How this object differs from an earlier revision of it, when the write that kept it
+    /// says so ([`Readers::Informers`], [`Readers::Binding`]).
+    pub fn delta(&self) -> Option<Delta> {
         self.1
     }
 }

@@ -1034,8 +1034,10 @@ impl ApiServer {
         dry_run: bool,
     ) -> Result<(), ApiError> {
         let res = registry::lookup("", "v1", "pods").expect("pods");
-        // The kubelet's status write reads the pod next: the bound pod is kept for it.
-        self.edit_internal_kept(res, ns, name, dry_run, |cur| {
+        // The kubelet's status write reads the pod next: the bound pod is kept for it, and
+        // for the informers, which need decode only its status.
+        let readers = |bound_of| crate::recent::Readers::Binding { bound_of };
+        self.edit_internal_kept(res, ns, name, dry_run, readers, |cur| {
                 if let Some(want) = uid.filter(|u| !u.is_empty()) {
                     let have = meta::uid(cur);
                     if want != have {

@@ -23,6 +23,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use parking_lot::{Mutex, RwLock};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use skiff_apiserver::recent::Delta;
 use skiff_apiserver::ApiServer;
 use skiff_core::meta::Fields as _;
 use skiff_core::registry::{self, Resource};
@@ -55,11 +56,11 @@ pub trait Object:
     /// thousand (pods).
     fn fit_lists(&mut self) {}
 
-    /// `old` with `status` (its JSON; `None`: absent) in place of its status, for a write that
-    /// changed nothing else ([`skiff_apiserver::recent::KeptObject::status_of`]): the rest is copied
-    /// instead of decoded again. `None` for kinds without the shortcut, or a status that does
-    /// not decode (the whole object is decoded then, and reports it).
-    fn with_status(_old: &Self, _status: Option<&serde_json::Value>) -> Option<Self> {
+    /// `old` with what a write changed taken from `new` (the written object's JSON), for a
+    /// write that changed nothing else ([`Delta`]): its status, and for a binding its node name
+    /// too. The rest is copied instead of decoded again. `None` for kinds without the shortcut,
+    /// or a part that does not decode (the whole object is decoded then, and reports it).
+    fn renewed(_old: &Self, _delta: Delta, _new: &serde_json::Value) -> Option<Self> {
         None
     }
 }
@@ -147,14 +148,19 @@ impl Object for core::Pod {
         }
     }
 
-    fn with_status(old: &Self, status: Option<&serde_json::Value>) -> Option<Self> {
-        let status = match status {
+    fn renewed(old: &Self, delta: Delta, new: &serde_json::Value) -> Option<Self> {
+        let status = match new.field("status") {
             Some(v) => Some(serde::Deserialize::deserialize(v).ok()?),
             None => None,
         };
+        let mut spec = old.spec.clone();
+        if let Delta::Binding(_) = delta {
+            let node = new.at("spec").field("nodeName")?.as_str()?;
+            spec.as_mut()?.node_name = Some(node.to_string());
+        }
         Some(core::Pod {
             metadata: old.metadata.clone(),
-            spec: old.spec.clone(),
+            spec,
             status,
         })
     }
@@ -762,7 +768,7 @@ impl<K: Object> Informer<K> {
                         // Only a write that changed the status alone needs the cached copy.
                         let cached = obj
                             .as_ref()
-                            .and_then(|o| o.status_of())
+                            .and_then(|o| o.delta())
                             .and_then(|_| namespace_and_name(&ev.kv.key, prefix))
                             .and_then(|(ns, name)| self.get(Some(ns), name));
                         if let Some(o) = decode_kept::<K>(&ev.kv, obj, cached.as_deref()) {
@@ -813,20 +819,20 @@ fn decode<K: Object>(kv: &KeyValue, kept: Option<&ApiServer>) -> Option<K> {
 }
 
 /// [`decode`] with the kept object already looked up; with `cached`, the informer's copy of
-/// the object, whose status alone is decoded when the kept object differs from it only there.
+/// the object, of which only what the write changed is decoded when the kept object says what
+/// that is ([`Delta`]) and the copy is the revision it changed.
 fn decode_kept<K: Object>(
     kv: &KeyValue,
     kept: Option<skiff_apiserver::recent::KeptObject>,
     cached: Option<&K>,
 ) -> Option<K> {
     let renewed = match (&kept, cached) {
-        (Some(obj), Some(old))
-            if obj.status_of().is_some_and(|base| {
-                old.metadata().resource_version.as_deref() == Some(base.to_string().as_str())
-            }) =>
-        {
-            K::with_status(old, obj.value().field("status"))
-        }
+        (Some(obj), Some(old)) => obj
+            .delta()
+            .filter(|d| {
+                old.metadata().resource_version.as_deref() == Some(d.base().to_string().as_str())
+            })
+            .and_then(|d| K::renewed(old, d, obj.value())),
         _ => None,
     };
     let decoded = match (renewed, kept) {
@@ -1377,11 +1383,24 @@ mod tests {
             }
         };
         let created = check("created").await;
-        assert!(created.spec.unwrap().node_name.is_none());
+        assert!(created.spec.as_ref().unwrap().node_name.is_none());
         api.bind_pod(Some("default"), &made.name, "node-1", false)
             .await
             .unwrap();
         let bound = check("bound").await;
+        // The binding changed only the created pod's node name and status, and its kept object
+        // says so: an informer holding the created pod decodes the status alone and sets the
+        // node name, to what parsing the stored bytes gives. The object stays kept for the
+        // kubelet's status write.
+        {
+            let (kv, _) = store.get(&key, ReadAt::Latest).await.unwrap();
+            let kv = kv.unwrap();
+            let obj = api.kept_object(&key, &kv.value).expect("kept");
+            assert_eq!(obj.delta(), Some(Delta::Binding(made.revision)));
+            let renewed: Pod = decode_kept(&kv, Some(obj), Some(&created)).unwrap();
+            assert_eq!(renewed, bound);
+            assert!(api.kept_object(&key, &kv.value).is_some());
+        }
         assert_eq!(
             bound.spec.as_ref().unwrap().node_name.as_deref(),
             Some("node-1")
@@ -1408,7 +1427,7 @@ mod tests {
                 let (kv, _) = store.get(&key, ReadAt::Latest).await.unwrap();
                 let kv = kv.unwrap();
                 let obj = api.kept_object(&key, &kv.value).expect("kept");
-                assert_eq!(obj.status_of(), Some(status_of));
+                assert_eq!(obj.delta(), Some(Delta::Status(status_of)));
                 let parsed: Pod = decode(&kv, None).unwrap();
                 let renewed: Pod = decode_kept(&kv, Some(obj), Some(&cached)).unwrap();
                 assert_eq!(renewed, parsed);
