@@ -1035,7 +1035,7 @@ impl ApiServer {
     ) -> Result<(), ApiError> {
         let res = registry::lookup("", "v1", "pods").expect("pods");
         // The kubelet's status write reads the pod next: the bound pod is kept for it, and
-        // for the informers, which need decode only its status.
+        // for the informers, which then decode only its status and node name.
         let readers = |bound_of| crate::recent::Readers::Binding { bound_of };
         self.edit_internal_kept(res, ns, name, dry_run, readers, |cur| {
                 if let Some(want) = uid.filter(|u| !u.is_empty()) {

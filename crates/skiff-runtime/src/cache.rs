@@ -765,7 +765,8 @@ impl<K: Object> Informer<K> {
                 match ev.kind {
                     EventKind::Put => {
                         let obj = kept.and_then(|api| api.kept_object(&ev.kv.key, &ev.kv.value));
-                        // Only a write that changed the status alone needs the cached copy.
+                        // Only a write that says what it changed (a pod's status write or
+                        // binding) needs the cached copy.
                         let cached = obj
                             .as_ref()
                             .and_then(|o| o.delta())
