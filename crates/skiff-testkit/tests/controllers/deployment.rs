@@ -1000,10 +1000,14 @@ async fn a_hash_collision_bumps_collision_count_and_picks_another_name() {
     )
     .await
     .unwrap();
+    // The Deployment is read after its ReplicaSet is seen: the collision count is written
+    // before the ReplicaSet under the new name is created, so a read before could miss it.
     let d = eventually(LIMIT, "a ReplicaSet under another name", || async {
-        let d = deps.get("web").await.ok()?;
         let ours = sets_of(&second, "web").await;
-        (ours.len() == 1 && ours[0].metadata.name.as_deref() != Some(taken.as_str())).then_some(d)
+        if ours.len() != 1 || ours[0].metadata.name.as_deref() == Some(taken.as_str()) {
+            return None;
+        }
+        deps.get("web").await.ok()
     })
     .await;
     assert_eq!(d.status.unwrap().collision_count, Some(1));
