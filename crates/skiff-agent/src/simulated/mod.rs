@@ -81,8 +81,14 @@ fn first_heartbeats(i: usize, count: usize, now: Instant, renew: Duration) -> (I
         now + STATUS_REPORT.mul_f64(0.5 + share / 2.0),
     )
 }
-/// Pod workers.
-const POD_WORKERS: usize = 32;
+/// Pod workers: how many pods' status writes may wait for their commit at once. Each kubelet
+/// writes its own pods' statuses, so a thousand nodes' kubelets have as many writes in flight
+/// as there are nodes with pods starting; a small pool made them queue behind each other's
+/// commits instead. With 32, the last pods of a 10,000-replica rollout on 1,000 nodes came
+/// Ready 200-350 ms after the last was created, as the pool drained a backlog of a thousand
+/// and more status writes 32 commits at a time; with 128, 25-45 ms (`skiff bench --only
+/// rollout`, docs/architecture.md, session 22).
+const POD_WORKERS: usize = 128;
 
 /// How simulated nodes are made (`--fake-nodes`, `--fake-node-capacity`, …).
 #[derive(Debug, Clone)]

@@ -19,6 +19,10 @@ use crate::scenarios::create::{create_bodies, CreateOutcome, CreatePlan};
 
 /// How often progress is read.
 const POLL: Duration = Duration::from_millis(100);
+/// How often a rollout's Deployment is read: each of its two times is known to within this
+/// (±1 % of a rollout of a second); one GET of one object, so the reads cost the server
+/// little.
+pub(crate) const ROLLOUT_POLL: Duration = Duration::from_millis(10);
 /// How often the scheduler's count of persisted bindings is read during a burst: each end of
 /// the binding window is known to within this (plus one `/metrics` round trip), so it bounds
 /// how finely the binding ÷ create ratio can be read (5 ms of a 3 s window: ±0.2 %).
@@ -93,7 +97,7 @@ pub(crate) async fn rollout(
             "{} of {replicas} replicas ready after {limit:?}",
             count_at(&v, "/status/readyReplicas")
         );
-        tokio::time::sleep(POLL).await;
+        tokio::time::sleep(ROLLOUT_POLL).await;
     }
 }
 
