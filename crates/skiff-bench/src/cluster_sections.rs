@@ -33,6 +33,11 @@ pub(crate) struct ClusterFigures {
     pub memory: Result<(Memory, Memory), String>,
 }
 
+/// Whether `ratio`, read as the report shows it (two decimals), is at least `goal`.
+fn at_least_as_shown(ratio: f64, goal: f64) -> bool {
+    (ratio * 100.0).round() / 100.0 >= goal
+}
+
 /// Section 6: a Deployment rolled out on simulated nodes.
 pub(crate) fn rollout_section(f: &ClusterFigures, api_creates_per_sec: Option<f64>) -> Section {
     let mut section = Section {
@@ -86,8 +91,7 @@ pub(crate) fn rollout_section(f: &ClusterFigures, api_creates_per_sec: Option<f6
             ]);
             if created_rate > 0.0 {
                 let ratio = ready_rate / created_rate;
-                // Read as shown, to two decimals.
-                let met = (ratio * 100.0).round() / 100.0 >= GOAL_READY_TO_CREATE;
+                let met = at_least_as_shown(ratio, GOAL_READY_TO_CREATE);
                 table.row(vec![
                     "Ready per second ÷ API creates per second".into(),
                     format!("{ratio:.2}"),
@@ -185,9 +189,9 @@ pub(crate) fn scheduler_section(f: &ClusterFigures) -> Section {
                         ("—".into(), "—".into(), None, "—".into(), "—".into())
                     }
                 };
-                // The verdict reads the ratio as shown, to two decimals (the counter's
-                // readings time each end of a window of seconds to within one sample).
-                let ratio_met = ratio.map(|r| (r * 100.0).round() / 100.0 >= 1.0);
+                // The counter's readings time each end of a window of seconds to within one
+                // sample.
+                let ratio_met = ratio.map(|r| at_least_as_shown(r, 1.0));
                 let ratio_verdict = match ratio_met {
                     Some(met) => verdict(met).to_string(),
                     None => "not measured".into(),
