@@ -102,7 +102,8 @@ struct Inner {
     /// (foldhash, seeded per process: every write and every informer decode looks here.)
     objects: HashMap<String, (u64, Bytes, Arc<Kept>, Readers), foldhash::fast::RandomState>,
     /// Keys in the order they were put, with their entry's number (entries taken or replaced
-    /// since stay here until they reach the front).
+    /// since stay here until they reach the front, or until they are twice the capacity and
+    /// are dropped together).
     order: VecDeque<(String, u64)>,
     /// The next entry's number.
     next: u64,
@@ -166,6 +167,13 @@ impl Recent {
                 dropped.push(old);
             }
             while inner.objects.len() > capacity || inner.order.len() > 2 * capacity {
+                if inner.objects.len() <= capacity {
+                    // Only the places of entries taken or replaced since are too many: drop
+                    // those (once per `capacity` puts at most), not the oldest live entry.
+                    let Inner { objects, order, .. } = &mut *inner;
+                    order.retain(|(k, n)| objects.get(k).is_some_and(|e| e.0 == *n));
+                    break;
+                }
                 let Some((k, n)) = inner.order.pop_front() else {
                     break;
                 };
@@ -642,6 +650,26 @@ mod tests {
             Some(with_rev(obj(99).1, 99))
         );
         assert!(r.inner.lock().order.len() <= 6);
+    }
+
+    /// An entry waiting for its next write stays while the others come and are taken, however
+    /// many: only more live entries than the capacity push it out.
+    #[test]
+    fn taken_entries_do_not_push_out_a_waiting_one() {
+        let r = Recent::new(3);
+        let (b, o) = obj(1);
+        r.put("/waiting".into(), b.clone(), o.clone(), Readers::NextWrite);
+        for i in 10..100 {
+            let (bi, oi) = obj(i);
+            let key = format!("/k{i}");
+            r.put(key.clone(), bi.clone(), oi, Readers::NextWrite);
+            assert!(r.take(&key, &kv(&key, &bi, i)).is_some());
+        }
+        assert!(r.inner.lock().order.len() <= 6);
+        assert_eq!(
+            r.take("/waiting", &kv("/waiting", &b, 1)),
+            Some(with_rev(o, 1))
+        );
     }
 
     /// A bootstrapped server on a fresh store (the directory lives as long as the store).
