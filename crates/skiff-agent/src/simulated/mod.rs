@@ -85,8 +85,8 @@ fn first_heartbeats(i: usize, count: usize, now: Instant, renew: Duration) -> (I
 /// writes its own pods' statuses, so a thousand nodes' kubelets have as many writes in flight
 /// as there are nodes with pods starting; a small pool made them queue behind each other's
 /// commits instead. With 32, the last pods of a 10,000-replica rollout on 1,000 nodes came
-/// Ready 200-350 ms after the last was created, as the pool drained a backlog of a thousand
-/// and more status writes 32 commits at a time; with 128, 25-45 ms (`skiff bench --only
+/// Ready 180-360 ms after the last was created, as the pool drained a backlog of a thousand
+/// and more status writes 32 commits at a time; with 128, 20-50 ms (`skiff bench --only
 /// rollout`, docs/architecture.md, session 22).
 const POD_WORKERS: usize = 128;
 
