@@ -30,22 +30,6 @@ endpoint_ips() {
     grep -v '^$' | sort | tr '\n' ' '
 }
 
-# eventually_eq "description" expected command...: retries for up to 30 s.
-eventually_eq() {
-  local desc=$1 want=$2
-  shift 2
-  local out
-  for _ in $(seq 1 150); do
-    out=$("$@" 2>&1)
-    if [ "$out" = "$want" ]; then
-      pass "$desc"
-      return 0
-    fi
-    sleep 0.2
-  done
-  fail "$desc" "wanted '$want', got: '$out'"
-}
-
 # --- blue/green ---
 EX=examples/blue-green
 check "apply blue, green and the Service" "service/shop created" \

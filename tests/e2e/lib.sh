@@ -91,6 +91,23 @@ check_eq() {
   fi
 }
 
+# eventually_eq "description" expected command...: retries for up to 30 s until stdout equals
+# expected (controllers and simulated kubelets act a moment after the write that asks them).
+eventually_eq() {
+  local desc=$1 want=$2
+  shift 2
+  local out
+  for _ in $(seq 1 150); do
+    out=$("$@" 2>&1)
+    if [ "$out" = "$want" ]; then
+      pass "$desc"
+      return 0
+    fi
+    sleep 0.2
+  done
+  fail "$desc" "wanted '$want', got: '$out'"
+}
+
 # check_fails "description" expected-regex command...: the command must fail and print it.
 check_fails() {
   local desc=$1 want=$2

@@ -13,23 +13,6 @@ trap cleanup EXIT
 start_server --fake-nodes 3 || exit 1
 check "three simulated nodes become Ready" "condition met" k wait --for=condition=Ready nodes --all --timeout=30s
 
-# eventually_eq "description" expected command...: retries for up to 30 s until stdout equals
-# expected.
-eventually_eq() {
-  local desc=$1 want=$2
-  shift 2
-  local out
-  for _ in $(seq 1 150); do
-    out=$("$@" 2>&1)
-    if [ "$out" = "$want" ]; then
-      pass "$desc"
-      return 0
-    fi
-    sleep 0.2
-  done
-  fail "$desc" "wanted '$want', got: '$out'"
-}
-
 jp() {
   k get "$1" -o "jsonpath=$2"
 }
