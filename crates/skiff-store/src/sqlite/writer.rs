@@ -240,6 +240,8 @@ impl Writer {
             batch.push(first);
             let deadline = std::time::Instant::now() + delay;
             let mut batch_state = Batch::new(w.counters);
+            // The batch that ends the wait below: twice the last one, at most `cap`.
+            let target = (last_len.max(2) * 2).min(cap);
             loop {
                 while batch.len() < cap {
                     match rx.try_recv() {
@@ -259,7 +261,7 @@ impl Writer {
                 // for their answer rarely double a batch, so under load the writer mostly
                 // waits the whole delay: fewer, larger commits (each costs a WAL write and an
                 // fsync, far more than a row) for at most `commit_delay` more latency.
-                if last_len < 2 || batch.len() >= cap || batch.len() >= last_len.max(2) * 2 {
+                if last_len < 2 || batch.len() >= target {
                     break;
                 }
                 let now = std::time::Instant::now();
@@ -268,7 +270,6 @@ impl Writer {
                 }
                 // Asleep until the requests that double the batch are queued (the last
                 // sender rings) or the delay is up: one wake-up per commit at most.
-                let target = (last_len.max(2) * 2).min(cap);
                 w.shared
                     .doorbell
                     .wait(target - batch.len(), deadline - now, || rx.len());
